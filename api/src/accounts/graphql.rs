@@ -1,0 +1,206 @@
+//! GraphQL adapters for accounts: parse, call the service, map the result.
+use super::service::{AccountService, SignedIn};
+use crate::{
+    db::{data, RequestScope},
+    error::AppError,
+};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use entity::users;
+use std::sync::Arc;
+
+/// An account's role.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+pub enum UserRole {
+    /// A customer.
+    User,
+    /// Support staff.
+    Support,
+    /// An administrator.
+    Admin,
+}
+
+/// The plan an account is on.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+pub enum PlanCode {
+    /// No subscription.
+    Free,
+    /// Starter subscription.
+    Starter,
+    /// Pro subscription.
+    Pro,
+    /// Scale subscription.
+    Scale,
+}
+
+/// A Plinth account.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct User {
+    /// The account's id.
+    pub id: ID,
+    /// Its e-mail address.
+    pub email: String,
+    /// Its role.
+    pub role: UserRole,
+    /// Its plan.
+    pub plan: PlanCode,
+    /// Whether the e-mail address was confirmed.
+    pub email_verified: bool,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<users::Model> for User {
+    type Error = AppError;
+
+    fn try_from(m: users::Model) -> std::result::Result<Self, AppError> {
+        let role = match m.role.as_str() {
+            "user" => UserRole::User,
+            "support" => UserRole::Support,
+            "admin" => UserRole::Admin,
+            other => return Err(AppError::Internal(anyhow::anyhow!("unknown role {other:?}"))),
+        };
+        let plan = match m.plan.as_str() {
+            "free" => PlanCode::Free,
+            "starter" => PlanCode::Starter,
+            "pro" => PlanCode::Pro,
+            "scale" => PlanCode::Scale,
+            other => return Err(AppError::Internal(anyhow::anyhow!("unknown plan {other:?}"))),
+        };
+        Ok(User {
+            id: ID(m.id.to_string()),
+            email: m.email,
+            role,
+            plan,
+            email_verified: m.email_verified_at.is_some(),
+            created_at: m.created_at.with_timezone(&Utc),
+        })
+    }
+}
+
+/// The tokens of a new session.
+#[derive(SimpleObject, Debug)]
+pub struct AuthPayload {
+    /// Biscuit access token for `Authorization: Bearer`, valid until `expiresAt`.
+    pub access_token: String,
+    /// Opaque refresh token for `refreshSession`; single use.
+    pub refresh_token: String,
+    /// When the access token expires.
+    pub expires_at: DateTime<Utc>,
+    /// The signed-in account.
+    pub user: User,
+}
+
+impl TryFrom<SignedIn> for AuthPayload {
+    type Error = AppError;
+
+    fn try_from(s: SignedIn) -> std::result::Result<Self, AppError> {
+        Ok(AuthPayload {
+            access_token: s.access_token,
+            refresh_token: s.refresh_token,
+            expires_at: s.expires_at,
+            user: s.user.try_into()?,
+        })
+    }
+}
+
+/// Input of `register`.
+#[derive(InputObject)]
+pub struct RegisterInput {
+    /// E-mail address; it becomes the sign-in name.
+    pub email: String,
+    /// At least 8 and at most 128 characters.
+    pub password: String,
+}
+
+/// Input of `login`.
+#[derive(InputObject)]
+pub struct LoginInput {
+    /// The account's e-mail address.
+    pub email: String,
+    /// Its password.
+    pub password: String,
+}
+
+/// Account queries.
+#[derive(Default)]
+pub struct AccountsQuery;
+
+#[Object]
+impl AccountsQuery {
+    /// The signed-in account; null when anonymous.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let scope = data::<RequestScope>(ctx)?;
+        let user = data::<Arc<AccountService>>(ctx)?.me(scope).await?;
+        Ok(user.map(User::try_from).transpose()?)
+    }
+}
+
+/// Account mutations.
+#[derive(Default)]
+pub struct AccountsMutation;
+
+#[Object]
+impl AccountsMutation {
+    /// Creates an account and signs it in; a verification e-mail is sent.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+        let scope = data::<RequestScope>(ctx)?;
+        let svc = data::<Arc<AccountService>>(ctx)?;
+        let signed_in = svc.register(&scope.tx, &scope.meta, &input.email, &input.password).await?;
+        Ok(signed_in.try_into()?)
+    }
+
+    /// Signs in with e-mail and password.
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+        let scope = data::<RequestScope>(ctx)?;
+        let svc = data::<Arc<AccountService>>(ctx)?;
+        let signed_in = svc.login(&scope.tx, &scope.meta, &input.email, &input.password).await?;
+        Ok(signed_in.try_into()?)
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh token.
+    async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+        let scope = data::<RequestScope>(ctx)?;
+        let svc = data::<Arc<AccountService>>(ctx)?;
+        let signed_in = svc.refresh(&scope.tx, &refresh_token).await?;
+        Ok(signed_in.try_into()?)
+    }
+
+    /// Ends the session a refresh token belongs to.
+    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
+        let scope = data::<RequestScope>(ctx)?;
+        Ok(data::<Arc<AccountService>>(ctx)?.logout(&scope.tx, &scope.meta, &refresh_token).await?)
+    }
+
+    /// Sends a new e-mail verification link to the signed-in account.
+    async fn request_email_verification(&self, ctx: &Context<'_>) -> Result<bool> {
+        let scope = data::<RequestScope>(ctx)?;
+        Ok(data::<Arc<AccountService>>(ctx)?.request_email_verification(scope).await?)
+    }
+
+    /// Confirms an e-mail address with the token from the verification link.
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> Result<bool> {
+        let scope = data::<RequestScope>(ctx)?;
+        Ok(data::<Arc<AccountService>>(ctx)?.verify_email(&scope.tx, &scope.meta, &token).await?)
+    }
+
+    /// Sends a password-reset link if the address has an account; always true.
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
+        let scope = data::<RequestScope>(ctx)?;
+        Ok(data::<Arc<AccountService>>(ctx)?.request_password_reset(&scope.tx, &scope.meta, &email).await?)
+    }
+
+    /// Sets a new password with the token from a reset link; every session ends.
+    async fn reset_password(&self, ctx: &Context<'_>, token: String, new_password: String) -> Result<bool> {
+        let scope = data::<RequestScope>(ctx)?;
+        let svc = data::<Arc<AccountService>>(ctx)?;
+        Ok(svc.reset_password(&scope.tx, &scope.meta, &token, &new_password).await?)
+    }
+
+    /// Changes the signed-in account's password; its other sessions end.
+    async fn change_password(&self, ctx: &Context<'_>, current_password: String, new_password: String) -> Result<bool> {
+        let scope = data::<RequestScope>(ctx)?;
+        let svc = data::<Arc<AccountService>>(ctx)?;
+        Ok(svc.change_password(scope, &current_password, &new_password).await?)
+    }
+}

@@ -1,0 +1,5 @@
+//! Accounts: registration, sign-in, sessions with rotating refresh tokens, e-mail
+//! verification, password reset and change.
+pub mod domain;
+pub mod graphql;
+pub mod service;

@@ -1,0 +1,2 @@
+//! The activity log: every mutation appends who did what to which object.
+pub mod service;

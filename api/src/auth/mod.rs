@@ -1,0 +1,21 @@
+//! Authentication: passwords, opaque secrets, biscuit access tokens, and turning an
+//! `Authorization` header (or a WebSocket `connection_init` payload) into a principal.
+pub mod opaque;
+pub mod password;
+pub mod tokens;
+
+use crate::{error::AppError, principal::Principal};
+use tokens::TokenService;
+
+/// Reads `Bearer <token>`: none is anonymous; anything else that does not verify is
+/// UNAUTHENTICATED (never silently anonymous, so a client learns its token is bad).
+pub fn principal_from_authorization(tokens: &TokenService, header: Option<&str>) -> Result<Principal, AppError> {
+    let Some(value) = header.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(Principal::Anonymous);
+    };
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| AppError::Unauthenticated("expected Authorization: Bearer <token>".into()))?;
+    tokens.verify(token).map(Principal::User)
+}

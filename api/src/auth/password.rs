@@ -1,0 +1,86 @@
+//! Password hashing with argon2id, always off the async runtime: one hash costs tens
+//! of milliseconds of CPU, which would stall every other request on that worker.
+use anyhow::Context;
+use argon2::{
+    password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString},
+    Algorithm, Argon2, Params, Version,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Shortest and longest accepted password, in characters. The upper bound keeps one
+/// request from buying an arbitrarily long hash.
+pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
+
+/// Hashes and verifies passwords with fixed argon2id parameters.
+#[derive(Clone)]
+pub struct Passwords {
+    params: Params,
+    /// A hash of a random password, verified when an e-mail is unknown so a failed
+    /// sign-in takes the same time whether or not the account exists.
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords").field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+impl Passwords {
+    /// Builds the hasher with `memory_kib` of argon2id memory (OWASP: 19 MiB, t=2, p=1).
+    pub fn new(memory_kib: u32) -> anyhow::Result<Self> {
+        let params = Params::new(memory_kib, 2, 1, None).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
+        let dummy_hash = hash_with(&params, uuid::Uuid::new_v4().to_string().as_bytes())?;
+        Ok(Passwords { params, dummy_hash })
+    }
+
+    /// Hashes a password (PHC string), on the blocking pool.
+    pub async fn hash(&self, password: &SecretString) -> anyhow::Result<String> {
+        let params = self.params.clone();
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || hash_with(&params, password.expose_secret().as_bytes()))
+            .await
+            .context("password hashing task")?
+    }
+
+    /// Verifies a password against a stored hash, or against the dummy hash when there
+    /// is none, on the blocking pool. Returns false for a malformed stored hash.
+    pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> anyhow::Result<bool> {
+        let known = stored.is_some();
+        let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
+        let password = password.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|parsed| Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+        .context("password verification task")?;
+        Ok(ok && known)
+    }
+}
+
+fn hash_with(params: &Params, password: &[u8]) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_the_dummy_never_matches() {
+        let p = Passwords::new(1024).unwrap();
+        let pw = SecretString::from("correct horse");
+        let h = p.hash(&pw).await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(p.verify(&pw, Some(&h)).await.unwrap());
+        assert!(!p.verify(&SecretString::from("wrong"), Some(&h)).await.unwrap());
+        assert!(!p.verify(&pw, None).await.unwrap());
+        assert!(!p.verify(&pw, Some("not a hash")).await.unwrap());
+    }
+}

@@ -1,0 +1,242 @@
+//! Access tokens: biscuits signed by the Ed25519 root key, verified against the root
+//! public key and the Datalog policies in `policies/`. A verified token's claims are
+//! cached by the token's hash until it expires, because signature checks and the
+//! Datalog run cost far more than the rest of a cheap request.
+use crate::{
+    config::Config,
+    error::AppError,
+    principal::{Role, UserClaims},
+};
+use anyhow::Context;
+use biscuit_auth::{
+    builder::{date, fact, string},
+    builder_ext::BuilderExt,
+    AuthorizerBuilder, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey,
+};
+use chrono::{DateTime, Utc};
+use lru::LruCache;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use std::{
+    num::NonZeroUsize,
+    path::Path,
+    str::FromStr,
+    sync::Mutex,
+    time::{Duration, SystemTime},
+};
+use uuid::Uuid;
+
+/// The policy files shipped with the binary, compiled in from `policies/` so the
+/// server needs no files beside it; `PLINTH_POLICIES_DIR` loads them from disk instead.
+const BUILTIN_POLICIES: &[(&str, &str)] = &[("access.datalog", include_str!("../../../policies/access.datalog"))];
+
+/// How many verified tokens to remember.
+const CACHE_SIZE: usize = 50_000;
+
+/// Limits of one authorization run, set explicitly: the library's 1 ms default time
+/// limit denies valid tokens at random on a loaded machine.
+fn limits() -> AuthorizerLimits {
+    AuthorizerLimits { max_facts: 1_000, max_iterations: 100, max_time: Duration::from_millis(50) }
+}
+
+/// Issues and verifies access tokens.
+pub struct TokenService {
+    root: KeyPair,
+    public: PublicKey,
+    policies: AuthorizerBuilder,
+    ttl: Duration,
+    cache: Mutex<LruCache<[u8; 32], UserClaims>>,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService").field("public", &self.public.to_string()).finish_non_exhaustive()
+    }
+}
+
+impl TokenService {
+    /// Loads the root key (config, else the data dir's, generated on first start in
+    /// development) and the policies.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let root = match &config.token_key {
+            Some(key) => parse_key(key.expose_secret()).context("PLINTH_TOKEN_KEY")?,
+            None if config.is_production() => anyhow::bail!("PLINTH_TOKEN_KEY is required in production"),
+            None => load_or_create_key(&config.data_dir.join("token_key"))?,
+        };
+        let policies = match std::env::var_os("PLINTH_POLICIES_DIR") {
+            Some(dir) => load_policies_dir(Path::new(&dir))?,
+            None => BUILTIN_POLICIES.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect(),
+        };
+        Self::new(root, &policies, config.access_token_ttl)
+    }
+
+    /// Builds the service from a key and policy sources (name, Datalog).
+    pub fn new(root: KeyPair, policies: &[(String, String)], ttl: Duration) -> anyhow::Result<Self> {
+        let mut builder = AuthorizerBuilder::new().set_limits(limits());
+        for (name, source) in policies {
+            builder = builder.code(source).with_context(|| format!("policy {name}"))?;
+        }
+        Ok(TokenService {
+            public: root.public(),
+            root,
+            policies: builder,
+            ttl,
+            cache: Mutex::new(LruCache::new(NonZeroUsize::new(CACHE_SIZE).expect("non-zero"))),
+        })
+    }
+
+    /// The root public key, for verifying tokens elsewhere.
+    pub fn public_key(&self) -> PublicKey {
+        self.public
+    }
+
+    /// Signs an access token for a signed-in account.
+    pub fn issue(&self, user_id: Uuid, role: Role, session_id: Uuid) -> anyhow::Result<(String, DateTime<Utc>)> {
+        let expires = SystemTime::now() + self.ttl;
+        let mut builder = Biscuit::builder()
+            .fact(fact("user", &[string(&user_id.to_string())]))?
+            .fact(fact("role", &[string(role.as_str())]))?
+            .fact(fact("session", &[string(&session_id.to_string())]))?
+            .fact(fact("expires", &[date(&expires)]))?;
+        builder = builder.check_expiration_date(expires);
+        let token = builder.build(&self.root)?.to_base64()?;
+        Ok((token, DateTime::<Utc>::from(expires)))
+    }
+
+    /// Verifies a token and returns its claims; any failure is UNAUTHENTICATED.
+    pub fn verify(&self, token: &str) -> Result<UserClaims, AppError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = Utc::now();
+        if let Some(claims) = self.cache.lock().expect("token cache").get(&key).cloned() {
+            return if claims.expires_at > now { Ok(claims) } else { Err(expired()) };
+        }
+        let claims = self.verify_uncached(token)?;
+        if claims.expires_at <= now {
+            return Err(expired());
+        }
+        self.cache.lock().expect("token cache").put(key, claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<UserClaims, AppError> {
+        let invalid = |e: biscuit_auth::error::Token| {
+            tracing::debug!(error = %e, "access token refused");
+            match e {
+                biscuit_auth::error::Token::FailedLogic(_) => {
+                    AppError::Unauthenticated("the access token is expired or not valid for this request".into())
+                }
+                _ => AppError::Unauthenticated("the access token is not valid".into()),
+            }
+        };
+        let biscuit = Biscuit::from_base64(token.trim(), self.public).map_err(invalid)?;
+        let mut authorizer = self.policies.clone().time().build(&biscuit).map_err(invalid)?;
+        authorizer.authorize().map_err(invalid)?;
+        let rows: Vec<(String, String, String, SystemTime)> = authorizer
+            .query("claims($u, $r, $s, $e) <- user($u), role($r), session($s), expires($e)")
+            .map_err(invalid)?;
+        let [(user, role, session, expires)] =
+            <[_; 1]>::try_from(rows).map_err(|_| AppError::Unauthenticated("the access token is not valid".into()))?;
+        let bad = || AppError::Unauthenticated("the access token is not valid".into());
+        Ok(UserClaims {
+            user_id: Uuid::parse_str(&user).map_err(|_| bad())?,
+            role: Role::parse(&role).ok_or_else(bad)?,
+            session_id: Uuid::parse_str(&session).map_err(|_| bad())?,
+            expires_at: DateTime::<Utc>::from(expires),
+        })
+    }
+}
+
+fn expired() -> AppError {
+    AppError::Unauthenticated("the access token has expired".into())
+}
+
+fn parse_key(s: &str) -> anyhow::Result<KeyPair> {
+    let key = PrivateKey::from_str(s.trim())
+        .map_err(|_| anyhow::anyhow!("expected an Ed25519 private key as ed25519-private/<64 hex digits>"))?;
+    Ok(KeyPair::from(&key))
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<KeyPair> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return parse_key(&existing).with_context(|| format!("reading {}", path.display()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let root = KeyPair::new();
+    write_private(path, root.private().to_prefixed_string().as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a new token signing key");
+    Ok(root)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+fn load_policies_dir(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "datalog") {
+            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            files.push((name, std::fs::read_to_string(&path)?));
+        }
+    }
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "no *.datalog policies in {}", dir.display());
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(ttl: Duration) -> TokenService {
+        let policies: Vec<_> = BUILTIN_POLICIES.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect();
+        TokenService::new(KeyPair::new(), &policies, ttl).unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_with_their_claims() {
+        let s = service(Duration::from_secs(60));
+        let (u, sid) = (Uuid::new_v4(), Uuid::new_v4());
+        let (token, exp) = s.issue(u, Role::Admin, sid).unwrap();
+        let c = s.verify(&token).unwrap();
+        assert_eq!((c.user_id, c.role, c.session_id), (u, Role::Admin, sid));
+        assert!((c.expires_at - exp).num_seconds().abs() <= 1);
+    }
+
+    #[test]
+    fn other_keys_garbage_and_expired_tokens_are_refused() {
+        let s = service(Duration::from_secs(60));
+        let other = service(Duration::from_secs(60));
+        let (token, _) = other.issue(Uuid::new_v4(), Role::User, Uuid::new_v4()).unwrap();
+        assert_eq!(s.verify(&token).unwrap_err().code(), "UNAUTHENTICATED");
+        assert_eq!(s.verify("garbage").unwrap_err().code(), "UNAUTHENTICATED");
+        let short = service(Duration::from_secs(1));
+        let (token, _) = short.issue(Uuid::new_v4(), Role::User, Uuid::new_v4()).unwrap();
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(short.verify(&token).unwrap_err().code(), "UNAUTHENTICATED");
+    }
+
+    #[test]
+    fn an_attenuated_block_cannot_claim_another_user() {
+        let s = service(Duration::from_secs(60));
+        let (token, _) = s.issue(Uuid::new_v4(), Role::User, Uuid::new_v4()).unwrap();
+        let b = Biscuit::from_base64(&token, s.public_key()).unwrap();
+        let forged = b
+            .append(biscuit_auth::builder::BlockBuilder::new().fact(fact("role", &[string("admin")])).unwrap())
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        assert_eq!(s.verify(&forged).unwrap().role, Role::User);
+    }
+}

@@ -1,0 +1,108 @@
+//! The database: pools, migrations, the embedded development cluster, and the
+//! per-request transaction that row-level security is keyed to.
+pub mod embedded;
+pub mod request;
+
+pub use migration::FINGERPRINT as SCHEMA_FINGERPRINT;
+pub use request::{data, RequestMeta, RequestScope};
+
+use crate::principal::{Principal, Role};
+use anyhow::Context;
+use migration::MigratorTrait;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
+    TransactionTrait,
+};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The runtime's login role: owns nothing, cannot bypass RLS, may only switch to the
+/// app roles.
+pub const APP_ROLE: &str = "plinth_app";
+
+/// Key of the advisory lock that serializes migrations between instances starting at once.
+const MIGRATION_LOCK: i64 = 0x706c_696e_7468; // "plinth"
+
+/// Opens the runtime pool. No ping on acquire: it is a hidden round trip per request,
+/// and a dead connection fails its first statement just as clearly.
+pub async fn connect_runtime(url: &str, pool_size: u32) -> anyhow::Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(pool_size)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .sqlx_logging(false);
+    Database::connect(opts).await.context("connecting the runtime pool to the database")
+}
+
+/// Runs pending migrations as the owner, under an advisory lock so two instances
+/// starting together do not race, then sets the runtime role's password if given.
+pub async fn migrate(owner_url: &str, app_password: Option<&str>) -> anyhow::Result<()> {
+    let mut opts = ConnectOptions::new(owner_url.to_owned());
+    opts.max_connections(1).min_connections(1).sqlx_logging(false);
+    let db = Database::connect(opts).await.context("connecting to the database as its owner")?;
+    db.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
+    let result = migration::Migrator::up(&db, None).await.context("running migrations");
+    db.execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await?;
+    result?;
+    if let Some(password) = app_password {
+        // ALTER ROLE takes no bind parameters: quote the literal (doubling quotes).
+        let literal = password.replace('\'', "''");
+        db.execute_unprepared(&format!("ALTER ROLE {APP_ROLE} PASSWORD '{literal}'"))
+            .await
+            .context("setting the runtime role's password")?;
+    }
+    db.close().await.ok();
+    Ok(())
+}
+
+/// The runtime URL derived from the owner's: same host and database, the app role.
+pub fn runtime_url(owner_url: &str, app_password: Option<&str>) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(owner_url).context("parsing DATABASE_URL")?;
+    url.set_username(APP_ROLE).map_err(|_| anyhow::anyhow!("DATABASE_URL cannot carry a user name"))?;
+    url.set_password(app_password).map_err(|_| anyhow::anyhow!("DATABASE_URL cannot carry a password"))?;
+    Ok(url.to_string())
+}
+
+/// Opens the one transaction of a request and, in a single round trip, switches it to
+/// the principal's role and user and bounds its statements' time.
+pub async fn begin(
+    pool: &DatabaseConnection,
+    principal: &Principal,
+    statement_timeout_ms: u64,
+) -> Result<DatabaseTransaction, DbErr> {
+    let tx = pool.begin().await?;
+    set_identity(&tx, principal.db_role(), principal.user_id(), Some(statement_timeout_ms)).await?;
+    Ok(tx)
+}
+
+/// Switches an open transaction to act for `user_id` with `role`: used where the
+/// identity is proven inside the request (registration, sign-in, a refresh token).
+pub async fn act_as(tx: &DatabaseTransaction, role: Role, user_id: Uuid) -> Result<(), DbErr> {
+    set_identity(tx, role.db_role(), Some(user_id), None).await
+}
+
+async fn set_identity(
+    tx: &DatabaseTransaction,
+    db_role: &str,
+    user_id: Option<Uuid>,
+    statement_timeout_ms: Option<u64>,
+) -> Result<(), DbErr> {
+    // An empty user id is what the policies read as "nobody": they match no row.
+    let user = user_id.map(|u| u.to_string()).unwrap_or_default();
+    let stmt = match statement_timeout_ms {
+        Some(ms) => Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true), \
+             set_config('statement_timeout', $3, true)",
+            [db_role.into(), user.into(), ms.to_string().into()],
+        ),
+        None => Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true)",
+            [db_role.into(), user.into()],
+        ),
+    };
+    tx.execute(stmt).await?;
+    Ok(())
+}

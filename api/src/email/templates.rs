@@ -1,0 +1,56 @@
+//! The text of each transactional e-mail. Links carry single-use tokens; the outbox
+//! row's `data` keeps only what a template needs, never a password.
+use serde_json::json;
+
+/// A rendered message.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// Template name, stored for delivery and metrics.
+    pub template: &'static str,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+    /// Structured fields of the message.
+    pub data: serde_json::Value,
+}
+
+/// Asks a new account to confirm its address.
+pub fn verify_email(public_url: &str, token: &str) -> Message {
+    let link = format!("{public_url}/verify-email?token={token}");
+    Message {
+        template: "verify_email",
+        subject: "Confirm your e-mail address".into(),
+        body: format!(
+            "Welcome to Plinth.\n\nConfirm your e-mail address by opening this link within 48 hours:\n{link}\n\n\
+             If you did not create an account, ignore this message."
+        ),
+        data: json!({ "link": link, "token": token }),
+    }
+}
+
+/// Sends a password-reset link.
+pub fn reset_password(public_url: &str, token: &str) -> Message {
+    let link = format!("{public_url}/reset-password?token={token}");
+    Message {
+        template: "reset_password",
+        subject: "Reset your Plinth password".into(),
+        body: format!(
+            "Someone asked to reset the password of your Plinth account.\n\nOpen this link within one hour to \
+             choose a new password:\n{link}\n\nIf it was not you, ignore this message; your password is unchanged."
+        ),
+        data: json!({ "link": link, "token": token }),
+    }
+}
+
+/// Tells the owner that the password changed.
+pub fn password_changed() -> Message {
+    Message {
+        template: "password_changed",
+        subject: "Your Plinth password was changed".into(),
+        body: "The password of your Plinth account was just changed, and your other sessions were signed out.\n\n\
+               If it was not you, reset your password now and contact support."
+            .into(),
+        data: json!({}),
+    }
+}

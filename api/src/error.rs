@@ -1,0 +1,141 @@
+//! The one error type. Its `code` is what clients see in `extensions.code`; the detail
+//! of an INTERNAL error goes to the log with the request id, never to the client.
+use async_graphql::ErrorExtensions as _;
+use sea_orm::{DbErr, SqlErr};
+
+/// Every failure a request can end with.
+///
+/// Deliberately not `Display`: async-graphql converts any `Display` type into an error
+/// without an `extensions.code`, and this type must only leave through the conversion
+/// below, which sets it.
+#[derive(Debug)]
+pub enum AppError {
+    /// No valid token, or a bad, tampered or expired one.
+    Unauthenticated(String),
+    /// A valid caller without the right to do this.
+    Forbidden(String),
+    /// Absent, or not the caller's.
+    NotFound(String),
+    /// Input that fails validation; `field` names the input path at fault.
+    BadUserInput {
+        /// The input field at fault.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Too many attempts; retry after the given number of seconds.
+    RateLimited {
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
+    /// The change collides with existing state (a unique key, a stale version).
+    Conflict(String),
+    /// Anything else: a bug or an unavailable dependency.
+    Internal(anyhow::Error),
+}
+
+/// Shorthand for results of services.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    /// The stable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated(_) => "UNAUTHENTICATED",
+            AppError::Forbidden(_) => "FORBIDDEN",
+            AppError::NotFound(_) => "NOT_FOUND",
+            AppError::BadUserInput { .. } => "BAD_USER_INPUT",
+            AppError::RateLimited { .. } => "RATE_LIMITED",
+            AppError::Conflict(_) => "CONFLICT",
+            AppError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The message a client may read.
+    pub fn message(&self) -> String {
+        match self {
+            AppError::Unauthenticated(m) | AppError::Forbidden(m) | AppError::NotFound(m) | AppError::Conflict(m) => {
+                m.clone()
+            }
+            AppError::BadUserInput { field, message } => format!("{field}: {message}"),
+            AppError::RateLimited { retry_after_secs } => {
+                format!("too many requests, retry in {retry_after_secs} s")
+            }
+            AppError::Internal(_) => "internal error".into(),
+        }
+    }
+
+    /// Builds a BAD_USER_INPUT error for `field`.
+    pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
+        AppError::BadUserInput { field: field.to_string(), message: message.into() }
+    }
+
+    /// Maps a database error: unique violations become CONFLICT by constraint name,
+    /// everything else INTERNAL (logged, never shown).
+    pub fn from_db(err: DbErr) -> Self {
+        if let Some(SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
+            for (constraint, message) in UNIQUE_MESSAGES {
+                if detail.contains(constraint) {
+                    return AppError::Conflict((*message).to_string());
+                }
+            }
+            return AppError::Conflict("this already exists".into());
+        }
+        AppError::Internal(anyhow::Error::new(err))
+    }
+}
+
+/// Client-facing messages for unique constraints, by constraint name.
+const UNIQUE_MESSAGES: &[(&str, &str)] = &[("users_email_key", "an account with this e-mail already exists")];
+
+impl From<anyhow::Error> for AppError {
+    fn from(err: anyhow::Error) -> Self {
+        AppError::Internal(err)
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        AppError::from_db(err)
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        let code = err.code();
+        let message = match &err {
+            AppError::Internal(e) => {
+                // The current span carries the request id; the client gets it back in
+                // extensions.requestId (added by the HTTP layer).
+                tracing::error!(error = format!("{e:#}"), "internal error");
+                "internal error".to_string()
+            }
+            other => other.message(),
+        };
+        async_graphql::Error::new(message).extend_with(|_, ext| {
+            ext.set("code", code);
+            match &err {
+                AppError::BadUserInput { field, .. } => ext.set("field", field.as_str()),
+                AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                _ => {}
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_detail() {
+        let e: async_graphql::Error = AppError::Internal(anyhow::anyhow!("relation users: password=x")).into();
+        assert_eq!(e.message, "internal error");
+    }
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(AppError::bad_input("email", "x").code(), "BAD_USER_INPUT");
+        assert_eq!(AppError::RateLimited { retry_after_secs: 3 }.code(), "RATE_LIMITED");
+    }
+}

@@ -1,0 +1,126 @@
+//! POST /graphql: one request, one transaction. The transaction commits when the
+//! response carries no error and rolls back otherwise, so a failed mutation leaves
+//! nothing behind.
+use super::{HttpState, RequestId};
+use crate::{
+    auth::principal_from_authorization,
+    db::{self, RequestMeta, RequestScope},
+    error::AppError,
+};
+use async_graphql::{http::GraphiQLSource, ServerError, Value};
+use async_graphql_poem::GraphQLRequest;
+use poem::{
+    handler,
+    http::{header, StatusCode},
+    web::{Data, Html, RemoteAddr},
+    IntoResponse, Request, Response,
+};
+use std::sync::Arc;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// GraphiQL, for browsers.
+#[handler]
+pub async fn graphiql() -> impl IntoResponse {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+}
+
+/// Executes one GraphQL request for its caller.
+#[handler]
+pub async fn graphql_post(
+    req: &Request,
+    Data(state): Data<&Arc<HttpState>>,
+    remote: &RemoteAddr,
+    gql: GraphQLRequest,
+) -> Response {
+    let wants_graphql_json = req.header(header::ACCEPT).is_some_and(|a| a.contains(GRAPHQL_RESPONSE_JSON));
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let meta = RequestMeta {
+        request_id: request_id.clone(),
+        ip: client_ip(req, remote, state.config.client_ip_header.as_deref()),
+        user_agent: req.header(header::USER_AGENT).map(|ua| ua.chars().take(256).collect()),
+    };
+    let resp = execute(state, req.header(header::AUTHORIZATION), meta, gql.0).await;
+    for err in &resp.errors {
+        let code = err.extensions.as_ref().and_then(|e| e.get("code")).and_then(|v| match v {
+            Value::String(s) => Some(s.as_str()),
+            _ => None,
+        });
+        state.metrics.graphql_error(code.unwrap_or("GRAPHQL_VALIDATION"));
+    }
+    let resp = with_request_id(resp, &request_id);
+    let status = if wants_graphql_json && resp.data == Value::Null && resp.errors.iter().any(|e| e.path.is_empty()) {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let content_type = if wants_graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+    match serde_json::to_vec(&resp) {
+        Ok(body) => Response::builder().status(status).content_type(content_type).body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "serializing a GraphQL response");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn execute(
+    state: &HttpState,
+    authorization: Option<&str>,
+    meta: RequestMeta,
+    request: async_graphql::Request,
+) -> async_graphql::Response {
+    let principal = match principal_from_authorization(&state.tokens, authorization) {
+        Ok(p) => p,
+        Err(e) => return error_response(e),
+    };
+    let tx = match db::begin(&state.pool, &principal, state.config.statement_timeout_ms).await {
+        Ok(tx) => Arc::new(tx),
+        Err(e) => return error_response(AppError::from_db(e)),
+    };
+    let scope = RequestScope { tx: tx.clone(), principal, meta };
+    let resp = state.schema.execute(request.data(scope)).await;
+    // Execution has finished, so the resolvers' clones of the transaction are gone.
+    let Ok(tx) = Arc::try_unwrap(tx) else {
+        return error_response(AppError::Internal(anyhow::anyhow!("transaction still shared after execution")));
+    };
+    if resp.errors.is_empty() {
+        if let Err(e) = tx.commit().await {
+            return error_response(AppError::Internal(anyhow::Error::new(e).context("commit")));
+        }
+    } else if let Err(e) = tx.rollback().await {
+        tracing::warn!(error = %e, "rollback failed");
+    }
+    resp
+}
+
+/// A response that failed before (or instead of) execution.
+fn error_response(err: AppError) -> async_graphql::Response {
+    let gql: async_graphql::Error = err.into();
+    async_graphql::Response::from_errors(vec![gql.into_server_error(async_graphql::Pos::default())])
+}
+
+/// INTERNAL errors carry the request id, so a user's report finds the log lines.
+fn with_request_id(mut resp: async_graphql::Response, request_id: &str) -> async_graphql::Response {
+    for err in &mut resp.errors {
+        if is_internal(err) {
+            err.extensions.get_or_insert_with(Default::default).set("requestId", request_id);
+        }
+    }
+    resp
+}
+
+fn is_internal(err: &ServerError) -> bool {
+    err.extensions.as_ref().and_then(|e| e.get("code")) == Some(&Value::from("INTERNAL"))
+}
+
+/// The client's address: the trusted proxy's header when one is configured, else the
+/// socket's peer.
+fn client_ip(req: &Request, remote: &RemoteAddr, header: Option<&str>) -> Option<String> {
+    if let Some(name) = header {
+        if let Some(v) = req.header(name) {
+            return v.split(',').next().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        }
+    }
+    remote.as_socket_addr().map(|a| a.ip().to_string())
+}

@@ -1,0 +1,25 @@
+//! Liveness and readiness.
+use super::HttpState;
+use poem::{handler, http::StatusCode, web::Data, IntoResponse};
+use sea_orm::ConnectionTrait;
+use std::sync::Arc;
+
+/// 200 while the process runs.
+#[handler]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// 200 only when the database answers.
+#[handler]
+pub async fn readyz(Data(state): Data<&Arc<HttpState>>) -> impl IntoResponse {
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.pool.execute_unprepared("SELECT 1")).await;
+    match ping {
+        Ok(Ok(_)) => (StatusCode::OK, "ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database error");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database timeout"),
+    }
+}

@@ -1,0 +1,115 @@
+//! HTTP: the routes, and the middleware every request passes (request id, tracing
+//! span, metrics, body size limit).
+pub mod graphql;
+pub mod health;
+pub mod metrics;
+pub mod ws;
+
+use crate::{auth::tokens::TokenService, config::Config, graphql::AppSchema};
+use metrics::Metrics;
+use poem::{
+    get,
+    http::{HeaderValue, StatusCode},
+    Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+};
+use sea_orm::DatabaseConnection;
+use std::{sync::Arc, time::Instant};
+use tracing::Instrument;
+
+/// What the handlers share.
+pub struct HttpState {
+    /// The GraphQL schema, with its process-wide data.
+    pub schema: AppSchema,
+    /// Verifies access tokens.
+    pub tokens: Arc<TokenService>,
+    /// The runtime pool.
+    pub pool: DatabaseConnection,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+}
+
+/// Per-request id, set by the middleware and read by handlers.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// Every route of the server.
+pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
+    let max_body = state.config.max_body_bytes;
+    let metrics = state.metrics.clone();
+    Route::new()
+        .at("/graphql", get(graphql::graphiql).post(graphql::graphql_post))
+        .at("/graphql/ws", get(ws::graphql_ws))
+        .at("/healthz", get(health::healthz))
+        .at("/readyz", get(health::readyz))
+        .at("/metrics", get(metrics::metrics))
+        .data(state)
+        .around(move |ep, req| observe(ep, req, metrics.clone(), max_body))
+}
+
+/// The fixed label of a path, so metrics have bounded cardinality.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/graphql" => "/graphql",
+        "/graphql/ws" => "/graphql/ws",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        _ => "other",
+    }
+}
+
+/// A request id from the client's `X-Request-Id` if it is sane, else a new one.
+fn request_id(req: &Request) -> String {
+    req.header("x-request-id")
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// Refuses a declared body over `max` with 413, and cuts an undeclared (chunked) one at
+/// `max` bytes, so no request can make the server buffer more.
+fn limit_body(req: &mut Request, max: usize) -> Result<(), StatusCode> {
+    let declared = req.header("content-length").and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > max as u64 => Err(StatusCode::PAYLOAD_TOO_LARGE),
+        Some(_) => Ok(()),
+        None => {
+            use tokio::io::AsyncReadExt;
+            let body = req.take_body().into_async_read().take(max as u64);
+            req.set_body(Body::from_async_read(body));
+            Ok(())
+        }
+    }
+}
+
+async fn observe<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    metrics: Metrics,
+    max_body: usize,
+) -> poem::Result<Response> {
+    let id = request_id(&req);
+    let route = route_label(req.uri().path());
+    let method = req.method().clone();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route);
+    let started = Instant::now();
+    let mut resp = match limit_body(&mut req, max_body) {
+        Err(status) => status.into_response(),
+        Ok(()) => match ep.call(req).instrument(span.clone()).await {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
+        },
+    };
+    let elapsed = started.elapsed();
+    metrics.observe(method.as_str(), route, resp.status().as_u16(), elapsed);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    span.in_scope(|| {
+        tracing::debug!(status = resp.status().as_u16(), elapsed_ms = elapsed.as_secs_f64() * 1e3, "request done")
+    });
+    Ok(resp)
+}

@@ -1,0 +1,115 @@
+//! Fixed-window rate limits, shared by every instance through Redis, with an
+//! in-process fallback (no Redis configured, or Redis unreachable right now).
+use redis::aio::ConnectionManager;
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+/// The outcome of one counted attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Within the limit.
+    Allowed,
+    /// Over it; a retry may succeed after this long.
+    Limited {
+        /// Time until the window ends.
+        retry_after: Duration,
+    },
+}
+
+/// Counts attempts per key and window.
+pub struct RateLimiter {
+    redis: Option<ConnectionManager>,
+    local: Mutex<LocalWindows>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter").field("redis", &self.redis.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// INCR with the window's expiry set on the first hit, and the time left: atomic, so
+/// concurrent instances never lose a count or leave a key without expiry.
+const SCRIPT: &str = r"
+local c = redis.call('INCR', KEYS[1])
+if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {c, ttl}
+";
+
+impl RateLimiter {
+    /// A limiter on Redis when a connection is given, in-process otherwise.
+    pub fn new(redis: Option<ConnectionManager>) -> Self {
+        RateLimiter { redis, local: Mutex::new(LocalWindows::default()) }
+    }
+
+    /// Counts one attempt under `key` against `limit` per `window`.
+    pub async fn hit(&self, key: &str, limit: u32, window: Duration) -> Decision {
+        if let Some(conn) = &self.redis {
+            let mut conn = conn.clone();
+            let result: redis::RedisResult<(u64, u64)> = redis::Script::new(SCRIPT)
+                .key(format!("plinth:rl:{key}"))
+                .arg(window.as_millis() as u64)
+                .invoke_async(&mut conn)
+                .await;
+            match result {
+                Ok((count, ttl_ms)) => return decide(count, limit, Duration::from_millis(ttl_ms)),
+                Err(e) => tracing::warn!(error = %e, "redis rate limiter unavailable, counting in-process"),
+            }
+        }
+        self.local.lock().expect("rate limiter").hit(key, limit, window, Instant::now())
+    }
+}
+
+fn decide(count: u64, limit: u32, left: Duration) -> Decision {
+    if count <= u64::from(limit) {
+        Decision::Allowed
+    } else {
+        Decision::Limited { retry_after: left.max(Duration::from_secs(1)) }
+    }
+}
+
+/// In-process windows: key → (window start, count). Expired windows are swept when
+/// the map grows, so memory stays bounded by the keys active in one window.
+#[derive(Default)]
+struct LocalWindows {
+    windows: HashMap<String, (Instant, u64)>,
+    next_sweep: usize,
+}
+
+impl LocalWindows {
+    fn hit(&mut self, key: &str, limit: u32, window: Duration, now: Instant) -> Decision {
+        if self.windows.len() >= self.next_sweep {
+            self.windows.retain(|_, (start, _)| now.duration_since(*start) < window);
+            self.next_sweep = (self.windows.len() * 2).max(1024);
+        }
+        let entry = self.windows.entry(key.to_owned()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        decide(entry.1, limit, window.saturating_sub(now.duration_since(entry.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_windows_limit_and_reset() {
+        let mut w = LocalWindows::default();
+        let t0 = Instant::now();
+        let win = Duration::from_secs(60);
+        for _ in 0..3 {
+            assert_eq!(w.hit("k", 3, win, t0), Decision::Allowed);
+        }
+        assert!(matches!(w.hit("k", 3, win, t0), Decision::Limited { .. }));
+        assert_eq!(w.hit("other", 3, win, t0), Decision::Allowed);
+        assert_eq!(w.hit("k", 3, win, t0 + win), Decision::Allowed);
+    }
+}

@@ -1,0 +1,190 @@
+//! Builds the application — database (configured or embedded), migrations, Redis,
+//! services, schema, routes — and runs it. `main` and the black-box tests start the
+//! server through exactly this code.
+use crate::{
+    accounts::service::AccountService,
+    auth::{password::Passwords, tokens::TokenService},
+    config::Config,
+    db::{self, embedded::EmbeddedPostgres},
+    graphql,
+    http::{self, metrics::Metrics, HttpState},
+    ratelimit::RateLimiter,
+};
+use anyhow::Context;
+use poem::{
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+    EndpointExt, Server,
+};
+use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+/// Where the database is, and the embedded cluster when Plinth runs its own.
+pub struct DatabaseSetup {
+    /// The owner connection (migrations).
+    pub owner_url: String,
+    /// The runtime connection (`plinth_app`).
+    pub runtime_url: String,
+    /// Password set on `plinth_app` at migration, if any.
+    pub app_password: Option<String>,
+    /// The private cluster, when `DATABASE_URL` is not set.
+    pub embedded: Option<EmbeddedPostgres>,
+}
+
+impl DatabaseSetup {
+    /// Uses `DATABASE_URL`, or starts the embedded cluster under the data dir.
+    pub async fn from_config(config: &Config) -> anyhow::Result<Self> {
+        if let Some(url) = &config.database_url {
+            let owner_url = url.expose_secret().to_owned();
+            let app_password = config.app_db_password.as_ref().map(|p| p.expose_secret().to_owned());
+            let runtime_url = match &config.app_database_url {
+                Some(u) => u.expose_secret().to_owned(),
+                None => db::runtime_url(&owner_url, app_password.as_deref())?,
+            };
+            return Ok(DatabaseSetup { owner_url, runtime_url, app_password, embedded: None });
+        }
+        anyhow::ensure!(!config.is_production(), "DATABASE_URL is required in production");
+        let dir = config.data_dir.join("postgres");
+        let pg = EmbeddedPostgres::start(&dir).await?;
+        tracing::info!(port = pg.port(), dir = %dir.display(), "embedded PostgreSQL started");
+        let owner_url = pg.owner_url().to_owned();
+        let app_password = Some(pg.app_password().to_owned());
+        let runtime_url = db::runtime_url(&owner_url, app_password.as_deref())?;
+        Ok(DatabaseSetup { owner_url, runtime_url, app_password, embedded: Some(pg) })
+    }
+
+    /// Runs the migrations as the owner.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        db::migrate(&self.owner_url, self.app_password.as_deref()).await
+    }
+
+    /// Stops the embedded cluster, if this process started one.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        if let Some(pg) = self.embedded {
+            pg.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The services of a running instance, without the HTTP server (the CLI uses these).
+pub struct Services {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// The runtime pool.
+    pub pool: DatabaseConnection,
+    /// Access tokens.
+    pub tokens: Arc<TokenService>,
+    /// Accounts.
+    pub accounts: Arc<AccountService>,
+    /// The database's setup, kept to stop the embedded cluster at the end.
+    pub database: DatabaseSetup,
+}
+
+impl Services {
+    /// Prepares the database (migrating it) and builds every service.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let database = DatabaseSetup::from_config(&config).await?;
+        database.migrate().await?;
+        let pool = db::connect_runtime(&database.runtime_url, config.db_pool_size).await?;
+        let redis = match &config.redis_url {
+            Some(url) => Some(connect_redis(url.expose_secret()).await?),
+            None => None,
+        };
+        let tokens = Arc::new(TokenService::from_config(&config)?);
+        let limiter = Arc::new(RateLimiter::new(redis));
+        let passwords = Passwords::new(config.argon2_memory_kib)?;
+        let accounts = Arc::new(AccountService::new(pool.clone(), passwords, tokens.clone(), limiter, config.clone()));
+        Ok(Services { config, pool, tokens, accounts, database })
+    }
+}
+
+async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url).context("REDIS_URL")?;
+    tokio::time::timeout(Duration::from_secs(5), redis::aio::ConnectionManager::new(client))
+        .await
+        .context("connecting to Redis timed out")?
+        .context("connecting to Redis")
+}
+
+/// A built server, bound to its port, ready to run.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    endpoint: poem::endpoint::BoxEndpoint<'static>,
+    database: DatabaseSetup,
+}
+
+impl Application {
+    /// Builds everything and binds `config.addr` (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let addr = config.addr;
+        let services = Services::build(config).await?;
+        let schema = graphql::builder(services.config.introspection).data(services.accounts.clone()).finish();
+        let state = Arc::new(HttpState {
+            schema,
+            tokens: services.tokens.clone(),
+            pool: services.pool.clone(),
+            config: services.config.clone(),
+            metrics: Metrics::new()?,
+        });
+        let acceptor =
+            TcpListener::bind(addr).into_acceptor().await.with_context(|| format!("binding {addr} (PLINTH_ADDR)"))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("reading the bound address")?;
+        Ok(Application {
+            acceptor,
+            addr,
+            endpoint: http::routes(state).map_to_response().boxed(),
+            database: services.database,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains and stops the embedded cluster.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.addr, "listening; GraphiQL at http://{}/graphql", self.addr);
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.endpoint, shutdown_signal(), Some(Duration::from_secs(10)))
+            .await;
+        let stopped = self.database.shutdown().await;
+        served.context("serving HTTP")?;
+        stopped
+    }
+
+    /// Serves until the process ends (tests).
+    pub async fn run(self) -> std::io::Result<()> {
+        let Application { acceptor, endpoint, database, .. } = self;
+        let result = Server::new_with_acceptor(acceptor).run(endpoint).await;
+        drop(database);
+        result
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,8 @@
+//! sea-orm entities, one module per table. These are the database's shape only; the
+//! GraphQL types live in the api crate's domain modules and map from these.
+pub mod activity_log;
+pub mod email_outbox;
+pub mod one_time_tokens;
+pub mod refresh_tokens;
+pub mod sessions;
+pub mod users;

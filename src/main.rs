@@ -1,0 +1,98 @@
+//! `plinth`: the command line over the `api` library.
+use api::{config::Config, startup, telemetry};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Plinth: the multi-tenant backend of the listing-automation product.
+#[derive(Parser)]
+#[command(name = "plinth", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default): migrate, then serve on PLINTH_ADDR.
+    Serve,
+    /// Run pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin account; its generated password is printed once.
+    Create {
+        /// The admin's e-mail address.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        print!("{}", api::graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("plinth: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("plinth: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: what failed and why, with its causes.
+            eprintln!("plinth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => startup::Application::build(config).await?.run_until_stopped().await,
+        Command::Migrate => {
+            let database = startup::DatabaseSetup::from_config(&config).await?;
+            let migrated = database.migrate().await;
+            database.shutdown().await?;
+            migrated?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Create { email } } => {
+            let services = startup::Services::build(config).await?;
+            let created = services.accounts.create_admin(&email).await;
+            services.database.shutdown().await?;
+            let (user, password) = created.map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+            println!("admin {} created with id {}", user.email, user.id);
+            println!("password (shown once): {password}");
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", api::graphql::sdl());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Isolation, proven at the database: the runtime role cannot bypass row-level
+//! security, every tenant table forces it, and a bare `SELECT *` sees only the
+//! caller's rows — none when no user is set. Tables are discovered from the catalog,
+//! so a table added later is covered without editing this file.
+mod common;
+
+use common::TestApp;
+use sqlx::{Connection, Executor, PgConnection, Row};
+use uuid::Uuid;
+
+/// Tables that hold tenant rows: every table with a `user_id` column, plus `users`.
+async fn tenant_tables(app: &TestApp) -> Vec<(String, String)> {
+    let rows = sqlx::query(
+        "SELECT c.relname::text AS t, CASE WHEN c.relname = 'users' THEN 'id' ELSE 'user_id' END AS col
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relkind = 'r'
+           AND (c.relname = 'users' OR EXISTS (
+             SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'user_id' AND NOT a.attisdropped))
+         ORDER BY 1",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    rows.iter().map(|r| (r.get("t"), r.get("col"))).collect()
+}
+
+/// A connection as the runtime login role, exactly as the server's pool connects.
+async fn runtime_conn(app: &TestApp) -> PgConnection {
+    let url = common::admin_url(&app.database).replace("postgres@", "plinth_app@");
+    PgConnection::connect(&url).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_runtime_role_cannot_bypass_rls_and_owns_nothing() {
+    let app = TestApp::spawn().await;
+    let row = sqlx::query("SELECT rolsuper, rolbypassrls, rolinherit, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = 'plinth_app'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    for flag in ["rolsuper", "rolbypassrls", "rolinherit", "rolcreaterole", "rolcreatedb"] {
+        assert!(!row.get::<bool, _>(flag), "plinth_app has {flag}");
+    }
+    let owned: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname LIKE 'plinth\\_%'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(owned, 0, "an app role owns a relation");
+    let app_roles_bypass: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'plinth\\_%' AND (rolsuper OR rolbypassrls)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(app_roles_bypass, 0);
+    // Without switching role, the login role reads nothing at all.
+    let mut conn = runtime_conn(&app).await;
+    for (table, _) in tenant_tables(&app).await {
+        let err = conn.execute(format!("SELECT * FROM {table}").as_str()).await.unwrap_err();
+        assert!(err.to_string().contains("permission denied"), "{table}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn every_tenant_table_forces_row_level_security() {
+    let app = TestApp::spawn().await;
+    let tables = tenant_tables(&app).await;
+    assert!(tables.len() >= 6, "{tables:?}");
+    for (table, _) in &tables {
+        let (enabled, forced): (bool, bool) =
+            sqlx::query_as("SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = $1 AND relnamespace = 'public'::regnamespace")
+                .bind(table)
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        assert!(enabled && forced, "{table}: enable={enabled} force={forced}");
+    }
+    // Views run as their owner unless security_invoker: there must be none without it.
+    let bad_views: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c WHERE c.relkind = 'v' AND c.relnamespace = 'public'::regnamespace
+           AND NOT coalesce(c.reloptions @> ARRAY['security_invoker=true'], false)",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert!(bad_views.is_empty(), "{bad_views:?}");
+}
+
+#[tokio::test]
+async fn a_user_sees_only_its_rows_and_nobody_sees_none() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut conn = runtime_conn(&app).await;
+    for (table, col) in tenant_tables(&app).await {
+        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&app.db).await.unwrap();
+        let mut seen_total = 0;
+        for user in [ann.id, bob.id] {
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let owners: Vec<Uuid> =
+                sqlx::query_scalar(&format!("SELECT {col} FROM {table}")).fetch_all(&mut *tx).await.unwrap();
+            assert!(owners.iter().all(|o| *o == user), "{table}: user {user} saw another's rows");
+            seen_total += owners.len() as i64;
+            // Writes across tenants touch nothing.
+            let other = if user == ann.id { bob.id } else { ann.id };
+            let updated = sqlx::query(&format!("UPDATE {table} SET {col} = {col} WHERE {col} = $1"))
+                .bind(other)
+                .execute(&mut *tx)
+                .await;
+            if let Ok(done) = updated {
+                assert_eq!(done.rows_affected(), 0, "{table}: updated another's rows");
+            }
+            tx.rollback().await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let deleted =
+                sqlx::query(&format!("DELETE FROM {table} WHERE {col} = $1")).bind(other).execute(&mut *tx).await;
+            if let Ok(done) = deleted {
+                assert_eq!(done.rows_affected(), 0, "{table}: deleted another's rows");
+            }
+            tx.rollback().await.unwrap();
+        }
+        assert_eq!(seen_total, total, "{table}: the two users' views do not add up to the table");
+        // No user: the setting empty (as after an earlier transaction) or never set.
+        for role in ["plinth_user", "plinth_support", "plinth_admin"] {
+            for set_user in [true, false] {
+                let mut tx = conn.begin().await.unwrap();
+                let sql = if set_user {
+                    "SELECT set_config('role', $1, true), set_config('plinth.user_id', '', true)"
+                } else {
+                    "SELECT set_config('role', $1, true)"
+                };
+                sqlx::query(sql).bind(role).execute(&mut *tx).await.unwrap();
+                let rows: Vec<Uuid> =
+                    sqlx::query_scalar(&format!("SELECT {col} FROM {table}")).fetch_all(&mut *tx).await.unwrap();
+                let staff_reads_users = table == "users" && role != "plinth_user";
+                if !staff_reads_users {
+                    assert!(rows.is_empty(), "{table} as {role} with no user: {} rows", rows.len());
+                }
+                tx.rollback().await.unwrap();
+            }
+        }
+        // The anonymous role reads no tenant table at all.
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("SELECT set_config('role', 'plinth_anon', true)").await.unwrap();
+        let err = tx.execute(format!("SELECT * FROM {table}").as_str()).await;
+        assert!(err.is_err(), "{table} readable by plinth_anon");
+        tx.rollback().await.ok();
+    }
+}
+
+#[tokio::test]
+async fn a_user_cannot_promote_itself() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let mut conn = runtime_conn(&app).await;
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
+        .bind(ann.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = tx.execute("UPDATE users SET role = 'admin'").await.unwrap_err();
+    assert!(err.to_string().contains("permission denied"), "{err}");
+    tx.rollback().await.unwrap();
+    // The activity log is append-only.
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
+        .bind(ann.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert!(tx.execute("DELETE FROM activity_log").await.is_err());
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn cross_tenant_functions_are_narrow_and_private() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    app.register("bob").await;
+    // Nobody but plinth_anon may execute them; PUBLIC may not.
+    let grantees: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT coalesce(r.rolname, 'PUBLIC')::text FROM pg_proc p
+         CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+         LEFT JOIN pg_roles r ON r.oid = a.grantee
+         WHERE p.pronamespace = 'priv'::regnamespace AND a.privilege_type = 'EXECUTE' AND r.rolname IS DISTINCT FROM (SELECT rolname FROM pg_roles WHERE oid = p.proowner)",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(grantees, ["plinth_anon"]);
+    let mut conn = runtime_conn(&app).await;
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute("SELECT set_config('role', 'plinth_anon', true)").await.unwrap();
+    let rows = sqlx::query("SELECT id FROM priv.login_lookup($1::citext)")
+        .bind(ann.email.to_uppercase())
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<Uuid, _>("id"), ann.id);
+    let none = sqlx::query("SELECT id FROM priv.login_lookup('%')").fetch_all(&mut *tx).await.unwrap();
+    assert!(none.is_empty());
+    tx.rollback().await.unwrap();
+    // A signed-in user's role cannot call them.
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute("SELECT set_config('role', 'plinth_user', true)").await.unwrap();
+    assert!(tx.execute("SELECT * FROM priv.login_lookup('a@example.com')").await.is_err());
+    tx.rollback().await.ok();
+}

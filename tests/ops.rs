@@ -1,0 +1,216 @@
+//! Operations: health, readiness, metrics, the SDL, request limits, WebSocket
+//! authentication, and the command line.
+mod common;
+
+use common::{code, TestApp};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = TestApp::spawn().await;
+    let health = app.http().get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(health.headers().contains_key("x-request-id"));
+    assert_eq!(app.http().get(app.url("/readyz")).send().await.unwrap().status(), 200);
+    app.gql(None, "{ me { id } }", json!({})).await;
+    app.gql(Some("bad"), "{ me { id } }", json!({})).await;
+    let metrics = app.http().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for name in [
+        "plinth_http_requests_total",
+        "plinth_http_request_duration_seconds_bucket",
+        "plinth_graphql_errors_total{code=\"UNAUTHENTICATED\"}",
+        "plinth_db_pool_connections",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_database_is_gone() {
+    let app = TestApp::spawn().await;
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&common::admin_url("postgres")).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", app.database)).execute(&mut conn).await.unwrap();
+    assert_eq!(app.http().get(app.url("/readyz")).send().await.unwrap().status(), 503);
+    assert_eq!(app.http().get(app.url("/healthz")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn schema_graphql_is_what_plinth_schema_prints() {
+    let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth")).arg("schema").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), checked_in, "run `plinth schema > schema.graphql`");
+}
+
+#[tokio::test]
+async fn graphql_over_http_content_negotiation_and_request_errors() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .http()
+        .post(app.url("/graphql"))
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({ "query": "{ nope }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["content-type"], "application/graphql-response+json");
+    let plain = app.http().post(app.url("/graphql")).json(&json!({ "query": "{ nope }" })).send().await.unwrap();
+    assert_eq!(plain.status(), 200);
+    assert_eq!(plain.headers()["content-type"], "application/json");
+    let garbage = app
+        .http()
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+    let page = app.http().get(app.url("/graphql")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("graphiql"), "GraphiQL page expected");
+}
+
+#[tokio::test]
+async fn depth_and_body_size_are_limited() {
+    let app = TestApp::spawn_with(&[("PLINTH_MAX_BODY_BYTES", "4096")]).await;
+    let deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
+        "ofType { ".repeat(16),
+        "} ".repeat(16)
+    );
+    let r = app.gql(None, &deep, json!({})).await;
+    let message = r["errors"][0]["message"].as_str().unwrap_or_default().to_lowercase();
+    assert!(message.contains("too deep") || message.contains("depth"), "{r}");
+    assert_eq!(r["data"], Value::Null);
+    let big = json!({ "query": format!("{{ me {{ id }} }} #{}", "x".repeat(8192)) });
+    let resp = app.http().post(app.url("/graphql")).json(&big).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+}
+
+#[tokio::test]
+async fn introspection_can_be_turned_off() {
+    let app = TestApp::spawn_with(&[("PLINTH_GRAPHQL_INTROSPECTION", "false")]).await;
+    let r = app.gql(None, "{ __schema { queryType { name } } }", json!({})).await;
+    assert_eq!(r["data"]["__schema"], Value::Null, "{r}");
+    let on = TestApp::spawn().await;
+    let r = on.gql(None, "{ __schema { queryType { name } } }", json!({})).await;
+    assert_eq!(r["data"]["__schema"]["queryType"]["name"], "Query", "{r}");
+    let ok = app.gql(None, "{ me { id } }", json!({})).await;
+    assert_eq!(ok["data"]["me"], Value::Null);
+}
+
+async fn ws_connect(
+    app: &TestApp,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "graphql-transport-ws");
+    ws
+}
+
+async fn close_code(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> u16 {
+    while let Some(msg) = ws.next().await {
+        if let Ok(Message::Close(Some(frame))) = msg {
+            return frame.code.into();
+        }
+    }
+    0
+}
+
+#[tokio::test]
+async fn websocket_init_checks_the_token() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+
+    let mut ws = ws_connect(&app).await;
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", ann.access) } });
+    ws.send(Message::Text(init.to_string().into())).await.unwrap();
+    let ack = ws.next().await.unwrap().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(ack.to_text().unwrap()).unwrap()["type"], "connection_ack");
+
+    let mut ws = ws_connect(&app).await;
+    let bad = json!({ "type": "connection_init", "payload": { "authorization": "Bearer garbage" } });
+    ws.send(Message::Text(bad.to_string().into())).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 4403);
+
+    let mut ws = ws_connect(&app).await;
+    let early = json!({ "type": "subscribe", "id": "1", "payload": { "query": "subscription { x }" } });
+    ws.send(Message::Text(early.to_string().into())).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 4401);
+
+    // No token is an anonymous connection, acknowledged.
+    let mut ws = ws_connect(&app).await;
+    ws.send(Message::Text(json!({ "type": "connection_init" }).to_string().into())).await.unwrap();
+    let ack = ws.next().await.unwrap().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(ack.to_text().unwrap()).unwrap()["type"], "connection_ack");
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_plinth")).env("PLINTH_ADDR", "not an address").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("plinth: PLINTH_ADDR: "), "{err}");
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_plinth")).env("PLINTH_ENV", "production").output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("plinth: DATABASE_URL: "), "{err}");
+}
+
+#[tokio::test]
+async fn admin_create_bootstraps_an_admin_who_can_sign_in() {
+    let app = TestApp::spawn().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["admin", "create", "--email", "Root@Example.com"])
+        .env("DATABASE_URL", common::admin_url(&app.database))
+        .env("PLINTH_DATA_DIR", &app.data_dir)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let password = stdout.lines().find_map(|l| l.strip_prefix("password (shown once): ")).unwrap();
+    let r = app
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { user { role } } }",
+            json!({ "i": { "email": "root@example.com", "password": password } }),
+        )
+        .await;
+    assert_eq!(r["data"]["login"]["user"]["role"], "ADMIN", "{r}");
+    let dup = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["admin", "create", "--email", "root@example.com"])
+        .env("DATABASE_URL", common::admin_url(&app.database))
+        .env("PLINTH_DATA_DIR", &app.data_dir)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!dup.status.success());
+    assert_eq!(code(&json!({})), "<no error>");
+}
+
+#[tokio::test]
+async fn the_embedded_database_starts_migrates_and_is_reused() {
+    let dir = std::env::temp_dir().join(format!("plinth-embedded-{}", uuid::Uuid::new_v4().simple()));
+    for _ in 0..2 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .arg("migrate")
+            .env("PLINTH_DATA_DIR", &dir)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "migrations applied");
+    }
+    assert!(dir.join("postgres").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
