@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 /// The policy files shipped with the binary, compiled in from `policies/` so the
 /// server needs no files beside it; `PLINTH_POLICIES_DIR` loads them from disk instead.
-const BUILTIN_POLICIES: &[(&str, &str)] = &[("access.datalog", include_str!("../../../policies/access.datalog"))];
+const BUILTIN_POLICIES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/policies.rs"));
 
 /// How many verified tokens to remember.
 const CACHE_SIZE: usize = 50_000;

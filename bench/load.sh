@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Loopback load on the release server: `me` (a read through the RLS transaction) and
+# `login` (argon2id + session writes), measured with wrk. Prints wrk's latency
+# distribution and throughput for each. Usage: bench/load.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${1:-10}"
+CONNS="${2:-16}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/plinth-target}"
+command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
+cargo build --release --bin plinth -q
+
+PG=postgres://postgres@127.0.0.1:5432
+DB="plinth_bench_$$"
+PORT="${PORT:-18181}"
+DATA="$(mktemp -d)"
+psql "$PG/postgres" -qc "CREATE DATABASE $DB"
+cleanup() {
+  [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+DATABASE_URL="$PG/$DB" PLINTH_ADDR="127.0.0.1:$PORT" PLINTH_DATA_DIR="$DATA" RUST_LOG=warn \
+  PLINTH_LOGIN_LIMIT_PER_EMAIL=100000000 PLINTH_LOGIN_LIMIT_PER_IP=100000000 \
+  "$CARGO_TARGET_DIR/release/plinth" serve &
+SERVER=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+
+export EMAIL="bench@example.com" PASSWORD="bench password 1"
+TOKEN=$(curl -sf "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' \
+  -d "{\"query\":\"mutation { register(input: {email: \\\"$EMAIL\\\", password: \\\"$PASSWORD\\\"}) { accessToken } }\"}" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["register"]["accessToken"])')
+export TOKEN
+curl -sf "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \
+  -d '{"query":"{ me { id } }"}' | grep -q '"me":{"id"' || { echo "me does not answer"; exit 1; }
+
+echo "== me: ${SECS}s, $CONNS connections, 2 wrk threads (server, Postgres and wrk share 2 cores)"
+wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/me.lua "http://127.0.0.1:$PORT/graphql"
+echo "== login: ${SECS}s, $CONNS connections (argon2id m=19 MiB t=2 p=1 per request)"
+wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/login.lua "http://127.0.0.1:$PORT/graphql"
+echo "== login with an unknown e-mail: same answer, should take the same time"
+EMAIL="nobody@example.com" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/login.lua "http://127.0.0.1:$PORT/graphql"
+errors=$(curl -sf "http://127.0.0.1:$PORT/metrics" | grep '^plinth_graphql_errors_total' || true)
+echo "== GraphQL errors during the run: ${errors:-none}"
