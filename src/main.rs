@@ -82,7 +82,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { command: AdminCommand::Create { email } } => {
-            let services = startup::Services::build(config).await?;
+            let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.addr));
+            let services = startup::Services::build(config, public_url).await?;
             let created = services.accounts.create_admin(&email).await;
             services.database.shutdown().await?;
             let (user, password) = created.map_err(|e| anyhow::anyhow!("{}", e.message()))?;

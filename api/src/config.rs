@@ -56,8 +56,15 @@ pub struct Config {
     pub access_token_ttl: Duration,
     /// `PLINTH_REFRESH_TOKEN_TTL_DAYS`.
     pub refresh_token_ttl: Duration,
-    /// `PLINTH_PUBLIC_URL`: base of links in e-mails.
-    pub public_url: String,
+    /// `PLINTH_PUBLIC_URL`: base of links in e-mails and of local storage URLs;
+    /// `http://<bound address>` when unset.
+    pub public_url: Option<String>,
+    /// `PLINTH_S3_*`: the object store; None stores files under the data dir.
+    pub s3: Option<crate::storage::S3Settings>,
+    /// `PLINTH_CREDENTIALS_KEY`: 64 hex digits sealing marketplace credentials.
+    pub credentials_key: Option<SecretString>,
+    /// `PLINTH_MAX_UPLOAD_BYTES`: largest photo accepted.
+    pub max_upload_bytes: u64,
     /// `PLINTH_LOG_FORMAT`: `pretty` or `json`.
     pub log_format: LogFormat,
     /// `PLINTH_DB_POOL_SIZE`.
@@ -142,11 +149,10 @@ impl Config {
             token_key: v.secret("PLINTH_TOKEN_KEY"),
             access_token_ttl: Duration::from_secs(access_ttl),
             refresh_token_ttl: Duration::from_secs(86_400 * v.parse::<u64>("PLINTH_REFRESH_TOKEN_TTL_DAYS", 30)?),
-            public_url: v
-                .get("PLINTH_PUBLIC_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:8080".into())
-                .trim_end_matches('/')
-                .to_string(),
+            public_url: v.get("PLINTH_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
+            s3: s3_settings(&v)?,
+            credentials_key: v.secret("PLINTH_CREDENTIALS_KEY"),
+            max_upload_bytes: v.parse("PLINTH_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)?,
             log_format,
             db_pool_size: v.parse("PLINTH_DB_POOL_SIZE", 8)?,
             statement_timeout_ms: v.parse("PLINTH_STATEMENT_TIMEOUT_MS", 5_000)?,
@@ -167,10 +173,13 @@ impl Config {
         if self.env != Environment::Production {
             return Ok(());
         }
-        let required: [(&'static str, bool); 3] = [
+        let required: [(&'static str, bool); 6] = [
             ("DATABASE_URL", self.database_url.is_some()),
             ("PLINTH_TOKEN_KEY", self.token_key.is_some()),
             ("REDIS_URL", self.redis_url.is_some()),
+            ("PLINTH_S3_ENDPOINT", self.s3.is_some()),
+            ("PLINTH_CREDENTIALS_KEY", self.credentials_key.is_some()),
+            ("PLINTH_PUBLIC_URL", self.public_url.is_some()),
         ];
         for (var, present) in required {
             if !present {
@@ -187,6 +196,27 @@ impl Config {
     pub fn is_production(&self) -> bool {
         self.env == Environment::Production
     }
+}
+
+/// All of `PLINTH_S3_ENDPOINT`, `_BUCKET`, `_ACCESS_KEY`, `_SECRET_KEY` or none.
+fn s3_settings(v: &Vars) -> Result<Option<crate::storage::S3Settings>, ConfigError> {
+    let Some(endpoint) = v.get("PLINTH_S3_ENDPOINT") else {
+        return Ok(None);
+    };
+    if url::Url::parse(&endpoint).is_err() {
+        return Err(ConfigError { var: "PLINTH_S3_ENDPOINT", message: "expected a URL".into() });
+    }
+    let need = |var: &'static str| {
+        v.get(var).ok_or(ConfigError { var, message: "required when PLINTH_S3_ENDPOINT is set".into() })
+    };
+    Ok(Some(crate::storage::S3Settings {
+        endpoint,
+        bucket: need("PLINTH_S3_BUCKET")?,
+        region: v.get("PLINTH_S3_REGION").unwrap_or_else(|| "auto".into()),
+        access_key: need("PLINTH_S3_ACCESS_KEY")?,
+        secret_key: SecretString::from(need("PLINTH_S3_SECRET_KEY")?),
+        path_style: v.parse("PLINTH_S3_PATH_STYLE", true)?,
+    }))
 }
 
 fn check_postgres_url(var: &'static str, url: &str) -> Result<(), ConfigError> {

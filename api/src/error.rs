@@ -139,3 +139,8 @@ mod tests {
         assert_eq!(AppError::RateLimited { retry_after_secs: 3 }.code(), "RATE_LIMITED");
     }
 }
+
+/// Parses an `ID` argument; a malformed one is BAD_USER_INPUT naming `field`.
+pub fn parse_id(field: &str, raw: &str) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| AppError::bad_input(field, "is not a valid id"))
+}

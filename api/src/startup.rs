@@ -8,7 +8,10 @@ use crate::{
     db::{self, embedded::EmbeddedPostgres},
     graphql,
     http::{self, metrics::Metrics, HttpState},
+    photos::service::PhotoService,
     ratelimit::RateLimiter,
+    secretbox::SecretBox,
+    storage::Storage,
 };
 use anyhow::Context;
 use poem::{
@@ -77,13 +80,20 @@ pub struct Services {
     pub tokens: Arc<TokenService>,
     /// Accounts.
     pub accounts: Arc<AccountService>,
+    /// Photos and their store.
+    pub photos: Arc<PhotoService>,
+    /// The object store.
+    pub storage: Arc<Storage>,
+    /// Seals marketplace credentials.
+    pub sealer: Arc<SecretBox>,
     /// The database's setup, kept to stop the embedded cluster at the end.
     pub database: DatabaseSetup,
 }
 
 impl Services {
-    /// Prepares the database (migrating it) and builds every service.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    /// Prepares the database (migrating it) and builds every service; `public_url` is
+    /// where clients reach this instance (links in e-mails, local storage URLs).
+    pub async fn build(config: Config, public_url: String) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let database = DatabaseSetup::from_config(&config).await?;
         database.migrate().await?;
@@ -95,8 +105,27 @@ impl Services {
         let tokens = Arc::new(TokenService::from_config(&config)?);
         let limiter = Arc::new(RateLimiter::new(redis));
         let passwords = Passwords::new(config.argon2_memory_kib)?;
-        let accounts = Arc::new(AccountService::new(pool.clone(), passwords, tokens.clone(), limiter, config.clone()));
-        Ok(Services { config, pool, tokens, accounts, database })
+        let accounts = Arc::new(AccountService::new(
+            pool.clone(),
+            passwords,
+            tokens.clone(),
+            limiter,
+            config.clone(),
+            public_url.clone(),
+        ));
+        let storage = Arc::new(match &config.s3 {
+            Some(s3) => Storage::s3(s3)?,
+            None => {
+                let key = SecretBox::key_file(&config.data_dir.join("storage_key"))?;
+                Storage::local(config.data_dir.join("objects"), key, public_url)
+            }
+        });
+        let sealer = Arc::new(match &config.credentials_key {
+            Some(key) => SecretBox::from_hex(key.expose_secret()).context("PLINTH_CREDENTIALS_KEY")?,
+            None => SecretBox::load_or_create(&config.data_dir.join("credentials_key"))?,
+        });
+        let photos = Arc::new(PhotoService::new(storage.clone(), config.max_upload_bytes));
+        Ok(Services { config, pool, tokens, accounts, photos, storage, sealer, database })
     }
 }
 
@@ -117,25 +146,32 @@ pub struct Application {
 }
 
 impl Application {
-    /// Builds everything and binds `config.addr` (port 0 picks a free port).
+    /// Binds `config.addr` (port 0 picks a free port) and builds everything.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let addr = config.addr;
-        let services = Services::build(config).await?;
-        let schema = graphql::builder(services.config.introspection).data(services.accounts.clone()).finish();
+        let acceptor = TcpListener::bind(config.addr)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {} (PLINTH_ADDR)", config.addr))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("reading the bound address")?;
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let services = Services::build(config, public_url).await?;
+        let schema = graphql::builder(services.config.introspection)
+            .data(services.accounts.clone())
+            .data(services.photos.clone())
+            .data(services.sealer.clone())
+            .finish();
         let state = Arc::new(HttpState {
             schema,
             tokens: services.tokens.clone(),
             pool: services.pool.clone(),
             config: services.config.clone(),
             metrics: Metrics::new()?,
+            storage: services.storage.clone(),
         });
-        let acceptor =
-            TcpListener::bind(addr).into_acceptor().await.with_context(|| format!("binding {addr} (PLINTH_ADDR)"))?;
-        let addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .context("reading the bound address")?;
         Ok(Application {
             acceptor,
             addr,

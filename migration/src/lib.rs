@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_roles;
 mod m20261125_000002_create_accounts;
+mod m20261125_000003_create_tenant_data;
 pub mod rls;
 
 /// A short hash of every migration source file; changes whenever a migration does.
@@ -17,6 +18,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_create_roles::Migration), Box::new(m20261125_000002_create_accounts::Migration)]
+        vec![
+            Box::new(m20261125_000001_create_roles::Migration),
+            Box::new(m20261125_000002_create_accounts::Migration),
+            Box::new(m20261125_000003_create_tenant_data::Migration),
+        ]
     }
 }

@@ -55,6 +55,7 @@ pub struct AccountService {
     tokens: Arc<TokenService>,
     limiter: Arc<RateLimiter>,
     config: Arc<Config>,
+    public_url: String,
 }
 
 impl AccountService {
@@ -65,8 +66,9 @@ impl AccountService {
         tokens: Arc<TokenService>,
         limiter: Arc<RateLimiter>,
         config: Arc<Config>,
+        public_url: String,
     ) -> Self {
-        AccountService { pool, passwords, tokens, limiter, config }
+        AccountService { pool, passwords, tokens, limiter, config, public_url }
     }
 
     /// Creates an account and signs it in; a verification e-mail goes to the outbox.
@@ -231,8 +233,7 @@ impl AccountService {
         db::act_as(tx, Role::User, user_id).await?;
         let (token, id) =
             insert_token(tx, Kind::ResetPassword, "reset_password", user_id, RESET_PASSWORD_TTL_HOURS).await?;
-        outbox::enqueue(tx, user_id, email.as_str(), templates::reset_password(&self.config.public_url, &token))
-            .await?;
+        outbox::enqueue(tx, user_id, email.as_str(), templates::reset_password(&self.public_url, &token)).await?;
         activity::record(tx, meta, entry(user_id, "account.request_password_reset", Some(("one_time_token", id))))
             .await?;
         Ok(true)
@@ -306,7 +307,7 @@ impl AccountService {
 
     async fn send_verification(&self, tx: &DatabaseTransaction, user: &users::Model) -> AppResult<()> {
         let (token, _) = insert_token(tx, Kind::VerifyEmail, "verify_email", user.id, VERIFY_EMAIL_TTL_HOURS).await?;
-        outbox::enqueue(tx, user.id, &user.email, templates::verify_email(&self.config.public_url, &token)).await?;
+        outbox::enqueue(tx, user.id, &user.email, templates::verify_email(&self.public_url, &token)).await?;
         Ok(())
     }
 

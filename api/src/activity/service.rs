@@ -40,3 +40,24 @@ pub async fn record(db: &impl ConnectionTrait, meta: &RequestMeta, entry: Entry<
     .await?;
     Ok(())
 }
+
+/// A page of the caller's activity, newest first.
+pub async fn list(
+    scope: &crate::db::RequestScope,
+    page: crate::pagination::PageRequest,
+) -> AppResult<crate::pagination::Page<activity_log::Model>> {
+    use activity_log::Column;
+    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    let user_id = scope.require_user()?;
+    let mut q = activity_log::Entity::find().filter(Column::UserId.eq(user_id));
+    if let Some(c) = page.after {
+        q = q.filter(
+            Condition::any()
+                .add(Column::CreatedAt.lt(c.created_at))
+                .add(Condition::all().add(Column::CreatedAt.eq(c.created_at)).add(Column::Id.lt(c.id))),
+        );
+    }
+    let rows =
+        q.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(page.limit()).all(scope.tx.as_ref()).await?;
+    Ok(crate::pagination::Page::from_rows(rows, &page))
+}

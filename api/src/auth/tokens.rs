@@ -160,25 +160,10 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<KeyPair> {
     if let Ok(existing) = std::fs::read_to_string(path) {
         return parse_key(&existing).with_context(|| format!("reading {}", path.display()));
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
     let root = KeyPair::new();
-    write_private(path, root.private().to_prefixed_string().as_bytes())?;
+    crate::fsutil::write_private(path, root.private().to_prefixed_string().as_bytes())?;
     tracing::info!(path = %path.display(), "generated a new token signing key");
     Ok(root)
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)?;
-    Ok(())
 }
 
 fn load_policies_dir(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {

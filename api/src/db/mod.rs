@@ -23,6 +23,9 @@ pub const APP_ROLE: &str = "plinth_app";
 /// Key of the advisory lock that serializes migrations between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x706c_696e_7468; // "plinth"
 
+/// Statements sent by the runtime pool since start (`plinth_db_statements_total`).
+pub static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Opens the runtime pool. No ping on acquire: it is a hidden round trip per request,
 /// and a dead connection fails its first statement just as clearly.
 pub async fn connect_runtime(url: &str, pool_size: u32) -> anyhow::Result<DatabaseConnection> {
@@ -32,7 +35,11 @@ pub async fn connect_runtime(url: &str, pool_size: u32) -> anyhow::Result<Databa
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
         .sqlx_logging(false);
-    Database::connect(opts).await.context("connecting the runtime pool to the database")
+    let mut db = Database::connect(opts).await.context("connecting the runtime pool to the database")?;
+    db.set_metric_callback(|_| {
+        STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    Ok(db)
 }
 
 /// Runs pending migrations as the owner, under an advisory lock so two instances

@@ -1,15 +1,23 @@
 //! Schema assembly only: each domain owns its roots, merged here, with the limits that
 //! keep one request from costing the server arbitrarily much.
-use crate::accounts::graphql::{AccountsMutation, AccountsQuery};
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use crate::{
+    accounts::graphql::{AccountsMutation, AccountsQuery},
+    activity::graphql::ActivityQuery,
+    dashboard::graphql::DashboardQuery,
+    db::RequestScope,
+    drafts::graphql::{DraftById, DraftsMutation, DraftsQuery},
+    marketplace::graphql::{MarketplaceMutation, MarketplaceQuery},
+    photos::graphql::{PhotosByDraft, PhotosMutation, PhotosQuery},
+};
+use async_graphql::{dataloader::DataLoader, EmptySubscription, MergedObject, Request, Schema, SchemaBuilder};
 
 /// Every domain's queries.
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery);
+pub struct Query(AccountsQuery, DraftsQuery, PhotosQuery, MarketplaceQuery, ActivityQuery, DashboardQuery);
 
 /// Every domain's mutations.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountsMutation);
+pub struct Mutation(AccountsMutation, DraftsMutation, PhotosMutation, MarketplaceMutation);
 
 /// The API's schema.
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -18,8 +26,6 @@ pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 pub const MAX_DEPTH: usize = 12;
 /// Highest total complexity accepted (one per field, list fields multiply).
 pub const MAX_COMPLEXITY: usize = 2_000;
-/// Largest page a connection returns, whatever `first` asks.
-pub const MAX_PAGE: usize = 100;
 
 /// The schema with its limits, before per-process data is attached.
 pub fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
@@ -38,4 +44,14 @@ pub fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, EmptySubsc
 /// The SDL clients build against (`plinth schema`, and schema.graphql).
 pub fn sdl() -> String {
     builder(true).finish().sdl()
+}
+
+/// Attaches a request's scope and its DataLoaders. Loaders are created per request,
+/// inside its transaction, so batching never mixes tenants and RLS applies to them.
+pub fn with_scope(request: Request, scope: RequestScope) -> Request {
+    let tx = scope.tx.clone();
+    request
+        .data(DataLoader::new(PhotosByDraft(tx.clone()), tokio::spawn))
+        .data(DataLoader::new(DraftById(tx), tokio::spawn))
+        .data(scope)
 }

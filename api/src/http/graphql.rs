@@ -79,9 +79,8 @@ async fn execute(
         Err(e) => return error_response(AppError::from_db(e)),
     };
     let scope = RequestScope { tx: tx.clone(), principal, meta };
-    let resp = state.schema.execute(request.data(scope)).await;
-    // Execution has finished, so the resolvers' clones of the transaction are gone.
-    let Ok(tx) = Arc::try_unwrap(tx) else {
+    let resp = state.schema.execute(crate::graphql::with_scope(request, scope)).await;
+    let Some(tx) = sole_owner(tx).await else {
         return error_response(AppError::Internal(anyhow::anyhow!("transaction still shared after execution")));
     };
     if resp.errors.is_empty() {
@@ -92,6 +91,19 @@ async fn execute(
         tracing::warn!(error = %e, "rollback failed");
     }
     resp
+}
+
+/// Execution has finished, so resolvers hold no clone of the transaction; a DataLoader
+/// task may still be dropping its clone, so give it a few turns of the scheduler.
+async fn sole_owner<T>(mut shared: Arc<T>) -> Option<T> {
+    for _ in 0..1000 {
+        match Arc::try_unwrap(shared) {
+            Ok(owned) => return Some(owned),
+            Err(still_shared) => shared = still_shared,
+        }
+        tokio::task::yield_now().await;
+    }
+    None
 }
 
 /// A response that failed before (or instead of) execution.

@@ -13,6 +13,7 @@ pub struct Metrics {
     graphql_errors: IntCounterVec,
     pool_size: IntGauge,
     pool_idle: IntGauge,
+    statements: IntGauge,
 }
 
 impl Metrics {
@@ -37,7 +38,10 @@ impl Metrics {
         registry.register(Box::new(graphql_errors.clone()))?;
         registry.register(Box::new(pool_size.clone()))?;
         registry.register(Box::new(pool_idle.clone()))?;
-        Ok(Metrics { registry, requests, latency, graphql_errors, pool_size, pool_idle })
+        // A counter in meaning; kept in a gauge because it mirrors an atomic owned by db.
+        let statements = IntGauge::new("db_statements_total", "Statements sent by the runtime pool")?;
+        registry.register(Box::new(statements.clone()))?;
+        Ok(Metrics { registry, requests, latency, graphql_errors, pool_size, pool_idle, statements })
     }
 
     /// Records one finished HTTP request.
@@ -58,6 +62,7 @@ pub async fn metrics(Data(state): Data<&Arc<HttpState>>) -> impl IntoResponse {
     let pool = state.pool.get_postgres_connection_pool();
     state.metrics.pool_size.set(i64::from(pool.size()));
     state.metrics.pool_idle.set(pool.num_idle() as i64);
+    state.metrics.statements.set(crate::db::STATEMENTS.load(std::sync::atomic::Ordering::Relaxed) as i64);
     let mut buf = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&state.metrics.registry.gather(), &mut buf) {
         tracing::error!(error = %e, "encoding metrics");

@@ -3,14 +3,15 @@
 pub mod graphql;
 pub mod health;
 pub mod metrics;
+pub mod storage;
 pub mod ws;
 
-use crate::{auth::tokens::TokenService, config::Config, graphql::AppSchema};
+use crate::{auth::tokens::TokenService, config::Config, graphql::AppSchema, storage::Storage};
 use metrics::Metrics;
 use poem::{
     get,
     http::{HeaderValue, StatusCode},
-    Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    put, Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
 };
 use sea_orm::DatabaseConnection;
 use std::{sync::Arc, time::Instant};
@@ -28,6 +29,8 @@ pub struct HttpState {
     pub config: Arc<Config>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The object store (its local variant is served by `/storage`).
+    pub storage: Arc<Storage>,
 }
 
 /// Per-request id, set by the middleware and read by handlers.
@@ -36,7 +39,7 @@ pub struct RequestId(pub String);
 
 /// Every route of the server.
 pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
-    let max_body = state.config.max_body_bytes;
+    let limits = BodyLimits { api: state.config.max_body_bytes, upload: state.config.max_upload_bytes as usize };
     let metrics = state.metrics.clone();
     Route::new()
         .at("/graphql", get(graphql::graphiql).post(graphql::graphql_post))
@@ -44,8 +47,9 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(metrics::metrics))
+        .at("/storage/*key", put(storage::put_object).get(storage::get_object))
         .data(state)
-        .around(move |ep, req| observe(ep, req, metrics.clone(), max_body))
+        .around(move |ep, req| observe(ep, req, metrics.clone(), limits))
 }
 
 /// The fixed label of a path, so metrics have bounded cardinality.
@@ -56,6 +60,7 @@ fn route_label(path: &str) -> &'static str {
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
+        p if p.starts_with("/storage/") => "/storage",
         _ => "other",
     }
 }
@@ -84,11 +89,18 @@ fn limit_body(req: &mut Request, max: usize) -> Result<(), StatusCode> {
     }
 }
 
+/// Body size limits: API requests are small; photo uploads (local store) are larger.
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    api: usize,
+    upload: usize,
+}
+
 async fn observe<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     metrics: Metrics,
-    max_body: usize,
+    limits: BodyLimits,
 ) -> poem::Result<Response> {
     let id = request_id(&req);
     let route = route_label(req.uri().path());
@@ -96,6 +108,7 @@ async fn observe<E: Endpoint>(
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %method, route);
     let started = Instant::now();
+    let max_body = if route == "/storage" { limits.upload } else { limits.api };
     let mut resp = match limit_body(&mut req, max_body) {
         Err(status) => status.into_response(),
         Ok(()) => match ep.call(req).instrument(span.clone()).await {

@@ -1,0 +1,66 @@
+//! GraphQL adapters for the activity log.
+use super::service;
+use crate::{
+    db::{data, RequestScope},
+    pagination::{Cursor, PageRequest},
+};
+use async_graphql::{
+    connection::{Connection, Edge},
+    Context, Json, Object, Result, SimpleObject, ID,
+};
+use chrono::{DateTime, Utc};
+use entity::activity_log;
+
+/// One recorded action.
+#[derive(SimpleObject)]
+pub struct ActivityEntry {
+    /// The entry's id.
+    pub id: ID,
+    /// A dotted verb, e.g. `draft.create`.
+    pub action: String,
+    /// The kind of object acted on.
+    pub subject_type: Option<String>,
+    /// The object acted on.
+    pub subject_id: Option<ID>,
+    /// Details.
+    pub data: Json<serde_json::Value>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<activity_log::Model> for ActivityEntry {
+    fn from(m: activity_log::Model) -> Self {
+        ActivityEntry {
+            id: ID(m.id.to_string()),
+            action: m.action,
+            subject_type: m.subject_type,
+            subject_id: m.subject_id.map(|s| ID(s.to_string())),
+            data: Json(m.data),
+            created_at: m.created_at.with_timezone(&Utc),
+        }
+    }
+}
+
+/// Activity queries.
+#[derive(Default)]
+pub struct ActivityQuery;
+
+#[Object]
+impl ActivityQuery {
+    /// What happened in the caller's account, newest first; `first` is capped at 100.
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, ActivityEntry>> {
+        let scope = data::<RequestScope>(ctx)?;
+        let page = service::list(scope, PageRequest::parse(first, after.as_deref())?).await?;
+        let mut conn = Connection::new(false, page.has_next);
+        conn.edges.extend(page.items.into_iter().map(|m| {
+            let cursor = Cursor { created_at: m.created_at.with_timezone(&Utc), id: m.id }.encode();
+            Edge::new(cursor, ActivityEntry::from(m))
+        }));
+        Ok(conn)
+    }
+}

@@ -1,0 +1,64 @@
+//! GraphQL adapter for the dashboard.
+use super::service;
+use crate::{
+    activity::graphql::ActivityEntry,
+    db::{data, RequestScope},
+};
+use async_graphql::{Context, Object, Result, SimpleObject};
+
+/// Live drafts by status.
+#[derive(SimpleObject, Debug)]
+pub struct DraftCounts {
+    /// Being edited.
+    pub draft: i64,
+    /// Ready to publish.
+    pub ready: i64,
+    /// Published.
+    pub published: i64,
+    /// Archived.
+    pub archived: i64,
+    /// All live drafts.
+    pub total: i64,
+}
+
+/// What the user's dashboard shows.
+#[derive(SimpleObject)]
+pub struct Dashboard {
+    /// Drafts by status.
+    pub drafts: DraftCounts,
+    /// Confirmed photos.
+    pub photo_count: i64,
+    /// Bytes of confirmed photos.
+    pub storage_bytes: i64,
+    /// Connected marketplace accounts.
+    pub connected_accounts: i64,
+    /// The latest activity, newest first.
+    pub recent_activity: Vec<ActivityEntry>,
+}
+
+/// Dashboard query.
+#[derive(Default)]
+pub struct DashboardQuery;
+
+#[Object]
+impl DashboardQuery {
+    /// The caller's dashboard, gathered in one database round trip.
+    async fn dashboard(&self, ctx: &Context<'_>) -> Result<Dashboard> {
+        let scope = data::<RequestScope>(ctx)?;
+        let s = service::summary(scope).await?;
+        let count = |k: &str| s.drafts_by_status.get(k).copied().unwrap_or(0);
+        Ok(Dashboard {
+            drafts: DraftCounts {
+                draft: count("draft"),
+                ready: count("ready"),
+                published: count("published"),
+                archived: count("archived"),
+                total: s.drafts_by_status.values().sum(),
+            },
+            photo_count: s.photo_count,
+            storage_bytes: s.storage_bytes,
+            connected_accounts: s.connected_accounts,
+            recent_activity: s.recent_activity.into_iter().map(ActivityEntry::from).collect(),
+        })
+    }
+}

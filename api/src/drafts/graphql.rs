@@ -1,0 +1,329 @@
+//! GraphQL adapters for drafts, and the draft loader.
+use super::{
+    domain::{self, Condition, DraftFields, DraftStatus as Status, Patch},
+    service::{self, DraftFilter},
+};
+use crate::{
+    db::{data, RequestScope},
+    error::{parse_id, AppError},
+    pagination::PageRequest,
+    photos::graphql::{Photo, PhotosByDraft},
+};
+use async_graphql::{
+    connection::{Connection, Edge},
+    dataloader::{DataLoader, Loader},
+    Context, Enum, InputObject, MaybeUndefined, Object, Result, ID,
+};
+use chrono::{DateTime, Utc};
+use entity::drafts;
+use sea_orm::DatabaseTransaction;
+use std::{collections::HashMap, sync::Arc};
+use uuid::Uuid;
+
+/// A draft's lifecycle.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+pub enum DraftStatus {
+    /// Being edited.
+    Draft,
+    /// Complete, may be published.
+    Ready,
+    /// Published to a marketplace.
+    Published,
+    /// Kept but hidden.
+    Archived,
+}
+
+impl From<DraftStatus> for Status {
+    fn from(s: DraftStatus) -> Self {
+        match s {
+            DraftStatus::Draft => Status::Draft,
+            DraftStatus::Ready => Status::Ready,
+            DraftStatus::Published => Status::Published,
+            DraftStatus::Archived => Status::Archived,
+        }
+    }
+}
+
+impl From<Status> for DraftStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Draft => DraftStatus::Draft,
+            Status::Ready => DraftStatus::Ready,
+            Status::Published => DraftStatus::Published,
+            Status::Archived => DraftStatus::Archived,
+        }
+    }
+}
+
+/// An item's condition.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+pub enum ItemCondition {
+    /// New, tags attached.
+    NewWithTags,
+    /// New, no tags.
+    NewWithoutTags,
+    /// Barely worn.
+    VeryGood,
+    /// Worn, well kept.
+    Good,
+    /// Visibly worn.
+    Satisfactory,
+}
+
+impl From<ItemCondition> for Condition {
+    fn from(c: ItemCondition) -> Self {
+        match c {
+            ItemCondition::NewWithTags => Condition::NewWithTags,
+            ItemCondition::NewWithoutTags => Condition::NewWithoutTags,
+            ItemCondition::VeryGood => Condition::VeryGood,
+            ItemCondition::Good => Condition::Good,
+            ItemCondition::Satisfactory => Condition::Satisfactory,
+        }
+    }
+}
+
+impl From<Condition> for ItemCondition {
+    fn from(c: Condition) -> Self {
+        match c {
+            Condition::NewWithTags => ItemCondition::NewWithTags,
+            Condition::NewWithoutTags => ItemCondition::NewWithoutTags,
+            Condition::VeryGood => ItemCondition::VeryGood,
+            Condition::Good => ItemCondition::Good,
+            Condition::Satisfactory => ItemCondition::Satisfactory,
+        }
+    }
+}
+
+/// A listing in preparation.
+pub struct Draft(pub drafts::Model);
+
+#[Object]
+impl Draft {
+    /// The draft's id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Title.
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    /// Description (may be empty).
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    /// Price in cents of `currency`.
+    async fn price_cents(&self) -> Option<i64> {
+        self.0.price_cents
+    }
+    /// ISO 4217 currency.
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
+    /// Brand.
+    async fn brand(&self) -> Option<&str> {
+        self.0.brand.as_deref()
+    }
+    /// Size label.
+    async fn size(&self) -> Option<&str> {
+        self.0.size.as_deref()
+    }
+    /// Condition.
+    async fn condition(&self) -> Option<ItemCondition> {
+        self.0.condition.as_deref().and_then(Condition::parse).map(Into::into)
+    }
+    /// Category.
+    async fn category(&self) -> Option<&str> {
+        self.0.category.as_deref()
+    }
+    /// Lifecycle status.
+    async fn status(&self) -> Result<DraftStatus> {
+        Ok(Status::parse(&self.0.status)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("unknown draft status {:?}", self.0.status)))?
+            .into())
+    }
+    /// Confirmed photos, in order.
+    async fn photos(&self, ctx: &Context<'_>) -> Result<Vec<Photo>> {
+        let photos = data::<DataLoader<PhotosByDraft>>(ctx)?.load_one(self.0.id).await?;
+        Ok(photos.unwrap_or_default().into_iter().map(Photo).collect())
+    }
+    /// Creation time.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at.with_timezone(&Utc)
+    }
+    /// Last change.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at.with_timezone(&Utc)
+    }
+}
+
+/// Drafts by id, batched: one query for every photo on a page.
+pub struct DraftById(pub Arc<DatabaseTransaction>);
+
+impl Loader<Uuid> for DraftById {
+    type Value = drafts::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        Ok(service::by_ids(self.0.as_ref(), keys).await?.into_iter().map(|d| (d.id, d)).collect())
+    }
+}
+
+/// Input of `createDraft`.
+#[derive(InputObject)]
+pub struct CreateDraftInput {
+    /// 1 to 200 characters.
+    pub title: String,
+    /// Up to 5,000 characters.
+    pub description: Option<String>,
+    /// 0 to 100,000,000.
+    pub price_cents: Option<i64>,
+    /// ISO 4217 code (EUR by default).
+    pub currency: Option<String>,
+    /// Up to 100 characters.
+    pub brand: Option<String>,
+    /// Up to 50 characters.
+    pub size: Option<String>,
+    /// Condition.
+    pub condition: Option<ItemCondition>,
+    /// Up to 100 characters.
+    pub category: Option<String>,
+    /// DRAFT by default.
+    pub status: Option<DraftStatus>,
+}
+
+/// Input of `updateDraft`: absent fields stay, null clears the optional ones.
+#[derive(InputObject)]
+pub struct UpdateDraftInput {
+    /// 1 to 200 characters.
+    pub title: Option<String>,
+    /// Up to 5,000 characters; null empties it.
+    pub description: MaybeUndefined<String>,
+    /// 0 to 100,000,000; null clears it.
+    pub price_cents: MaybeUndefined<i64>,
+    /// ISO 4217 code.
+    pub currency: Option<String>,
+    /// Up to 100 characters; null clears it.
+    pub brand: MaybeUndefined<String>,
+    /// Up to 50 characters; null clears it.
+    pub size: MaybeUndefined<String>,
+    /// Null clears it.
+    pub condition: MaybeUndefined<ItemCondition>,
+    /// Up to 100 characters; null clears it.
+    pub category: MaybeUndefined<String>,
+    /// Lifecycle status.
+    pub status: Option<DraftStatus>,
+}
+
+fn patch<T>(m: MaybeUndefined<T>) -> Patch<T> {
+    match m {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(v),
+    }
+}
+
+impl CreateDraftInput {
+    fn parse(self) -> Result<DraftFields, AppError> {
+        Ok(DraftFields {
+            title: Some(domain::title("input.title", &self.title)?),
+            description: self.description.map(|d| domain::description("input.description", &d)).transpose()?,
+            price_cents: Patch::from(self.price_cents).try_map(|p| domain::price_cents("input.priceCents", p))?,
+            currency: self.currency.map(|c| domain::currency("input.currency", &c)).transpose()?,
+            brand: Patch::from(self.brand).try_map(|b| domain::label("input.brand", &b, 100))?,
+            size: Patch::from(self.size).try_map(|s| domain::label("input.size", &s, 50))?,
+            condition: Patch::from(self.condition.map(Condition::from)),
+            category: Patch::from(self.category).try_map(|c| domain::label("input.category", &c, 100))?,
+            status: self.status.map(Into::into),
+        })
+    }
+}
+
+impl UpdateDraftInput {
+    fn parse(self) -> Result<DraftFields, AppError> {
+        let description = match self.description {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(String::new()),
+            MaybeUndefined::Value(d) => Some(domain::description("input.description", &d)?),
+        };
+        Ok(DraftFields {
+            title: self.title.map(|t| domain::title("input.title", &t)).transpose()?,
+            description,
+            price_cents: patch(self.price_cents).try_map(|p| domain::price_cents("input.priceCents", p))?,
+            currency: self.currency.map(|c| domain::currency("input.currency", &c)).transpose()?,
+            brand: patch(self.brand).try_map(|b| domain::label("input.brand", &b, 100))?,
+            size: patch(self.size).try_map(|s| domain::label("input.size", &s, 50))?,
+            condition: patch(self.condition).try_map(|c| Ok(Condition::from(c)))?,
+            category: patch(self.category).try_map(|c| domain::label("input.category", &c, 100))?,
+            status: self.status.map(Into::into),
+        })
+    }
+}
+
+impl<T> From<Option<T>> for Patch<T> {
+    fn from(o: Option<T>) -> Self {
+        o.map_or(Patch::Keep, Patch::Set)
+    }
+}
+
+/// Draft queries.
+#[derive(Default)]
+pub struct DraftsQuery;
+
+#[Object]
+impl DraftsQuery {
+    /// The caller's drafts, newest first; `first` is capped at 100.
+    async fn drafts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        status: Option<DraftStatus>,
+        search: Option<String>,
+    ) -> Result<Connection<String, Draft>> {
+        let scope = data::<RequestScope>(ctx)?;
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let filter = DraftFilter { status: status.map(Into::into), search };
+        let page = service::list(scope, page, &filter).await?;
+        let mut conn = Connection::new(false, page.has_next);
+        conn.edges.extend(page.items.into_iter().map(|d| Edge::new(service::cursor(&d).encode(), Draft(d))));
+        Ok(conn)
+    }
+
+    /// One of the caller's drafts; null when absent or not yours.
+    async fn draft(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Draft>> {
+        let scope = data::<RequestScope>(ctx)?;
+        Ok(service::get(scope, parse_id("id", &id)?).await?.map(Draft))
+    }
+}
+
+/// Draft mutations.
+#[derive(Default)]
+pub struct DraftsMutation;
+
+#[Object]
+impl DraftsMutation {
+    /// Creates a draft.
+    async fn create_draft(&self, ctx: &Context<'_>, input: CreateDraftInput) -> Result<Draft> {
+        let scope = data::<RequestScope>(ctx)?;
+        Ok(Draft(service::create(scope, input.parse()?).await?))
+    }
+
+    /// Changes a draft's fields.
+    async fn update_draft(&self, ctx: &Context<'_>, id: ID, input: UpdateDraftInput) -> Result<Draft> {
+        let scope = data::<RequestScope>(ctx)?;
+        let id = parse_id("id", &id)?;
+        Ok(Draft(service::update(scope, id, input.parse()?).await?))
+    }
+
+    /// Deletes a draft; `restoreDraft` brings it back within 30 days.
+    async fn delete_draft(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let scope = data::<RequestScope>(ctx)?;
+        Ok(service::delete(scope, parse_id("id", &id)?).await?)
+    }
+
+    /// Restores a draft deleted within the last 30 days.
+    async fn restore_draft(&self, ctx: &Context<'_>, id: ID) -> Result<Draft> {
+        let scope = data::<RequestScope>(ctx)?;
+        Ok(Draft(service::restore(scope, parse_id("id", &id)?).await?))
+    }
+}

@@ -1,0 +1,230 @@
+//! Draft operations on the request's transaction. Row-level security decides what
+//! exists; the explicit `user_id` filters only help the planner use the indexes.
+use super::domain::{DraftFields, DraftStatus, Patch};
+use crate::{
+    activity::service::{self as activity, Entry},
+    db::RequestScope,
+    error::{AppError, AppResult},
+    pagination::{Cursor, Page, PageRequest},
+};
+use chrono::Utc;
+use entity::drafts::{self, Column};
+use sea_orm::{
+    sea_query::{Expr, Func},
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+/// How long a deleted draft can be restored.
+pub const RESTORE_WINDOW_DAYS: i64 = 30;
+
+/// Filters of the drafts list.
+#[derive(Clone, Debug, Default)]
+pub struct DraftFilter {
+    /// Only this status.
+    pub status: Option<DraftStatus>,
+    /// Case-insensitive substring of title or description.
+    pub search: Option<String>,
+}
+
+/// Creates a draft for the caller; a title is required.
+pub async fn create(scope: &RequestScope, fields: DraftFields) -> AppResult<drafts::Model> {
+    let user_id = scope.require_user()?;
+    let title = fields.title.clone().ok_or_else(|| AppError::bad_input("input.title", "is required"))?;
+    let now = Utc::now();
+    let mut model = drafts::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        title: Set(title),
+        description: Set(String::new()),
+        price_cents: Set(None),
+        currency: Set("EUR".into()),
+        brand: Set(None),
+        size: Set(None),
+        condition: Set(None),
+        category: Set(None),
+        status: Set(DraftStatus::Draft.as_str().into()),
+        deleted_at: Set(None),
+        created_at: Set(now.into()),
+        updated_at: Set(now.into()),
+    };
+    apply(&mut model, &fields);
+    let draft = model.insert(scope.tx.as_ref()).await?;
+    log(scope, "draft.create", draft.id, json!({ "title": draft.title })).await?;
+    Ok(draft)
+}
+
+/// Changes the given fields of one of the caller's drafts.
+pub async fn update(scope: &RequestScope, id: Uuid, fields: DraftFields) -> AppResult<drafts::Model> {
+    let draft = find_live(scope, id).await?.ok_or_else(not_found)?;
+    let mut model: drafts::ActiveModel = draft.into();
+    apply(&mut model, &fields);
+    model.updated_at = Set(Utc::now().into());
+    let draft = model.update(scope.tx.as_ref()).await?;
+    log(scope, "draft.update", draft.id, json!({ "fields": changed_names(&fields) })).await?;
+    Ok(draft)
+}
+
+/// Soft-deletes a draft; it can be restored for `RESTORE_WINDOW_DAYS`.
+pub async fn delete(scope: &RequestScope, id: Uuid) -> AppResult<bool> {
+    let draft = find_live(scope, id).await?.ok_or_else(not_found)?;
+    let mut model: drafts::ActiveModel = draft.into();
+    model.deleted_at = Set(Some(Utc::now().into()));
+    model.updated_at = Set(Utc::now().into());
+    model.update(scope.tx.as_ref()).await?;
+    log(scope, "draft.delete", id, json!({})).await?;
+    Ok(true)
+}
+
+/// Brings back a draft deleted within the restore window.
+pub async fn restore(scope: &RequestScope, id: Uuid) -> AppResult<drafts::Model> {
+    let user_id = scope.require_user()?;
+    let cutoff = Utc::now() - chrono::Duration::days(RESTORE_WINDOW_DAYS);
+    let draft = drafts::Entity::find()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::Id.eq(id))
+        .filter(Column::DeletedAt.gt(cutoff))
+        .one(scope.tx.as_ref())
+        .await?
+        .ok_or_else(|| AppError::NotFound("no deleted draft with this id within the restore window".into()))?;
+    let mut model: drafts::ActiveModel = draft.into();
+    model.deleted_at = Set(None);
+    model.updated_at = Set(Utc::now().into());
+    let draft = model.update(scope.tx.as_ref()).await?;
+    log(scope, "draft.restore", id, json!({})).await?;
+    Ok(draft)
+}
+
+/// One of the caller's drafts, None when absent, deleted or another's.
+pub async fn get(scope: &RequestScope, id: Uuid) -> AppResult<Option<drafts::Model>> {
+    find_live(scope, id).await
+}
+
+/// A page of the caller's drafts, newest first.
+pub async fn list(scope: &RequestScope, page: PageRequest, filter: &DraftFilter) -> AppResult<Page<drafts::Model>> {
+    let user_id = scope.require_user()?;
+    let mut q = drafts::Entity::find().filter(Column::UserId.eq(user_id)).filter(Column::DeletedAt.is_null());
+    if let Some(status) = filter.status {
+        q = q.filter(Column::Status.eq(status.as_str()));
+    }
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
+        q = q.filter(
+            Condition::any()
+                .add(Expr::expr(Func::lower(Expr::col(Column::Title))).like(pattern.clone()))
+                .add(Expr::expr(Func::lower(Expr::col(Column::Description))).like(pattern)),
+        );
+    }
+    if let Some(after) = page.after {
+        q = q.filter(after_cursor(after));
+    }
+    let rows =
+        q.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(page.limit()).all(scope.tx.as_ref()).await?;
+    Ok(Page::from_rows(rows, &page))
+}
+
+/// Drafts by id, for the photo → draft loader.
+pub async fn by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<drafts::Model>> {
+    Ok(drafts::Entity::find()
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .filter(Column::DeletedAt.is_null())
+        .all(db)
+        .await?)
+}
+
+/// The cursor of a draft in the list order.
+pub fn cursor(d: &drafts::Model) -> Cursor {
+    Cursor { created_at: d.created_at.with_timezone(&Utc), id: d.id }
+}
+
+fn after_cursor(c: Cursor) -> Condition {
+    Condition::any()
+        .add(Column::CreatedAt.lt(c.created_at))
+        .add(Condition::all().add(Column::CreatedAt.eq(c.created_at)).add(Column::Id.lt(c.id)))
+}
+
+async fn find_live(scope: &RequestScope, id: Uuid) -> AppResult<Option<drafts::Model>> {
+    let user_id = scope.require_user()?;
+    Ok(drafts::Entity::find()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::Id.eq(id))
+        .filter(Column::DeletedAt.is_null())
+        .one(scope.tx.as_ref())
+        .await?)
+}
+
+fn not_found() -> AppError {
+    AppError::NotFound("draft not found".into())
+}
+
+fn apply(model: &mut drafts::ActiveModel, f: &DraftFields) {
+    fn patch<T: Clone>(p: &Patch<T>) -> Option<Option<T>> {
+        match p {
+            Patch::Keep => None,
+            Patch::Clear => Some(None),
+            Patch::Set(v) => Some(Some(v.clone())),
+        }
+    }
+    if let Some(t) = &f.title {
+        model.title = Set(t.clone());
+    }
+    if let Some(d) = &f.description {
+        model.description = Set(d.clone());
+    }
+    if let Some(p) = patch(&f.price_cents) {
+        model.price_cents = Set(p);
+    }
+    if let Some(c) = &f.currency {
+        model.currency = Set(c.clone());
+    }
+    if let Some(b) = patch(&f.brand) {
+        model.brand = Set(b);
+    }
+    if let Some(s) = patch(&f.size) {
+        model.size = Set(s);
+    }
+    if let Some(c) = patch(&f.condition) {
+        model.condition = Set(c.map(|c| c.as_str().to_owned()));
+    }
+    if let Some(c) = patch(&f.category) {
+        model.category = Set(c);
+    }
+    if let Some(s) = f.status {
+        model.status = Set(s.as_str().to_owned());
+    }
+}
+
+fn changed_names(f: &DraftFields) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    let keep = |p: bool, n: &'static str, names: &mut Vec<&'static str>| {
+        if p {
+            names.push(n)
+        }
+    };
+    keep(f.title.is_some(), "title", &mut names);
+    keep(f.description.is_some(), "description", &mut names);
+    keep(f.price_cents != Patch::Keep, "priceCents", &mut names);
+    keep(f.currency.is_some(), "currency", &mut names);
+    keep(f.brand != Patch::Keep, "brand", &mut names);
+    keep(f.size != Patch::Keep, "size", &mut names);
+    keep(f.condition != Patch::Keep, "condition", &mut names);
+    keep(f.category != Patch::Keep, "category", &mut names);
+    keep(f.status.is_some(), "status", &mut names);
+    names
+}
+
+async fn log(scope: &RequestScope, action: &str, id: Uuid, data: serde_json::Value) -> AppResult<()> {
+    let user_id = scope.require_user()?;
+    activity::record(
+        scope.tx.as_ref(),
+        &scope.meta,
+        Entry { user_id, actor_id: Some(user_id), action, subject_type: Some("draft"), subject_id: Some(id), data },
+    )
+    .await
+}
+
+/// Escapes LIKE's wildcards in user text.
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}

@@ -1,0 +1,68 @@
+//! `/storage/<key>`: the local object store's signed URLs, used when no S3 is
+//! configured. The signature covers operation, key, expiry, type and size, so a URL
+//! opens exactly one object, one way, until it expires.
+use super::HttpState;
+use poem::{
+    handler,
+    http::{header, StatusCode},
+    web::{Data, Path, Query},
+    Body, IntoResponse, Request, Response,
+};
+use std::{collections::HashMap, sync::Arc};
+use tokio::io::AsyncReadExt;
+
+/// Stores an upload made through a presigned PUT URL.
+#[handler]
+pub async fn put_object(
+    req: &Request,
+    Data(state): Data<&Arc<HttpState>>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Body,
+) -> Response {
+    let Some(local) = state.storage.as_local() else { return StatusCode::NOT_FOUND.into_response() };
+    let query: Vec<(String, String)> = query.into_iter().collect();
+    let Some(grant) = local.verify(&key, &query).filter(|g| g.op == "put") else {
+        return (StatusCode::FORBIDDEN, "signature invalid or expired").into_response();
+    };
+    if req.header(header::CONTENT_TYPE) != Some(grant.content_type.as_str()) {
+        return (StatusCode::BAD_REQUEST, "Content-Type differs from the signed one").into_response();
+    }
+    let mut bytes = Vec::with_capacity(grant.size as usize);
+    if let Err(e) = body.into_async_read().take(grant.size + 1).read_to_end(&mut bytes).await {
+        tracing::warn!(error = %e, "reading an upload");
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    if bytes.len() as u64 != grant.size {
+        return (StatusCode::BAD_REQUEST, "body size differs from the signed one").into_response();
+    }
+    match local.put(&key, &grant.content_type, &bytes).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "storing an upload");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Serves an object through a presigned GET URL.
+#[handler]
+pub async fn get_object(
+    Data(state): Data<&Arc<HttpState>>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(local) = state.storage.as_local() else { return StatusCode::NOT_FOUND.into_response() };
+    let query: Vec<(String, String)> = query.into_iter().collect();
+    if local.verify(&key, &query).filter(|g| g.op == "get").is_none() {
+        return (StatusCode::FORBIDDEN, "signature invalid or expired").into_response();
+    }
+    let Ok(path) = local.path(&key) else { return StatusCode::NOT_FOUND.into_response() };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let ct = local.content_type(&key).await.unwrap_or_else(|| "application/octet-stream".into());
+            bytes.with_content_type(ct).with_header(header::CACHE_CONTROL, "private, max-age=900").into_response()
+        }
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}

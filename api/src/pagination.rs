@@ -1,0 +1,105 @@
+//! Keyset pagination: pages ordered newest first by (created_at, id), with opaque,
+//! stable cursors. A row inserted or deleted between two pages never shifts the next.
+use crate::error::AppError;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Largest page a connection returns, whatever `first` asks.
+pub const MAX_PAGE: u64 = 100;
+/// Page size when `first` is not given.
+pub const DEFAULT_PAGE: u64 = 20;
+
+/// A position in a newest-first list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// The row's creation time, to the microsecond (Postgres' precision).
+    pub created_at: DateTime<Utc>,
+    /// The row's id, breaking ties.
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// The opaque string handed to clients.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_at.timestamp_micros(), self.id))
+    }
+
+    /// Parses a client's `after`; anything else is BAD_USER_INPUT on `after`.
+    pub fn decode(s: &str) -> Result<Cursor, AppError> {
+        let bad = || AppError::bad_input("after", "is not a cursor from this list");
+        let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+        let text = String::from_utf8(raw).map_err(|_| bad())?;
+        let (micros, id) = text.split_once(':').ok_or_else(bad)?;
+        let created_at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+        Ok(Cursor { created_at, id: Uuid::parse_str(id).map_err(|_| bad())? })
+    }
+}
+
+/// A validated page request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// How many rows to return (1..=MAX_PAGE).
+    pub first: u64,
+    /// Return rows strictly after this one.
+    pub after: Option<Cursor>,
+}
+
+impl PageRequest {
+    /// `first` defaults to 20 and is capped at 100; a negative or zero `first` is refused.
+    pub fn parse(first: Option<i32>, after: Option<&str>) -> Result<Self, AppError> {
+        let first = match first {
+            None => DEFAULT_PAGE,
+            Some(n) if n < 1 => return Err(AppError::bad_input("first", "must be at least 1")),
+            Some(n) => (n as u64).min(MAX_PAGE),
+        };
+        let after = after.map(Cursor::decode).transpose()?;
+        Ok(PageRequest { first, after })
+    }
+
+    /// The SQL LIMIT: one more than the page, to learn whether another page follows.
+    pub fn limit(&self) -> u64 {
+        self.first + 1
+    }
+}
+
+/// A page of rows and whether more follow.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// The rows, newest first.
+    pub items: Vec<T>,
+    /// Whether a next page exists.
+    pub has_next: bool,
+}
+
+impl<T> Page<T> {
+    /// Cuts the extra row fetched by `limit()`.
+    pub fn from_rows(mut rows: Vec<T>, req: &PageRequest) -> Self {
+        let has_next = rows.len() as u64 > req.first;
+        rows.truncate(req.first as usize);
+        Page { items: rows, has_next }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_bad_input() {
+        let c =
+            Cursor { created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(), id: Uuid::new_v4() };
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        for bad in ["", "x", "MTIz", &URL_SAFE_NO_PAD.encode("1:not-a-uuid")] {
+            assert_eq!(Cursor::decode(bad).unwrap_err().code(), "BAD_USER_INPUT");
+        }
+    }
+
+    #[test]
+    fn first_is_capped_and_checked() {
+        assert_eq!(PageRequest::parse(None, None).unwrap().first, 20);
+        assert_eq!(PageRequest::parse(Some(1000), None).unwrap().first, 100);
+        assert!(PageRequest::parse(Some(0), None).is_err());
+        assert!(PageRequest::parse(Some(-5), None).is_err());
+    }
+}

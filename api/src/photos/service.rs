@@ -1,0 +1,277 @@
+//! Photo operations. Object keys are `u/<user id>/p/<photo id>`, chosen here, never by
+//! the client, so a presigned URL can only ever address the caller's own objects.
+use crate::{
+    activity::service::{self as activity, Entry},
+    db::RequestScope,
+    drafts::service as drafts,
+    error::{AppError, AppResult},
+    storage::{PresignedPut, Storage},
+};
+use anyhow::Context;
+use chrono::Utc;
+use entity::photos::{self, Column};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set, Statement,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::{sync::Arc, time::Duration};
+use uuid::Uuid;
+
+/// Image types accepted, as clients declare them.
+pub const ALLOWED_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/heic"];
+/// How long an upload URL works.
+pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long a download URL works.
+pub const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// A pending photo and where to upload it.
+#[derive(Debug)]
+pub struct Upload {
+    /// The pending photo.
+    pub photo: photos::Model,
+    /// The presigned PUT.
+    pub put: PresignedPut,
+}
+
+/// Photo operations and the store they use.
+#[derive(Debug)]
+pub struct PhotoService {
+    storage: Arc<Storage>,
+    max_bytes: u64,
+}
+
+impl PhotoService {
+    /// Wires the service.
+    pub fn new(storage: Arc<Storage>, max_bytes: u64) -> Self {
+        PhotoService { storage, max_bytes }
+    }
+
+    /// Reserves a photo and returns a URL to PUT exactly `byte_size` bytes of
+    /// `content_type` to.
+    pub async fn create_upload(
+        &self,
+        scope: &RequestScope,
+        content_type: &str,
+        byte_size: i64,
+        draft_id: Option<Uuid>,
+    ) -> AppResult<Upload> {
+        let user_id = scope.require_user()?;
+        let content_type = content_type.trim().to_ascii_lowercase();
+        if !ALLOWED_TYPES.contains(&content_type.as_str()) {
+            return Err(AppError::bad_input("contentType", format!("must be one of {}", ALLOWED_TYPES.join(", "))));
+        }
+        if byte_size < 1 || byte_size as u64 > self.max_bytes {
+            return Err(AppError::bad_input("byteSize", format!("must be between 1 and {} bytes", self.max_bytes)));
+        }
+        if let Some(d) = draft_id {
+            drafts::get(scope, d).await?.ok_or_else(|| AppError::NotFound("draft not found".into()))?;
+        }
+        let id = Uuid::now_v7();
+        let key = format!("u/{user_id}/p/{id}");
+        let now = Utc::now();
+        let photo = photos::ActiveModel {
+            id: Set(id),
+            user_id: Set(user_id),
+            draft_id: Set(draft_id),
+            position: Set(0),
+            object_key: Set(key.clone()),
+            content_type: Set(content_type.clone()),
+            byte_size: Set(byte_size),
+            width: Set(None),
+            height: Set(None),
+            sha256: Set(None),
+            status: Set("pending".into()),
+            created_at: Set(now.into()),
+            updated_at: Set(now.into()),
+        }
+        .insert(scope.tx.as_ref())
+        .await?;
+        let put = self.storage.presign_put(&key, &content_type, byte_size as u64, UPLOAD_URL_TTL).await?;
+        Ok(Upload { photo, put })
+    }
+
+    /// Checks the uploaded object (present, declared size and type, a real image of
+    /// that type), records its dimensions and hash, and attaches it to a draft.
+    pub async fn confirm_upload(
+        &self,
+        scope: &RequestScope,
+        photo_id: Uuid,
+        draft_id: Option<Uuid>,
+    ) -> AppResult<photos::Model> {
+        let user_id = scope.require_user()?;
+        let photo = self.get(scope, photo_id).await?.ok_or_else(not_found)?;
+        let draft_id = draft_id.or(photo.draft_id);
+        if let Some(d) = draft_id {
+            drafts::get(scope, d).await?.ok_or_else(|| AppError::NotFound("draft not found".into()))?;
+        }
+        if photo.status == "ready" && draft_id == photo.draft_id {
+            return Ok(photo);
+        }
+        let (width, height, sha256) = if photo.status == "ready" {
+            (photo.width, photo.height, photo.sha256.clone())
+        } else {
+            let checked = self.check_object(&photo).await?;
+            (Some(checked.0), Some(checked.1), Some(checked.2))
+        };
+        let position = match draft_id {
+            Some(d) if draft_id != photo.draft_id || photo.status != "ready" => {
+                next_position(scope, user_id, d).await?
+            }
+            _ => photo.position,
+        };
+        let mut model: photos::ActiveModel = photo.into();
+        model.width = Set(width);
+        model.height = Set(height);
+        model.sha256 = Set(sha256);
+        model.status = Set("ready".into());
+        model.draft_id = Set(draft_id);
+        model.position = Set(position);
+        model.updated_at = Set(Utc::now().into());
+        let photo = model.update(scope.tx.as_ref()).await?;
+        log(scope, "photo.confirm", photo.id, json!({ "draftId": draft_id, "bytes": photo.byte_size })).await?;
+        Ok(photo)
+    }
+
+    /// Deletes a photo and its object.
+    pub async fn delete(&self, scope: &RequestScope, id: Uuid) -> AppResult<bool> {
+        let photo = self.get(scope, id).await?.ok_or_else(not_found)?;
+        photos::Entity::delete_many()
+            .filter(Column::UserId.eq(photo.user_id))
+            .filter(Column::Id.eq(id))
+            .exec(scope.tx.as_ref())
+            .await?;
+        self.storage.delete(&photo.object_key).await?;
+        log(scope, "photo.delete", id, json!({})).await?;
+        Ok(true)
+    }
+
+    /// One of the caller's photos.
+    pub async fn get(&self, scope: &RequestScope, id: Uuid) -> AppResult<Option<photos::Model>> {
+        let user_id = scope.require_user()?;
+        Ok(photos::Entity::find()
+            .filter(Column::UserId.eq(user_id))
+            .filter(Column::Id.eq(id))
+            .one(scope.tx.as_ref())
+            .await?)
+    }
+
+    /// A download URL for a confirmed photo.
+    pub async fn url(&self, photo: &photos::Model) -> AppResult<Option<String>> {
+        if photo.status != "ready" {
+            return Ok(None);
+        }
+        Ok(Some(self.storage.presign_get(&photo.object_key, DOWNLOAD_URL_TTL).await?))
+    }
+
+    /// The object store.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    async fn check_object(&self, photo: &photos::Model) -> AppResult<(i32, i32, Vec<u8>)> {
+        let key = &photo.object_key;
+        let info = self.storage.head(key).await?.ok_or_else(|| {
+            AppError::bad_input("photoId", "nothing has been uploaded for this photo yet; PUT it to its upload URL")
+        })?;
+        let declared_type =
+            info.content_type.as_deref().map(|t| t.split(';').next().unwrap_or("").trim().to_lowercase());
+        if info.size != photo.byte_size as u64 {
+            self.storage.delete(key).await?;
+            return Err(AppError::bad_input(
+                "photoId",
+                format!("the upload has {} bytes, {} were declared; upload it again", info.size, photo.byte_size),
+            ));
+        }
+        if declared_type.as_deref() != Some(photo.content_type.as_str()) {
+            self.storage.delete(key).await?;
+            return Err(AppError::bad_input("photoId", "the upload's Content-Type is not the declared one"));
+        }
+        let bytes = self.storage.get(key).await?;
+        let expected = photo.content_type.clone();
+        let inspected =
+            tokio::task::spawn_blocking(move || inspect(&bytes, &expected)).await.context("image inspection task")?;
+        match inspected {
+            Some(found) => Ok(found),
+            None => {
+                self.storage.delete(key).await?;
+                Err(AppError::bad_input("photoId", "the upload is not a readable image of the declared type"))
+            }
+        }
+    }
+}
+
+/// Width, height and SHA-256 of an image whose magic bytes match `content_type`.
+fn inspect(bytes: &[u8], content_type: &str) -> Option<(i32, i32, Vec<u8>)> {
+    let kind = imagesize::image_type(bytes).ok()?;
+    let matches = matches!(
+        (kind, content_type),
+        (imagesize::ImageType::Jpeg, "image/jpeg")
+            | (imagesize::ImageType::Png, "image/png")
+            | (imagesize::ImageType::Webp, "image/webp")
+            | (imagesize::ImageType::Heif(_), "image/heic")
+    );
+    if !matches {
+        return None;
+    }
+    let size = imagesize::blob_size(bytes).ok()?;
+    Some((i32::try_from(size.width).ok()?, i32::try_from(size.height).ok()?, Sha256::digest(bytes).to_vec()))
+}
+
+/// Photos of the given drafts, in order, for the draft → photos loader.
+pub async fn by_draft_ids(db: &impl ConnectionTrait, draft_ids: &[Uuid]) -> AppResult<Vec<photos::Model>> {
+    Ok(photos::Entity::find()
+        .filter(Column::DraftId.is_in(draft_ids.iter().copied()))
+        .filter(Column::Status.eq("ready"))
+        .order_by_asc(Column::Position)
+        .order_by_asc(Column::CreatedAt)
+        .all(db)
+        .await?)
+}
+
+async fn next_position(scope: &RequestScope, user_id: Uuid, draft_id: Uuid) -> AppResult<i32> {
+    let row = scope
+        .tx
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT coalesce(max(position) + 1, 0) AS next FROM photos WHERE user_id = $1 AND draft_id = $2 AND status = 'ready'",
+            [user_id.into(), draft_id.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<i32>("", "next")).transpose()?.unwrap_or(0))
+}
+
+fn not_found() -> AppError {
+    AppError::NotFound("photo not found".into())
+}
+
+async fn log(scope: &RequestScope, action: &str, id: Uuid, data: serde_json::Value) -> AppResult<()> {
+    let user_id = scope.require_user()?;
+    activity::record(
+        scope.tx.as_ref(),
+        &scope.meta,
+        Entry { user_id, actor_id: Some(user_id), action, subject_type: Some("photo"), subject_id: Some(id), data },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 1×1 PNG.
+    const PNG: &[u8] = &[
+        0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00,
+        0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4, 0x89, 0x00, 0x00, 0x00,
+        0x0D, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0D, 0x0A, 0x2D,
+        0xB4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+    ];
+
+    #[test]
+    fn inspection_checks_the_magic_bytes() {
+        let (w, h, sha) = inspect(PNG, "image/png").unwrap();
+        assert_eq!((w, h, sha.len()), (1, 1, 32));
+        assert!(inspect(PNG, "image/jpeg").is_none());
+        assert!(inspect(b"not an image at all", "image/png").is_none());
+    }
+}

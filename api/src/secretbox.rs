@@ -1,0 +1,89 @@
+//! Sealing secrets at rest with AES-256-GCM. The associated data binds a ciphertext to
+//! its row, so a sealed value copied to another row (or tenant) does not open.
+use aes_gcm::{
+    aead::{Aead, KeyInit, Payload},
+    Aes256Gcm, Nonce,
+};
+use anyhow::Context;
+use rand::RngCore;
+use std::path::Path;
+
+/// A 256-bit key; never printed.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBox(..)")
+    }
+}
+
+impl SecretBox {
+    /// A key from 64 hex digits.
+    pub fn from_hex(hex_key: &str) -> anyhow::Result<Self> {
+        let bytes = hex::decode(hex_key.trim()).context("expected 64 hex digits")?;
+        anyhow::ensure!(bytes.len() == 32, "expected 64 hex digits (32 bytes)");
+        Ok(SecretBox { cipher: Aes256Gcm::new_from_slice(&bytes).context("AES key")? })
+    }
+
+    /// The key kept in `path`, generated on first use (development only).
+    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+        if let Ok(existing) = std::fs::read_to_string(path) {
+            return Self::from_hex(&existing).with_context(|| format!("reading {}", path.display()));
+        }
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        crate::fsutil::write_private(path, hex::encode(key).as_bytes())?;
+        Self::from_hex(&hex::encode(key))
+    }
+
+    /// Random key bytes kept in `path` (created on first use), e.g. for URL signing.
+    pub fn key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+        if let Ok(existing) = std::fs::read_to_string(path) {
+            return hex::decode(existing.trim()).with_context(|| format!("reading {}", path.display()));
+        }
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        crate::fsutil::write_private(path, hex::encode(key).as_bytes())?;
+        Ok(key.to_vec())
+    }
+
+    /// Encrypts `plaintext` bound to `aad`: 12-byte random nonce, then ciphertext.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ct = self
+            .cipher
+            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
+            .map_err(|_| anyhow::anyhow!("sealing failed"))?;
+        Ok([nonce.as_slice(), &ct].concat())
+    }
+
+    /// Decrypts what `seal` produced with the same `aad`.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> anyhow::Result<Vec<u8>> {
+        anyhow::ensure!(sealed.len() > 12, "sealed value too short");
+        let (nonce, ct) = sealed.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().context("nonce")?;
+        self.cipher
+            .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
+            .map_err(|_| anyhow::anyhow!("opening failed: wrong key or associated data"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seals_and_opens_only_with_the_same_row() {
+        let b = SecretBox::from_hex(&"11".repeat(32)).unwrap();
+        let sealed = b.seal(b"password=hunter2", b"row-1").unwrap();
+        assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(b.open(&sealed, b"row-1").unwrap(), b"password=hunter2");
+        assert!(b.open(&sealed, b"row-2").is_err());
+        assert!(SecretBox::from_hex(&"22".repeat(32)).unwrap().open(&sealed, b"row-1").is_err());
+        assert!(SecretBox::from_hex("abcd").is_err());
+    }
+}

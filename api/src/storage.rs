@@ -1,0 +1,337 @@
+//! Object storage for photos: S3 / R2 through rust-s3, or, with nothing configured,
+//! files under the data dir served by Plinth itself through signed URLs. Clients never
+//! send photo bytes through the API: they PUT to a presigned URL, then confirm.
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use s3::{creds::Credentials, Bucket, Region};
+use sha2::Sha256;
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+/// What the store knows of an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Bytes stored.
+    pub size: u64,
+    /// The Content-Type it was stored with.
+    pub content_type: Option<String>,
+}
+
+/// A URL the client uploads one object to, and the headers it must send.
+#[derive(Clone, Debug)]
+pub struct PresignedPut {
+    /// Where to PUT.
+    pub url: String,
+    /// Headers the signature covers; the upload must carry exactly these.
+    pub headers: Vec<(String, String)>,
+    /// When the URL stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// S3 settings, all from `PLINTH_S3_*`.
+#[derive(Clone, Debug)]
+pub struct S3Settings {
+    /// Endpoint URL (R2, MinIO, a local S3 server...).
+    pub endpoint: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Region name.
+    pub region: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret key (never logged).
+    pub secret_key: secrecy::SecretString,
+    /// Path-style addressing (`endpoint/bucket/key`), needed by most non-AWS servers.
+    pub path_style: bool,
+}
+
+/// The object store.
+pub enum Storage {
+    /// An S3-compatible service.
+    S3(Box<Bucket>),
+    /// Files under the data dir, served by Plinth's `/storage` routes.
+    Local(LocalStore),
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::S3(b) => write!(f, "Storage::S3({})", b.name),
+            Storage::Local(l) => write!(f, "Storage::Local({})", l.root.display()),
+        }
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl Storage {
+    /// An S3 store.
+    pub fn s3(settings: &S3Settings) -> anyhow::Result<Self> {
+        use secrecy::ExposeSecret;
+        let region = Region::Custom { region: settings.region.clone(), endpoint: settings.endpoint.clone() };
+        let creds =
+            Credentials::new(Some(&settings.access_key), Some(settings.secret_key.expose_secret()), None, None, None)
+                .context("S3 credentials")?;
+        let mut bucket = Bucket::new(&settings.bucket, region, creds).context("S3 bucket")?;
+        if settings.path_style {
+            bucket = bucket.with_path_style();
+        }
+        bucket.set_request_timeout(Some(Duration::from_secs(30)));
+        Ok(Storage::S3(bucket))
+    }
+
+    /// A local store under `root`, whose URLs start with `base_url`.
+    pub fn local(root: PathBuf, signing_key: Vec<u8>, base_url: String) -> Self {
+        Storage::Local(LocalStore { root, signing_key, base_url })
+    }
+
+    /// A URL to upload `key` with exactly this type and size, valid for `ttl`.
+    pub async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: u64,
+        ttl: Duration,
+    ) -> anyhow::Result<PresignedPut> {
+        let expires_at = Utc::now() + ttl;
+        let headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
+        let url = match self {
+            Storage::S3(bucket) => {
+                let mut signed = http02::HeaderMap::new();
+                signed.insert(http02::header::CONTENT_TYPE, content_type.parse().context("content type header")?);
+                signed.insert(http02::header::CONTENT_LENGTH, size.into());
+                bucket.presign_put(key, ttl.as_secs() as u32, Some(signed), None).await.context("presigning a PUT")?
+            }
+            Storage::Local(local) => local.url("put", key, expires_at.timestamp(), content_type, size),
+        };
+        let mut headers = headers;
+        headers.push(("Content-Length".to_owned(), size.to_string()));
+        Ok(PresignedPut { url, headers, expires_at })
+    }
+
+    /// A URL to download `key`, valid for `ttl`.
+    pub async fn presign_get(&self, key: &str, ttl: Duration) -> anyhow::Result<String> {
+        match self {
+            Storage::S3(bucket) => {
+                bucket.presign_get(key, ttl.as_secs() as u32, None).await.context("presigning a GET")
+            }
+            Storage::Local(local) => Ok(local.url("get", key, (Utc::now() + ttl).timestamp(), "", 0)),
+        }
+    }
+
+    /// Size and type of `key`, or None when absent.
+    pub async fn head(&self, key: &str) -> anyhow::Result<Option<ObjectInfo>> {
+        match self {
+            Storage::S3(bucket) => {
+                let (head, status) = bucket.head_object(key).await.context("HEAD object")?;
+                match status {
+                    200 => Ok(Some(ObjectInfo {
+                        size: head.content_length.unwrap_or_default().max(0) as u64,
+                        content_type: head.content_type,
+                    })),
+                    404 => Ok(None),
+                    other => anyhow::bail!("HEAD object answered {other}"),
+                }
+            }
+            Storage::Local(local) => local.head(key).await,
+        }
+    }
+
+    /// The bytes of `key`.
+    pub async fn get(&self, key: &str) -> anyhow::Result<Vec<u8>> {
+        match self {
+            Storage::S3(bucket) => {
+                let data = bucket.get_object(key).await.context("GET object")?;
+                anyhow::ensure!(data.status_code() == 200, "GET object answered {}", data.status_code());
+                Ok(data.to_vec())
+            }
+            Storage::Local(local) => Ok(tokio::fs::read(local.path(key)?).await?),
+        }
+    }
+
+    /// Deletes `key`; deleting an absent key succeeds.
+    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        match self {
+            Storage::S3(bucket) => {
+                let data = bucket.delete_object(key).await.context("DELETE object")?;
+                anyhow::ensure!(
+                    matches!(data.status_code(), 200 | 204 | 404),
+                    "DELETE object answered {}",
+                    data.status_code()
+                );
+                Ok(())
+            }
+            Storage::Local(local) => local.delete(key).await,
+        }
+    }
+
+    /// The local store, when this is one.
+    pub fn as_local(&self) -> Option<&LocalStore> {
+        match self {
+            Storage::Local(l) => Some(l),
+            Storage::S3(_) => None,
+        }
+    }
+}
+
+/// Files under a folder, addressed by key, with HMAC-signed URLs.
+pub struct LocalStore {
+    root: PathBuf,
+    signing_key: Vec<u8>,
+    base_url: String,
+}
+
+/// What a verified local URL allows.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LocalGrant {
+    /// `put` or `get`.
+    pub op: String,
+    /// The object key.
+    pub key: String,
+    /// For `put`: the type the upload must declare.
+    pub content_type: String,
+    /// For `put`: the exact size the upload must have.
+    pub size: u64,
+}
+
+impl LocalStore {
+    fn signature(&self, op: &str, key: &str, expires: i64, content_type: &str, size: u64) -> String {
+        let mut mac = HmacSha256::new_from_slice(&self.signing_key).expect("HMAC takes any key size");
+        mac.update(format!("{op}\n{key}\n{expires}\n{content_type}\n{size}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn url(&self, op: &str, key: &str, expires: i64, content_type: &str, size: u64) -> String {
+        let sig = self.signature(op, key, expires, content_type, size);
+        let mut url = url::Url::parse(&format!("{}/storage/{key}", self.base_url)).expect("base URL");
+        url.query_pairs_mut()
+            .append_pair("op", op)
+            .append_pair("exp", &expires.to_string())
+            .append_pair("ct", content_type)
+            .append_pair("len", &size.to_string())
+            .append_pair("sig", &sig);
+        url.to_string()
+    }
+
+    /// Checks a request's key and query against its signature and expiry.
+    pub fn verify(&self, key: &str, query: &[(String, String)]) -> Option<LocalGrant> {
+        let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let op = get("op")?;
+        let expires: i64 = get("exp")?.parse().ok()?;
+        let content_type = get("ct").unwrap_or("");
+        let size: u64 = get("len").unwrap_or("0").parse().ok()?;
+        let given = hex::decode(get("sig")?).ok()?;
+        let mut mac = HmacSha256::new_from_slice(&self.signing_key).ok()?;
+        mac.update(format!("{op}\n{key}\n{expires}\n{content_type}\n{size}").as_bytes());
+        // Constant-time comparison, then expiry.
+        mac.verify_slice(&given).ok()?;
+        if expires < Utc::now().timestamp() || !valid_key(key) {
+            return None;
+        }
+        Some(LocalGrant { op: op.to_owned(), key: key.to_owned(), content_type: content_type.to_owned(), size })
+    }
+
+    /// The file of `key`; refuses keys that could leave the root.
+    pub fn path(&self, key: &str) -> anyhow::Result<PathBuf> {
+        anyhow::ensure!(valid_key(key), "invalid object key");
+        Ok(self.root.join(key))
+    }
+
+    fn meta_path(path: &Path) -> PathBuf {
+        let mut p = path.as_os_str().to_owned();
+        p.push(".meta");
+        PathBuf::from(p)
+    }
+
+    /// Stores `bytes` under `key` atomically, with its type.
+    pub async fn put(&self, key: &str, content_type: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.path(key)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::write(&tmp, bytes).await?;
+        tokio::fs::write(Self::meta_path(&path), content_type).await?;
+        tokio::fs::rename(&tmp, &path).await?;
+        Ok(())
+    }
+
+    async fn head(&self, key: &str) -> anyhow::Result<Option<ObjectInfo>> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(Some(ObjectInfo {
+                size: m.len(),
+                content_type: tokio::fs::read_to_string(Self::meta_path(&path)).await.ok(),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The stored type of `key`.
+    pub async fn content_type(&self, key: &str) -> Option<String> {
+        tokio::fs::read_to_string(Self::meta_path(&self.path(key).ok()?)).await.ok()
+    }
+
+    async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let path = self.path(key)?;
+        for p in [Self::meta_path(&path), path] {
+            match tokio::fs::remove_file(&p).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Object keys are ours (`u/<uuid>/p/<uuid>`): lower-case hex, digits, dashes and
+/// slashes, no empty or dot segments.
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 200
+        && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'/')
+        && key.split('/').all(|seg| !seg.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> LocalStore {
+        LocalStore { root: "/tmp/x".into(), signing_key: b"k".to_vec(), base_url: "http://h".into() }
+    }
+
+    fn query(url: &str) -> (String, Vec<(String, String)>) {
+        let u = url::Url::parse(url).unwrap();
+        let key = u.path().trim_start_matches("/storage/").to_owned();
+        (key, u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    }
+
+    #[test]
+    fn signed_urls_verify_only_unchanged() {
+        let s = store();
+        let url = s.url("put", "u/a/p/b", Utc::now().timestamp() + 60, "image/png", 10);
+        let (key, q) = query(&url);
+        assert_eq!(s.verify(&key, &q).unwrap().size, 10);
+        assert!(s.verify("u/c/p/b", &q).is_none(), "another key");
+        let bigger: Vec<_> =
+            q.iter().map(|(k, v)| (k.clone(), if k == "len" { "99".into() } else { v.clone() })).collect();
+        assert!(s.verify(&key, &bigger).is_none(), "another size");
+        let expired = s.url("get", "u/a/p/b", Utc::now().timestamp() - 1, "", 0);
+        let (key, q) = query(&expired);
+        assert!(s.verify(&key, &q).is_none(), "expired");
+    }
+
+    #[test]
+    fn keys_cannot_escape() {
+        for bad in ["", "../etc/passwd", "u//p", "u/A/p", "u/a/p/b.jpg", "/abs"] {
+            assert!(!valid_key(bad), "{bad}");
+        }
+        assert!(valid_key("u/0123-abcd/p/ef"));
+    }
+}
