@@ -211,3 +211,136 @@ impl Drop for TestApp {
 pub fn code(resp: &Value) -> &str {
     resp["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no error>")
 }
+
+/// The S3-compatible server the tests use (`.ci/run` starts s3s-fs there).
+pub fn s3_endpoint() -> String {
+    std::env::var("PLINTH_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9014".into())
+}
+
+/// Test S3 credentials (s3s-fs is started with these).
+pub const S3_ACCESS_KEY: &str = "plinth-test";
+/// Test S3 secret.
+pub const S3_SECRET_KEY: &str = "plinth-test-secret";
+
+/// Creates a fresh bucket on the test S3 server and returns its name.
+pub async fn fresh_bucket() -> String {
+    let name = format!("plinth-{}", &Uuid::new_v4().simple().to_string()[..16]);
+    let region = s3::Region::Custom { region: "us-east-1".into(), endpoint: s3_endpoint() };
+    let creds = s3::creds::Credentials::new(Some(S3_ACCESS_KEY), Some(S3_SECRET_KEY), None, None, None).unwrap();
+    let created = s3::Bucket::create_with_path_style(&name, region, creds, s3::BucketConfiguration::default())
+        .await
+        .expect("creating a bucket on the test S3 server (is s3s-fs running? see .ci/run)");
+    assert!(created.success(), "bucket creation answered {}", created.response_code);
+    name
+}
+
+impl TestApp {
+    /// A server whose photos go to a fresh bucket on the test S3 server.
+    pub async fn spawn_with_s3() -> TestApp {
+        let bucket = fresh_bucket().await;
+        let endpoint = s3_endpoint();
+        TestApp::spawn_with(&[
+            ("PLINTH_S3_ENDPOINT", endpoint.as_str()),
+            ("PLINTH_S3_BUCKET", bucket.as_str()),
+            ("PLINTH_S3_REGION", "us-east-1"),
+            ("PLINTH_S3_ACCESS_KEY", S3_ACCESS_KEY),
+            ("PLINTH_S3_SECRET_KEY", S3_SECRET_KEY),
+        ])
+        .await
+    }
+
+    /// Creates a draft as `token`; returns its id.
+    pub async fn create_draft(&self, token: &str, title: &str) -> String {
+        let r = self
+            .gql(
+                Some(token),
+                "mutation($i: CreateDraftInput!) { createDraft(input: $i) { id } }",
+                json!({ "i": { "title": title } }),
+            )
+            .await;
+        r["data"]["createDraft"]["id"].as_str().unwrap_or_else(|| panic!("createDraft failed: {r}")).to_owned()
+    }
+
+    /// Uploads `bytes` as a photo of `content_type` through the presigned URL and
+    /// confirms it, attached to `draft_id`; returns the confirmed photo.
+    pub async fn upload_photo(&self, token: &str, draft_id: Option<&str>, content_type: &str, bytes: &[u8]) -> Value {
+        let r = self
+            .gql(
+                Some(token),
+                "mutation($ct: String!, $n: Int!, $d: ID) { createUpload(contentType: $ct, byteSize: $n, draftId: $d) {
+                   photo { id } uploadUrl headers { name value } } }",
+                json!({ "ct": content_type, "n": bytes.len(), "d": draft_id }),
+            )
+            .await;
+        let up = &r["data"]["createUpload"];
+        assert!(up.is_object(), "createUpload failed: {r}");
+        let mut put = self.client.put(up["uploadUrl"].as_str().unwrap()).body(bytes.to_vec());
+        for h in up["headers"].as_array().unwrap() {
+            put = put.header(h["name"].as_str().unwrap(), h["value"].as_str().unwrap());
+        }
+        let status = put.send().await.unwrap().status();
+        assert!(status.is_success(), "upload answered {status}");
+        let c = self
+            .gql(
+                Some(token),
+                "mutation($p: ID!) { confirmUpload(photoId: $p) { id draftId position width height sha256 status url byteSize contentType } }",
+                json!({ "p": up["photo"]["id"] }),
+            )
+            .await;
+        assert!(c["data"]["confirmUpload"].is_object(), "confirmUpload failed: {c}");
+        c["data"]["confirmUpload"].clone()
+    }
+}
+
+/// A valid PNG of `w`×`h` pixels (uncompressed, for tests).
+pub fn png(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    fn adler32(bytes: &[u8]) -> u32 {
+        let (mut a, mut b) = (1u32, 0u32);
+        for &x in bytes {
+            a = (a + u32::from(x)) % 65521;
+            b = (b + a) % 65521;
+        }
+        (b << 16) | a
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut c = kind.to_vec();
+        c.extend(data);
+        out.extend(&c);
+        out.extend(crc32(&c).to_be_bytes());
+    }
+    let mut raw = Vec::new();
+    for _ in 0..h {
+        raw.push(0u8);
+        raw.extend(std::iter::repeat_n(0x7Fu8, (w * 3) as usize));
+    }
+    // zlib stream of stored (uncompressed) deflate blocks.
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        z.push(u8::from(i + 1 == blocks.len()));
+        z.extend((block.len() as u16).to_le_bytes());
+        z.extend((!(block.len() as u16)).to_le_bytes());
+        z.extend(*block);
+    }
+    z.extend(adler32(&raw).to_be_bytes());
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &z);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
