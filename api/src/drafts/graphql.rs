@@ -7,11 +7,11 @@ use crate::{
     db::{data, RequestScope},
     error::{parse_id, AppError},
     pagination::PageRequest,
-    photos::graphql::{Photo, PhotosByDraft},
+    photos::graphql::{Photo, PhotosLoader},
 };
 use async_graphql::{
     connection::{Connection, Edge},
-    dataloader::{DataLoader, Loader},
+    dataloader::{DataLoader, HashMapCache, Loader},
     Context, Enum, InputObject, MaybeUndefined, Object, Result, ID,
 };
 use chrono::{DateTime, Utc};
@@ -143,7 +143,7 @@ impl Draft {
     }
     /// Confirmed photos, in order.
     async fn photos(&self, ctx: &Context<'_>) -> Result<Vec<Photo>> {
-        let photos = data::<DataLoader<PhotosByDraft>>(ctx)?.load_one(self.0.id).await?;
+        let photos = data::<PhotosLoader>(ctx)?.load_one(self.0.id).await?;
         Ok(photos.unwrap_or_default().into_iter().map(Photo).collect())
     }
     /// Creation time.
@@ -155,6 +155,9 @@ impl Draft {
         self.0.updated_at.with_timezone(&Utc)
     }
 }
+
+/// The per-request draft loader; cached, so drafts already read are not read again.
+pub type DraftLoader = DataLoader<DraftById, HashMapCache>;
 
 /// Drafts by id, batched: one query for every photo on a page.
 pub struct DraftById(pub Arc<DatabaseTransaction>);
@@ -284,6 +287,13 @@ impl DraftsQuery {
         let page = PageRequest::parse(first, after.as_deref())?;
         let filter = DraftFilter { status: status.map(Into::into), search };
         let page = service::list(scope, page, &filter).await?;
+        // Photos on this page point back at these drafts: seed the loader's cache.
+        data::<DraftLoader>(ctx)?.feed_many(page.items.iter().map(|d| (d.id, d.clone()))).await;
+        // Load the whole page's photos in one batch now, rather than trusting the
+        // loader's batching window to catch every draft's request.
+        if ctx.look_ahead().field("edges").field("node").field("photos").exists() {
+            data::<PhotosLoader>(ctx)?.load_many(page.items.iter().map(|d| d.id)).await?;
+        }
         let mut conn = Connection::new(false, page.has_next);
         conn.edges.extend(page.items.into_iter().map(|d| Edge::new(service::cursor(&d).encode(), Draft(d))));
         Ok(conn)

@@ -9,7 +9,10 @@ use crate::{
     marketplace::graphql::{MarketplaceMutation, MarketplaceQuery},
     photos::graphql::{PhotosByDraft, PhotosMutation, PhotosQuery},
 };
-use async_graphql::{dataloader::DataLoader, EmptySubscription, MergedObject, Request, Schema, SchemaBuilder};
+use async_graphql::{
+    dataloader::{DataLoader, HashMapCache},
+    EmptySubscription, MergedObject, Request, Schema, SchemaBuilder,
+};
 
 /// Every domain's queries.
 #[derive(MergedObject, Default)]
@@ -51,7 +54,7 @@ pub fn sdl() -> String {
 pub fn with_scope(request: Request, scope: RequestScope) -> Request {
     let tx = scope.tx.clone();
     request
-        .data(DataLoader::new(PhotosByDraft(tx.clone()), tokio::spawn))
-        .data(DataLoader::new(DraftById(tx), tokio::spawn))
+        .data(DataLoader::with_cache(PhotosByDraft(tx.clone()), tokio::spawn, HashMapCache::default()))
+        .data(DataLoader::with_cache(DraftById(tx), tokio::spawn, HashMapCache::default()))
         .data(scope)
 }

@@ -2,10 +2,13 @@
 use super::service::{self, PhotoService};
 use crate::{
     db::{data, RequestScope},
-    drafts::graphql::{Draft, DraftById},
+    drafts::graphql::{Draft, DraftLoader},
     error::parse_id,
 };
-use async_graphql::{dataloader::DataLoader, dataloader::Loader, Context, Enum, Object, Result, SimpleObject, ID};
+use async_graphql::{
+    dataloader::{DataLoader, HashMapCache, Loader},
+    Context, Enum, Object, Result, SimpleObject, ID,
+};
 use chrono::{DateTime, Utc};
 use entity::photos;
 use sea_orm::DatabaseTransaction;
@@ -77,7 +80,7 @@ impl Photo {
     /// The draft it belongs to.
     async fn draft(&self, ctx: &Context<'_>) -> Result<Option<Draft>> {
         let Some(id) = self.0.draft_id else { return Ok(None) };
-        Ok(data::<DataLoader<DraftById>>(ctx)?.load_one(id).await?.map(Draft))
+        Ok(data::<DraftLoader>(ctx)?.load_one(id).await?.map(Draft))
     }
 }
 
@@ -105,6 +108,9 @@ pub struct PhotoUpload {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The per-request photos-of-a-draft loader, cached so a page can prefetch.
+pub type PhotosLoader = DataLoader<PhotosByDraft, HashMapCache>;
+
 /// Photos of drafts, batched: one query for every draft on a page.
 pub struct PhotosByDraft(pub Arc<DatabaseTransaction>);
 
@@ -114,7 +120,8 @@ impl Loader<Uuid> for PhotosByDraft {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         let rows = service::by_draft_ids(self.0.as_ref(), keys).await?;
-        let mut map: HashMap<Uuid, Vec<photos::Model>> = HashMap::new();
+        // Every key gets an entry, so a draft without photos is cached as such.
+        let mut map: HashMap<Uuid, Vec<photos::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
         for p in rows {
             if let Some(d) = p.draft_id {
                 map.entry(d).or_default().push(p);

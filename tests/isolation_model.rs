@@ -1,0 +1,415 @@
+//! Isolation, proven over the wire as a state machine: random interleavings of three
+//! users' draft and marketplace-account operations, each aimed at any object that
+//! exists (so often another user's), checked against a model of who owns what. Every
+//! answer must match the model, another user's object must behave exactly as if it did
+//! not exist (NOT_FOUND, nothing changed), and after every step each user's whole view
+//! — lists, lookups by id of every object, dashboard counts — must equal exactly their
+//! part of the model.
+mod common;
+
+use common::{code, TestApp, TestUser};
+use proptest::{collection::vec, prelude::*, sample::Index, test_runner::TestCaseError};
+use serde_json::{json, Map, Value};
+
+/// Users per case.
+const USERS: usize = 3;
+/// The draft statuses, as the API spells them.
+const STATUSES: [&str; 4] = ["DRAFT", "READY", "PUBLISHED", "ARCHIVED"];
+/// An id no row has, aimed at when the model holds nothing to pick from.
+const ABSENT: &str = "00000000-0000-7000-8000-000000000000";
+
+const DRAFT_FIELDS: &str = "{ id title status }";
+const ACCOUNT_FIELDS: &str = "{ id displayName status }";
+
+/// One step: `user` acts; `draft`/`account` pick among ALL objects in the model,
+/// whoever owns them.
+#[derive(Clone, Debug)]
+enum Op {
+    CreateDraft { user: usize, title: String },
+    UpdateTitle { user: usize, draft: Index, title: String },
+    UpdateStatus { user: usize, draft: Index, status: &'static str },
+    DeleteDraft { user: usize, draft: Index },
+    RestoreDraft { user: usize, draft: Index },
+    ReadDraft { user: usize, draft: Index },
+    Connect { user: usize, name: String },
+    Rename { user: usize, account: Index, name: String },
+    Disconnect { user: usize, account: Index },
+}
+
+/// Valid titles and display names: no surrounding blanks, so the server's trimming
+/// leaves them as they are.
+fn name() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9]{1,8}( [A-Za-z0-9]{1,8})?"
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let user = 0..USERS;
+    prop_oneof![
+        3 => (user.clone(), name()).prop_map(|(user, title)| Op::CreateDraft { user, title }),
+        2 => (user.clone(), any::<Index>(), name()).prop_map(|(user, draft, title)| Op::UpdateTitle { user, draft, title }),
+        2 => (user.clone(), any::<Index>(), prop::sample::select(&STATUSES[..]))
+            .prop_map(|(user, draft, status)| Op::UpdateStatus { user, draft, status }),
+        2 => (user.clone(), any::<Index>()).prop_map(|(user, draft)| Op::DeleteDraft { user, draft }),
+        2 => (user.clone(), any::<Index>()).prop_map(|(user, draft)| Op::RestoreDraft { user, draft }),
+        1 => (user.clone(), any::<Index>()).prop_map(|(user, draft)| Op::ReadDraft { user, draft }),
+        2 => (user.clone(), name()).prop_map(|(user, name)| Op::Connect { user, name }),
+        2 => (user.clone(), any::<Index>(), name()).prop_map(|(user, account, name)| Op::Rename { user, account, name }),
+        2 => (user, any::<Index>()).prop_map(|(user, account)| Op::Disconnect { user, account }),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct DraftRec {
+    id: String,
+    owner: usize,
+    title: String,
+    status: &'static str,
+    deleted: bool,
+}
+
+impl DraftRec {
+    fn json(&self) -> Value {
+        json!({ "id": self.id, "title": self.title, "status": self.status })
+    }
+}
+
+#[derive(Clone, Debug)]
+struct AccountRec {
+    id: String,
+    owner: usize,
+    name: String,
+    status: &'static str,
+}
+
+impl AccountRec {
+    fn json(&self) -> Value {
+        json!({ "id": self.id, "displayName": self.name, "status": self.status })
+    }
+}
+
+/// Every object, in creation order, with its owner: a user's part is the rows it owns.
+#[derive(Default)]
+struct Model {
+    drafts: Vec<DraftRec>,
+    accounts: Vec<AccountRec>,
+}
+
+impl Model {
+    fn pick_draft(&self, i: &Index) -> Option<usize> {
+        (!self.drafts.is_empty()).then(|| i.index(self.drafts.len()))
+    }
+
+    fn pick_account(&self, i: &Index) -> Option<usize> {
+        (!self.accounts.is_empty()).then(|| i.index(self.accounts.len()))
+    }
+
+    fn draft_id(&self, t: Option<usize>) -> String {
+        t.map_or_else(|| ABSENT.to_owned(), |t| self.drafts[t].id.clone())
+    }
+
+    fn account_id(&self, t: Option<usize>) -> String {
+        t.map_or_else(|| ABSENT.to_owned(), |t| self.accounts[t].id.clone())
+    }
+
+    fn describe_draft(&self, t: Option<usize>) -> String {
+        match t {
+            None => format!("absent draft {ABSENT}"),
+            Some(t) => {
+                let d = &self.drafts[t];
+                format!(
+                    "draft #{t} {} of u{} ({:?}, {}{})",
+                    d.id,
+                    d.owner,
+                    d.title,
+                    d.status,
+                    if d.deleted { "deleted" } else { "live" }
+                )
+            }
+        }
+    }
+
+    fn describe_account(&self, t: Option<usize>) -> String {
+        match t {
+            None => format!("absent account {ABSENT}"),
+            Some(t) => {
+                let a = &self.accounts[t];
+                format!("account #{t} {} of u{} ({:?}, {})", a.id, a.owner, a.name, a.status)
+            }
+        }
+    }
+}
+
+/// The successful answer `field` of `r`, which must equal `expected`.
+fn expect_data(r: &Value, field: &str, expected: &Value) -> Result<(), String> {
+    if r.get("errors").is_some() || r["data"][field] != *expected {
+        return Err(format!("expected {field} = {expected}, the server answered {r}"));
+    }
+    Ok(())
+}
+
+/// The operation must be refused as if the object did not exist.
+fn expect_not_found(r: &Value) -> Result<(), String> {
+    if code(r) != "NOT_FOUND" || !r["data"].is_null() {
+        return Err(format!("expected NOT_FOUND and no data, the server answered {r}"));
+    }
+    Ok(())
+}
+
+/// Runs `op` against the server and the model; returns what it was aimed at.
+async fn apply(app: &TestApp, users: &[TestUser], model: &mut Model, op: &Op) -> Result<String, String> {
+    let gql = |user: usize, query: &'static str, vars: Value| app.gql(Some(&users[user].access), query, vars);
+    match op {
+        Op::CreateDraft { user, title } => {
+            let r = gql(
+                *user,
+                "mutation($i: CreateDraftInput!) { createDraft(input: $i) { id title status } }",
+                json!({ "i": { "title": title } }),
+            )
+            .await;
+            let Some(id) = r["data"]["createDraft"]["id"].as_str() else {
+                return Err(format!("createDraft failed: {r}"));
+            };
+            let rec =
+                DraftRec { id: id.to_owned(), owner: *user, title: title.clone(), status: "DRAFT", deleted: false };
+            expect_data(&r, "createDraft", &rec.json())?;
+            model.drafts.push(rec);
+            Ok(format!("new {}", model.describe_draft(Some(model.drafts.len() - 1))))
+        }
+        Op::UpdateTitle { user, draft, .. } | Op::UpdateStatus { user, draft, .. } => {
+            let t = model.pick_draft(draft);
+            let aimed = model.describe_draft(t);
+            let input = match op {
+                Op::UpdateTitle { title, .. } => json!({ "title": title }),
+                Op::UpdateStatus { status, .. } => json!({ "status": status }),
+                _ => unreachable!(),
+            };
+            let r = gql(
+                *user,
+                "mutation($id: ID!, $i: UpdateDraftInput!) { updateDraft(id: $id, input: $i) { id title status } }",
+                json!({ "id": model.draft_id(t), "i": input }),
+            )
+            .await;
+            match t.filter(|&t| model.drafts[t].owner == *user && !model.drafts[t].deleted) {
+                Some(t) => {
+                    let d = &mut model.drafts[t];
+                    match op {
+                        Op::UpdateTitle { title, .. } => d.title = title.clone(),
+                        Op::UpdateStatus { status, .. } => d.status = status,
+                        _ => unreachable!(),
+                    }
+                    expect_data(&r, "updateDraft", &d.json())?;
+                }
+                None => expect_not_found(&r)?,
+            }
+            Ok(aimed)
+        }
+        Op::DeleteDraft { user, draft } => {
+            let t = model.pick_draft(draft);
+            let aimed = model.describe_draft(t);
+            let r = gql(*user, "mutation($id: ID!) { deleteDraft(id: $id) }", json!({ "id": model.draft_id(t) })).await;
+            match t.filter(|&t| model.drafts[t].owner == *user && !model.drafts[t].deleted) {
+                Some(t) => {
+                    expect_data(&r, "deleteDraft", &json!(true))?;
+                    model.drafts[t].deleted = true;
+                }
+                None => expect_not_found(&r)?,
+            }
+            Ok(aimed)
+        }
+        Op::RestoreDraft { user, draft } => {
+            let t = model.pick_draft(draft);
+            let aimed = model.describe_draft(t);
+            let r = gql(
+                *user,
+                "mutation($id: ID!) { restoreDraft(id: $id) { id title status } }",
+                json!({ "id": model.draft_id(t) }),
+            )
+            .await;
+            match t.filter(|&t| model.drafts[t].owner == *user && model.drafts[t].deleted) {
+                Some(t) => {
+                    model.drafts[t].deleted = false;
+                    expect_data(&r, "restoreDraft", &model.drafts[t].json())?;
+                }
+                None => expect_not_found(&r)?,
+            }
+            Ok(aimed)
+        }
+        Op::ReadDraft { user, draft } => {
+            let t = model.pick_draft(draft);
+            let r = gql(
+                *user,
+                "query($id: ID!) { draft(id: $id) { id title status } }",
+                json!({ "id": model.draft_id(t) }),
+            )
+            .await;
+            let expected = match t.filter(|&t| model.drafts[t].owner == *user && !model.drafts[t].deleted) {
+                Some(t) => model.drafts[t].json(),
+                None => Value::Null,
+            };
+            expect_data(&r, "draft", &expected)?;
+            Ok(model.describe_draft(t))
+        }
+        Op::Connect { user, name } => {
+            let r = gql(
+                *user,
+                "mutation($i: ConnectMarketplaceAccountInput!) { connectMarketplaceAccount(input: $i) { id displayName status } }",
+                json!({ "i": { "platform": "VINTED", "displayName": name, "credentials": { "token": "x" } } }),
+            )
+            .await;
+            let Some(id) = r["data"]["connectMarketplaceAccount"]["id"].as_str() else {
+                return Err(format!("connectMarketplaceAccount failed: {r}"));
+            };
+            let rec = AccountRec { id: id.to_owned(), owner: *user, name: name.clone(), status: "CONNECTED" };
+            expect_data(&r, "connectMarketplaceAccount", &rec.json())?;
+            model.accounts.push(rec);
+            Ok(format!("new {}", model.describe_account(Some(model.accounts.len() - 1))))
+        }
+        Op::Rename { user, account, name } => {
+            let t = model.pick_account(account);
+            let aimed = model.describe_account(t);
+            let r = gql(
+                *user,
+                "mutation($id: ID!, $n: String!) { renameMarketplaceAccount(id: $id, displayName: $n) { id displayName status } }",
+                json!({ "id": model.account_id(t), "n": name }),
+            )
+            .await;
+            // A disconnected account keeps its row, and its owner may still rename it.
+            match t.filter(|&t| model.accounts[t].owner == *user) {
+                Some(t) => {
+                    model.accounts[t].name = name.clone();
+                    expect_data(&r, "renameMarketplaceAccount", &model.accounts[t].json())?;
+                }
+                None => expect_not_found(&r)?,
+            }
+            Ok(aimed)
+        }
+        Op::Disconnect { user, account } => {
+            let t = model.pick_account(account);
+            let aimed = model.describe_account(t);
+            let r = gql(
+                *user,
+                "mutation($id: ID!) { disconnectMarketplaceAccount(id: $id) { id displayName status } }",
+                json!({ "id": model.account_id(t) }),
+            )
+            .await;
+            // Disconnecting is idempotent for the owner.
+            match t.filter(|&t| model.accounts[t].owner == *user) {
+                Some(t) => {
+                    model.accounts[t].status = "DISCONNECTED";
+                    expect_data(&r, "disconnectMarketplaceAccount", &model.accounts[t].json())?;
+                }
+                None => expect_not_found(&r)?,
+            }
+            Ok(aimed)
+        }
+    }
+}
+
+/// Compares every user's whole view with their part of the model: the drafts list
+/// (newest first), the accounts list (oldest first), `draft(id)` and
+/// `marketplaceAccount(id)` of EVERY object in the model (null unless theirs and live),
+/// and the dashboard's counts. One request per user.
+async fn check_views(app: &TestApp, users: &[TestUser], model: &Model) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (u, user) in users.iter().enumerate() {
+        let mut query = format!(
+            "{{ drafts(first: 100) {{ edges {{ node {DRAFT_FIELDS} }} pageInfo {{ hasNextPage }} }}
+               marketplaceAccounts {ACCOUNT_FIELDS}
+               dashboard {{ drafts {{ draft ready published archived total }} connectedAccounts }}"
+        );
+        let mut expected: Vec<(String, String, Value)> = Vec::new();
+
+        let live: Vec<&DraftRec> = model.drafts.iter().rev().filter(|d| d.owner == u && !d.deleted).collect();
+        let edges: Vec<Value> = live.iter().take(100).map(|d| json!({ "node": d.json() })).collect();
+        expected.push((
+            "drafts".into(),
+            "drafts(first: 100)".into(),
+            json!({ "edges": edges, "pageInfo": { "hasNextPage": live.len() > 100 } }),
+        ));
+        let accounts: Vec<Value> = model.accounts.iter().filter(|a| a.owner == u).map(AccountRec::json).collect();
+        expected.push(("marketplaceAccounts".into(), "marketplaceAccounts".into(), Value::Array(accounts)));
+        let count = |s: &str| live.iter().filter(|d| d.status == s).count();
+        let connected = model.accounts.iter().filter(|a| a.owner == u && a.status == "CONNECTED").count();
+        expected.push((
+            "dashboard".into(),
+            "dashboard".into(),
+            json!({
+                "drafts": {
+                    "draft": count("DRAFT"), "ready": count("READY"), "published": count("PUBLISHED"),
+                    "archived": count("ARCHIVED"), "total": live.len(),
+                },
+                "connectedAccounts": connected,
+            }),
+        ));
+
+        for (i, d) in model.drafts.iter().enumerate() {
+            query.push_str(&format!(" d{i}: draft(id: \"{}\") {DRAFT_FIELDS}", d.id));
+            let want = if d.owner == u && !d.deleted { d.json() } else { Value::Null };
+            expected.push((format!("d{i}"), format!("draft(id) of {}", model.describe_draft(Some(i))), want));
+        }
+        for (i, a) in model.accounts.iter().enumerate() {
+            query.push_str(&format!(" a{i}: marketplaceAccount(id: \"{}\") {ACCOUNT_FIELDS}", a.id));
+            let want = if a.owner == u { a.json() } else { Value::Null };
+            expected.push((
+                format!("a{i}"),
+                format!("marketplaceAccount(id) of {}", model.describe_account(Some(i))),
+                want,
+            ));
+        }
+        query.push('}');
+
+        let r = app.gql(Some(&user.access), &query, json!({})).await;
+        if r.get("errors").is_some() {
+            problems.push(format!("u{u}'s view query failed: {r}"));
+            continue;
+        }
+        let data = r["data"].as_object().cloned().unwrap_or_else(Map::new);
+        for (key, what, want) in expected {
+            let got = data.get(&key).unwrap_or(&Value::Null);
+            if *got != want {
+                problems.push(format!("u{u}'s {what}:\n    expected {want}\n    got      {got}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n  "))
+    }
+}
+
+async fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+    let app = TestApp::spawn().await;
+    let mut users = Vec::with_capacity(USERS);
+    for name in ["ann", "bob", "cat"] {
+        users.push(app.register(name).await);
+    }
+    let mut model = Model::default();
+    check_views(&app, &users, &model).await.map_err(|e| TestCaseError::fail(format!("before any step:\n  {e}")))?;
+    for (step, op) in ops.iter().enumerate() {
+        let aimed = apply(&app, &users, &mut model, op)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("step {step} {op:?} answered wrongly:\n  {e}")))?;
+        check_views(&app, &users, &model).await.map_err(|e| {
+            TestCaseError::fail(format!("views diverged after step {step} {op:?}, aimed at {aimed}:\n  {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(12),
+        // Each case starts a server: keep shrinking bounded and write no regression files.
+        max_shrink_iters: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Whatever three users do to whatever exists, each one sees exactly their own data.
+    #[test]
+    fn every_user_sees_exactly_their_own_data(ops in vec(op_strategy(), 1..25)) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(run(&ops))?;
+    }
+}
