@@ -22,6 +22,12 @@ enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Run the reference job worker against PLINTH_API_URL with PLINTH_WORKER_TOKEN.
+    Worker {
+        /// Job kinds to claim.
+        #[arg(long, value_delimiter = ',', default_value = "scan,prepare,publish")]
+        kinds: Vec<String>,
+    },
     /// Administrative tasks.
     Admin {
         #[command(subcommand)]
@@ -36,6 +42,15 @@ enum AdminCommand {
         /// The admin's e-mail address.
         #[arg(long)]
         email: String,
+    },
+    /// Issue a worker token for the given job kinds; printed once.
+    WorkerToken {
+        /// Job kinds the worker may claim: scan, prepare, publish.
+        #[arg(long, value_delimiter = ',', required = true)]
+        kinds: Vec<String>,
+        /// Days until the token expires.
+        #[arg(long, default_value_t = 90)]
+        days: u64,
     },
 }
 
@@ -94,6 +109,31 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Schema => {
             print!("{}", api::graphql::sdl());
             Ok(())
+        }
+        Command::Admin { command: AdminCommand::WorkerToken { kinds, days } } => {
+            let kinds: Vec<String> = kinds.iter().map(|k| k.trim().to_lowercase()).collect();
+            if let Some(bad) = kinds.iter().find(|k| !api::jobs::service::KINDS.contains(&k.as_str())) {
+                anyhow::bail!("--kinds: unknown job kind {bad:?} (scan, prepare, publish)");
+            }
+            let tokens = api::auth::tokens::TokenService::from_config(&config)?;
+            let worker_id = uuid::Uuid::now_v7();
+            let token = tokens.issue_worker(worker_id, &kinds, std::time::Duration::from_secs(days * 86_400))?;
+            println!("worker {worker_id} may claim {}; token (shown once):", kinds.join(", "));
+            println!("{token}");
+            Ok(())
+        }
+        Command::Worker { kinds } => {
+            let token = std::env::var("PLINTH_WORKER_TOKEN").map_err(|_| {
+                anyhow::anyhow!("PLINTH_WORKER_TOKEN: required (issue one with `plinth admin worker-token`)")
+            })?;
+            let api_url = std::env::var("PLINTH_API_URL").unwrap_or_else(|_| format!("http://{}/graphql", config.addr));
+            let settings = api::jobs::worker::WorkerSettings {
+                api_url,
+                token: token.into(),
+                kinds: kinds.iter().map(|k| k.trim().to_uppercase()).collect(),
+                idle_poll: std::time::Duration::from_secs(1),
+            };
+            api::jobs::worker::Worker::new(settings)?.run(startup::shutdown_signal()).await
         }
     }
 }

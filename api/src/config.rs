@@ -65,6 +65,10 @@ pub struct Config {
     pub credentials_key: Option<SecretString>,
     /// `PLINTH_MAX_UPLOAD_BYTES`: largest photo accepted.
     pub max_upload_bytes: u64,
+    /// `PLINTH_JOB_LEASE_SECS`: how long a worker holds a job between reports.
+    pub job_lease: Duration,
+    /// `PLINTH_JOB_SWEEP_SECS`: how often expired leases are returned to the queue.
+    pub job_sweep: Duration,
     /// `PLINTH_LOG_FORMAT`: `pretty` or `json`.
     pub log_format: LogFormat,
     /// `PLINTH_DB_POOL_SIZE`.
@@ -153,6 +157,8 @@ impl Config {
             s3: s3_settings(&v)?,
             credentials_key: v.secret("PLINTH_CREDENTIALS_KEY"),
             max_upload_bytes: v.parse("PLINTH_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)?,
+            job_lease: Duration::from_secs(v.parse("PLINTH_JOB_LEASE_SECS", 60)?),
+            job_sweep: Duration::from_secs(v.parse("PLINTH_JOB_SWEEP_SECS", 5)?.max(1)),
             log_format,
             db_pool_size: v.parse("PLINTH_DB_POOL_SIZE", 8)?,
             statement_timeout_ms: v.parse("PLINTH_STATEMENT_TIMEOUT_MS", 5_000)?,

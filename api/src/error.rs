@@ -65,6 +65,15 @@ impl AppError {
         }
     }
 
+    /// Turns the error into an `anyhow::Error` for code outside a request (background
+    /// tasks, the CLI), keeping an INTERNAL error's cause.
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            AppError::Internal(e) => e,
+            other => anyhow::anyhow!("{}: {}", other.code(), other.message()),
+        }
+    }
+
     /// Builds a BAD_USER_INPUT error for `field`.
     pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
         AppError::BadUserInput { field: field.to_string(), message: message.into() }

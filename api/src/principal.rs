@@ -57,6 +57,17 @@ pub struct UserClaims {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a verified worker token says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerClaims {
+    /// The worker's id; it holds the jobs it claims under this id.
+    pub worker_id: Uuid,
+    /// Job kinds (`scan`, `prepare`, `publish`) it may claim.
+    pub kinds: Vec<String>,
+    /// When the token stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// The caller of one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
@@ -64,6 +75,10 @@ pub enum Principal {
     Anonymous,
     /// A signed-in account (user, support or admin).
     User(UserClaims),
+    /// A job worker.
+    Worker(WorkerClaims),
+    /// The server's own background tasks.
+    System,
 }
 
 impl Principal {
@@ -72,22 +87,38 @@ impl Principal {
         match self {
             Principal::Anonymous => "plinth_anon",
             Principal::User(c) => c.role.db_role(),
+            Principal::Worker(_) => "plinth_worker",
+            Principal::System => "plinth_system",
         }
     }
 
     /// The account the request acts for, if any.
     pub fn user_id(&self) -> Option<Uuid> {
-        match self {
-            Principal::Anonymous => None,
-            Principal::User(c) => Some(c.user_id),
-        }
+        self.claims().map(|c| c.user_id)
     }
 
     /// The claims of a signed-in caller.
     pub fn claims(&self) -> Option<&UserClaims> {
         match self {
-            Principal::Anonymous => None,
             Principal::User(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The claims of a worker.
+    pub fn worker(&self) -> Option<&WorkerClaims> {
+        match self {
+            Principal::Worker(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// When the caller's token expires, if it has one.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Principal::User(c) => Some(c.expires_at),
+            Principal::Worker(w) => Some(w.expires_at),
+            _ => None,
         }
     }
 }

@@ -6,9 +6,13 @@ use crate::{
     auth::{password::Passwords, tokens::TokenService},
     config::Config,
     db::{self, embedded::EmbeddedPostgres},
+    error::AppError,
+    events::EventBus,
     graphql,
     http::{self, metrics::Metrics, HttpState},
+    jobs::service::QueueSettings,
     photos::service::PhotoService,
+    principal::Principal,
     ratelimit::RateLimiter,
     secretbox::SecretBox,
     storage::Storage,
@@ -86,6 +90,8 @@ pub struct Services {
     pub storage: Arc<Storage>,
     /// Seals marketplace credentials.
     pub sealer: Arc<SecretBox>,
+    /// Live events.
+    pub bus: Arc<EventBus>,
     /// The database's setup, kept to stop the embedded cluster at the end.
     pub database: DatabaseSetup,
 }
@@ -102,6 +108,10 @@ impl Services {
             Some(url) => Some(connect_redis(url.expose_secret()).await?),
             None => None,
         };
+        let bus = Arc::new(match (&config.redis_url, &redis) {
+            (Some(url), Some(conn)) => EventBus::redis(url.expose_secret(), conn.clone()).await?,
+            _ => EventBus::in_process(),
+        });
         let tokens = Arc::new(TokenService::from_config(&config)?);
         let limiter = Arc::new(RateLimiter::new(redis));
         let passwords = Passwords::new(config.argon2_memory_kib)?;
@@ -112,6 +122,7 @@ impl Services {
             limiter,
             config.clone(),
             public_url.clone(),
+            bus.clone(),
         ));
         let storage = Arc::new(match &config.s3 {
             Some(s3) => Storage::s3(s3)?,
@@ -125,7 +136,7 @@ impl Services {
             None => SecretBox::load_or_create(&config.data_dir.join("credentials_key"))?,
         });
         let photos = Arc::new(PhotoService::new(storage.clone(), config.max_upload_bytes));
-        Ok(Services { config, pool, tokens, accounts, photos, storage, sealer, database })
+        Ok(Services { config, pool, tokens, accounts, photos, storage, sealer, bus, database })
     }
 }
 
@@ -163,7 +174,17 @@ impl Application {
             .data(services.accounts.clone())
             .data(services.photos.clone())
             .data(services.sealer.clone())
+            .data(services.bus.clone())
+            .data(services.pool.clone())
+            .data(services.config.clone())
+            .data(QueueSettings { lease: services.config.job_lease })
             .finish();
+        tokio::spawn(sweep_expired_leases(
+            services.pool.clone(),
+            services.bus.clone(),
+            services.config.job_sweep,
+            services.config.statement_timeout_ms,
+        ));
         let state = Arc::new(HttpState {
             schema,
             tokens: services.tokens.clone(),
@@ -171,6 +192,7 @@ impl Application {
             config: services.config.clone(),
             metrics: Metrics::new()?,
             storage: services.storage.clone(),
+            bus: services.bus.clone(),
         });
         Ok(Application {
             acceptor,
@@ -202,6 +224,33 @@ impl Application {
         let result = Server::new_with_acceptor(acceptor).run(endpoint).await;
         drop(database);
         result
+    }
+}
+
+/// Returns jobs whose worker stopped reporting to the queue, every `every`, and tells
+/// their owners' subscriptions. Safe on any number of instances (SKIP LOCKED).
+async fn sweep_expired_leases(pool: DatabaseConnection, bus: Arc<EventBus>, every: Duration, timeout_ms: u64) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let swept = async {
+            let tx = Arc::new(db::begin(&pool, &Principal::System, timeout_ms).await?);
+            let scope = db::RequestScope::new(tx.clone(), Principal::System, db::RequestMeta::default());
+            let changed = crate::jobs::service::requeue_expired(&scope).await.map_err(AppError::into_anyhow)?;
+            let events = std::mem::take(&mut *scope.events.lock().expect("pending events"));
+            drop(scope);
+            if let Ok(tx) = Arc::try_unwrap(tx) {
+                tx.commit().await?;
+            }
+            bus.publish(&events).await;
+            anyhow::Ok(changed.len())
+        };
+        match swept.await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "expired job leases returned to the queue"),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "sweeping expired job leases"),
+        }
     }
 }
 

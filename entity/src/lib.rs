@@ -3,6 +3,8 @@
 pub mod activity_log;
 pub mod drafts;
 pub mod email_outbox;
+pub mod job_logs;
+pub mod jobs;
 pub mod marketplace_accounts;
 pub mod one_time_tokens;
 pub mod photos;

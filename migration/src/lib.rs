@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_roles;
 mod m20261125_000002_create_accounts;
 mod m20261125_000003_create_tenant_data;
+mod m20261125_000004_create_jobs;
 pub mod rls;
 
 /// A short hash of every migration source file; changes whenever a migration does.
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_roles::Migration),
             Box::new(m20261125_000002_create_accounts::Migration),
             Box::new(m20261125_000003_create_tenant_data::Migration),
+            Box::new(m20261125_000004_create_jobs::Migration),
         ]
     }
 }

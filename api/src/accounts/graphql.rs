@@ -169,7 +169,7 @@ impl AccountsMutation {
     /// Ends the session a refresh token belongs to.
     async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
         let scope = data::<RequestScope>(ctx)?;
-        Ok(data::<Arc<AccountService>>(ctx)?.logout(&scope.tx, &scope.meta, &refresh_token).await?)
+        Ok(data::<Arc<AccountService>>(ctx)?.logout(scope, &refresh_token).await?)
     }
 
     /// Sends a new e-mail verification link to the signed-in account.
@@ -194,7 +194,7 @@ impl AccountsMutation {
     async fn reset_password(&self, ctx: &Context<'_>, token: String, new_password: String) -> Result<bool> {
         let scope = data::<RequestScope>(ctx)?;
         let svc = data::<Arc<AccountService>>(ctx)?;
-        Ok(svc.reset_password(&scope.tx, &scope.meta, &token, &new_password).await?)
+        Ok(svc.reset_password(scope, &token, &new_password).await?)
     }
 
     /// Changes the signed-in account's password; its other sessions end.

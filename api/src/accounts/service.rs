@@ -16,6 +16,7 @@ use crate::{
     db::{self, RequestMeta, RequestScope},
     email::{service as outbox, templates},
     error::{AppError, AppResult},
+    events::{Event, EventBus},
     principal::{Principal, Role},
     ratelimit::{Decision, RateLimiter},
 };
@@ -56,6 +57,7 @@ pub struct AccountService {
     limiter: Arc<RateLimiter>,
     config: Arc<Config>,
     public_url: String,
+    bus: Arc<EventBus>,
 }
 
 impl AccountService {
@@ -67,8 +69,9 @@ impl AccountService {
         limiter: Arc<RateLimiter>,
         config: Arc<Config>,
         public_url: String,
+        bus: Arc<EventBus>,
     ) -> Self {
-        AccountService { pool, passwords, tokens, limiter, config, public_url }
+        AccountService { pool, passwords, tokens, limiter, config, public_url, bus }
     }
 
     /// Creates an account and signs it in; a verification e-mail goes to the outbox.
@@ -170,11 +173,13 @@ impl AccountService {
     }
 
     /// Ends the session of a refresh token. Idempotent for a session already ended.
-    pub async fn logout(&self, tx: &DatabaseTransaction, meta: &RequestMeta, token: &str) -> AppResult<bool> {
+    pub async fn logout(&self, scope: &RequestScope, token: &str) -> AppResult<bool> {
+        let (tx, meta) = (scope.tx.as_ref(), &scope.meta);
         let parsed = opaque::parse(Kind::Refresh, token).ok_or_else(bad_refresh)?;
         db::act_as(tx, Role::User, parsed.user_id).await?;
         let session_id = token_session(tx, parsed.user_id, &parsed.hash).await?.ok_or_else(bad_refresh)?;
         revoke(tx, parsed.user_id, Some(session_id), "logout").await?;
+        scope.emit(Event::SessionsRevoked { user_id: parsed.user_id, session_id: Some(session_id) });
         activity::record(tx, meta, entry(parsed.user_id, "session.logout", Some(("session", session_id)))).await?;
         Ok(true)
     }
@@ -240,16 +245,12 @@ impl AccountService {
     }
 
     /// Sets a new password from a reset link and signs every session out.
-    pub async fn reset_password(
-        &self,
-        tx: &DatabaseTransaction,
-        meta: &RequestMeta,
-        token: &str,
-        new_password: &str,
-    ) -> AppResult<bool> {
+    pub async fn reset_password(&self, scope: &RequestScope, token: &str, new_password: &str) -> AppResult<bool> {
+        let (tx, meta) = (scope.tx.as_ref(), &scope.meta);
         let password = NewPassword::parse("newPassword", new_password)?;
         let user_id = consume_token(tx, Kind::ResetPassword, "reset_password", token).await?;
         self.set_password(tx, meta, user_id, &password, None).await?;
+        scope.emit(Event::SessionsRevoked { user_id, session_id: None });
         Ok(true)
     }
 
@@ -263,7 +264,10 @@ impl AccountService {
         if !ok {
             return Err(AppError::bad_input("currentPassword", "is not the current password"));
         }
-        self.set_password(&scope.tx, &scope.meta, user.id, &password, Some(claims.session_id)).await?;
+        for session_id in self.set_password(&scope.tx, &scope.meta, user.id, &password, Some(claims.session_id)).await?
+        {
+            scope.emit(Event::SessionsRevoked { user_id: user.id, session_id: Some(session_id) });
+        }
         Ok(true)
     }
 
@@ -318,7 +322,7 @@ impl AccountService {
         user_id: Uuid,
         password: &NewPassword,
         keep_session: Option<Uuid>,
-    ) -> AppResult<()> {
+    ) -> AppResult<Vec<Uuid>> {
         let hash = self.passwords.hash(&password.0).await?;
         tx.execute(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -326,17 +330,21 @@ impl AccountService {
             [user_id.into(), hash.into()],
         ))
         .await?;
-        tx.execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = 'password_changed' \
-             WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
-            [user_id.into(), keep_session.into()],
-        ))
-        .await?;
+        let revoked = tx
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "UPDATE sessions SET revoked_at = now(), revoked_reason = 'password_changed' \
+                 WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2 RETURNING id",
+                [user_id.into(), keep_session.into()],
+            ))
+            .await?
+            .iter()
+            .map(|r| r.try_get::<Uuid>("", "id"))
+            .collect::<Result<Vec<_>, _>>()?;
         let user = load_user(tx, user_id).await?;
         outbox::enqueue(tx, user_id, &user.email, templates::password_changed()).await?;
         activity::record(tx, meta, entry(user_id, "account.password_changed", None)).await?;
-        Ok(())
+        Ok(revoked)
     }
 
     async fn open_session(
@@ -403,6 +411,7 @@ impl AccountService {
         db::act_as(&tx, Role::User, user_id).await?;
         revoke(&tx, user_id, Some(session_id), reason).await?;
         tx.commit().await?;
+        self.bus.publish(&[Event::SessionsRevoked { user_id, session_id: Some(session_id) }]).await;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 use crate::{
     config::Config,
     error::AppError,
-    principal::{Role, UserClaims},
+    principal::{Principal, Role, UserClaims, WorkerClaims},
 };
 use anyhow::Context;
 use biscuit_auth::{
@@ -45,7 +45,7 @@ pub struct TokenService {
     public: PublicKey,
     policies: AuthorizerBuilder,
     ttl: Duration,
-    cache: Mutex<LruCache<[u8; 32], UserClaims>>,
+    cache: Mutex<LruCache<[u8; 32], Principal>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -103,22 +103,34 @@ impl TokenService {
         Ok((token, DateTime::<Utc>::from(expires)))
     }
 
-    /// Verifies a token and returns its claims; any failure is UNAUTHENTICATED.
-    pub fn verify(&self, token: &str) -> Result<UserClaims, AppError> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let now = Utc::now();
-        if let Some(claims) = self.cache.lock().expect("token cache").get(&key).cloned() {
-            return if claims.expires_at > now { Ok(claims) } else { Err(expired()) };
+    /// Signs a worker token for the given job kinds.
+    pub fn issue_worker(&self, worker_id: Uuid, kinds: &[String], ttl: Duration) -> anyhow::Result<String> {
+        let expires = SystemTime::now() + ttl;
+        let mut builder = Biscuit::builder()
+            .fact(fact("worker", &[string(&worker_id.to_string())]))?
+            .fact(fact("expires", &[date(&expires)]))?;
+        for kind in kinds {
+            builder = builder.fact(fact("kind", &[string(kind)]))?;
         }
-        let claims = self.verify_uncached(token)?;
-        if claims.expires_at <= now {
-            return Err(expired());
-        }
-        self.cache.lock().expect("token cache").put(key, claims.clone());
-        Ok(claims)
+        Ok(builder.check_expiration_date(expires).build(&self.root)?.to_base64()?)
     }
 
-    fn verify_uncached(&self, token: &str) -> Result<UserClaims, AppError> {
+    /// Verifies a token and returns who it speaks for; any failure is UNAUTHENTICATED.
+    pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = Utc::now();
+        if let Some(principal) = self.cache.lock().expect("token cache").get(&key).cloned() {
+            return if principal.expires_at().is_some_and(|e| e > now) { Ok(principal) } else { Err(expired()) };
+        }
+        let principal = self.verify_uncached(token)?;
+        if principal.expires_at().is_none_or(|e| e <= now) {
+            return Err(expired());
+        }
+        self.cache.lock().expect("token cache").put(key, principal.clone());
+        Ok(principal)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Principal, AppError> {
         let invalid = |e: biscuit_auth::error::Token| {
             tracing::debug!(error = %e, "access token refused");
             match e {
@@ -131,18 +143,27 @@ impl TokenService {
         let biscuit = Biscuit::from_base64(token.trim(), self.public).map_err(invalid)?;
         let mut authorizer = self.policies.clone().time().build(&biscuit).map_err(invalid)?;
         authorizer.authorize().map_err(invalid)?;
-        let rows: Vec<(String, String, String, SystemTime)> = authorizer
+        let bad = || AppError::Unauthenticated("the access token is not valid".into());
+        let users: Vec<(String, String, String, SystemTime)> = authorizer
             .query("claims($u, $r, $s, $e) <- user($u), role($r), session($s), expires($e)")
             .map_err(invalid)?;
-        let [(user, role, session, expires)] =
-            <[_; 1]>::try_from(rows).map_err(|_| AppError::Unauthenticated("the access token is not valid".into()))?;
-        let bad = || AppError::Unauthenticated("the access token is not valid".into());
-        Ok(UserClaims {
-            user_id: Uuid::parse_str(&user).map_err(|_| bad())?,
-            role: Role::parse(&role).ok_or_else(bad)?,
-            session_id: Uuid::parse_str(&session).map_err(|_| bad())?,
+        if let Ok([(user, role, session, expires)]) = <[_; 1]>::try_from(users) {
+            return Ok(Principal::User(UserClaims {
+                user_id: Uuid::parse_str(&user).map_err(|_| bad())?,
+                role: Role::parse(&role).ok_or_else(bad)?,
+                session_id: Uuid::parse_str(&session).map_err(|_| bad())?,
+                expires_at: DateTime::<Utc>::from(expires),
+            }));
+        }
+        let workers: Vec<(String, SystemTime)> =
+            authorizer.query("claims($w, $e) <- worker($w), expires($e)").map_err(invalid)?;
+        let [(worker, expires)] = <[_; 1]>::try_from(workers).map_err(|_| bad())?;
+        let kinds: Vec<(String,)> = authorizer.query("kinds($k) <- kind($k)").map_err(invalid)?;
+        Ok(Principal::Worker(WorkerClaims {
+            worker_id: Uuid::parse_str(&worker).map_err(|_| bad())?,
+            kinds: kinds.into_iter().map(|k| k.0).collect(),
             expires_at: DateTime::<Utc>::from(expires),
-        })
+        }))
     }
 }
 
@@ -194,7 +215,8 @@ mod tests {
         let s = service(Duration::from_secs(60));
         let (u, sid) = (Uuid::new_v4(), Uuid::new_v4());
         let (token, exp) = s.issue(u, Role::Admin, sid).unwrap();
-        let c = s.verify(&token).unwrap();
+        let p = s.verify(&token).unwrap();
+        let c = p.claims().unwrap();
         assert_eq!((c.user_id, c.role, c.session_id), (u, Role::Admin, sid));
         assert!((c.expires_at - exp).num_seconds().abs() <= 1);
     }
@@ -222,6 +244,20 @@ mod tests {
             .unwrap()
             .to_base64()
             .unwrap();
-        assert_eq!(s.verify(&forged).unwrap().role, Role::User);
+        assert_eq!(s.verify(&forged).unwrap().claims().unwrap().role, Role::User);
+    }
+
+    #[test]
+    fn worker_tokens_carry_their_kinds() {
+        let s = service(Duration::from_secs(60));
+        let w = Uuid::new_v4();
+        let token = s.issue_worker(w, &["scan".into(), "prepare".into()], Duration::from_secs(60)).unwrap();
+        let p = s.verify(&token).unwrap();
+        let claims = p.worker().unwrap();
+        assert_eq!(claims.worker_id, w);
+        let mut kinds = claims.kinds.clone();
+        kinds.sort();
+        assert_eq!(kinds, ["prepare", "scan"]);
+        assert!(p.claims().is_none());
     }
 }

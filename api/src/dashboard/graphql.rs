@@ -21,11 +21,28 @@ pub struct DraftCounts {
     pub total: i64,
 }
 
+/// Jobs by status.
+#[derive(SimpleObject, Debug)]
+pub struct JobCounts {
+    /// Waiting for a worker.
+    pub queued: i64,
+    /// Held by a worker.
+    pub running: i64,
+    /// Done.
+    pub succeeded: i64,
+    /// Out of attempts.
+    pub failed: i64,
+    /// Canceled.
+    pub canceled: i64,
+}
+
 /// What the user's dashboard shows.
 #[derive(SimpleObject)]
 pub struct Dashboard {
     /// Drafts by status.
     pub drafts: DraftCounts,
+    /// Jobs by status.
+    pub jobs: JobCounts,
     /// Confirmed photos.
     pub photo_count: i64,
     /// Bytes of confirmed photos.
@@ -47,6 +64,7 @@ impl DashboardQuery {
         let scope = data::<RequestScope>(ctx)?;
         let s = service::summary(scope).await?;
         let count = |k: &str| s.drafts_by_status.get(k).copied().unwrap_or(0);
+        let job = |k: &str| s.jobs_by_status.get(k).copied().unwrap_or(0);
         Ok(Dashboard {
             drafts: DraftCounts {
                 draft: count("draft"),
@@ -54,6 +72,13 @@ impl DashboardQuery {
                 published: count("published"),
                 archived: count("archived"),
                 total: s.drafts_by_status.values().sum(),
+            },
+            jobs: JobCounts {
+                queued: job("queued"),
+                running: job("running"),
+                succeeded: job("succeeded"),
+                failed: job("failed"),
+                canceled: job("canceled"),
             },
             photo_count: s.photo_count,
             storage_bytes: s.storage_bytes,

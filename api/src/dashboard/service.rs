@@ -13,6 +13,8 @@ pub const RECENT_ACTIVITY: i64 = 10;
 pub struct Summary {
     /// Live drafts by status.
     pub drafts_by_status: HashMap<String, i64>,
+    /// Jobs by status.
+    pub jobs_by_status: HashMap<String, i64>,
     /// Confirmed photos.
     pub photo_count: i64,
     /// Bytes of confirmed photos.
@@ -28,6 +30,9 @@ SELECT
   (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb)
      FROM (SELECT status, count(*) AS n FROM drafts WHERE user_id = $1 AND deleted_at IS NULL GROUP BY status) s)
     AS drafts,
+  (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb)
+     FROM (SELECT status, count(*) AS n FROM jobs WHERE user_id = $1 GROUP BY status) j)
+    AS jobs,
   (SELECT count(*) FROM photos WHERE user_id = $1 AND status = 'ready') AS photo_count,
   (SELECT coalesce(sum(byte_size), 0)::bigint FROM photos WHERE user_id = $1 AND status = 'ready') AS storage_bytes,
   (SELECT count(*) FROM marketplace_accounts WHERE user_id = $1 AND status = 'connected') AS connected_accounts,
@@ -44,9 +49,11 @@ pub async fn summary(scope: &RequestScope) -> AppResult<Summary> {
         .await?
         .ok_or_else(|| anyhow::anyhow!("dashboard query returned no row"))?;
     let drafts: serde_json::Value = row.try_get("", "drafts")?;
+    let jobs: serde_json::Value = row.try_get("", "jobs")?;
     let recent: serde_json::Value = row.try_get("", "recent")?;
     Ok(Summary {
         drafts_by_status: serde_json::from_value(drafts).map_err(anyhow::Error::from)?,
+        jobs_by_status: serde_json::from_value(jobs).map_err(anyhow::Error::from)?,
         photo_count: row.try_get("", "photo_count")?,
         storage_bytes: row.try_get("", "storage_bytes")?,
         connected_accounts: row.try_get("", "connected_accounts")?,

@@ -79,35 +79,39 @@ pub async fn begin(
     statement_timeout_ms: u64,
 ) -> Result<DatabaseTransaction, DbErr> {
     let tx = pool.begin().await?;
-    set_identity(&tx, principal.db_role(), principal.user_id(), Some(statement_timeout_ms)).await?;
+    let worker = principal.worker().map(|w| w.worker_id);
+    set_identity(&tx, principal.db_role(), principal.user_id(), worker, Some(statement_timeout_ms)).await?;
     Ok(tx)
 }
 
 /// Switches an open transaction to act for `user_id` with `role`: used where the
 /// identity is proven inside the request (registration, sign-in, a refresh token).
 pub async fn act_as(tx: &DatabaseTransaction, role: Role, user_id: Uuid) -> Result<(), DbErr> {
-    set_identity(tx, role.db_role(), Some(user_id), None).await
+    set_identity(tx, role.db_role(), Some(user_id), None, None).await
 }
 
 async fn set_identity(
     tx: &DatabaseTransaction,
     db_role: &str,
     user_id: Option<Uuid>,
+    worker_id: Option<Uuid>,
     statement_timeout_ms: Option<u64>,
 ) -> Result<(), DbErr> {
-    // An empty user id is what the policies read as "nobody": they match no row.
+    // An empty id is what the policies read as "nobody": they match no row.
     let user = user_id.map(|u| u.to_string()).unwrap_or_default();
+    let worker = worker_id.map(|w| w.to_string()).unwrap_or_default();
     let stmt = match statement_timeout_ms {
         Some(ms) => Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true), \
-             set_config('statement_timeout', $3, true)",
-            [db_role.into(), user.into(), ms.to_string().into()],
+             set_config('plinth.worker_id', $3, true), set_config('statement_timeout', $4, true)",
+            [db_role.into(), user.into(), worker.into(), ms.to_string().into()],
         ),
         None => Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true)",
-            [db_role.into(), user.into()],
+            "SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true), \
+             set_config('plinth.worker_id', $3, true)",
+            [db_role.into(), user.into(), worker.into()],
         ),
     };
     tx.execute(stmt).await?;

@@ -1,6 +1,10 @@
 //! What one GraphQL request carries to its resolvers: its transaction, its caller,
 //! and where it came from.
-use crate::{error::AppError, principal::Principal};
+use crate::{
+    error::AppError,
+    events::Event,
+    principal::{Principal, WorkerClaims},
+};
 use sea_orm::DatabaseTransaction;
 use std::sync::Arc;
 
@@ -15,6 +19,9 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
 }
 
+/// Events a request caused, published only after it commits.
+pub type PendingEvents = Arc<std::sync::Mutex<Vec<Event>>>;
+
 /// The per-request scope every resolver reads: one transaction, one principal.
 #[derive(Clone)]
 pub struct RequestScope {
@@ -24,9 +31,26 @@ pub struct RequestScope {
     pub principal: Principal,
     /// Where the request came from.
     pub meta: RequestMeta,
+    /// Events to publish after commit.
+    pub events: PendingEvents,
 }
 
 impl RequestScope {
+    /// A scope over `tx` for `principal`.
+    pub fn new(tx: Arc<DatabaseTransaction>, principal: Principal, meta: RequestMeta) -> Self {
+        RequestScope { tx, principal, meta, events: Arc::default() }
+    }
+
+    /// Queues an event for after the commit; dropped if the request rolls back.
+    pub fn emit(&self, event: Event) {
+        self.events.lock().expect("pending events").push(event);
+    }
+
+    /// The worker's claims, or FORBIDDEN for any other caller.
+    pub fn require_worker(&self) -> Result<&WorkerClaims, AppError> {
+        self.principal.worker().ok_or_else(|| AppError::Forbidden("only a worker token may do this".into()))
+    }
+
     /// The caller's account id, or UNAUTHENTICATED.
     pub fn require_user(&self) -> Result<uuid::Uuid, AppError> {
         self.principal.user_id().ok_or_else(|| AppError::Unauthenticated("sign in to do this".into()))

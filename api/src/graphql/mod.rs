@@ -6,24 +6,29 @@ use crate::{
     dashboard::graphql::DashboardQuery,
     db::RequestScope,
     drafts::graphql::{DraftById, DraftsMutation, DraftsQuery},
+    jobs::graphql::{JobsMutation, JobsQuery, JobsSubscription, LogsByJob},
     marketplace::graphql::{MarketplaceMutation, MarketplaceQuery},
     photos::graphql::{PhotosByDraft, PhotosMutation, PhotosQuery},
 };
 use async_graphql::{
     dataloader::{DataLoader, HashMapCache},
-    EmptySubscription, MergedObject, Request, Schema, SchemaBuilder,
+    MergedObject, MergedSubscription, Request, Schema, SchemaBuilder,
 };
 
 /// Every domain's queries.
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, DraftsQuery, PhotosQuery, MarketplaceQuery, ActivityQuery, DashboardQuery);
+pub struct Query(AccountsQuery, DraftsQuery, PhotosQuery, MarketplaceQuery, ActivityQuery, DashboardQuery, JobsQuery);
 
 /// Every domain's mutations.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountsMutation, DraftsMutation, PhotosMutation, MarketplaceMutation);
+pub struct Mutation(AccountsMutation, DraftsMutation, PhotosMutation, MarketplaceMutation, JobsMutation);
+
+/// Every domain's subscriptions.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(JobsSubscription);
 
 /// The API's schema.
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// Deepest selection accepted.
 pub const MAX_DEPTH: usize = 12;
@@ -31,8 +36,8 @@ pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 2_000;
 
 /// The schema with its limits, before per-process data is attached.
-pub fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, Subscription> {
+    let builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
@@ -55,6 +60,7 @@ pub fn with_scope(request: Request, scope: RequestScope) -> Request {
     let tx = scope.tx.clone();
     request
         .data(DataLoader::with_cache(PhotosByDraft(tx.clone()), tokio::spawn, HashMapCache::default()))
-        .data(DataLoader::with_cache(DraftById(tx), tokio::spawn, HashMapCache::default()))
+        .data(DataLoader::with_cache(DraftById(tx.clone()), tokio::spawn, HashMapCache::default()))
+        .data(DataLoader::with_cache(LogsByJob(tx), tokio::spawn, HashMapCache::default()))
         .data(scope)
 }

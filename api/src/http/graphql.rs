@@ -78,7 +78,8 @@ async fn execute(
         Ok(tx) => Arc::new(tx),
         Err(e) => return error_response(AppError::from_db(e)),
     };
-    let scope = RequestScope { tx: tx.clone(), principal, meta };
+    let scope = RequestScope::new(tx.clone(), principal, meta);
+    let events = scope.events.clone();
     let resp = state.schema.execute(crate::graphql::with_scope(request, scope)).await;
     let Some(tx) = sole_owner(tx).await else {
         return error_response(AppError::Internal(anyhow::anyhow!("transaction still shared after execution")));
@@ -87,6 +88,8 @@ async fn execute(
         if let Err(e) = tx.commit().await {
             return error_response(AppError::Internal(anyhow::Error::new(e).context("commit")));
         }
+        let events = std::mem::take(&mut *events.lock().expect("pending events"));
+        state.bus.publish(&events).await;
     } else if let Err(e) = tx.rollback().await {
         tracing::warn!(error = %e, "rollback failed");
     }

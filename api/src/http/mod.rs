@@ -31,6 +31,8 @@ pub struct HttpState {
     pub metrics: Metrics,
     /// The object store (its local variant is served by `/storage`).
     pub storage: Arc<Storage>,
+    /// Live events.
+    pub bus: Arc<crate::events::EventBus>,
 }
 
 /// Per-request id, set by the middleware and read by handlers.

@@ -1,12 +1,19 @@
 //! GET /graphql/ws: GraphQL over WebSocket (graphql-transport-ws). Browsers cannot set
 //! headers on a WebSocket, so the token rides in `connection_init`; it is checked here,
-//! before async-graphql sees the socket, so the close codes are the protocol's:
-//! 4408 when no init arrives in time, 4401 when something else comes first, 4403 for a
-//! bad token.
+//! before async-graphql sees the socket, so the close codes are the protocol's: 4408
+//! when no init arrives in time, 4401 when something else comes first, 4403 for a bad
+//! token. Afterwards the socket closes with 4401 when its token expires (unless the
+//! client sent a fresh one in a `ping` payload: `{"authorization": "Bearer ..."}`), and
+//! with 4403 when its session is revoked.
 use super::HttpState;
-use crate::auth::principal_from_authorization;
+use crate::{
+    auth::{principal_from_authorization, tokens::TokenService},
+    events::Event,
+    principal::Principal,
+};
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_poem::{GraphQLProtocol, GraphQLWebSocket};
+use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
 use poem::{
     handler,
@@ -17,9 +24,13 @@ use poem::{
     IntoResponse,
 };
 use std::{sync::Arc, time::Duration};
+use tokio::sync::{broadcast::error::RecvError, watch};
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Outgoing messages buffered per socket; a client that reads slower than its
+/// subscriptions produce is dropped instead of buffered without bound.
+const OUTGOING_BUFFER: usize = 64;
 
 /// Upgrades to a GraphQL WebSocket for the caller named in `connection_init`.
 #[handler]
@@ -43,22 +54,90 @@ pub async fn graphql_ws(
             let _ = sink.send(close(4401, "Unauthorized")).await;
             return;
         };
-        let authorization = payload.get("authorization").or_else(|| payload.get("Authorization"));
-        let principal = match principal_from_authorization(&state.tokens, authorization.and_then(|v| v.as_str())) {
+        let principal = match principal_from_authorization(&state.tokens, authorization(&payload)) {
             Ok(p) => p,
             Err(_) => {
                 let _ = sink.send(close(4403, "Forbidden")).await;
                 return;
             }
         };
+        let (expiry_tx, mut expiry_rx) = watch::channel(principal.expires_at());
+        let reauth = Reauth { tokens: state.tokens.clone(), user_id: principal.user_id(), expiry: Arc::new(expiry_tx) };
+        let session = principal.claims().map(|c| (c.user_id, c.session_id));
         let mut data = async_graphql::Data::default();
         data.insert(principal);
+
+        let (out_tx, mut out_rx) = futures_channel::mpsc::channel::<Message>(OUTGOING_BUFFER);
         let replay = futures_util::stream::once(async move { Ok(first) }).chain(stream);
-        GraphQLWebSocket::new_with_pair(sink, replay, state.schema.clone(), protocol)
+        let serve = GraphQLWebSocket::new_with_pair(out_tx, replay, state.schema.clone(), protocol)
             .on_connection_init(move |_| async move { Ok(data) })
-            .serve()
-            .await;
+            .on_ping(move |_, payload| {
+                let reauth = reauth.clone();
+                async move {
+                    reauth.apply(payload.as_ref());
+                    Ok(None)
+                }
+            })
+            .serve();
+        tokio::pin!(serve);
+        let mut events = state.bus.subscribe();
+        let mut served = false;
+        let verdict = loop {
+            let deadline = *expiry_rx.borrow();
+            let until_expiry = async move {
+                match deadline {
+                    Some(at) => tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut serve, if !served => served = true,
+                msg = out_rx.next() => match msg {
+                    Some(msg) => if sink.send(msg).await.is_err() { break None },
+                    None => break None,
+                },
+                _ = until_expiry => break Some((4401, "Unauthorized: the token expired")),
+                changed = expiry_rx.changed() => if changed.is_err() { break None },
+                event = events.recv() => match event {
+                    Ok(Event::SessionsRevoked { user_id, session_id }) => {
+                        if session.is_some_and(|(u, s)| u == user_id && session_id.is_none_or(|r| r == s)) {
+                            break Some((4403, "Forbidden: the session was revoked"));
+                        }
+                    }
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break None,
+                },
+            }
+        };
+        if let Some((code, reason)) = verdict {
+            let _ = sink.send(close(code, reason)).await;
+        }
     })
+}
+
+/// In-band re-authentication: a `ping` whose payload carries a fresh token for the same
+/// user moves the socket's expiry.
+#[derive(Clone)]
+struct Reauth {
+    tokens: Arc<TokenService>,
+    user_id: Option<uuid::Uuid>,
+    expiry: Arc<watch::Sender<Option<DateTime<Utc>>>>,
+}
+
+impl Reauth {
+    fn apply(&self, payload: Option<&serde_json::Value>) {
+        let Some(header) = payload.and_then(|p| p.as_object()).and_then(authorization) else { return };
+        match principal_from_authorization(&self.tokens, Some(header)) {
+            Ok(Principal::User(claims)) if Some(claims.user_id) == self.user_id => {
+                let _ = self.expiry.send(Some(claims.expires_at));
+            }
+            _ => tracing::info!("a socket's re-authentication was refused"),
+        }
+    }
+}
+
+fn authorization(payload: &serde_json::Map<String, serde_json::Value>) -> Option<&str> {
+    payload.get("authorization").or_else(|| payload.get("Authorization")).and_then(|v| v.as_str())
 }
 
 fn close(code: u16, reason: &str) -> Message {

@@ -88,6 +88,7 @@ impl PhotoService {
         .insert(scope.tx.as_ref())
         .await?;
         let put = self.storage.presign_put(&key, &content_type, byte_size as u64, UPLOAD_URL_TTL).await?;
+        log(scope, "photo.reserve", id, json!({ "contentType": content_type, "bytes": byte_size })).await?;
         Ok(Upload { photo, put })
     }
 

@@ -1,0 +1,383 @@
+//! GraphQL adapters for jobs: the users' side, the workers' side, and the live
+//! `jobUpdated` subscription.
+use super::service::{self, Claimed, JobFilter, QueueSettings};
+use crate::{
+    db::{self, data, RequestMeta, RequestScope},
+    error::{parse_id, AppError},
+    events::{Event, EventBus},
+    pagination::PageRequest,
+    photos::service::PhotoService,
+    principal::Principal,
+};
+use async_graphql::{
+    connection::{Connection, Edge},
+    dataloader::{DataLoader, HashMapCache, Loader},
+    Context, Enum, InputObject, Json, Object, Result, SimpleObject, Subscription, ID,
+};
+use chrono::{DateTime, Utc};
+use entity::{job_logs, jobs};
+use futures_util::Stream;
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use std::{collections::HashMap, sync::Arc};
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+/// What a job does.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+pub enum JobKind {
+    /// Read photos; record dimensions and hashes.
+    Scan,
+    /// Fill a draft from its photos.
+    Prepare,
+    /// Publish a draft.
+    Publish,
+}
+
+impl JobKind {
+    /// Stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Scan => "scan",
+            JobKind::Prepare => "prepare",
+            JobKind::Publish => "publish",
+        }
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// Held by a worker.
+    Running,
+    /// Done.
+    Succeeded,
+    /// Out of attempts.
+    Failed,
+    /// Canceled by its owner.
+    Canceled,
+}
+
+impl JobStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Canceled => "canceled",
+        }
+    }
+}
+
+/// A job.
+pub struct Job {
+    model: jobs::Model,
+    /// The work input given to the worker that claimed it.
+    input: Option<serde_json::Value>,
+}
+
+impl From<jobs::Model> for Job {
+    fn from(model: jobs::Model) -> Self {
+        Job { model, input: None }
+    }
+}
+
+#[Object]
+impl Job {
+    /// The job's id.
+    async fn id(&self) -> ID {
+        ID(self.model.id.to_string())
+    }
+    /// What it does.
+    async fn kind(&self) -> Result<JobKind> {
+        Ok(match self.model.kind.as_str() {
+            "scan" => JobKind::Scan,
+            "prepare" => JobKind::Prepare,
+            "publish" => JobKind::Publish,
+            other => return Err(AppError::Internal(anyhow::anyhow!("unknown job kind {other:?}")).into()),
+        })
+    }
+    /// Where it is in its life.
+    async fn status(&self) -> Result<JobStatus> {
+        Ok(match self.model.status.as_str() {
+            "queued" => JobStatus::Queued,
+            "running" => JobStatus::Running,
+            "succeeded" => JobStatus::Succeeded,
+            "failed" => JobStatus::Failed,
+            "canceled" => JobStatus::Canceled,
+            other => return Err(AppError::Internal(anyhow::anyhow!("unknown job status {other:?}")).into()),
+        })
+    }
+    /// Progress, 0 to 1.
+    async fn progress(&self) -> f64 {
+        self.model.progress
+    }
+    /// The worker's latest message.
+    async fn message(&self) -> Option<&str> {
+        self.model.message.as_deref()
+    }
+    /// The draft it works on.
+    async fn draft_id(&self) -> Option<ID> {
+        self.model.draft_id.map(|d| ID(d.to_string()))
+    }
+    /// Its input (for the worker that claimed it: everything it needs to work).
+    async fn input(&self) -> Json<serde_json::Value> {
+        Json(self.input.clone().unwrap_or_else(|| self.model.input.clone()))
+    }
+    /// What its worker returned.
+    async fn result(&self) -> Option<Json<serde_json::Value>> {
+        self.model.result.clone().map(Json)
+    }
+    /// The last failure.
+    async fn error(&self) -> Option<&str> {
+        self.model.error.as_deref()
+    }
+    /// Attempts started.
+    async fn attempts(&self) -> i32 {
+        self.model.attempts
+    }
+    /// Attempts allowed.
+    async fn max_attempts(&self) -> i32 {
+        self.model.max_attempts
+    }
+    /// Whether its owner asked to cancel it while it ran.
+    async fn cancel_requested(&self) -> bool {
+        self.model.cancel_requested
+    }
+    /// Not claimed before this time (retry backoff).
+    async fn run_after(&self) -> DateTime<Utc> {
+        self.model.run_after.with_timezone(&Utc)
+    }
+    /// When the current claim lapses without a progress report.
+    async fn lease_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.model.lease_expires_at.map(|t| t.with_timezone(&Utc))
+    }
+    /// Creation time.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.model.created_at.with_timezone(&Utc)
+    }
+    /// Last change.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.model.updated_at.with_timezone(&Utc)
+    }
+    /// When it ended.
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.model.finished_at.map(|t| t.with_timezone(&Utc))
+    }
+    /// Its log, oldest first.
+    async fn logs(&self, ctx: &Context<'_>) -> Result<Vec<JobLog>> {
+        let Ok(loader) = ctx.data::<LogsLoader>() else {
+            return Err(AppError::bad_input("logs", "is not available in subscriptions; query job(id) for it").into());
+        };
+        let logs = loader.load_one(self.model.id).await?;
+        Ok(logs.unwrap_or_default().into_iter().map(JobLog::from).collect())
+    }
+}
+
+/// One line of a job's log.
+#[derive(SimpleObject)]
+pub struct JobLog {
+    /// debug, info, warn or error.
+    pub level: String,
+    /// The line.
+    pub message: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<job_logs::Model> for JobLog {
+    fn from(m: job_logs::Model) -> Self {
+        JobLog { level: m.level, message: m.message, created_at: m.created_at.with_timezone(&Utc) }
+    }
+}
+
+/// The per-request job → logs loader.
+pub type LogsLoader = DataLoader<LogsByJob, HashMapCache>;
+
+/// Logs of jobs, batched.
+pub struct LogsByJob(pub Arc<DatabaseTransaction>);
+
+impl Loader<Uuid> for LogsByJob {
+    type Value = Vec<job_logs::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let mut map: HashMap<Uuid, Vec<job_logs::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for line in service::logs_of(self.0.as_ref(), keys).await? {
+            map.entry(line.job_id).or_default().push(line);
+        }
+        Ok(map)
+    }
+}
+
+/// Input of `createJob`.
+#[derive(InputObject)]
+pub struct CreateJobInput {
+    /// What to do.
+    pub kind: JobKind,
+    /// The draft to work on (required for PREPARE and PUBLISH).
+    pub draft_id: Option<ID>,
+    /// Attempts allowed, 1 to 20 (3 by default).
+    pub max_attempts: Option<i32>,
+}
+
+/// Job queries.
+#[derive(Default)]
+pub struct JobsQuery;
+
+#[Object]
+impl JobsQuery {
+    /// The caller's jobs, newest first; `first` is capped at 100.
+    async fn jobs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        status: Option<JobStatus>,
+        kind: Option<JobKind>,
+    ) -> Result<Connection<String, Job>> {
+        let scope = data::<RequestScope>(ctx)?;
+        let filter =
+            JobFilter { status: status.map(|s| s.as_str().to_owned()), kind: kind.map(|k| k.as_str().to_owned()) };
+        let page = service::list(scope, PageRequest::parse(first, after.as_deref())?, &filter).await?;
+        if ctx.look_ahead().field("edges").field("node").field("logs").exists() {
+            data::<LogsLoader>(ctx)?.load_many(page.items.iter().map(|j| j.id)).await?;
+        }
+        let mut conn = Connection::new(false, page.has_next);
+        conn.edges.extend(page.items.into_iter().map(|j| Edge::new(service::cursor(&j).encode(), Job::from(j))));
+        Ok(conn)
+    }
+
+    /// One of the caller's jobs (a worker: one it holds); null when absent or not yours.
+    async fn job(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Job>> {
+        let scope = data::<RequestScope>(ctx)?;
+        if matches!(scope.principal, Principal::Anonymous) {
+            return Err(AppError::Unauthenticated("sign in to do this".into()).into());
+        }
+        Ok(service::get(scope, parse_id("id", &id)?).await?.map(Job::from))
+    }
+}
+
+/// Job mutations, for users and for workers.
+#[derive(Default)]
+pub struct JobsMutation;
+
+#[Object]
+impl JobsMutation {
+    /// Queues a job.
+    async fn create_job(&self, ctx: &Context<'_>, input: CreateJobInput) -> Result<Job> {
+        let scope = data::<RequestScope>(ctx)?;
+        let draft_id = input.draft_id.map(|d| parse_id("input.draftId", &d)).transpose()?;
+        Ok(service::create(scope, input.kind.as_str(), draft_id, input.max_attempts).await?.into())
+    }
+
+    /// Cancels a job: a queued one at once, a running one at its worker's next report.
+    async fn cancel_job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
+        let scope = data::<RequestScope>(ctx)?;
+        Ok(service::cancel(scope, parse_id("id", &id)?).await?.into())
+    }
+
+    /// Workers: claims one due job of these kinds; null when none is due.
+    async fn claim_job(&self, ctx: &Context<'_>, kinds: Vec<JobKind>) -> Result<Option<Job>> {
+        let scope = data::<RequestScope>(ctx)?;
+        let kinds: Vec<String> = kinds.iter().map(|k| k.as_str().to_owned()).collect();
+        let photos = data::<Arc<PhotoService>>(ctx)?;
+        let settings = *data::<QueueSettings>(ctx)?;
+        Ok(service::claim(scope, photos, settings, &kinds)
+            .await?
+            .map(|Claimed { job, input }| Job { model: job, input: Some(input) }))
+    }
+
+    /// Workers: reports progress (0 to 1) and extends the lease. A CANCELED job in the
+    /// answer means: stop.
+    async fn report_job_progress(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        progress: f64,
+        message: Option<String>,
+    ) -> Result<Job> {
+        let scope = data::<RequestScope>(ctx)?;
+        let settings = *data::<QueueSettings>(ctx)?;
+        Ok(service::report_progress(scope, settings, parse_id("id", &id)?, progress, message.as_deref()).await?.into())
+    }
+
+    /// Workers: completes a job with its result.
+    async fn complete_job(&self, ctx: &Context<'_>, id: ID, result: Option<Json<serde_json::Value>>) -> Result<Job> {
+        let scope = data::<RequestScope>(ctx)?;
+        Ok(service::complete(scope, parse_id("id", &id)?, result.map(|r| r.0)).await?.into())
+    }
+
+    /// Workers: fails the current attempt; retried with backoff while attempts remain.
+    async fn fail_job(&self, ctx: &Context<'_>, id: ID, error: String) -> Result<Job> {
+        let scope = data::<RequestScope>(ctx)?;
+        Ok(service::fail(scope, parse_id("id", &id)?, &error).await?.into())
+    }
+}
+
+/// Live job updates.
+#[derive(Default)]
+pub struct JobsSubscription;
+
+#[Subscription]
+impl JobsSubscription {
+    /// Every change of one job (`id`), or of all the caller's jobs. Each event is read
+    /// again in the subscriber's own transaction before it is sent.
+    async fn job_updated(&self, ctx: &Context<'_>, id: Option<ID>) -> Result<impl Stream<Item = Result<Job>>> {
+        let principal = data::<Principal>(ctx)?.clone();
+        let Some(user_id) = principal.user_id() else {
+            return Err(AppError::Unauthenticated("sign in to follow jobs".into()).into());
+        };
+        let only = id.map(|i| parse_id("id", &i)).transpose()?;
+        let rx = data::<Arc<EventBus>>(ctx)?.subscribe();
+        let pool = data::<DatabaseConnection>(ctx)?.clone();
+        let timeout = data::<Arc<crate::config::Config>>(ctx)?.statement_timeout_ms;
+        let state = (rx, pool, principal, false);
+        Ok(futures_util::stream::unfold(state, move |(mut rx, pool, principal, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(Event::JobChanged { user_id: owner, job_id }) => {
+                        // Routing is a shortcut; the re-read below is the guarantee.
+                        if owner != user_id || only.is_some_and(|o| o != job_id) {
+                            continue;
+                        }
+                        match read_job(&pool, &principal, timeout, job_id).await {
+                            Ok(Some(job)) => return Some((Ok(job), (rx, pool, principal, false))),
+                            Ok(None) => continue,
+                            Err(e) => return Some((Err(e.into()), (rx, pool, principal, true))),
+                        }
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::info!(missed = n, "a slow subscriber was dropped");
+                        let e = AppError::RateLimited { retry_after_secs: 1 };
+                        return Some((Err(e.into()), (rx, pool, principal, true)));
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        }))
+    }
+}
+
+/// Reads a job in a fresh transaction as the subscriber.
+async fn read_job(
+    pool: &DatabaseConnection,
+    principal: &Principal,
+    timeout_ms: u64,
+    id: Uuid,
+) -> Result<Option<Job>, AppError> {
+    let tx = Arc::new(db::begin(pool, principal, timeout_ms).await?);
+    let scope = RequestScope::new(tx.clone(), principal.clone(), RequestMeta::default());
+    let job = service::get(&scope, id).await;
+    drop(scope);
+    if let Ok(tx) = Arc::try_unwrap(tx) {
+        tx.rollback().await?;
+    }
+    Ok(job?.map(Job::from))
+}
