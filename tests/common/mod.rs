@@ -344,3 +344,101 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
     chunk(&mut out, b"IEND", &[]);
     out
 }
+
+/// A GraphQL WebSocket client (graphql-transport-ws), as a mobile app would use.
+pub struct WsClient {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+/// What came next on a socket.
+#[derive(Debug)]
+pub enum WsEvent {
+    /// A `next` payload (the subscription's data or errors).
+    Next(Value),
+    /// A protocol message other than `next` (`complete`, `pong`, `error`).
+    Other(Value),
+    /// The server closed the socket with this code.
+    Closed(u16),
+    /// Nothing within the wait.
+    Timeout,
+}
+
+impl WsClient {
+    /// Connects and sends `connection_init` with `token`; waits for the ack.
+    pub async fn connect(app: &TestApp, token: Option<&str>) -> WsClient {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+        let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+        req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let payload = token.map(|t| json!({ "authorization": format!("Bearer {t}") })).unwrap_or(json!({}));
+        ws.send(Message::Text(json!({ "type": "connection_init", "payload": payload }).to_string().into()))
+            .await
+            .unwrap();
+        let ack = ws.next().await.unwrap().unwrap();
+        let ack: Value = serde_json::from_str(ack.to_text().unwrap()).unwrap();
+        assert_eq!(ack["type"], "connection_ack");
+        WsClient { ws }
+    }
+
+    /// Sends a message of the protocol.
+    pub async fn send(&mut self, msg: Value) {
+        use futures::SinkExt;
+        self.ws.send(tokio_tungstenite::tungstenite::Message::Text(msg.to_string().into())).await.unwrap();
+    }
+
+    /// Starts subscription `id`.
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// The next event within `wait`.
+    pub async fn next(&mut self, wait: std::time::Duration) -> WsEvent {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let msg = match tokio::time::timeout(wait, self.ws.next()).await {
+                Err(_) => return WsEvent::Timeout,
+                Ok(None) | Ok(Some(Err(_))) => return WsEvent::Closed(0),
+                Ok(Some(Ok(m))) => m,
+            };
+            match msg {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    return match v["type"].as_str() {
+                        Some("next") => WsEvent::Next(v["payload"].clone()),
+                        Some("ping") => {
+                            self.send(json!({ "type": "pong" })).await;
+                            continue;
+                        }
+                        _ => WsEvent::Other(v),
+                    };
+                }
+                Message::Close(frame) => return WsEvent::Closed(frame.map(|f| f.code.into()).unwrap_or(0)),
+                _ => continue,
+            }
+        }
+    }
+}
+
+impl TestApp {
+    /// A worker token for `kinds`, signed with this app's key.
+    pub fn worker_token(&self, kinds: &[&str]) -> String {
+        let config = test_config(&self.database, &self.data_dir, &[]);
+        let tokens = api::auth::tokens::TokenService::from_config(&config).unwrap();
+        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        tokens.issue_worker(Uuid::now_v7(), &kinds, std::time::Duration::from_secs(3600)).unwrap()
+    }
+
+    /// The reference worker, pointed at this app.
+    pub fn worker(&self, token: &str, kinds: &[&str]) -> api::jobs::worker::Worker {
+        api::jobs::worker::Worker::new(api::jobs::worker::WorkerSettings {
+            api_url: self.url("/graphql"),
+            token: token.to_owned().into(),
+            kinds: kinds.iter().map(|k| k.to_uppercase()).collect(),
+            idle_poll: std::time::Duration::from_millis(100),
+        })
+        .unwrap()
+    }
+}

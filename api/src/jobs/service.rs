@@ -323,8 +323,16 @@ async fn held(scope: &RequestScope, id: Uuid) -> AppResult<jobs::Model> {
 }
 
 async fn work_input(scope: &RequestScope, photos_svc: &PhotoService, job: &jobs::Model) -> AppResult<Value> {
+    // The caller is a worker acting as the owner: filter by the job's owner.
     let draft = match job.draft_id {
-        Some(d) => drafts::get(scope, d).await?,
+        Some(d) => {
+            entity::drafts::Entity::find()
+                .filter(entity::drafts::Column::UserId.eq(job.user_id))
+                .filter(entity::drafts::Column::Id.eq(d))
+                .filter(entity::drafts::Column::DeletedAt.is_null())
+                .one(scope.tx.as_ref())
+                .await?
+        }
         None => None,
     };
     let mut q = photos::Entity::find()

@@ -1,0 +1,324 @@
+//! Jobs over the wire: the whole loop seen live by its owner's subscription and by
+//! nobody else's, leases that expire, retries, cancellation, worker confinement, two
+//! instances on one Redis, and sockets that close when their token expires or their
+//! session is revoked.
+mod common;
+
+use common::{code, png, TestApp, WsClient, WsEvent};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const CREATE_JOB: &str = "mutation($i: CreateJobInput!) { createJob(input: $i) { id status kind } }";
+const SUB: &str = "subscription($id: ID) { jobUpdated(id: $id) { id status progress } }";
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn create_job(app: &TestApp, token: &str, kind: &str, draft: Option<&str>) -> String {
+    let r = app.gql(Some(token), CREATE_JOB, json!({ "i": { "kind": kind, "draftId": draft } })).await;
+    r["data"]["createJob"]["id"].as_str().unwrap_or_else(|| panic!("createJob: {r}")).to_owned()
+}
+
+async fn job(app: &TestApp, token: &str, id: &str) -> Value {
+    let r = app
+        .gql(
+            Some(token),
+            "query($id: ID!) { job(id: $id) { id status progress attempts error result cancelRequested logs { level message } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    r["data"]["job"].clone()
+}
+
+/// Collects statuses from a subscription until `last` arrives.
+async fn statuses_until(ws: &mut WsClient, last: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        match ws.next(WAIT).await {
+            WsEvent::Next(p) => {
+                let s = p["data"]["jobUpdated"]["status"].as_str().unwrap_or_else(|| panic!("{p}")).to_owned();
+                let done = s == last;
+                seen.push(s);
+                if done {
+                    return seen;
+                }
+            }
+            other => panic!("expected {last}, got {other:?} after {seen:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_whole_loop_is_seen_live_by_its_owner_only() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let draft = app.create_draft(&ann.access, "Jacket").await;
+    let photo = app.upload_photo(&ann.access, Some(&draft), "image/png", &png(4, 3)).await;
+    sqlx::query("UPDATE photos SET width = NULL, height = NULL, sha256 = NULL").execute(&app.db).await.unwrap();
+
+    let mut owner = WsClient::connect(&app, Some(&ann.access)).await;
+    owner.subscribe("all", SUB, json!({})).await;
+    let mut other = WsClient::connect(&app, Some(&bob.access)).await;
+    other.subscribe("all", SUB, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let id = create_job(&app, &ann.access, "SCAN", Some(&draft)).await;
+    let worker = app.worker(&app.worker_token(&["scan"]), &["scan"]);
+    assert!(worker.run_once().await.unwrap(), "the worker found the job");
+
+    let seen = statuses_until(&mut owner, "SUCCEEDED").await;
+    assert_eq!(seen.first().map(String::as_str), Some("QUEUED"));
+    assert!(seen.contains(&"RUNNING".to_owned()), "{seen:?}");
+    assert!(matches!(other.next(Duration::from_millis(500)).await, WsEvent::Timeout), "Bob saw Ann's job");
+
+    let done = job(&app, &ann.access, &id).await;
+    assert_eq!(done["status"], "SUCCEEDED");
+    assert_eq!(done["progress"], 1.0);
+    let logs: Vec<_> = done["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert!(logs.iter().any(|l| l.starts_with("claimed")) && logs.contains(&"completed"), "{logs:?}");
+    // SCAN recorded the photo's dimensions and hash.
+    let r = app
+        .gql(Some(&ann.access), "query($p: ID!) { photo(id: $p) { width height sha256 } }", json!({ "p": photo["id"] }))
+        .await;
+    assert_eq!(r["data"]["photo"]["width"], 4);
+    assert_eq!(r["data"]["photo"]["sha256"], photo["sha256"]);
+    // Bob cannot read it either way.
+    assert_eq!(job(&app, &bob.access, &id).await, Value::Null);
+
+    // PREPARE then PUBLISH on the same draft.
+    create_job(&app, &ann.access, "PREPARE", Some(&draft)).await;
+    create_job(&app, &ann.access, "PUBLISH", Some(&draft)).await;
+    let all = app.worker(&app.worker_token(&["prepare", "publish"]), &["prepare", "publish"]);
+    assert!(all.run_once().await.unwrap());
+    assert!(all.run_once().await.unwrap());
+    assert!(!all.run_once().await.unwrap(), "the queue is empty");
+    let d = app
+        .gql(Some(&ann.access), "query($d: ID!) { draft(id: $d) { status description } }", json!({ "d": draft }))
+        .await;
+    assert_eq!(d["data"]["draft"]["status"], "PUBLISHED");
+    assert!(d["data"]["draft"]["description"].as_str().unwrap().contains("4×3"), "{d}");
+    let dash = app.gql(Some(&ann.access), "{ dashboard { jobs { succeeded queued } } }", json!({})).await;
+    assert_eq!(dash["data"]["dashboard"]["jobs"], json!({ "succeeded": 3, "queued": 0 }));
+}
+
+#[tokio::test]
+async fn workers_are_confined_to_their_jobs_and_kinds() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let draft = app.create_draft(&ann.access, "x").await;
+    let id = create_job(&app, &ann.access, "PREPARE", Some(&draft)).await;
+    let scan_only = app.worker_token(&["scan"]);
+    let r = app.gql(Some(&scan_only), "mutation { claimJob(kinds: [PREPARE]) { id } }", json!({})).await;
+    assert_eq!(code(&r), "FORBIDDEN");
+    let user = app.gql(Some(&ann.access), "mutation { claimJob(kinds: [PREPARE]) { id } }", json!({})).await;
+    assert_eq!(code(&user), "FORBIDDEN");
+
+    let one = app.worker_token(&["prepare"]);
+    let two = app.worker_token(&["prepare"]);
+    let claimed = app.gql(Some(&one), "mutation { claimJob(kinds: [PREPARE]) { id status input } }", json!({})).await;
+    assert_eq!(claimed["data"]["claimJob"]["id"], id.as_str());
+    assert_eq!(claimed["data"]["claimJob"]["input"]["draft"]["title"], "x");
+    let nothing = app.gql(Some(&two), "mutation { claimJob(kinds: [PREPARE]) { id } }", json!({})).await;
+    assert_eq!(nothing["data"]["claimJob"], Value::Null, "a held job is not claimed twice");
+    for q in [
+        "mutation($id: ID!) { reportJobProgress(id: $id, progress: 0.5) { id } }",
+        "mutation($id: ID!) { completeJob(id: $id) { id } }",
+        "mutation($id: ID!) { failJob(id: $id, error: \"x\") { id } }",
+    ] {
+        let r = app.gql(Some(&two), q, json!({ "id": id })).await;
+        assert_eq!(code(&r), "NOT_FOUND", "another worker's job: {r}");
+    }
+    assert_eq!(
+        app.gql(Some(&two), "query($id: ID!) { job(id: $id) { id } }", json!({ "id": id })).await["data"]["job"],
+        Value::Null
+    );
+    let bad = app
+        .gql(Some(&one), "mutation($id: ID!) { reportJobProgress(id: $id, progress: 1.5) { id } }", json!({ "id": id }))
+        .await;
+    assert_eq!(code(&bad), "BAD_USER_INPUT");
+    // Users cannot complete jobs.
+    let r = app.gql(Some(&ann.access), "mutation($id: ID!) { completeJob(id: $id) { id } }", json!({ "id": id })).await;
+    assert_eq!(code(&r), "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn bad_job_requests_are_refused() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let bobs = app.create_draft(&bob.access, "bob's").await;
+    let no_draft = app.gql(Some(&ann.access), CREATE_JOB, json!({ "i": { "kind": "PREPARE" } })).await;
+    assert_eq!(code(&no_draft), "BAD_USER_INPUT");
+    let foreign = app.gql(Some(&ann.access), CREATE_JOB, json!({ "i": { "kind": "PUBLISH", "draftId": bobs } })).await;
+    assert_eq!(code(&foreign), "NOT_FOUND");
+    let anon = app.gql(None, CREATE_JOB, json!({ "i": { "kind": "SCAN" } })).await;
+    assert_eq!(code(&anon), "UNAUTHENTICATED");
+    assert_eq!(app.count("jobs").await, 0);
+}
+
+#[tokio::test]
+async fn expired_leases_are_retried_then_failed() {
+    let app = TestApp::spawn_with(&[("PLINTH_JOB_LEASE_SECS", "1"), ("PLINTH_JOB_SWEEP_SECS", "1")]).await;
+    let ann = app.register("ann").await;
+    let r = app.gql(Some(&ann.access), CREATE_JOB, json!({ "i": { "kind": "SCAN", "maxAttempts": 2 } })).await;
+    let id = r["data"]["createJob"]["id"].as_str().unwrap().to_owned();
+    let token = app.worker_token(&["scan"]);
+    let claim = "mutation { claimJob(kinds: [SCAN]) { id attempts } }";
+    assert_eq!(app.gql(Some(&token), claim, json!({})).await["data"]["claimJob"]["attempts"], 1);
+    // The worker goes silent: the sweeper returns the job to the queue with backoff.
+    let mut j = Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        j = job(&app, &ann.access, &id).await;
+        if j["status"] == "QUEUED" {
+            break;
+        }
+    }
+    assert_eq!(j["status"], "QUEUED", "{j}");
+    assert!(j["error"].as_str().unwrap().contains("lease expired"));
+    assert_eq!(app.gql(Some(&token), claim, json!({})).await["data"]["claimJob"], Value::Null, "backoff holds it");
+    sqlx::query("UPDATE jobs SET run_after = now()").execute(&app.db).await.unwrap();
+    assert_eq!(app.gql(Some(&token), claim, json!({})).await["data"]["claimJob"]["attempts"], 2);
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        j = job(&app, &ann.access, &id).await;
+        if j["status"] == "FAILED" {
+            break;
+        }
+    }
+    assert_eq!(j["status"], "FAILED", "out of attempts: {j}");
+}
+
+#[tokio::test]
+async fn failures_retry_with_backoff_until_the_last_attempt() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let r = app.gql(Some(&ann.access), CREATE_JOB, json!({ "i": { "kind": "SCAN", "maxAttempts": 2 } })).await;
+    let id = r["data"]["createJob"]["id"].as_str().unwrap().to_owned();
+    let token = app.worker_token(&["scan"]);
+    let claim = "mutation { claimJob(kinds: [SCAN]) { id } }";
+    let fail = "mutation($id: ID!) { failJob(id: $id, error: \"boom\") { status runAfter } }";
+    app.gql(Some(&token), claim, json!({})).await;
+    let first = app.gql(Some(&token), fail, json!({ "id": id })).await;
+    assert_eq!(first["data"]["failJob"]["status"], "QUEUED");
+    sqlx::query("UPDATE jobs SET run_after = now()").execute(&app.db).await.unwrap();
+    app.gql(Some(&token), claim, json!({})).await;
+    let last = app.gql(Some(&token), fail, json!({ "id": id })).await;
+    assert_eq!(last["data"]["failJob"]["status"], "FAILED");
+    let again = app.gql(Some(&token), fail, json!({ "id": id })).await;
+    assert_eq!(code(&again), "CONFLICT");
+}
+
+#[tokio::test]
+async fn cancel_stops_a_queued_job_at_once_and_a_running_one_at_its_next_report() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let cancel = "mutation($id: ID!) { cancelJob(id: $id) { status cancelRequested } }";
+    let queued = create_job(&app, &ann.access, "SCAN", None).await;
+    let r = app.gql(Some(&ann.access), cancel, json!({ "id": queued })).await;
+    assert_eq!(r["data"]["cancelJob"]["status"], "CANCELED");
+    assert_eq!(code(&app.gql(Some(&ann.access), cancel, json!({ "id": queued })).await), "CONFLICT");
+
+    let running = create_job(&app, &ann.access, "SCAN", None).await;
+    let token = app.worker_token(&["scan"]);
+    app.gql(Some(&token), "mutation { claimJob(kinds: [SCAN]) { id } }", json!({})).await;
+    let r = app.gql(Some(&ann.access), cancel, json!({ "id": running })).await;
+    assert_eq!(r["data"]["cancelJob"], json!({ "status": "RUNNING", "cancelRequested": true }));
+    let report = app
+        .gql(
+            Some(&token),
+            "mutation($id: ID!) { reportJobProgress(id: $id, progress: 0.3) { status } }",
+            json!({ "id": running }),
+        )
+        .await;
+    assert_eq!(report["data"]["reportJobProgress"]["status"], "CANCELED", "the worker is told to stop");
+    assert_eq!(job(&app, &ann.access, &running).await["status"], "CANCELED");
+}
+
+#[tokio::test]
+async fn an_event_crosses_instances_through_redis() {
+    let redis = common::redis_url();
+    let cfg = [("REDIS_URL", redis.as_str()), ("PLINTH_LOGIN_LIMIT_PER_IP", "1000000")];
+    let one = TestApp::spawn_with(&cfg).await;
+    let two = TestApp::spawn_on(&one.database, &cfg).await;
+    let ann = one.register("ann").await;
+    let mut ws = WsClient::connect(&two, Some(&ann.access)).await;
+    ws.subscribe("s", SUB, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let id = create_job(&one, &ann.access, "SCAN", None).await;
+    match ws.next(WAIT).await {
+        WsEvent::Next(p) => assert_eq!(p["data"]["jobUpdated"]["id"], id.as_str()),
+        other => panic!("no event on the other instance: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sockets_close_when_the_token_expires_unless_renewed() {
+    let app = TestApp::spawn_with(&[("PLINTH_ACCESS_TOKEN_TTL_SECS", "2")]).await;
+    let ann = app.register("ann").await;
+    let mut ws = WsClient::connect(&app, Some(&ann.access)).await;
+    ws.subscribe("s", SUB, json!({})).await;
+    match ws.next(Duration::from_secs(5)).await {
+        WsEvent::Closed(code) => assert_eq!(code, 4401),
+        other => panic!("expected a close at expiry, got {other:?}"),
+    }
+
+    // Renewed in band with a fresh token: the socket outlives the first token.
+    let ann = {
+        let r = app
+            .gql(
+                None,
+                "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }",
+                json!({ "t": ann.refresh }),
+            )
+            .await;
+        r["data"]["refreshSession"].clone()
+    };
+    let mut ws = WsClient::connect(&app, ann["accessToken"].as_str()).await;
+    ws.subscribe("s", SUB, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let fresh = app
+        .gql(
+            None,
+            "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }",
+            json!({ "t": ann["refreshToken"] }),
+        )
+        .await;
+    let token = fresh["data"]["refreshSession"]["accessToken"].as_str().unwrap().to_owned();
+    ws.send(json!({ "type": "ping", "payload": { "authorization": format!("Bearer {token}") } })).await;
+    match ws.next(Duration::from_millis(1500)).await {
+        WsEvent::Other(v) => assert_eq!(v["type"], "pong"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    // Past the first token's expiry, still open and delivering.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = create_job(&app, &token, "SCAN", None).await;
+    match ws.next(Duration::from_secs(3)).await {
+        WsEvent::Next(p) => assert_eq!(p["data"]["jobUpdated"]["id"], id.as_str()),
+        other => panic!("the renewed socket should deliver, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn revoking_the_session_closes_its_sockets() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let mut ws = WsClient::connect(&app, Some(&ann.access)).await;
+    ws.subscribe("s", SUB, json!({})).await;
+    app.gql(None, "mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": ann.refresh })).await;
+    match ws.next(WAIT).await {
+        WsEvent::Closed(code) => assert_eq!(code, 4403),
+        other => panic!("expected a close on revocation, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn anonymous_sockets_cannot_follow_jobs() {
+    let app = TestApp::spawn().await;
+    let mut ws = WsClient::connect(&app, None).await;
+    ws.subscribe("s", SUB, json!({})).await;
+    match ws.next(WAIT).await {
+        WsEvent::Next(p) => assert_eq!(p["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{p}"),
+        WsEvent::Other(v) => assert_eq!(v["payload"][0]["extensions"]["code"], "UNAUTHENTICATED", "{v}"),
+        other => panic!("{other:?}"),
+    }
+}
