@@ -28,11 +28,22 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "scan,prepare,publish")]
         kinds: Vec<String>,
     },
+    /// Billing tasks.
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
+    },
     /// Administrative tasks.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// List subscriptions from Stripe and repair any drift; prints what it changed.
+    Reconcile,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +119,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Schema => {
             print!("{}", api::graphql::sdl());
+            Ok(())
+        }
+        Command::Billing { command: BillingCommand::Reconcile } => {
+            let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.addr));
+            let services = startup::Services::build(config, public_url).await?;
+            let result = services.billing.reconcile().await;
+            services.database.shutdown().await?;
+            let changes = result.map_err(|e| e.into_anyhow())?;
+            for line in &changes {
+                println!("{line}");
+            }
+            println!("reconciled: {} change(s)", changes.len());
             Ok(())
         }
         Command::Admin { command: AdminCommand::WorkerToken { kinds, days } } => {

@@ -69,6 +69,23 @@ pub struct Config {
     pub job_lease: Duration,
     /// `PLINTH_JOB_SWEEP_SECS`: how often expired leases are returned to the queue.
     pub job_sweep: Duration,
+    /// `PLINTH_STRIPE_SECRET_KEY`: None disables checkout and the portal.
+    pub stripe_secret_key: Option<SecretString>,
+    /// `PLINTH_STRIPE_API_BASE`: Stripe's API (a local server in tests).
+    pub stripe_api_base: String,
+    /// `PLINTH_STRIPE_WEBHOOK_SECRET`: comma-separated, two during a rotation.
+    pub stripe_webhook_secrets: Vec<SecretString>,
+    /// `PLINTH_STRIPE_WEBHOOK_TOLERANCE_SECS`: accepted age of a signature.
+    pub stripe_webhook_tolerance_secs: i64,
+    /// `PLINTH_BILLING_SUCCESS_URL`, `PLINTH_BILLING_CANCEL_URL`, `PLINTH_BILLING_RETURN_URL`:
+    /// where Checkout and the portal send users back (public URL based by default).
+    pub billing_success_url: Option<String>,
+    /// See `billing_success_url`.
+    pub billing_cancel_url: Option<String>,
+    /// See `billing_success_url`.
+    pub billing_return_url: Option<String>,
+    /// `PLINTH_BILLING_GRACE_DAYS`: days a past-due account keeps working.
+    pub billing_grace_days: i64,
     /// `PLINTH_LOG_FORMAT`: `pretty` or `json`.
     pub log_format: LogFormat,
     /// `PLINTH_DB_POOL_SIZE`.
@@ -159,6 +176,23 @@ impl Config {
             max_upload_bytes: v.parse("PLINTH_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)?,
             job_lease: Duration::from_secs(v.parse("PLINTH_JOB_LEASE_SECS", 60)?),
             job_sweep: Duration::from_secs(v.parse("PLINTH_JOB_SWEEP_SECS", 5)?.max(1)),
+            stripe_secret_key: v.secret("PLINTH_STRIPE_SECRET_KEY"),
+            stripe_api_base: stripe_api_base(&v)?,
+            stripe_webhook_secrets: v
+                .get("PLINTH_STRIPE_WEBHOOK_SECRET")
+                .map(|s| {
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| SecretString::from(s.to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            stripe_webhook_tolerance_secs: v.parse("PLINTH_STRIPE_WEBHOOK_TOLERANCE_SECS", 300)?,
+            billing_success_url: v.get("PLINTH_BILLING_SUCCESS_URL"),
+            billing_cancel_url: v.get("PLINTH_BILLING_CANCEL_URL"),
+            billing_return_url: v.get("PLINTH_BILLING_RETURN_URL"),
+            billing_grace_days: v.parse("PLINTH_BILLING_GRACE_DAYS", 7)?,
             log_format,
             db_pool_size: v.parse("PLINTH_DB_POOL_SIZE", 8)?,
             statement_timeout_ms: v.parse("PLINTH_STATEMENT_TIMEOUT_MS", 5_000)?,
@@ -179,13 +213,15 @@ impl Config {
         if self.env != Environment::Production {
             return Ok(());
         }
-        let required: [(&'static str, bool); 6] = [
+        let required: [(&'static str, bool); 8] = [
             ("DATABASE_URL", self.database_url.is_some()),
             ("PLINTH_TOKEN_KEY", self.token_key.is_some()),
             ("REDIS_URL", self.redis_url.is_some()),
             ("PLINTH_S3_ENDPOINT", self.s3.is_some()),
             ("PLINTH_CREDENTIALS_KEY", self.credentials_key.is_some()),
             ("PLINTH_PUBLIC_URL", self.public_url.is_some()),
+            ("PLINTH_STRIPE_SECRET_KEY", self.stripe_secret_key.is_some()),
+            ("PLINTH_STRIPE_WEBHOOK_SECRET", !self.stripe_webhook_secrets.is_empty()),
         ];
         for (var, present) in required {
             if !present {
@@ -201,6 +237,14 @@ impl Config {
     /// Whether this is a production process.
     pub fn is_production(&self) -> bool {
         self.env == Environment::Production
+    }
+}
+
+fn stripe_api_base(v: &Vars) -> Result<String, ConfigError> {
+    let base = v.get("PLINTH_STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com/".into());
+    match url::Url::parse(&base) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(base),
+        _ => Err(ConfigError { var: "PLINTH_STRIPE_API_BASE", message: "expected an http(s) URL".into() }),
     }
 }
 

@@ -23,6 +23,9 @@ pub enum AppError {
         /// What is wrong with it.
         message: String,
     },
+    /// The subscription is suspended (billing): premium operations are refused, data
+    /// stays readable.
+    SubscriptionInactive,
     /// Too many attempts; retry after the given number of seconds.
     RateLimited {
         /// Seconds until a retry may succeed.
@@ -46,6 +49,7 @@ impl AppError {
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::BadUserInput { .. } => "BAD_USER_INPUT",
             AppError::RateLimited { .. } => "RATE_LIMITED",
+            AppError::SubscriptionInactive => "SUBSCRIPTION_INACTIVE",
             AppError::Conflict(_) => "CONFLICT",
             AppError::Internal(_) => "INTERNAL",
         }
@@ -60,6 +64,9 @@ impl AppError {
             AppError::BadUserInput { field, message } => format!("{field}: {message}"),
             AppError::RateLimited { retry_after_secs } => {
                 format!("too many requests, retry in {retry_after_secs} s")
+            }
+            AppError::SubscriptionInactive => {
+                "your subscription is suspended; pay the open invoice in the billing portal to resume".into()
             }
             AppError::Internal(_) => "internal error".into(),
         }

@@ -23,6 +23,14 @@ pub enum Event {
         /// The job.
         job_id: Uuid,
     },
+    /// Access tokens of a user issued before `before` are no longer accepted (a plan or
+    /// account-state change): every instance learns it within the publish latency.
+    TokensRevoked {
+        /// The user.
+        user_id: Uuid,
+        /// Tokens issued before this are refused.
+        before: chrono::DateTime<chrono::Utc>,
+    },
     /// Sessions of a user were revoked (one, or all when `session_id` is None): their
     /// live sockets close.
     SessionsRevoked {

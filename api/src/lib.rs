@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod activity;
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod dashboard;
 pub mod db;

@@ -55,6 +55,12 @@ pub struct UserClaims {
     pub session_id: Uuid,
     /// When the token stops being accepted.
     pub expires_at: DateTime<Utc>,
+    /// When it was issued (revocations refuse tokens issued before them).
+    pub issued_at: DateTime<Utc>,
+    /// The plan when it was issued (`free`, `starter`, `pro`, `scale`).
+    pub plan: String,
+    /// The account state when it was issued (`free`, `active`, `grace`, `suspended`).
+    pub account_state: String,
 }
 
 /// What a verified worker token says.

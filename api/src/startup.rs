@@ -4,6 +4,11 @@
 use crate::{
     accounts::service::AccountService,
     auth::{password::Passwords, tokens::TokenService},
+    billing::{
+        catalog::Catalog,
+        service::{BillingService, BillingSettings},
+        stripe::StripeApi,
+    },
     config::Config,
     db::{self, embedded::EmbeddedPostgres},
     error::AppError,
@@ -92,6 +97,8 @@ pub struct Services {
     pub sealer: Arc<SecretBox>,
     /// Live events.
     pub bus: Arc<EventBus>,
+    /// Billing.
+    pub billing: Arc<BillingService>,
     /// The database's setup, kept to stop the embedded cluster at the end.
     pub database: DatabaseSetup,
 }
@@ -128,7 +135,7 @@ impl Services {
             Some(s3) => Storage::s3(s3)?,
             None => {
                 let key = SecretBox::key_file(&config.data_dir.join("storage_key"))?;
-                Storage::local(config.data_dir.join("objects"), key, public_url)
+                Storage::local(config.data_dir.join("objects"), key, public_url.clone())
             }
         });
         let sealer = Arc::new(match &config.credentials_key {
@@ -136,7 +143,10 @@ impl Services {
             None => SecretBox::load_or_create(&config.data_dir.join("credentials_key"))?,
         });
         let photos = Arc::new(PhotoService::new(storage.clone(), config.max_upload_bytes));
-        Ok(Services { config, pool, tokens, accounts, photos, storage, sealer, bus, database })
+        let billing = Arc::new(billing_service(&config, &public_url, pool.clone(), bus.clone())?);
+        load_revocations(&pool, &tokens, config.statement_timeout_ms).await?;
+        tokio::spawn(follow_revocations(bus.clone(), tokens.clone()));
+        Ok(Services { config, pool, tokens, accounts, photos, storage, sealer, bus, billing, database })
     }
 }
 
@@ -175,6 +185,7 @@ impl Application {
             .data(services.photos.clone())
             .data(services.sealer.clone())
             .data(services.bus.clone())
+            .data(services.billing.clone())
             .data(services.pool.clone())
             .data(services.config.clone())
             .data(QueueSettings { lease: services.config.job_lease })
@@ -185,6 +196,7 @@ impl Application {
             services.config.job_sweep,
             services.config.statement_timeout_ms,
         ));
+        tokio::spawn(expire_grace_periods(services.billing.clone(), services.config.job_sweep * 12));
         let state = Arc::new(HttpState {
             schema,
             tokens: services.tokens.clone(),
@@ -193,6 +205,7 @@ impl Application {
             metrics: Metrics::new()?,
             storage: services.storage.clone(),
             bus: services.bus.clone(),
+            billing: services.billing.clone(),
         });
         Ok(Application {
             acceptor,
@@ -250,6 +263,77 @@ async fn sweep_expired_leases(pool: DatabaseConnection, bus: Arc<EventBus>, ever
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "expired job leases returned to the queue"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "sweeping expired job leases"),
+        }
+    }
+}
+
+fn billing_service(
+    config: &Config,
+    public_url: &str,
+    pool: DatabaseConnection,
+    bus: Arc<EventBus>,
+) -> anyhow::Result<BillingService> {
+    let catalog = Arc::new(Catalog::load()?);
+    let stripe = match &config.stripe_secret_key {
+        Some(key) => Some(StripeApi::new(&config.stripe_api_base, key.expose_secret())?),
+        None => None,
+    };
+    let settings = BillingSettings {
+        webhook_secrets: config.stripe_webhook_secrets.iter().map(|s| s.expose_secret().to_owned()).collect(),
+        webhook_tolerance_secs: config.stripe_webhook_tolerance_secs,
+        success_url: config
+            .billing_success_url
+            .clone()
+            .unwrap_or_else(|| format!("{public_url}/billing/success?session_id={{CHECKOUT_SESSION_ID}}")),
+        cancel_url: config.billing_cancel_url.clone().unwrap_or_else(|| format!("{public_url}/billing")),
+        portal_return_url: config.billing_return_url.clone().unwrap_or_else(|| format!("{public_url}/billing")),
+        grace_days: config.billing_grace_days,
+        statement_timeout_ms: config.statement_timeout_ms,
+    };
+    Ok(BillingService::new(pool, catalog, stripe, settings, bus))
+}
+
+/// Loads the revocations still relevant (younger than a token's lifetime).
+async fn load_revocations(pool: &DatabaseConnection, tokens: &TokenService, timeout_ms: u64) -> anyhow::Result<()> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let tx = db::begin(pool, &Principal::System, timeout_ms).await?;
+    let since = chrono::Utc::now() - chrono::Duration::from_std(tokens.ttl())?;
+    let rows = tx
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT user_id, revoked_before FROM token_revocations WHERE revoked_before > $1",
+            [since.into()],
+        ))
+        .await?;
+    tx.commit().await?;
+    for r in rows {
+        let at: chrono::DateTime<chrono::FixedOffset> = r.try_get("", "revoked_before")?;
+        tokens.revoke(r.try_get("", "user_id")?, at.with_timezone(&chrono::Utc));
+    }
+    Ok(())
+}
+
+/// Applies revocations announced on the bus by any instance.
+async fn follow_revocations(bus: Arc<EventBus>, tokens: Arc<TokenService>) {
+    let mut rx = bus.subscribe();
+    loop {
+        match rx.recv().await {
+            Ok(crate::events::Event::TokensRevoked { user_id, before }) => tokens.revoke(user_id, before),
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Suspends accounts whose grace period ended.
+async fn expire_grace_periods(billing: Arc<BillingService>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match billing.expire_grace().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(accounts = n, "grace periods ended; accounts suspended"),
+            Err(e) => tracing::warn!(error = format!("{:#}", e.into_anyhow()), "expiring grace periods"),
         }
     }
 }

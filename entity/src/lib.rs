@@ -3,6 +3,7 @@
 pub mod activity_log;
 pub mod drafts;
 pub mod email_outbox;
+pub mod invoices;
 pub mod job_logs;
 pub mod jobs;
 pub mod marketplace_accounts;

@@ -8,6 +8,7 @@ mod m20261125_000001_create_roles;
 mod m20261125_000002_create_accounts;
 mod m20261125_000003_create_tenant_data;
 mod m20261125_000004_create_jobs;
+mod m20261125_000005_create_billing;
 pub mod rls;
 
 /// A short hash of every migration source file; changes whenever a migration does.
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_accounts::Migration),
             Box::new(m20261125_000003_create_tenant_data::Migration),
             Box::new(m20261125_000004_create_jobs::Migration),
+            Box::new(m20261125_000005_create_billing::Migration),
         ]
     }
 }

@@ -10,7 +10,7 @@ use crate::{
     auth::{
         opaque::{self, Kind},
         password::Passwords,
-        tokens::TokenService,
+        tokens::{TokenGrant, TokenService},
     },
     config::Config,
     db::{self, RequestMeta, RequestScope},
@@ -88,7 +88,7 @@ impl AccountService {
         self.send_verification(tx, &user).await?;
         let session = self.open_session(tx, &user, meta).await?;
         activity::record(tx, meta, entry(user.id, "account.register", Some(("session", session.0)))).await?;
-        self.signed_in(user, session).await
+        self.signed_in(tx, user, session).await
     }
 
     /// Signs in with e-mail and password. An unknown e-mail and a wrong password get
@@ -128,7 +128,7 @@ impl AccountService {
         let user = load_user(tx, user_id).await?;
         let session = self.open_session(tx, &user, meta).await?;
         activity::record(tx, meta, entry(user.id, "session.login", Some(("session", session.0)))).await?;
-        self.signed_in(user, session).await
+        self.signed_in(tx, user, session).await
     }
 
     /// Rotates a refresh token: the old one is spent, a new one issued in the same
@@ -169,7 +169,7 @@ impl AccountService {
         }
         let user = load_user(tx, parsed.user_id).await?;
         let refresh_token = self.new_refresh_token(tx, user.id, session_id).await?;
-        self.signed_in(user, (session_id, refresh_token)).await
+        self.signed_in(tx, user, (session_id, refresh_token)).await
     }
 
     /// Ends the session of a refresh token. Idempotent for a session already ended.
@@ -382,9 +382,16 @@ impl AccountService {
         Ok(token)
     }
 
-    async fn signed_in(&self, user: users::Model, (session_id, refresh_token): (Uuid, String)) -> AppResult<SignedIn> {
+    async fn signed_in(
+        &self,
+        tx: &DatabaseTransaction,
+        user: users::Model,
+        (session_id, refresh_token): (Uuid, String),
+    ) -> AppResult<SignedIn> {
         let role = Role::parse(&user.role).ok_or_else(|| anyhow::anyhow!("unknown role {:?}", user.role))?;
-        let (access_token, expires_at) = self.tokens.issue(user.id, role, session_id)?;
+        let (plan, account_state) = crate::billing::service::token_state(tx, user.id).await?;
+        let grant = TokenGrant { user_id: user.id, role, session_id, plan: &plan, account_state: &account_state };
+        let (access_token, expires_at) = self.tokens.issue(&grant)?;
         Ok(SignedIn { access_token, expires_at, refresh_token, user })
     }
 

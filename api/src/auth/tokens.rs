@@ -9,7 +9,7 @@ use crate::{
 };
 use anyhow::Context;
 use biscuit_auth::{
-    builder::{date, fact, string},
+    builder::{date, fact, int, string},
     builder_ext::BuilderExt,
     AuthorizerBuilder, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey,
 };
@@ -39,6 +39,21 @@ fn limits() -> AuthorizerLimits {
     AuthorizerLimits { max_facts: 1_000, max_iterations: 100, max_time: Duration::from_millis(50) }
 }
 
+/// What an access token is issued for.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenGrant<'a> {
+    /// The account.
+    pub user_id: Uuid,
+    /// Its role.
+    pub role: Role,
+    /// The session (refresh-token family).
+    pub session_id: Uuid,
+    /// Its plan now.
+    pub plan: &'a str,
+    /// Its account state now.
+    pub account_state: &'a str,
+}
+
 /// Issues and verifies access tokens.
 pub struct TokenService {
     root: KeyPair,
@@ -46,6 +61,8 @@ pub struct TokenService {
     policies: AuthorizerBuilder,
     ttl: Duration,
     cache: Mutex<LruCache<[u8; 32], Principal>>,
+    /// Per user: tokens issued before this instant are refused.
+    revoked: std::sync::RwLock<std::collections::HashMap<Uuid, DateTime<Utc>>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -82,6 +99,7 @@ impl TokenService {
             policies: builder,
             ttl,
             cache: Mutex::new(LruCache::new(NonZeroUsize::new(CACHE_SIZE).expect("non-zero"))),
+            revoked: Default::default(),
         })
     }
 
@@ -91,12 +109,16 @@ impl TokenService {
     }
 
     /// Signs an access token for a signed-in account.
-    pub fn issue(&self, user_id: Uuid, role: Role, session_id: Uuid) -> anyhow::Result<(String, DateTime<Utc>)> {
+    pub fn issue(&self, claims: &TokenGrant<'_>) -> anyhow::Result<(String, DateTime<Utc>)> {
+        let now = Utc::now();
         let expires = SystemTime::now() + self.ttl;
         let mut builder = Biscuit::builder()
-            .fact(fact("user", &[string(&user_id.to_string())]))?
-            .fact(fact("role", &[string(role.as_str())]))?
-            .fact(fact("session", &[string(&session_id.to_string())]))?
+            .fact(fact("user", &[string(&claims.user_id.to_string())]))?
+            .fact(fact("role", &[string(claims.role.as_str())]))?
+            .fact(fact("session", &[string(&claims.session_id.to_string())]))?
+            .fact(fact("plan", &[string(claims.plan)]))?
+            .fact(fact("state", &[string(claims.account_state)]))?
+            .fact(fact("issued_ms", &[int(now.timestamp_millis())]))?
             .fact(fact("expires", &[date(&expires)]))?;
         builder = builder.check_expiration_date(expires);
         let token = builder.build(&self.root)?.to_base64()?;
@@ -116,18 +138,46 @@ impl TokenService {
     }
 
     /// Verifies a token and returns who it speaks for; any failure is UNAUTHENTICATED.
+    /// The revocation set is checked on every call, cached or not.
     pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = Utc::now();
-        if let Some(principal) = self.cache.lock().expect("token cache").get(&key).cloned() {
-            return if principal.expires_at().is_some_and(|e| e > now) { Ok(principal) } else { Err(expired()) };
-        }
-        let principal = self.verify_uncached(token)?;
+        let cached = self.cache.lock().expect("token cache").get(&key).cloned();
+        let principal = match cached {
+            Some(p) => p,
+            None => {
+                let p = self.verify_uncached(token)?;
+                self.cache.lock().expect("token cache").put(key, p.clone());
+                p
+            }
+        };
         if principal.expires_at().is_none_or(|e| e <= now) {
             return Err(expired());
         }
-        self.cache.lock().expect("token cache").put(key, principal.clone());
+        if let Some(c) = principal.claims() {
+            let revoked = self.revoked.read().expect("revocations").get(&c.user_id).copied();
+            if revoked.is_some_and(|before| c.issued_at < before) {
+                return Err(AppError::Unauthenticated(
+                    "the access token was revoked (plan or account change); refresh the session".into(),
+                ));
+            }
+        }
         Ok(principal)
+    }
+
+    /// Refuses the user's tokens issued before `before` (kept only as long as a token
+    /// can live).
+    pub fn revoke(&self, user_id: Uuid, before: DateTime<Utc>) {
+        let mut map = self.revoked.write().expect("revocations");
+        let horizon = Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default();
+        map.retain(|_, b| *b > horizon);
+        let entry = map.entry(user_id).or_insert(before);
+        *entry = (*entry).max(before);
+    }
+
+    /// How long access tokens live.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     fn verify_uncached(&self, token: &str) -> Result<Principal, AppError> {
@@ -148,11 +198,17 @@ impl TokenService {
             .query("claims($u, $r, $s, $e) <- user($u), role($r), session($s), expires($e)")
             .map_err(invalid)?;
         if let Ok([(user, role, session, expires)]) = <[_; 1]>::try_from(users) {
+            let billing: Vec<(String, String, i64)> =
+                authorizer.query("billing($p, $st, $i) <- plan($p), state($st), issued_ms($i)").map_err(invalid)?;
+            let [(plan, account_state, issued_ms)] = <[_; 1]>::try_from(billing).map_err(|_| bad())?;
             return Ok(Principal::User(UserClaims {
                 user_id: Uuid::parse_str(&user).map_err(|_| bad())?,
                 role: Role::parse(&role).ok_or_else(bad)?,
                 session_id: Uuid::parse_str(&session).map_err(|_| bad())?,
                 expires_at: DateTime::<Utc>::from(expires),
+                issued_at: DateTime::from_timestamp_millis(issued_ms).ok_or_else(bad)?,
+                plan,
+                account_state,
             }));
         }
         let workers: Vec<(String, SystemTime)> =
@@ -210,11 +266,30 @@ mod tests {
         TokenService::new(KeyPair::new(), &policies, ttl).unwrap()
     }
 
+    fn grant(user_id: Uuid, role: Role, session_id: Uuid) -> TokenGrant<'static> {
+        TokenGrant { user_id, role, session_id, plan: "pro", account_state: "active" }
+    }
+
+    #[test]
+    fn revoked_tokens_are_refused_and_later_ones_accepted() {
+        let s = service(Duration::from_secs(60));
+        let u = Uuid::new_v4();
+        let (old, _) = s.issue(&grant(u, Role::User, Uuid::new_v4())).unwrap();
+        assert!(s.verify(&old).is_ok());
+        std::thread::sleep(Duration::from_millis(5));
+        s.revoke(u, Utc::now());
+        assert_eq!(s.verify(&old).unwrap_err().code(), "UNAUTHENTICATED", "cached tokens are checked too");
+        std::thread::sleep(Duration::from_millis(5));
+        let (new, _) = s.issue(&grant(u, Role::User, Uuid::new_v4())).unwrap();
+        let p = s.verify(&new).unwrap();
+        assert_eq!((p.claims().unwrap().plan.as_str(), p.claims().unwrap().account_state.as_str()), ("pro", "active"));
+    }
+
     #[test]
     fn issued_tokens_verify_with_their_claims() {
         let s = service(Duration::from_secs(60));
         let (u, sid) = (Uuid::new_v4(), Uuid::new_v4());
-        let (token, exp) = s.issue(u, Role::Admin, sid).unwrap();
+        let (token, exp) = s.issue(&grant(u, Role::Admin, sid)).unwrap();
         let p = s.verify(&token).unwrap();
         let c = p.claims().unwrap();
         assert_eq!((c.user_id, c.role, c.session_id), (u, Role::Admin, sid));
@@ -225,11 +300,11 @@ mod tests {
     fn other_keys_garbage_and_expired_tokens_are_refused() {
         let s = service(Duration::from_secs(60));
         let other = service(Duration::from_secs(60));
-        let (token, _) = other.issue(Uuid::new_v4(), Role::User, Uuid::new_v4()).unwrap();
+        let (token, _) = other.issue(&grant(Uuid::new_v4(), Role::User, Uuid::new_v4())).unwrap();
         assert_eq!(s.verify(&token).unwrap_err().code(), "UNAUTHENTICATED");
         assert_eq!(s.verify("garbage").unwrap_err().code(), "UNAUTHENTICATED");
         let short = service(Duration::from_secs(1));
-        let (token, _) = short.issue(Uuid::new_v4(), Role::User, Uuid::new_v4()).unwrap();
+        let (token, _) = short.issue(&grant(Uuid::new_v4(), Role::User, Uuid::new_v4())).unwrap();
         std::thread::sleep(Duration::from_millis(2100));
         assert_eq!(short.verify(&token).unwrap_err().code(), "UNAUTHENTICATED");
     }
@@ -237,7 +312,7 @@ mod tests {
     #[test]
     fn an_attenuated_block_cannot_claim_another_user() {
         let s = service(Duration::from_secs(60));
-        let (token, _) = s.issue(Uuid::new_v4(), Role::User, Uuid::new_v4()).unwrap();
+        let (token, _) = s.issue(&grant(Uuid::new_v4(), Role::User, Uuid::new_v4())).unwrap();
         let b = Biscuit::from_base64(&token, s.public_key()).unwrap();
         let forged = b
             .append(biscuit_auth::builder::BlockBuilder::new().fact(fact("role", &[string("admin")])).unwrap())

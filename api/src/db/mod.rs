@@ -90,6 +90,12 @@ pub async fn act_as(tx: &DatabaseTransaction, role: Role, user_id: Uuid) -> Resu
     set_identity(tx, role.db_role(), Some(user_id), None, None).await
 }
 
+/// Switches an open transaction to a service role (e.g. `plinth_billing`) acting for
+/// one user, for paths that write what the user's own role may only read.
+pub async fn act_as_role(tx: &DatabaseTransaction, db_role: &str, user_id: Uuid) -> Result<(), DbErr> {
+    set_identity(tx, db_role, Some(user_id), None, None).await
+}
+
 async fn set_identity(
     tx: &DatabaseTransaction,
     db_role: &str,

@@ -46,6 +46,15 @@ impl RequestScope {
         self.events.lock().expect("pending events").push(event);
     }
 
+    /// Refuses premium operations of a suspended account (SUBSCRIPTION_INACTIVE).
+    pub fn require_active(&self) -> Result<uuid::Uuid, AppError> {
+        let claims = self.principal.claims().ok_or_else(|| AppError::Unauthenticated("sign in to do this".into()))?;
+        if claims.account_state == "suspended" {
+            return Err(AppError::SubscriptionInactive);
+        }
+        Ok(claims.user_id)
+    }
+
     /// The worker's claims, or FORBIDDEN for any other caller.
     pub fn require_worker(&self) -> Result<&WorkerClaims, AppError> {
         self.principal.worker().ok_or_else(|| AppError::Forbidden("only a worker token may do this".into()))

@@ -54,3 +54,37 @@ pub fn password_changed() -> Message {
         data: json!({}),
     }
 }
+
+/// A billing message: what happened to the subscription, in the user's words.
+pub fn billing(template: &'static str, plan: &str, detail: &str) -> Message {
+    let (subject, body) = match template {
+        "subscription_started" => (
+            format!("Welcome to Plinth {plan}"),
+            format!("Your {plan} subscription is active. {detail}\n\nInvoices are in your dashboard."),
+        ),
+        "trial_ending" => (
+            "Your Plinth trial ends soon".to_owned(),
+            format!("Your {plan} trial ends {detail}. Add a payment method in the billing portal to keep your plan."),
+        ),
+        "payment_failed" => (
+            "Your Plinth payment failed".to_owned(),
+            format!("We could not charge your payment method for {plan}. {detail}\n\nUpdate it in the billing portal."),
+        ),
+        "suspended" => (
+            "Your Plinth subscription is suspended".to_owned(),
+            format!(
+                "Your {plan} subscription is suspended: scans, preparations and publishing are paused. \
+                 Your data stays readable. {detail}"
+            ),
+        ),
+        "reactivated" => (
+            "Your Plinth subscription is active again".to_owned(),
+            format!("Thank you: your {plan} subscription is active again. {detail}"),
+        ),
+        "receipt" => {
+            (format!("Your Plinth receipt {detail}"), format!("We received your payment for {plan}. Invoice {detail}."))
+        }
+        _ => (format!("Plinth {plan}"), detail.to_owned()),
+    };
+    Message { template, subject, body, data: json!({ "plan": plan, "detail": detail }) }
+}

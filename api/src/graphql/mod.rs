@@ -3,6 +3,7 @@
 use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     activity::graphql::ActivityQuery,
+    billing::graphql::{BillingMutation, BillingQuery},
     dashboard::graphql::DashboardQuery,
     db::RequestScope,
     drafts::graphql::{DraftById, DraftsMutation, DraftsQuery},
@@ -17,11 +18,27 @@ use async_graphql::{
 
 /// Every domain's queries.
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, DraftsQuery, PhotosQuery, MarketplaceQuery, ActivityQuery, DashboardQuery, JobsQuery);
+pub struct Query(
+    AccountsQuery,
+    DraftsQuery,
+    PhotosQuery,
+    MarketplaceQuery,
+    ActivityQuery,
+    DashboardQuery,
+    JobsQuery,
+    BillingQuery,
+);
 
 /// Every domain's mutations.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountsMutation, DraftsMutation, PhotosMutation, MarketplaceMutation, JobsMutation);
+pub struct Mutation(
+    AccountsMutation,
+    DraftsMutation,
+    PhotosMutation,
+    MarketplaceMutation,
+    JobsMutation,
+    BillingMutation,
+);
 
 /// Every domain's subscriptions.
 #[derive(MergedSubscription, Default)]

@@ -4,6 +4,7 @@ pub mod graphql;
 pub mod health;
 pub mod metrics;
 pub mod storage;
+pub mod webhooks;
 pub mod ws;
 
 use crate::{auth::tokens::TokenService, config::Config, graphql::AppSchema, storage::Storage};
@@ -33,6 +34,8 @@ pub struct HttpState {
     pub storage: Arc<Storage>,
     /// Live events.
     pub bus: Arc<crate::events::EventBus>,
+    /// Billing (Stripe webhooks).
+    pub billing: Arc<crate::billing::service::BillingService>,
 }
 
 /// Per-request id, set by the middleware and read by handlers.
@@ -50,6 +53,7 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(metrics::metrics))
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
+        .at("/webhooks/stripe", poem::post(webhooks::stripe))
         .data(state)
         .around(move |ep, req| observe(ep, req, metrics.clone(), limits))
 }
@@ -63,6 +67,7 @@ fn route_label(path: &str) -> &'static str {
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
         p if p.starts_with("/storage/") => "/storage",
+        "/webhooks/stripe" => "/webhooks/stripe",
         _ => "other",
     }
 }

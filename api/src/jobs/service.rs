@@ -55,7 +55,7 @@ pub async fn create(
     draft_id: Option<Uuid>,
     max_attempts: Option<i32>,
 ) -> AppResult<jobs::Model> {
-    let user_id = scope.require_user()?;
+    let user_id = scope.require_active()?;
     if kind != "scan" && draft_id.is_none() {
         return Err(AppError::bad_input("input.draftId", format!("is required for a {} job", kind.to_uppercase())));
     }

@@ -24,7 +24,7 @@ pub async fn connect(
     display_name: &str,
     credentials: &serde_json::Value,
 ) -> AppResult<accounts::Model> {
-    let user_id = scope.require_user()?;
+    let user_id = scope.require_active()?;
     if !PLATFORMS.contains(&platform) {
         return Err(AppError::bad_input("input.platform", format!("must be one of {}", PLATFORMS.join(", "))));
     }

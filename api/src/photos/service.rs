@@ -56,7 +56,7 @@ impl PhotoService {
         byte_size: i64,
         draft_id: Option<Uuid>,
     ) -> AppResult<Upload> {
-        let user_id = scope.require_user()?;
+        let user_id = scope.require_active()?;
         let content_type = content_type.trim().to_ascii_lowercase();
         if !ALLOWED_TYPES.contains(&content_type.as_str()) {
             return Err(AppError::bad_input("contentType", format!("must be one of {}", ALLOWED_TYPES.join(", "))));

@@ -1,0 +1,36 @@
+//! POST /webhooks/stripe: Stripe's events. 400 (nothing written) for a bad or stale
+//! signature; 200 once the event is durably recorded, a redelivery included; 500 for
+//! our own failures, so Stripe delivers again.
+use super::HttpState;
+use crate::billing::service::{WebhookError, WebhookOutcome};
+use poem::{handler, http::StatusCode, web::Data, Body, IntoResponse, Request, Response};
+use std::sync::Arc;
+
+/// Largest event body accepted.
+const MAX_EVENT_BYTES: usize = 512 * 1024;
+
+/// Receives one Stripe event.
+#[handler]
+pub async fn stripe(req: &Request, Data(state): Data<&Arc<HttpState>>, body: Body) -> Response {
+    let Ok(bytes) = body.into_bytes_limit(MAX_EVENT_BYTES).await else {
+        return (StatusCode::BAD_REQUEST, "unreadable or oversized body").into_response();
+    };
+    match state.billing.handle_webhook(&bytes, req.header("stripe-signature")).await {
+        Ok(outcome) => {
+            let text = match outcome {
+                WebhookOutcome::Applied => "applied",
+                WebhookOutcome::Duplicate => "duplicate",
+                WebhookOutcome::Ignored => "ignored",
+            };
+            (StatusCode::OK, text).into_response()
+        }
+        Err(WebhookError::Rejected(why)) => {
+            tracing::warn!(why, "stripe webhook refused");
+            (StatusCode::BAD_REQUEST, why).into_response()
+        }
+        Err(WebhookError::Internal(e)) => {
+            tracing::error!(error = format!("{e:#}"), "stripe webhook failed; Stripe will retry");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
