@@ -139,6 +139,11 @@ impl From<AppError> for async_graphql::Error {
     }
 }
 
+/// Parses an `ID` argument; a malformed one is BAD_USER_INPUT naming `field`.
+pub fn parse_id(field: &str, raw: &str) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| AppError::bad_input(field, "is not a valid id"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,9 +159,4 @@ mod tests {
         assert_eq!(AppError::bad_input("email", "x").code(), "BAD_USER_INPUT");
         assert_eq!(AppError::RateLimited { retry_after_secs: 3 }.code(), "RATE_LIMITED");
     }
-}
-
-/// Parses an `ID` argument; a malformed one is BAD_USER_INPUT naming `field`.
-pub fn parse_id(field: &str, raw: &str) -> Result<uuid::Uuid, AppError> {
-    uuid::Uuid::parse_str(raw).map_err(|_| AppError::bad_input(field, "is not a valid id"))
 }

@@ -3,6 +3,8 @@
 //! to over HTTP and WebSocket like a client.
 #![allow(dead_code)]
 
+pub mod stripe;
+
 use api::{config::Config, Application};
 use serde_json::{json, Value};
 use sqlx::{postgres::PgPoolOptions, Connection, Executor, PgConnection, PgPool};
