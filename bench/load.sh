@@ -38,6 +38,12 @@ curl -sf "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H
 
 echo "== me: ${SECS}s, $CONNS connections, 2 wrk threads (server, Postgres and wrk share 2 cores)"
 wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/me.lua "http://127.0.0.1:$PORT/graphql"
+for i in $(seq 1 200); do
+  curl -sf "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \
+    -d "{\"query\":\"mutation { createDraft(input: {title: \\\"draft $i\\\", priceCents: $i}) { id } }\"}" >/dev/null
+done
+echo "== drafts(first: 20) of a user with 200 drafts: ${SECS}s, $CONNS connections"
+wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/drafts.lua "http://127.0.0.1:$PORT/graphql"
 echo "== login: ${SECS}s, $CONNS connections (argon2id m=19 MiB t=2 p=1 per request)"
 wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/login.lua "http://127.0.0.1:$PORT/graphql"
 echo "== login with an unknown e-mail: same answer, should take the same time"
