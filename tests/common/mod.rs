@@ -206,6 +206,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.data_dir);
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("plinth-test-key-{}", self.database)));
     }
 }
 
