@@ -403,6 +403,7 @@ async fn check_views(app: &TestApp, users: &[TestUser], model: &Model) -> Result
 }
 
 async fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+    common::unlimited_free_plan();
     let app = TestApp::spawn().await;
     let mut users = Vec::with_capacity(USERS);
     for name in ["ann", "bob", "cat"] {

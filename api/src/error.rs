@@ -23,6 +23,15 @@ pub enum AppError {
         /// What is wrong with it.
         message: String,
     },
+    /// A plan limit would be exceeded.
+    QuotaExceeded {
+        /// The metric (`scans`, `preparations`, `connected_accounts`, `storage_bytes`).
+        metric: String,
+        /// The plan's limit.
+        limit: i64,
+        /// When the period resets (None for gauges, which free up as things are removed).
+        resets_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// The subscription is suspended (billing): premium operations are refused, data
     /// stays readable.
     SubscriptionInactive,
@@ -50,6 +59,7 @@ impl AppError {
             AppError::BadUserInput { .. } => "BAD_USER_INPUT",
             AppError::RateLimited { .. } => "RATE_LIMITED",
             AppError::SubscriptionInactive => "SUBSCRIPTION_INACTIVE",
+            AppError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             AppError::Conflict(_) => "CONFLICT",
             AppError::Internal(_) => "INTERNAL",
         }
@@ -64,6 +74,9 @@ impl AppError {
             AppError::BadUserInput { field, message } => format!("{field}: {message}"),
             AppError::RateLimited { retry_after_secs } => {
                 format!("too many requests, retry in {retry_after_secs} s")
+            }
+            AppError::QuotaExceeded { metric, limit, .. } => {
+                format!("your plan allows {limit} {} ; upgrade or wait for the next period", metric.replace('_', " "))
             }
             AppError::SubscriptionInactive => {
                 "your subscription is suspended; pay the open invoice in the billing portal to resume".into()
@@ -133,6 +146,13 @@ impl From<AppError> for async_graphql::Error {
             match &err {
                 AppError::BadUserInput { field, .. } => ext.set("field", field.as_str()),
                 AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                AppError::QuotaExceeded { metric, limit, resets_at } => {
+                    ext.set("metric", metric.to_uppercase());
+                    ext.set("limit", *limit);
+                    if let Some(r) = resets_at {
+                        ext.set("resetsAt", r.to_rfc3339());
+                    }
+                }
                 _ => {}
             }
         })

@@ -81,6 +81,14 @@ impl<T> Page<T> {
     }
 }
 
+/// Rows strictly after `c` in the (created DESC, id DESC) order of columns `created`
+/// and `id`: the keyset condition every newest-first list shares.
+pub fn after<C: sea_orm::ColumnTrait>(created: C, id: C, c: Cursor) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(created.lt(c.created_at))
+        .add(sea_orm::Condition::all().add(created.eq(c.created_at)).add(id.lt(c.id)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,6 +61,15 @@ pub struct UserClaims {
     pub plan: String,
     /// The account state when it was issued (`free`, `active`, `grace`, `suspended`).
     pub account_state: String,
+    /// The plan's limits when it was issued, by metric.
+    pub quotas: Vec<(String, i64)>,
+}
+
+impl UserClaims {
+    /// The limit of `metric`, if the token carries one.
+    pub fn quota(&self, metric: &str) -> Option<i64> {
+        self.quotas.iter().find(|(m, _)| m == metric).map(|(_, l)| *l)
+    }
 }
 
 /// What a verified worker token says.

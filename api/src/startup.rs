@@ -2,7 +2,7 @@
 //! services, schema, routes — and runs it. `main` and the black-box tests start the
 //! server through exactly this code.
 use crate::{
-    accounts::service::AccountService,
+    accounts::service::{AccountDeps, AccountService},
     auth::{password::Passwords, tokens::TokenService},
     billing::{
         catalog::Catalog,
@@ -122,15 +122,17 @@ impl Services {
         let tokens = Arc::new(TokenService::from_config(&config)?);
         let limiter = Arc::new(RateLimiter::new(redis));
         let passwords = Passwords::new(config.argon2_memory_kib)?;
-        let accounts = Arc::new(AccountService::new(
-            pool.clone(),
+        let catalog = Arc::new(Catalog::load()?);
+        let accounts = Arc::new(AccountService::new(AccountDeps {
+            pool: pool.clone(),
             passwords,
-            tokens.clone(),
+            tokens: tokens.clone(),
             limiter,
-            config.clone(),
-            public_url.clone(),
-            bus.clone(),
-        ));
+            config: config.clone(),
+            public_url: public_url.clone(),
+            bus: bus.clone(),
+            catalog: catalog.clone(),
+        }));
         let storage = Arc::new(match &config.s3 {
             Some(s3) => Storage::s3(s3)?,
             None => {
@@ -143,7 +145,7 @@ impl Services {
             None => SecretBox::load_or_create(&config.data_dir.join("credentials_key"))?,
         });
         let photos = Arc::new(PhotoService::new(storage.clone(), config.max_upload_bytes));
-        let billing = Arc::new(billing_service(&config, &public_url, pool.clone(), bus.clone())?);
+        let billing = Arc::new(billing_service(&config, &public_url, pool.clone(), bus.clone(), catalog)?);
         load_revocations(&pool, &tokens, config.statement_timeout_ms).await?;
         tokio::spawn(follow_revocations(bus.clone(), tokens.clone()));
         Ok(Services { config, pool, tokens, accounts, photos, storage, sealer, bus, billing, database })
@@ -272,8 +274,8 @@ fn billing_service(
     public_url: &str,
     pool: DatabaseConnection,
     bus: Arc<EventBus>,
+    catalog: Arc<Catalog>,
 ) -> anyhow::Result<BillingService> {
-    let catalog = Arc::new(Catalog::load()?);
     let stripe = match &config.stripe_secret_key {
         Some(key) => Some(StripeApi::new(&config.stripe_api_base, key.expose_secret())?),
         None => None,

@@ -27,7 +27,7 @@ pub fn redis_url() -> String {
 }
 
 fn template_name() -> String {
-    format!("plinth_tpl_{}", api::db::SCHEMA_FINGERPRINT)
+    format!("plinth_tpl_{}", api::db::schema_fingerprint())
 }
 
 /// Creates the migrated template once per schema version, across test processes.
@@ -213,6 +213,19 @@ impl Drop for TestApp {
 /// The `extensions.code` of the first error.
 pub fn code(resp: &Value) -> &str {
     resp["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no error>")
+}
+
+/// Makes every app this test process starts use a catalog whose Free plan is
+/// effectively unlimited, for tests about something other than quotas.
+pub fn unlimited_free_plan() {
+    let text = include_str!("../../plans.toml")
+        .replacen("scans = 20", "scans = 1000000", 1)
+        .replacen("preparations = 10", "preparations = 1000000", 1)
+        .replacen("connected_accounts = 1", "connected_accounts = 1000000", 1);
+    let path = std::env::temp_dir().join(format!("plinth-plans-unlimited-{}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    // Read by Catalog::load when an app starts; each test runs in its own process.
+    std::env::set_var("PLINTH_PLANS_FILE", &path);
 }
 
 /// The S3-compatible server the tests use (`.ci/run` starts s3s-fs there).

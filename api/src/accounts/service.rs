@@ -12,6 +12,7 @@ use crate::{
         password::Passwords,
         tokens::{TokenGrant, TokenService},
     },
+    billing::catalog::Catalog,
     config::Config,
     db::{self, RequestMeta, RequestScope},
     email::{service as outbox, templates},
@@ -49,6 +50,26 @@ pub struct SignedIn {
     pub user: users::Model,
 }
 
+/// What `AccountService::new` is built from.
+pub struct AccountDeps {
+    /// The runtime pool (for revocations that must commit on their own).
+    pub pool: DatabaseConnection,
+    /// Password hashing.
+    pub passwords: Passwords,
+    /// Access tokens.
+    pub tokens: Arc<TokenService>,
+    /// Sign-in throttling.
+    pub limiter: Arc<RateLimiter>,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Base of links in e-mails.
+    pub public_url: String,
+    /// Live events (session revocations).
+    pub bus: Arc<EventBus>,
+    /// Plans and their quotas, carried in access tokens.
+    pub catalog: Arc<Catalog>,
+}
+
 /// Everything account operations need besides the request's transaction.
 pub struct AccountService {
     pool: DatabaseConnection,
@@ -58,20 +79,14 @@ pub struct AccountService {
     config: Arc<Config>,
     public_url: String,
     bus: Arc<EventBus>,
+    catalog: Arc<Catalog>,
 }
 
 impl AccountService {
     /// Wires the service.
-    pub fn new(
-        pool: DatabaseConnection,
-        passwords: Passwords,
-        tokens: Arc<TokenService>,
-        limiter: Arc<RateLimiter>,
-        config: Arc<Config>,
-        public_url: String,
-        bus: Arc<EventBus>,
-    ) -> Self {
-        AccountService { pool, passwords, tokens, limiter, config, public_url, bus }
+    pub fn new(deps: AccountDeps) -> Self {
+        let AccountDeps { pool, passwords, tokens, limiter, config, public_url, bus, catalog } = deps;
+        AccountService { pool, passwords, tokens, limiter, config, public_url, bus, catalog }
     }
 
     /// Creates an account and signs it in; a verification e-mail goes to the outbox.
@@ -390,7 +405,20 @@ impl AccountService {
     ) -> AppResult<SignedIn> {
         let role = Role::parse(&user.role).ok_or_else(|| anyhow::anyhow!("unknown role {:?}", user.role))?;
         let (plan, account_state) = crate::billing::service::token_state(tx, user.id).await?;
-        let grant = TokenGrant { user_id: user.id, role, session_id, plan: &plan, account_state: &account_state };
+        let plan_quotas = self
+            .catalog
+            .plan(&plan)
+            .or_else(|| self.catalog.plan("free"))
+            .map(|p| crate::quotas::service::limits(&p.quotas))
+            .ok_or_else(|| anyhow::anyhow!("the catalog has no plan {plan:?}"))?;
+        let grant = TokenGrant {
+            user_id: user.id,
+            role,
+            session_id,
+            plan: &plan,
+            account_state: &account_state,
+            quotas: &plan_quotas,
+        };
         let (access_token, expires_at) = self.tokens.issue(&grant)?;
         Ok(SignedIn { access_token, expires_at, refresh_token, user })
     }

@@ -47,15 +47,11 @@ pub async fn list(
     page: crate::pagination::PageRequest,
 ) -> AppResult<crate::pagination::Page<activity_log::Model>> {
     use activity_log::Column;
-    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
     let user_id = scope.require_user()?;
     let mut q = activity_log::Entity::find().filter(Column::UserId.eq(user_id));
     if let Some(c) = page.after {
-        q = q.filter(
-            Condition::any()
-                .add(Column::CreatedAt.lt(c.created_at))
-                .add(Condition::all().add(Column::CreatedAt.eq(c.created_at)).add(Column::Id.lt(c.id))),
-        );
+        q = q.filter(crate::pagination::after(Column::CreatedAt, Column::Id, c));
     }
     let rows =
         q.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(page.limit()).all(scope.tx.as_ref()).await?;

@@ -52,6 +52,8 @@ pub struct TokenGrant<'a> {
     pub plan: &'a str,
     /// Its account state now.
     pub account_state: &'a str,
+    /// Its plan's limits, by metric.
+    pub quotas: &'a [(&'static str, i64)],
 }
 
 /// Issues and verifies access tokens.
@@ -120,6 +122,9 @@ impl TokenService {
             .fact(fact("state", &[string(claims.account_state)]))?
             .fact(fact("issued_ms", &[int(now.timestamp_millis())]))?
             .fact(fact("expires", &[date(&expires)]))?;
+        for (metric, limit) in claims.quotas {
+            builder = builder.fact(fact("quota", &[string(metric), int(*limit)]))?;
+        }
         builder = builder.check_expiration_date(expires);
         let token = builder.build(&self.root)?.to_base64()?;
         Ok((token, DateTime::<Utc>::from(expires)))
@@ -201,6 +206,7 @@ impl TokenService {
             let billing: Vec<(String, String, i64)> =
                 authorizer.query("billing($p, $st, $i) <- plan($p), state($st), issued_ms($i)").map_err(invalid)?;
             let [(plan, account_state, issued_ms)] = <[_; 1]>::try_from(billing).map_err(|_| bad())?;
+            let quotas: Vec<(String, i64)> = authorizer.query("quotas($m, $l) <- quota($m, $l)").map_err(invalid)?;
             return Ok(Principal::User(UserClaims {
                 user_id: Uuid::parse_str(&user).map_err(|_| bad())?,
                 role: Role::parse(&role).ok_or_else(bad)?,
@@ -209,6 +215,7 @@ impl TokenService {
                 issued_at: DateTime::from_timestamp_millis(issued_ms).ok_or_else(bad)?,
                 plan,
                 account_state,
+                quotas,
             }));
         }
         let workers: Vec<(String, SystemTime)> =
@@ -267,7 +274,7 @@ mod tests {
     }
 
     fn grant(user_id: Uuid, role: Role, session_id: Uuid) -> TokenGrant<'static> {
-        TokenGrant { user_id, role, session_id, plan: "pro", account_state: "active" }
+        TokenGrant { user_id, role, session_id, plan: "pro", account_state: "active", quotas: &[("scans", 10)] }
     }
 
     #[test]
@@ -282,6 +289,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         let (new, _) = s.issue(&grant(u, Role::User, Uuid::new_v4())).unwrap();
         let p = s.verify(&new).unwrap();
+        assert_eq!(p.claims().unwrap().quota("scans"), Some(10));
         assert_eq!((p.claims().unwrap().plan.as_str(), p.claims().unwrap().account_state.as_str()), ("pro", "active"));
     }
 

@@ -10,7 +10,7 @@ use super::{
 use crate::{
     activity::service::{self as activity, Entry},
     db::{self, RequestMeta, RequestScope},
-    email::{service as outbox, templates},
+    email::templates,
     error::{AppError, AppResult},
     events::{Event, EventBus},
     pagination::{Page, PageRequest},
@@ -19,8 +19,8 @@ use crate::{
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::invoices;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -231,11 +231,7 @@ impl BillingService {
         let user_id = scope.require_user()?;
         let mut q = invoices::Entity::find().filter(Column::UserId.eq(user_id));
         if let Some(c) = page.after {
-            q = q.filter(
-                Condition::any()
-                    .add(Column::StripeCreated.lt(c.created_at))
-                    .add(Condition::all().add(Column::StripeCreated.eq(c.created_at)).add(Column::Id.lt(c.id))),
-            );
+            q = q.filter(crate::pagination::after(Column::StripeCreated, Column::Id, c));
         }
         let rows = q
             .order_by_desc(Column::StripeCreated)
@@ -555,23 +551,7 @@ impl BillingService {
         plan: &str,
         detail: &str,
     ) -> AppResult<()> {
-        let message = templates::billing(template, plan, detail);
-        tx.execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO notifications (id, user_id, kind, title, body, data) VALUES ($1, $2, $3, $4, $5, $6)",
-            [
-                Uuid::now_v7().into(),
-                user_id.into(),
-                template.into(),
-                message.subject.clone().into(),
-                message.body.clone().into(),
-                message.data.clone().into(),
-            ],
-        ))
-        .await?;
-        let email = email_of(tx, user_id).await?;
-        outbox::enqueue(tx, user_id, &email, message).await?;
-        Ok(())
+        crate::notifications::notify(tx, user_id, templates::billing(template, plan, detail)).await
     }
 
     async fn log(&self, tx: &DatabaseTransaction, user_id: Uuid, action: &str, data: Value) -> AppResult<()> {

@@ -3,7 +3,17 @@
 pub mod embedded;
 pub mod request;
 
-pub use migration::FINGERPRINT as SCHEMA_FINGERPRINT;
+/// Identifies the schema the migrations build: their names and a hash of their sources,
+/// so a test template database is rebuilt whenever a migration is added or edited.
+pub fn schema_fingerprint() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(migration::FINGERPRINT.as_bytes());
+    for m in <migration::Migrator as MigratorTrait>::migrations() {
+        h.update(m.name().as_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
+}
 pub use request::{data, RequestMeta, RequestScope};
 
 use crate::principal::{Principal, Role};

@@ -5,7 +5,7 @@ use crate::{
     activity::service::{self as activity, Entry},
     db::RequestScope,
     error::{AppError, AppResult},
-    pagination::{Cursor, Page, PageRequest},
+    pagination::{self, Cursor, Page, PageRequest},
 };
 use chrono::Utc;
 use entity::drafts::{self, Column};
@@ -117,7 +117,7 @@ pub async fn list(scope: &RequestScope, page: PageRequest, filter: &DraftFilter)
         );
     }
     if let Some(after) = page.after {
-        q = q.filter(after_cursor(after));
+        q = q.filter(pagination::after(Column::CreatedAt, Column::Id, after));
     }
     let rows =
         q.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(page.limit()).all(scope.tx.as_ref()).await?;
@@ -136,12 +136,6 @@ pub async fn by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<dr
 /// The cursor of a draft in the list order.
 pub fn cursor(d: &drafts::Model) -> Cursor {
     Cursor { created_at: d.created_at.with_timezone(&Utc), id: d.id }
-}
-
-fn after_cursor(c: Cursor) -> Condition {
-    Condition::any()
-        .add(Column::CreatedAt.lt(c.created_at))
-        .add(Condition::all().add(Column::CreatedAt.eq(c.created_at)).add(Column::Id.lt(c.id)))
 }
 
 async fn find_live(scope: &RequestScope, id: Uuid) -> AppResult<Option<drafts::Model>> {

@@ -88,3 +88,19 @@ pub fn billing(template: &'static str, plan: &str, detail: &str) -> Message {
     };
     Message { template, subject, body, data: json!({ "plan": plan, "detail": detail }) }
 }
+
+/// A quota threshold reached (80% or 100% of a period's allowance).
+pub fn quota(metric: &str, threshold: i64, used: i64, limit: i64) -> Message {
+    let what = metric.replace('_', " ");
+    let (template, subject) = if threshold >= 100 {
+        ("quota_reached", format!("You have used all your {what} for this period"))
+    } else {
+        ("quota_warning", format!("You have used {threshold}% of your {what}"))
+    };
+    Message {
+        template,
+        subject: subject.clone(),
+        body: format!("{subject}: {used} of {limit}. Upgrade your plan for more, or wait for the next period."),
+        data: json!({ "metric": metric, "threshold": threshold, "used": used, "limit": limit }),
+    }
+}

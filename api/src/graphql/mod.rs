@@ -10,6 +10,7 @@ use crate::{
     jobs::graphql::{JobsMutation, JobsQuery, JobsSubscription, LogsByJob},
     marketplace::graphql::{MarketplaceMutation, MarketplaceQuery},
     photos::graphql::{PhotosByDraft, PhotosMutation, PhotosQuery},
+    quotas::graphql::QuotasQuery,
 };
 use async_graphql::{
     dataloader::{DataLoader, HashMapCache},
@@ -27,6 +28,7 @@ pub struct Query(
     DashboardQuery,
     JobsQuery,
     BillingQuery,
+    QuotasQuery,
 );
 
 /// Every domain's mutations.

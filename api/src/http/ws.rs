@@ -18,7 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use poem::{
     handler,
     web::{
-        websocket::{CloseCode, Message, WebSocket},
+        websocket::{CloseCode, Message, WebSocket, WebSocketConfig},
         Data,
     },
     IntoResponse,
@@ -40,7 +40,14 @@ pub async fn graphql_ws(
     websocket: WebSocket,
 ) -> impl IntoResponse {
     let state = state.clone();
-    websocket.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
+    // Small buffers: clients send a few short messages, and an idle subscriber's
+    // memory is dominated by the default 128 KiB read buffer otherwise.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(Some(64 * 1024))
+        .max_frame_size(Some(64 * 1024));
+    websocket.config(config).protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
         let (mut sink, mut stream) = socket.split();
         let first = match tokio::time::timeout(INIT_TIMEOUT, stream.next()).await {
             Err(_) => {

@@ -8,9 +8,10 @@ use crate::{
     drafts::service as drafts,
     error::{AppError, AppResult},
     events::Event,
-    pagination::{Cursor, Page, PageRequest},
+    pagination::{self, Cursor, Page, PageRequest},
     photos::service::PhotoService,
     principal::Role,
+    quotas::service as quotas,
 };
 use chrono::Utc;
 use entity::{
@@ -19,8 +20,8 @@ use entity::{
     photos,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    Statement,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -65,6 +66,12 @@ pub async fn create(
     let max_attempts = max_attempts.unwrap_or(3);
     if !(1..=20).contains(&max_attempts) {
         return Err(AppError::bad_input("input.maxAttempts", "must be between 1 and 20"));
+    }
+    // Charged inside this transaction: a request that fails later is not charged.
+    match kind {
+        "scan" => quotas::consume(scope, "scans", 1).await?,
+        "prepare" => quotas::consume(scope, "preparations", 1).await?,
+        _ => {}
     }
     let now = Utc::now();
     let job = jobs::ActiveModel {
@@ -135,11 +142,7 @@ pub async fn list(scope: &RequestScope, page: PageRequest, filter: &JobFilter) -
         q = q.filter(Column::Kind.eq(k.as_str()));
     }
     if let Some(c) = page.after {
-        q = q.filter(
-            Condition::any()
-                .add(Column::CreatedAt.lt(c.created_at))
-                .add(Condition::all().add(Column::CreatedAt.eq(c.created_at)).add(Column::Id.lt(c.id))),
-        );
+        q = q.filter(pagination::after(Column::CreatedAt, Column::Id, c));
     }
     let rows =
         q.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(page.limit()).all(scope.tx.as_ref()).await?;

@@ -29,6 +29,7 @@ pub async fn connect(
         return Err(AppError::bad_input("input.platform", format!("must be one of {}", PLATFORMS.join(", "))));
     }
     let display_name = display_name_of("input.displayName", display_name)?;
+    crate::quotas::service::check_gauge(scope, "connected_accounts", 1).await?;
     if !credentials.is_object() {
         return Err(AppError::bad_input("input.credentials", "must be a JSON object"));
     }

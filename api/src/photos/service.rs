@@ -67,6 +67,7 @@ impl PhotoService {
         if let Some(d) = draft_id {
             drafts::get(scope, d).await?.ok_or_else(|| AppError::NotFound("draft not found".into()))?;
         }
+        crate::quotas::service::check_gauge(scope, "storage_bytes", byte_size).await?;
         let id = Uuid::now_v7();
         let key = format!("u/{user_id}/p/{id}");
         let now = Utc::now();

@@ -1,0 +1,127 @@
+//! Quotas over the wire: limits from the token, usage consumed atomically in the
+//! request's transaction (200 concurrent requests on a 10-scan plan get exactly 10),
+//! nothing charged for a failed request, thresholds notified once, gauges, and the
+//! period reset.
+mod common;
+
+use common::{code, TestApp};
+use serde_json::json;
+
+/// A catalog whose Free plan allows 10 scans, 2 preparations, 1 account, 100 bytes.
+fn small_plans() -> std::path::PathBuf {
+    let text = include_str!("../plans.toml")
+        .replacen("scans = 20", "scans = 10", 1)
+        .replacen("preparations = 10", "preparations = 2", 1)
+        .replacen("storage_bytes = 524288000", "storage_bytes = 100", 1);
+    let path = std::env::temp_dir().join(format!("plinth-plans-{}.toml", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn spawn() -> TestApp {
+    let plans = small_plans();
+    // The catalog is read from PLINTH_PLANS_FILE at start.
+    std::env::set_var("PLINTH_PLANS_FILE", &plans);
+    TestApp::spawn().await
+}
+
+const SCAN: &str = "mutation { createJob(input: {kind: SCAN}) { id } }";
+
+#[tokio::test]
+async fn two_hundred_concurrent_scans_on_a_ten_scan_plan_get_exactly_ten() {
+    let app = spawn().await;
+    let ann = app.register("ann").await;
+    let answers = futures::future::join_all((0..200).map(|_| app.gql(Some(&ann.access), SCAN, json!({})))).await;
+    let ok = answers.iter().filter(|r| r["data"]["createJob"].is_object()).count();
+    let exceeded: Vec<_> = answers.iter().filter(|r| code(r) == "QUOTA_EXCEEDED").collect();
+    assert_eq!(ok, 10, "exactly the quota succeeds");
+    assert_eq!(exceeded.len(), 190);
+    let ext = &exceeded[0]["errors"][0]["extensions"];
+    assert_eq!((ext["metric"].as_str(), ext["limit"].as_i64()), (Some("SCANS"), Some(10)));
+    assert!(ext["resetsAt"].is_string());
+    assert_eq!(app.count("jobs").await, 10);
+    let usage = app.gql(Some(&ann.access), "{ usage { metric used limit resetsAt } }", json!({})).await;
+    let scans = usage["data"]["usage"].as_array().unwrap().iter().find(|u| u["metric"] == "SCANS").unwrap().clone();
+    assert_eq!((scans["used"].as_i64(), scans["limit"].as_i64()), (Some(10), Some(10)));
+    // Thresholds notified once each, whatever the concurrency.
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM notifications WHERE user_id = $1 ORDER BY kind")
+        .bind(ann.id)
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds,
+        ["quota_reached", "quota_warning"],
+        "each threshold once (compared as a set: concurrent commits come in any order)"
+    );
+    let mails: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM email_outbox WHERE template IN ('quota_warning', 'quota_reached')")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(mails, 2);
+}
+
+#[tokio::test]
+async fn a_failed_request_is_not_charged_and_a_new_period_starts_at_zero() {
+    let app = spawn().await;
+    let ann = app.register("ann").await;
+    // The job is created, then the second field fails: the whole request rolls back.
+    let r = app
+        .gql(
+            Some(&ann.access),
+            "mutation { a: createJob(input: {kind: SCAN}) { id } b: cancelJob(id: \"00000000-0000-0000-0000-000000000000\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&r), "NOT_FOUND");
+    assert_eq!(app.count("jobs").await, 0);
+    assert_eq!(app.count("quota_usage").await, 0, "nothing charged");
+
+    for _ in 0..2 {
+        app.gql(Some(&ann.access), "mutation { createJob(input: {kind: SCAN}) { id } }", json!({})).await;
+    }
+    let prep = "mutation($d: ID!) { createJob(input: {kind: PREPARE, draftId: $d}) { id } }";
+    let draft = app.create_draft(&ann.access, "x").await;
+    for _ in 0..2 {
+        assert!(app.gql(Some(&ann.access), prep, json!({ "d": draft })).await["data"]["createJob"].is_object());
+    }
+    assert_eq!(code(&app.gql(Some(&ann.access), prep, json!({ "d": draft })).await), "QUOTA_EXCEEDED");
+    // The month turns: last period's usage stays where it was, the new one is empty.
+    sqlx::query("UPDATE quota_usage SET period_start = period_start - interval '1 month'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert!(app.gql(Some(&ann.access), prep, json!({ "d": draft })).await["data"]["createJob"].is_object());
+    let usage = app.gql(Some(&ann.access), "{ usage { metric used } }", json!({})).await;
+    let used =
+        |m: &str| usage["data"]["usage"].as_array().unwrap().iter().find(|u| u["metric"] == m).unwrap()["used"].clone();
+    assert_eq!((used("SCANS"), used("PREPARATIONS")), (json!(0), json!(1)));
+}
+
+#[tokio::test]
+async fn gauges_limit_connected_accounts_and_storage() {
+    let app = spawn().await;
+    let ann = app.register("ann").await;
+    let connect =
+        "mutation { connectMarketplaceAccount(input: {platform: VINTED, displayName: \"a\", credentials: {}}) { id } }";
+    let first = app.gql(Some(&ann.access), connect, json!({})).await;
+    let id = first["data"]["connectMarketplaceAccount"]["id"].as_str().unwrap().to_owned();
+    let second = app.gql(Some(&ann.access), connect, json!({})).await;
+    assert_eq!(code(&second), "QUOTA_EXCEEDED");
+    assert_eq!(second["errors"][0]["extensions"]["metric"], "CONNECTED_ACCOUNTS");
+    // Disconnecting frees the slot.
+    app.gql(
+        Some(&ann.access),
+        "mutation($id: ID!) { disconnectMarketplaceAccount(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert!(app.gql(Some(&ann.access), connect, json!({})).await["data"]["connectMarketplaceAccount"].is_object());
+
+    let upload = "mutation($n: Int!) { createUpload(contentType: \"image/png\", byteSize: $n) { photo { id } } }";
+    assert!(app.gql(Some(&ann.access), upload, json!({ "n": 60 })).await["data"]["createUpload"].is_object());
+    let over = app.gql(Some(&ann.access), upload, json!({ "n": 60 })).await;
+    assert_eq!(code(&over), "QUOTA_EXCEEDED");
+    assert_eq!(over["errors"][0]["extensions"]["metric"], "STORAGE_BYTES");
+}
