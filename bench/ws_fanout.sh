@@ -53,7 +53,8 @@ run() {
   # Cheap password hashes: registration is not measured, and 19 MiB argon2 buffers that
   # the allocator returns to the OS only later would blur the memory baseline.
   # The events are SCAN jobs: give the Free plan room for all of them.
-  sed 's/^scans = 20$/scans = 1000000/' plans.toml > "$DATA/plans.toml"
+  sed -e 's/^scans = 20$/scans = 1000000/' -e 's/^api_requests_per_minute = 60$/api_requests_per_minute = 100000000/' \
+    plans.toml > "$DATA/plans.toml"
   env "$@" DATABASE_URL="$PG/$db" PLINTH_ADDR="127.0.0.1:$PORT" PLINTH_DATA_DIR="$DATA" RUST_LOG=warn \
     PLINTH_PLANS_FILE="$DATA/plans.toml" \
     PLINTH_LOGIN_LIMIT_PER_EMAIL=100000000 PLINTH_LOGIN_LIMIT_PER_IP=100000000 PLINTH_ARGON2_MEMORY_KIB=1024 \

@@ -7,21 +7,14 @@ mod common;
 use common::{code, TestApp};
 use serde_json::json;
 
-/// A catalog whose Free plan allows 10 scans, 2 preparations, 1 account, 100 bytes.
-fn small_plans() -> std::path::PathBuf {
-    let text = include_str!("../plans.toml")
-        .replacen("scans = 20", "scans = 10", 1)
-        .replacen("preparations = 10", "preparations = 2", 1)
-        .replacen("storage_bytes = 524288000", "storage_bytes = 100", 1);
-    let path = std::env::temp_dir().join(format!("plinth-plans-{}.toml", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
+/// Apps of this test run the Free plan with 10 scans, 2 preparations, 1 account and
+/// 100 bytes of storage.
 async fn spawn() -> TestApp {
-    let plans = small_plans();
-    // The catalog is read from PLINTH_PLANS_FILE at start.
-    std::env::set_var("PLINTH_PLANS_FILE", &plans);
+    common::free_plan_with(&[
+        ("scans = 20", "scans = 10"),
+        ("preparations = 10", "preparations = 2"),
+        ("storage_bytes = 524288000", "storage_bytes = 100"),
+    ]);
     TestApp::spawn().await
 }
 
@@ -124,4 +117,39 @@ async fn gauges_limit_connected_accounts_and_storage() {
     let over = app.gql(Some(&ann.access), upload, json!({ "n": 60 })).await;
     assert_eq!(code(&over), "QUOTA_EXCEEDED");
     assert_eq!(over["errors"][0]["extensions"]["metric"], "STORAGE_BYTES");
+}
+
+#[tokio::test]
+async fn each_session_gets_its_plans_request_rate() {
+    common::free_plan_with(&[("api_requests_per_minute = 60", "api_requests_per_minute = 5")]);
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    for _ in 0..5 {
+        assert!(app.gql(Some(&ann.access), "{ me { id } }", json!({})).await["data"]["me"].is_object());
+    }
+    let limited = app.gql(Some(&ann.access), "{ me { id } }", json!({})).await;
+    assert_eq!(code(&limited), "RATE_LIMITED");
+    assert!(limited["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap() >= 1);
+    assert!(
+        app.gql(Some(&bob.access), "{ me { id } }", json!({})).await["data"]["me"].is_object(),
+        "Bob has his own budget"
+    );
+    // Anonymous requests (sign-in) are throttled by the sign-in limits instead.
+    assert!(app.gql(None, "{ plans { code } }", json!({})).await["data"]["plans"].is_array());
+}
+
+#[tokio::test]
+async fn the_request_rate_is_shared_by_instances_through_redis() {
+    common::free_plan_with(&[("api_requests_per_minute = 60", "api_requests_per_minute = 4")]);
+    let redis = common::redis_url();
+    let cfg = [("REDIS_URL", redis.as_str()), ("PLINTH_LOGIN_LIMIT_PER_IP", "1000000")];
+    let one = TestApp::spawn_with(&cfg).await;
+    let two = TestApp::spawn_on(&one.database, &cfg).await;
+    let ann = one.register("ann").await;
+    for app in [&one, &two, &one, &two] {
+        assert!(app.gql(Some(&ann.access), "{ me { id } }", json!({})).await["data"]["me"].is_object());
+    }
+    assert_eq!(code(&two.gql(Some(&ann.access), "{ me { id } }", json!({})).await), "RATE_LIMITED");
+    assert_eq!(code(&one.gql(Some(&ann.access), "{ me { id } }", json!({})).await), "RATE_LIMITED");
 }

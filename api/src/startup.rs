@@ -99,6 +99,8 @@ pub struct Services {
     pub bus: Arc<EventBus>,
     /// Billing.
     pub billing: Arc<BillingService>,
+    /// Rate limits (sign-in throttling, per-plan request rates).
+    pub limiter: Arc<RateLimiter>,
     /// The database's setup, kept to stop the embedded cluster at the end.
     pub database: DatabaseSetup,
 }
@@ -127,7 +129,7 @@ impl Services {
             pool: pool.clone(),
             passwords,
             tokens: tokens.clone(),
-            limiter,
+            limiter: limiter.clone(),
             config: config.clone(),
             public_url: public_url.clone(),
             bus: bus.clone(),
@@ -148,7 +150,7 @@ impl Services {
         let billing = Arc::new(billing_service(&config, &public_url, pool.clone(), bus.clone(), catalog)?);
         load_revocations(&pool, &tokens, config.statement_timeout_ms).await?;
         tokio::spawn(follow_revocations(bus.clone(), tokens.clone()));
-        Ok(Services { config, pool, tokens, accounts, photos, storage, sealer, bus, billing, database })
+        Ok(Services { config, pool, tokens, accounts, photos, storage, sealer, bus, billing, limiter, database })
     }
 }
 
@@ -208,6 +210,7 @@ impl Application {
             storage: services.storage.clone(),
             bus: services.bus.clone(),
             billing: services.billing.clone(),
+            limiter: services.limiter.clone(),
         });
         Ok(Application {
             acceptor,

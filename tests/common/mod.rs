@@ -123,6 +123,9 @@ impl TestApp {
         if let Ok(key) = std::fs::read_to_string(&key_file) {
             std::fs::write(data_dir.join("token_key"), key).unwrap();
         }
+        if std::env::var_os("PLINTH_PLANS_FILE").is_none() {
+            free_plan_with(&[]);
+        }
         let config = test_config(database, &data_dir, extra);
         let app = Application::build(config).await.expect("building the app");
         if !key_file.exists() {
@@ -215,17 +218,31 @@ pub fn code(resp: &Value) -> &str {
     resp["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no error>")
 }
 
-/// Makes every app this test process starts use a catalog whose Free plan is
-/// effectively unlimited, for tests about something other than quotas.
-pub fn unlimited_free_plan() {
-    let text = include_str!("../../plans.toml")
-        .replacen("scans = 20", "scans = 1000000", 1)
-        .replacen("preparations = 10", "preparations = 1000000", 1)
-        .replacen("connected_accounts = 1", "connected_accounts = 1000000", 1);
-    let path = std::env::temp_dir().join(format!("plinth-plans-unlimited-{}.toml", std::process::id()));
+/// Makes every app this test process starts use the built-in catalog with the Free
+/// plan's lines replaced as given (`("scans = 20", "scans = 10")`). The request rate is
+/// lifted unless an edit sets it: tests send far more than 60 requests a minute.
+pub fn free_plan_with(edits: &[(&str, &str)]) {
+    let mut text = include_str!("../../plans.toml").to_owned();
+    for (from, to) in edits {
+        assert!(text.contains(from), "plans.toml has no {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    if !edits.iter().any(|(from, _)| from.starts_with("api_requests_per_minute")) {
+        text = text.replacen("api_requests_per_minute = 60", "api_requests_per_minute = 1000000", 1);
+    }
+    let path = std::env::temp_dir().join(format!("plinth-plans-{}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
     // Read by Catalog::load when an app starts; each test runs in its own process.
     std::env::set_var("PLINTH_PLANS_FILE", &path);
+}
+
+/// A Free plan without practical limits, for tests about something other than quotas.
+pub fn unlimited_free_plan() {
+    free_plan_with(&[
+        ("scans = 20", "scans = 1000000"),
+        ("preparations = 10", "preparations = 1000000"),
+        ("connected_accounts = 1", "connected_accounts = 1000000"),
+    ]);
 }
 
 /// The S3-compatible server the tests use (`.ci/run` starts s3s-fs there).

@@ -55,8 +55,16 @@ pub async fn graphql_post(
         StatusCode::OK
     };
     let content_type = if wants_graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+    // A rate-limited caller learns when to retry from the header as well.
+    let retry_after = resp.errors.iter().find_map(|e| e.extensions.as_ref().and_then(|x| x.get("retryAfter")).cloned());
     match serde_json::to_vec(&resp) {
-        Ok(body) => Response::builder().status(status).content_type(content_type).body(body),
+        Ok(body) => {
+            let mut builder = Response::builder().status(status).content_type(content_type);
+            if let Some(Value::Number(n)) = retry_after {
+                builder = builder.header(header::RETRY_AFTER, n.to_string());
+            }
+            builder.body(body)
+        }
         Err(e) => {
             tracing::error!(error = %e, "serializing a GraphQL response");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -74,6 +82,9 @@ async fn execute(
         Ok(p) => p,
         Err(e) => return error_response(e),
     };
+    if let Err(e) = plan_rate(state, &principal).await {
+        return error_response(e);
+    }
     let tx = match db::begin(&state.pool, &principal, state.config.statement_timeout_ms).await {
         Ok(tx) => Arc::new(tx),
         Err(e) => return error_response(AppError::from_db(e)),
@@ -94,6 +105,21 @@ async fn execute(
         tracing::warn!(error = %e, "rollback failed");
     }
     resp
+}
+
+/// Each signed-in session gets its plan's requests per minute (the limit travels in
+/// its token), counted in Redis so every instance shares it; in-process without Redis.
+async fn plan_rate(state: &HttpState, principal: &crate::principal::Principal) -> Result<(), AppError> {
+    let Some(claims) = principal.claims() else { return Ok(()) };
+    let Some(limit) = claims.quota("api_requests_per_minute").filter(|l| *l > 0) else { return Ok(()) };
+    let key = format!("api:{}:{}", claims.user_id, claims.session_id);
+    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+    match state.limiter.hit(&key, limit, std::time::Duration::from_secs(60)).await {
+        crate::ratelimit::Decision::Allowed => Ok(()),
+        crate::ratelimit::Decision::Limited { retry_after } => {
+            Err(AppError::RateLimited { retry_after_secs: retry_after.as_secs().max(1) })
+        }
+    }
 }
 
 /// Execution has finished, so resolvers hold no clone of the transaction; a DataLoader

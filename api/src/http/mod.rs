@@ -36,6 +36,8 @@ pub struct HttpState {
     pub bus: Arc<crate::events::EventBus>,
     /// Billing (Stripe webhooks).
     pub billing: Arc<crate::billing::service::BillingService>,
+    /// Per-plan request rates (Redis, or in-process).
+    pub limiter: Arc<crate::ratelimit::RateLimiter>,
 }
 
 /// Per-request id, set by the middleware and read by handlers.
