@@ -22,6 +22,13 @@ pub async fn notify(db: &impl ConnectionTrait, user_id: Uuid, message: Message) 
         ],
     ))
     .await?;
+    let email = email_of(db, user_id).await?;
+    outbox::enqueue(db, user_id, &email, message).await?;
+    Ok(())
+}
+
+/// The e-mail address of `user_id`, as the caller's role may read it.
+pub async fn email_of(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<String> {
     let row = db
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -30,7 +37,5 @@ pub async fn notify(db: &impl ConnectionTrait, user_id: Uuid, message: Message) 
         ))
         .await?
         .ok_or_else(|| AppError::NotFound("account not found".into()))?;
-    let email: String = row.try_get("", "email")?;
-    outbox::enqueue(db, user_id, &email, message).await?;
-    Ok(())
+    Ok(row.try_get("", "email")?)
 }

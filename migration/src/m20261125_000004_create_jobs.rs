@@ -1,4 +1,4 @@
-use crate::rls::{tenant_table, USER_ROLES};
+use crate::rls::{app_role, tenant_table, USER_ROLES};
 use sea_orm_migration::prelude::*;
 
 /// Jobs (scan, prepare, publish) with their logs, the worker role's narrow view of
@@ -12,18 +12,6 @@ impl MigrationName for Migration {
 }
 
 const SQL: &str = r#"
-DO $$
-BEGIN
-  -- Background tasks of the server itself (lease sweeping).
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'plinth_system') THEN
-    CREATE ROLE plinth_system NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-  END IF;
-  IF NOT pg_has_role('plinth_app', 'plinth_system', 'MEMBER') THEN
-    GRANT plinth_system TO plinth_app;
-  END IF;
-END
-$$;
-
 CREATE TABLE jobs (
   id               uuid NOT NULL,
   user_id          uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -136,6 +124,7 @@ fn policies() -> String {
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
+        db.execute_unprepared(&app_role("plinth_system")).await?;
         db.execute_unprepared(SQL).await?;
         for table in ["jobs", "job_logs"] {
             db.execute_unprepared(&tenant_table(table, "user_id")).await?;

@@ -1,4 +1,4 @@
-use crate::rls::{tenant_table, CURRENT_USER_ID, USER_ROLES};
+use crate::rls::{app_role, tenant_table, CURRENT_USER_ID, USER_ROLES};
 use sea_orm_migration::prelude::*;
 
 /// Billing: each user's Stripe customer and subscription state, invoices, in-app
@@ -15,17 +15,6 @@ impl MigrationName for Migration {
 }
 
 const SQL: &str = r#"
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'plinth_billing') THEN
-    CREATE ROLE plinth_billing NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-  END IF;
-  IF NOT pg_has_role('plinth_app', 'plinth_billing', 'MEMBER') THEN
-    GRANT plinth_billing TO plinth_app;
-  END IF;
-END
-$$;
-
 CREATE TABLE billing_accounts (
   user_id              uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
   stripe_customer_id   text CONSTRAINT billing_accounts_customer_key UNIQUE,
@@ -165,6 +154,7 @@ fn policies() -> String {
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
+        db.execute_unprepared(&app_role("plinth_billing")).await?;
         db.execute_unprepared(SQL).await?;
         for table in ["billing_accounts", "invoices", "notifications"] {
             db.execute_unprepared(&tenant_table(table, "user_id")).await?;

@@ -20,3 +20,20 @@ pub fn tenant_table(table: &str, column: &str) -> String {
            WITH CHECK ({column} = {CURRENT_USER_ID});"
     )
 }
+
+/// Creates a NOLOGIN app role the runtime login role may switch to, idempotently
+/// (roles are cluster-wide, shared by every database of the cluster).
+pub fn app_role(name: &str) -> String {
+    format!(
+        "DO $$
+         BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
+             CREATE ROLE {name} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+           END IF;
+           IF NOT pg_has_role('plinth_app', '{name}', 'MEMBER') THEN
+             GRANT {name} TO plinth_app;
+           END IF;
+         END
+         $$;"
+    )
+}

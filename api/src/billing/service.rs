@@ -171,7 +171,7 @@ impl BillingService {
         let customer = match account.as_ref().and_then(|a| a.customer.clone()) {
             Some(c) => c,
             None => {
-                let email = email_of(tx, user_id).await?;
+                let email = crate::notifications::email_of(tx, user_id).await?;
                 let customer = stripe.create_customer(user_id, &email).await?;
                 db::act_as_role(tx, "plinth_billing", user_id).await?;
                 tx.execute(Statement::from_sql_and_values(
@@ -688,18 +688,6 @@ async fn user_for_customer(tx: &DatabaseTransaction, customer: &str) -> AppResul
         ))
         .await?;
     Ok(row.map(|r| r.try_get::<Option<Uuid>>("", "user_id")).transpose()?.flatten())
-}
-
-async fn email_of(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<String> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT email::text AS email FROM users WHERE id = $1",
-            [user_id.into()],
-        ))
-        .await?
-        .ok_or_else(|| AppError::NotFound("account not found".into()))?;
-    Ok(row.try_get("", "email")?)
 }
 
 /// The user's billing row, if any.
