@@ -31,6 +31,11 @@ pub enum Event {
         /// Tokens issued before this are refused.
         before: chrono::DateTime<chrono::Utc>,
     },
+    /// An API token was revoked: every instance refuses it from now on.
+    ApiTokenRevoked {
+        /// Revocation id of its authority block.
+        revocation_id: String,
+    },
     /// Sessions of a user were revoked (one, or all when `session_id` is None): their
     /// live sockets close.
     SessionsRevoked {

@@ -5,6 +5,7 @@
 //! (config, telemetry, error, principal, ratelimit, entity).
 pub mod accounts;
 pub mod activity;
+pub mod api_tokens;
 pub mod auth;
 pub mod billing;
 pub mod config;

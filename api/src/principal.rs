@@ -63,6 +63,34 @@ pub struct UserClaims {
     pub account_state: String,
     /// The plan's limits when it was issued, by metric.
     pub quotas: Vec<(String, i64)>,
+    /// Set when the token is an integrator's API token (scoped, checked per field).
+    pub api: Option<ApiAuth>,
+}
+
+/// A verified API token: its id, revocation id, and the biscuit whose checks every
+/// call must pass.
+#[derive(Clone)]
+pub struct ApiAuth {
+    /// The token's row.
+    pub token_id: Uuid,
+    /// Revocation id of its authority block (hex).
+    pub revocation_id: String,
+    /// The token, attenuations included.
+    pub biscuit: std::sync::Arc<biscuit_auth::Biscuit>,
+}
+
+impl PartialEq for ApiAuth {
+    fn eq(&self, other: &Self) -> bool {
+        self.revocation_id == other.revocation_id
+    }
+}
+
+impl Eq for ApiAuth {}
+
+impl std::fmt::Debug for ApiAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiAuth").field("token_id", &self.token_id).finish_non_exhaustive()
+    }
 }
 
 impl UserClaims {

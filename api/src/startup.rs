@@ -190,6 +190,7 @@ impl Application {
             .data(services.sealer.clone())
             .data(services.bus.clone())
             .data(services.billing.clone())
+            .data(services.tokens.clone())
             .data(services.pool.clone())
             .data(services.config.clone())
             .data(QueueSettings { lease: services.config.job_lease })
@@ -310,7 +311,16 @@ async fn load_revocations(pool: &DatabaseConnection, tokens: &TokenService, time
             [since.into()],
         ))
         .await?;
+    let api = tx
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT revocation_id FROM api_tokens WHERE revoked_at IS NOT NULL AND expires_at > now()",
+        ))
+        .await?;
     tx.commit().await?;
+    for r in api {
+        tokens.revoke_api(&r.try_get::<String>("", "revocation_id")?);
+    }
     for r in rows {
         let at: chrono::DateTime<chrono::FixedOffset> = r.try_get("", "revoked_before")?;
         tokens.revoke(r.try_get("", "user_id")?, at.with_timezone(&chrono::Utc));
@@ -324,6 +334,7 @@ async fn follow_revocations(bus: Arc<EventBus>, tokens: Arc<TokenService>) {
     loop {
         match rx.recv().await {
             Ok(crate::events::Event::TokensRevoked { user_id, before }) => tokens.revoke(user_id, before),
+            Ok(crate::events::Event::ApiTokenRevoked { revocation_id }) => tokens.revoke_api(&revocation_id),
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }

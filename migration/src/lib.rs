@@ -10,6 +10,7 @@ mod m20261125_000003_create_tenant_data;
 mod m20261125_000004_create_jobs;
 mod m20261125_000005_create_billing;
 mod m20261125_000006_create_quotas;
+mod m20261125_000007_create_api_tokens;
 pub mod rls;
 
 /// A short hash of every migration source file; changes whenever a migration does.
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_create_jobs::Migration),
             Box::new(m20261125_000005_create_billing::Migration),
             Box::new(m20261125_000006_create_quotas::Migration),
+            Box::new(m20261125_000007_create_api_tokens::Migration),
         ]
     }
 }

@@ -5,7 +5,7 @@
 use crate::{
     config::Config,
     error::AppError,
-    principal::{Principal, Role, UserClaims, WorkerClaims},
+    principal::{ApiAuth, Principal, Role, UserClaims, WorkerClaims},
 };
 use anyhow::Context;
 use biscuit_auth::{
@@ -60,7 +60,12 @@ pub struct TokenGrant<'a> {
 pub struct TokenService {
     root: KeyPair,
     public: PublicKey,
+    /// `policies/access.datalog`: session and worker tokens, once per request.
     policies: AuthorizerBuilder,
+    /// `policies/api_tokens.datalog`: API tokens, once per root field.
+    api_policies: AuthorizerBuilder,
+    /// Revocation ids of revoked API tokens.
+    revoked_api: std::sync::RwLock<std::collections::HashSet<String>>,
     ttl: Duration,
     cache: Mutex<LruCache<[u8; 32], Principal>>,
     /// Per user: tokens issued before this instant are refused.
@@ -91,14 +96,18 @@ impl TokenService {
 
     /// Builds the service from a key and policy sources (name, Datalog).
     pub fn new(root: KeyPair, policies: &[(String, String)], ttl: Duration) -> anyhow::Result<Self> {
-        let mut builder = AuthorizerBuilder::new().set_limits(limits());
-        for (name, source) in policies {
-            builder = builder.code(source).with_context(|| format!("policy {name}"))?;
-        }
+        // Each policy file is its own ordered policy set, named by its file name.
+        let set = |file: &str| -> anyhow::Result<AuthorizerBuilder> {
+            let (name, source) =
+                policies.iter().find(|(n, _)| n == file).with_context(|| format!("policies/{file} is missing"))?;
+            AuthorizerBuilder::new().set_limits(limits()).code(source).with_context(|| format!("policy {name}"))
+        };
         Ok(TokenService {
             public: root.public(),
+            policies: set("access.datalog")?,
+            api_policies: set("api_tokens.datalog")?,
+            revoked_api: Default::default(),
             root,
-            policies: builder,
             ttl,
             cache: Mutex::new(LruCache::new(NonZeroUsize::new(CACHE_SIZE).expect("non-zero"))),
             revoked: Default::default(),
@@ -159,6 +168,14 @@ impl TokenService {
         if principal.expires_at().is_none_or(|e| e <= now) {
             return Err(expired());
         }
+        if let Some(api) = principal.claims().and_then(|c| c.api.as_ref()) {
+            if self.revoked_api.read().expect("revocations").contains(&api.revocation_id) {
+                return Err(AppError::Unauthenticated("this API token was revoked".into()));
+            }
+            // API tokens carry no plan: it is read per request, so plan changes do not
+            // revoke them.
+            return Ok(principal);
+        }
         if let Some(c) = principal.claims() {
             let revoked = self.revoked.read().expect("revocations").get(&c.user_id).copied();
             if revoked.is_some_and(|before| c.issued_at < before) {
@@ -180,6 +197,67 @@ impl TokenService {
         *entry = (*entry).max(before);
     }
 
+    /// Refuses an API token from now on, on this instance.
+    pub fn revoke_api(&self, revocation_id: &str) {
+        self.revoked_api.write().expect("revocations").insert(revocation_id.to_owned());
+    }
+
+    /// Signs an API token for `user_id` with `scopes`, valid until `expires`; returns the
+    /// token and its revocation id.
+    pub fn issue_api(
+        &self,
+        user_id: Uuid,
+        token_id: Uuid,
+        scopes: &[String],
+        expires: DateTime<Utc>,
+    ) -> anyhow::Result<(String, String)> {
+        let expires: SystemTime = expires.into();
+        let authority = Biscuit::builder()
+            .fact(fact("user", &[string(&user_id.to_string())]))?
+            .fact(fact("api_token", &[string(&token_id.to_string())]))?
+            .fact(fact("expires", &[date(&expires)]))?
+            .check_expiration_date(expires);
+        let biscuit = authority.build(&self.root)?;
+        let mut grant = biscuit_auth::builder::BlockBuilder::new();
+        for scope in scopes {
+            grant = grant.fact(fact("scope", &[string(scope)]))?;
+        }
+        grant = grant.code("check if operation($op), scope($op);")?;
+        let biscuit = biscuit.append(grant)?;
+        let revocation = hex::encode(biscuit.revocation_identifiers().first().context("no revocation id")?);
+        Ok((biscuit.to_base64()?, revocation))
+    }
+
+    /// Authorizes one root field for an API token: its scope, the field and its `id`
+    /// argument are facts; every block's checks (the integrator's attenuations too) and
+    /// `policies/api_tokens.datalog` decide.
+    pub fn authorize_api(
+        &self,
+        api: &ApiAuth,
+        operation: &str,
+        field: &str,
+        resource: Option<&str>,
+    ) -> Result<(), AppError> {
+        let refused = |e: biscuit_auth::error::Token| {
+            tracing::debug!(error = %e, operation, field, "API token refused for a field");
+            AppError::Forbidden(format!("this API token may not call {field} ({operation})"))
+        };
+        let mut builder = self
+            .api_policies
+            .clone()
+            .time()
+            .fact(fact("operation", &[string(operation)]))
+            .map_err(refused)?
+            .fact(fact("field", &[string(field)]))
+            .map_err(refused)?;
+        if let Some(r) = resource {
+            builder = builder.fact(fact("resource", &[string(r)])).map_err(refused)?;
+        }
+        let mut authorizer = builder.build(&api.biscuit).map_err(refused)?;
+        authorizer.authorize().map_err(refused)?;
+        Ok(())
+    }
+
     /// How long access tokens live.
     pub fn ttl(&self) -> Duration {
         self.ttl
@@ -197,8 +275,27 @@ impl TokenService {
         };
         let biscuit = Biscuit::from_base64(token.trim(), self.public).map_err(invalid)?;
         let mut authorizer = self.policies.clone().time().build(&biscuit).map_err(invalid)?;
-        authorizer.authorize().map_err(invalid)?;
         let bad = || AppError::Unauthenticated("the access token is not valid".into());
+        // An API token's checks need the field being called: they run per field
+        // (authorize_api); here only its signature and authority facts are read.
+        let api: Vec<(String, String, SystemTime)> =
+            authorizer.query("api($t, $u, $e) <- api_token($t), user($u), expires($e)").map_err(invalid)?;
+        if let Ok([(token_id, user, expires)]) = <[_; 1]>::try_from(api) {
+            let revocation_id = hex::encode(biscuit.revocation_identifiers().first().ok_or_else(bad)?);
+            let token_id = Uuid::parse_str(&token_id).map_err(|_| bad())?;
+            return Ok(Principal::User(UserClaims {
+                user_id: Uuid::parse_str(&user).map_err(|_| bad())?,
+                role: Role::User,
+                session_id: token_id,
+                expires_at: DateTime::<Utc>::from(expires),
+                issued_at: DateTime::<Utc>::UNIX_EPOCH,
+                plan: String::new(),
+                account_state: String::new(),
+                quotas: Vec::new(),
+                api: Some(ApiAuth { token_id, revocation_id, biscuit: std::sync::Arc::new(biscuit) }),
+            }));
+        }
+        authorizer.authorize().map_err(invalid)?;
         let users: Vec<(String, String, String, SystemTime)> = authorizer
             .query("claims($u, $r, $s, $e) <- user($u), role($r), session($s), expires($e)")
             .map_err(invalid)?;
@@ -216,6 +313,7 @@ impl TokenService {
                 plan,
                 account_state,
                 quotas,
+                api: None,
             }));
         }
         let workers: Vec<(String, SystemTime)> =
@@ -328,6 +426,53 @@ mod tests {
             .to_base64()
             .unwrap();
         assert_eq!(s.verify(&forged).unwrap().claims().unwrap().role, Role::User);
+    }
+
+    /// policies/api_tokens.datalog, table-driven: (granted scopes, operation asked,
+    /// attenuation appended by the holder, expected).
+    #[test]
+    fn api_token_policy_allows_exactly_the_granted_and_not_attenuated_operations() {
+        let s = service(Duration::from_secs(60));
+        let user = Uuid::new_v4();
+        let expires = Utc::now() + chrono::Duration::days(1);
+        /// Granted scopes, operation, resource fact, holder's attenuation, allowed.
+        type Case<'a> = (&'a [&'a str], &'a str, Option<&'a str>, Option<&'a str>, bool);
+        let cases: &[Case] = &[
+            (&["drafts:read"], "drafts:read", None, None, true),
+            (&["drafts:read"], "drafts:write", None, None, false),
+            (&["drafts:read", "jobs:write"], "jobs:write", None, None, true),
+            (&["jobs:read"], "billing:read", None, None, false),
+            (
+                &["drafts:read", "drafts:write"],
+                "drafts:write",
+                None,
+                Some("check if operation(\"drafts:read\");"),
+                false,
+            ),
+            (&["drafts:read", "drafts:write"], "drafts:read", None, Some("check if operation(\"drafts:read\");"), true),
+            (&["drafts:read"], "drafts:read", Some("d1"), Some("check if resource(\"d1\");"), true),
+            (&["drafts:read"], "drafts:read", Some("d2"), Some("check if resource(\"d1\");"), false),
+            (&["drafts:read"], "drafts:read", None, Some("check if resource(\"d1\");"), false),
+            (&["drafts:read"], "drafts:read", None, Some("check if time($t), $t <= 2020-01-01T00:00:00Z;"), false),
+            (&["jobs:read"], "drafts:write", None, Some("scope(\"drafts:write\");"), false),
+        ];
+        for (i, (scopes, operation, resource, attenuation, expected)) in cases.iter().enumerate() {
+            let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+            let (token, _) = s.issue_api(user, Uuid::new_v4(), &scopes, expires).unwrap();
+            let token = match attenuation {
+                Some(code) => Biscuit::from_base64(&token, s.public_key())
+                    .unwrap()
+                    .append(biscuit_auth::builder::BlockBuilder::new().code(*code).unwrap())
+                    .unwrap()
+                    .to_base64()
+                    .unwrap(),
+                None => token,
+            };
+            let principal = s.verify(&token).unwrap();
+            let api = principal.claims().and_then(|c| c.api.clone()).expect("an API token");
+            let allowed = s.authorize_api(&api, operation, "field", *resource).is_ok();
+            assert_eq!(allowed, *expected, "case {i}: {scopes:?} {operation} {resource:?} {attenuation:?}");
+        }
     }
 
     #[test]

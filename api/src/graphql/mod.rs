@@ -3,6 +3,7 @@
 use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     activity::graphql::ActivityQuery,
+    api_tokens::graphql::{ApiScopeGuard, ApiTokensMutation, ApiTokensQuery, RequestVariables},
     billing::graphql::{BillingMutation, BillingQuery},
     dashboard::graphql::DashboardQuery,
     db::RequestScope,
@@ -29,6 +30,7 @@ pub struct Query(
     JobsQuery,
     BillingQuery,
     QuotasQuery,
+    ApiTokensQuery,
 );
 
 /// Every domain's mutations.
@@ -40,6 +42,7 @@ pub struct Mutation(
     MarketplaceMutation,
     JobsMutation,
     BillingMutation,
+    ApiTokensMutation,
 );
 
 /// Every domain's subscriptions.
@@ -60,7 +63,8 @@ pub fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, Subscripti
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
-        .limit_directives(16);
+        .limit_directives(16)
+        .extension(ApiScopeGuard);
     if introspection {
         builder
     } else {
@@ -77,7 +81,9 @@ pub fn sdl() -> String {
 /// inside its transaction, so batching never mixes tenants and RLS applies to them.
 pub fn with_scope(request: Request, scope: RequestScope) -> Request {
     let tx = scope.tx.clone();
+    let variables = RequestVariables(request.variables.clone());
     request
+        .data(variables)
         .data(DataLoader::with_cache(PhotosByDraft(tx.clone()), tokio::spawn, HashMapCache::default()))
         .data(DataLoader::with_cache(DraftById(tx.clone()), tokio::spawn, HashMapCache::default()))
         .data(DataLoader::with_cache(LogsByJob(tx), tokio::spawn, HashMapCache::default()))

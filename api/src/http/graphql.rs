@@ -78,17 +78,22 @@ async fn execute(
     meta: RequestMeta,
     request: async_graphql::Request,
 ) -> async_graphql::Response {
-    let principal = match principal_from_authorization(&state.tokens, authorization) {
+    let mut principal = match principal_from_authorization(&state.tokens, authorization) {
         Ok(p) => p,
+        Err(e) => return error_response(e),
+    };
+    let tx = match db::begin(&state.pool, &principal, state.config.statement_timeout_ms).await {
+        Ok(tx) => Arc::new(tx),
+        Err(e) => return error_response(AppError::from_db(e)),
+    };
+    // API tokens live for months: their plan, state and quotas are read per request.
+    let api_token = match principal_api(state, &tx, &mut principal).await {
+        Ok(t) => t,
         Err(e) => return error_response(e),
     };
     if let Err(e) = plan_rate(state, &principal).await {
         return error_response(e);
     }
-    let tx = match db::begin(&state.pool, &principal, state.config.statement_timeout_ms).await {
-        Ok(tx) => Arc::new(tx),
-        Err(e) => return error_response(AppError::from_db(e)),
-    };
     let scope = RequestScope::new(tx.clone(), principal, meta);
     let events = scope.events.clone();
     let resp = state.schema.execute(crate::graphql::with_scope(request, scope)).await;
@@ -96,6 +101,11 @@ async fn execute(
         return error_response(AppError::Internal(anyhow::anyhow!("transaction still shared after execution")));
     };
     if resp.errors.is_empty() {
+        if let Some((user_id, token_id)) = api_token {
+            if let Err(e) = crate::api_tokens::service::touch(&tx, user_id, token_id).await {
+                return error_response(e);
+            }
+        }
         if let Err(e) = tx.commit().await {
             return error_response(AppError::Internal(anyhow::Error::new(e).context("commit")));
         }
@@ -105,6 +115,29 @@ async fn execute(
         tracing::warn!(error = %e, "rollback failed");
     }
     resp
+}
+
+/// Fills an API token's plan, state and quotas from the database (session tokens carry
+/// them); returns the token's (user, id).
+async fn principal_api(
+    state: &HttpState,
+    tx: &sea_orm::DatabaseTransaction,
+    principal: &mut crate::principal::Principal,
+) -> Result<Option<(uuid::Uuid, uuid::Uuid)>, AppError> {
+    let crate::principal::Principal::User(claims) = principal else { return Ok(None) };
+    let Some(api) = &claims.api else { return Ok(None) };
+    let token_id = api.token_id;
+    let (plan, account_state) = crate::billing::service::token_state(tx, claims.user_id).await?;
+    let catalog = state.billing.catalog();
+    let quotas = catalog
+        .plan(&plan)
+        .or_else(|| catalog.plan("free"))
+        .map(|p| crate::quotas::service::limits(&p.quotas))
+        .ok_or_else(|| anyhow::anyhow!("the catalog has no plan {plan:?}"))?;
+    claims.quotas = quotas.iter().map(|(m, l)| (m.to_string(), *l)).collect();
+    claims.plan = plan;
+    claims.account_state = account_state;
+    Ok(Some((claims.user_id, token_id)))
 }
 
 /// Each signed-in session gets its plan's requests per minute (the limit travels in

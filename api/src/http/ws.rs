@@ -68,6 +68,13 @@ pub async fn graphql_ws(
                 return;
             }
         };
+        // An API token on a socket may only follow jobs, and only with jobs:read.
+        if let Some(api) = principal.claims().and_then(|c| c.api.as_ref()) {
+            if state.tokens.authorize_api(api, "jobs:read", "jobUpdated", None).is_err() {
+                let _ = sink.send(close(4403, "Forbidden")).await;
+                return;
+            }
+        }
         let (expiry_tx, mut expiry_rx) = watch::channel(principal.expires_at());
         let reauth = Reauth { tokens: state.tokens.clone(), user_id: principal.user_id(), expiry: Arc::new(expiry_tx) };
         let session = principal.claims().map(|c| (c.user_id, c.session_id));
