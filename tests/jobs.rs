@@ -62,12 +62,16 @@ async fn the_whole_loop_is_seen_live_by_its_owner_only() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let id = create_job(&app, &ann.access, "SCAN", Some(&draft)).await;
+    // Each event is re-read when delivered, so wait for the queued state before a
+    // worker can move the job on.
+    assert_eq!(statuses_until(&mut owner, "QUEUED").await, ["QUEUED"]);
     let worker = app.worker(&app.worker_token(&["scan"]), &["scan"]);
     assert!(worker.run_once().await.unwrap(), "the worker found the job");
 
+    // Later states may be coalesced (a re-read can already see a newer state), but the
+    // owner sees the end, and nothing else.
     let seen = statuses_until(&mut owner, "SUCCEEDED").await;
-    assert_eq!(seen.first().map(String::as_str), Some("QUEUED"));
-    assert!(seen.contains(&"RUNNING".to_owned()), "{seen:?}");
+    assert!(seen.iter().all(|s| s == "RUNNING" || s == "SUCCEEDED"), "{seen:?}");
     assert!(matches!(other.next(Duration::from_millis(500)).await, WsEvent::Timeout), "Bob saw Ann's job");
 
     let done = job(&app, &ann.access, &id).await;

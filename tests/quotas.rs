@@ -153,3 +153,97 @@ async fn the_request_rate_is_shared_by_instances_through_redis() {
     assert_eq!(code(&two.gql(Some(&ann.access), "{ me { id } }", json!({})).await), "RATE_LIMITED");
     assert_eq!(code(&one.gql(Some(&ann.access), "{ me { id } }", json!({})).await), "RATE_LIMITED");
 }
+
+#[tokio::test]
+async fn an_upgrade_raises_limits_at_once_and_a_downgrade_lowers_them() {
+    use common::stripe::{event, subscription, FakeStripe};
+    common::free_plan_with(&[("scans = 20", "scans = 2")]);
+    let stripe = FakeStripe::start().await;
+    let app = TestApp::spawn_with(&[
+        ("PLINTH_STRIPE_SECRET_KEY", "sk_test_plinth"),
+        ("PLINTH_STRIPE_API_BASE", stripe.url.as_str()),
+        ("PLINTH_STRIPE_WEBHOOK_SECRET", "whsec_q"),
+    ])
+    .await;
+    let app = &app;
+    let mut ann = app.register("ann").await;
+    for _ in 0..2 {
+        assert!(app.gql(Some(&ann.access), SCAN, json!({})).await["data"]["createJob"].is_object());
+    }
+    assert_eq!(code(&app.gql(Some(&ann.access), SCAN, json!({})).await), "QUOTA_EXCEEDED");
+
+    app.gql(Some(&ann.access), "mutation { startCheckout(input: {plan: PRO}) { url } }", json!({})).await;
+    let customer: String =
+        sqlx::query_scalar("SELECT stripe_customer_id FROM billing_accounts").fetch_one(&app.db).await.unwrap();
+    let deliver = |body: serde_json::Value| {
+        let raw = serde_json::to_vec(&body).unwrap();
+        let sig = api::billing::webhook::sign(&raw, "whsec_q", chrono::Utc::now().timestamp());
+        app.http().post(app.url("/webhooks/stripe")).header("stripe-signature", sig).body(raw).send()
+    };
+    let t = chrono::Utc::now().timestamp() - 60;
+    deliver(event(
+        "e1",
+        "customer.subscription.created",
+        t,
+        subscription("sub_1", &customer, "active", "price_pro_monthly", t),
+    ))
+    .await
+    .unwrap();
+    let refresh = |user: common::TestUser| async move {
+        let r = app
+            .gql(
+                None,
+                "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }",
+                json!({ "t": user.refresh }),
+            )
+            .await;
+        let mut user = user;
+        user.access = r["data"]["refreshSession"]["accessToken"].as_str().unwrap().to_owned();
+        user.refresh = r["data"]["refreshSession"]["refreshToken"].as_str().unwrap().to_owned();
+        user
+    };
+    ann = refresh(ann).await;
+    assert!(
+        app.gql(Some(&ann.access), SCAN, json!({})).await["data"]["createJob"].is_object(),
+        "upgrade applies at once"
+    );
+    let limit = |r: &serde_json::Value| {
+        r["data"]["usage"].as_array().unwrap().iter().find(|u| u["metric"] == "SCANS").unwrap()["limit"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(limit(&app.gql(Some(&ann.access), "{ usage { metric limit } }", json!({})).await), 2500);
+
+    // Stripe applies a downgrade at the period end and tells us then.
+    deliver(event(
+        "e2",
+        "customer.subscription.updated",
+        t + 30,
+        subscription("sub_1", &customer, "active", "price_starter_monthly", t + 30),
+    ))
+    .await
+    .unwrap();
+    ann = refresh(ann).await;
+    assert_eq!(limit(&app.gql(Some(&ann.access), "{ usage { metric limit } }", json!({})).await), 500);
+}
+
+#[tokio::test]
+async fn threshold_notifications_arrive_live() {
+    common::free_plan_with(&[("scans = 20", "scans = 2")]);
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let mut ws = common::WsClient::connect(&app, Some(&ann.access)).await;
+    ws.subscribe("n", "subscription { notificationAdded { kind title } }", json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.gql(Some(&ann.access), SCAN, json!({})).await;
+    app.gql(Some(&ann.access), SCAN, json!({})).await;
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        match ws.next(std::time::Duration::from_secs(5)).await {
+            common::WsEvent::Next(p) => kinds.push(p["data"]["notificationAdded"]["kind"].as_str().unwrap().to_owned()),
+            other => panic!("expected a notification, got {other:?} after {kinds:?}"),
+        }
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["quota_reached", "quota_warning"]);
+}

@@ -31,6 +31,13 @@ pub enum Event {
         /// Tokens issued before this are refused.
         before: chrono::DateTime<chrono::Utc>,
     },
+    /// A notification was added for a user.
+    NotificationAdded {
+        /// Its owner.
+        user_id: Uuid,
+        /// The notification.
+        notification_id: Uuid,
+    },
     /// An API token was revoked: every instance refuses it from now on.
     ApiTokenRevoked {
         /// Revocation id of its authority block.

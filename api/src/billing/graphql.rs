@@ -392,3 +392,105 @@ impl BillingMutation {
         Ok(done.rows_affected() as i32)
     }
 }
+
+/// Live notifications.
+#[derive(Default)]
+pub struct NotificationsSubscription;
+
+#[async_graphql::Subscription]
+impl NotificationsSubscription {
+    /// Each notification added for the caller (quota thresholds, billing changes), read
+    /// again in the subscriber's own transaction before it is sent.
+    async fn notification_added(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl futures_util::Stream<Item = Result<Notification>>> {
+        let principal = data::<crate::principal::Principal>(ctx)?.clone();
+        let Some(user_id) = principal.user_id() else {
+            return Err(crate::error::AppError::Unauthenticated("sign in to follow notifications".into()).into());
+        };
+        let mut rx = data::<Arc<crate::events::EventBus>>(ctx)?.subscribe();
+        let pool = data::<sea_orm::DatabaseConnection>(ctx)?.clone();
+        let timeout = data::<Arc<crate::config::Config>>(ctx)?.statement_timeout_ms;
+        Ok(async_stream_like(move |tx_out| async move {
+            loop {
+                let id = match rx.recv().await {
+                    Ok(crate::events::Event::NotificationAdded { user_id: owner, notification_id })
+                        if owner == user_id =>
+                    {
+                        notification_id
+                    }
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        let _ =
+                            tx_out.send(Err(crate::error::AppError::RateLimited { retry_after_secs: 1 }.into())).await;
+                        return;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let read = read_notification(&pool, &principal, timeout, id).await;
+                let item = match read {
+                    Ok(Some(n)) => Ok(n),
+                    Ok(None) => continue,
+                    Err(e) => Err(e.into()),
+                };
+                if tx_out.send(item).await.is_err() {
+                    return;
+                }
+            }
+        }))
+    }
+}
+
+/// A stream fed by a task: the task ends when the subscriber goes away.
+fn async_stream_like<T, F, Fut>(body: F) -> impl futures_util::Stream<Item = T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(body(tx));
+    let guard = AbortOnDrop(task);
+    futures_util::stream::unfold(
+        (rx, guard),
+        |(mut rx, guard)| async move { rx.recv().await.map(|v| (v, (rx, guard))) },
+    )
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn read_notification(
+    pool: &sea_orm::DatabaseConnection,
+    principal: &crate::principal::Principal,
+    timeout_ms: u64,
+    id: uuid::Uuid,
+) -> std::result::Result<Option<Notification>, crate::error::AppError> {
+    let tx = crate::db::begin(pool, principal, timeout_ms).await?;
+    let row = tx
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id, kind, title, body, read_at, created_at FROM notifications WHERE id = $1",
+            [id.into()],
+        ))
+        .await?;
+    tx.rollback().await?;
+    let utc = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&Utc);
+    row.map(|r| {
+        Ok(Notification {
+            id: ID(r.try_get::<uuid::Uuid>("", "id")?.to_string()),
+            kind: r.try_get("", "kind")?,
+            title: r.try_get("", "title")?,
+            body: r.try_get("", "body")?,
+            read_at: r.try_get::<Option<chrono::DateTime<chrono::FixedOffset>>>("", "read_at")?.map(utc),
+            created_at: utc(r.try_get("", "created_at")?),
+        })
+    })
+    .transpose()
+}

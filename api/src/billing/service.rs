@@ -330,7 +330,7 @@ impl BillingService {
             "customer.subscription.trial_will_end" => {
                 let plan = self.plan_of(object).map(|(p, _)| p.name.clone()).unwrap_or_default();
                 let ends = ts(&object["trial_end"]).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
-                self.notify(&tx, user_id, "trial_ending", &plan, &format!("on {ends}")).await?;
+                self.notify(&tx, user_id, "trial_ending", &plan, &format!("on {ends}"), &mut events).await?;
                 WebhookOutcome::Applied
             }
             "invoice.paid" | "invoice.payment_failed" | "invoice.finalized" => {
@@ -339,11 +339,11 @@ impl BillingService {
                 let plan = self.plan_name(&tx, user_id).await?;
                 match kind {
                     "invoice.paid" if object["amount_paid"].as_i64().unwrap_or(0) > 0 => {
-                        self.notify(&tx, user_id, "receipt", &plan, &number).await?
+                        self.notify(&tx, user_id, "receipt", &plan, &number, &mut events).await?
                     }
                     "invoice.payment_failed" => {
                         let detail = format!("Invoice {number} is unpaid.");
-                        self.notify(&tx, user_id, "payment_failed", &plan, &detail).await?
+                        self.notify(&tx, user_id, "payment_failed", &plan, &detail, &mut events).await?
                     }
                     _ => {}
                 }
@@ -470,7 +470,7 @@ impl BillingService {
             _ => None,
         };
         if let Some((template, detail)) = template {
-            self.notify(tx, user_id, template, &name, &detail).await?;
+            self.notify(tx, user_id, template, &name, &detail, events).await?;
         }
         // Outstanding access tokens carry the old plan and state: revoke them.
         let revoked_before = now;
@@ -550,8 +550,10 @@ impl BillingService {
         template: &'static str,
         plan: &str,
         detail: &str,
+        events: &mut Vec<Event>,
     ) -> AppResult<()> {
-        crate::notifications::notify(tx, user_id, templates::billing(template, plan, detail)).await
+        events.push(crate::notifications::notify(tx, user_id, templates::billing(template, plan, detail)).await?);
+        Ok(())
     }
 
     async fn log(&self, tx: &DatabaseTransaction, user_id: Uuid, action: &str, data: Value) -> AppResult<()> {
@@ -653,7 +655,16 @@ impl BillingService {
             )
             .await?;
             let name = self.catalog.plan(&before.plan).map(|p| p.name.clone()).unwrap_or(before.plan.clone());
-            self.notify(&tx, user_id, "suspended", &name, "The grace period after the failed payment ended.").await?;
+            let mut events = Vec::new();
+            self.notify(
+                &tx,
+                user_id,
+                "suspended",
+                &name,
+                "The grace period after the failed payment ended.",
+                &mut events,
+            )
+            .await?;
             let now = Utc::now();
             tx.execute(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -663,12 +674,9 @@ impl BillingService {
             ))
             .await?;
             tx.commit().await?;
-            self.bus
-                .publish(&[
-                    Event::TokensRevoked { user_id, before: now },
-                    Event::SessionsRevoked { user_id, session_id: None },
-                ])
-                .await;
+            events.push(Event::TokensRevoked { user_id, before: now });
+            events.push(Event::SessionsRevoked { user_id, session_id: None });
+            self.bus.publish(&events).await;
             n += 1;
         }
         Ok(n)

@@ -4,7 +4,7 @@ use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     activity::graphql::ActivityQuery,
     api_tokens::graphql::{ApiScopeGuard, ApiTokensMutation, ApiTokensQuery, RequestVariables},
-    billing::graphql::{BillingMutation, BillingQuery},
+    billing::graphql::{BillingMutation, BillingQuery, NotificationsSubscription},
     dashboard::graphql::DashboardQuery,
     db::RequestScope,
     drafts::graphql::{DraftById, DraftsMutation, DraftsQuery},
@@ -47,7 +47,7 @@ pub struct Mutation(
 
 /// Every domain's subscriptions.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(JobsSubscription);
+pub struct Subscription(JobsSubscription, NotificationsSubscription);
 
 /// The API's schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -142,8 +142,10 @@ async fn notify_thresholds(
         if fresh.is_none() {
             continue;
         }
-        crate::notifications::notify(scope.tx.as_ref(), user_id, templates::quota(metric, threshold, used, limit))
-            .await?;
+        let event =
+            crate::notifications::notify(scope.tx.as_ref(), user_id, templates::quota(metric, threshold, used, limit))
+                .await?;
+        scope.emit(event);
     }
     Ok(())
 }
