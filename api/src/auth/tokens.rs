@@ -475,6 +475,32 @@ mod tests {
         }
     }
 
+    /// policies/access.datalog, table-driven: the authority facts a token carries, and
+    /// whether a request with it is allowed.
+    #[test]
+    fn access_policy_allows_named_sessions_and_workers_only() {
+        let s = service(Duration::from_secs(60));
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let u = Uuid::new_v4().to_string();
+        let cases: &[(&str, bool)] = &[
+            ("user(\"U\"); role(\"user\"); session(\"S\"); plan(\"free\"); state(\"free\"); issued_ms(0);", true),
+            ("user(\"U\"); role(\"user\");", false),
+            ("worker(\"U\"); kind(\"scan\");", true),
+            ("worker(\"U\");", false),
+            ("role(\"admin\");", false),
+            ("", false),
+        ];
+        for (facts, expected) in cases {
+            let code = facts.replace('U', &u).replace('S', &u);
+            let mut builder = Biscuit::builder().fact(fact("expires", &[date(&later)])).unwrap();
+            if !code.is_empty() {
+                builder = builder.code(code.as_str()).unwrap();
+            }
+            let token = builder.build(&s.root).unwrap().to_base64().unwrap();
+            assert_eq!(s.verify(&token).is_ok(), *expected, "{facts}");
+        }
+    }
+
     #[test]
     fn worker_tokens_carry_their_kinds() {
         let s = service(Duration::from_secs(60));
