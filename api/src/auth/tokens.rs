@@ -491,7 +491,7 @@ mod tests {
             ("", false),
         ];
         for (facts, expected) in cases {
-            let code = facts.replace('U', &u).replace('S', &u);
+            let code = facts.replace(['U', 'S'], &u);
             let mut builder = Biscuit::builder().fact(fact("expires", &[date(&later)])).unwrap();
             if !code.is_empty() {
                 builder = builder.code(code.as_str()).unwrap();
