@@ -307,20 +307,7 @@ impl BillingQuery {
             ))
             .await
             .map_err(crate::error::AppError::from)?;
-        let utc = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&Utc);
-        rows.iter()
-            .map(|r| -> std::result::Result<Notification, crate::error::AppError> {
-                Ok(Notification {
-                    id: ID(r.try_get::<uuid::Uuid>("", "id")?.to_string()),
-                    kind: r.try_get("", "kind")?,
-                    title: r.try_get("", "title")?,
-                    body: r.try_get("", "body")?,
-                    read_at: r.try_get::<Option<chrono::DateTime<chrono::FixedOffset>>>("", "read_at")?.map(utc),
-                    created_at: utc(r.try_get("", "created_at")?),
-                })
-            })
-            .collect::<std::result::Result<_, _>>()
-            .map_err(Into::into)
+        rows.iter().map(notification_from_row).collect::<std::result::Result<_, _>>().map_err(Into::into)
     }
 }
 
@@ -481,16 +468,18 @@ async fn read_notification(
         ))
         .await?;
     tx.rollback().await?;
+    row.as_ref().map(notification_from_row).transpose()
+}
+
+/// A `notifications` row (id, kind, title, body, read_at, created_at) as the API shows it.
+fn notification_from_row(r: &sea_orm::QueryResult) -> std::result::Result<Notification, crate::error::AppError> {
     let utc = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&Utc);
-    row.map(|r| {
-        Ok(Notification {
-            id: ID(r.try_get::<uuid::Uuid>("", "id")?.to_string()),
-            kind: r.try_get("", "kind")?,
-            title: r.try_get("", "title")?,
-            body: r.try_get("", "body")?,
-            read_at: r.try_get::<Option<chrono::DateTime<chrono::FixedOffset>>>("", "read_at")?.map(utc),
-            created_at: utc(r.try_get("", "created_at")?),
-        })
+    Ok(Notification {
+        id: ID(r.try_get::<uuid::Uuid>("", "id")?.to_string()),
+        kind: r.try_get("", "kind")?,
+        title: r.try_get("", "title")?,
+        body: r.try_get("", "body")?,
+        read_at: r.try_get::<Option<chrono::DateTime<chrono::FixedOffset>>>("", "read_at")?.map(utc),
+        created_at: utc(r.try_get("", "created_at")?),
     })
-    .transpose()
 }
