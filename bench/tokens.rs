@@ -4,7 +4,8 @@
 //! Run: `cargo run --release --example tokens`.
 use api::{
     auth::tokens::{TokenGrant, TokenService},
-    principal::Role,
+    model::{AccountState, ApiScope, PlanCode, QuotaMetric, Role},
+    principal::Limits,
 };
 use biscuit_auth::KeyPair;
 use std::time::{Duration, Instant};
@@ -24,7 +25,12 @@ fn main() -> anyhow::Result<()> {
         policies.push((path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path)?));
     }
     let tokens = TokenService::new(KeyPair::new(), &policies, Duration::from_secs(900))?;
-    let quotas = [("scans", 500), ("preparations", 200), ("connected_accounts", 2), ("storage_bytes", 1 << 30)];
+    let quotas = Limits(vec![
+        (QuotaMetric::Scans, 500),
+        (QuotaMetric::Preparations, 200),
+        (QuotaMetric::ConnectedAccounts, 2),
+        (QuotaMetric::StorageBytes, 1 << 30),
+    ]);
     let n = 2_000;
     let issued: Vec<String> = (0..n)
         .map(|_| {
@@ -32,8 +38,8 @@ fn main() -> anyhow::Result<()> {
                 user_id: Uuid::new_v4(),
                 role: Role::User,
                 session_id: Uuid::new_v4(),
-                plan: "starter",
-                account_state: "active",
+                plan: PlanCode::Starter,
+                account_state: AccountState::Active,
                 quotas: &quotas,
             };
             tokens.issue(&grant).map(|t| t.0)
@@ -54,7 +60,7 @@ fn main() -> anyhow::Result<()> {
     let (api, _) = tokens.issue_api(
         Uuid::new_v4(),
         Uuid::new_v4(),
-        &["drafts:read".into()],
+        &[ApiScope::DraftsRead],
         chrono::Utc::now() + chrono::Duration::days(1),
     )?;
     let principal = tokens.verify(&api).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
@@ -62,7 +68,9 @@ fn main() -> anyhow::Result<()> {
     let mut field = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
-        tokens.authorize_api(&auth, "drafts:read", "drafts", None).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        tokens
+            .authorize_api(&auth, ApiScope::DraftsRead, "drafts", None)
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
         field.push(start.elapsed());
     }
     for (name, samples) in [

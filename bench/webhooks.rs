@@ -35,7 +35,7 @@
 //! Usage: `webhooks --url http://127.0.0.1:PORT --stripe-port 18184 --webhook-secret
 //! whsec_bench [--users 64 --events 20000 --concurrency 16 --redeliveries 5000]`; see
 //! `bench/webhooks.sh`.
-use api::billing::webhook::sign;
+use api::billing::signature::sign;
 use clap::Parser;
 use futures::StreamExt;
 use poem::{

@@ -134,14 +134,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { command: AdminCommand::WorkerToken { kinds, days } } => {
-            let kinds: Vec<String> = kinds.iter().map(|k| k.trim().to_lowercase()).collect();
-            if let Some(bad) = kinds.iter().find(|k| !api::jobs::service::KINDS.contains(&k.as_str())) {
-                anyhow::bail!("--kinds: unknown job kind {bad:?} (scan, prepare, publish)");
-            }
-            let tokens = api::auth::tokens::TokenService::from_config(&config)?;
+            let kinds = kinds
+                .iter()
+                .map(|k| {
+                    api::model::JobKind::parse(&k.trim().to_lowercase())
+                        .map_err(|_| anyhow::anyhow!("--kinds: unknown job kind {k:?} (scan, prepare, publish)"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let tokens = api::auth::tokens::TokenService::from_settings(&startup::token_settings(&config))?;
             let worker_id = uuid::Uuid::now_v7();
             let token = tokens.issue_worker(worker_id, &kinds, std::time::Duration::from_secs(days * 86_400))?;
-            println!("worker {worker_id} may claim {}; token (shown once):", kinds.join(", "));
+            let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            println!("worker {worker_id} may claim {}; token (shown once):", names.join(", "));
             println!("{token}");
             Ok(())
         }

@@ -4,7 +4,7 @@
 //! payment-failure path to suspension and back, trials granted once, reconciliation.
 mod common;
 
-use api::billing::webhook::sign;
+use api::billing::signature::sign;
 use common::{
     code,
     stripe::{event, invoice, subscription, FakeStripe},

@@ -177,7 +177,7 @@ async fn an_upgrade_raises_limits_at_once_and_a_downgrade_lowers_them() {
         sqlx::query_scalar("SELECT stripe_customer_id FROM billing_accounts").fetch_one(&app.db).await.unwrap();
     let deliver = |body: serde_json::Value| {
         let raw = serde_json::to_vec(&body).unwrap();
-        let sig = api::billing::webhook::sign(&raw, "whsec_q", chrono::Utc::now().timestamp());
+        let sig = api::billing::signature::sign(&raw, "whsec_q", chrono::Utc::now().timestamp());
         app.http().post(app.url("/webhooks/stripe")).header("stripe-signature", sig).body(raw).send()
     };
     let t = chrono::Utc::now().timestamp() - 60;

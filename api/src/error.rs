@@ -1,7 +1,8 @@
 //! The one error type. Its `code` is what clients see in `extensions.code`; the detail
 //! of an INTERNAL error goes to the log with the request id, never to the client.
+use crate::model::QuotaMetric;
 use async_graphql::ErrorExtensions as _;
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr};
 
 /// Every failure a request can end with.
 ///
@@ -25,8 +26,8 @@ pub enum AppError {
     },
     /// A plan limit would be exceeded.
     QuotaExceeded {
-        /// The metric (`scans`, `preparations`, `connected_accounts`, `storage_bytes`).
-        metric: String,
+        /// The metric.
+        metric: QuotaMetric,
         /// The plan's limit.
         limit: i64,
         /// When the period resets (None for gauges, which free up as things are removed).
@@ -76,7 +77,10 @@ impl AppError {
                 format!("too many requests, retry in {retry_after_secs} s")
             }
             AppError::QuotaExceeded { metric, limit, .. } => {
-                format!("your plan allows {limit} {} ; upgrade or wait for the next period", metric.replace('_', " "))
+                format!(
+                    "your plan allows {limit} {} ; upgrade or wait for the next period",
+                    metric.as_str().replace('_', " ")
+                )
             }
             AppError::SubscriptionInactive => {
                 "your subscription is suspended; pay the open invoice in the billing portal to resume".into()
@@ -99,18 +103,28 @@ impl AppError {
         AppError::BadUserInput { field: field.to_string(), message: message.into() }
     }
 
-    /// Maps a database error: unique violations become CONFLICT by constraint name,
-    /// everything else INTERNAL (logged, never shown).
+    /// Maps a database error: a unique violation becomes CONFLICT, with the message
+    /// registered for its constraint's name (as PostgreSQL reports it, never matched in
+    /// the message text); everything else INTERNAL (logged, never shown).
     pub fn from_db(err: DbErr) -> Self {
-        if let Some(SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
-            for (constraint, message) in UNIQUE_MESSAGES {
-                if detail.contains(constraint) {
-                    return AppError::Conflict((*message).to_string());
-                }
+        if let Some(db) = database_error(&err) {
+            if db.is_unique_violation() {
+                let message = db
+                    .constraint()
+                    .and_then(|name| UNIQUE_MESSAGES.iter().find(|(c, _)| *c == name))
+                    .map_or("this already exists", |(_, m)| m);
+                return AppError::Conflict(message.to_string());
             }
-            return AppError::Conflict("this already exists".into());
         }
         AppError::Internal(anyhow::Error::new(err))
+    }
+}
+
+/// The driver's error under a sea-orm error, when the database answered one.
+fn database_error(err: &DbErr) -> Option<&dyn sea_orm::sqlx::error::DatabaseError> {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e.as_database_error(),
+        _ => None,
     }
 }
 
@@ -147,7 +161,7 @@ impl From<AppError> for async_graphql::Error {
                 AppError::BadUserInput { field, .. } => ext.set("field", field.as_str()),
                 AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
                 AppError::QuotaExceeded { metric, limit, resets_at } => {
-                    ext.set("metric", metric.to_uppercase());
+                    ext.set("metric", metric.as_str().to_uppercase());
                     ext.set("limit", *limit);
                     if let Some(r) = resets_at {
                         ext.set("resetsAt", r.to_rfc3339());
@@ -159,7 +173,9 @@ impl From<AppError> for async_graphql::Error {
     }
 }
 
-/// Parses an `ID` argument; a malformed one is BAD_USER_INPUT naming `field`.
+/// Parses an `ID` argument.
+///
+/// Errors: BAD_USER_INPUT naming `field` when it is not a UUID.
 pub fn parse_id(field: &str, raw: &str) -> Result<uuid::Uuid, AppError> {
     uuid::Uuid::parse_str(raw).map_err(|_| AppError::bad_input(field, "is not a valid id"))
 }

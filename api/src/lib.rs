@@ -1,13 +1,16 @@
 //! Plinth's server: everything `plinth serve` does, as a library the binary and the
 //! black-box tests start the same way.
 //!
-//! Imports run downward: startup → http → graphql → domains → db → the ground floor
-//! (config, telemetry, error, principal, ratelimit, entity).
+//! Imports run downward, floor by floor (the architecture test in `tests/` holds the
+//! table): startup → http → graphql → domains (in a declared order) → tasks → auth →
+//! db → the ground floor (config, telemetry, error, principal, events, storage, model,
+//! catalog, metrics, pagination, secretbox, fsutil).
 pub mod accounts;
 pub mod activity;
 pub mod api_tokens;
 pub mod auth;
 pub mod billing;
+pub mod catalog;
 pub mod config;
 pub mod dashboard;
 pub mod db;
@@ -20,15 +23,18 @@ pub mod graphql;
 pub mod http;
 pub mod jobs;
 pub mod marketplace;
+pub mod metrics;
+pub mod model;
 pub mod notifications;
 pub mod pagination;
 pub mod photos;
+pub mod plans;
 pub mod principal;
 pub mod quotas;
-pub mod ratelimit;
 pub mod secretbox;
 pub mod startup;
 pub mod storage;
+pub mod tasks;
 pub mod telemetry;
 
 pub use config::Config;

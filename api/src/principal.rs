@@ -1,46 +1,17 @@
 //! Who is calling. Every request has exactly one principal, decided from its token
 //! before any resolver runs, and it picks the database role of the request.
+use crate::model::{AccountState, DbRole, JobKind, PlanCode, QuotaMetric, Role};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-/// A signed-in account's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// A customer.
-    User,
-    /// Staff who help customers.
-    Support,
-    /// Staff who run the service.
-    Admin,
-}
+/// A plan's limits, by metric, as a token carries them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits(pub Vec<(QuotaMetric, i64)>);
 
-impl Role {
-    /// The value stored in `users.role` and carried in tokens.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Support => "support",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Parses the stored value.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "user" => Some(Role::User),
-            "support" => Some(Role::Support),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
-    /// The database role a request of this account runs as.
-    pub fn db_role(self) -> &'static str {
-        match self {
-            Role::User => "plinth_user",
-            Role::Support => "plinth_support",
-            Role::Admin => "plinth_admin",
-        }
+impl Limits {
+    /// The limit of `metric`, if known.
+    pub fn get(&self, metric: QuotaMetric) -> Option<i64> {
+        self.0.iter().find(|(m, _)| *m == metric).map(|(_, l)| *l)
     }
 }
 
@@ -51,18 +22,19 @@ pub struct UserClaims {
     pub user_id: Uuid,
     /// Its role when the token was issued.
     pub role: Role,
-    /// The sign-in (refresh-token family) the token was issued for.
+    /// The sign-in (refresh-token family) the token was issued for; an API token's id
+    /// for API tokens.
     pub session_id: Uuid,
     /// When the token stops being accepted.
     pub expires_at: DateTime<Utc>,
     /// When it was issued (revocations refuse tokens issued before them).
     pub issued_at: DateTime<Utc>,
-    /// The plan when it was issued (`free`, `starter`, `pro`, `scale`).
-    pub plan: String,
-    /// The account state when it was issued (`free`, `active`, `grace`, `suspended`).
-    pub account_state: String,
-    /// The plan's limits when it was issued, by metric.
-    pub quotas: Vec<(String, i64)>,
+    /// The plan when it was issued (API tokens: read for each request).
+    pub plan: PlanCode,
+    /// The account state when it was issued (API tokens: read for each request).
+    pub account_state: AccountState,
+    /// The plan's limits when it was issued (API tokens: read for each request).
+    pub quotas: Limits,
     /// Set when the token is an integrator's API token (scoped, checked per field).
     pub api: Option<ApiAuth>,
 }
@@ -95,8 +67,8 @@ impl std::fmt::Debug for ApiAuth {
 
 impl UserClaims {
     /// The limit of `metric`, if the token carries one.
-    pub fn quota(&self, metric: &str) -> Option<i64> {
-        self.quotas.iter().find(|(m, _)| m == metric).map(|(_, l)| *l)
+    pub fn quota(&self, metric: QuotaMetric) -> Option<i64> {
+        self.quotas.get(metric)
     }
 }
 
@@ -105,8 +77,8 @@ impl UserClaims {
 pub struct WorkerClaims {
     /// The worker's id; it holds the jobs it claims under this id.
     pub worker_id: Uuid,
-    /// Job kinds (`scan`, `prepare`, `publish`) it may claim.
-    pub kinds: Vec<String>,
+    /// Job kinds it may claim.
+    pub kinds: Vec<JobKind>,
     /// When the token stops being accepted.
     pub expires_at: DateTime<Utc>,
 }
@@ -116,22 +88,22 @@ pub struct WorkerClaims {
 pub enum Principal {
     /// No token.
     Anonymous,
-    /// A signed-in account (user, support or admin).
+    /// A signed-in account (user, support or admin), or an API token acting for one.
     User(UserClaims),
     /// A job worker.
     Worker(WorkerClaims),
-    /// The server's own background tasks.
+    /// The server's own background tasks and command-line tools.
     System,
 }
 
 impl Principal {
     /// The database role the request's transaction switches to.
-    pub fn db_role(&self) -> &'static str {
+    pub fn db_role(&self) -> DbRole {
         match self {
-            Principal::Anonymous => "plinth_anon",
+            Principal::Anonymous => DbRole::Anon,
             Principal::User(c) => c.role.db_role(),
-            Principal::Worker(_) => "plinth_worker",
-            Principal::System => "plinth_system",
+            Principal::Worker(_) => DbRole::Worker,
+            Principal::System => DbRole::System,
         }
     }
 
@@ -154,6 +126,11 @@ impl Principal {
             Principal::Worker(w) => Some(w),
             _ => None,
         }
+    }
+
+    /// The API token the caller uses, if it is one.
+    pub fn api(&self) -> Option<&ApiAuth> {
+        self.claims().and_then(|c| c.api.as_ref())
     }
 
     /// When the caller's token expires, if it has one.

@@ -1,26 +1,31 @@
 //! Builds the application — database (configured or embedded), migrations, Redis,
-//! services, schema, routes — and runs it. `main` and the black-box tests start the
-//! server through exactly this code.
+//! services, schema, routes, background tasks — and runs it. `main` and the black-box
+//! tests start the server through exactly this code.
 use crate::{
     accounts::service::{AccountDeps, AccountService},
-    auth::{password::Passwords, tokens::TokenService},
+    auth::{
+        password::Passwords,
+        ratelimit::RateLimiter,
+        revocations,
+        tokens::{TokenService, TokenSettings},
+    },
     billing::{
-        catalog::Catalog,
+        self,
         service::{BillingService, BillingSettings},
         stripe::StripeApi,
     },
+    catalog::Catalog,
     config::Config,
-    db::{self, embedded::EmbeddedPostgres},
-    error::AppError,
+    db::{self, embedded::EmbeddedPostgres, live::LiveSource},
     events::EventBus,
-    graphql,
-    http::{self, metrics::Metrics, HttpState},
-    jobs::service::QueueSettings,
+    graphql::{self, execute::Executor},
+    http::{self, HttpState},
+    jobs::{self, service::QueueSettings},
+    metrics::Metrics,
     photos::service::PhotoService,
-    principal::Principal,
-    ratelimit::RateLimiter,
     secretbox::SecretBox,
     storage::Storage,
+    tasks::Supervisor,
 };
 use anyhow::Context;
 use poem::{
@@ -101,6 +106,10 @@ pub struct Services {
     pub billing: Arc<BillingService>,
     /// Rate limits (sign-in throttling, per-plan request rates).
     pub limiter: Arc<RateLimiter>,
+    /// The plan catalog.
+    pub catalog: Arc<Catalog>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
     /// The database's setup, kept to stop the embedded cluster at the end.
     pub database: DatabaseSetup,
 }
@@ -121,10 +130,10 @@ impl Services {
             (Some(url), Some(conn)) => EventBus::redis(url.expose_secret(), conn.clone()).await?,
             _ => EventBus::in_process(),
         });
-        let tokens = Arc::new(TokenService::from_config(&config)?);
+        let tokens = Arc::new(TokenService::from_settings(&token_settings(&config))?);
         let limiter = Arc::new(RateLimiter::new(redis));
         let passwords = Passwords::new(config.argon2_memory_kib)?;
-        let catalog = Arc::new(Catalog::load()?);
+        let catalog = Arc::new(Catalog::load(config.plans_file.as_deref())?);
         let accounts = Arc::new(AccountService::new(AccountDeps {
             pool: pool.clone(),
             passwords,
@@ -147,10 +156,36 @@ impl Services {
             None => SecretBox::load_or_create(&config.data_dir.join("credentials_key"))?,
         });
         let photos = Arc::new(PhotoService::new(storage.clone(), config.max_upload_bytes));
-        let billing = Arc::new(billing_service(&config, &public_url, pool.clone(), bus.clone(), catalog)?);
-        load_revocations(&pool, &tokens, config.statement_timeout_ms).await?;
-        tokio::spawn(follow_revocations(bus.clone(), tokens.clone()));
-        Ok(Services { config, pool, tokens, accounts, photos, storage, sealer, bus, billing, limiter, database })
+        let billing = Arc::new(billing_service(&config, &public_url, pool.clone(), bus.clone(), catalog.clone())?);
+        revocations::load(&pool, &tokens, config.statement_timeout_ms).await?;
+        tokio::spawn(revocations::follow(bus.clone(), tokens.clone()));
+        let metrics = Metrics::new()?;
+        Ok(Services {
+            config,
+            pool,
+            tokens,
+            accounts,
+            photos,
+            storage,
+            sealer,
+            bus,
+            billing,
+            limiter,
+            catalog,
+            metrics,
+            database,
+        })
+    }
+}
+
+/// The token service's settings from the configuration.
+pub fn token_settings(config: &Config) -> TokenSettings {
+    TokenSettings {
+        key: config.token_key.clone(),
+        key_file: config.data_dir.join("token_key"),
+        require_key: config.is_production(),
+        policies_dir: config.policies_dir.clone(),
+        ttl: config.access_token_ttl,
     }
 }
 
@@ -168,6 +203,7 @@ pub struct Application {
     addr: SocketAddr,
     endpoint: poem::endpoint::BoxEndpoint<'static>,
     database: DatabaseSetup,
+    tasks: Supervisor,
 }
 
 impl Application {
@@ -184,40 +220,57 @@ impl Application {
             .context("reading the bound address")?;
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
         let services = Services::build(config, public_url).await?;
-        let schema = graphql::builder(services.config.introspection)
+        let config = services.config.clone();
+        let schema = graphql::builder(config.introspection)
             .data(services.accounts.clone())
             .data(services.photos.clone())
             .data(services.sealer.clone())
             .data(services.bus.clone())
             .data(services.billing.clone())
             .data(services.tokens.clone())
-            .data(services.pool.clone())
-            .data(services.config.clone())
-            .data(QueueSettings { lease: services.config.job_lease })
+            .data(services.catalog.clone())
+            .data(LiveSource { pool: services.pool.clone(), statement_timeout_ms: config.statement_timeout_ms })
+            .data(QueueSettings { lease: config.job_lease })
             .finish();
-        tokio::spawn(sweep_expired_leases(
+        let tasks = Supervisor::start(
             services.pool.clone(),
-            services.bus.clone(),
-            services.config.job_sweep,
-            services.config.statement_timeout_ms,
-        ));
-        tokio::spawn(expire_grace_periods(services.billing.clone(), services.config.job_sweep * 12));
-        let state = Arc::new(HttpState {
+            services.metrics.clone(),
+            config.statement_timeout_ms,
+            vec![
+                jobs::tasks::requeue_expired(
+                    services.pool.clone(),
+                    services.bus.clone(),
+                    config.job_sweep,
+                    config.statement_timeout_ms,
+                ),
+                billing::tasks::expire_grace(services.billing.clone(), config.job_sweep * 12),
+            ],
+        );
+        let executor = Executor {
             schema,
             tokens: services.tokens.clone(),
             pool: services.pool.clone(),
-            config: services.config.clone(),
-            metrics: Metrics::new()?,
+            bus: services.bus.clone(),
+            limiter: services.limiter.clone(),
+            catalog: services.catalog.clone(),
+            statement_timeout_ms: config.statement_timeout_ms,
+        };
+        let state = Arc::new(HttpState {
+            executor,
+            tokens: services.tokens.clone(),
+            pool: services.pool.clone(),
+            config,
+            metrics: services.metrics.clone(),
             storage: services.storage.clone(),
             bus: services.bus.clone(),
             billing: services.billing.clone(),
-            limiter: services.limiter.clone(),
         });
         Ok(Application {
             acceptor,
             addr,
             endpoint: http::routes(state).map_to_response().boxed(),
             database: services.database,
+            tasks,
         })
     }
 
@@ -232,6 +285,7 @@ impl Application {
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.endpoint, shutdown_signal(), Some(Duration::from_secs(10)))
             .await;
+        self.tasks.stop();
         let stopped = self.database.shutdown().await;
         served.context("serving HTTP")?;
         stopped
@@ -239,37 +293,11 @@ impl Application {
 
     /// Serves until the process ends (tests).
     pub async fn run(self) -> std::io::Result<()> {
-        let Application { acceptor, endpoint, database, .. } = self;
+        let Application { acceptor, endpoint, database, tasks, .. } = self;
         let result = Server::new_with_acceptor(acceptor).run(endpoint).await;
+        drop(tasks);
         drop(database);
         result
-    }
-}
-
-/// Returns jobs whose worker stopped reporting to the queue, every `every`, and tells
-/// their owners' subscriptions. Safe on any number of instances (SKIP LOCKED).
-async fn sweep_expired_leases(pool: DatabaseConnection, bus: Arc<EventBus>, every: Duration, timeout_ms: u64) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let swept = async {
-            let tx = Arc::new(db::begin(&pool, &Principal::System, timeout_ms).await?);
-            let scope = db::RequestScope::new(tx.clone(), Principal::System, db::RequestMeta::default());
-            let changed = crate::jobs::service::requeue_expired(&scope).await.map_err(AppError::into_anyhow)?;
-            let events = std::mem::take(&mut *scope.events.lock().expect("pending events"));
-            drop(scope);
-            if let Ok(tx) = Arc::try_unwrap(tx) {
-                tx.commit().await?;
-            }
-            bus.publish(&events).await;
-            anyhow::Ok(changed.len())
-        };
-        match swept.await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(jobs = n, "expired job leases returned to the queue"),
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "sweeping expired job leases"),
-        }
     }
 }
 
@@ -297,61 +325,6 @@ fn billing_service(
         statement_timeout_ms: config.statement_timeout_ms,
     };
     Ok(BillingService::new(pool, catalog, stripe, settings, bus))
-}
-
-/// Loads the revocations still relevant (younger than a token's lifetime).
-async fn load_revocations(pool: &DatabaseConnection, tokens: &TokenService, timeout_ms: u64) -> anyhow::Result<()> {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
-    let tx = db::begin(pool, &Principal::System, timeout_ms).await?;
-    let since = chrono::Utc::now() - chrono::Duration::from_std(tokens.ttl())?;
-    let rows = tx
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT user_id, revoked_before FROM token_revocations WHERE revoked_before > $1",
-            [since.into()],
-        ))
-        .await?;
-    let api = tx
-        .query_all(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT revocation_id FROM api_tokens WHERE revoked_at IS NOT NULL AND expires_at > now()",
-        ))
-        .await?;
-    tx.commit().await?;
-    for r in api {
-        tokens.revoke_api(&r.try_get::<String>("", "revocation_id")?);
-    }
-    for r in rows {
-        let at: chrono::DateTime<chrono::FixedOffset> = r.try_get("", "revoked_before")?;
-        tokens.revoke(r.try_get("", "user_id")?, at.with_timezone(&chrono::Utc));
-    }
-    Ok(())
-}
-
-/// Applies revocations announced on the bus by any instance.
-async fn follow_revocations(bus: Arc<EventBus>, tokens: Arc<TokenService>) {
-    let mut rx = bus.subscribe();
-    loop {
-        match rx.recv().await {
-            Ok(crate::events::Event::TokensRevoked { user_id, before }) => tokens.revoke(user_id, before),
-            Ok(crate::events::Event::ApiTokenRevoked { revocation_id }) => tokens.revoke_api(&revocation_id),
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-    }
-}
-
-/// Suspends accounts whose grace period ended.
-async fn expire_grace_periods(billing: Arc<BillingService>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        match billing.expire_grace().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(accounts = n, "grace periods ended; accounts suspended"),
-            Err(e) => tracing::warn!(error = format!("{:#}", e.into_anyhow()), "expiring grace periods"),
-        }
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

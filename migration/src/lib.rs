@@ -11,6 +11,7 @@ mod m20261125_000004_create_jobs;
 mod m20261125_000005_create_billing;
 mod m20261125_000006_create_quotas;
 mod m20261125_000007_create_api_tokens;
+mod m20261129_000008_create_scheduled_tasks;
 pub mod rls;
 
 /// A short hash of every migration source file; changes whenever a migration does.
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_billing::Migration),
             Box::new(m20261125_000006_create_quotas::Migration),
             Box::new(m20261125_000007_create_api_tokens::Migration),
+            Box::new(m20261129_000008_create_scheduled_tasks::Migration),
         ]
     }
 }

@@ -70,6 +70,9 @@ pub fn test_config(database: &str, data_dir: &Path, extra: &[(&str, &str)]) -> C
         ("PLINTH_ARGON2_MEMORY_KIB".into(), "1024".into()),
         ("PLINTH_DB_POOL_SIZE".into(), "4".into()),
     ]);
+    if let Ok(plans) = std::env::var("PLINTH_PLANS_FILE") {
+        vars.insert("PLINTH_PLANS_FILE".into(), plans);
+    }
     for (k, v) in extra {
         vars.insert(k.to_string(), v.to_string());
     }
@@ -459,8 +462,8 @@ impl TestApp {
     /// A worker token for `kinds`, signed with this app's key.
     pub fn worker_token(&self, kinds: &[&str]) -> String {
         let config = test_config(&self.database, &self.data_dir, &[]);
-        let tokens = api::auth::tokens::TokenService::from_config(&config).unwrap();
-        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        let tokens = api::auth::tokens::TokenService::from_settings(&api::startup::token_settings(&config)).unwrap();
+        let kinds: Vec<api::model::JobKind> = kinds.iter().map(|k| k.parse().unwrap()).collect();
         tokens.issue_worker(Uuid::now_v7(), &kinds, std::time::Duration::from_secs(3600)).unwrap()
     }
 

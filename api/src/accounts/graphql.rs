@@ -1,37 +1,15 @@
 //! GraphQL adapters for accounts: parse, call the service, map the result.
 use super::service::{AccountService, SignedIn};
 use crate::{
-    db::{data, RequestScope},
+    auth::guards::{scope, NoApiTokens, SignedIn as SignedInGuard},
+    db::{data, RequestTx},
     error::AppError,
+    model::{ApiScope, PlanCode, Role},
 };
-use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::users;
 use std::sync::Arc;
-
-/// An account's role.
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
-pub enum UserRole {
-    /// A customer.
-    User,
-    /// Support staff.
-    Support,
-    /// An administrator.
-    Admin,
-}
-
-/// The plan an account is on.
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
-pub enum PlanCode {
-    /// No subscription.
-    Free,
-    /// Starter subscription.
-    Starter,
-    /// Pro subscription.
-    Pro,
-    /// Scale subscription.
-    Scale,
-}
 
 /// A Plinth account.
 #[derive(SimpleObject, Clone, Debug)]
@@ -41,7 +19,7 @@ pub struct User {
     /// Its e-mail address.
     pub email: String,
     /// Its role.
-    pub role: UserRole,
+    pub role: Role,
     /// Its plan.
     pub plan: PlanCode,
     /// Whether the e-mail address was confirmed.
@@ -54,19 +32,8 @@ impl TryFrom<users::Model> for User {
     type Error = AppError;
 
     fn try_from(m: users::Model) -> std::result::Result<Self, AppError> {
-        let role = match m.role.as_str() {
-            "user" => UserRole::User,
-            "support" => UserRole::Support,
-            "admin" => UserRole::Admin,
-            other => return Err(AppError::Internal(anyhow::anyhow!("unknown role {other:?}"))),
-        };
-        let plan = match m.plan.as_str() {
-            "free" => PlanCode::Free,
-            "starter" => PlanCode::Starter,
-            "pro" => PlanCode::Pro,
-            "scale" => PlanCode::Scale,
-            other => return Err(AppError::Internal(anyhow::anyhow!("unknown plan {other:?}"))),
-        };
+        let role = Role::parse(&m.role).map_err(|e| AppError::Internal(e.into()))?;
+        let plan = PlanCode::parse(&m.plan).map_err(|e| AppError::Internal(e.into()))?;
         Ok(User {
             id: ID(m.id.to_string()),
             email: m.email,
@@ -129,9 +96,10 @@ pub struct AccountsQuery;
 #[Object]
 impl AccountsQuery {
     /// The signed-in account; null when anonymous.
+    #[graphql(guard = "scope(ApiScope::UsageRead)")]
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let scope = data::<RequestScope>(ctx)?;
-        let user = data::<Arc<AccountService>>(ctx)?.me(scope).await?;
+        let tx = data::<RequestTx>(ctx)?;
+        let user = data::<Arc<AccountService>>(ctx)?.me(tx).await?;
         Ok(user.map(User::try_from).transpose()?)
     }
 }
@@ -143,64 +111,73 @@ pub struct AccountsMutation;
 #[Object]
 impl AccountsMutation {
     /// Creates an account and signs it in; a verification e-mail is sent.
+    #[graphql(guard = "NoApiTokens")]
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let svc = data::<Arc<AccountService>>(ctx)?;
-        let signed_in = svc.register(&scope.tx, &scope.meta, &input.email, &input.password).await?;
+        let signed_in = svc.register(tx, &input.email, &input.password).await?;
         Ok(signed_in.try_into()?)
     }
 
     /// Signs in with e-mail and password.
+    #[graphql(guard = "NoApiTokens")]
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let svc = data::<Arc<AccountService>>(ctx)?;
-        let signed_in = svc.login(&scope.tx, &scope.meta, &input.email, &input.password).await?;
+        let signed_in = svc.login(tx, &input.email, &input.password).await?;
         Ok(signed_in.try_into()?)
     }
 
     /// Exchanges a refresh token for a new access token and a new refresh token.
+    #[graphql(guard = "NoApiTokens")]
     async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let svc = data::<Arc<AccountService>>(ctx)?;
-        let signed_in = svc.refresh(&scope.tx, &refresh_token).await?;
+        let signed_in = svc.refresh(tx, &refresh_token).await?;
         Ok(signed_in.try_into()?)
     }
 
     /// Ends the session a refresh token belongs to.
+    #[graphql(guard = "NoApiTokens")]
     async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(data::<Arc<AccountService>>(ctx)?.logout(scope, &refresh_token).await?)
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(data::<Arc<AccountService>>(ctx)?.logout(tx, &refresh_token).await?)
     }
 
     /// Sends a new e-mail verification link to the signed-in account.
+    #[graphql(guard = "NoApiTokens.and(SignedInGuard)")]
     async fn request_email_verification(&self, ctx: &Context<'_>) -> Result<bool> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(data::<Arc<AccountService>>(ctx)?.request_email_verification(scope).await?)
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(data::<Arc<AccountService>>(ctx)?.request_email_verification(tx).await?)
     }
 
     /// Confirms an e-mail address with the token from the verification link.
+    #[graphql(guard = "NoApiTokens")]
     async fn verify_email(&self, ctx: &Context<'_>, token: String) -> Result<bool> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(data::<Arc<AccountService>>(ctx)?.verify_email(&scope.tx, &scope.meta, &token).await?)
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(data::<Arc<AccountService>>(ctx)?.verify_email(tx, &token).await?)
     }
 
     /// Sends a password-reset link if the address has an account; always true.
+    #[graphql(guard = "NoApiTokens")]
     async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(data::<Arc<AccountService>>(ctx)?.request_password_reset(&scope.tx, &scope.meta, &email).await?)
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(data::<Arc<AccountService>>(ctx)?.request_password_reset(tx, &email).await?)
     }
 
     /// Sets a new password with the token from a reset link; every session ends.
+    #[graphql(guard = "NoApiTokens")]
     async fn reset_password(&self, ctx: &Context<'_>, token: String, new_password: String) -> Result<bool> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let svc = data::<Arc<AccountService>>(ctx)?;
-        Ok(svc.reset_password(scope, &token, &new_password).await?)
+        Ok(svc.reset_password(tx, &token, &new_password).await?)
     }
 
     /// Changes the signed-in account's password; its other sessions end.
+    #[graphql(guard = "NoApiTokens.and(SignedInGuard)")]
     async fn change_password(&self, ctx: &Context<'_>, current_password: String, new_password: String) -> Result<bool> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let svc = data::<Arc<AccountService>>(ctx)?;
-        Ok(svc.change_password(scope, &current_password, &new_password).await?)
+        Ok(svc.change_password(tx, &current_password, &new_password).await?)
     }
 }

@@ -1,7 +1,9 @@
 //! GraphQL adapters for the activity log.
 use super::service;
 use crate::{
-    db::{data, RequestScope},
+    auth::guards::{scope, SignedIn},
+    db::{data, RequestTx},
+    model::ApiScope,
     pagination::{Cursor, PageRequest},
 };
 use async_graphql::{
@@ -48,14 +50,15 @@ pub struct ActivityQuery;
 #[Object]
 impl ActivityQuery {
     /// What happened in the caller's account, newest first; `first` is capped at 100.
+    #[graphql(guard = "scope(ApiScope::DraftsRead).and(SignedIn)")]
     async fn activity(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, ActivityEntry>> {
-        let scope = data::<RequestScope>(ctx)?;
-        let page = service::list(scope, PageRequest::parse(first, after.as_deref())?).await?;
+        let tx = data::<RequestTx>(ctx)?;
+        let page = service::list(tx, PageRequest::parse(first, after.as_deref())?).await?;
         let mut conn = Connection::new(false, page.has_next);
         conn.edges.extend(page.items.into_iter().map(|m| {
             let cursor = Cursor { created_at: m.created_at.with_timezone(&Utc), id: m.id }.encode();

@@ -1,8 +1,12 @@
 //! Appends to `activity_log` inside the caller's transaction, so an action and its
-//! record commit or roll back together.
-use crate::{db::RequestMeta, error::AppResult};
-use entity::activity_log;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+//! record commit or roll back together; lists a user's log.
+use crate::{
+    db::RequestTx,
+    error::AppResult,
+    pagination::{self, Page, PageRequest},
+};
+use entity::activity_log::{self, Column};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use uuid::Uuid;
 
 /// One entry to append.
@@ -22,8 +26,35 @@ pub struct Entry<'a> {
     pub data: serde_json::Value,
 }
 
+impl<'a> Entry<'a> {
+    /// An action `user_id` took on its own account, on `subject` (kind, id) if any.
+    pub fn by_user(user_id: Uuid, action: &'a str, subject: Option<(&'a str, Uuid)>, data: serde_json::Value) -> Self {
+        Entry {
+            user_id,
+            actor_id: Some(user_id),
+            action,
+            subject_type: subject.map(|s| s.0),
+            subject_id: subject.map(|s| s.1),
+            data,
+        }
+    }
+
+    /// An action the system took on `user_id`'s account (a webhook, a sweeper, a job).
+    pub fn by_system(
+        user_id: Uuid,
+        action: &'a str,
+        subject: Option<(&'a str, Uuid)>,
+        data: serde_json::Value,
+    ) -> Self {
+        Entry { actor_id: None, ..Entry::by_user(user_id, action, subject, data) }
+    }
+}
+
 /// Appends `entry` with the request's address and id.
-pub async fn record(db: &impl ConnectionTrait, meta: &RequestMeta, entry: Entry<'_>) -> AppResult<()> {
+///
+/// Errors: INTERNAL (database).
+pub async fn record(tx: &RequestTx, entry: Entry<'_>) -> AppResult<()> {
+    let meta = tx.meta();
     activity_log::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(entry.user_id),
@@ -36,24 +67,20 @@ pub async fn record(db: &impl ConnectionTrait, meta: &RequestMeta, entry: Entry<
         request_id: Set(Some(meta.request_id.clone()).filter(|s| !s.is_empty())),
         created_at: Set(chrono::Utc::now().into()),
     }
-    .insert(db)
+    .insert(tx)
     .await?;
     Ok(())
 }
 
 /// A page of the caller's activity, newest first.
-pub async fn list(
-    scope: &crate::db::RequestScope,
-    page: crate::pagination::PageRequest,
-) -> AppResult<crate::pagination::Page<activity_log::Model>> {
-    use activity_log::Column;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-    let user_id = scope.require_user()?;
+///
+/// Errors: UNAUTHENTICATED; INTERNAL (database).
+pub async fn list(tx: &RequestTx, page: PageRequest) -> AppResult<Page<activity_log::Model>> {
+    let user_id = tx.user_id()?;
     let mut q = activity_log::Entity::find().filter(Column::UserId.eq(user_id));
     if let Some(c) = page.after {
-        q = q.filter(crate::pagination::after(Column::CreatedAt, Column::Id, c));
+        q = q.filter(pagination::after(Column::CreatedAt, Column::Id, c));
     }
-    let rows =
-        q.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(page.limit()).all(scope.tx.as_ref()).await?;
-    Ok(crate::pagination::Page::from_rows(rows, &page))
+    let rows = q.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(page.limit()).all(tx).await?;
+    Ok(Page::from_rows(rows, &page))
 }

@@ -2,3 +2,4 @@
 //! revocable by their owner, attenuable further offline by the integrator.
 pub mod graphql;
 pub mod service;
+pub mod store;

@@ -3,9 +3,9 @@
 //! cached by the token's hash until it expires, because signature checks and the
 //! Datalog run cost far more than the rest of a cheap request.
 use crate::{
-    config::Config,
     error::AppError,
-    principal::{ApiAuth, Principal, Role, UserClaims, WorkerClaims},
+    model::{AccountState, ApiScope, JobKind, PlanCode, QuotaMetric, Role},
+    principal::{ApiAuth, Limits, Principal, UserClaims, WorkerClaims},
 };
 use anyhow::Context;
 use biscuit_auth::{
@@ -49,11 +49,26 @@ pub struct TokenGrant<'a> {
     /// The session (refresh-token family).
     pub session_id: Uuid,
     /// Its plan now.
-    pub plan: &'a str,
+    pub plan: PlanCode,
     /// Its account state now.
-    pub account_state: &'a str,
+    pub account_state: AccountState,
     /// Its plan's limits, by metric.
-    pub quotas: &'a [(&'static str, i64)],
+    pub quotas: &'a Limits,
+}
+
+/// Where the token service's key and policies come from.
+#[derive(Clone, Debug)]
+pub struct TokenSettings {
+    /// `PLINTH_TOKEN_KEY` (`ed25519-private/<hex>`); None: the data dir's key file.
+    pub key: Option<secrecy::SecretString>,
+    /// Where a development key is kept (generated on first start).
+    pub key_file: std::path::PathBuf,
+    /// Whether a missing key is an error (production).
+    pub require_key: bool,
+    /// `PLINTH_POLICIES_DIR`: load `*.datalog` from here instead of the built-in ones.
+    pub policies_dir: Option<std::path::PathBuf>,
+    /// Access-token lifetime.
+    pub ttl: Duration,
 }
 
 /// Issues and verifies access tokens.
@@ -79,19 +94,19 @@ impl std::fmt::Debug for TokenService {
 }
 
 impl TokenService {
-    /// Loads the root key (config, else the data dir's, generated on first start in
+    /// Loads the root key (configured, else the data dir's, generated on first start in
     /// development) and the policies.
-    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
-        let root = match &config.token_key {
+    pub fn from_settings(settings: &TokenSettings) -> anyhow::Result<Self> {
+        let root = match &settings.key {
             Some(key) => parse_key(key.expose_secret()).context("PLINTH_TOKEN_KEY")?,
-            None if config.is_production() => anyhow::bail!("PLINTH_TOKEN_KEY is required in production"),
-            None => load_or_create_key(&config.data_dir.join("token_key"))?,
+            None if settings.require_key => anyhow::bail!("PLINTH_TOKEN_KEY is required in production"),
+            None => load_or_create_key(&settings.key_file)?,
         };
-        let policies = match std::env::var_os("PLINTH_POLICIES_DIR") {
-            Some(dir) => load_policies_dir(Path::new(&dir))?,
+        let policies = match &settings.policies_dir {
+            Some(dir) => load_policies_dir(dir).context("PLINTH_POLICIES_DIR")?,
             None => BUILTIN_POLICIES.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect(),
         };
-        Self::new(root, &policies, config.access_token_ttl)
+        Self::new(root, &policies, settings.ttl)
     }
 
     /// Builds the service from a key and policy sources (name, Datalog).
@@ -127,12 +142,12 @@ impl TokenService {
             .fact(fact("user", &[string(&claims.user_id.to_string())]))?
             .fact(fact("role", &[string(claims.role.as_str())]))?
             .fact(fact("session", &[string(&claims.session_id.to_string())]))?
-            .fact(fact("plan", &[string(claims.plan)]))?
-            .fact(fact("state", &[string(claims.account_state)]))?
+            .fact(fact("plan", &[string(claims.plan.as_str())]))?
+            .fact(fact("state", &[string(claims.account_state.as_str())]))?
             .fact(fact("issued_ms", &[int(now.timestamp_millis())]))?
             .fact(fact("expires", &[date(&expires)]))?;
-        for (metric, limit) in claims.quotas {
-            builder = builder.fact(fact("quota", &[string(metric), int(*limit)]))?;
+        for (metric, limit) in &claims.quotas.0 {
+            builder = builder.fact(fact("quota", &[string(metric.as_str()), int(*limit)]))?;
         }
         builder = builder.check_expiration_date(expires);
         let token = builder.build(&self.root)?.to_base64()?;
@@ -140,19 +155,21 @@ impl TokenService {
     }
 
     /// Signs a worker token for the given job kinds.
-    pub fn issue_worker(&self, worker_id: Uuid, kinds: &[String], ttl: Duration) -> anyhow::Result<String> {
+    pub fn issue_worker(&self, worker_id: Uuid, kinds: &[JobKind], ttl: Duration) -> anyhow::Result<String> {
         let expires = SystemTime::now() + ttl;
         let mut builder = Biscuit::builder()
             .fact(fact("worker", &[string(&worker_id.to_string())]))?
             .fact(fact("expires", &[date(&expires)]))?;
         for kind in kinds {
-            builder = builder.fact(fact("kind", &[string(kind)]))?;
+            builder = builder.fact(fact("kind", &[string(kind.as_str())]))?;
         }
         Ok(builder.check_expiration_date(expires).build(&self.root)?.to_base64()?)
     }
 
-    /// Verifies a token and returns who it speaks for; any failure is UNAUTHENTICATED.
-    /// The revocation set is checked on every call, cached or not.
+    /// Verifies a token and returns who it speaks for. The revocation set is checked on
+    /// every call, cached or not.
+    ///
+    /// Errors: UNAUTHENTICATED (bad signature, expired, revoked, malformed).
     pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = Utc::now();
@@ -208,7 +225,7 @@ impl TokenService {
         &self,
         user_id: Uuid,
         token_id: Uuid,
-        scopes: &[String],
+        scopes: &[ApiScope],
         expires: DateTime<Utc>,
     ) -> anyhow::Result<(String, String)> {
         let expires: SystemTime = expires.into();
@@ -220,7 +237,7 @@ impl TokenService {
         let biscuit = authority.build(&self.root)?;
         let mut grant = biscuit_auth::builder::BlockBuilder::new();
         for scope in scopes {
-            grant = grant.fact(fact("scope", &[string(scope)]))?;
+            grant = grant.fact(fact("scope", &[string(scope.as_str())]))?;
         }
         grant = grant.code("check if operation($op), scope($op);")?;
         let biscuit = biscuit.append(grant)?;
@@ -228,16 +245,19 @@ impl TokenService {
         Ok((biscuit.to_base64()?, revocation))
     }
 
-    /// Authorizes one root field for an API token: its scope, the field and its `id`
+    /// Authorizes one field for an API token: the scope it needs, the field and its `id`
     /// argument are facts; every block's checks (the integrator's attenuations too) and
     /// `policies/api_tokens.datalog` decide.
+    ///
+    /// Errors: FORBIDDEN.
     pub fn authorize_api(
         &self,
         api: &ApiAuth,
-        operation: &str,
+        operation: ApiScope,
         field: &str,
         resource: Option<&str>,
     ) -> Result<(), AppError> {
+        let operation = operation.as_str();
         let refused = |e: biscuit_auth::error::Token| {
             tracing::debug!(error = %e, operation, field, "API token refused for a field");
             AppError::Forbidden(format!("this API token may not call {field} ({operation})"))
@@ -289,9 +309,10 @@ impl TokenService {
                 session_id: token_id,
                 expires_at: DateTime::<Utc>::from(expires),
                 issued_at: DateTime::<Utc>::UNIX_EPOCH,
-                plan: String::new(),
-                account_state: String::new(),
-                quotas: Vec::new(),
+                // Read from the database for each request (auth::entitlements).
+                plan: PlanCode::Free,
+                account_state: AccountState::Free,
+                quotas: Limits::default(),
                 api: Some(ApiAuth { token_id, revocation_id, biscuit: std::sync::Arc::new(biscuit) }),
             }));
         }
@@ -304,15 +325,19 @@ impl TokenService {
                 authorizer.query("billing($p, $st, $i) <- plan($p), state($st), issued_ms($i)").map_err(invalid)?;
             let [(plan, account_state, issued_ms)] = <[_; 1]>::try_from(billing).map_err(|_| bad())?;
             let quotas: Vec<(String, i64)> = authorizer.query("quotas($m, $l) <- quota($m, $l)").map_err(invalid)?;
+            let quotas = quotas
+                .into_iter()
+                .map(|(m, l)| Ok((QuotaMetric::parse(&m).map_err(|_| bad())?, l)))
+                .collect::<Result<Vec<_>, AppError>>()?;
             return Ok(Principal::User(UserClaims {
                 user_id: Uuid::parse_str(&user).map_err(|_| bad())?,
-                role: Role::parse(&role).ok_or_else(bad)?,
+                role: Role::parse(&role).map_err(|_| bad())?,
                 session_id: Uuid::parse_str(&session).map_err(|_| bad())?,
                 expires_at: DateTime::<Utc>::from(expires),
                 issued_at: DateTime::from_timestamp_millis(issued_ms).ok_or_else(bad)?,
-                plan,
-                account_state,
-                quotas,
+                plan: PlanCode::parse(&plan).map_err(|_| bad())?,
+                account_state: AccountState::parse(&account_state).map_err(|_| bad())?,
+                quotas: Limits(quotas),
                 api: None,
             }));
         }
@@ -322,7 +347,7 @@ impl TokenService {
         let kinds: Vec<(String,)> = authorizer.query("kinds($k) <- kind($k)").map_err(invalid)?;
         Ok(Principal::Worker(WorkerClaims {
             worker_id: Uuid::parse_str(&worker).map_err(|_| bad())?,
-            kinds: kinds.into_iter().map(|k| k.0).collect(),
+            kinds: kinds.into_iter().map(|k| JobKind::parse(&k.0).map_err(|_| bad())).collect::<Result<_, _>>()?,
             expires_at: DateTime::<Utc>::from(expires),
         }))
     }
@@ -371,31 +396,38 @@ mod tests {
         TokenService::new(KeyPair::new(), &policies, ttl).unwrap()
     }
 
-    fn grant(user_id: Uuid, role: Role, session_id: Uuid) -> TokenGrant<'static> {
-        TokenGrant { user_id, role, session_id, plan: "pro", account_state: "active", quotas: &[("scans", 10)] }
+    fn grant(user_id: Uuid, role: Role, session_id: Uuid, quotas: &Limits) -> TokenGrant<'_> {
+        TokenGrant { user_id, role, session_id, plan: PlanCode::Pro, account_state: AccountState::Active, quotas }
+    }
+
+    fn ten_scans() -> Limits {
+        Limits(vec![(QuotaMetric::Scans, 10)])
     }
 
     #[test]
     fn revoked_tokens_are_refused_and_later_ones_accepted() {
         let s = service(Duration::from_secs(60));
         let u = Uuid::new_v4();
-        let (old, _) = s.issue(&grant(u, Role::User, Uuid::new_v4())).unwrap();
+        let (old, _) = s.issue(&grant(u, Role::User, Uuid::new_v4(), &ten_scans())).unwrap();
         assert!(s.verify(&old).is_ok());
         std::thread::sleep(Duration::from_millis(5));
         s.revoke(u, Utc::now());
         assert_eq!(s.verify(&old).unwrap_err().code(), "UNAUTHENTICATED", "cached tokens are checked too");
         std::thread::sleep(Duration::from_millis(5));
-        let (new, _) = s.issue(&grant(u, Role::User, Uuid::new_v4())).unwrap();
+        let (new, _) = s.issue(&grant(u, Role::User, Uuid::new_v4(), &ten_scans())).unwrap();
         let p = s.verify(&new).unwrap();
-        assert_eq!(p.claims().unwrap().quota("scans"), Some(10));
-        assert_eq!((p.claims().unwrap().plan.as_str(), p.claims().unwrap().account_state.as_str()), ("pro", "active"));
+        assert_eq!(p.claims().unwrap().quota(QuotaMetric::Scans), Some(10));
+        assert_eq!(
+            (p.claims().unwrap().plan, p.claims().unwrap().account_state),
+            (PlanCode::Pro, AccountState::Active)
+        );
     }
 
     #[test]
     fn issued_tokens_verify_with_their_claims() {
         let s = service(Duration::from_secs(60));
         let (u, sid) = (Uuid::new_v4(), Uuid::new_v4());
-        let (token, exp) = s.issue(&grant(u, Role::Admin, sid)).unwrap();
+        let (token, exp) = s.issue(&grant(u, Role::Admin, sid, &ten_scans())).unwrap();
         let p = s.verify(&token).unwrap();
         let c = p.claims().unwrap();
         assert_eq!((c.user_id, c.role, c.session_id), (u, Role::Admin, sid));
@@ -406,11 +438,11 @@ mod tests {
     fn other_keys_garbage_and_expired_tokens_are_refused() {
         let s = service(Duration::from_secs(60));
         let other = service(Duration::from_secs(60));
-        let (token, _) = other.issue(&grant(Uuid::new_v4(), Role::User, Uuid::new_v4())).unwrap();
+        let (token, _) = other.issue(&grant(Uuid::new_v4(), Role::User, Uuid::new_v4(), &ten_scans())).unwrap();
         assert_eq!(s.verify(&token).unwrap_err().code(), "UNAUTHENTICATED");
         assert_eq!(s.verify("garbage").unwrap_err().code(), "UNAUTHENTICATED");
         let short = service(Duration::from_secs(1));
-        let (token, _) = short.issue(&grant(Uuid::new_v4(), Role::User, Uuid::new_v4())).unwrap();
+        let (token, _) = short.issue(&grant(Uuid::new_v4(), Role::User, Uuid::new_v4(), &ten_scans())).unwrap();
         std::thread::sleep(Duration::from_millis(2100));
         assert_eq!(short.verify(&token).unwrap_err().code(), "UNAUTHENTICATED");
     }
@@ -418,7 +450,7 @@ mod tests {
     #[test]
     fn an_attenuated_block_cannot_claim_another_user() {
         let s = service(Duration::from_secs(60));
-        let (token, _) = s.issue(&grant(Uuid::new_v4(), Role::User, Uuid::new_v4())).unwrap();
+        let (token, _) = s.issue(&grant(Uuid::new_v4(), Role::User, Uuid::new_v4(), &ten_scans())).unwrap();
         let b = Biscuit::from_base64(&token, s.public_key()).unwrap();
         let forged = b
             .append(biscuit_auth::builder::BlockBuilder::new().fact(fact("role", &[string("admin")])).unwrap())
@@ -457,7 +489,7 @@ mod tests {
             (&["jobs:read"], "drafts:write", None, Some("scope(\"drafts:write\");"), false),
         ];
         for (i, (scopes, operation, resource, attenuation, expected)) in cases.iter().enumerate() {
-            let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+            let scopes: Vec<ApiScope> = scopes.iter().map(|s| s.parse().unwrap()).collect();
             let (token, _) = s.issue_api(user, Uuid::new_v4(), &scopes, expires).unwrap();
             let token = match attenuation {
                 Some(code) => Biscuit::from_base64(&token, s.public_key())
@@ -470,7 +502,7 @@ mod tests {
             };
             let principal = s.verify(&token).unwrap();
             let api = principal.claims().and_then(|c| c.api.clone()).expect("an API token");
-            let allowed = s.authorize_api(&api, operation, "field", *resource).is_ok();
+            let allowed = s.authorize_api(&api, operation.parse().unwrap(), "field", *resource).is_ok();
             assert_eq!(allowed, *expected, "case {i}: {scopes:?} {operation} {resource:?} {attenuation:?}");
         }
     }
@@ -505,13 +537,13 @@ mod tests {
     fn worker_tokens_carry_their_kinds() {
         let s = service(Duration::from_secs(60));
         let w = Uuid::new_v4();
-        let token = s.issue_worker(w, &["scan".into(), "prepare".into()], Duration::from_secs(60)).unwrap();
+        let token = s.issue_worker(w, &[JobKind::Scan, JobKind::Prepare], Duration::from_secs(60)).unwrap();
         let p = s.verify(&token).unwrap();
         let claims = p.worker().unwrap();
         assert_eq!(claims.worker_id, w);
         let mut kinds = claims.kinds.clone();
         kinds.sort();
-        assert_eq!(kinds, ["prepare", "scan"]);
+        assert_eq!(kinds, [JobKind::Scan, JobKind::Prepare]);
         assert!(p.claims().is_none());
     }
 }

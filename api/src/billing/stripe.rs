@@ -1,6 +1,8 @@
 //! Calls to Stripe through async-stripe: its typed request parameters encode the forms
 //! exactly as Stripe expects; responses are read into the few fields used here, so a
 //! newer Stripe API version (extra or renamed fields elsewhere) cannot break decoding.
+use super::events::StripeSubscription;
+use crate::model::{BillingInterval, PlanCode};
 use anyhow::Context;
 use serde::Deserialize;
 use stripe::{
@@ -37,8 +39,8 @@ struct WithUrl {
 /// One page of subscriptions, as `plinth billing reconcile` reads them.
 #[derive(Debug, Deserialize)]
 pub struct SubscriptionPage {
-    /// The subscriptions (raw Stripe objects).
-    pub data: Vec<serde_json::Value>,
+    /// The subscriptions.
+    pub data: Vec<StripeSubscription>,
     /// Whether another page follows.
     pub has_more: bool,
 }
@@ -58,10 +60,10 @@ pub struct CheckoutRequest<'a> {
     pub cancel_url: &'a str,
     /// The user.
     pub user_id: Uuid,
-    /// Plan code.
-    pub plan: &'a str,
-    /// `month` or `year`.
-    pub interval: &'a str,
+    /// The plan.
+    pub plan: PlanCode,
+    /// Its interval.
+    pub interval: BillingInterval,
 }
 
 impl StripeApi {
@@ -87,8 +89,8 @@ impl StripeApi {
         let customer: CustomerId = req.customer.parse().context("customer id")?;
         let metadata = Metadata::from([
             ("user_id".to_owned(), req.user_id.to_string()),
-            ("plan".to_owned(), req.plan.to_owned()),
-            ("interval".to_owned(), req.interval.to_owned()),
+            ("plan".to_owned(), req.plan.as_str().to_owned()),
+            ("interval".to_owned(), req.interval.as_str().to_owned()),
         ]);
         let user_id = req.user_id.to_string();
         let mut params = CreateCheckoutSession::new();

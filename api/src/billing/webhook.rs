@@ -1,98 +1,203 @@
-//! Stripe's webhook signature scheme, checked on the raw body: `Stripe-Signature:
-//! t=<unix time>,v1=<hex HMAC-SHA256 of "t.body">[,v1=...]`. Several `v1` values are
-//! accepted (Stripe sends one per active secret), and several secrets (ours, during a
-//! rotation). Written here rather than taken from async-stripe because its verifier
-//! takes one secret and insists on parsing the event into types that fail on API
-//! versions it does not know; this only needs the bytes.
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+//! Webhook intake: a delivery's signature is checked on the raw body, the event is
+//! decoded into typed objects, recorded once (its id is unique, written in the same
+//! transaction as its effects), and applied one customer at a time (an advisory lock),
+//! never backwards (the state machine ignores an event older than the stored state).
+use super::{
+    events::{StripeCustomer, StripeEvent, StripeInvoice, StripeSubscription, TrialEnd},
+    service::BillingService,
+    signature::{self, SignatureError},
+    state::{self, Snapshot},
+    store,
+};
+use crate::{
+    activity::service::{self as activity, Entry},
+    db::RequestTx,
+    email::templates,
+    error::{AppError, AppResult},
+    model::EmailTemplate,
+    notifications::service as notifications,
+};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
 
-/// Why a delivery was refused.
+/// What became of a webhook delivery.
 #[derive(Debug, PartialEq, Eq)]
-pub enum SignatureError {
-    /// No header, or not of the scheme's shape.
-    Malformed,
-    /// The timestamp is outside the tolerance (a replay, or a skewed clock).
-    Stale,
-    /// No `v1` matches any of our secrets.
-    Mismatch,
+pub enum WebhookOutcome {
+    /// Applied now.
+    Applied,
+    /// Seen before: nothing done.
+    Duplicate,
+    /// Recorded, but about nothing we track (another event type, an unknown customer).
+    Ignored,
 }
 
-/// Verifies `header` for `body` against any of `secrets`, at `now` (unix seconds).
-pub fn verify(
-    body: &[u8],
-    header: Option<&str>,
-    secrets: &[String],
-    tolerance_secs: i64,
-    now: i64,
-) -> Result<(), SignatureError> {
-    let header = header.ok_or(SignatureError::Malformed)?;
-    let mut timestamp = None;
-    let mut signatures = Vec::new();
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
-            Some(("v1", sig)) => signatures.extend(hex::decode(sig).ok()),
-            _ => {}
+/// A refused delivery.
+#[derive(Debug)]
+pub enum WebhookError {
+    /// Bad or stale signature, or not an event: 400, nothing written.
+    Rejected(&'static str),
+    /// Our failure: 500, so Stripe delivers again.
+    Internal(anyhow::Error),
+}
+
+fn ts(s: Option<i64>) -> Option<DateTime<Utc>> {
+    s.and_then(|s| DateTime::from_timestamp(s, 0))
+}
+
+impl BillingService {
+    /// Verifies and applies one webhook delivery.
+    ///
+    /// Errors: `Rejected` (400: no or bad signature, stale, not an event), `Internal`
+    /// (500: Stripe retries).
+    pub async fn handle_webhook(&self, body: &[u8], signature: Option<&str>) -> Result<WebhookOutcome, WebhookError> {
+        if self.settings.webhook_secrets.is_empty() {
+            return Err(WebhookError::Rejected("webhooks are not configured (PLINTH_STRIPE_WEBHOOK_SECRET)"));
         }
+        signature::verify(
+            body,
+            signature,
+            &self.settings.webhook_secrets,
+            self.settings.webhook_tolerance_secs,
+            Utc::now().timestamp(),
+        )
+        .map_err(|e| {
+            WebhookError::Rejected(match e {
+                SignatureError::Malformed => "missing or malformed Stripe-Signature",
+                SignatureError::Stale => "the signature's timestamp is outside the tolerance",
+                SignatureError::Mismatch => "no signature matches",
+            })
+        })?;
+        let event: StripeEvent =
+            serde_json::from_slice(body).map_err(|_| WebhookError::Rejected("not a Stripe event"))?;
+        let outcome = self.apply_event(&event).await.map_err(|e| WebhookError::Internal(e.into_anyhow()))?;
+        tracing::info!(event_id = event.id, kind = event.kind, outcome = ?outcome, "stripe webhook");
+        Ok(outcome)
     }
-    let t = timestamp.ok_or(SignatureError::Malformed)?;
-    if signatures.is_empty() {
-        return Err(SignatureError::Malformed);
+
+    async fn apply_event(&self, event: &StripeEvent) -> AppResult<WebhookOutcome> {
+        let tx = self.begin("stripe-webhook").await?;
+        let customer = event.customer();
+        if let Some(c) = &customer {
+            // Events of one customer apply one at a time.
+            store::lock(&tx, &store::customer_lock(c)).await?;
+        }
+        if !store::record_event(&tx, &event.id, &event.kind, customer.as_deref(), event.created).await? {
+            tx.commit(&self.bus).await?;
+            return Ok(WebhookOutcome::Duplicate);
+        }
+        let user = match &customer {
+            Some(c) => store::user_for_customer(&tx, c).await?,
+            None => None,
+        };
+        let Some(user_id) = user else {
+            tracing::warn!(
+                event_id = event.id,
+                kind = event.kind,
+                "stripe event for no known customer; recorded and ignored"
+            );
+            tx.commit(&self.bus).await?;
+            return Ok(WebhookOutcome::Ignored);
+        };
+        self.act_for(&tx, user_id).await?;
+        let outcome = self.dispatch(&tx, user_id, event).await?;
+        tx.commit(&self.bus).await?;
+        Ok(outcome)
     }
-    if (now - t).abs() > tolerance_secs {
-        return Err(SignatureError::Stale);
-    }
-    for secret in secrets {
-        for sig in &signatures {
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key size");
-            mac.update(t.to_string().as_bytes());
-            mac.update(b".");
-            mac.update(body);
-            // verify_slice compares in constant time.
-            if mac.verify_slice(sig).is_ok() {
-                return Ok(());
+
+    async fn dispatch(&self, tx: &RequestTx, user_id: Uuid, event: &StripeEvent) -> AppResult<WebhookOutcome> {
+        let malformed =
+            |e: serde_json::Error| AppError::Internal(anyhow::Error::new(e).context("decoding data.object"));
+        match event.kind.as_str() {
+            kind @ ("customer.subscription.created"
+            | "customer.subscription.updated"
+            | "customer.subscription.deleted") => {
+                let sub: StripeSubscription = event.object().map_err(malformed)?;
+                let snap = self.snapshot(&sub);
+                self.apply_snapshot(tx, user_id, &snap, kind.ends_with("deleted"), event.created).await?;
             }
+            "customer.subscription.trial_will_end" => {
+                let sub: StripeSubscription = event.object().map_err(malformed)?;
+                let trial: TrialEnd = event.object().map_err(malformed)?;
+                let plan = self.snapshot(&sub).plan.map(|(p, _)| self.plan_name(p)).unwrap_or_default();
+                let ends = ts(trial.trial_end).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
+                let message = templates::billing(EmailTemplate::TrialEnding, &plan, &format!("on {ends}"));
+                notifications::notify(tx, user_id, message).await?;
+            }
+            kind @ ("invoice.paid" | "invoice.payment_failed" | "invoice.finalized") => {
+                let inv: StripeInvoice = event.object().map_err(malformed)?;
+                store::upsert_invoice(tx, user_id, &inv, event.created).await?;
+                let number = inv.number.clone().unwrap_or_default();
+                let plan = store::read_account(tx, user_id).await?.unwrap_or_default().plan;
+                let plan = self.plan_name(plan);
+                let message = match kind {
+                    "invoice.paid" if inv.amount_paid.unwrap_or(0) > 0 => {
+                        Some(templates::billing(EmailTemplate::Receipt, &plan, &number))
+                    }
+                    "invoice.payment_failed" => Some(templates::billing(
+                        EmailTemplate::PaymentFailed,
+                        &plan,
+                        &format!("Invoice {number} is unpaid."),
+                    )),
+                    _ => None,
+                };
+                if let Some(message) = message {
+                    notifications::notify(tx, user_id, message).await?;
+                }
+            }
+            "checkout.session.completed" => {
+                let data = json!({ "session": event.data.object.get("id").cloned().unwrap_or(Value::Null) });
+                activity::record(tx, Entry::by_system(user_id, "billing.checkout_completed", None, data)).await?;
+            }
+            "customer.updated" => {
+                let customer: StripeCustomer = event.object().map_err(malformed)?;
+                if let Some(ids) = customer.tax_ids {
+                    store::save_tax_ids(tx, user_id, serde_json::to_value(ids.data).map_err(anyhow::Error::from)?)
+                        .await?;
+                }
+            }
+            _ => return Ok(WebhookOutcome::Ignored),
+        }
+        Ok(WebhookOutcome::Applied)
+    }
+
+    /// What a subscription object says, in the state machine's terms.
+    pub(super) fn snapshot(&self, sub: &StripeSubscription) -> Snapshot {
+        let plan = sub.first_price().and_then(|price| self.catalog.by_price(price)).map(|(p, i)| (p.code, i));
+        if plan.is_none() {
+            tracing::warn!(subscription = sub.id, "a subscription with a price not in the catalog");
+        }
+        let (start, end) = sub.period();
+        Snapshot {
+            id: sub.id.clone(),
+            status_text: sub.status.clone().unwrap_or_else(|| "incomplete".into()),
+            status: sub.status(),
+            plan,
+            period_start: ts(start),
+            period_end: ts(end),
+            trial_end: ts(sub.trial_end),
+            cancel_at_period_end: sub.cancel_at_period_end,
         }
     }
-    Err(SignatureError::Mismatch)
-}
 
-/// Signs `body` as Stripe does (for tests and local tooling).
-pub fn sign(body: &[u8], secret: &str, t: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key size");
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const NOW: i64 = 1_800_000_000;
-
-    #[test]
-    fn accepts_any_of_several_signatures_and_secrets() {
-        let body = br#"{"id":"evt_1"}"#;
-        let header = sign(body, "whsec_new", NOW);
-        let secrets = ["whsec_old".to_owned(), "whsec_new".to_owned()];
-        assert_eq!(verify(body, Some(&header), &secrets, 300, NOW), Ok(()));
-        let two = format!("{header},v1={}", "ab".repeat(32));
-        assert_eq!(verify(body, Some(&two), &secrets, 300, NOW + 299), Ok(()));
-    }
-
-    #[test]
-    fn refuses_tampering_staleness_and_garbage() {
-        let body = br#"{"id":"evt_1"}"#;
-        let header = sign(body, "whsec_a", NOW);
-        let secrets = ["whsec_a".to_owned()];
-        assert_eq!(verify(b"{\"id\":\"evt_2\"}", Some(&header), &secrets, 300, NOW), Err(SignatureError::Mismatch));
-        assert_eq!(verify(body, Some(&header), &["whsec_b".to_owned()], 300, NOW), Err(SignatureError::Mismatch));
-        assert_eq!(verify(body, Some(&header), &secrets, 300, NOW + 301), Err(SignatureError::Stale));
-        assert_eq!(verify(body, None, &secrets, 300, NOW), Err(SignatureError::Malformed));
-        assert_eq!(verify(body, Some("t=1"), &secrets, 300, NOW), Err(SignatureError::Malformed));
-        assert_eq!(verify(body, Some("v1=00"), &secrets, 300, NOW), Err(SignatureError::Malformed));
+    /// Applies a snapshot at `version` to the user's stored state (as billing for that
+    /// user, under the customer's lock) and carries out the transition's effects.
+    pub(super) async fn apply_snapshot(
+        &self,
+        tx: &RequestTx,
+        user_id: Uuid,
+        snap: &Snapshot,
+        deleted: bool,
+        version: i64,
+    ) -> AppResult<()> {
+        let before = store::read_account(tx, user_id).await?.unwrap_or_default();
+        let grace_days = self.settings.grace_days;
+        let Some(t) = state::apply(&before, snap, deleted, version, Utc::now(), grace_days) else {
+            tracing::info!(user_id = %user_id, "an older subscription event arrived late; ignored");
+            return Ok(());
+        };
+        store::write_subscription(tx, user_id, &t.account).await?;
+        store::set_user_plan(tx, user_id, t.user_plan).await?;
+        self.carry_out(tx, user_id, t.account.plan, &t).await
     }
 }

@@ -2,7 +2,10 @@
 use super::service;
 use crate::{
     activity::graphql::ActivityEntry,
-    db::{data, RequestScope},
+    auth::guards::{scope, SignedIn},
+    db::{data, RequestTx},
+    drafts::domain::DraftStatus,
+    model::{ApiScope, JobStatus},
 };
 use async_graphql::{Context, Object, Result, SimpleObject};
 
@@ -60,25 +63,26 @@ pub struct DashboardQuery;
 #[Object]
 impl DashboardQuery {
     /// The caller's dashboard, gathered in one database round trip.
+    #[graphql(guard = "scope(ApiScope::DraftsRead).and(SignedIn)")]
     async fn dashboard(&self, ctx: &Context<'_>) -> Result<Dashboard> {
-        let scope = data::<RequestScope>(ctx)?;
-        let s = service::summary(scope).await?;
-        let count = |k: &str| s.drafts_by_status.get(k).copied().unwrap_or(0);
-        let job = |k: &str| s.jobs_by_status.get(k).copied().unwrap_or(0);
+        let tx = data::<RequestTx>(ctx)?;
+        let s = service::summary(tx).await?;
+        let count = |k: DraftStatus| s.drafts_by_status.get(k.as_str()).copied().unwrap_or(0);
+        let job = |k: JobStatus| s.jobs_by_status.get(k.as_str()).copied().unwrap_or(0);
         Ok(Dashboard {
             drafts: DraftCounts {
-                draft: count("draft"),
-                ready: count("ready"),
-                published: count("published"),
-                archived: count("archived"),
+                draft: count(DraftStatus::Draft),
+                ready: count(DraftStatus::Ready),
+                published: count(DraftStatus::Published),
+                archived: count(DraftStatus::Archived),
                 total: s.drafts_by_status.values().sum(),
             },
             jobs: JobCounts {
-                queued: job("queued"),
-                running: job("running"),
-                succeeded: job("succeeded"),
-                failed: job("failed"),
-                canceled: job("canceled"),
+                queued: job(JobStatus::Queued),
+                running: job(JobStatus::Running),
+                succeeded: job(JobStatus::Succeeded),
+                failed: job(JobStatus::Failed),
+                canceled: job(JobStatus::Canceled),
             },
             photo_count: s.photo_count,
             storage_bytes: s.storage_bytes,

@@ -1,6 +1,7 @@
-//! The database: pools, migrations, the embedded development cluster, and the
-//! per-request transaction that row-level security is keyed to.
+//! The database: the runtime pool, migrations, and the per-request transaction that
+//! row-level security is keyed to (`RequestTx`).
 pub mod embedded;
+pub mod live;
 pub mod request;
 
 /// Identifies the schema the migrations build: their names and a hash of their sources,
@@ -14,20 +15,19 @@ pub fn schema_fingerprint() -> String {
     }
     hex::encode(&h.finalize()[..8])
 }
-pub use request::{data, RequestMeta, RequestScope};
+pub use request::{data, RequestMeta, RequestTx};
 
-use crate::principal::{Principal, Role};
+use crate::model::DbRole;
 use anyhow::Context;
 use migration::MigratorTrait;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
-    TransactionTrait,
 };
 use std::time::Duration;
 use uuid::Uuid;
 
 /// The runtime's login role: owns nothing, cannot bypass RLS, may only switch to the
-/// app roles.
+/// app roles (`model::DbRole`).
 pub const APP_ROLE: &str = "plinth_app";
 
 /// Key of the advisory lock that serializes migrations between instances starting at once.
@@ -73,6 +73,13 @@ pub async fn migrate(owner_url: &str, app_password: Option<&str>) -> anyhow::Res
     Ok(())
 }
 
+/// Whether the database answers (`SELECT 1` on the pool).
+///
+/// Errors: the pool's or the database's.
+pub async fn ping(pool: &DatabaseConnection) -> Result<(), DbErr> {
+    pool.execute_unprepared("SELECT 1").await.map(|_| ())
+}
+
 /// The runtime URL derived from the owner's: same host and database, the app role.
 pub fn runtime_url(owner_url: &str, app_password: Option<&str>) -> anyhow::Result<String> {
     let mut url = url::Url::parse(owner_url).context("parsing DATABASE_URL")?;
@@ -81,34 +88,11 @@ pub fn runtime_url(owner_url: &str, app_password: Option<&str>) -> anyhow::Resul
     Ok(url.to_string())
 }
 
-/// Opens the one transaction of a request and, in a single round trip, switches it to
-/// the principal's role and user and bounds its statements' time.
-pub async fn begin(
-    pool: &DatabaseConnection,
-    principal: &Principal,
-    statement_timeout_ms: u64,
-) -> Result<DatabaseTransaction, DbErr> {
-    let tx = pool.begin().await?;
-    let worker = principal.worker().map(|w| w.worker_id);
-    set_identity(&tx, principal.db_role(), principal.user_id(), worker, Some(statement_timeout_ms)).await?;
-    Ok(tx)
-}
-
-/// Switches an open transaction to act for `user_id` with `role`: used where the
-/// identity is proven inside the request (registration, sign-in, a refresh token).
-pub async fn act_as(tx: &DatabaseTransaction, role: Role, user_id: Uuid) -> Result<(), DbErr> {
-    set_identity(tx, role.db_role(), Some(user_id), None, None).await
-}
-
-/// Switches an open transaction to a service role (e.g. `plinth_billing`) acting for
-/// one user, for paths that write what the user's own role may only read.
-pub async fn act_as_role(tx: &DatabaseTransaction, db_role: &str, user_id: Uuid) -> Result<(), DbErr> {
-    set_identity(tx, db_role, Some(user_id), None, None).await
-}
-
+/// Switches `tx` to `db_role` acting for `user_id` (and `worker_id`), in one statement;
+/// with `statement_timeout_ms`, also bounds its statements' time.
 async fn set_identity(
     tx: &DatabaseTransaction,
-    db_role: &str,
+    db_role: DbRole,
     user_id: Option<Uuid>,
     worker_id: Option<Uuid>,
     statement_timeout_ms: Option<u64>,
@@ -121,13 +105,13 @@ async fn set_identity(
             DbBackend::Postgres,
             "SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true), \
              set_config('plinth.worker_id', $3, true), set_config('statement_timeout', $4, true)",
-            [db_role.into(), user.into(), worker.into(), ms.to_string().into()],
+            [db_role.as_str().into(), user.into(), worker.into(), ms.to_string().into()],
         ),
         None => Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true), \
              set_config('plinth.worker_id', $3, true)",
-            [db_role.into(), user.into(), worker.into()],
+            [db_role.as_str().into(), user.into(), worker.into()],
         ),
     };
     tx.execute(stmt).await?;

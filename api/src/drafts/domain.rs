@@ -1,6 +1,7 @@
 //! Validated draft fields. Each parse names the input field at fault, and a draft
 //! change is checked whole before anything is written.
-use crate::error::AppError;
+use crate::{error::AppError, model::vocabulary};
+use async_graphql::Enum;
 
 /// Longest title, in characters.
 pub const TITLE_MAX: usize = 200;
@@ -11,79 +12,36 @@ pub const PRICE_MAX_CENTS: i64 = 100_000_000;
 /// Currencies a listing may be priced in.
 pub const CURRENCIES: &[&str] = &["EUR", "USD", "GBP", "CHF", "PLN", "SEK", "DKK", "CZK", "RON", "HUF"];
 
-/// A draft's lifecycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DraftStatus {
-    /// Being edited.
-    Draft,
-    /// Complete, may be published.
-    Ready,
-    /// Published to a marketplace.
-    Published,
-    /// Kept but hidden.
-    Archived,
-}
-
-impl DraftStatus {
-    /// Stored value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DraftStatus::Draft => "draft",
-            DraftStatus::Ready => "ready",
-            DraftStatus::Published => "published",
-            DraftStatus::Archived => "archived",
-        }
-    }
-
-    /// Parses the stored value.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "draft" => DraftStatus::Draft,
-            "ready" => DraftStatus::Ready,
-            "published" => DraftStatus::Published,
-            "archived" => DraftStatus::Archived,
-            _ => return None,
-        })
+vocabulary! {
+    /// A draft's lifecycle.
+    #[derive(Enum)]
+    pub enum DraftStatus as "draft status" {
+        /// Being edited.
+        Draft = "draft",
+        /// Complete, may be published.
+        Ready = "ready",
+        /// Published to a marketplace.
+        Published = "published",
+        /// Kept but hidden.
+        Archived = "archived",
     }
 }
 
-/// An item's condition, as marketplaces grade it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Condition {
-    /// New, tags attached.
-    NewWithTags,
-    /// New, no tags.
-    NewWithoutTags,
-    /// Barely worn.
-    VeryGood,
-    /// Worn, well kept.
-    Good,
-    /// Visibly worn.
-    Satisfactory,
-}
-
-impl Condition {
-    /// Stored value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Condition::NewWithTags => "new_with_tags",
-            Condition::NewWithoutTags => "new_without_tags",
-            Condition::VeryGood => "very_good",
-            Condition::Good => "good",
-            Condition::Satisfactory => "satisfactory",
-        }
-    }
-
-    /// Parses the stored value.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "new_with_tags" => Condition::NewWithTags,
-            "new_without_tags" => Condition::NewWithoutTags,
-            "very_good" => Condition::VeryGood,
-            "good" => Condition::Good,
-            "satisfactory" => Condition::Satisfactory,
-            _ => return None,
-        })
+vocabulary! {
+    /// An item's condition.
+    #[derive(Enum)]
+    #[graphql(name = "ItemCondition")]
+    pub enum Condition as "item condition" {
+        /// New, tags attached.
+        NewWithTags = "new_with_tags",
+        /// New, no tags.
+        NewWithoutTags = "new_without_tags",
+        /// Barely worn.
+        VeryGood = "very_good",
+        /// Worn, well kept.
+        Good = "good",
+        /// Visibly worn.
+        Satisfactory = "satisfactory",
     }
 }
 
@@ -200,7 +158,7 @@ mod tests {
         assert!(price_cents("p", PRICE_MAX_CENTS + 1).is_err());
         assert_eq!(currency("c", "eur").unwrap(), "EUR");
         assert!(currency("c", "XXX").is_err());
-        assert!(DraftStatus::parse("nope").is_none());
-        assert_eq!(Condition::parse("good"), Some(Condition::Good));
+        assert!(DraftStatus::parse("nope").is_err());
+        assert_eq!(Condition::parse("good"), Ok(Condition::Good));
     }
 }

@@ -1,98 +1,29 @@
-//! GraphQL adapters for drafts, and the draft loader.
+//! GraphQL adapters for drafts, the draft loader, and a photo's computed fields (its
+//! URL and its draft: drafts build on photos, so the reference runs this way).
 use super::{
-    domain::{self, Condition, DraftFields, DraftStatus as Status, Patch},
+    domain::{self, Condition as ItemCondition, DraftFields, DraftStatus, Patch},
     service::{self, DraftFilter},
 };
 use crate::{
-    db::{data, RequestScope},
+    auth::guards::{scope, SignedIn},
+    db::{data, RequestTx},
     error::{parse_id, AppError},
+    model::ApiScope,
     pagination::PageRequest,
-    photos::graphql::{Photo, PhotosLoader},
+    photos::{
+        graphql::{photos_of, Photo, PhotosLoader},
+        service::PhotoService,
+    },
 };
 use async_graphql::{
     connection::{Connection, Edge},
     dataloader::{DataLoader, HashMapCache, Loader},
-    Context, Enum, InputObject, MaybeUndefined, Object, Result, ID,
+    ComplexObject, Context, InputObject, MaybeUndefined, Object, Result, ID,
 };
 use chrono::{DateTime, Utc};
 use entity::drafts;
-use sea_orm::DatabaseTransaction;
 use std::{collections::HashMap, sync::Arc};
 use uuid::Uuid;
-
-/// A draft's lifecycle.
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
-pub enum DraftStatus {
-    /// Being edited.
-    Draft,
-    /// Complete, may be published.
-    Ready,
-    /// Published to a marketplace.
-    Published,
-    /// Kept but hidden.
-    Archived,
-}
-
-impl From<DraftStatus> for Status {
-    fn from(s: DraftStatus) -> Self {
-        match s {
-            DraftStatus::Draft => Status::Draft,
-            DraftStatus::Ready => Status::Ready,
-            DraftStatus::Published => Status::Published,
-            DraftStatus::Archived => Status::Archived,
-        }
-    }
-}
-
-impl From<Status> for DraftStatus {
-    fn from(s: Status) -> Self {
-        match s {
-            Status::Draft => DraftStatus::Draft,
-            Status::Ready => DraftStatus::Ready,
-            Status::Published => DraftStatus::Published,
-            Status::Archived => DraftStatus::Archived,
-        }
-    }
-}
-
-/// An item's condition.
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
-pub enum ItemCondition {
-    /// New, tags attached.
-    NewWithTags,
-    /// New, no tags.
-    NewWithoutTags,
-    /// Barely worn.
-    VeryGood,
-    /// Worn, well kept.
-    Good,
-    /// Visibly worn.
-    Satisfactory,
-}
-
-impl From<ItemCondition> for Condition {
-    fn from(c: ItemCondition) -> Self {
-        match c {
-            ItemCondition::NewWithTags => Condition::NewWithTags,
-            ItemCondition::NewWithoutTags => Condition::NewWithoutTags,
-            ItemCondition::VeryGood => Condition::VeryGood,
-            ItemCondition::Good => Condition::Good,
-            ItemCondition::Satisfactory => Condition::Satisfactory,
-        }
-    }
-}
-
-impl From<Condition> for ItemCondition {
-    fn from(c: Condition) -> Self {
-        match c {
-            Condition::NewWithTags => ItemCondition::NewWithTags,
-            Condition::NewWithoutTags => ItemCondition::NewWithoutTags,
-            Condition::VeryGood => ItemCondition::VeryGood,
-            Condition::Good => ItemCondition::Good,
-            Condition::Satisfactory => ItemCondition::Satisfactory,
-        }
-    }
-}
 
 /// A listing in preparation.
 pub struct Draft(pub drafts::Model);
@@ -129,7 +60,7 @@ impl Draft {
     }
     /// Condition.
     async fn condition(&self) -> Option<ItemCondition> {
-        self.0.condition.as_deref().and_then(Condition::parse).map(Into::into)
+        self.0.condition.as_deref().and_then(|c| ItemCondition::parse(c).ok())
     }
     /// Category.
     async fn category(&self) -> Option<&str> {
@@ -137,14 +68,12 @@ impl Draft {
     }
     /// Lifecycle status.
     async fn status(&self) -> Result<DraftStatus> {
-        Ok(Status::parse(&self.0.status)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("unknown draft status {:?}", self.0.status)))?
-            .into())
+        Ok(DraftStatus::parse(&self.0.status).map_err(anyhow::Error::from).map_err(AppError::Internal)?)
     }
     /// Confirmed photos, in order.
     async fn photos(&self, ctx: &Context<'_>) -> Result<Vec<Photo>> {
         let photos = data::<PhotosLoader>(ctx)?.load_one(self.0.id).await?;
-        Ok(photos.unwrap_or_default().into_iter().map(Photo).collect())
+        Ok(photos_of(photos.unwrap_or_default())?)
     }
     /// Creation time.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -160,14 +89,27 @@ impl Draft {
 pub type DraftLoader = DataLoader<DraftById, HashMapCache>;
 
 /// Drafts by id, batched: one query for every photo on a page.
-pub struct DraftById(pub Arc<DatabaseTransaction>);
+pub struct DraftById(pub RequestTx);
 
 impl Loader<Uuid> for DraftById {
     type Value = drafts::Model;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        Ok(service::by_ids(self.0.as_ref(), keys).await?.into_iter().map(|d| (d.id, d)).collect())
+        Ok(service::by_ids(&self.0, keys).await?.into_iter().map(|d| (d.id, d)).collect())
+    }
+}
+
+#[ComplexObject]
+impl Photo {
+    /// A download URL valid for 15 minutes, once confirmed.
+    async fn url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(data::<Arc<PhotoService>>(ctx)?.url(&self.model).await?)
+    }
+    /// The draft it belongs to.
+    async fn draft(&self, ctx: &Context<'_>) -> Result<Option<Draft>> {
+        let Some(id) = self.model.draft_id else { return Ok(None) };
+        Ok(data::<DraftLoader>(ctx)?.load_one(id).await?.map(Draft))
     }
 }
 
@@ -234,9 +176,9 @@ impl CreateDraftInput {
             currency: self.currency.map(|c| domain::currency("input.currency", &c)).transpose()?,
             brand: Patch::from(self.brand).try_map(|b| domain::label("input.brand", &b, 100))?,
             size: Patch::from(self.size).try_map(|s| domain::label("input.size", &s, 50))?,
-            condition: Patch::from(self.condition.map(Condition::from)),
+            condition: Patch::from(self.condition),
             category: Patch::from(self.category).try_map(|c| domain::label("input.category", &c, 100))?,
-            status: self.status.map(Into::into),
+            status: self.status,
         })
     }
 }
@@ -255,9 +197,9 @@ impl UpdateDraftInput {
             currency: self.currency.map(|c| domain::currency("input.currency", &c)).transpose()?,
             brand: patch(self.brand).try_map(|b| domain::label("input.brand", &b, 100))?,
             size: patch(self.size).try_map(|s| domain::label("input.size", &s, 50))?,
-            condition: patch(self.condition).try_map(|c| Ok(Condition::from(c)))?,
+            condition: patch(self.condition),
             category: patch(self.category).try_map(|c| domain::label("input.category", &c, 100))?,
-            status: self.status.map(Into::into),
+            status: self.status,
         })
     }
 }
@@ -275,6 +217,7 @@ pub struct DraftsQuery;
 #[Object]
 impl DraftsQuery {
     /// The caller's drafts, newest first; `first` is capped at 100.
+    #[graphql(guard = "scope(ApiScope::DraftsRead).and(SignedIn)")]
     async fn drafts(
         &self,
         ctx: &Context<'_>,
@@ -283,10 +226,10 @@ impl DraftsQuery {
         status: Option<DraftStatus>,
         search: Option<String>,
     ) -> Result<Connection<String, Draft>> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let page = PageRequest::parse(first, after.as_deref())?;
-        let filter = DraftFilter { status: status.map(Into::into), search };
-        let page = service::list(scope, page, &filter).await?;
+        let filter = DraftFilter { status, search };
+        let page = service::list(tx, page, &filter).await?;
         // Photos on this page point back at these drafts: seed the loader's cache.
         data::<DraftLoader>(ctx)?.feed_many(page.items.iter().map(|d| (d.id, d.clone()))).await;
         // Load the whole page's photos in one batch now, rather than trusting the
@@ -300,9 +243,10 @@ impl DraftsQuery {
     }
 
     /// One of the caller's drafts; null when absent or not yours.
+    #[graphql(guard = "scope(ApiScope::DraftsRead).on(&id).and(SignedIn)")]
     async fn draft(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Draft>> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(service::get(scope, parse_id("id", &id)?).await?.map(Draft))
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(service::get(tx, parse_id("id", &id)?).await?.map(Draft))
     }
 }
 
@@ -313,27 +257,31 @@ pub struct DraftsMutation;
 #[Object]
 impl DraftsMutation {
     /// Creates a draft.
+    #[graphql(guard = "scope(ApiScope::DraftsWrite).and(SignedIn)")]
     async fn create_draft(&self, ctx: &Context<'_>, input: CreateDraftInput) -> Result<Draft> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(Draft(service::create(scope, input.parse()?).await?))
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(Draft(service::create(tx, input.parse()?).await?))
     }
 
     /// Changes a draft's fields.
+    #[graphql(guard = "scope(ApiScope::DraftsWrite).on(&id).and(SignedIn)")]
     async fn update_draft(&self, ctx: &Context<'_>, id: ID, input: UpdateDraftInput) -> Result<Draft> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(Draft(service::update(scope, id, input.parse()?).await?))
+        Ok(Draft(service::update(tx, id, input.parse()?).await?))
     }
 
     /// Deletes a draft; `restoreDraft` brings it back within 30 days.
+    #[graphql(guard = "scope(ApiScope::DraftsWrite).on(&id).and(SignedIn)")]
     async fn delete_draft(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(service::delete(scope, parse_id("id", &id)?).await?)
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(service::delete(tx, parse_id("id", &id)?).await?)
     }
 
     /// Restores a draft deleted within the last 30 days.
+    #[graphql(guard = "scope(ApiScope::DraftsWrite).on(&id).and(SignedIn)")]
     async fn restore_draft(&self, ctx: &Context<'_>, id: ID) -> Result<Draft> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(Draft(service::restore(scope, parse_id("id", &id)?).await?))
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(Draft(service::restore(tx, parse_id("id", &id)?).await?))
     }
 }

@@ -3,7 +3,7 @@
 use super::domain::{DraftFields, DraftStatus, Patch};
 use crate::{
     activity::service::{self as activity, Entry},
-    db::RequestScope,
+    db::RequestTx,
     error::{AppError, AppResult},
     pagination::{self, Cursor, Page, PageRequest},
 };
@@ -29,8 +29,10 @@ pub struct DraftFilter {
 }
 
 /// Creates a draft for the caller; a title is required.
-pub async fn create(scope: &RequestScope, fields: DraftFields) -> AppResult<drafts::Model> {
-    let user_id = scope.require_user()?;
+///
+/// Errors: UNAUTHENTICATED; BAD_USER_INPUT (`input.title`); INTERNAL.
+pub async fn create(tx: &RequestTx, fields: DraftFields) -> AppResult<drafts::Model> {
+    let user_id = tx.user_id()?;
     let title = fields.title.clone().ok_or_else(|| AppError::bad_input("input.title", "is required"))?;
     let now = Utc::now();
     let mut model = drafts::ActiveModel {
@@ -44,69 +46,79 @@ pub async fn create(scope: &RequestScope, fields: DraftFields) -> AppResult<draf
         size: Set(None),
         condition: Set(None),
         category: Set(None),
-        status: Set(DraftStatus::Draft.as_str().into()),
+        status: Set(DraftStatus::Draft.as_str().to_owned()),
         deleted_at: Set(None),
         created_at: Set(now.into()),
         updated_at: Set(now.into()),
     };
     apply(&mut model, &fields);
-    let draft = model.insert(scope.tx.as_ref()).await?;
-    log(scope, "draft.create", draft.id, json!({ "title": draft.title })).await?;
+    let draft = model.insert(tx).await?;
+    log(tx, "draft.create", draft.id, json!({ "title": draft.title })).await?;
     Ok(draft)
 }
 
 /// Changes the given fields of one of the caller's drafts.
-pub async fn update(scope: &RequestScope, id: Uuid, fields: DraftFields) -> AppResult<drafts::Model> {
-    let draft = find_live(scope, id).await?.ok_or_else(not_found)?;
+///
+/// Errors: UNAUTHENTICATED; NOT_FOUND; INTERNAL.
+pub async fn update(tx: &RequestTx, id: Uuid, fields: DraftFields) -> AppResult<drafts::Model> {
+    let draft = find_live(tx, id).await?.ok_or_else(not_found)?;
     let mut model: drafts::ActiveModel = draft.into();
     apply(&mut model, &fields);
     model.updated_at = Set(Utc::now().into());
-    let draft = model.update(scope.tx.as_ref()).await?;
-    log(scope, "draft.update", draft.id, json!({ "fields": changed_names(&fields) })).await?;
+    let draft = model.update(tx).await?;
+    log(tx, "draft.update", draft.id, json!({ "fields": changed_names(&fields) })).await?;
     Ok(draft)
 }
 
 /// Soft-deletes a draft; it can be restored for `RESTORE_WINDOW_DAYS`.
-pub async fn delete(scope: &RequestScope, id: Uuid) -> AppResult<bool> {
-    let draft = find_live(scope, id).await?.ok_or_else(not_found)?;
+///
+/// Errors: UNAUTHENTICATED; NOT_FOUND; INTERNAL.
+pub async fn delete(tx: &RequestTx, id: Uuid) -> AppResult<bool> {
+    let draft = find_live(tx, id).await?.ok_or_else(not_found)?;
     let mut model: drafts::ActiveModel = draft.into();
     model.deleted_at = Set(Some(Utc::now().into()));
     model.updated_at = Set(Utc::now().into());
-    model.update(scope.tx.as_ref()).await?;
-    log(scope, "draft.delete", id, json!({})).await?;
+    model.update(tx).await?;
+    log(tx, "draft.delete", id, json!({})).await?;
     Ok(true)
 }
 
 /// Brings back a draft deleted within the restore window.
-pub async fn restore(scope: &RequestScope, id: Uuid) -> AppResult<drafts::Model> {
-    let user_id = scope.require_user()?;
+///
+/// Errors: UNAUTHENTICATED; NOT_FOUND; INTERNAL.
+pub async fn restore(tx: &RequestTx, id: Uuid) -> AppResult<drafts::Model> {
+    let user_id = tx.user_id()?;
     let cutoff = Utc::now() - chrono::Duration::days(RESTORE_WINDOW_DAYS);
     let draft = drafts::Entity::find()
         .filter(Column::UserId.eq(user_id))
         .filter(Column::Id.eq(id))
         .filter(Column::DeletedAt.gt(cutoff))
-        .one(scope.tx.as_ref())
+        .one(tx)
         .await?
         .ok_or_else(|| AppError::NotFound("no deleted draft with this id within the restore window".into()))?;
     let mut model: drafts::ActiveModel = draft.into();
     model.deleted_at = Set(None);
     model.updated_at = Set(Utc::now().into());
-    let draft = model.update(scope.tx.as_ref()).await?;
-    log(scope, "draft.restore", id, json!({})).await?;
+    let draft = model.update(tx).await?;
+    log(tx, "draft.restore", id, json!({})).await?;
     Ok(draft)
 }
 
 /// One of the caller's drafts, None when absent, deleted or another's.
-pub async fn get(scope: &RequestScope, id: Uuid) -> AppResult<Option<drafts::Model>> {
-    find_live(scope, id).await
+///
+/// Errors: UNAUTHENTICATED; INTERNAL.
+pub async fn get(tx: &RequestTx, id: Uuid) -> AppResult<Option<drafts::Model>> {
+    find_live(tx, id).await
 }
 
 /// A page of the caller's drafts, newest first.
-pub async fn list(scope: &RequestScope, page: PageRequest, filter: &DraftFilter) -> AppResult<Page<drafts::Model>> {
-    let user_id = scope.require_user()?;
+///
+/// Errors: UNAUTHENTICATED; INTERNAL.
+pub async fn list(tx: &RequestTx, page: PageRequest, filter: &DraftFilter) -> AppResult<Page<drafts::Model>> {
+    let user_id = tx.user_id()?;
     let mut q = drafts::Entity::find().filter(Column::UserId.eq(user_id)).filter(Column::DeletedAt.is_null());
     if let Some(status) = filter.status {
-        q = q.filter(Column::Status.eq(status.as_str()));
+        q = q.filter(Column::Status.eq(status));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
@@ -119,8 +131,7 @@ pub async fn list(scope: &RequestScope, page: PageRequest, filter: &DraftFilter)
     if let Some(after) = page.after {
         q = q.filter(pagination::after(Column::CreatedAt, Column::Id, after));
     }
-    let rows =
-        q.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(page.limit()).all(scope.tx.as_ref()).await?;
+    let rows = q.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(page.limit()).all(tx).await?;
     Ok(Page::from_rows(rows, &page))
 }
 
@@ -138,13 +149,13 @@ pub fn cursor(d: &drafts::Model) -> Cursor {
     Cursor { created_at: d.created_at.with_timezone(&Utc), id: d.id }
 }
 
-async fn find_live(scope: &RequestScope, id: Uuid) -> AppResult<Option<drafts::Model>> {
-    let user_id = scope.require_user()?;
+async fn find_live(tx: &RequestTx, id: Uuid) -> AppResult<Option<drafts::Model>> {
+    let user_id = tx.user_id()?;
     Ok(drafts::Entity::find()
         .filter(Column::UserId.eq(user_id))
         .filter(Column::Id.eq(id))
         .filter(Column::DeletedAt.is_null())
-        .one(scope.tx.as_ref())
+        .one(tx)
         .await?)
 }
 
@@ -208,14 +219,8 @@ fn changed_names(f: &DraftFields) -> Vec<&'static str> {
     names
 }
 
-async fn log(scope: &RequestScope, action: &str, id: Uuid, data: serde_json::Value) -> AppResult<()> {
-    let user_id = scope.require_user()?;
-    activity::record(
-        scope.tx.as_ref(),
-        &scope.meta,
-        Entry { user_id, actor_id: Some(user_id), action, subject_type: Some("draft"), subject_id: Some(id), data },
-    )
-    .await
+async fn log(tx: &RequestTx, action: &str, id: Uuid, data: serde_json::Value) -> AppResult<()> {
+    activity::record(tx, Entry::by_user(tx.user_id()?, action, Some(("draft", id)), data)).await
 }
 
 /// Escapes LIKE's wildcards in user text.

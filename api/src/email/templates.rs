@@ -1,12 +1,15 @@
-//! The text of each transactional e-mail. Links carry single-use tokens; the outbox
-//! row's `data` keeps only what a template needs, never a password.
+//! The text of each transactional e-mail (plain text, English, for now). Links carry
+//! single-use tokens, and the outbox row keeps the link, token included, in clear in
+//! `data` and in the body until delivery exists (issue 13 seals and erases them);
+//! passwords are never part of a message.
+use crate::model::{EmailTemplate, QuotaMetric};
 use serde_json::json;
 
 /// A rendered message.
 #[derive(Clone, Debug)]
 pub struct Message {
-    /// Template name, stored for delivery and metrics.
-    pub template: &'static str,
+    /// Which message it is (stored for delivery and metrics).
+    pub template: EmailTemplate,
     /// Subject line.
     pub subject: String,
     /// Plain-text body.
@@ -19,7 +22,7 @@ pub struct Message {
 pub fn verify_email(public_url: &str, token: &str) -> Message {
     let link = format!("{public_url}/verify-email?token={token}");
     Message {
-        template: "verify_email",
+        template: EmailTemplate::VerifyEmail,
         subject: "Confirm your e-mail address".into(),
         body: format!(
             "Welcome to Plinth.\n\nConfirm your e-mail address by opening this link within 48 hours:\n{link}\n\n\
@@ -33,7 +36,7 @@ pub fn verify_email(public_url: &str, token: &str) -> Message {
 pub fn reset_password(public_url: &str, token: &str) -> Message {
     let link = format!("{public_url}/reset-password?token={token}");
     Message {
-        template: "reset_password",
+        template: EmailTemplate::ResetPassword,
         subject: "Reset your Plinth password".into(),
         body: format!(
             "Someone asked to reset the password of your Plinth account.\n\nOpen this link within one hour to \
@@ -46,7 +49,7 @@ pub fn reset_password(public_url: &str, token: &str) -> Message {
 /// Tells the owner that the password changed.
 pub fn password_changed() -> Message {
     Message {
-        template: "password_changed",
+        template: EmailTemplate::PasswordChanged,
         subject: "Your Plinth password was changed".into(),
         body: "The password of your Plinth account was just changed, and your other sessions were signed out.\n\n\
                If it was not you, reset your password now and contact support."
@@ -56,32 +59,32 @@ pub fn password_changed() -> Message {
 }
 
 /// A billing message: what happened to the subscription, in the user's words.
-pub fn billing(template: &'static str, plan: &str, detail: &str) -> Message {
+pub fn billing(template: EmailTemplate, plan: &str, detail: &str) -> Message {
     let (subject, body) = match template {
-        "subscription_started" => (
+        EmailTemplate::SubscriptionStarted => (
             format!("Welcome to Plinth {plan}"),
             format!("Your {plan} subscription is active. {detail}\n\nInvoices are in your dashboard."),
         ),
-        "trial_ending" => (
+        EmailTemplate::TrialEnding => (
             "Your Plinth trial ends soon".to_owned(),
             format!("Your {plan} trial ends {detail}. Add a payment method in the billing portal to keep your plan."),
         ),
-        "payment_failed" => (
+        EmailTemplate::PaymentFailed => (
             "Your Plinth payment failed".to_owned(),
             format!("We could not charge your payment method for {plan}. {detail}\n\nUpdate it in the billing portal."),
         ),
-        "suspended" => (
+        EmailTemplate::Suspended => (
             "Your Plinth subscription is suspended".to_owned(),
             format!(
                 "Your {plan} subscription is suspended: scans, preparations and publishing are paused. \
                  Your data stays readable. {detail}"
             ),
         ),
-        "reactivated" => (
+        EmailTemplate::Reactivated => (
             "Your Plinth subscription is active again".to_owned(),
             format!("Thank you: your {plan} subscription is active again. {detail}"),
         ),
-        "receipt" => {
+        EmailTemplate::Receipt => {
             (format!("Your Plinth receipt {detail}"), format!("We received your payment for {plan}. Invoice {detail}."))
         }
         _ => (format!("Plinth {plan}"), detail.to_owned()),
@@ -90,12 +93,12 @@ pub fn billing(template: &'static str, plan: &str, detail: &str) -> Message {
 }
 
 /// A quota threshold reached (80% or 100% of a period's allowance).
-pub fn quota(metric: &str, threshold: i64, used: i64, limit: i64) -> Message {
-    let what = metric.replace('_', " ");
+pub fn quota(metric: QuotaMetric, threshold: i64, used: i64, limit: i64) -> Message {
+    let what = metric.as_str().replace('_', " ");
     let (template, subject) = if threshold >= 100 {
-        ("quota_reached", format!("You have used all your {what} for this period"))
+        (EmailTemplate::QuotaReached, format!("You have used all your {what} for this period"))
     } else {
-        ("quota_warning", format!("You have used {threshold}% of your {what}"))
+        (EmailTemplate::QuotaWarning, format!("You have used {threshold}% of your {what}"))
     };
     Message {
         template,

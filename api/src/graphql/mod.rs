@@ -1,16 +1,21 @@
 //! Schema assembly only: each domain owns its roots, merged here, with the limits that
-//! keep one request from costing the server arbitrarily much.
+//! keep one request from costing the server arbitrarily much, and the per-request data
+//! (the caller, its transaction, its DataLoaders).
+pub mod execute;
+
 use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     activity::graphql::ActivityQuery,
-    api_tokens::graphql::{ApiScopeGuard, ApiTokensMutation, ApiTokensQuery, RequestVariables},
-    billing::graphql::{BillingMutation, BillingQuery, NotificationsSubscription},
+    api_tokens::graphql::{ApiTokensMutation, ApiTokensQuery},
+    billing::graphql::{BillingMutation, BillingQuery},
     dashboard::graphql::DashboardQuery,
-    db::RequestScope,
+    db::RequestTx,
     drafts::graphql::{DraftById, DraftsMutation, DraftsQuery},
     jobs::graphql::{JobsMutation, JobsQuery, JobsSubscription, LogsByJob},
     marketplace::graphql::{MarketplaceMutation, MarketplaceQuery},
+    notifications::graphql::{NotificationsMutation, NotificationsQuery, NotificationsSubscription},
     photos::graphql::{PhotosByDraft, PhotosMutation, PhotosQuery},
+    plans::graphql::PlansQuery,
     quotas::graphql::QuotasQuery,
 };
 use async_graphql::{
@@ -19,6 +24,7 @@ use async_graphql::{
 };
 
 /// Every domain's queries.
+// In the order of the published SDL.
 #[derive(MergedObject, Default)]
 pub struct Query(
     AccountsQuery,
@@ -28,7 +34,9 @@ pub struct Query(
     ActivityQuery,
     DashboardQuery,
     JobsQuery,
+    PlansQuery,
     BillingQuery,
+    NotificationsQuery,
     QuotasQuery,
     ApiTokensQuery,
 );
@@ -42,6 +50,7 @@ pub struct Mutation(
     MarketplaceMutation,
     JobsMutation,
     BillingMutation,
+    NotificationsMutation,
     ApiTokensMutation,
 );
 
@@ -63,8 +72,7 @@ pub fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, Subscripti
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
-        .limit_directives(16)
-        .extension(ApiScopeGuard);
+        .limit_directives(16);
     if introspection {
         builder
     } else {
@@ -77,15 +85,13 @@ pub fn sdl() -> String {
     builder(true).finish().sdl()
 }
 
-/// Attaches a request's scope and its DataLoaders. Loaders are created per request,
-/// inside its transaction, so batching never mixes tenants and RLS applies to them.
-pub fn with_scope(request: Request, scope: RequestScope) -> Request {
-    let tx = scope.tx.clone();
-    let variables = RequestVariables(request.variables.clone());
+/// Attaches a request's caller, transaction and DataLoaders. Loaders are created per
+/// request, on its transaction, so batching never mixes tenants and RLS applies to them.
+pub fn with_request(request: Request, tx: RequestTx) -> Request {
     request
-        .data(variables)
+        .data(tx.principal().clone())
         .data(DataLoader::with_cache(PhotosByDraft(tx.clone()), tokio::spawn, HashMapCache::default()))
         .data(DataLoader::with_cache(DraftById(tx.clone()), tokio::spawn, HashMapCache::default()))
-        .data(DataLoader::with_cache(LogsByJob(tx), tokio::spawn, HashMapCache::default()))
-        .data(scope)
+        .data(DataLoader::with_cache(LogsByJob(tx.clone()), tokio::spawn, HashMapCache::default()))
+        .data(tx)
 }

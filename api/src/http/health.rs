@@ -1,7 +1,6 @@
 //! Liveness and readiness.
 use super::HttpState;
 use poem::{handler, http::StatusCode, web::Data, IntoResponse};
-use sea_orm::ConnectionTrait;
 use std::sync::Arc;
 
 /// 200 while the process runs.
@@ -13,7 +12,7 @@ pub async fn healthz() -> &'static str {
 /// 200 only when the database answers.
 #[handler]
 pub async fn readyz(Data(state): Data<&Arc<HttpState>>) -> impl IntoResponse {
-    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.pool.execute_unprepared("SELECT 1")).await;
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), crate::db::ping(&state.pool)).await;
     match ping {
         Ok(Ok(_)) => (StatusCode::OK, "ready"),
         Ok(Err(e)) => {

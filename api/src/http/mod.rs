@@ -7,8 +7,9 @@ pub mod storage;
 pub mod webhooks;
 pub mod ws;
 
-use crate::{auth::tokens::TokenService, config::Config, graphql::AppSchema, storage::Storage};
-use metrics::Metrics;
+use crate::{
+    auth::tokens::TokenService, config::Config, graphql::execute::Executor, metrics::Metrics, storage::Storage,
+};
 use poem::{
     get,
     http::{HeaderValue, StatusCode},
@@ -20,11 +21,11 @@ use tracing::Instrument;
 
 /// What the handlers share.
 pub struct HttpState {
-    /// The GraphQL schema, with its process-wide data.
-    pub schema: AppSchema,
-    /// Verifies access tokens.
+    /// Executes GraphQL requests (and holds the schema).
+    pub executor: Executor,
+    /// Verifies access tokens (WebSocket `connection_init`).
     pub tokens: Arc<TokenService>,
-    /// The runtime pool.
+    /// The runtime pool (readiness, pool metrics).
     pub pool: DatabaseConnection,
     /// Configuration.
     pub config: Arc<Config>,
@@ -32,12 +33,10 @@ pub struct HttpState {
     pub metrics: Metrics,
     /// The object store (its local variant is served by `/storage`).
     pub storage: Arc<Storage>,
-    /// Live events.
+    /// Live events (WebSocket revocations).
     pub bus: Arc<crate::events::EventBus>,
     /// Billing (Stripe webhooks).
     pub billing: Arc<crate::billing::service::BillingService>,
-    /// Per-plan request rates (Redis, or in-process).
-    pub limiter: Arc<crate::ratelimit::RateLimiter>,
 }
 
 /// Per-request id, set by the middleware and read by handlers.

@@ -2,7 +2,7 @@
 //! signature; 200 once the event is durably recorded, a redelivery included; 500 for
 //! our own failures, so Stripe delivers again.
 use super::HttpState;
-use crate::billing::service::{WebhookError, WebhookOutcome};
+use crate::billing::webhook::{WebhookError, WebhookOutcome};
 use poem::{handler, http::StatusCode, web::Data, Body, IntoResponse, Request, Response};
 use std::sync::Arc;
 

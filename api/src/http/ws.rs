@@ -7,8 +7,9 @@
 //! with 4403 when its session is revoked.
 use super::HttpState;
 use crate::{
-    auth::{principal_from_authorization, tokens::TokenService},
+    auth::{authenticate, tokens::TokenService},
     events::Event,
+    model::ApiScope,
     principal::Principal,
 };
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
@@ -61,7 +62,7 @@ pub async fn graphql_ws(
             let _ = sink.send(close(4401, "Unauthorized")).await;
             return;
         };
-        let principal = match principal_from_authorization(&state.tokens, authorization(&payload)) {
+        let principal = match authenticate(&state.tokens, authorization(&payload)) {
             Ok(p) => p,
             Err(_) => {
                 let _ = sink.send(close(4403, "Forbidden")).await;
@@ -70,7 +71,7 @@ pub async fn graphql_ws(
         };
         // An API token on a socket may only follow jobs, and only with jobs:read.
         if let Some(api) = principal.claims().and_then(|c| c.api.as_ref()) {
-            if state.tokens.authorize_api(api, "jobs:read", "jobUpdated", None).is_err() {
+            if state.tokens.authorize_api(api, ApiScope::JobsRead, "jobUpdated", None).is_err() {
                 let _ = sink.send(close(4403, "Forbidden")).await;
                 return;
             }
@@ -83,7 +84,7 @@ pub async fn graphql_ws(
 
         let (out_tx, mut out_rx) = futures_channel::mpsc::channel::<Message>(OUTGOING_BUFFER);
         let replay = futures_util::stream::once(async move { Ok(first) }).chain(stream);
-        let serve = GraphQLWebSocket::new_with_pair(out_tx, replay, state.schema.clone(), protocol)
+        let serve = GraphQLWebSocket::new_with_pair(out_tx, replay, state.executor.schema.clone(), protocol)
             .on_connection_init(move |_| async move { Ok(data) })
             .on_ping(move |_, payload| {
                 let reauth = reauth.clone();
@@ -141,7 +142,7 @@ struct Reauth {
 impl Reauth {
     fn apply(&self, payload: Option<&serde_json::Value>) {
         let Some(header) = payload.and_then(|p| p.as_object()).and_then(authorization) else { return };
-        match principal_from_authorization(&self.tokens, Some(header)) {
+        match authenticate(&self.tokens, Some(header)) {
             Ok(Principal::User(claims)) if Some(claims.user_id) == self.user_id => {
                 let _ = self.expiry.send(Some(claims.expires_at));
             }

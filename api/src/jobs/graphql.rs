@@ -2,9 +2,11 @@
 //! `jobUpdated` subscription.
 use super::service::{self, Claimed, JobFilter, QueueSettings};
 use crate::{
-    db::{self, data, RequestMeta, RequestScope},
+    auth::guards::{scope, ActiveSubscription, NoApiTokens, SignedIn, UserOrWorker, WorkerOnly},
+    db::{data, live, RequestTx},
     error::{parse_id, AppError},
     events::{Event, EventBus},
+    model::{ApiScope, JobKind, JobStatus},
     pagination::PageRequest,
     photos::service::PhotoService,
     principal::Principal,
@@ -12,64 +14,13 @@ use crate::{
 use async_graphql::{
     connection::{Connection, Edge},
     dataloader::{DataLoader, HashMapCache, Loader},
-    Context, Enum, InputObject, Json, Object, Result, SimpleObject, Subscription, ID,
+    Context, InputObject, Json, Object, Result, SimpleObject, Subscription, ID,
 };
 use chrono::{DateTime, Utc};
 use entity::{job_logs, jobs};
-use futures_util::Stream;
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use futures_util::{Stream, StreamExt};
 use std::{collections::HashMap, sync::Arc};
-use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
-
-/// What a job does.
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
-pub enum JobKind {
-    /// Read photos; record dimensions and hashes.
-    Scan,
-    /// Fill a draft from its photos.
-    Prepare,
-    /// Publish a draft.
-    Publish,
-}
-
-impl JobKind {
-    /// Stored value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Scan => "scan",
-            JobKind::Prepare => "prepare",
-            JobKind::Publish => "publish",
-        }
-    }
-}
-
-/// Where a job is in its life.
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
-pub enum JobStatus {
-    /// Waiting for a worker.
-    Queued,
-    /// Held by a worker.
-    Running,
-    /// Done.
-    Succeeded,
-    /// Out of attempts.
-    Failed,
-    /// Canceled by its owner.
-    Canceled,
-}
-
-impl JobStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Succeeded => "succeeded",
-            JobStatus::Failed => "failed",
-            JobStatus::Canceled => "canceled",
-        }
-    }
-}
 
 /// A job.
 pub struct Job {
@@ -92,23 +43,11 @@ impl Job {
     }
     /// What it does.
     async fn kind(&self) -> Result<JobKind> {
-        Ok(match self.model.kind.as_str() {
-            "scan" => JobKind::Scan,
-            "prepare" => JobKind::Prepare,
-            "publish" => JobKind::Publish,
-            other => return Err(AppError::Internal(anyhow::anyhow!("unknown job kind {other:?}")).into()),
-        })
+        Ok(service::kind_of(&self.model)?)
     }
     /// Where it is in its life.
     async fn status(&self) -> Result<JobStatus> {
-        Ok(match self.model.status.as_str() {
-            "queued" => JobStatus::Queued,
-            "running" => JobStatus::Running,
-            "succeeded" => JobStatus::Succeeded,
-            "failed" => JobStatus::Failed,
-            "canceled" => JobStatus::Canceled,
-            other => return Err(AppError::Internal(anyhow::anyhow!("unknown job status {other:?}")).into()),
-        })
+        Ok(service::status_of(&self.model)?)
     }
     /// Progress, 0 to 1.
     async fn progress(&self) -> f64 {
@@ -197,7 +136,7 @@ impl From<job_logs::Model> for JobLog {
 pub type LogsLoader = DataLoader<LogsByJob, HashMapCache>;
 
 /// Logs of jobs, batched.
-pub struct LogsByJob(pub Arc<DatabaseTransaction>);
+pub struct LogsByJob(pub RequestTx);
 
 impl Loader<Uuid> for LogsByJob {
     type Value = Vec<job_logs::Model>;
@@ -205,7 +144,7 @@ impl Loader<Uuid> for LogsByJob {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         let mut map: HashMap<Uuid, Vec<job_logs::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
-        for line in service::logs_of(self.0.as_ref(), keys).await? {
+        for line in service::logs_of(&self.0, keys).await? {
             map.entry(line.job_id).or_default().push(line);
         }
         Ok(map)
@@ -230,6 +169,7 @@ pub struct JobsQuery;
 #[Object]
 impl JobsQuery {
     /// The caller's jobs, newest first; `first` is capped at 100.
+    #[graphql(guard = "scope(ApiScope::JobsRead).and(SignedIn)")]
     async fn jobs(
         &self,
         ctx: &Context<'_>,
@@ -238,10 +178,8 @@ impl JobsQuery {
         status: Option<JobStatus>,
         kind: Option<JobKind>,
     ) -> Result<Connection<String, Job>> {
-        let scope = data::<RequestScope>(ctx)?;
-        let filter =
-            JobFilter { status: status.map(|s| s.as_str().to_owned()), kind: kind.map(|k| k.as_str().to_owned()) };
-        let page = service::list(scope, PageRequest::parse(first, after.as_deref())?, &filter).await?;
+        let tx = data::<RequestTx>(ctx)?;
+        let page = service::list(tx, PageRequest::parse(first, after.as_deref())?, &JobFilter { status, kind }).await?;
         if ctx.look_ahead().field("edges").field("node").field("logs").exists() {
             data::<LogsLoader>(ctx)?.load_many(page.items.iter().map(|j| j.id)).await?;
         }
@@ -251,12 +189,10 @@ impl JobsQuery {
     }
 
     /// One of the caller's jobs (a worker: one it holds); null when absent or not yours.
+    #[graphql(guard = "scope(ApiScope::JobsRead).on(&id).and(UserOrWorker)")]
     async fn job(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Job>> {
-        let scope = data::<RequestScope>(ctx)?;
-        if matches!(scope.principal, Principal::Anonymous) {
-            return Err(AppError::Unauthenticated("sign in to do this".into()).into());
-        }
-        Ok(service::get(scope, parse_id("id", &id)?).await?.map(Job::from))
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(service::get(tx, parse_id("id", &id)?).await?.map(Job::from))
     }
 }
 
@@ -267,31 +203,34 @@ pub struct JobsMutation;
 #[Object]
 impl JobsMutation {
     /// Queues a job.
+    #[graphql(guard = "scope(ApiScope::JobsWrite).and(ActiveSubscription)")]
     async fn create_job(&self, ctx: &Context<'_>, input: CreateJobInput) -> Result<Job> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let draft_id = input.draft_id.map(|d| parse_id("input.draftId", &d)).transpose()?;
-        Ok(service::create(scope, input.kind.as_str(), draft_id, input.max_attempts).await?.into())
+        Ok(service::create(tx, input.kind, draft_id, input.max_attempts).await?.into())
     }
 
     /// Cancels a job: a queued one at once, a running one at its worker's next report.
+    #[graphql(guard = "scope(ApiScope::JobsWrite).on(&id).and(SignedIn)")]
     async fn cancel_job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(service::cancel(scope, parse_id("id", &id)?).await?.into())
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(service::cancel(tx, parse_id("id", &id)?).await?.into())
     }
 
     /// Workers: claims one due job of these kinds; null when none is due.
+    #[graphql(guard = "NoApiTokens.and(WorkerOnly)")]
     async fn claim_job(&self, ctx: &Context<'_>, kinds: Vec<JobKind>) -> Result<Option<Job>> {
-        let scope = data::<RequestScope>(ctx)?;
-        let kinds: Vec<String> = kinds.iter().map(|k| k.as_str().to_owned()).collect();
+        let tx = data::<RequestTx>(ctx)?;
         let photos = data::<Arc<PhotoService>>(ctx)?;
         let settings = *data::<QueueSettings>(ctx)?;
-        Ok(service::claim(scope, photos, settings, &kinds)
+        Ok(service::claim(tx, photos, settings, &kinds)
             .await?
             .map(|Claimed { job, input }| Job { model: job, input: Some(input) }))
     }
 
     /// Workers: reports progress (0 to 1) and extends the lease. A CANCELED job in the
     /// answer means: stop.
+    #[graphql(guard = "NoApiTokens.and(WorkerOnly)")]
     async fn report_job_progress(
         &self,
         ctx: &Context<'_>,
@@ -299,21 +238,23 @@ impl JobsMutation {
         progress: f64,
         message: Option<String>,
     ) -> Result<Job> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let settings = *data::<QueueSettings>(ctx)?;
-        Ok(service::report_progress(scope, settings, parse_id("id", &id)?, progress, message.as_deref()).await?.into())
+        Ok(service::report_progress(tx, settings, parse_id("id", &id)?, progress, message.as_deref()).await?.into())
     }
 
     /// Workers: completes a job with its result.
+    #[graphql(guard = "NoApiTokens.and(WorkerOnly)")]
     async fn complete_job(&self, ctx: &Context<'_>, id: ID, result: Option<Json<serde_json::Value>>) -> Result<Job> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(service::complete(scope, parse_id("id", &id)?, result.map(|r| r.0)).await?.into())
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(service::complete(tx, parse_id("id", &id)?, result.map(|r| r.0)).await?.into())
     }
 
     /// Workers: fails the current attempt; retried with backoff while attempts remain.
+    #[graphql(guard = "NoApiTokens.and(WorkerOnly)")]
     async fn fail_job(&self, ctx: &Context<'_>, id: ID, error: String) -> Result<Job> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(service::fail(scope, parse_id("id", &id)?, &error).await?.into())
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(service::fail(tx, parse_id("id", &id)?, &error).await?.into())
     }
 }
 
@@ -325,59 +266,22 @@ pub struct JobsSubscription;
 impl JobsSubscription {
     /// Every change of one job (`id`), or of all the caller's jobs. Each event is read
     /// again in the subscriber's own transaction before it is sent.
+    #[graphql(guard = "scope(ApiScope::JobsRead).and(SignedIn)")]
     async fn job_updated(&self, ctx: &Context<'_>, id: Option<ID>) -> Result<impl Stream<Item = Result<Job>>> {
         let principal = data::<Principal>(ctx)?.clone();
-        let Some(user_id) = principal.user_id() else {
-            return Err(AppError::Unauthenticated("sign in to follow jobs".into()).into());
-        };
+        let user_id = principal.user_id();
         let only = id.map(|i| parse_id("id", &i)).transpose()?;
-        let rx = data::<Arc<EventBus>>(ctx)?.subscribe();
-        let pool = data::<DatabaseConnection>(ctx)?.clone();
-        let timeout = data::<Arc<crate::config::Config>>(ctx)?.statement_timeout_ms;
-        let state = (rx, pool, principal, false);
-        Ok(futures_util::stream::unfold(state, move |(mut rx, pool, principal, done)| async move {
-            if done {
-                return None;
+        let reader = data::<live::LiveSource>(ctx)?.reader(principal);
+        // Routing is a shortcut; the re-read is the guarantee.
+        let route = move |e: &Event| match e {
+            Event::JobChanged { user_id: owner, job_id }
+                if Some(*owner) == user_id && only.is_none_or(|o| o == *job_id) =>
+            {
+                Some(*job_id)
             }
-            loop {
-                match rx.recv().await {
-                    Ok(Event::JobChanged { user_id: owner, job_id }) => {
-                        // Routing is a shortcut; the re-read below is the guarantee.
-                        if owner != user_id || only.is_some_and(|o| o != job_id) {
-                            continue;
-                        }
-                        match read_job(&pool, &principal, timeout, job_id).await {
-                            Ok(Some(job)) => return Some((Ok(job), (rx, pool, principal, false))),
-                            Ok(None) => continue,
-                            Err(e) => return Some((Err(e.into()), (rx, pool, principal, true))),
-                        }
-                    }
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::info!(missed = n, "a slow subscriber was dropped");
-                        let e = AppError::RateLimited { retry_after_secs: 1 };
-                        return Some((Err(e.into()), (rx, pool, principal, true)));
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-        }))
+            _ => None,
+        };
+        let read = |tx: RequestTx, id| async move { service::get(&tx, id).await.map(|j| j.map(Job::from)) };
+        Ok(live::follow(data::<Arc<EventBus>>(ctx)?, reader, route, read).map(|r| r.map_err(Into::into)))
     }
-}
-
-/// Reads a job in a fresh transaction as the subscriber.
-async fn read_job(
-    pool: &DatabaseConnection,
-    principal: &Principal,
-    timeout_ms: u64,
-    id: Uuid,
-) -> Result<Option<Job>, AppError> {
-    let tx = Arc::new(db::begin(pool, principal, timeout_ms).await?);
-    let scope = RequestScope::new(tx.clone(), principal.clone(), RequestMeta::default());
-    let job = service::get(&scope, id).await;
-    drop(scope);
-    if let Ok(tx) = Arc::try_unwrap(tx) {
-        tx.rollback().await?;
-    }
-    Ok(job?.map(Job::from))
 }

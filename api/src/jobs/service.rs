@@ -2,15 +2,16 @@
 //! Workers claim through `priv.claim_job` (the only cross-tenant path), then see and
 //! update only the jobs they hold; a job's effects on the owner's data are applied
 //! here, acting as the owner, when its worker completes it.
+use super::store;
 use crate::{
     activity::service::{self as activity, Entry},
-    db::{self, RequestScope},
+    db::RequestTx,
     drafts::service as drafts,
     error::{AppError, AppResult},
     events::Event,
+    model::{JobKind, JobStatus, Role},
     pagination::{self, Cursor, Page, PageRequest},
-    photos::service::PhotoService,
-    principal::Role,
+    photos::{domain::PhotoStatus, service::PhotoService},
     quotas::service as quotas,
 };
 use chrono::Utc;
@@ -19,16 +20,11 @@ use entity::{
     jobs::{self, Column},
     photos,
 };
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    Statement,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::{json, Value};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Kinds of job, as stored.
-pub const KINDS: &[&str] = &["scan", "prepare", "publish"];
 /// Longest log line or error kept.
 const TEXT_MAX: usize = 2000;
 
@@ -43,42 +39,44 @@ pub struct QueueSettings {
 #[derive(Clone, Debug, Default)]
 pub struct JobFilter {
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<JobStatus>,
     /// Only this kind.
-    pub kind: Option<String>,
+    pub kind: Option<JobKind>,
 }
 
 /// Queues a job for the caller. PREPARE and PUBLISH need a draft; SCAN without a draft
-/// scans every confirmed photo of the caller.
+/// scans every confirmed photo of the caller. SCAN and PREPARE consume their counter.
+///
+/// Errors: SUBSCRIPTION_INACTIVE; BAD_USER_INPUT (`input.draftId`,
+/// `input.maxAttempts`); NOT_FOUND (the draft); QUOTA_EXCEEDED; INTERNAL.
 pub async fn create(
-    scope: &RequestScope,
-    kind: &str,
+    tx: &RequestTx,
+    kind: JobKind,
     draft_id: Option<Uuid>,
     max_attempts: Option<i32>,
 ) -> AppResult<jobs::Model> {
-    let user_id = scope.require_active()?;
-    if kind != "scan" && draft_id.is_none() {
-        return Err(AppError::bad_input("input.draftId", format!("is required for a {} job", kind.to_uppercase())));
+    let user_id = tx.active_user_id()?;
+    if kind != JobKind::Scan && draft_id.is_none() {
+        let name = kind.as_str().to_uppercase();
+        return Err(AppError::bad_input("input.draftId", format!("is required for a {name} job")));
     }
     if let Some(d) = draft_id {
-        drafts::get(scope, d).await?.ok_or_else(|| AppError::NotFound("draft not found".into()))?;
+        drafts::get(tx, d).await?.ok_or_else(|| AppError::NotFound("draft not found".into()))?;
     }
     let max_attempts = max_attempts.unwrap_or(3);
     if !(1..=20).contains(&max_attempts) {
         return Err(AppError::bad_input("input.maxAttempts", "must be between 1 and 20"));
     }
     // Charged inside this transaction: a request that fails later is not charged.
-    match kind {
-        "scan" => quotas::consume(scope, "scans", 1).await?,
-        "prepare" => quotas::consume(scope, "preparations", 1).await?,
-        _ => {}
+    if let Some(metric) = kind.metric() {
+        quotas::consume(tx, metric, 1).await?;
     }
     let now = Utc::now();
     let job = jobs::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
-        kind: Set(kind.to_owned()),
-        status: Set("queued".into()),
+        kind: Set(kind.as_str().to_owned()),
+        status: Set(JobStatus::Queued.as_str().to_owned()),
         draft_id: Set(draft_id),
         progress: Set(0.0),
         message: Set(None),
@@ -95,58 +93,77 @@ pub async fn create(
         updated_at: Set(now.into()),
         finished_at: Set(None),
     }
-    .insert(scope.tx.as_ref())
+    .insert(tx)
     .await?;
-    log_activity(scope, user_id, "job.create", job.id, json!({ "kind": kind })).await?;
-    scope.emit(Event::JobChanged { user_id, job_id: job.id });
+    log_activity(tx, user_id, "job.create", job.id, json!({ "kind": kind })).await?;
+    tx.emit(Event::JobChanged { user_id, job_id: job.id });
     Ok(job)
 }
 
 /// Cancels a job: a queued one at once; a running one when its worker next reports.
-pub async fn cancel(scope: &RequestScope, id: Uuid) -> AppResult<jobs::Model> {
-    let user_id = scope.require_user()?;
-    let job = get(scope, id).await?.ok_or_else(not_found)?;
+///
+/// Errors: UNAUTHENTICATED; NOT_FOUND; CONFLICT (already ended); INTERNAL.
+pub async fn cancel(tx: &RequestTx, id: Uuid) -> AppResult<jobs::Model> {
+    let user_id = tx.user_id()?;
+    let job = get(tx, id).await?.ok_or_else(not_found)?;
     let mut model: jobs::ActiveModel = job.clone().into();
-    match job.status.as_str() {
-        "queued" => {
-            model.status = Set("canceled".into());
+    match status_of(&job)? {
+        JobStatus::Queued => {
+            model.status = Set(JobStatus::Canceled.as_str().to_owned());
             model.finished_at = Set(Some(Utc::now().into()));
         }
-        "running" => model.cancel_requested = Set(true),
+        JobStatus::Running => model.cancel_requested = Set(true),
         _ => return Err(AppError::Conflict(format!("the job is already {}", job.status))),
     }
     model.updated_at = Set(Utc::now().into());
-    let job = model.update(scope.tx.as_ref()).await?;
-    log_activity(scope, user_id, "job.cancel", id, json!({})).await?;
-    scope.emit(Event::JobChanged { user_id, job_id: id });
+    let job = model.update(tx).await?;
+    log_activity(tx, user_id, "job.cancel", id, json!({})).await?;
+    tx.emit(Event::JobChanged { user_id, job_id: id });
     Ok(job)
 }
 
 /// One of the caller's jobs (or, for a worker, one it holds).
-pub async fn get(scope: &RequestScope, id: Uuid) -> AppResult<Option<jobs::Model>> {
+///
+/// Errors: INTERNAL.
+pub async fn get(tx: &RequestTx, id: Uuid) -> AppResult<Option<jobs::Model>> {
     let mut q = jobs::Entity::find().filter(Column::Id.eq(id));
-    if let Some(user_id) = scope.principal.user_id() {
+    if let Some(user_id) = tx.principal().user_id() {
         q = q.filter(Column::UserId.eq(user_id));
     }
-    Ok(q.one(scope.tx.as_ref()).await?)
+    Ok(q.one(tx).await?)
 }
 
 /// A page of the caller's jobs, newest first.
-pub async fn list(scope: &RequestScope, page: PageRequest, filter: &JobFilter) -> AppResult<Page<jobs::Model>> {
-    let user_id = scope.require_user()?;
+///
+/// Errors: UNAUTHENTICATED; INTERNAL.
+pub async fn list(tx: &RequestTx, page: PageRequest, filter: &JobFilter) -> AppResult<Page<jobs::Model>> {
+    let user_id = tx.user_id()?;
     let mut q = jobs::Entity::find().filter(Column::UserId.eq(user_id));
-    if let Some(s) = &filter.status {
-        q = q.filter(Column::Status.eq(s.as_str()));
+    if let Some(s) = filter.status {
+        q = q.filter(Column::Status.eq(s));
     }
-    if let Some(k) = &filter.kind {
-        q = q.filter(Column::Kind.eq(k.as_str()));
+    if let Some(k) = filter.kind {
+        q = q.filter(Column::Kind.eq(k));
     }
     if let Some(c) = page.after {
         q = q.filter(pagination::after(Column::CreatedAt, Column::Id, c));
     }
-    let rows =
-        q.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(page.limit()).all(scope.tx.as_ref()).await?;
+    let rows = q.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(page.limit()).all(tx).await?;
     Ok(Page::from_rows(rows, &page))
+}
+
+/// A stored job's status.
+///
+/// Errors: INTERNAL when the row holds a status outside the vocabulary.
+pub fn status_of(job: &jobs::Model) -> AppResult<JobStatus> {
+    JobStatus::parse(&job.status).map_err(|e| AppError::Internal(e.into()))
+}
+
+/// A stored job's kind.
+///
+/// Errors: INTERNAL when the row holds a kind outside the vocabulary.
+pub fn kind_of(job: &jobs::Model) -> AppResult<JobKind> {
+    JobKind::parse(&job.kind).map_err(|e| AppError::Internal(e.into()))
 }
 
 /// The cursor of a job in the list order.
@@ -174,59 +191,56 @@ pub struct Claimed {
 }
 
 /// Claims one due job of `kinds` (those the worker's token allows) for the worker.
+///
+/// Errors: FORBIDDEN (not a worker, or none of the kinds allowed); INTERNAL.
 pub async fn claim(
-    scope: &RequestScope,
+    tx: &RequestTx,
     photos: &PhotoService,
     settings: QueueSettings,
-    kinds: &[String],
+    kinds: &[JobKind],
 ) -> AppResult<Option<Claimed>> {
-    let worker = scope.require_worker()?;
-    let allowed: Vec<String> = kinds.iter().filter(|k| worker.kinds.contains(k)).cloned().collect();
+    let worker = tx.worker()?;
+    let allowed: Vec<JobKind> = kinds.iter().filter(|k| worker.kinds.contains(k)).copied().collect();
     if allowed.is_empty() {
         return Err(AppError::Forbidden("this worker token may not claim these kinds of job".into()));
     }
-    let row = scope
-        .tx
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT user_id, id FROM priv.claim_job($1, $2, $3)",
-            [worker.worker_id.into(), allowed.into(), (settings.lease.as_secs().max(1) as i32).into()],
-        ))
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let (owner, id): (Uuid, Uuid) = (row.try_get("", "user_id")?, row.try_get("", "id")?);
+    let lease_secs = settings.lease.as_secs().max(1) as i32;
+    let Some((owner, id)) = store::claim(tx, worker.worker_id, &allowed, lease_secs).await? else { return Ok(None) };
     let job = jobs::Entity::find()
         .filter(Column::UserId.eq(owner))
         .filter(Column::Id.eq(id))
-        .one(scope.tx.as_ref())
+        .one(tx)
         .await?
         .ok_or_else(|| anyhow::anyhow!("a claimed job is not visible to its worker"))?;
-    append_log(scope, &job, "info", &format!("claimed (attempt {} of {})", job.attempts, job.max_attempts)).await?;
+    append_log(tx, &job, "info", &format!("claimed (attempt {} of {})", job.attempts, job.max_attempts)).await?;
     // The input is read as the owner: the worker's role cannot see drafts or photos.
-    db::act_as(&scope.tx, Role::User, owner).await?;
-    let input = work_input(scope, photos, &job).await?;
-    scope.emit(Event::JobChanged { user_id: owner, job_id: id });
+    tx.act_as_user(Role::User, owner).await?;
+    let input = work_input(tx, photos, &job).await?;
+    tx.emit(Event::JobChanged { user_id: owner, job_id: id });
     Ok(Some(Claimed { job, input }))
 }
 
 /// Records a worker's progress, extends its lease, and tells it about a cancellation
 /// (the returned job is CANCELED and the worker should stop).
+///
+/// Errors: FORBIDDEN (not a worker); BAD_USER_INPUT (`progress`); NOT_FOUND; CONFLICT
+/// (not running); INTERNAL.
 pub async fn report_progress(
-    scope: &RequestScope,
+    tx: &RequestTx,
     settings: QueueSettings,
     id: Uuid,
     progress: f64,
     message: Option<&str>,
 ) -> AppResult<jobs::Model> {
-    scope.require_worker()?;
+    tx.worker()?;
     if !(0.0..=1.0).contains(&progress) || progress.is_nan() {
         return Err(AppError::bad_input("progress", "must be between 0 and 1"));
     }
-    let job = held(scope, id).await?;
+    let job = held(tx, id).await?;
     let mut model: jobs::ActiveModel = job.clone().into();
     let now = Utc::now();
     if job.cancel_requested {
-        model.status = Set("canceled".into());
+        model.status = Set(JobStatus::Canceled.as_str().to_owned());
         model.finished_at = Set(Some(now.into()));
         model.lease_expires_at = Set(None);
     } else {
@@ -236,42 +250,47 @@ pub async fn report_progress(
             Set(Some((now + chrono::Duration::from_std(settings.lease).map_err(anyhow::Error::from)?).into()));
     }
     model.updated_at = Set(now.into());
-    let job = model.update(scope.tx.as_ref()).await?;
-    let line = match (job.status.as_str(), message) {
-        ("canceled", _) => "canceled by the user; the worker was told to stop".to_owned(),
+    let job = model.update(tx).await?;
+    let line = match (status_of(&job)?, message) {
+        (JobStatus::Canceled, _) => "canceled by the user; the worker was told to stop".to_owned(),
         (_, Some(m)) => format!("{:.0}% {}", progress * 100.0, clip(m)),
         (_, None) => format!("{:.0}%", progress * 100.0),
     };
-    append_log(scope, &job, "info", &line).await?;
-    scope.emit(Event::JobChanged { user_id: job.user_id, job_id: id });
+    append_log(tx, &job, "info", &line).await?;
+    tx.emit(Event::JobChanged { user_id: job.user_id, job_id: id });
     Ok(job)
 }
 
 /// Completes a held job and applies its result to the owner's data.
-pub async fn complete(scope: &RequestScope, id: Uuid, result: Option<Value>) -> AppResult<jobs::Model> {
-    scope.require_worker()?;
-    let job = held(scope, id).await?;
+///
+/// Errors: FORBIDDEN (not a worker); NOT_FOUND; CONFLICT (not running);
+/// BAD_USER_INPUT (`result` of the wrong shape); INTERNAL.
+pub async fn complete(tx: &RequestTx, id: Uuid, result: Option<Value>) -> AppResult<jobs::Model> {
+    tx.worker()?;
+    let job = held(tx, id).await?;
     let result = result.unwrap_or(Value::Null);
     let mut model: jobs::ActiveModel = job.clone().into();
     let now = Utc::now();
-    model.status = Set("succeeded".into());
+    model.status = Set(JobStatus::Succeeded.as_str().to_owned());
     model.progress = Set(1.0);
     model.result = Set(Some(result.clone()));
     model.finished_at = Set(Some(now.into()));
     model.lease_expires_at = Set(None);
     model.updated_at = Set(now.into());
-    let job = model.update(scope.tx.as_ref()).await?;
-    append_log(scope, &job, "info", "completed").await?;
-    db::act_as(&scope.tx, Role::User, job.user_id).await?;
-    apply_result(scope, &job, &result).await?;
-    scope.emit(Event::JobChanged { user_id: job.user_id, job_id: id });
+    let job = model.update(tx).await?;
+    append_log(tx, &job, "info", "completed").await?;
+    tx.act_as_user(Role::User, job.user_id).await?;
+    apply_result(tx, &job, &result).await?;
+    tx.emit(Event::JobChanged { user_id: job.user_id, job_id: id });
     Ok(job)
 }
 
 /// Fails a held job's attempt: retried with backoff while attempts remain, then FAILED.
-pub async fn fail(scope: &RequestScope, id: Uuid, error: &str) -> AppResult<jobs::Model> {
-    scope.require_worker()?;
-    let job = held(scope, id).await?;
+///
+/// Errors: FORBIDDEN (not a worker); NOT_FOUND; CONFLICT (not running); INTERNAL.
+pub async fn fail(tx: &RequestTx, id: Uuid, error: &str) -> AppResult<jobs::Model> {
+    tx.worker()?;
+    let job = held(tx, id).await?;
     let now = Utc::now();
     let retry = job.attempts < job.max_attempts;
     let mut model: jobs::ActiveModel = job.clone().into();
@@ -279,33 +298,31 @@ pub async fn fail(scope: &RequestScope, id: Uuid, error: &str) -> AppResult<jobs
     model.lease_expires_at = Set(None);
     model.updated_at = Set(now.into());
     if retry {
-        model.status = Set("queued".into());
+        model.status = Set(JobStatus::Queued.as_str().to_owned());
         model.run_after = Set((now + backoff(job.attempts)).into());
     } else {
-        model.status = Set("failed".into());
+        model.status = Set(JobStatus::Failed.as_str().to_owned());
         model.finished_at = Set(Some(now.into()));
     }
-    let job = model.update(scope.tx.as_ref()).await?;
+    let job = model.update(tx).await?;
     let line = if retry {
         format!("attempt {} failed: {}; retrying", job.attempts, clip(error))
     } else {
         format!("attempt {} failed: {}; no attempts left", job.attempts, clip(error))
     };
-    append_log(scope, &job, if retry { "warn" } else { "error" }, &line).await?;
-    scope.emit(Event::JobChanged { user_id: job.user_id, job_id: id });
+    append_log(tx, &job, if retry { "warn" } else { "error" }, &line).await?;
+    tx.emit(Event::JobChanged { user_id: job.user_id, job_id: id });
     Ok(job)
 }
 
-/// Sends jobs whose lease expired back to the queue (or to FAILED); returns them.
-pub async fn requeue_expired(scope: &RequestScope) -> AppResult<Vec<(Uuid, Uuid)>> {
-    let rows = scope
-        .tx
-        .query_all(Statement::from_string(DbBackend::Postgres, "SELECT user_id, id FROM priv.requeue_expired_jobs()"))
-        .await?;
-    let changed: Vec<(Uuid, Uuid)> =
-        rows.iter().map(|r| Ok((r.try_get("", "user_id")?, r.try_get("", "id")?))).collect::<AppResult<_>>()?;
+/// Sends jobs whose lease expired back to the queue (or to FAILED); returns them as
+/// (owner, job).
+///
+/// Errors: INTERNAL.
+pub async fn requeue_expired(tx: &RequestTx) -> AppResult<Vec<(Uuid, Uuid)>> {
+    let changed = store::requeue_expired(tx).await?;
     for (user_id, job_id) in &changed {
-        scope.emit(Event::JobChanged { user_id: *user_id, job_id: *job_id });
+        tx.emit(Event::JobChanged { user_id: *user_id, job_id: *job_id });
     }
     Ok(changed)
 }
@@ -317,15 +334,15 @@ pub fn backoff(attempt: i32) -> chrono::Duration {
 }
 
 /// The running job `id` held by the calling worker.
-async fn held(scope: &RequestScope, id: Uuid) -> AppResult<jobs::Model> {
-    let job = jobs::Entity::find().filter(Column::Id.eq(id)).one(scope.tx.as_ref()).await?.ok_or_else(not_found)?;
-    if job.status != "running" {
+async fn held(tx: &RequestTx, id: Uuid) -> AppResult<jobs::Model> {
+    let job = jobs::Entity::find().filter(Column::Id.eq(id)).one(tx).await?.ok_or_else(not_found)?;
+    if status_of(&job)? != JobStatus::Running {
         return Err(AppError::Conflict(format!("the job is {}, not running", job.status)));
     }
     Ok(job)
 }
 
-async fn work_input(scope: &RequestScope, photos_svc: &PhotoService, job: &jobs::Model) -> AppResult<Value> {
+async fn work_input(tx: &RequestTx, photos_svc: &PhotoService, job: &jobs::Model) -> AppResult<Value> {
     // The caller is a worker acting as the owner: filter by the job's owner.
     let draft = match job.draft_id {
         Some(d) => {
@@ -333,18 +350,18 @@ async fn work_input(scope: &RequestScope, photos_svc: &PhotoService, job: &jobs:
                 .filter(entity::drafts::Column::UserId.eq(job.user_id))
                 .filter(entity::drafts::Column::Id.eq(d))
                 .filter(entity::drafts::Column::DeletedAt.is_null())
-                .one(scope.tx.as_ref())
+                .one(tx)
                 .await?
         }
         None => None,
     };
     let mut q = photos::Entity::find()
         .filter(photos::Column::UserId.eq(job.user_id))
-        .filter(photos::Column::Status.eq("ready"));
+        .filter(photos::Column::Status.eq(PhotoStatus::Ready));
     if let Some(d) = job.draft_id {
         q = q.filter(photos::Column::DraftId.eq(d));
     }
-    let rows = q.order_by_asc(photos::Column::Position).all(scope.tx.as_ref()).await?;
+    let rows = q.order_by_asc(photos::Column::Position).all(tx).await?;
     let mut photos = Vec::with_capacity(rows.len());
     for p in &rows {
         photos.push(json!({
@@ -364,10 +381,9 @@ async fn work_input(scope: &RequestScope, photos_svc: &PhotoService, job: &jobs:
 
 /// Applies a completed job's result as the owner: SCAN records photo dimensions and
 /// hashes, PREPARE fills the draft's empty fields, PUBLISH marks the draft published.
-async fn apply_result(scope: &RequestScope, job: &jobs::Model, result: &Value) -> AppResult<()> {
-    let tx = scope.tx.as_ref();
-    match job.kind.as_str() {
-        "scan" => {
+async fn apply_result(tx: &RequestTx, job: &jobs::Model, result: &Value) -> AppResult<()> {
+    match kind_of(job)? {
+        JobKind::Scan => {
             let items = result.get("photos").and_then(Value::as_array).cloned().unwrap_or_default();
             for item in items {
                 let (Some(id), Some(w), Some(h), Some(sha)) = (
@@ -381,64 +397,33 @@ async fn apply_result(scope: &RequestScope, job: &jobs::Model, result: &Value) -
                         "SCAN results are {photos: [{id, width, height, sha256}]}",
                     ));
                 };
-                tx.execute(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "UPDATE photos SET width = $3, height = $4, sha256 = $5, updated_at = now() WHERE user_id = $1 AND id = $2",
-                    [job.user_id.into(), id.into(), (w as i32).into(), (h as i32).into(), sha.into()],
-                ))
-                .await?;
+                store::record_scan(tx, job.user_id, id, w as i32, h as i32, sha).await?;
             }
         }
-        "prepare" => {
+        JobKind::Prepare => {
             let Some(draft_id) = job.draft_id else { return Ok(()) };
             let text = |k: &str| result.get(k).and_then(Value::as_str).map(|s| clip(s.trim()).to_owned());
-            tx.execute(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "UPDATE drafts SET
-                   description = CASE WHEN description = '' THEN coalesce(left($3, 5000), '') ELSE description END,
-                   brand = coalesce(brand, left($4, 100)),
-                   category = coalesce(category, left($5, 100)),
-                   size = coalesce(size, left($6, 50)),
-                   updated_at = now()
-                 WHERE user_id = $1 AND id = $2 AND deleted_at IS NULL",
-                [
-                    job.user_id.into(),
-                    draft_id.into(),
-                    text("description").into(),
-                    text("brand").into(),
-                    text("category").into(),
-                    text("size").into(),
-                ],
-            ))
-            .await?;
+            let prepared = store::Prepared {
+                description: text("description"),
+                brand: text("brand"),
+                category: text("category"),
+                size: text("size"),
+            };
+            store::fill_draft(tx, job.user_id, draft_id, &prepared).await?;
         }
-        "publish" => {
+        JobKind::Publish => {
             let Some(draft_id) = job.draft_id else { return Ok(()) };
-            tx.execute(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "UPDATE drafts SET status = 'published', updated_at = now() WHERE user_id = $1 AND id = $2 AND deleted_at IS NULL",
-                [job.user_id.into(), draft_id.into()],
-            ))
-            .await?;
+            store::mark_published(tx, job.user_id, draft_id).await?;
         }
-        other => return Err(AppError::Internal(anyhow::anyhow!("unknown job kind {other:?}"))),
     }
     activity::record(
         tx,
-        &scope.meta,
-        Entry {
-            user_id: job.user_id,
-            actor_id: None,
-            action: "job.succeeded",
-            subject_type: Some("job"),
-            subject_id: Some(job.id),
-            data: json!({ "kind": job.kind }),
-        },
+        Entry::by_system(job.user_id, "job.succeeded", Some(("job", job.id)), json!({ "kind": job.kind })),
     )
     .await
 }
 
-async fn append_log(scope: &RequestScope, job: &jobs::Model, level: &str, message: &str) -> AppResult<()> {
+async fn append_log(tx: &RequestTx, job: &jobs::Model, level: &str, message: &str) -> AppResult<()> {
     job_logs::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(job.user_id),
@@ -447,7 +432,7 @@ async fn append_log(scope: &RequestScope, job: &jobs::Model, level: &str, messag
         message: Set(clip(message).to_owned()),
         created_at: Set(Utc::now().into()),
     }
-    .insert(scope.tx.as_ref())
+    .insert(tx)
     .await?;
     Ok(())
 }
@@ -463,13 +448,8 @@ fn not_found() -> AppError {
     AppError::NotFound("job not found".into())
 }
 
-async fn log_activity(scope: &RequestScope, user_id: Uuid, action: &str, id: Uuid, data: Value) -> AppResult<()> {
-    activity::record(
-        scope.tx.as_ref(),
-        &scope.meta,
-        Entry { user_id, actor_id: Some(user_id), action, subject_type: Some("job"), subject_id: Some(id), data },
-    )
-    .await
+async fn log_activity(tx: &RequestTx, user_id: Uuid, action: &str, id: Uuid, data: Value) -> AppResult<()> {
+    activity::record(tx, Entry::by_user(user_id, action, Some(("job", id)), data)).await
 }
 
 #[cfg(test)]

@@ -1,63 +1,19 @@
 //! GraphQL adapters for marketplace accounts. Credentials go in, never out.
-use super::service;
+use super::{
+    domain::{MarketplaceAccountStatus, MarketplacePlatform},
+    service,
+};
 use crate::{
-    db::{data, RequestScope},
+    auth::guards::{scope, ActiveSubscription, SignedIn},
+    db::{data, RequestTx},
     error::{parse_id, AppError},
+    model::ApiScope,
     secretbox::SecretBox,
 };
-use async_graphql::{Context, Enum, InputObject, Json, Object, Result, ID};
+use async_graphql::{Context, InputObject, Json, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use entity::marketplace_accounts as accounts;
 use std::sync::Arc;
-
-/// A marketplace.
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
-pub enum MarketplacePlatform {
-    /// Vinted.
-    Vinted,
-    /// eBay.
-    Ebay,
-    /// Leboncoin.
-    Leboncoin,
-    /// Etsy.
-    Etsy,
-    /// Depop.
-    Depop,
-}
-
-impl MarketplacePlatform {
-    fn as_str(self) -> &'static str {
-        match self {
-            MarketplacePlatform::Vinted => "vinted",
-            MarketplacePlatform::Ebay => "ebay",
-            MarketplacePlatform::Leboncoin => "leboncoin",
-            MarketplacePlatform::Etsy => "etsy",
-            MarketplacePlatform::Depop => "depop",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "vinted" => MarketplacePlatform::Vinted,
-            "ebay" => MarketplacePlatform::Ebay,
-            "leboncoin" => MarketplacePlatform::Leboncoin,
-            "etsy" => MarketplacePlatform::Etsy,
-            "depop" => MarketplacePlatform::Depop,
-            _ => return None,
-        })
-    }
-}
-
-/// Whether an account can be used.
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
-pub enum MarketplaceAccountStatus {
-    /// Usable.
-    Connected,
-    /// Disconnected by the user; credentials erased.
-    Disconnected,
-    /// The marketplace refused the credentials.
-    Error,
-}
 
 /// A connected marketplace account.
 pub struct MarketplaceAccount(pub accounts::Model);
@@ -70,8 +26,7 @@ impl MarketplaceAccount {
     }
     /// The marketplace.
     async fn platform(&self) -> Result<MarketplacePlatform> {
-        Ok(MarketplacePlatform::parse(&self.0.platform)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("unknown platform {:?}", self.0.platform)))?)
+        Ok(MarketplacePlatform::parse(&self.0.platform).map_err(|e| AppError::Internal(e.into()))?)
     }
     /// The name the user gave it.
     async fn display_name(&self) -> &str {
@@ -79,11 +34,7 @@ impl MarketplaceAccount {
     }
     /// Whether it can be used.
     async fn status(&self) -> MarketplaceAccountStatus {
-        match self.0.status.as_str() {
-            "connected" => MarketplaceAccountStatus::Connected,
-            "disconnected" => MarketplaceAccountStatus::Disconnected,
-            _ => MarketplaceAccountStatus::Error,
-        }
+        MarketplaceAccountStatus::parse(&self.0.status).unwrap_or(MarketplaceAccountStatus::Error)
     }
     /// Whether credentials are stored (they are never returned).
     async fn has_credentials(&self) -> bool {
@@ -117,15 +68,17 @@ pub struct MarketplaceQuery;
 #[Object]
 impl MarketplaceQuery {
     /// The caller's marketplace accounts.
+    #[graphql(guard = "scope(ApiScope::AccountsRead).and(SignedIn)")]
     async fn marketplace_accounts(&self, ctx: &Context<'_>) -> Result<Vec<MarketplaceAccount>> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(service::list(scope).await?.into_iter().map(MarketplaceAccount).collect())
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(service::list(tx).await?.into_iter().map(MarketplaceAccount).collect())
     }
 
     /// One of the caller's marketplace accounts; null when absent or not yours.
+    #[graphql(guard = "scope(ApiScope::AccountsRead).on(&id).and(SignedIn)")]
     async fn marketplace_account(&self, ctx: &Context<'_>, id: ID) -> Result<Option<MarketplaceAccount>> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(service::get(scope, parse_id("id", &id)?).await?.map(MarketplaceAccount))
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(service::get(tx, parse_id("id", &id)?).await?.map(MarketplaceAccount))
     }
 }
 
@@ -136,32 +89,34 @@ pub struct MarketplaceMutation;
 #[Object]
 impl MarketplaceMutation {
     /// Connects a marketplace account.
+    #[graphql(guard = "scope(ApiScope::AccountsWrite).and(ActiveSubscription)")]
     async fn connect_marketplace_account(
         &self,
         ctx: &Context<'_>,
         input: ConnectMarketplaceAccountInput,
     ) -> Result<MarketplaceAccount> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let sealer = data::<Arc<SecretBox>>(ctx)?;
-        let account =
-            service::connect(scope, sealer, input.platform.as_str(), &input.display_name, &input.credentials.0).await?;
+        let account = service::connect(tx, sealer, input.platform, &input.display_name, &input.credentials.0).await?;
         Ok(MarketplaceAccount(account))
     }
 
     /// Renames a marketplace account.
+    #[graphql(guard = "scope(ApiScope::AccountsWrite).on(&id).and(SignedIn)")]
     async fn rename_marketplace_account(
         &self,
         ctx: &Context<'_>,
         id: ID,
         display_name: String,
     ) -> Result<MarketplaceAccount> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(MarketplaceAccount(service::rename(scope, parse_id("id", &id)?, &display_name).await?))
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(MarketplaceAccount(service::rename(tx, parse_id("id", &id)?, &display_name).await?))
     }
 
     /// Disconnects a marketplace account and erases its credentials.
+    #[graphql(guard = "scope(ApiScope::AccountsWrite).on(&id).and(SignedIn)")]
     async fn disconnect_marketplace_account(&self, ctx: &Context<'_>, id: ID) -> Result<MarketplaceAccount> {
-        let scope = data::<RequestScope>(ctx)?;
-        Ok(MarketplaceAccount(service::disconnect(scope, parse_id("id", &id)?).await?))
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(MarketplaceAccount(service::disconnect(tx, parse_id("id", &id)?).await?))
     }
 }

@@ -1,8 +1,11 @@
 //! Connect, rename and disconnect marketplace accounts.
+use super::domain::{MarketplaceAccountStatus, MarketplacePlatform};
 use crate::{
     activity::service::{self as activity, Entry},
-    db::RequestScope,
+    db::RequestTx,
     error::{AppError, AppResult},
+    model::QuotaMetric,
+    quotas::service as quotas,
     secretbox::SecretBox,
 };
 use chrono::Utc;
@@ -11,25 +14,23 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use serde_json::json;
 use uuid::Uuid;
 
-/// Marketplaces an account can be connected to.
-pub const PLATFORMS: &[&str] = &["vinted", "ebay", "leboncoin", "etsy", "depop"];
 /// Largest credentials document accepted, in bytes of JSON.
 pub const CREDENTIALS_MAX_BYTES: usize = 16 * 1024;
 
 /// Connects an account; `credentials` (any JSON object) is sealed before storage.
+///
+/// Errors: SUBSCRIPTION_INACTIVE; BAD_USER_INPUT (`input.displayName`,
+/// `input.credentials`); QUOTA_EXCEEDED (`CONNECTED_ACCOUNTS`); INTERNAL.
 pub async fn connect(
-    scope: &RequestScope,
+    tx: &RequestTx,
     sealer: &SecretBox,
-    platform: &str,
+    platform: MarketplacePlatform,
     display_name: &str,
     credentials: &serde_json::Value,
 ) -> AppResult<accounts::Model> {
-    let user_id = scope.require_active()?;
-    if !PLATFORMS.contains(&platform) {
-        return Err(AppError::bad_input("input.platform", format!("must be one of {}", PLATFORMS.join(", "))));
-    }
+    let user_id = tx.active_user_id()?;
     let display_name = display_name_of("input.displayName", display_name)?;
-    crate::quotas::service::check_gauge(scope, "connected_accounts", 1).await?;
+    quotas::check_gauge(tx, QuotaMetric::ConnectedAccounts, 1).await?;
     if !credentials.is_object() {
         return Err(AppError::bad_input("input.credentials", "must be a JSON object"));
     }
@@ -43,61 +44,65 @@ pub async fn connect(
     let account = accounts::ActiveModel {
         id: Set(id),
         user_id: Set(user_id),
-        platform: Set(platform.to_owned()),
+        platform: Set(platform.as_str().to_owned()),
         display_name: Set(display_name),
         credentials: Set(Some(sealed)),
-        status: Set("connected".into()),
+        status: Set(MarketplaceAccountStatus::Connected.as_str().to_owned()),
         created_at: Set(now.into()),
         updated_at: Set(now.into()),
     }
-    .insert(scope.tx.as_ref())
+    .insert(tx)
     .await?;
-    log(scope, "marketplace_account.connect", id, json!({ "platform": platform })).await?;
+    log(tx, "marketplace_account.connect", id, json!({ "platform": platform })).await?;
     Ok(account)
 }
 
 /// Renames an account.
-pub async fn rename(scope: &RequestScope, id: Uuid, display_name: &str) -> AppResult<accounts::Model> {
+///
+/// Errors: UNAUTHENTICATED; BAD_USER_INPUT (`displayName`); NOT_FOUND; INTERNAL.
+pub async fn rename(tx: &RequestTx, id: Uuid, display_name: &str) -> AppResult<accounts::Model> {
     let display_name = display_name_of("displayName", display_name)?;
-    let account = get(scope, id).await?.ok_or_else(not_found)?;
+    let account = get(tx, id).await?.ok_or_else(not_found)?;
     let mut model: accounts::ActiveModel = account.into();
     model.display_name = Set(display_name);
     model.updated_at = Set(Utc::now().into());
-    let account = model.update(scope.tx.as_ref()).await?;
-    log(scope, "marketplace_account.rename", id, json!({})).await?;
+    let account = model.update(tx).await?;
+    log(tx, "marketplace_account.rename", id, json!({})).await?;
     Ok(account)
 }
 
 /// Disconnects an account and erases its credentials; the row stays for history.
-pub async fn disconnect(scope: &RequestScope, id: Uuid) -> AppResult<accounts::Model> {
-    let account = get(scope, id).await?.ok_or_else(not_found)?;
+///
+/// Errors: UNAUTHENTICATED; NOT_FOUND; INTERNAL.
+pub async fn disconnect(tx: &RequestTx, id: Uuid) -> AppResult<accounts::Model> {
+    let account = get(tx, id).await?.ok_or_else(not_found)?;
     let mut model: accounts::ActiveModel = account.into();
     model.credentials = Set(None);
-    model.status = Set("disconnected".into());
+    model.status = Set(MarketplaceAccountStatus::Disconnected.as_str().to_owned());
     model.updated_at = Set(Utc::now().into());
-    let account = model.update(scope.tx.as_ref()).await?;
-    log(scope, "marketplace_account.disconnect", id, json!({})).await?;
+    let account = model.update(tx).await?;
+    log(tx, "marketplace_account.disconnect", id, json!({})).await?;
     Ok(account)
 }
 
 /// One of the caller's accounts.
-pub async fn get(scope: &RequestScope, id: Uuid) -> AppResult<Option<accounts::Model>> {
-    let user_id = scope.require_user()?;
-    Ok(accounts::Entity::find()
-        .filter(Column::UserId.eq(user_id))
-        .filter(Column::Id.eq(id))
-        .one(scope.tx.as_ref())
-        .await?)
+///
+/// Errors: UNAUTHENTICATED; INTERNAL.
+pub async fn get(tx: &RequestTx, id: Uuid) -> AppResult<Option<accounts::Model>> {
+    let user_id = tx.user_id()?;
+    Ok(accounts::Entity::find().filter(Column::UserId.eq(user_id)).filter(Column::Id.eq(id)).one(tx).await?)
 }
 
 /// The caller's accounts, oldest first.
-pub async fn list(scope: &RequestScope) -> AppResult<Vec<accounts::Model>> {
-    let user_id = scope.require_user()?;
+///
+/// Errors: UNAUTHENTICATED; INTERNAL.
+pub async fn list(tx: &RequestTx) -> AppResult<Vec<accounts::Model>> {
+    let user_id = tx.user_id()?;
     Ok(accounts::Entity::find()
         .filter(Column::UserId.eq(user_id))
         .order_by_asc(Column::CreatedAt)
         .order_by_asc(Column::Id)
-        .all(scope.tx.as_ref())
+        .all(tx)
         .await?)
 }
 
@@ -125,19 +130,6 @@ fn not_found() -> AppError {
     AppError::NotFound("marketplace account not found".into())
 }
 
-async fn log(scope: &RequestScope, action: &str, id: Uuid, data: serde_json::Value) -> AppResult<()> {
-    let user_id = scope.require_user()?;
-    activity::record(
-        scope.tx.as_ref(),
-        &scope.meta,
-        Entry {
-            user_id,
-            actor_id: Some(user_id),
-            action,
-            subject_type: Some("marketplace_account"),
-            subject_id: Some(id),
-            data,
-        },
-    )
-    .await
+async fn log(tx: &RequestTx, action: &str, id: Uuid, data: serde_json::Value) -> AppResult<()> {
+    activity::record(tx, Entry::by_user(tx.user_id()?, action, Some(("marketplace_account", id)), data)).await
 }

@@ -1,87 +1,79 @@
-//! GraphQL adapters for photos, and the photo loaders.
-use super::service::{self, PhotoService};
+//! GraphQL adapters for photos: the `Photo` type (its URL and its draft are resolved by
+//! the drafts domain, which builds on photos), the photos-of-a-draft loader, and the
+//! upload mutations.
+use super::{
+    domain::PhotoStatus,
+    service::{self, PhotoService},
+};
 use crate::{
-    db::{data, RequestScope},
-    drafts::graphql::{Draft, DraftLoader},
-    error::parse_id,
+    auth::guards::{scope, ActiveSubscription, SignedIn},
+    db::{data, RequestTx},
+    error::{parse_id, AppError},
+    model::ApiScope,
 };
 use async_graphql::{
     dataloader::{DataLoader, HashMapCache, Loader},
-    Context, Enum, Object, Result, SimpleObject, ID,
+    Context, Object, Result, SimpleObject, ID,
 };
 use chrono::{DateTime, Utc};
 use entity::photos;
-use sea_orm::DatabaseTransaction;
 use std::{collections::HashMap, sync::Arc};
 use uuid::Uuid;
 
-/// Whether a photo's upload was confirmed.
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
-pub enum PhotoStatus {
-    /// Reserved; waiting for the upload and its confirmation.
-    Pending,
-    /// Uploaded and checked.
-    Ready,
+// An uploaded image. (A plain comment: as a doc comment it would become the type's
+// description in the published SDL, which has none.)
+#[allow(missing_docs)]
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct Photo {
+    /// The photo's id.
+    pub id: ID,
+    /// The draft it belongs to, if attached.
+    pub draft_id: Option<ID>,
+    /// Order within the draft, from 0.
+    pub position: i32,
+    /// MIME type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub byte_size: i64,
+    /// Width in pixels, once confirmed.
+    pub width: Option<i32>,
+    /// Height in pixels, once confirmed.
+    pub height: Option<i32>,
+    /// SHA-256 of the bytes (hex), once confirmed.
+    pub sha256: Option<String>,
+    /// Upload state.
+    pub status: PhotoStatus,
+    /// When it was reserved.
+    pub created_at: DateTime<Utc>,
+    /// The row, for the computed fields.
+    #[graphql(skip)]
+    pub model: photos::Model,
 }
 
-/// An uploaded image.
-pub struct Photo(pub photos::Model);
+impl TryFrom<photos::Model> for Photo {
+    type Error = AppError;
 
-#[Object]
-impl Photo {
-    /// The photo's id.
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    fn try_from(m: photos::Model) -> Result<Self, AppError> {
+        Ok(Photo {
+            id: ID(m.id.to_string()),
+            draft_id: m.draft_id.map(|d| ID(d.to_string())),
+            position: m.position,
+            content_type: m.content_type.clone(),
+            byte_size: m.byte_size,
+            width: m.width,
+            height: m.height,
+            sha256: m.sha256.as_ref().map(hex::encode),
+            status: PhotoStatus::parse(&m.status).map_err(anyhow::Error::from)?,
+            created_at: m.created_at.with_timezone(&Utc),
+            model: m,
+        })
     }
-    /// The draft it belongs to, if attached.
-    async fn draft_id(&self) -> Option<ID> {
-        self.0.draft_id.map(|d| ID(d.to_string()))
-    }
-    /// Order within the draft, from 0.
-    async fn position(&self) -> i32 {
-        self.0.position
-    }
-    /// MIME type.
-    async fn content_type(&self) -> &str {
-        &self.0.content_type
-    }
-    /// Size in bytes.
-    async fn byte_size(&self) -> i64 {
-        self.0.byte_size
-    }
-    /// Width in pixels, once confirmed.
-    async fn width(&self) -> Option<i32> {
-        self.0.width
-    }
-    /// Height in pixels, once confirmed.
-    async fn height(&self) -> Option<i32> {
-        self.0.height
-    }
-    /// SHA-256 of the bytes (hex), once confirmed.
-    async fn sha256(&self) -> Option<String> {
-        self.0.sha256.as_ref().map(hex::encode)
-    }
-    /// Upload state.
-    async fn status(&self) -> PhotoStatus {
-        if self.0.status == "ready" {
-            PhotoStatus::Ready
-        } else {
-            PhotoStatus::Pending
-        }
-    }
-    /// When it was reserved.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at.with_timezone(&Utc)
-    }
-    /// A download URL valid for 15 minutes, once confirmed.
-    async fn url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        Ok(data::<Arc<PhotoService>>(ctx)?.url(&self.0).await?)
-    }
-    /// The draft it belongs to.
-    async fn draft(&self, ctx: &Context<'_>) -> Result<Option<Draft>> {
-        let Some(id) = self.0.draft_id else { return Ok(None) };
-        Ok(data::<DraftLoader>(ctx)?.load_one(id).await?.map(Draft))
-    }
+}
+
+/// Converts rows, failing on the first unreadable one.
+pub fn photos_of(rows: Vec<photos::Model>) -> Result<Vec<Photo>, AppError> {
+    rows.into_iter().map(Photo::try_from).collect()
 }
 
 /// A header an upload must carry.
@@ -112,14 +104,14 @@ pub struct PhotoUpload {
 pub type PhotosLoader = DataLoader<PhotosByDraft, HashMapCache>;
 
 /// Photos of drafts, batched: one query for every draft on a page.
-pub struct PhotosByDraft(pub Arc<DatabaseTransaction>);
+pub struct PhotosByDraft(pub RequestTx);
 
 impl Loader<Uuid> for PhotosByDraft {
     type Value = Vec<photos::Model>;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let rows = service::by_draft_ids(self.0.as_ref(), keys).await?;
+        let rows = service::by_draft_ids(&self.0, keys).await?;
         // Every key gets an entry, so a draft without photos is cached as such.
         let mut map: HashMap<Uuid, Vec<photos::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
         for p in rows {
@@ -138,10 +130,11 @@ pub struct PhotosQuery;
 #[Object]
 impl PhotosQuery {
     /// One of the caller's photos; null when absent or not yours.
+    #[graphql(guard = "scope(ApiScope::DraftsRead).on(&id).and(SignedIn)")]
     async fn photo(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Photo>> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(data::<Arc<PhotoService>>(ctx)?.get(scope, id).await?.map(Photo))
+        Ok(data::<Arc<PhotoService>>(ctx)?.get(tx, id).await?.map(Photo::try_from).transpose()?)
     }
 }
 
@@ -152,6 +145,7 @@ pub struct PhotosMutation;
 #[Object]
 impl PhotosMutation {
     /// Reserves a photo and returns a presigned URL to PUT its bytes to (15 minutes).
+    #[graphql(guard = "scope(ApiScope::DraftsWrite).and(ActiveSubscription)")]
     async fn create_upload(
         &self,
         ctx: &Context<'_>,
@@ -159,11 +153,11 @@ impl PhotosMutation {
         byte_size: i64,
         draft_id: Option<ID>,
     ) -> Result<PhotoUpload> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let draft_id = draft_id.map(|d| parse_id("draftId", &d)).transpose()?;
-        let upload = data::<Arc<PhotoService>>(ctx)?.create_upload(scope, &content_type, byte_size, draft_id).await?;
+        let upload = data::<Arc<PhotoService>>(ctx)?.create_upload(tx, &content_type, byte_size, draft_id).await?;
         Ok(PhotoUpload {
-            photo: Photo(upload.photo),
+            photo: upload.photo.try_into()?,
             upload_url: upload.put.url,
             method: "PUT".into(),
             headers: upload.put.headers.into_iter().map(|(name, value)| HttpHeader { name, value }).collect(),
@@ -172,17 +166,19 @@ impl PhotosMutation {
     }
 
     /// Confirms an upload: checks the object and attaches the photo to a draft.
+    #[graphql(guard = "scope(ApiScope::DraftsWrite).and(SignedIn)")]
     async fn confirm_upload(&self, ctx: &Context<'_>, photo_id: ID, draft_id: Option<ID>) -> Result<Photo> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let photo_id = parse_id("photoId", &photo_id)?;
         let draft_id = draft_id.map(|d| parse_id("draftId", &d)).transpose()?;
-        Ok(Photo(data::<Arc<PhotoService>>(ctx)?.confirm_upload(scope, photo_id, draft_id).await?))
+        Ok(data::<Arc<PhotoService>>(ctx)?.confirm_upload(tx, photo_id, draft_id).await?.try_into()?)
     }
 
     /// Deletes a photo and its stored object.
+    #[graphql(guard = "scope(ApiScope::DraftsWrite).on(&id).and(SignedIn)")]
     async fn delete_photo(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        let scope = data::<RequestScope>(ctx)?;
+        let tx = data::<RequestTx>(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(data::<Arc<PhotoService>>(ctx)?.delete(scope, id).await?)
+        Ok(data::<Arc<PhotoService>>(ctx)?.delete(tx, id).await?)
     }
 }

@@ -1,25 +1,25 @@
 //! Photo operations. Object keys are `u/<user id>/p/<photo id>`, chosen here, never by
 //! the client, so a presigned URL can only ever address the caller's own objects.
+use super::{
+    domain::{PhotoStatus, ALLOWED_TYPES},
+    store,
+};
 use crate::{
     activity::service::{self as activity, Entry},
-    db::RequestScope,
-    drafts::service as drafts,
+    db::RequestTx,
     error::{AppError, AppResult},
+    model::QuotaMetric,
+    quotas::service as quotas,
     storage::{PresignedPut, Storage},
 };
 use anyhow::Context;
 use chrono::Utc;
 use entity::photos::{self, Column};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set, Statement,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::{sync::Arc, time::Duration};
 use uuid::Uuid;
-
-/// Image types accepted, as clients declare them.
-pub const ALLOWED_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/heic"];
 /// How long an upload URL works.
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long a download URL works.
@@ -49,14 +49,17 @@ impl PhotoService {
 
     /// Reserves a photo and returns a URL to PUT exactly `byte_size` bytes of
     /// `content_type` to.
+    ///
+    /// Errors: SUBSCRIPTION_INACTIVE; BAD_USER_INPUT (`contentType`, `byteSize`);
+    /// NOT_FOUND (the draft); QUOTA_EXCEEDED (`STORAGE_BYTES`); INTERNAL.
     pub async fn create_upload(
         &self,
-        scope: &RequestScope,
+        tx: &RequestTx,
         content_type: &str,
         byte_size: i64,
         draft_id: Option<Uuid>,
     ) -> AppResult<Upload> {
-        let user_id = scope.require_active()?;
+        let user_id = tx.active_user_id()?;
         let content_type = content_type.trim().to_ascii_lowercase();
         if !ALLOWED_TYPES.contains(&content_type.as_str()) {
             return Err(AppError::bad_input("contentType", format!("must be one of {}", ALLOWED_TYPES.join(", "))));
@@ -65,9 +68,9 @@ impl PhotoService {
             return Err(AppError::bad_input("byteSize", format!("must be between 1 and {} bytes", self.max_bytes)));
         }
         if let Some(d) = draft_id {
-            drafts::get(scope, d).await?.ok_or_else(|| AppError::NotFound("draft not found".into()))?;
+            require_draft(tx, user_id, d).await?;
         }
-        crate::quotas::service::check_gauge(scope, "storage_bytes", byte_size).await?;
+        quotas::check_gauge(tx, QuotaMetric::StorageBytes, byte_size).await?;
         let id = Uuid::now_v7();
         let key = format!("u/{user_id}/p/{id}");
         let now = Utc::now();
@@ -82,43 +85,47 @@ impl PhotoService {
             width: Set(None),
             height: Set(None),
             sha256: Set(None),
-            status: Set("pending".into()),
+            status: Set(PhotoStatus::Pending.as_str().to_owned()),
             created_at: Set(now.into()),
             updated_at: Set(now.into()),
         }
-        .insert(scope.tx.as_ref())
+        .insert(tx)
         .await?;
         let put = self.storage.presign_put(&key, &content_type, byte_size as u64, UPLOAD_URL_TTL).await?;
-        log(scope, "photo.reserve", id, json!({ "contentType": content_type, "bytes": byte_size })).await?;
+        log(tx, "photo.reserve", id, json!({ "contentType": content_type, "bytes": byte_size })).await?;
         Ok(Upload { photo, put })
     }
 
     /// Checks the uploaded object (present, declared size and type, a real image of
     /// that type), records its dimensions and hash, and attaches it to a draft.
+    ///
+    /// Errors: UNAUTHENTICATED; NOT_FOUND (photo, draft); BAD_USER_INPUT (`photoId`:
+    /// nothing uploaded, wrong size or type, not an image); INTERNAL.
     pub async fn confirm_upload(
         &self,
-        scope: &RequestScope,
+        tx: &RequestTx,
         photo_id: Uuid,
         draft_id: Option<Uuid>,
     ) -> AppResult<photos::Model> {
-        let user_id = scope.require_user()?;
-        let photo = self.get(scope, photo_id).await?.ok_or_else(not_found)?;
+        let user_id = tx.user_id()?;
+        let photo = self.get(tx, photo_id).await?.ok_or_else(not_found)?;
         let draft_id = draft_id.or(photo.draft_id);
         if let Some(d) = draft_id {
-            drafts::get(scope, d).await?.ok_or_else(|| AppError::NotFound("draft not found".into()))?;
+            require_draft(tx, user_id, d).await?;
         }
-        if photo.status == "ready" && draft_id == photo.draft_id {
+        let ready = PhotoStatus::Ready.as_str();
+        if photo.status == ready && draft_id == photo.draft_id {
             return Ok(photo);
         }
-        let (width, height, sha256) = if photo.status == "ready" {
+        let (width, height, sha256) = if photo.status == ready {
             (photo.width, photo.height, photo.sha256.clone())
         } else {
             let checked = self.check_object(&photo).await?;
             (Some(checked.0), Some(checked.1), Some(checked.2))
         };
         let position = match draft_id {
-            Some(d) if draft_id != photo.draft_id || photo.status != "ready" => {
-                next_position(scope, user_id, d).await?
+            Some(d) if draft_id != photo.draft_id || photo.status != ready => {
+                store::next_position(tx, user_id, d).await?
             }
             _ => photo.position,
         };
@@ -126,41 +133,43 @@ impl PhotoService {
         model.width = Set(width);
         model.height = Set(height);
         model.sha256 = Set(sha256);
-        model.status = Set("ready".into());
+        model.status = Set(ready.to_owned());
         model.draft_id = Set(draft_id);
         model.position = Set(position);
         model.updated_at = Set(Utc::now().into());
-        let photo = model.update(scope.tx.as_ref()).await?;
-        log(scope, "photo.confirm", photo.id, json!({ "draftId": draft_id, "bytes": photo.byte_size })).await?;
+        let photo = model.update(tx).await?;
+        log(tx, "photo.confirm", photo.id, json!({ "draftId": draft_id, "bytes": photo.byte_size })).await?;
         Ok(photo)
     }
 
     /// Deletes a photo and its object.
-    pub async fn delete(&self, scope: &RequestScope, id: Uuid) -> AppResult<bool> {
-        let photo = self.get(scope, id).await?.ok_or_else(not_found)?;
+    ///
+    /// Errors: UNAUTHENTICATED; NOT_FOUND; INTERNAL (database, storage).
+    pub async fn delete(&self, tx: &RequestTx, id: Uuid) -> AppResult<bool> {
+        let photo = self.get(tx, id).await?.ok_or_else(not_found)?;
         photos::Entity::delete_many()
             .filter(Column::UserId.eq(photo.user_id))
             .filter(Column::Id.eq(id))
-            .exec(scope.tx.as_ref())
+            .exec(tx)
             .await?;
         self.storage.delete(&photo.object_key).await?;
-        log(scope, "photo.delete", id, json!({})).await?;
+        log(tx, "photo.delete", id, json!({})).await?;
         Ok(true)
     }
 
     /// One of the caller's photos.
-    pub async fn get(&self, scope: &RequestScope, id: Uuid) -> AppResult<Option<photos::Model>> {
-        let user_id = scope.require_user()?;
-        Ok(photos::Entity::find()
-            .filter(Column::UserId.eq(user_id))
-            .filter(Column::Id.eq(id))
-            .one(scope.tx.as_ref())
-            .await?)
+    ///
+    /// Errors: UNAUTHENTICATED; INTERNAL.
+    pub async fn get(&self, tx: &RequestTx, id: Uuid) -> AppResult<Option<photos::Model>> {
+        let user_id = tx.user_id()?;
+        Ok(photos::Entity::find().filter(Column::UserId.eq(user_id)).filter(Column::Id.eq(id)).one(tx).await?)
     }
 
-    /// A download URL for a confirmed photo.
+    /// A download URL for a confirmed photo (None while pending).
+    ///
+    /// Errors: INTERNAL (storage).
     pub async fn url(&self, photo: &photos::Model) -> AppResult<Option<String>> {
-        if photo.status != "ready" {
+        if photo.status != PhotoStatus::Ready.as_str() {
             return Ok(None);
         }
         Ok(Some(self.storage.presign_get(&photo.object_key, DOWNLOAD_URL_TTL).await?))
@@ -220,41 +229,32 @@ fn inspect(bytes: &[u8], content_type: &str) -> Option<(i32, i32, Vec<u8>)> {
     Some((i32::try_from(size.width).ok()?, i32::try_from(size.height).ok()?, Sha256::digest(bytes).to_vec()))
 }
 
-/// Photos of the given drafts, in order, for the draft → photos loader.
+/// Confirmed photos of the given drafts, in order, for the draft → photos loader.
 pub async fn by_draft_ids(db: &impl ConnectionTrait, draft_ids: &[Uuid]) -> AppResult<Vec<photos::Model>> {
     Ok(photos::Entity::find()
         .filter(Column::DraftId.is_in(draft_ids.iter().copied()))
-        .filter(Column::Status.eq("ready"))
+        .filter(Column::Status.eq(PhotoStatus::Ready))
         .order_by_asc(Column::Position)
         .order_by_asc(Column::CreatedAt)
         .all(db)
         .await?)
 }
 
-async fn next_position(scope: &RequestScope, user_id: Uuid, draft_id: Uuid) -> AppResult<i32> {
-    let row = scope
-        .tx
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT coalesce(max(position) + 1, 0) AS next FROM photos WHERE user_id = $1 AND draft_id = $2 AND status = 'ready'",
-            [user_id.into(), draft_id.into()],
-        ))
-        .await?;
-    Ok(row.map(|r| r.try_get::<i32>("", "next")).transpose()?.unwrap_or(0))
+/// NOT_FOUND unless the user has this draft (not deleted).
+async fn require_draft(tx: &RequestTx, user_id: Uuid, draft_id: Uuid) -> AppResult<()> {
+    if store::live_draft_exists(tx, user_id, draft_id).await? {
+        Ok(())
+    } else {
+        Err(AppError::NotFound("draft not found".into()))
+    }
 }
 
 fn not_found() -> AppError {
     AppError::NotFound("photo not found".into())
 }
 
-async fn log(scope: &RequestScope, action: &str, id: Uuid, data: serde_json::Value) -> AppResult<()> {
-    let user_id = scope.require_user()?;
-    activity::record(
-        scope.tx.as_ref(),
-        &scope.meta,
-        Entry { user_id, actor_id: Some(user_id), action, subject_type: Some("photo"), subject_id: Some(id), data },
-    )
-    .await
+async fn log(tx: &RequestTx, action: &str, id: Uuid, data: serde_json::Value) -> AppResult<()> {
+    activity::record(tx, Entry::by_user(tx.user_id()?, action, Some(("photo", id)), data)).await
 }
 
 #[cfg(test)]

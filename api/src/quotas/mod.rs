@@ -3,3 +3,4 @@
 //! requests never overspend and a rolled-back action is never charged.
 pub mod graphql;
 pub mod service;
+pub mod store;

@@ -1,5 +1,7 @@
 //! Fixed-window rate limits, shared by every instance through Redis, with an
-//! in-process fallback (no Redis configured, or Redis unreachable right now).
+//! in-process fallback (no Redis configured, or Redis unreachable right now): sign-in
+//! throttling, and each signed-in session's requests per minute from its plan.
+use crate::{error::AppError, model::QuotaMetric, principal::Principal};
 use redis::aio::ConnectionManager;
 use std::{
     collections::HashMap,
@@ -62,6 +64,24 @@ impl RateLimiter {
             }
         }
         self.local.lock().expect("rate limiter").hit(key, limit, window, Instant::now())
+    }
+}
+
+/// Counts one request of a signed-in session against its plan's requests per minute
+/// (the limit travels in its token; an API token's is read per request). Anonymous
+/// callers and workers are not counted here.
+///
+/// Errors: RATE_LIMITED with the seconds until the window ends.
+pub async fn check_request_rate(limiter: &RateLimiter, principal: &Principal) -> Result<(), AppError> {
+    let Some(claims) = principal.claims() else { return Ok(()) };
+    let Some(limit) = claims.quota(QuotaMetric::ApiRequestsPerMinute).filter(|l| *l > 0) else { return Ok(()) };
+    let key = format!("api:{}:{}", claims.user_id, claims.session_id);
+    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+    match limiter.hit(&key, limit, Duration::from_secs(60)).await {
+        Decision::Allowed => Ok(()),
+        Decision::Limited { retry_after } => {
+            Err(AppError::RateLimited { retry_after_secs: retry_after.as_secs().max(1) })
+        }
     }
 }
 

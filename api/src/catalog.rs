@@ -1,14 +1,13 @@
 //! The plan catalog: names, prices, Stripe price ids, trial days and quotas, from a
-//! checked-in TOML file validated at start.
+//! checked-in TOML file validated at start. Plan codes are `model::PlanCode`; the
+//! catalog holds exactly the four, in order, so a plan code always has a plan.
+use crate::model::{BillingInterval, PlanCode, QuotaMetric};
 use anyhow::{bail, ensure, Context};
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::{collections::HashSet, path::Path};
 
 /// The catalog shipped with the binary (`plans.toml` at the repository root).
-const BUILTIN: &str = include_str!("../../../plans.toml");
-
-/// Plan codes, in order.
-pub const CODES: &[&str] = &["free", "starter", "pro", "scale"];
+const BUILTIN: &str = include_str!("../../plans.toml");
 
 /// Limits of one plan per billing period.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -26,12 +25,25 @@ pub struct Quotas {
     pub api_requests_per_minute: i64,
 }
 
+impl Quotas {
+    /// Every limit, by metric (the facts an access token carries).
+    pub fn limits(&self) -> crate::principal::Limits {
+        crate::principal::Limits(vec![
+            (QuotaMetric::Scans, self.scans),
+            (QuotaMetric::Preparations, self.preparations),
+            (QuotaMetric::ConnectedAccounts, self.connected_accounts),
+            (QuotaMetric::StorageBytes, self.storage_bytes),
+            (QuotaMetric::ApiRequestsPerMinute, self.api_requests_per_minute),
+        ])
+    }
+}
+
 /// One plan.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
-    /// `free`, `starter`, `pro` or `scale`.
-    pub code: String,
+    /// Its code.
+    pub code: PlanCode,
     /// Display name.
     pub name: String,
     /// Monthly price in cents.
@@ -49,12 +61,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The Stripe price of `interval` (`month` or `year`).
-    pub fn price_id(&self, interval: &str) -> Option<&str> {
+    /// The Stripe price of `interval`.
+    pub fn price_id(&self, interval: BillingInterval) -> Option<&str> {
         match interval {
-            "month" => self.stripe_price_monthly.as_deref(),
-            "year" => self.stripe_price_yearly.as_deref(),
-            _ => None,
+            BillingInterval::Month => self.stripe_price_monthly.as_deref(),
+            BillingInterval::Year => self.stripe_price_yearly.as_deref(),
         }
     }
 }
@@ -70,12 +81,12 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The built-in catalog, or the file named by `PLINTH_PLANS_FILE`.
-    pub fn load() -> anyhow::Result<Self> {
-        match std::env::var_os("PLINTH_PLANS_FILE") {
+    /// The built-in catalog, or the file given (`PLINTH_PLANS_FILE`).
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        match file {
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("PLINTH_PLANS_FILE: reading {}", path.to_string_lossy()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("PLINTH_PLANS_FILE: reading {}", path.display()))?;
                 Self::parse(&text).context("PLINTH_PLANS_FILE")
             }
             None => Self::parse(BUILTIN).context("the built-in plans.toml"),
@@ -91,8 +102,8 @@ impl Catalog {
 
     fn validate(&self) -> anyhow::Result<()> {
         ensure!(self.currency.len() == 3, "currency must be a 3-letter ISO code");
-        let codes: Vec<&str> = self.plans.iter().map(|p| p.code.as_str()).collect();
-        ensure!(codes == CODES, "plans must be exactly {CODES:?} in that order, found {codes:?}");
+        let codes: Vec<PlanCode> = self.plans.iter().map(|p| p.code).collect();
+        ensure!(codes == PlanCode::ALL, "plans must be exactly {:?} in that order, found {codes:?}", PlanCode::ALL);
         let mut prices = HashSet::new();
         for p in &self.plans {
             ensure!(!p.name.trim().is_empty(), "plan {}: empty name", p.code);
@@ -107,13 +118,13 @@ impl Catalog {
             ] {
                 ensure!(v >= 0, "plan {}: quota {name} must not be negative", p.code);
             }
-            if p.code == "free" {
+            if !p.code.is_paid() {
                 ensure!(p.monthly_price_cents == 0 && p.yearly_price_cents == 0, "the free plan costs nothing");
                 ensure!(p.stripe_price_monthly.is_none() && p.stripe_price_yearly.is_none(), "free has no prices");
                 continue;
             }
             ensure!(p.monthly_price_cents > 0 && p.yearly_price_cents > 0, "plan {}: prices must be positive", p.code);
-            for interval in ["month", "year"] {
+            for interval in BillingInterval::ALL.iter().copied() {
                 let Some(id) = p.price_id(interval).filter(|id| !id.trim().is_empty()) else {
                     bail!("plan {}: missing the Stripe price of interval {interval}", p.code);
                 };
@@ -123,22 +134,16 @@ impl Catalog {
         Ok(())
     }
 
-    /// A plan by code.
-    pub fn plan(&self, code: &str) -> Option<&Plan> {
-        self.plans.iter().find(|p| p.code == code)
+    /// The plan of a code; every code has one (checked at load).
+    pub fn plan(&self, code: PlanCode) -> &Plan {
+        self.plans.iter().find(|p| p.code == code).expect("the catalog holds every plan code (validated at load)")
     }
 
     /// The plan and interval a Stripe price stands for.
-    pub fn by_price(&self, price_id: &str) -> Option<(&Plan, &'static str)> {
-        self.plans.iter().find_map(|p| {
-            if p.stripe_price_monthly.as_deref() == Some(price_id) {
-                Some((p, "month"))
-            } else if p.stripe_price_yearly.as_deref() == Some(price_id) {
-                Some((p, "year"))
-            } else {
-                None
-            }
-        })
+    pub fn by_price(&self, price_id: &str) -> Option<(&Plan, BillingInterval)> {
+        self.plans
+            .iter()
+            .find_map(|p| BillingInterval::ALL.iter().find(|i| p.price_id(**i) == Some(price_id)).map(|i| (p, *i)))
     }
 }
 
@@ -150,8 +155,11 @@ mod tests {
     fn the_builtin_catalog_is_valid() {
         let c = Catalog::parse(BUILTIN).unwrap();
         assert_eq!(c.plans.len(), 4);
-        assert_eq!(c.by_price("price_pro_yearly").map(|(p, i)| (p.code.as_str(), i)), Some(("pro", "year")));
-        assert_eq!(c.plan("starter").unwrap().trial_days, 14);
+        assert_eq!(
+            c.by_price("price_pro_yearly").map(|(p, i)| (p.code, i)),
+            Some((PlanCode::Pro, BillingInterval::Year))
+        );
+        assert_eq!(c.plan(PlanCode::Starter).trial_days, 14);
     }
 
     #[test]

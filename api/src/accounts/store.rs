@@ -1,0 +1,201 @@
+//! The statements of `users`, `sessions`, `refresh_tokens` and `one_time_tokens`, and
+//! the two cross-tenant lookups by e-mail (`priv.*` functions, for sign-in and reset).
+use crate::{error::AppResult, model::Role};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use uuid::Uuid;
+
+/// What sign-in needs of an account found by e-mail.
+#[derive(Debug)]
+pub struct LoginRow {
+    /// The account.
+    pub id: Uuid,
+    /// Its argon2id hash.
+    pub password_hash: String,
+    /// Its role.
+    pub role: Role,
+}
+
+/// The account with this e-mail, for sign-in (`priv.login_lookup`, executable by the
+/// anonymous role only).
+pub async fn login_lookup(db: &impl ConnectionTrait, email: &str) -> AppResult<Option<LoginRow>> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id, password_hash, role FROM priv.login_lookup($1::citext)",
+            [email.into()],
+        ))
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(LoginRow {
+        id: r.try_get("", "id")?,
+        password_hash: r.try_get("", "password_hash")?,
+        role: r.try_get("", "role")?,
+    }))
+}
+
+/// The id of the account with this e-mail, for password reset
+/// (`priv.user_id_for_email`).
+pub async fn user_id_for_email(db: &impl ConnectionTrait, email: &str) -> AppResult<Option<Uuid>> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT priv.user_id_for_email($1::citext) AS id",
+            [email.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<Option<Uuid>>("", "id")).transpose()?.flatten())
+}
+
+/// Marks the address verified (keeping the first verification time).
+pub async fn mark_email_verified(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now() WHERE id = $1",
+        [user_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Sets the password hash.
+pub async fn set_password_hash(db: &impl ConnectionTrait, user_id: Uuid, hash: &str) -> AppResult<()> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+        [user_id.into(), hash.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Opens a session.
+pub async fn insert_session(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+) -> AppResult<()> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO sessions (id, user_id, expires_at, user_agent, ip) VALUES ($1, $2, $3, $4, $5)",
+        [session_id.into(), user_id.into(), expires_at.into(), user_agent.into(), ip.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Records that a live session was used; false when it is revoked or expired.
+pub async fn touch_live_session(db: &impl ConnectionTrait, user_id: Uuid, session_id: Uuid) -> AppResult<bool> {
+    let live = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE sessions SET last_used_at = now()
+             WHERE user_id = $1 AND id = $2 AND revoked_at IS NULL AND expires_at > now() RETURNING id",
+            [user_id.into(), session_id.into()],
+        ))
+        .await?;
+    Ok(live.is_some())
+}
+
+/// Revokes the user's live sessions, all of them or one, except `keep`; returns the ids
+/// revoked.
+pub async fn revoke_sessions(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    only: Option<Uuid>,
+    keep: Option<Uuid>,
+    reason: &str,
+) -> AppResult<Vec<Uuid>> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = $4
+             WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2) AND id IS DISTINCT FROM $3 AND revoked_at IS NULL
+             RETURNING id",
+            [user_id.into(), only.into(), keep.into(), reason.into()],
+        ))
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get::<Uuid>("", "id")?)).collect()
+}
+
+/// Stores a refresh token's hash in its session.
+pub async fn insert_refresh_token(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    hash: Vec<u8>,
+    session_id: Uuid,
+) -> AppResult<()> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO refresh_tokens (user_id, token_hash, session_id) VALUES ($1, $2, $3)",
+        [user_id.into(), hash.into(), session_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Spends an unused refresh token; its session, or None when unknown or already spent.
+pub async fn spend_refresh_token(db: &impl ConnectionTrait, user_id: Uuid, hash: Vec<u8>) -> AppResult<Option<Uuid>> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE refresh_tokens SET used_at = now()
+             WHERE user_id = $1 AND token_hash = $2 AND used_at IS NULL RETURNING session_id",
+            [user_id.into(), hash.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<Uuid>("", "session_id")).transpose()?)
+}
+
+/// The session of a refresh token, spent or not.
+pub async fn refresh_token_session(db: &impl ConnectionTrait, user_id: Uuid, hash: Vec<u8>) -> AppResult<Option<Uuid>> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT session_id FROM refresh_tokens WHERE user_id = $1 AND token_hash = $2",
+            [user_id.into(), hash.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<Uuid>("", "session_id")).transpose()?)
+}
+
+/// Stores a one-time token's hash for `purpose`, valid until `expires_at`.
+pub async fn insert_one_time_token(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    user_id: Uuid,
+    purpose: &str,
+    hash: Vec<u8>,
+    expires_at: DateTime<Utc>,
+) -> AppResult<()> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        [id.into(), user_id.into(), purpose.into(), hash.into(), expires_at.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Spends a one-time token atomically (two concurrent uses cannot both succeed); true
+/// when it was valid, unused and unexpired.
+pub async fn spend_one_time_token(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    hash: Vec<u8>,
+    purpose: &str,
+) -> AppResult<bool> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE one_time_tokens SET used_at = now()
+             WHERE user_id = $1 AND token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > now()
+             RETURNING id",
+            [user_id.into(), hash.into(), purpose.into()],
+        ))
+        .await?;
+    Ok(row.is_some())
+}

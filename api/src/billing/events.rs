@@ -1,0 +1,272 @@
+//! Stripe's webhook payloads, typed: the envelope and the few objects Plinth reads
+//! (<https://docs.stripe.com/api/events/object>). Every field Plinth does not need is
+//! ignored and every field it reads is optional or defaulted, so a newer Stripe API
+//! version (extra or missing fields) cannot make an event undecodable.
+use crate::model::SubscriptionStatus;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+/// An event envelope.
+#[derive(Debug, Deserialize)]
+pub struct StripeEvent {
+    /// `evt_...`, unique per event (redeliveries share it).
+    pub id: String,
+    /// The event type, e.g. `customer.subscription.updated`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When Stripe created the event (unix seconds).
+    pub created: i64,
+    /// The object the event is about.
+    #[serde(default)]
+    pub data: EventData,
+}
+
+/// `data` of an event.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventData {
+    /// The object, decoded per event type by [`StripeEvent::object`].
+    #[serde(default)]
+    pub object: Value,
+}
+
+impl StripeEvent {
+    /// The Stripe customer the event concerns: the object itself for customer events,
+    /// else the object's `customer`.
+    pub fn customer(&self) -> Option<String> {
+        let field = match self.kind.as_str() {
+            "customer.updated" | "customer.created" => "id",
+            _ => "customer",
+        };
+        id_of(self.data.object.get(field)?)
+    }
+
+    /// The object decoded as `T`.
+    ///
+    /// Errors: the object does not have `T`'s shape.
+    pub fn object<T: for<'de> Deserialize<'de>>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.data.object)
+    }
+}
+
+/// A list object (`{data: [...]}`).
+#[derive(Debug, Deserialize)]
+pub struct List<T> {
+    /// The items.
+    #[serde(default = "Vec::new")]
+    pub data: Vec<T>,
+}
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        List { data: Vec::new() }
+    }
+}
+
+/// A subscription (<https://docs.stripe.com/api/subscriptions/object>).
+#[derive(Debug, Deserialize)]
+pub struct StripeSubscription {
+    /// `sub_...`.
+    pub id: String,
+    /// Its customer (an id, or the expanded object).
+    #[serde(default, deserialize_with = "expandable")]
+    pub customer: Option<String>,
+    /// Its status, as Stripe spells it.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Its items (prices).
+    #[serde(default)]
+    pub items: List<SubscriptionItem>,
+    /// Current period start (moved to the items in API 2025-03-31).
+    #[serde(default)]
+    pub current_period_start: Option<i64>,
+    /// Current period end (moved to the items in API 2025-03-31).
+    #[serde(default)]
+    pub current_period_end: Option<i64>,
+    /// End of the trial.
+    #[serde(default)]
+    pub trial_end: Option<i64>,
+    /// Whether it ends at the period's end.
+    #[serde(default)]
+    pub cancel_at_period_end: bool,
+}
+
+impl StripeSubscription {
+    /// Its status in the vocabulary; None for a status Stripe added later.
+    pub fn status(&self) -> Option<SubscriptionStatus> {
+        self.status.as_deref().and_then(|s| SubscriptionStatus::parse(s).ok())
+    }
+
+    /// The price of its first item.
+    pub fn first_price(&self) -> Option<&str> {
+        self.items.data.first()?.price.as_ref().map(|p| p.id.as_str())
+    }
+
+    /// The current period, from the subscription or (newer API versions) its first item.
+    pub fn period(&self) -> (Option<i64>, Option<i64>) {
+        let item = self.items.data.first();
+        (
+            self.current_period_start.or_else(|| item.and_then(|i| i.current_period_start)),
+            self.current_period_end.or_else(|| item.and_then(|i| i.current_period_end)),
+        )
+    }
+}
+
+/// A subscription item.
+#[derive(Debug, Deserialize)]
+pub struct SubscriptionItem {
+    /// Its price.
+    #[serde(default)]
+    pub price: Option<Price>,
+    /// The item's current period start (API 2025-03-31 and later).
+    #[serde(default)]
+    pub current_period_start: Option<i64>,
+    /// The item's current period end (API 2025-03-31 and later).
+    #[serde(default)]
+    pub current_period_end: Option<i64>,
+}
+
+/// A price (only its id is read).
+#[derive(Debug, Deserialize)]
+pub struct Price {
+    /// `price_...`.
+    pub id: String,
+}
+
+/// An invoice (<https://docs.stripe.com/api/invoices/object>).
+#[derive(Debug, Deserialize)]
+pub struct StripeInvoice {
+    /// `in_...`.
+    pub id: String,
+    /// Its number.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// draft, open, paid, uncollectible, void.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// ISO currency, lower case.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Before tax, in cents.
+    #[serde(default)]
+    pub subtotal: Option<i64>,
+    /// Total, in cents.
+    #[serde(default)]
+    pub total: Option<i64>,
+    /// Tax, in cents (older API versions).
+    #[serde(default)]
+    pub tax: Option<i64>,
+    /// Taxes (API 2025-03-31 and later).
+    #[serde(default)]
+    pub total_taxes: Option<Vec<Amount>>,
+    /// Taxes (older API versions).
+    #[serde(default)]
+    pub total_tax_amounts: Option<Vec<Amount>>,
+    /// Paid, in cents.
+    #[serde(default)]
+    pub amount_paid: Option<i64>,
+    /// Still due, in cents.
+    #[serde(default)]
+    pub amount_due: Option<i64>,
+    /// Stripe's page for it.
+    #[serde(default)]
+    pub hosted_invoice_url: Option<String>,
+    /// Its PDF.
+    #[serde(default)]
+    pub invoice_pdf: Option<String>,
+    /// Period start.
+    #[serde(default)]
+    pub period_start: Option<i64>,
+    /// Period end.
+    #[serde(default)]
+    pub period_end: Option<i64>,
+    /// When Stripe created it.
+    #[serde(default)]
+    pub created: Option<i64>,
+}
+
+impl StripeInvoice {
+    /// The tax of the invoice in cents, whichever field this API version fills.
+    pub fn tax_cents(&self) -> i64 {
+        let sum = |a: &Option<Vec<Amount>>| a.as_ref().map(|a| a.iter().map(|t| t.amount).sum::<i64>());
+        self.tax.or_else(|| sum(&self.total_taxes)).or_else(|| sum(&self.total_tax_amounts)).unwrap_or(0)
+    }
+}
+
+/// An amount of a tax line.
+#[derive(Debug, Deserialize)]
+pub struct Amount {
+    /// In cents.
+    #[serde(default)]
+    pub amount: i64,
+}
+
+/// A customer (<https://docs.stripe.com/api/customers/object>).
+#[derive(Debug, Deserialize)]
+pub struct StripeCustomer {
+    /// `cus_...`.
+    pub id: String,
+    /// Its tax ids, when included (not by default since API 2020-08-27).
+    #[serde(default)]
+    pub tax_ids: Option<List<TaxId>>,
+}
+
+/// A customer's tax id.
+#[derive(Debug, Deserialize, serde::Serialize)]
+pub struct TaxId {
+    /// e.g. `eu_vat`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The id.
+    pub value: String,
+}
+
+/// A trial-will-end subscription, or anything with a `trial_end`.
+#[derive(Debug, Deserialize)]
+pub struct TrialEnd {
+    /// End of the trial.
+    #[serde(default)]
+    pub trial_end: Option<i64>,
+}
+
+/// The id of a field that is either an id or an expanded object with an `id`.
+fn id_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("id").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn expandable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<Value>::deserialize(d)?.as_ref().and_then(id_of))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subscriptions_decode_across_api_versions() {
+        let old = json!({"id": "sub_1", "customer": "cus_1", "status": "active", "current_period_start": 10,
+            "current_period_end": 20, "items": {"data": [{"price": {"id": "price_pro_monthly"}}]}});
+        let s: StripeSubscription = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            (s.first_price(), s.period(), s.status()),
+            (Some("price_pro_monthly"), (Some(10), Some(20)), Some(SubscriptionStatus::Active))
+        );
+        let new = json!({"id": "sub_1", "customer": {"id": "cus_1"}, "status": "brand_new_status",
+            "items": {"data": [{"price": {"id": "p"}, "current_period_start": 30, "current_period_end": 40}]}});
+        let s: StripeSubscription = serde_json::from_value(new).unwrap();
+        assert_eq!((s.customer.as_deref(), s.period(), s.status()), (Some("cus_1"), (Some(30), Some(40)), None));
+    }
+
+    #[test]
+    fn invoice_tax_comes_from_whichever_field_is_filled() {
+        let i: StripeInvoice =
+            serde_json::from_value(json!({"id": "in_1", "total_taxes": [{"amount": 5}, {"amount": 7}]})).unwrap();
+        assert_eq!(i.tax_cents(), 12);
+        let i: StripeInvoice = serde_json::from_value(json!({"id": "in_1", "tax": 3})).unwrap();
+        assert_eq!(i.tax_cents(), 3);
+    }
+}

@@ -1,0 +1,100 @@
+//! The statements of `quota_usage` and `quota_notices`, and the gauges' counts.
+use crate::{
+    error::AppResult,
+    model::{AccountState, QuotaMetric},
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use uuid::Uuid;
+
+/// The paid subscription's current period, if the account has one running now.
+pub async fn paid_period(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> AppResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT current_period_start, current_period_end FROM billing_accounts
+             WHERE user_id = $1 AND account_state IN ($2, $3)
+               AND current_period_start <= now() AND current_period_end > now()",
+            [user_id.into(), AccountState::Active.into(), AccountState::Grace.into()],
+        ))
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    let start: DateTime<chrono::FixedOffset> = r.try_get("", "current_period_start")?;
+    let end: DateTime<chrono::FixedOffset> = r.try_get("", "current_period_end")?;
+    Ok(Some((start.with_timezone(&Utc), end.with_timezone(&Utc))))
+}
+
+/// Adds `n` to a counter of the period in one conditional statement: only while
+/// `used + n <= limit`. Returns the new total, or None when it would exceed the limit.
+pub async fn consume(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    metric: QuotaMetric,
+    period_start: DateTime<Utc>,
+    n: i64,
+    limit: i64,
+) -> AppResult<Option<i64>> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO quota_usage AS q (user_id, metric, period_start, used)
+             SELECT $1, $2, $3, $4 WHERE $4 <= $5
+             ON CONFLICT (user_id, metric, period_start)
+               DO UPDATE SET used = q.used + EXCLUDED.used, updated_at = now() WHERE q.used + EXCLUDED.used <= $5
+             RETURNING used",
+            [user_id.into(), metric.into(), period_start.into(), n.into(), limit.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "used")).transpose()?)
+}
+
+/// What a gauge measures now: connected marketplace accounts, or bytes of photos.
+pub async fn gauge(db: &impl ConnectionTrait, user_id: Uuid, metric: QuotaMetric) -> AppResult<i64> {
+    let sql = match metric {
+        QuotaMetric::ConnectedAccounts => {
+            "SELECT count(*)::bigint AS n FROM marketplace_accounts WHERE user_id = $1 AND status = 'connected'"
+        }
+        QuotaMetric::StorageBytes => "SELECT coalesce(sum(byte_size), 0)::bigint AS n FROM photos WHERE user_id = $1",
+        other => return Err(anyhow::anyhow!("{other} is not a gauge").into()),
+    };
+    let row = db.query_one(Statement::from_sql_and_values(DbBackend::Postgres, sql, [user_id.into()])).await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
+}
+
+/// Records a threshold notice once per period; true the first time.
+pub async fn record_notice(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    metric: QuotaMetric,
+    period_start: DateTime<Utc>,
+    threshold: i32,
+) -> AppResult<bool> {
+    let fresh = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO quota_notices (user_id, metric, period_start, threshold) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING RETURNING threshold",
+            [user_id.into(), metric.into(), period_start.into(), threshold.into()],
+        ))
+        .await?;
+    Ok(fresh.is_some())
+}
+
+/// The user's counters in the period starting at `period_start`.
+pub async fn counters(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    period_start: DateTime<Utc>,
+) -> AppResult<Vec<(QuotaMetric, i64)>> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT metric, used FROM quota_usage WHERE user_id = $1 AND period_start = $2",
+            [user_id.into(), period_start.into()],
+        ))
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("", "metric")?, r.try_get("", "used")?))).collect()
+}
