@@ -16,10 +16,10 @@ pub async fn plan_and_state(db: &impl ConnectionTrait, user_id: Uuid) -> AppResu
     let row = db
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT u.plan, CASE WHEN b.account_state = 'grace' AND b.grace_until < now() THEN 'suspended'
-                                 ELSE coalesce(b.account_state, 'free') END AS state
+            "SELECT u.plan, CASE WHEN b.account_state = $2 AND b.grace_until < now() THEN $3
+                                 ELSE coalesce(b.account_state, $4) END AS state
              FROM users u LEFT JOIN billing_accounts b ON b.user_id = u.id WHERE u.id = $1",
-            [user_id.into()],
+            [user_id.into(), AccountState::Grace.into(), AccountState::Suspended.into(), AccountState::Free.into()],
         ))
         .await?
         .ok_or_else(|| AppError::Unauthenticated("the account no longer exists".into()))?;

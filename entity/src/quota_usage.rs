@@ -1,0 +1,22 @@
+//! `quota_usage`: counters consumed per user, metric and billing period.
+use sea_orm::entity::prelude::*;
+
+/// One row.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "quota_usage")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub user_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub metric: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub period_start: DateTimeWithTimeZone,
+    pub used: i64,
+    pub updated_at: DateTimeWithTimeZone,
+}
+
+/// No relations are navigated through sea-orm.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
