@@ -74,6 +74,8 @@ impl EventBus {
 
     /// A bus over Redis pub/sub. Returns once this instance is subscribed, so nothing
     /// published after start is missed; the subscription reconnects by itself.
+    ///
+    /// Errors: Redis could not be reached or subscribed to within 5 s.
     pub async fn redis(url: &str, publisher: redis::aio::ConnectionManager) -> anyhow::Result<Self> {
         let (local, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         let client = redis::Client::open(url)?;

@@ -3,6 +3,8 @@ use anyhow::Context;
 use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path};
 
 /// Creates `path` (and its folder) readable by the owner only; fails if it exists.
+///
+/// Errors: the file system's.
 pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -26,6 +26,8 @@ impl Cursor {
     }
 
     /// Parses a client's `after`; anything else is BAD_USER_INPUT on `after`.
+    ///
+    /// Errors: BAD_USER_INPUT on `after`.
     pub fn decode(s: &str) -> Result<Cursor, AppError> {
         let bad = || AppError::bad_input("after", "is not a cursor from this list");
         let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
@@ -47,6 +49,8 @@ pub struct PageRequest {
 
 impl PageRequest {
     /// `first` defaults to 20 and is capped at 100; a negative or zero `first` is refused.
+    ///
+    /// Errors: BAD_USER_INPUT on `first` (below 1) or `after`.
     pub fn parse(first: Option<i32>, after: Option<&str>) -> Result<Self, AppError> {
         let first = match first {
             None => DEFAULT_PAGE,

@@ -22,6 +22,8 @@ impl std::fmt::Debug for SecretBox {
 
 impl SecretBox {
     /// A key from 64 hex digits.
+    ///
+    /// Errors: not 64 hex digits.
     pub fn from_hex(hex_key: &str) -> anyhow::Result<Self> {
         let bytes = hex::decode(hex_key.trim()).context("expected 64 hex digits")?;
         anyhow::ensure!(bytes.len() == 32, "expected 64 hex digits (32 bytes)");
@@ -29,6 +31,8 @@ impl SecretBox {
     }
 
     /// The key kept in `path`, generated on first use (development only).
+    ///
+    /// Errors: the key file cannot be read, parsed or written.
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
         if let Ok(existing) = std::fs::read_to_string(path) {
             return Self::from_hex(&existing).with_context(|| format!("reading {}", path.display()));
@@ -40,6 +44,8 @@ impl SecretBox {
     }
 
     /// Random key bytes kept in `path` (created on first use), e.g. for URL signing.
+    ///
+    /// Errors: the key file cannot be read, parsed or written.
     pub fn key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
         if let Ok(existing) = std::fs::read_to_string(path) {
             return hex::decode(existing.trim()).with_context(|| format!("reading {}", path.display()));
@@ -51,6 +57,8 @@ impl SecretBox {
     }
 
     /// Encrypts `plaintext` bound to `aad`: 12-byte random nonce, then ciphertext.
+    ///
+    /// Errors: INTERNAL (encryption failed).
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> anyhow::Result<Vec<u8>> {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -62,6 +70,8 @@ impl SecretBox {
     }
 
     /// Decrypts what `seal` produced with the same `aad`.
+    ///
+    /// Errors: INTERNAL (tampered, or sealed with another key or for another row).
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(sealed.len() > 12, "sealed value too short");
         let (nonce, ct) = sealed.split_at(12);

@@ -69,6 +69,8 @@ type HmacSha256 = Hmac<Sha256>;
 
 impl Storage {
     /// An S3 store.
+    ///
+    /// Errors: bad S3 settings (endpoint, credentials).
     pub fn s3(settings: &S3Settings) -> anyhow::Result<Self> {
         use secrecy::ExposeSecret;
         let region = Region::Custom { region: settings.region.clone(), endpoint: settings.endpoint.clone() };
@@ -89,6 +91,8 @@ impl Storage {
     }
 
     /// A URL to upload `key` with exactly this type and size, valid for `ttl`.
+    ///
+    /// Errors: INTERNAL (signing failed).
     pub async fn presign_put(
         &self,
         key: &str,
@@ -113,6 +117,8 @@ impl Storage {
     }
 
     /// A URL to download `key`, valid for `ttl`.
+    ///
+    /// Errors: INTERNAL (signing failed).
     pub async fn presign_get(&self, key: &str, ttl: Duration) -> anyhow::Result<String> {
         match self {
             Storage::S3(bucket) => {
@@ -123,6 +129,8 @@ impl Storage {
     }
 
     /// Size and type of `key`, or None when absent.
+    ///
+    /// Errors: INTERNAL (the store did not answer).
     pub async fn head(&self, key: &str) -> anyhow::Result<Option<ObjectInfo>> {
         match self {
             Storage::S3(bucket) => {
@@ -141,6 +149,8 @@ impl Storage {
     }
 
     /// The bytes of `key`.
+    ///
+    /// Errors: INTERNAL (the store did not answer, or no object).
     pub async fn get(&self, key: &str) -> anyhow::Result<Vec<u8>> {
         match self {
             Storage::S3(bucket) => {
@@ -153,6 +163,8 @@ impl Storage {
     }
 
     /// Deletes `key`; deleting an absent key succeeds.
+    ///
+    /// Errors: INTERNAL (the store did not answer).
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         match self {
             Storage::S3(bucket) => {
@@ -235,6 +247,8 @@ impl LocalStore {
     }
 
     /// The file of `key`; refuses keys that could leave the root.
+    ///
+    /// Errors: a key that would leave the store's directory.
     pub fn path(&self, key: &str) -> anyhow::Result<PathBuf> {
         anyhow::ensure!(valid_key(key), "invalid object key");
         Ok(self.root.join(key))
@@ -247,6 +261,8 @@ impl LocalStore {
     }
 
     /// Stores `bytes` under `key` atomically, with its type.
+    ///
+    /// Errors: the file system's.
     pub async fn put(&self, key: &str, content_type: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let path = self.path(key)?;
         if let Some(dir) = path.parent() {

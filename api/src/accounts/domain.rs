@@ -8,6 +8,8 @@ pub struct EmailAddress(String);
 
 impl EmailAddress {
     /// Parses user input for `field`.
+    ///
+    /// Errors: BAD_USER_INPUT naming `field`.
     pub fn parse(field: &str, raw: &str) -> Result<Self, AppError> {
         let trimmed = raw.trim();
         if trimmed.len() > 254 {

@@ -18,6 +18,8 @@ pub struct LoginRow {
 
 /// The account with this e-mail, for sign-in (`priv.login_lookup`, executable by the
 /// anonymous role only).
+///
+/// Errors: INTERNAL (database).
 pub async fn login_lookup(db: &impl ConnectionTrait, email: &str) -> AppResult<Option<LoginRow>> {
     let row = db
         .query_one(Statement::from_sql_and_values(
@@ -36,6 +38,8 @@ pub async fn login_lookup(db: &impl ConnectionTrait, email: &str) -> AppResult<O
 
 /// The id of the account with this e-mail, for password reset
 /// (`priv.user_id_for_email`).
+///
+/// Errors: INTERNAL (database).
 pub async fn user_id_for_email(db: &impl ConnectionTrait, email: &str) -> AppResult<Option<Uuid>> {
     let row = db
         .query_one(Statement::from_sql_and_values(
@@ -48,6 +52,8 @@ pub async fn user_id_for_email(db: &impl ConnectionTrait, email: &str) -> AppRes
 }
 
 /// Marks the address verified (keeping the first verification time).
+///
+/// Errors: INTERNAL (database).
 pub async fn mark_email_verified(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -59,6 +65,8 @@ pub async fn mark_email_verified(db: &impl ConnectionTrait, user_id: Uuid) -> Ap
 }
 
 /// Sets the password hash.
+///
+/// Errors: INTERNAL (database).
 pub async fn set_password_hash(db: &impl ConnectionTrait, user_id: Uuid, hash: &str) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -70,6 +78,8 @@ pub async fn set_password_hash(db: &impl ConnectionTrait, user_id: Uuid, hash: &
 }
 
 /// Opens a session.
+///
+/// Errors: INTERNAL (database).
 pub async fn insert_session(
     db: &impl ConnectionTrait,
     session_id: Uuid,
@@ -88,6 +98,8 @@ pub async fn insert_session(
 }
 
 /// Records that a live session was used; false when it is revoked or expired.
+///
+/// Errors: INTERNAL (database).
 pub async fn touch_live_session(db: &impl ConnectionTrait, user_id: Uuid, session_id: Uuid) -> AppResult<bool> {
     let live = db
         .query_one(Statement::from_sql_and_values(
@@ -102,6 +114,8 @@ pub async fn touch_live_session(db: &impl ConnectionTrait, user_id: Uuid, sessio
 
 /// Revokes the user's live sessions, all of them or one, except `keep`; returns the ids
 /// revoked.
+///
+/// Errors: INTERNAL (database).
 pub async fn revoke_sessions(
     db: &impl ConnectionTrait,
     user_id: Uuid,
@@ -122,6 +136,8 @@ pub async fn revoke_sessions(
 }
 
 /// Stores a refresh token's hash in its session.
+///
+/// Errors: INTERNAL (database).
 pub async fn insert_refresh_token(
     db: &impl ConnectionTrait,
     user_id: Uuid,
@@ -138,6 +154,8 @@ pub async fn insert_refresh_token(
 }
 
 /// Spends an unused refresh token; its session, or None when unknown or already spent.
+///
+/// Errors: INTERNAL (database).
 pub async fn spend_refresh_token(db: &impl ConnectionTrait, user_id: Uuid, hash: Vec<u8>) -> AppResult<Option<Uuid>> {
     let row = db
         .query_one(Statement::from_sql_and_values(
@@ -151,6 +169,8 @@ pub async fn spend_refresh_token(db: &impl ConnectionTrait, user_id: Uuid, hash:
 }
 
 /// The session of a refresh token, spent or not.
+///
+/// Errors: INTERNAL (database).
 pub async fn refresh_token_session(db: &impl ConnectionTrait, user_id: Uuid, hash: Vec<u8>) -> AppResult<Option<Uuid>> {
     let row = db
         .query_one(Statement::from_sql_and_values(
@@ -163,6 +183,8 @@ pub async fn refresh_token_session(db: &impl ConnectionTrait, user_id: Uuid, has
 }
 
 /// Stores a one-time token's hash for `purpose`, valid until `expires_at`.
+///
+/// Errors: INTERNAL (database).
 pub async fn insert_one_time_token(
     db: &impl ConnectionTrait,
     id: Uuid,
@@ -182,6 +204,8 @@ pub async fn insert_one_time_token(
 
 /// Spends a one-time token atomically (two concurrent uses cannot both succeed); true
 /// when it was valid, unused and unexpired.
+///
+/// Errors: INTERNAL (database).
 pub async fn spend_one_time_token(
     db: &impl ConnectionTrait,
     user_id: Uuid,

@@ -24,6 +24,8 @@ pub struct ApiTokenRow {
 }
 
 /// Inserts a token's row and returns it as listed.
+///
+/// Errors: INTERNAL (database).
 #[allow(clippy::too_many_arguments)]
 pub async fn insert(
     db: &impl ConnectionTrait,
@@ -48,6 +50,8 @@ pub async fn insert(
 }
 
 /// The user's tokens, newest first.
+///
+/// Errors: INTERNAL (database).
 pub async fn list(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Vec<ApiTokenRow>> {
     let rows = db
         .query_all(Statement::from_sql_and_values(
@@ -62,6 +66,8 @@ pub async fn list(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Vec<Api
 
 /// Marks one of the user's tokens revoked (idempotently); its revocation id, or None
 /// when the user has no such token.
+///
+/// Errors: INTERNAL (database).
 pub async fn revoke(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> AppResult<Option<String>> {
     let found = db
         .query_one(Statement::from_sql_and_values(
@@ -75,6 +81,8 @@ pub async fn revoke(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> AppRe
 }
 
 /// Records a use of the token, at most once a minute.
+///
+/// Errors: INTERNAL (database).
 pub async fn touch(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,

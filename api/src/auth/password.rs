@@ -28,6 +28,8 @@ impl std::fmt::Debug for Passwords {
 
 impl Passwords {
     /// Builds the hasher with `memory_kib` of argon2id memory (OWASP: 19 MiB, t=2, p=1).
+    ///
+    /// Errors: invalid argon2 parameters (a configuration mistake).
     pub fn new(memory_kib: u32) -> anyhow::Result<Self> {
         let params = Params::new(memory_kib, 2, 1, None).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
         let dummy_hash = hash_with(&params, uuid::Uuid::new_v4().to_string().as_bytes())?;
@@ -35,6 +37,8 @@ impl Passwords {
     }
 
     /// Hashes a password (PHC string), on the blocking pool.
+    ///
+    /// Errors: INTERNAL (the hashing task failed).
     pub async fn hash(&self, password: &SecretString) -> anyhow::Result<String> {
         let params = self.params.clone();
         let password = password.clone();
@@ -45,6 +49,8 @@ impl Passwords {
 
     /// Verifies a password against a stored hash, or against the dummy hash when there
     /// is none, on the blocking pool. Returns false for a malformed stored hash.
+    ///
+    /// Errors: INTERNAL (the hashing task failed); a wrong password is Ok(false).
     pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> anyhow::Result<bool> {
         let known = stored.is_some();
         let hash = stored.unwrap_or(&self.dummy_hash).to_owned();

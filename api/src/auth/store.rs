@@ -28,6 +28,8 @@ pub async fn plan_and_state(db: &impl ConnectionTrait, user_id: Uuid) -> AppResu
 
 /// Users whose access tokens issued before an instant are refused, for revocations
 /// younger than `since` (older ones concern only expired tokens).
+///
+/// Errors: INTERNAL (database).
 pub async fn user_revocations(
     db: &impl ConnectionTrait,
     since: DateTime<Utc>,
@@ -48,6 +50,8 @@ pub async fn user_revocations(
 }
 
 /// Revocation ids of revoked API tokens that have not expired yet.
+///
+/// Errors: INTERNAL (database).
 pub async fn revoked_api_tokens(db: &impl ConnectionTrait) -> AppResult<Vec<String>> {
     let rows = db
         .query_all(Statement::from_string(
@@ -60,6 +64,8 @@ pub async fn revoked_api_tokens(db: &impl ConnectionTrait) -> AppResult<Vec<Stri
 
 /// Records that `user_id`'s access tokens issued before `before` are refused (the
 /// later of two revocations wins).
+///
+/// Errors: INTERNAL (database).
 pub async fn insert_user_revocation(db: &impl ConnectionTrait, user_id: Uuid, before: DateTime<Utc>) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,

@@ -96,6 +96,8 @@ impl std::fmt::Debug for TokenService {
 impl TokenService {
     /// Loads the root key (configured, else the data dir's, generated on first start in
     /// development) and the policies.
+    ///
+    /// Errors: a malformed key, an unreadable key file or policies directory, or a policy that does not compile.
     pub fn from_settings(settings: &TokenSettings) -> anyhow::Result<Self> {
         let root = match &settings.key {
             Some(key) => parse_key(key.expose_secret()).context("PLINTH_TOKEN_KEY")?,
@@ -110,6 +112,8 @@ impl TokenService {
     }
 
     /// Builds the service from a key and policy sources (name, Datalog).
+    ///
+    /// Errors: a policy file missing or not compiling.
     pub fn new(root: KeyPair, policies: &[(String, String)], ttl: Duration) -> anyhow::Result<Self> {
         // Each policy file is its own ordered policy set, named by its file name.
         let set = |file: &str| -> anyhow::Result<AuthorizerBuilder> {
@@ -135,6 +139,8 @@ impl TokenService {
     }
 
     /// Signs an access token for a signed-in account.
+    ///
+    /// Errors: a biscuit that cannot be built (a bug).
     pub fn issue(&self, claims: &TokenGrant<'_>) -> anyhow::Result<(String, DateTime<Utc>)> {
         let now = Utc::now();
         let expires = SystemTime::now() + self.ttl;
@@ -155,6 +161,8 @@ impl TokenService {
     }
 
     /// Signs a worker token for the given job kinds.
+    ///
+    /// Errors: a biscuit that cannot be built (a bug).
     pub fn issue_worker(&self, worker_id: Uuid, kinds: &[JobKind], ttl: Duration) -> anyhow::Result<String> {
         let expires = SystemTime::now() + ttl;
         let mut builder = Biscuit::builder()
@@ -221,6 +229,8 @@ impl TokenService {
 
     /// Signs an API token for `user_id` with `scopes`, valid until `expires`; returns the
     /// token and its revocation id.
+    ///
+    /// Errors: a biscuit that cannot be built (a bug).
     pub fn issue_api(
         &self,
         user_id: Uuid,

@@ -86,6 +86,8 @@ impl BillingService {
     }
 
     /// A system transaction for billing work started by Stripe or a sweeper.
+    ///
+    /// Errors: INTERNAL (no connection).
     pub(super) async fn begin(&self, source: &str) -> AppResult<RequestTx> {
         let meta = RequestMeta::internal(source);
         Ok(RequestTx::begin(&self.pool, Principal::System, meta, self.settings.statement_timeout_ms).await?)
@@ -118,6 +120,8 @@ impl BillingService {
 
     /// Carries out a transition's effects for `user_id` in `tx` (acting as billing for
     /// that user); `plan` names the subscription in messages.
+    ///
+    /// Errors: INTERNAL (database).
     pub(super) async fn carry_out(
         &self,
         tx: &RequestTx,
@@ -143,6 +147,8 @@ impl BillingService {
     }
 
     /// Switches `tx` to write billing rows for `user_id`.
+    ///
+    /// Errors: INTERNAL (database).
     pub(super) async fn act_for(&self, tx: &RequestTx, user_id: Uuid) -> AppResult<()> {
         Ok(tx.act_as(DbRole::Billing, user_id).await?)
     }

@@ -19,6 +19,8 @@ pub enum SignatureError {
 }
 
 /// Verifies `header` for `body` against any of `secrets`, at `now` (unix seconds).
+///
+/// Errors: Malformed (no or bad header), Stale (outside the tolerance), Mismatch.
 pub fn verify(
     body: &[u8],
     header: Option<&str>,

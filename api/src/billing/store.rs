@@ -64,6 +64,8 @@ impl Default for Account {
 
 /// Serializes `key`'s billing work within the transaction (`pg_advisory_xact_lock`):
 /// one customer's events apply one at a time, and one user's checkout set-up runs once.
+///
+/// Errors: INTERNAL (database).
 pub async fn lock(db: &impl ConnectionTrait, key: &str) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -75,16 +77,22 @@ pub async fn lock(db: &impl ConnectionTrait, key: &str) -> AppResult<()> {
 }
 
 /// The lock key of a Stripe customer's events.
+///
+/// Errors: INTERNAL (database).
 pub fn customer_lock(customer: &str) -> String {
     format!("stripe:{customer}")
 }
 
 /// The lock key of a user's checkout set-up.
+///
+/// Errors: INTERNAL (database).
 pub fn user_lock(user_id: Uuid) -> String {
     format!("billing:{user_id}")
 }
 
 /// Records a webhook event once; false when its id was seen before.
+///
+/// Errors: INTERNAL (database).
 pub async fn record_event(
     db: &impl ConnectionTrait,
     id: &str,
@@ -104,6 +112,8 @@ pub async fn record_event(
 }
 
 /// The user a Stripe customer belongs to (`priv.user_for_stripe_customer`).
+///
+/// Errors: INTERNAL (database).
 pub async fn user_for_customer(db: &impl ConnectionTrait, customer: &str) -> AppResult<Option<Uuid>> {
     let row = db
         .query_one(Statement::from_sql_and_values(
@@ -116,6 +126,8 @@ pub async fn user_for_customer(db: &impl ConnectionTrait, customer: &str) -> App
 }
 
 /// Users whose grace period ended (`priv.grace_expired`).
+///
+/// Errors: INTERNAL (database).
 pub async fn grace_expired(db: &impl ConnectionTrait) -> AppResult<Vec<Uuid>> {
     let rows =
         db.query_all(Statement::from_string(DbBackend::Postgres, "SELECT user_id FROM priv.grace_expired()")).await?;
@@ -123,6 +135,8 @@ pub async fn grace_expired(db: &impl ConnectionTrait) -> AppResult<Vec<Uuid>> {
 }
 
 /// The user's billing row, if any.
+///
+/// Errors: INTERNAL (database).
 pub async fn read_account(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Option<Account>> {
     let row = db
         .query_one(Statement::from_sql_and_values(
@@ -159,6 +173,8 @@ fn account(r: &QueryResult) -> AppResult<Account> {
 }
 
 /// Records the user's Stripe customer (creating the billing row).
+///
+/// Errors: INTERNAL (database).
 pub async fn save_customer(db: &impl ConnectionTrait, user_id: Uuid, customer: &str) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -171,6 +187,8 @@ pub async fn save_customer(db: &impl ConnectionTrait, user_id: Uuid, customer: &
 }
 
 /// Writes the subscription fields of the user's billing row.
+///
+/// Errors: INTERNAL (database).
 pub async fn write_subscription(db: &impl ConnectionTrait, user_id: Uuid, a: &Account) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -200,6 +218,8 @@ pub async fn write_subscription(db: &impl ConnectionTrait, user_id: Uuid, a: &Ac
 }
 
 /// Moves an account whose grace ended to SUSPENDED.
+///
+/// Errors: INTERNAL (database).
 pub async fn suspend_after_grace(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -211,6 +231,8 @@ pub async fn suspend_after_grace(db: &impl ConnectionTrait, user_id: Uuid) -> Ap
 }
 
 /// Sets the plan an account's users row shows (and its tokens carry).
+///
+/// Errors: INTERNAL (database).
 pub async fn set_user_plan(db: &impl ConnectionTrait, user_id: Uuid, plan: PlanCode) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -222,6 +244,8 @@ pub async fn set_user_plan(db: &impl ConnectionTrait, user_id: Uuid, plan: PlanC
 }
 
 /// Stores the customer's tax ids (`[{type, value}]`).
+///
+/// Errors: INTERNAL (database).
 pub async fn save_tax_ids(db: &impl ConnectionTrait, user_id: Uuid, tax_ids: Value) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -234,6 +258,8 @@ pub async fn save_tax_ids(db: &impl ConnectionTrait, user_id: Uuid, tax_ids: Val
 
 /// Inserts or updates the mirror of a Stripe invoice, unless a newer event already
 /// wrote it.
+///
+/// Errors: INTERNAL (database).
 pub async fn upsert_invoice(
     db: &impl ConnectionTrait,
     user_id: Uuid,

@@ -68,6 +68,8 @@ pub struct CheckoutRequest<'a> {
 
 impl StripeApi {
     /// A client for `base_url` (Stripe's, or a local server in tests).
+    ///
+    /// Errors: PLINTH_STRIPE_API_BASE is not a URL.
     pub fn new(base_url: &str, secret_key: &str) -> anyhow::Result<Self> {
         url::Url::parse(base_url).context("PLINTH_STRIPE_API_BASE")?;
         Ok(StripeApi { client: Client::from_url(base_url, secret_key) })
@@ -75,6 +77,8 @@ impl StripeApi {
 
     /// Creates the user's customer; the idempotency key makes a retried or concurrent
     /// call return the same customer.
+    ///
+    /// Errors: Stripe's answer or the network's.
     pub async fn create_customer(&self, user_id: Uuid, email: &str) -> anyhow::Result<String> {
         let mut params = CreateCustomer::new();
         params.email = Some(email);
@@ -85,6 +89,8 @@ impl StripeApi {
     }
 
     /// Creates a subscription Checkout Session with tax, tax ids and billing address.
+    ///
+    /// Errors: Stripe's answer or the network's.
     pub async fn create_checkout(&self, req: &CheckoutRequest<'_>) -> anyhow::Result<String> {
         let customer: CustomerId = req.customer.parse().context("customer id")?;
         let metadata = Metadata::from([
@@ -125,6 +131,8 @@ impl StripeApi {
     }
 
     /// Creates a customer-portal session.
+    ///
+    /// Errors: Stripe's answer or the network's.
     pub async fn create_portal(&self, customer: &str, return_url: &str) -> anyhow::Result<String> {
         let mut params = CreateBillingPortalSession::new(customer.parse().context("customer id")?);
         params.return_url = Some(return_url);
@@ -134,6 +142,8 @@ impl StripeApi {
     }
 
     /// One page of all subscriptions (any status), after `starting_after`.
+    ///
+    /// Errors: Stripe's answer or the network's.
     pub async fn list_subscriptions(&self, starting_after: Option<&str>) -> anyhow::Result<SubscriptionPage> {
         let mut params = ListSubscriptions::new();
         params.limit = Some(100);

@@ -182,6 +182,8 @@ impl BillingService {
 
     /// Applies a snapshot at `version` to the user's stored state (as billing for that
     /// user, under the customer's lock) and carries out the transition's effects.
+    ///
+    /// Errors: INTERNAL (database).
     pub(super) async fn apply_snapshot(
         &self,
         tx: &RequestTx,

@@ -41,6 +41,8 @@ SELECT
     AS recent";
 
 /// Gathers `user_id`'s dashboard.
+///
+/// Errors: INTERNAL (database).
 pub async fn summary(db: &impl ConnectionTrait, user_id: uuid::Uuid) -> AppResult<Summary> {
     let row = db
         .query_one(Statement::from_sql_and_values(DbBackend::Postgres, SQL, [user_id.into(), RECENT_ACTIVITY.into()]))

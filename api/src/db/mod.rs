@@ -38,6 +38,8 @@ pub static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 
 /// Opens the runtime pool. No ping on acquire: it is a hidden round trip per request,
 /// and a dead connection fails its first statement just as clearly.
+///
+/// Errors: the database refused or could not be reached.
 pub async fn connect_runtime(url: &str, pool_size: u32) -> anyhow::Result<DatabaseConnection> {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(pool_size)
@@ -54,6 +56,8 @@ pub async fn connect_runtime(url: &str, pool_size: u32) -> anyhow::Result<Databa
 
 /// Runs pending migrations as the owner, under an advisory lock so two instances
 /// starting together do not race, then sets the runtime role's password if given.
+///
+/// Errors: the owner connection, the lock, or a migration failed.
 pub async fn migrate(owner_url: &str, app_password: Option<&str>) -> anyhow::Result<()> {
     let mut opts = ConnectOptions::new(owner_url.to_owned());
     opts.max_connections(1).min_connections(1).sqlx_logging(false);
@@ -81,6 +85,8 @@ pub async fn ping(pool: &DatabaseConnection) -> Result<(), DbErr> {
 }
 
 /// The runtime URL derived from the owner's: same host and database, the app role.
+///
+/// Errors: DATABASE_URL is not a URL that can carry a user and password.
 pub fn runtime_url(owner_url: &str, app_password: Option<&str>) -> anyhow::Result<String> {
     let mut url = url::Url::parse(owner_url).context("parsing DATABASE_URL")?;
     url.set_username(APP_ROLE).map_err(|_| anyhow::anyhow!("DATABASE_URL cannot carry a user name"))?;

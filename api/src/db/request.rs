@@ -137,6 +137,8 @@ impl RequestTx {
     }
 
     /// [`RequestTx::act_as`] for an account's own role.
+    ///
+    /// Errors: the database's, as `DbErr`.
     pub async fn act_as_user(&self, role: Role, user_id: Uuid) -> Result<(), DbErr> {
         self.act_as(role.db_role(), user_id).await
     }
@@ -216,6 +218,8 @@ impl ConnectionTrait for RequestTx {
 
 /// Reads a piece of per-request or schema data; a missing one is a bug, reported as
 /// INTERNAL with a log line rather than a panic.
+///
+/// Errors: INTERNAL when the data is missing (a bug).
 pub fn data<'a, T: Send + Sync + 'static>(ctx: &async_graphql::Context<'a>) -> Result<&'a T, AppError> {
     ctx.data::<T>()
         .map_err(|_| AppError::Internal(anyhow::anyhow!("missing context data: {}", std::any::type_name::<T>())))

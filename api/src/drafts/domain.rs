@@ -59,6 +59,8 @@ pub enum Patch<T> {
 
 impl<T> Patch<T> {
     /// Maps the value of `Set`, failing like `f` does.
+    ///
+    /// Errors: those of `f`.
     pub fn try_map<U>(self, f: impl FnOnce(T) -> Result<U, AppError>) -> Result<Patch<U>, AppError> {
         Ok(match self {
             Patch::Keep => Patch::Keep,
@@ -92,6 +94,8 @@ pub struct DraftFields {
 }
 
 /// Trims and checks a required text field.
+///
+/// Errors: BAD_USER_INPUT naming `field` (empty, too long, control characters).
 pub fn title(field: &str, raw: &str) -> Result<String, AppError> {
     let t = raw.trim();
     if t.is_empty() {
@@ -101,11 +105,15 @@ pub fn title(field: &str, raw: &str) -> Result<String, AppError> {
 }
 
 /// Checks a description.
+///
+/// Errors: BAD_USER_INPUT naming `field` (too long, control characters).
 pub fn description(field: &str, raw: &str) -> Result<String, AppError> {
     bounded(field, raw.trim(), DESCRIPTION_MAX)
 }
 
 /// Checks a short optional label (brand, size, category).
+///
+/// Errors: BAD_USER_INPUT naming `field` (empty, too long, control characters).
 pub fn label(field: &str, raw: &str, max: usize) -> Result<String, AppError> {
     let t = raw.trim();
     if t.is_empty() {
@@ -125,6 +133,8 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<String, AppError> {
 }
 
 /// Checks a price in cents.
+///
+/// Errors: BAD_USER_INPUT naming `field`.
 pub fn price_cents(field: &str, cents: i64) -> Result<i64, AppError> {
     if !(0..=PRICE_MAX_CENTS).contains(&cents) {
         return Err(AppError::bad_input(field, format!("must be between 0 and {PRICE_MAX_CENTS}")));
@@ -133,6 +143,8 @@ pub fn price_cents(field: &str, cents: i64) -> Result<i64, AppError> {
 }
 
 /// Checks an ISO 4217 currency code against the supported list.
+///
+/// Errors: BAD_USER_INPUT naming `field`.
 pub fn currency(field: &str, raw: &str) -> Result<String, AppError> {
     let c = raw.trim().to_ascii_uppercase();
     if !CURRENCIES.contains(&c.as_str()) {

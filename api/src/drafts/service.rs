@@ -136,6 +136,8 @@ pub async fn list(tx: &RequestTx, page: PageRequest, filter: &DraftFilter) -> Ap
 }
 
 /// Drafts by id, for the photo → draft loader.
+///
+/// Errors: INTERNAL (database).
 pub async fn by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<drafts::Model>> {
     Ok(drafts::Entity::find()
         .filter(Column::Id.is_in(ids.iter().copied()))

@@ -172,6 +172,8 @@ pub fn cursor(j: &jobs::Model) -> Cursor {
 }
 
 /// Log lines of the given jobs, oldest first, for the job → logs loader.
+///
+/// Errors: INTERNAL (database).
 pub async fn logs_of(db: &impl ConnectionTrait, job_ids: &[Uuid]) -> AppResult<Vec<job_logs::Model>> {
     Ok(job_logs::Entity::find()
         .filter(job_logs::Column::JobId.is_in(job_ids.iter().copied()))

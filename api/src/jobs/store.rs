@@ -7,6 +7,8 @@ use uuid::Uuid;
 
 /// Claims the oldest due job of `kinds` for `worker_id` for `lease_secs`
 /// (`priv.claim_job`, `FOR UPDATE SKIP LOCKED`); returns (owner, job).
+///
+/// Errors: INTERNAL (database).
 pub async fn claim(
     db: &impl ConnectionTrait,
     worker_id: Uuid,
@@ -27,6 +29,8 @@ pub async fn claim(
 
 /// Returns jobs whose lease expired to the queue (or to FAILED when out of attempts,
 /// `priv.requeue_expired_jobs`); returns them as (owner, job).
+///
+/// Errors: INTERNAL (database).
 pub async fn requeue_expired(db: &impl ConnectionTrait) -> AppResult<Vec<(Uuid, Uuid)>> {
     let rows = db
         .query_all(Statement::from_string(DbBackend::Postgres, "SELECT user_id, id FROM priv.requeue_expired_jobs()"))
@@ -35,6 +39,8 @@ pub async fn requeue_expired(db: &impl ConnectionTrait) -> AppResult<Vec<(Uuid, 
 }
 
 /// Records what a SCAN measured of one of the owner's photos.
+///
+/// Errors: INTERNAL (database).
 pub async fn record_scan(
     db: &impl ConnectionTrait,
     user_id: Uuid,
@@ -66,6 +72,8 @@ pub struct Prepared {
 }
 
 /// Fills the draft's empty fields from a PREPARE, within each field's bounds.
+///
+/// Errors: INTERNAL (database).
 pub async fn fill_draft(db: &impl ConnectionTrait, user_id: Uuid, draft_id: Uuid, p: &Prepared) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -90,6 +98,8 @@ pub async fn fill_draft(db: &impl ConnectionTrait, user_id: Uuid, draft_id: Uuid
 }
 
 /// Marks the draft published after a PUBLISH.
+///
+/// Errors: INTERNAL (database).
 pub async fn mark_published(db: &impl ConnectionTrait, user_id: Uuid, draft_id: Uuid) -> AppResult<()> {
     db.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,

@@ -107,6 +107,8 @@ pub async fn list(tx: &RequestTx) -> AppResult<Vec<accounts::Model>> {
 }
 
 /// The decrypted credentials of an account, for the publishing worker.
+///
+/// Errors: INTERNAL (the seal does not open with this key, or the plaintext is not JSON).
 pub fn open_credentials(sealer: &SecretBox, account: &accounts::Model) -> AppResult<Option<serde_json::Value>> {
     let Some(sealed) = &account.credentials else { return Ok(None) };
     let plain = sealer.open(sealed, &aad(account.user_id, account.id))?;

@@ -44,6 +44,8 @@ macro_rules! vocabulary {
             }
 
             /// Parses a stored spelling.
+            ///
+            /// Errors: `UnknownValue` naming the vocabulary and the spelling.
             pub fn parse(s: &str) -> Result<Self, $crate::model::UnknownValue> {
                 match s {
                     $( $db => Ok($name::$variant), )+

@@ -36,6 +36,8 @@ fn row(r: &QueryResult) -> AppResult<NotificationRow> {
 }
 
 /// Inserts a notification.
+///
+/// Errors: INTERNAL (database).
 pub async fn insert(
     db: &impl ConnectionTrait,
     id: Uuid,
@@ -55,6 +57,8 @@ pub async fn insert(
 }
 
 /// The user's newest notifications (at most `limit`), unread only if asked.
+///
+/// Errors: INTERNAL (database).
 pub async fn list(
     db: &impl ConnectionTrait,
     user_id: Uuid,
@@ -75,6 +79,8 @@ pub async fn list(
 }
 
 /// One notification the caller can see.
+///
+/// Errors: INTERNAL (database).
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<NotificationRow>> {
     let r = db
         .query_one(Statement::from_sql_and_values(
@@ -87,6 +93,8 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Notifi
 }
 
 /// How many of `ids` are the user's.
+///
+/// Errors: INTERNAL (database).
 pub async fn count_owned(db: &impl ConnectionTrait, user_id: Uuid, ids: &[Uuid]) -> AppResult<i64> {
     let r = db
         .query_one(Statement::from_sql_and_values(
@@ -99,6 +107,8 @@ pub async fn count_owned(db: &impl ConnectionTrait, user_id: Uuid, ids: &[Uuid])
 }
 
 /// Marks the user's unread notifications read (only `ids` when given); returns how many.
+///
+/// Errors: INTERNAL (database).
 pub async fn mark_read(db: &impl ConnectionTrait, user_id: Uuid, ids: Option<Vec<Uuid>>) -> AppResult<u64> {
     let done = db
         .execute(Statement::from_sql_and_values(

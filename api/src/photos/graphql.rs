@@ -72,6 +72,8 @@ impl TryFrom<photos::Model> for Photo {
 }
 
 /// Converts rows, failing on the first unreadable one.
+///
+/// Errors: INTERNAL (a row with a status outside the vocabulary).
 pub fn photos_of(rows: Vec<photos::Model>) -> Result<Vec<Photo>, AppError> {
     rows.into_iter().map(Photo::try_from).collect()
 }

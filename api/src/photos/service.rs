@@ -230,6 +230,8 @@ fn inspect(bytes: &[u8], content_type: &str) -> Option<(i32, i32, Vec<u8>)> {
 }
 
 /// Confirmed photos of the given drafts, in order, for the draft → photos loader.
+///
+/// Errors: INTERNAL (database).
 pub async fn by_draft_ids(db: &impl ConnectionTrait, draft_ids: &[Uuid]) -> AppResult<Vec<photos::Model>> {
     Ok(photos::Entity::find()
         .filter(Column::DraftId.is_in(draft_ids.iter().copied()))

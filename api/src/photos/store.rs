@@ -5,6 +5,8 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
 /// The next free position among the draft's confirmed photos.
+///
+/// Errors: INTERNAL (database).
 pub async fn next_position(db: &impl ConnectionTrait, user_id: Uuid, draft_id: Uuid) -> AppResult<i32> {
     let row = db
         .query_one(Statement::from_sql_and_values(
@@ -18,6 +20,8 @@ pub async fn next_position(db: &impl ConnectionTrait, user_id: Uuid, draft_id: U
 
 /// Whether the user has this draft, not deleted. Photos are attached only to such
 /// drafts (drafts build on photos, so the check is asked here rather than of them).
+///
+/// Errors: INTERNAL (database).
 pub async fn live_draft_exists(db: &impl ConnectionTrait, user_id: Uuid, draft_id: Uuid) -> AppResult<bool> {
     let row = db
         .query_one(Statement::from_sql_and_values(

@@ -8,6 +8,8 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
 /// The paid subscription's current period, if the account has one running now.
+///
+/// Errors: INTERNAL (database).
 pub async fn paid_period(
     db: &impl ConnectionTrait,
     user_id: Uuid,
@@ -29,6 +31,8 @@ pub async fn paid_period(
 
 /// Adds `n` to a counter of the period in one conditional statement: only while
 /// `used + n <= limit`. Returns the new total, or None when it would exceed the limit.
+///
+/// Errors: INTERNAL (database).
 pub async fn consume(
     db: &impl ConnectionTrait,
     user_id: Uuid,
@@ -52,6 +56,8 @@ pub async fn consume(
 }
 
 /// What a gauge measures now: connected marketplace accounts, or bytes of photos.
+///
+/// Errors: INTERNAL (database).
 pub async fn gauge(db: &impl ConnectionTrait, user_id: Uuid, metric: QuotaMetric) -> AppResult<i64> {
     let sql = match metric {
         QuotaMetric::ConnectedAccounts => {
@@ -65,6 +71,8 @@ pub async fn gauge(db: &impl ConnectionTrait, user_id: Uuid, metric: QuotaMetric
 }
 
 /// Records a threshold notice once per period; true the first time.
+///
+/// Errors: INTERNAL (database).
 pub async fn record_notice(
     db: &impl ConnectionTrait,
     user_id: Uuid,
@@ -84,6 +92,8 @@ pub async fn record_notice(
 }
 
 /// The user's counters in the period starting at `period_start`.
+///
+/// Errors: INTERNAL (database).
 pub async fn counters(
     db: &impl ConnectionTrait,
     user_id: Uuid,
