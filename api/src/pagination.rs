@@ -85,6 +85,22 @@ impl<T> Page<T> {
     }
 }
 
+impl<T> Page<T> {
+    /// The page as a Relay connection: each row's cursor from `cursor`, its node from
+    /// `node` (no previous page: lists are read forward only).
+    pub fn into_connection<N: async_graphql::OutputType>(
+        self,
+        cursor: impl Fn(&T) -> Cursor,
+        node: impl Fn(T) -> N,
+    ) -> async_graphql::connection::Connection<String, N> {
+        let mut conn = async_graphql::connection::Connection::new(false, self.has_next);
+        conn.edges.extend(
+            self.items.into_iter().map(|row| async_graphql::connection::Edge::new(cursor(&row).encode(), node(row))),
+        );
+        conn
+    }
+}
+
 /// Rows strictly after `c` in the (created DESC, id DESC) order of columns `created`
 /// and `id`: the keyset condition every newest-first list shares.
 pub fn after<C: sea_orm::ColumnTrait>(created: C, id: C, c: Cursor) -> sea_orm::Condition {

@@ -6,10 +6,7 @@ use crate::{
     model::ApiScope,
     pagination::{Cursor, PageRequest},
 };
-use async_graphql::{
-    connection::{Connection, Edge},
-    Context, Json, Object, Result, SimpleObject, ID,
-};
+use async_graphql::{connection::Connection, Context, Json, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::activity_log;
 
@@ -59,11 +56,7 @@ impl ActivityQuery {
     ) -> Result<Connection<String, ActivityEntry>> {
         let tx = data::<RequestTx>(ctx)?;
         let page = service::list(tx, PageRequest::parse(first, after.as_deref())?).await?;
-        let mut conn = Connection::new(false, page.has_next);
-        conn.edges.extend(page.items.into_iter().map(|m| {
-            let cursor = Cursor { created_at: m.created_at.with_timezone(&Utc), id: m.id }.encode();
-            Edge::new(cursor, ActivityEntry::from(m))
-        }));
-        Ok(conn)
+        let cursor = |m: &activity_log::Model| Cursor { created_at: m.created_at.with_timezone(&Utc), id: m.id };
+        Ok(page.into_connection(cursor, ActivityEntry::from))
     }
 }

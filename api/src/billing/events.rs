@@ -62,31 +62,27 @@ impl<T> Default for List<T> {
     }
 }
 
-/// A subscription (<https://docs.stripe.com/api/subscriptions/object>).
-#[derive(Debug, Deserialize)]
+/// A subscription (<https://docs.stripe.com/api/subscriptions/object>); every field but
+/// its id may be absent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct StripeSubscription {
     /// `sub_...`.
     pub id: String,
     /// Its customer (an id, or the expanded object).
-    #[serde(default, deserialize_with = "expandable")]
+    #[serde(deserialize_with = "expandable")]
     pub customer: Option<String>,
     /// Its status, as Stripe spells it.
-    #[serde(default)]
     pub status: Option<String>,
     /// Its items (prices).
-    #[serde(default)]
     pub items: List<SubscriptionItem>,
     /// Current period start (moved to the items in API 2025-03-31).
-    #[serde(default)]
     pub current_period_start: Option<i64>,
     /// Current period end (moved to the items in API 2025-03-31).
-    #[serde(default)]
     pub current_period_end: Option<i64>,
     /// End of the trial.
-    #[serde(default)]
     pub trial_end: Option<i64>,
     /// Whether it ends at the period's end.
-    #[serde(default)]
     pub cancel_at_period_end: bool,
 }
 
@@ -112,16 +108,14 @@ impl StripeSubscription {
 }
 
 /// A subscription item.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct SubscriptionItem {
     /// Its price.
-    #[serde(default)]
     pub price: Option<Price>,
     /// The item's current period start (API 2025-03-31 and later).
-    #[serde(default)]
     pub current_period_start: Option<i64>,
     /// The item's current period end (API 2025-03-31 and later).
-    #[serde(default)]
     pub current_period_end: Option<i64>,
 }
 
@@ -132,55 +126,42 @@ pub struct Price {
     pub id: String,
 }
 
-/// An invoice (<https://docs.stripe.com/api/invoices/object>).
-#[derive(Debug, Deserialize)]
+/// An invoice (<https://docs.stripe.com/api/invoices/object>); every field but its id
+/// may be absent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct StripeInvoice {
     /// `in_...`.
     pub id: String,
     /// Its number.
-    #[serde(default)]
     pub number: Option<String>,
     /// draft, open, paid, uncollectible, void.
-    #[serde(default)]
     pub status: Option<String>,
     /// ISO currency, lower case.
-    #[serde(default)]
     pub currency: Option<String>,
     /// Before tax, in cents.
-    #[serde(default)]
     pub subtotal: Option<i64>,
     /// Total, in cents.
-    #[serde(default)]
     pub total: Option<i64>,
     /// Tax, in cents (older API versions).
-    #[serde(default)]
     pub tax: Option<i64>,
     /// Taxes (API 2025-03-31 and later).
-    #[serde(default)]
     pub total_taxes: Option<Vec<Amount>>,
     /// Taxes (older API versions).
-    #[serde(default)]
     pub total_tax_amounts: Option<Vec<Amount>>,
     /// Paid, in cents.
-    #[serde(default)]
     pub amount_paid: Option<i64>,
     /// Still due, in cents.
-    #[serde(default)]
     pub amount_due: Option<i64>,
     /// Stripe's page for it.
-    #[serde(default)]
     pub hosted_invoice_url: Option<String>,
     /// Its PDF.
-    #[serde(default)]
     pub invoice_pdf: Option<String>,
     /// Period start.
-    #[serde(default)]
     pub period_start: Option<i64>,
     /// Period end.
-    #[serde(default)]
     pub period_end: Option<i64>,
     /// When Stripe created it.
-    #[serde(default)]
     pub created: Option<i64>,
 }
 

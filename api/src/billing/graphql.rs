@@ -7,11 +7,9 @@ use crate::{
     model::{AccountState, ApiScope, BillingInterval, PlanCode},
     pagination::{Cursor, PageRequest},
 };
-use async_graphql::{
-    connection::{Connection, Edge},
-    Context, Enum, InputObject, Object, Result, SimpleObject, ID,
-};
+use async_graphql::{connection::Connection, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use entity::invoices;
 use std::sync::Arc;
 
 /// A paid plan.
@@ -105,6 +103,27 @@ pub struct Invoice {
     pub created_at: DateTime<Utc>,
 }
 
+impl From<invoices::Model> for Invoice {
+    fn from(m: invoices::Model) -> Self {
+        Invoice {
+            id: ID(m.id.to_string()),
+            number: m.number,
+            status: m.status,
+            currency: m.currency.to_uppercase(),
+            subtotal_cents: m.subtotal_cents,
+            tax_cents: m.tax_cents,
+            total_cents: m.total_cents,
+            amount_paid_cents: m.amount_paid_cents,
+            amount_due_cents: m.amount_due_cents,
+            hosted_invoice_url: m.hosted_invoice_url,
+            invoice_pdf: m.invoice_pdf,
+            period_start: m.period_start.map(|t| t.with_timezone(&Utc)),
+            period_end: m.period_end.map(|t| t.with_timezone(&Utc)),
+            created_at: m.stripe_created.with_timezone(&Utc),
+        }
+    }
+}
+
 impl From<PaidPlan> for PlanCode {
     fn from(p: PaidPlan) -> Self {
         match p {
@@ -149,31 +168,8 @@ impl BillingQuery {
     ) -> Result<Connection<String, Invoice>> {
         let tx = data::<RequestTx>(ctx)?;
         let page = data::<Arc<BillingService>>(ctx)?.invoices(tx, PageRequest::parse(first, after.as_deref())?).await?;
-        let mut conn = Connection::new(false, page.has_next);
-        conn.edges.extend(page.items.into_iter().map(|m| {
-            let created = m.stripe_created.with_timezone(&Utc);
-            let cursor = Cursor { created_at: created, id: m.id }.encode();
-            Edge::new(
-                cursor,
-                Invoice {
-                    id: ID(m.id.to_string()),
-                    number: m.number,
-                    status: m.status,
-                    currency: m.currency.to_uppercase(),
-                    subtotal_cents: m.subtotal_cents,
-                    tax_cents: m.tax_cents,
-                    total_cents: m.total_cents,
-                    amount_paid_cents: m.amount_paid_cents,
-                    amount_due_cents: m.amount_due_cents,
-                    hosted_invoice_url: m.hosted_invoice_url,
-                    invoice_pdf: m.invoice_pdf,
-                    period_start: m.period_start.map(|t| t.with_timezone(&Utc)),
-                    period_end: m.period_end.map(|t| t.with_timezone(&Utc)),
-                    created_at: created,
-                },
-            )
-        }));
-        Ok(conn)
+        let cursor = |m: &invoices::Model| Cursor { created_at: m.stripe_created.with_timezone(&Utc), id: m.id };
+        Ok(page.into_connection(cursor, Invoice::from))
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
     },
 };
 use async_graphql::{
-    connection::{Connection, Edge},
+    connection::Connection,
     dataloader::{DataLoader, HashMapCache, Loader},
     ComplexObject, Context, InputObject, MaybeUndefined, Object, Result, ID,
 };
@@ -237,9 +237,7 @@ impl DraftsQuery {
         if ctx.look_ahead().field("edges").field("node").field("photos").exists() {
             data::<PhotosLoader>(ctx)?.load_many(page.items.iter().map(|d| d.id)).await?;
         }
-        let mut conn = Connection::new(false, page.has_next);
-        conn.edges.extend(page.items.into_iter().map(|d| Edge::new(service::cursor(&d).encode(), Draft(d))));
-        Ok(conn)
+        Ok(page.into_connection(service::cursor, Draft))
     }
 
     /// One of the caller's drafts; null when absent or not yours.

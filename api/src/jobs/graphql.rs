@@ -12,7 +12,7 @@ use crate::{
     principal::Principal,
 };
 use async_graphql::{
-    connection::{Connection, Edge},
+    connection::Connection,
     dataloader::{DataLoader, HashMapCache, Loader},
     Context, InputObject, Json, Object, Result, SimpleObject, Subscription, ID,
 };
@@ -183,9 +183,7 @@ impl JobsQuery {
         if ctx.look_ahead().field("edges").field("node").field("logs").exists() {
             data::<LogsLoader>(ctx)?.load_many(page.items.iter().map(|j| j.id)).await?;
         }
-        let mut conn = Connection::new(false, page.has_next);
-        conn.edges.extend(page.items.into_iter().map(|j| Edge::new(service::cursor(&j).encode(), Job::from(j))));
-        Ok(conn)
+        Ok(page.into_connection(service::cursor, Job::from))
     }
 
     /// One of the caller's jobs (a worker: one it holds); null when absent or not yours.
