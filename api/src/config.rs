@@ -106,6 +106,9 @@ pub struct Config {
     pub client_ip_header: Option<String>,
     /// `PLINTH_ARGON2_MEMORY_KIB`: argon2id memory cost.
     pub argon2_memory_kib: u32,
+    /// `PLINTH_PG_BIN_DIR`: the PostgreSQL server binaries for the embedded cluster;
+    /// None: found on the machine.
+    pub pg_bin_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -203,6 +206,7 @@ impl Config {
             login_window: Duration::from_secs(v.parse("PLINTH_LOGIN_WINDOW_SECS", 900)?),
             client_ip_header: v.get("PLINTH_CLIENT_IP_HEADER"),
             argon2_memory_kib: v.parse("PLINTH_ARGON2_MEMORY_KIB", 19_456)?,
+            pg_bin_dir: v.get("PLINTH_PG_BIN_DIR").map(PathBuf::from),
         };
         config.check_production()?;
         Ok(config)
@@ -334,6 +338,13 @@ mod tests {
         let e = Config::from_vars(vars(&[("PLINTH_ENV", "production"), ("DATABASE_URL", "postgres://u:p@db/x")]))
             .unwrap_err();
         assert_eq!(e.var, "PLINTH_TOKEN_KEY");
+    }
+
+    #[test]
+    fn the_pg_bin_dir_is_optional() {
+        assert!(Config::from_vars(HashMap::new()).unwrap().pg_bin_dir.is_none());
+        let c = Config::from_vars(vars(&[("PLINTH_PG_BIN_DIR", "/opt/pg/bin")])).unwrap();
+        assert_eq!(c.pg_bin_dir.as_deref(), Some(std::path::Path::new("/opt/pg/bin")));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::{
         stripe::StripeApi,
     },
     config::Config,
-    db::{self, embedded::EmbeddedPostgres},
+    db,
     error::AppError,
     events::EventBus,
     graphql,
@@ -23,6 +23,7 @@ use crate::{
     storage::Storage,
 };
 use anyhow::Context;
+use embedded_pg::EmbeddedPostgres;
 use poem::{
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
     EndpointExt, Server,
@@ -57,7 +58,8 @@ impl DatabaseSetup {
         }
         anyhow::ensure!(!config.is_production(), "DATABASE_URL is required in production");
         let dir = config.data_dir.join("postgres");
-        let pg = EmbeddedPostgres::start(&dir).await?;
+        let options = embedded_pg::Options { bin_dir: config.pg_bin_dir.clone() };
+        let pg = EmbeddedPostgres::start(&dir, &options).await?;
         tracing::info!(port = pg.port(), dir = %dir.display(), "embedded PostgreSQL started");
         let owner_url = pg.owner_url().to_owned();
         let app_password = Some(pg.app_password().to_owned());

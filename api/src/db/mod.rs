@@ -1,6 +1,5 @@
-//! The database: pools, migrations, the embedded development cluster, and the
-//! per-request transaction that row-level security is keyed to.
-pub mod embedded;
+//! The database: pools, migrations, and the per-request transaction that row-level
+//! security is keyed to. The embedded development cluster is the `embedded-pg` crate.
 pub mod request;
 
 /// Identifies the schema the migrations build: their names and a hash of their sources,

@@ -1,9 +1,19 @@
 #![forbid(unsafe_code)]
-//! A private PostgreSQL cluster that the server runs for itself when no
-//! `DATABASE_URL` is configured, so a development setup needs nothing but the
-//! PostgreSQL server binaries.
+//! A private PostgreSQL cluster that Plinth runs for itself when no `DATABASE_URL`
+//! is configured, so a development setup needs nothing but the PostgreSQL server
+//! binaries.
+//!
+//! [`EmbeddedPostgres::start`] creates the cluster under a directory on first use and
+//! starts it on a free loopback port; one process at a time owns it (an flock on a
+//! lock file in the directory).
+//!
+//! The crate reads no configuration from the environment: the caller passes the bin
+//! directory in [`Options`]. It reads `PATH` to find the binaries, and removes `PG*`
+//! variables from the environment of the tools it runs. Its messages name Plinth's
+//! settings (`PLINTH_PG_BIN_DIR`, `DATABASE_URL`) because that is how a user changes
+//! what it is given.
 
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -47,6 +57,15 @@ const PG_CTL_WAIT_SECS: u64 = 60;
 const START_ATTEMPTS: usize = 3;
 const SECRET_BYTES: usize = 16;
 
+/// Where to find the PostgreSQL server binaries; the rest is found or generated.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Directory holding `initdb`, `pg_ctl` and `postgres`. None: found with
+    /// `pg_config --bindir`, then the newest `/usr/lib/postgresql/<major>/bin`, then
+    /// `initdb` on `PATH`.
+    pub bin_dir: Option<PathBuf>,
+}
+
 /// A private PostgreSQL cluster under the data directory, for development.
 pub struct EmbeddedPostgres {
     cluster: Cluster,
@@ -81,8 +100,10 @@ struct Cluster {
 
 impl EmbeddedPostgres {
     /// Starts the cluster in `dir` (created and initdb'd on first use, reused after), on a free loopback port.
-    pub async fn start(dir: &Path) -> Result<Self> {
-        let bin_dir = find_bin_dir(std::env::var_os("PLINTH_PG_BIN_DIR")).await?;
+    pub async fn start(dir: &Path, options: &Options) -> Result<Self> {
+        let bin_dir =
+            find_bin_dir(options.bin_dir.as_deref(), std::env::var_os("PATH").as_deref(), Path::new(DEBIAN_PG_ROOT))
+                .await?;
         let run_as = if geteuid().is_root() { Some(unprivileged_user().await?) } else { None };
         let root = prepare_cluster_dir(dir, run_as.as_ref())?;
         let cluster = Cluster { bin_dir, data: root.join(DATA_SUBDIR), root, shown: dir.to_path_buf(), run_as };
@@ -466,7 +487,7 @@ impl Cluster {
         if is_executable(&in_bin_dir) {
             return Ok(in_bin_dir);
         }
-        find_on_path("psql").with_context(|| {
+        find_on_path("psql", std::env::var_os("PATH").as_deref()).with_context(|| {
             format!(
                 "psql not found in {} or on PATH: install the PostgreSQL client (Debian: apt-get install postgresql-client-15), or set DATABASE_URL",
                 self.bin_dir.display()
@@ -475,26 +496,27 @@ impl Cluster {
     }
 }
 
-async fn find_bin_dir(env_override: Option<OsString>) -> Result<PathBuf> {
-    if let Some(dir) = env_override {
-        let dir = PathBuf::from(dir);
-        if has_initdb(&dir) {
-            return Ok(dir);
+/// The server bin directory: `explicit` if given, else found through `pg_config` and
+/// `initdb` on `search_path` (PATH), or under `debian_root`.
+async fn find_bin_dir(explicit: Option<&Path>, search_path: Option<&OsStr>, debian_root: &Path) -> Result<PathBuf> {
+    if let Some(dir) = explicit {
+        if has_initdb(dir) {
+            return Ok(dir.to_path_buf());
         }
         bail!(
             "PLINTH_PG_BIN_DIR={} does not contain initdb: point it at a PostgreSQL server bin directory, or set DATABASE_URL",
             dir.display()
         );
     }
-    if let Some(dir) = pg_config_bindir().await {
+    if let Some(dir) = pg_config_bindir(search_path).await {
         if has_initdb(&dir) {
             return Ok(dir);
         }
     }
-    if let Some(dir) = newest_versioned_bindir(Path::new(DEBIAN_PG_ROOT)) {
+    if let Some(dir) = newest_versioned_bindir(debian_root) {
         return Ok(dir);
     }
-    if let Some(initdb) = find_on_path("initdb") {
+    if let Some(initdb) = find_on_path("initdb", search_path) {
         if let Some(dir) = initdb.parent() {
             return Ok(dir.to_path_buf());
         }
@@ -502,8 +524,8 @@ async fn find_bin_dir(env_override: Option<OsString>) -> Result<PathBuf> {
     bail!(NO_BINARIES)
 }
 
-async fn pg_config_bindir() -> Option<PathBuf> {
-    let mut cmd = tokio::process::Command::new("pg_config");
+async fn pg_config_bindir(search_path: Option<&OsStr>) -> Option<PathBuf> {
+    let mut cmd = tokio::process::Command::new(find_on_path("pg_config", search_path)?);
     cmd.arg("--bindir").stdin(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(10), cmd.output()).await.ok()?.ok()?;
     if !out.status.success() {
@@ -541,9 +563,8 @@ fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
+fn find_on_path(program: &str, search_path: Option<&OsStr>) -> Option<PathBuf> {
+    std::env::split_paths(search_path?).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
 }
 
 async fn unprivileged_user() -> Result<RunAs> {
@@ -932,4 +953,36 @@ fn major_version(version_output: &str) -> Option<String> {
 /// Stable across builds (unlike DefaultHasher), so a lost link still finds its cluster.
 fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn no_binaries_anywhere_is_the_one_line_no_binaries_message() {
+        let err = find_bin_dir(None, None, Path::new("/nonexistent/postgresql")).await.unwrap_err();
+        let message = format!("{err:#}");
+        assert_eq!(message, NO_BINARIES);
+        assert!(!message.contains('\n'));
+    }
+
+    #[tokio::test]
+    async fn without_a_bin_dir_initdb_is_found_on_the_search_path() {
+        let bin = std::env::temp_dir().join(format!("embedded-pg-path-{}", std::process::id()));
+        fs::create_dir_all(&bin).unwrap();
+        let initdb = bin.join("initdb");
+        fs::write(&initdb, "#!/bin/sh\nexit 1\n").unwrap();
+        fs::set_permissions(&initdb, fs::Permissions::from_mode(0o755)).unwrap();
+        let found = find_bin_dir(None, Some(bin.as_os_str()), Path::new("/nonexistent/postgresql")).await;
+        let _ = fs::remove_dir_all(&bin);
+        assert_eq!(found.unwrap(), bin);
+    }
+
+    #[test]
+    fn major_version_reads_postgres_version_output() {
+        assert_eq!(major_version("postgres (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)").as_deref(), Some("15"));
+        assert_eq!(major_version("postgres (PostgreSQL) 9.6.24").as_deref(), Some("9.6"));
+        assert_eq!(major_version("something else"), None);
+    }
 }
