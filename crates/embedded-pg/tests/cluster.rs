@@ -1,5 +1,5 @@
 //! The embedded cluster as its callers use it: a first start creates it, a later start
-//! reuses it, stop (or drop) stops it.
+//! reuses it, a start while it runs attaches to it, and only its owner stops it.
 //! Runs the machine's PostgreSQL server binaries (as the `postgres` user under root).
 use embedded_pg::{EmbeddedPostgres, Options};
 use sqlx::{Connection, PgConnection};
@@ -42,6 +42,7 @@ async fn a_first_start_creates_the_cluster_and_a_later_start_reuses_it() {
     let dir = scratch.cluster();
 
     let first = EmbeddedPostgres::start(&dir, &Options::default()).await.unwrap();
+    assert!(first.is_owner());
     assert!(dir.join("data/PG_VERSION").is_file(), "initdb ran");
     assert!(first.owner_url().ends_with(&format!("@127.0.0.1:{}/plinth", first.port())));
     let mut conn = PgConnection::connect(first.owner_url()).await.unwrap();
@@ -53,10 +54,55 @@ async fn a_first_start_creates_the_cluster_and_a_later_start_reuses_it() {
     assert!(!server_running(&dir), "stop leaves no postmaster.pid");
 
     let second = EmbeddedPostgres::start(&dir, &Options::default()).await.unwrap();
+    assert!(second.is_owner());
     assert_eq!(second.app_password(), app_password, "the generated password is kept");
     assert_eq!(query_one(second.owner_url(), "SELECT note FROM kept").await.unwrap(), "still here");
     drop(second);
     assert!(!server_running(&dir), "dropping the owner stops the server too");
+}
+
+#[tokio::test]
+async fn a_start_while_the_cluster_runs_attaches_and_only_the_owner_stops_it() {
+    let scratch = ScratchDir::new("attach");
+    let dir = scratch.cluster();
+    let owner = EmbeddedPostgres::start(&dir, &Options::default()).await.unwrap();
+
+    let attached = EmbeddedPostgres::start(&dir, &Options::default()).await.unwrap();
+    assert!(!attached.is_owner());
+    assert_eq!(attached.port(), owner.port());
+    assert_eq!(attached.owner_url(), owner.owner_url());
+    assert_eq!(attached.app_password(), owner.app_password());
+    assert_eq!(query_one(owner.owner_url(), "SELECT 'through the owner'").await.unwrap(), "through the owner");
+    assert_eq!(query_one(attached.owner_url(), "SELECT current_database()::text").await.unwrap(), "plinth");
+
+    drop(attached);
+    assert!(server_running(&dir));
+    assert_eq!(query_one(owner.owner_url(), "SELECT 'still running'").await.unwrap(), "still running");
+    let again = EmbeddedPostgres::start(&dir, &Options::default()).await.unwrap();
+    assert!(!again.is_owner());
+    again.stop().await.unwrap();
+    assert_eq!(query_one(owner.owner_url(), "SELECT 'still running'").await.unwrap(), "still running");
+
+    let url = owner.owner_url().to_owned();
+    owner.stop().await.unwrap();
+    assert!(!server_running(&dir), "stop leaves no postmaster.pid");
+    assert!(query_one(&url, "SELECT 'gone'").await.is_err());
+}
+
+#[tokio::test]
+async fn two_starts_at_once_give_one_owner_and_one_attachment() {
+    let scratch = ScratchDir::new("race");
+    let dir = scratch.cluster();
+    let options = Options::default();
+    let (a, b) = tokio::join!(EmbeddedPostgres::start(&dir, &options), EmbeddedPostgres::start(&dir, &options));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.is_owner() != b.is_owner(), "exactly one owns the cluster");
+    assert_eq!(a.port(), b.port());
+    let (owner, attached) = if a.is_owner() { (a, b) } else { (b, a) };
+    assert_eq!(query_one(attached.owner_url(), "SELECT 'attached'").await.unwrap(), "attached");
+    drop(attached);
+    owner.stop().await.unwrap();
+    assert!(!server_running(&dir));
 }
 
 #[tokio::test]
