@@ -1,7 +1,12 @@
 //! Typed configuration from the environment, with an embedded default for every
 //! external service. A bad value stops the start with one line naming the variable.
+//! `Config` is everything the server needs; `WorkerConfig` is the little that
+//! `plinth worker` needs.
 use secrecy::{ExposeSecret, SecretString};
 use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+mod worker;
+pub use worker::WorkerConfig;
 
 /// Where the process runs; production refuses every embedded default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,16 +135,7 @@ impl Config {
                 })
             }
         };
-        let log_format = match v.get("PLINTH_LOG_FORMAT").as_deref() {
-            None | Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError {
-                    var: "PLINTH_LOG_FORMAT",
-                    message: format!("expected pretty or json, got {other:?}"),
-                })
-            }
-        };
+        let log_format = log_format(&v)?;
         let access_ttl: u64 = v.parse("PLINTH_ACCESS_TOKEN_TTL_SECS", 900)?;
         if !(1..=900).contains(&access_ttl) {
             return Err(ConfigError {
@@ -241,6 +237,17 @@ impl Config {
     /// Whether this is a production process.
     pub fn is_production(&self) -> bool {
         self.env == Environment::Production
+    }
+}
+
+/// `PLINTH_LOG_FORMAT`: `pretty` (the default) or `json`.
+fn log_format(v: &Vars) -> Result<LogFormat, ConfigError> {
+    match v.get("PLINTH_LOG_FORMAT").as_deref() {
+        None | Some("pretty") => Ok(LogFormat::Pretty),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => {
+            Err(ConfigError { var: "PLINTH_LOG_FORMAT", message: format!("expected pretty or json, got {other:?}") })
+        }
     }
 }
 
