@@ -1,6 +1,10 @@
 //! `plinth`: the command line over the `api` library.
-use api::{config::Config, startup, telemetry};
+use api::{
+    config::{Config, ConfigError, WorkerConfig},
+    startup, telemetry,
+};
 use clap::{Parser, Subcommand};
+use plinth_worker::{Worker, WorkerSettings};
 use std::process::ExitCode;
 
 #[global_allocator]
@@ -16,10 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (the default): migrate, then serve on PLINTH_ADDR.
-    Serve,
-    /// Run pending database migrations and exit.
-    Migrate,
+    #[command(flatten)]
+    Server(ServerCommand),
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Run the reference job worker against PLINTH_API_URL with PLINTH_WORKER_TOKEN.
@@ -28,6 +30,15 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "scan,prepare,publish")]
         kinds: Vec<String>,
     },
+}
+
+/// The commands that load the server's whole configuration (`Config`).
+#[derive(Subcommand)]
+enum ServerCommand {
+    /// Run the server (the default): migrate, then serve on PLINTH_ADDR.
+    Serve,
+    /// Run pending database migrations and exit.
+    Migrate,
     /// Billing tasks.
     Billing {
         #[command(subcommand)]
@@ -67,18 +78,37 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Schema) = cli.command {
-        print!("{}", api::graphql::sdl());
-        return ExitCode::SUCCESS;
-    }
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("plinth: {e}");
-            return ExitCode::from(2);
+    // Each command reads only the configuration it uses: `schema` none, `worker` its
+    // token and the API's address, the others the server's.
+    match cli.command.unwrap_or(Command::Server(ServerCommand::Serve)) {
+        Command::Schema => {
+            print!("{}", api::graphql::sdl());
+            ExitCode::SUCCESS
         }
-    };
-    telemetry::init(config.log_format);
+        Command::Worker { kinds } => match WorkerConfig::from_env() {
+            Ok(config) => {
+                telemetry::init(config.log_format);
+                execute(work(config, kinds))
+            }
+            Err(e) => config_error(e),
+        },
+        Command::Server(command) => match Config::from_env() {
+            Ok(config) => {
+                telemetry::init(config.log_format);
+                execute(run(command, config))
+            }
+            Err(e) => config_error(e),
+        },
+    }
+}
+
+fn config_error(e: ConfigError) -> ExitCode {
+    eprintln!("plinth: {e}");
+    ExitCode::from(2)
+}
+
+/// Runs `command` to its end on a multi-threaded runtime.
+fn execute(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -86,7 +116,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+    match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: what failed and why, with its causes.
@@ -96,10 +126,21 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+/// `plinth worker`: claims and runs jobs until SIGINT or SIGTERM.
+async fn work(config: WorkerConfig, kinds: Vec<String>) -> anyhow::Result<()> {
+    let settings = WorkerSettings {
+        api_url: config.api_url,
+        token: config.token,
+        kinds: kinds.iter().map(|k| k.trim().to_uppercase()).collect(),
+        idle_poll: std::time::Duration::from_secs(1),
+    };
+    Worker::new(settings)?.run(startup::shutdown_signal()).await
+}
+
+async fn run(command: ServerCommand, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Serve => startup::Application::build(config).await?.run_until_stopped().await,
-        Command::Migrate => {
+        ServerCommand::Serve => startup::Application::build(config).await?.run_until_stopped().await,
+        ServerCommand::Migrate => {
             let database = startup::DatabaseSetup::from_config(&config).await?;
             let migrated = database.migrate().await;
             database.shutdown().await?;
@@ -107,7 +148,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Admin { command: AdminCommand::Create { email } } => {
+        ServerCommand::Admin { command: AdminCommand::Create { email } } => {
             let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.addr));
             let services = startup::Services::build(config, public_url).await?;
             let created = services.accounts.create_admin(&email).await;
@@ -117,11 +158,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("password (shown once): {password}");
             Ok(())
         }
-        Command::Schema => {
-            print!("{}", api::graphql::sdl());
-            Ok(())
-        }
-        Command::Billing { command: BillingCommand::Reconcile } => {
+        ServerCommand::Billing { command: BillingCommand::Reconcile } => {
             let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.addr));
             let services = startup::Services::build(config, public_url).await?;
             let result = services.billing.reconcile().await;
@@ -133,7 +170,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("reconciled: {} change(s)", changes.len());
             Ok(())
         }
-        Command::Admin { command: AdminCommand::WorkerToken { kinds, days } } => {
+        ServerCommand::Admin { command: AdminCommand::WorkerToken { kinds, days } } => {
             let kinds = kinds
                 .iter()
                 .map(|k| {
@@ -148,19 +185,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("worker {worker_id} may claim {}; token (shown once):", names.join(", "));
             println!("{token}");
             Ok(())
-        }
-        Command::Worker { kinds } => {
-            let token = std::env::var("PLINTH_WORKER_TOKEN").map_err(|_| {
-                anyhow::anyhow!("PLINTH_WORKER_TOKEN: required (issue one with `plinth admin worker-token`)")
-            })?;
-            let api_url = std::env::var("PLINTH_API_URL").unwrap_or_else(|_| format!("http://{}/graphql", config.addr));
-            let settings = api::jobs::worker::WorkerSettings {
-                api_url,
-                token: token.into(),
-                kinds: kinds.iter().map(|k| k.trim().to_uppercase()).collect(),
-                idle_poll: std::time::Duration::from_secs(1),
-            };
-            api::jobs::worker::Worker::new(settings)?.run(startup::shutdown_signal()).await
         }
     }
 }

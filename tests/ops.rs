@@ -166,6 +166,42 @@ async fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
 }
 
 #[tokio::test]
+async fn schema_and_worker_read_none_of_the_server_settings() {
+    let plinth = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", "not a url")
+            .env("PLINTH_STRIPE_API_BASE", "not a url either")
+            .env("RUST_LOG", "off");
+        cmd
+    };
+    let out = plinth().arg("schema").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = plinth().arg("worker").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("plinth: PLINTH_WORKER_TOKEN: "), "{err}");
+
+    // With its token the worker starts and polls (here an API that is not there) until stopped.
+    let mut worker = plinth()
+        .arg("worker")
+        .env("PLINTH_WORKER_TOKEN", "a-token")
+        .env("PLINTH_API_URL", "http://127.0.0.1:9/graphql")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(worker.try_wait().unwrap().is_none(), "the worker stopped by itself");
+    let pid = worker.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = worker.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
 async fn admin_create_bootstraps_an_admin_who_can_sign_in() {
     let app = TestApp::spawn().await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))

@@ -1,5 +1,6 @@
 //! `plinth serve` as an operator runs it: nothing configured, the embedded database,
-//! a real signal to stop. Its logs never carry the secrets that passed through it.
+//! another command beside it on the same cluster, a real signal to stop. Its logs never
+//! carry the secrets that passed through it.
 use serde_json::{json, Value};
 use std::{process::Stdio, time::Duration};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -66,6 +67,34 @@ async fn serve_with_nothing_configured_then_stop_on_sigterm() {
         .unwrap();
     assert_eq!(me["data"]["me"]["email"], "op@example.com");
 
+    // Another command, run beside the server, uses the cluster the server runs.
+    let admin = tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["admin", "create", "--email", "boss@example.com"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PLINTH_DATA_DIR", &dir)
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .unwrap();
+    assert!(admin.status.success(), "admin create beside serve: {}", String::from_utf8_lossy(&admin.stderr));
+    let stdout = String::from_utf8(admin.stdout).unwrap();
+    let admin_password = stdout.lines().find_map(|l| l.strip_prefix("password (shown once): ")).unwrap().to_owned();
+    let login: Value = http
+        .post(&url)
+        .json(&json!({
+            "query": "mutation($i: LoginInput!) { login(input: $i) { user { role } } }",
+            "variables": { "i": { "email": "boss@example.com", "password": admin_password } }
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(login["data"]["login"]["user"]["role"], "ADMIN", "{login}");
+    assert!(dir.join("postgres/data/postmaster.pid").exists(), "the server's cluster outlives the command");
+
     let pid = child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
@@ -76,7 +105,7 @@ async fn serve_with_nothing_configured_then_stop_on_sigterm() {
     assert!(status.success(), "exit {status}:\n{logs}");
     // The embedded cluster stopped with the server.
     assert!(!dir.join("postgres/data/postmaster.pid").exists(), "postgres still running");
-    for secret in [password, access.as_str(), refresh.as_str()] {
+    for secret in [password, access.as_str(), refresh.as_str(), admin_password.as_str()] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
     assert!(logs.contains("request_id"), "log lines carry the request id");

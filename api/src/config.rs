@@ -1,7 +1,12 @@
 //! Typed configuration from the environment, with an embedded default for every
 //! external service. A bad value stops the start with one line naming the variable.
+//! `Config` is everything the server needs; `WorkerConfig` is the little that
+//! `plinth worker` needs.
 use secrecy::{ExposeSecret, SecretString};
 use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+mod worker;
+pub use worker::WorkerConfig;
 
 /// Where the process runs; production refuses every embedded default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +115,9 @@ pub struct Config {
     pub plans_file: Option<PathBuf>,
     /// `PLINTH_POLICIES_DIR`: biscuit policies (`*.datalog`) instead of the built-in ones.
     pub policies_dir: Option<PathBuf>,
+    /// `PLINTH_PG_BIN_DIR`: the PostgreSQL server binaries for the embedded cluster;
+    /// None: found on the machine.
+    pub pg_bin_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -131,16 +139,7 @@ impl Config {
                 })
             }
         };
-        let log_format = match v.get("PLINTH_LOG_FORMAT").as_deref() {
-            None | Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError {
-                    var: "PLINTH_LOG_FORMAT",
-                    message: format!("expected pretty or json, got {other:?}"),
-                })
-            }
-        };
+        let log_format = log_format(&v)?;
         let access_ttl: u64 = v.parse("PLINTH_ACCESS_TOKEN_TTL_SECS", 900)?;
         if !(1..=900).contains(&access_ttl) {
             return Err(ConfigError {
@@ -209,6 +208,7 @@ impl Config {
             argon2_memory_kib: v.parse("PLINTH_ARGON2_MEMORY_KIB", 19_456)?,
             plans_file: v.get("PLINTH_PLANS_FILE").map(PathBuf::from),
             policies_dir: v.get("PLINTH_POLICIES_DIR").map(PathBuf::from),
+            pg_bin_dir: v.get("PLINTH_PG_BIN_DIR").map(PathBuf::from),
         };
         config.check_production()?;
         Ok(config)
@@ -243,6 +243,17 @@ impl Config {
     /// Whether this is a production process.
     pub fn is_production(&self) -> bool {
         self.env == Environment::Production
+    }
+}
+
+/// `PLINTH_LOG_FORMAT`: `pretty` (the default) or `json`.
+fn log_format(v: &Vars) -> Result<LogFormat, ConfigError> {
+    match v.get("PLINTH_LOG_FORMAT").as_deref() {
+        None | Some("pretty") => Ok(LogFormat::Pretty),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => {
+            Err(ConfigError { var: "PLINTH_LOG_FORMAT", message: format!("expected pretty or json, got {other:?}") })
+        }
     }
 }
 
@@ -340,6 +351,13 @@ mod tests {
         let e = Config::from_vars(vars(&[("PLINTH_ENV", "production"), ("DATABASE_URL", "postgres://u:p@db/x")]))
             .unwrap_err();
         assert_eq!(e.var, "PLINTH_TOKEN_KEY");
+    }
+
+    #[test]
+    fn the_pg_bin_dir_is_optional() {
+        assert!(Config::from_vars(HashMap::new()).unwrap().pg_bin_dir.is_none());
+        let c = Config::from_vars(vars(&[("PLINTH_PG_BIN_DIR", "/opt/pg/bin")])).unwrap();
+        assert_eq!(c.pg_bin_dir.as_deref(), Some(std::path::Path::new("/opt/pg/bin")));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::{
     },
     catalog::Catalog,
     config::Config,
-    db::{self, embedded::EmbeddedPostgres, live::LiveSource},
+    db::{self, live::LiveSource},
     events::EventBus,
     graphql::{self, execute::Executor},
     http::{self, HttpState},
@@ -28,6 +28,7 @@ use crate::{
     tasks::Supervisor,
 };
 use anyhow::Context;
+use embedded_pg::EmbeddedPostgres;
 use poem::{
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
     EndpointExt, Server,
@@ -44,12 +45,14 @@ pub struct DatabaseSetup {
     pub runtime_url: String,
     /// Password set on `plinth_app` at migration, if any.
     pub app_password: Option<String>,
-    /// The private cluster, when `DATABASE_URL` is not set.
+    /// The private cluster, when `DATABASE_URL` is not set: owned by this process, or
+    /// attached to the one another process runs.
     pub embedded: Option<EmbeddedPostgres>,
 }
 
 impl DatabaseSetup {
-    /// Uses `DATABASE_URL`, or starts the embedded cluster under the data dir.
+    /// Uses `DATABASE_URL`, or starts the embedded cluster under the data dir (attaching
+    /// to it when another process, such as a running `plinth serve`, already runs it).
     pub async fn from_config(config: &Config) -> anyhow::Result<Self> {
         if let Some(url) = &config.database_url {
             let owner_url = url.expose_secret().to_owned();
@@ -62,8 +65,11 @@ impl DatabaseSetup {
         }
         anyhow::ensure!(!config.is_production(), "DATABASE_URL is required in production");
         let dir = config.data_dir.join("postgres");
-        let pg = EmbeddedPostgres::start(&dir).await?;
-        tracing::info!(port = pg.port(), dir = %dir.display(), "embedded PostgreSQL started");
+        let options = embedded_pg::Options { bin_dir: config.pg_bin_dir.clone() };
+        let pg = EmbeddedPostgres::start(&dir, &options).await?;
+        if pg.is_owner() {
+            tracing::info!(port = pg.port(), dir = %dir.display(), "embedded PostgreSQL started");
+        }
         let owner_url = pg.owner_url().to_owned();
         let app_password = Some(pg.app_password().to_owned());
         let runtime_url = db::runtime_url(&owner_url, app_password.as_deref())?;
@@ -75,7 +81,7 @@ impl DatabaseSetup {
         db::migrate(&self.owner_url, self.app_password.as_deref()).await
     }
 
-    /// Stops the embedded cluster, if this process started one.
+    /// Stops the embedded cluster if this process started it; an attached one keeps running.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         if let Some(pg) = self.embedded {
             pg.stop().await?;

@@ -468,8 +468,8 @@ impl TestApp {
     }
 
     /// The reference worker, pointed at this app.
-    pub fn worker(&self, token: &str, kinds: &[&str]) -> api::jobs::worker::Worker {
-        api::jobs::worker::Worker::new(api::jobs::worker::WorkerSettings {
+    pub fn worker(&self, token: &str, kinds: &[&str]) -> plinth_worker::Worker {
+        plinth_worker::Worker::new(plinth_worker::WorkerSettings {
             api_url: self.url("/graphql"),
             token: token.to_owned().into(),
             kinds: kinds.iter().map(|k| k.to_uppercase()).collect(),

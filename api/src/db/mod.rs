@@ -1,6 +1,6 @@
 //! The database: the runtime pool, migrations, and the per-request transaction that
-//! row-level security is keyed to (`RequestTx`).
-pub mod embedded;
+//! row-level security is keyed to (`RequestTx`). The embedded development cluster is
+//! the `embedded-pg` crate.
 pub mod live;
 pub mod request;
 

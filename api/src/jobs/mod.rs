@@ -5,4 +5,3 @@ pub mod graphql;
 pub mod service;
 pub mod store;
 pub mod tasks;
-pub mod worker;

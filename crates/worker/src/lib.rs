@@ -3,10 +3,16 @@
 //! and runs built-in handlers so the whole loop works on a laptop: SCAN downloads the
 //! job's photos and measures them, PREPARE writes a description from the photos'
 //! metadata, PUBLISH marks the draft published. The listing engine plugs in the same way.
+//!
+//! It knows the server only through that API (it does not depend on the `api` crate)
+//! and reads no environment: the caller passes [`WorkerSettings`].
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
+
+/// The type of [`WorkerSettings::token`], re-exported so callers need no `secrecy` of their own.
+pub use secrecy::SecretString;
 
 /// Where the worker finds the API and what it works on.
 #[derive(Clone, Debug)]
@@ -14,7 +20,7 @@ pub struct WorkerSettings {
     /// The GraphQL endpoint, e.g. `http://127.0.0.1:8080/graphql`.
     pub api_url: String,
     /// The worker token (from `plinth admin worker-token`).
-    pub token: secrecy::SecretString,
+    pub token: SecretString,
     /// Kinds to claim (`SCAN`, `PREPARE`, `PUBLISH`).
     pub kinds: Vec<String>,
     /// Pause between claims when the queue is empty.

@@ -1,9 +1,21 @@
 #![forbid(unsafe_code)]
-//! A private PostgreSQL cluster that the server runs for itself when no
-//! `DATABASE_URL` is configured, so a development setup needs nothing but the
-//! PostgreSQL server binaries.
+//! A private PostgreSQL cluster that Plinth runs for itself when no `DATABASE_URL`
+//! is configured, so a development setup needs nothing but the PostgreSQL server
+//! binaries.
+//!
+//! [`EmbeddedPostgres::start`] creates the cluster under a directory on first use and
+//! starts it on a free loopback port. One process owns a running cluster (an flock on
+//! a lock file in the directory); a start while another live process owns it attaches
+//! to that cluster instead, without starting or stopping anything. Only the owner
+//! stops it.
+//!
+//! The crate reads no configuration from the environment: the caller passes the bin
+//! directory in [`Options`]. It reads `PATH` to find the binaries, and removes `PG*`
+//! variables from the environment of the tools it runs. Its messages name Plinth's
+//! settings (`PLINTH_PG_BIN_DIR`, `DATABASE_URL`) because that is how a user changes
+//! what it is given.
 
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -13,7 +25,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
@@ -31,6 +43,9 @@ const OWNER_PASSWORD_FILE: &str = "owner.password";
 const APP_PASSWORD_FILE: &str = "app.password";
 const INITDB_PWFILE: &str = "initdb.pwfile";
 const LOCK_FILE: &str = "plinth.lock";
+// Written by the owner once its server is ready: how an attacher finds it.
+const STATE_FILE: &str = "plinth.state";
+const STATE_TMP_FILE: &str = "plinth.state.tmp";
 const LOG_FILE: &str = "postgres.log";
 const OLD_LOG_FILE: &str = "postgres.log.old";
 // The server appends to its log on every start; keep one old generation so
@@ -46,18 +61,41 @@ const PG_CTL_WAIT_SECS: u64 = 60;
 // Another process can grab the port between our probe and the server's bind.
 const START_ATTEMPTS: usize = 3;
 const SECRET_BYTES: usize = 16;
+// How long a start waits for another process to finish starting the cluster.
+const ATTACH_WAIT_SECS: u64 = 120;
+const ATTACH_POLL: Duration = Duration::from_millis(100);
 
-/// A private PostgreSQL cluster under the data directory, for development.
+/// Where to find the PostgreSQL server binaries; the rest is found or generated.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Directory holding `initdb`, `pg_ctl` and `postgres`. None: found with
+    /// `pg_config --bindir`, then the newest `/usr/lib/postgresql/<major>/bin`, then
+    /// `initdb` on `PATH`.
+    pub bin_dir: Option<PathBuf>,
+}
+
+/// A handle on a private PostgreSQL cluster under a directory, for development: either
+/// its owner, which started the server and stops it, or an attachment to a server
+/// that another live handle (this process or another) owns.
 pub struct EmbeddedPostgres {
     cluster: Cluster,
     port: u16,
     owner_url: String,
     app_password: String,
-    running: bool,
-    // Held (flock) for as long as we own the cluster; the kernel releases it
-    // when the process dies, which is how a later start tells a crashed owner
-    // from a live one.
-    _lock: File,
+    ownership: Ownership,
+}
+
+enum Ownership {
+    /// This handle started the server and stops it (on `stop`, or on drop).
+    Owner {
+        running: bool,
+        // Held (flock) for as long as we own the cluster; the kernel releases it
+        // when the process dies, which is how a later start tells a crashed owner
+        // from a live one.
+        _lock: File,
+    },
+    /// Another handle runs the server; this one only connects to it.
+    Attached { owner_pid: u32 },
 }
 
 /// Unprivileged account that runs the server binaries when we are root.
@@ -79,15 +117,58 @@ struct Cluster {
     run_as: Option<RunAs>,
 }
 
+/// What the cluster's lock file told us.
+enum Lock {
+    /// We hold it: the cluster is ours to start and stop.
+    Owned(File),
+    /// A live handle holds it; its pid when the file names one yet.
+    Busy(Option<u32>),
+}
+
 impl EmbeddedPostgres {
-    /// Starts the cluster in `dir` (created and initdb'd on first use, reused after), on a free loopback port.
-    pub async fn start(dir: &Path) -> Result<Self> {
-        let bin_dir = find_bin_dir(std::env::var_os("PLINTH_PG_BIN_DIR")).await?;
+    /// Starts the cluster in `dir` (created and initdb'd on first use, reused after) on
+    /// a free loopback port, and owns it. When another live handle already owns the
+    /// cluster in `dir`, waits until that owner has it running (at most two minutes)
+    /// and attaches to it instead: the returned handle connects, and never stops it.
+    pub async fn start(dir: &Path, options: &Options) -> Result<Self> {
+        let bin_dir =
+            find_bin_dir(options.bin_dir.as_deref(), std::env::var_os("PATH").as_deref(), Path::new(DEBIAN_PG_ROOT))
+                .await?;
         let run_as = if geteuid().is_root() { Some(unprivileged_user().await?) } else { None };
         let root = prepare_cluster_dir(dir, run_as.as_ref())?;
         let cluster = Cluster { bin_dir, data: root.join(DATA_SUBDIR), root, shown: dir.to_path_buf(), run_as };
-        let lock = cluster.lock()?;
 
+        let deadline = Instant::now() + Duration::from_secs(ATTACH_WAIT_SECS);
+        let mut waiting_told = false;
+        loop {
+            let holder = match cluster.lock()? {
+                Lock::Owned(lock) => return Self::start_owned(cluster, lock).await,
+                Lock::Busy(holder) => holder,
+            };
+            if let Some(owner_pid) = holder {
+                if let Some(port) = cluster.running_port(owner_pid).await? {
+                    return Self::attach(cluster, port, owner_pid);
+                }
+            }
+            let shown = cluster.shown.display();
+            let pid = holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
+            if Instant::now() >= deadline {
+                bail!(
+                    "the embedded database in {shown} is in use by another process{pid}, which has not finished starting it within {ATTACH_WAIT_SECS}s"
+                );
+            }
+            if !waiting_told {
+                tracing::info!(dir = %shown, "waiting for another process{pid} to finish starting the embedded database");
+                waiting_told = true;
+            }
+            tokio::time::sleep(ATTACH_POLL).await;
+        }
+    }
+
+    /// Starts the server of a cluster whose lock we hold.
+    async fn start_owned(cluster: Cluster, lock: File) -> Result<Self> {
+        // Left by an owner that crashed; it no longer describes a running server.
+        cluster.remove_state();
         let initialized = cluster.data.join("PG_VERSION").is_file();
         let owner_password_path = cluster.root.join(OWNER_PASSWORD_FILE);
         if initialized && !owner_password_path.exists() {
@@ -103,7 +184,7 @@ impl EmbeddedPostgres {
 
         cluster.clear_leftover_postmaster().await?;
         if let Some(user) = &cluster.run_as {
-            chown_tree(&cluster.root, user, &[OWNER_PASSWORD_FILE, APP_PASSWORD_FILE, LOCK_FILE])
+            chown_tree(&cluster.root, user, &[OWNER_PASSWORD_FILE, APP_PASSWORD_FILE, LOCK_FILE, STATE_FILE])
                 .with_context(|| format!("could not give {} to user {}", cluster.root.display(), user.name))?;
         }
 
@@ -116,15 +197,22 @@ impl EmbeddedPostgres {
 
         let port = cluster.start_server().await?;
         let mut pg = EmbeddedPostgres {
-            owner_url: format!("postgres://{OWNER_ROLE}:{owner_password}@127.0.0.1:{port}/{DATABASE}"),
+            owner_url: owner_url(&owner_password, port),
             cluster,
             port,
             app_password,
-            running: true,
-            _lock: lock,
+            ownership: Ownership::Owner { running: true, _lock: lock },
         };
-        if let Err(err) = pg.cluster.ensure_database(port, &owner_password).await {
-            pg.running = false;
+        // Only a server that is up with its database is announced to attachers.
+        let ready = match pg.cluster.ensure_database(port, &owner_password).await {
+            Ok(()) => pg.cluster.write_state(port),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = ready {
+            if let Ownership::Owner { running, .. } = &mut pg.ownership {
+                *running = false;
+            }
+            pg.cluster.remove_state();
             if let Err(stop_err) = pg.cluster.stop_server().await {
                 tracing::warn!(error = %stop_err, "could not stop the embedded database after a failed start");
             }
@@ -136,6 +224,25 @@ impl EmbeddedPostgres {
             "embedded PostgreSQL is running on 127.0.0.1"
         );
         Ok(pg)
+    }
+
+    /// A handle on the server that `owner_pid` runs on `port`.
+    fn attach(cluster: Cluster, port: u16, owner_pid: u32) -> Result<Self> {
+        let owner_password = read_secret(&cluster.root.join(OWNER_PASSWORD_FILE))?;
+        let app_password = read_secret(&cluster.root.join(APP_PASSWORD_FILE))?;
+        tracing::info!(
+            dir = %cluster.shown.display(),
+            port,
+            owner_pid,
+            "attached to the embedded PostgreSQL that another process runs"
+        );
+        Ok(EmbeddedPostgres {
+            owner_url: owner_url(&owner_password, port),
+            cluster,
+            port,
+            app_password,
+            ownership: Ownership::Attached { owner_pid },
+        })
     }
 
     /// URL of the cluster's superuser ("plinth_owner") on database "plinth" (created if missing), e.g. postgres://plinth_owner:PW@127.0.0.1:PORT/plinth
@@ -153,23 +260,44 @@ impl EmbeddedPostgres {
         self.port
     }
 
-    /// Stops the cluster (fast shutdown) and waits for it.
+    /// Whether this handle started the server and stops it; false when it attached to
+    /// a server that another handle owns.
+    pub fn is_owner(&self) -> bool {
+        matches!(self.ownership, Ownership::Owner { .. })
+    }
+
+    /// The owner stops the cluster (fast shutdown) and waits for it; an attached handle
+    /// only lets go of it, leaving the server running.
     pub async fn stop(mut self) -> Result<()> {
-        // Whatever the outcome, Drop must not try a second time.
-        self.running = false;
-        self.cluster.stop_server().await?;
-        tracing::info!(dir = %self.cluster.shown.display(), "embedded PostgreSQL stopped");
-        Ok(())
+        match &mut self.ownership {
+            Ownership::Attached { owner_pid } => {
+                tracing::debug!(dir = %self.cluster.shown.display(), owner_pid, "detached from the embedded PostgreSQL");
+                Ok(())
+            }
+            Ownership::Owner { running, .. } => {
+                // Whatever the outcome, Drop must not try a second time.
+                *running = false;
+                self.cluster.remove_state();
+                self.cluster.stop_server().await?;
+                tracing::info!(dir = %self.cluster.shown.display(), "embedded PostgreSQL stopped");
+                Ok(())
+            }
+        }
     }
 }
 
-/// Best-effort synchronous fast stop, for when `stop` was not awaited.
+/// The owner's best-effort synchronous fast stop, for when `stop` was not awaited; an
+/// attached handle leaves the server alone.
 impl Drop for EmbeddedPostgres {
     fn drop(&mut self) {
-        if !self.running {
+        let Ownership::Owner { running, .. } = &mut self.ownership else {
+            return;
+        };
+        if !*running {
             return;
         }
-        self.running = false;
+        *running = false;
+        self.cluster.remove_state();
         if !self.cluster.data.join("postmaster.pid").exists() {
             return;
         }
@@ -196,6 +324,10 @@ impl Drop for EmbeddedPostgres {
 /// Shows where and how the cluster runs, with both passwords redacted.
 impl fmt::Debug for EmbeddedPostgres {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (running, owner_pid) = match &self.ownership {
+            Ownership::Owner { running, .. } => (*running, None),
+            Ownership::Attached { owner_pid } => (true, Some(*owner_pid)),
+        };
         f.debug_struct("EmbeddedPostgres")
             .field("dir", &self.cluster.shown)
             .field("cluster_dir", &self.cluster.root)
@@ -204,9 +336,14 @@ impl fmt::Debug for EmbeddedPostgres {
             .field("port", &self.port)
             .field("owner_url", &format!("postgres://{OWNER_ROLE}:<redacted>@127.0.0.1:{}/{DATABASE}", self.port))
             .field("app_password", &"<redacted>")
-            .field("running", &self.running)
+            .field("running", &running)
+            .field("attached_to_pid", &owner_pid)
             .finish()
     }
+}
+
+fn owner_url(owner_password: &str, port: u16) -> String {
+    format!("postgres://{OWNER_ROLE}:{owner_password}@127.0.0.1:{port}/{DATABASE}")
 }
 
 impl Cluster {
@@ -229,7 +366,8 @@ impl Cluster {
         cmd
     }
 
-    fn lock(&self) -> Result<File> {
+    /// Takes the cluster's lock, or says which live process holds it.
+    fn lock(&self) -> Result<Lock> {
         let path = self.root.join(LOCK_FILE);
         let mut file =
             open_nofollow(&path, OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600))
@@ -239,26 +377,88 @@ impl Cluster {
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
-                let shown = self.shown.display();
-                match holder.trim().parse::<u32>() {
-                    Ok(pid) if pid == std::process::id() => {
-                        bail!("the embedded database in {shown} is already in use by this process (pid {pid})")
-                    }
-                    Ok(pid) => {
-                        bail!("the embedded database in {shown} is in use by another process (pid {pid})")
-                    }
-                    Err(_) => bail!("the embedded database in {shown} is in use by another process"),
-                }
+                // Empty for a moment after the holder took the lock, before it wrote its pid.
+                return Ok(Lock::Busy(holder.trim().parse::<u32>().ok()));
             }
             Err(TryLockError::Error(err)) => {
                 return Err(err).with_context(|| format!("could not lock {}", path.display()))
             }
         }
-        // Recorded only so that a second process can name the holder.
+        // Recorded so that another process can name the holder and match its state file.
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
         writeln!(file, "{}", std::process::id())?;
-        Ok(file)
+        Ok(Lock::Owned(file))
+    }
+
+    /// Tells attachers that the server is up, with its database, on `port`.
+    fn write_state(&self, port: u16) -> Result<()> {
+        let path = self.root.join(STATE_FILE);
+        let tmp = self.root.join(STATE_TMP_FILE);
+        write_private_file(&tmp, format!("pid={}\nport={port}\n", std::process::id()).as_bytes())?;
+        // Renamed into place so that an attacher never reads half of it.
+        fs::rename(&tmp, &path).with_context(|| format!("could not create {}", path.display()))
+    }
+
+    /// Withdraws the state file, before the server stops or after a crash.
+    fn remove_state(&self) {
+        let path = self.root.join(STATE_FILE);
+        match fs::remove_file(&path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                tracing::warn!(error = %err, "could not remove {}", path.display());
+            }
+            _ => {}
+        }
+    }
+
+    /// The port of the server that `owner_pid` runs for this cluster, once its state
+    /// file says it is ready; None while it is still starting (or stopping).
+    async fn running_port(&self, owner_pid: u32) -> Result<Option<u16>> {
+        let path = self.root.join(STATE_FILE);
+        let mut contents = String::new();
+        match open_nofollow(&path, OpenOptions::new().read(true)) {
+            Ok(mut file) => {
+                file.read_to_string(&mut contents).with_context(|| format!("could not read {}", path.display()))?;
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err).with_context(|| format!("could not read {}", path.display())),
+        }
+        let field =
+            |name: &str| contents.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix('=')).map(str::trim);
+        let (Some(pid), Some(port)) =
+            (field("pid").and_then(|p| p.parse::<u32>().ok()), field("port").and_then(|p| p.parse::<u16>().ok()))
+        else {
+            return Ok(None);
+        };
+        if pid != owner_pid {
+            // Written by an earlier owner; the current one has not announced its server yet.
+            return Ok(None);
+        }
+        // The server's own record, and a connection, confirm that it still runs there.
+        let postmaster_port = fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()
+            .and_then(|pid_file| pid_file.lines().nth(3).and_then(|line| line.trim().parse::<u16>().ok()));
+        let reachable = postmaster_port == Some(port)
+            && matches!(
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                )
+                .await,
+                Ok(Ok(_))
+            );
+        if !reachable {
+            if !path.exists() {
+                // The owner withdrew it while we looked: it is stopping its server.
+                return Ok(None);
+            }
+            bail!(
+                "the embedded database in {} is in use by another process (pid {owner_pid}), but its server is not running on port {port} (see {}): stop that process and start again",
+                self.shown.display(),
+                self.root.join(LOG_FILE).display()
+            );
+        }
+        Ok(Some(port))
     }
 
     /// Deals with a server still running on our data directory although no process holds our lock.
@@ -466,7 +666,7 @@ impl Cluster {
         if is_executable(&in_bin_dir) {
             return Ok(in_bin_dir);
         }
-        find_on_path("psql").with_context(|| {
+        find_on_path("psql", std::env::var_os("PATH").as_deref()).with_context(|| {
             format!(
                 "psql not found in {} or on PATH: install the PostgreSQL client (Debian: apt-get install postgresql-client-15), or set DATABASE_URL",
                 self.bin_dir.display()
@@ -475,26 +675,27 @@ impl Cluster {
     }
 }
 
-async fn find_bin_dir(env_override: Option<OsString>) -> Result<PathBuf> {
-    if let Some(dir) = env_override {
-        let dir = PathBuf::from(dir);
-        if has_initdb(&dir) {
-            return Ok(dir);
+/// The server bin directory: `explicit` if given, else found through `pg_config` and
+/// `initdb` on `search_path` (PATH), or under `debian_root`.
+async fn find_bin_dir(explicit: Option<&Path>, search_path: Option<&OsStr>, debian_root: &Path) -> Result<PathBuf> {
+    if let Some(dir) = explicit {
+        if has_initdb(dir) {
+            return Ok(dir.to_path_buf());
         }
         bail!(
             "PLINTH_PG_BIN_DIR={} does not contain initdb: point it at a PostgreSQL server bin directory, or set DATABASE_URL",
             dir.display()
         );
     }
-    if let Some(dir) = pg_config_bindir().await {
+    if let Some(dir) = pg_config_bindir(search_path).await {
         if has_initdb(&dir) {
             return Ok(dir);
         }
     }
-    if let Some(dir) = newest_versioned_bindir(Path::new(DEBIAN_PG_ROOT)) {
+    if let Some(dir) = newest_versioned_bindir(debian_root) {
         return Ok(dir);
     }
-    if let Some(initdb) = find_on_path("initdb") {
+    if let Some(initdb) = find_on_path("initdb", search_path) {
         if let Some(dir) = initdb.parent() {
             return Ok(dir.to_path_buf());
         }
@@ -502,8 +703,8 @@ async fn find_bin_dir(env_override: Option<OsString>) -> Result<PathBuf> {
     bail!(NO_BINARIES)
 }
 
-async fn pg_config_bindir() -> Option<PathBuf> {
-    let mut cmd = tokio::process::Command::new("pg_config");
+async fn pg_config_bindir(search_path: Option<&OsStr>) -> Option<PathBuf> {
+    let mut cmd = tokio::process::Command::new(find_on_path("pg_config", search_path)?);
     cmd.arg("--bindir").stdin(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(10), cmd.output()).await.ok()?.ok()?;
     if !out.status.success() {
@@ -541,9 +742,8 @@ fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
+fn find_on_path(program: &str, search_path: Option<&OsStr>) -> Option<PathBuf> {
+    std::env::split_paths(search_path?).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
 }
 
 async fn unprivileged_user() -> Result<RunAs> {
@@ -770,20 +970,7 @@ fn chown_entry(path: &Path, user: &RunAs) -> io::Result<()> {
 /// Returns the secret stored in `path`, creating it on first use.
 fn load_or_create_secret(path: &Path) -> Result<String> {
     match open_nofollow(path, OpenOptions::new().read(true)) {
-        Ok(mut file) => {
-            let mut contents = String::new();
-            file.read_to_string(&mut contents).with_context(|| format!("could not read {}", path.display()))?;
-            let secret = contents.trim();
-            if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                // Callers splice it into URLs and SQL.
-                bail!("{} must hold at least 16 ASCII letters or digits", path.display());
-            }
-            if file.metadata()?.mode() & 0o077 != 0 {
-                file.set_permissions(fs::Permissions::from_mode(0o600))
-                    .with_context(|| format!("could not chmod {}", path.display()))?;
-            }
-            Ok(secret.to_owned())
-        }
+        Ok(file) => secret_from(file, path),
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             let mut bytes = [0u8; SECRET_BYTES];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -799,6 +986,29 @@ fn load_or_create_secret(path: &Path) -> Result<String> {
         }
         Err(err) => Err(err).with_context(|| format!("could not read {}", path.display())),
     }
+}
+
+/// Returns the secret that the cluster's owner stored in `path`.
+fn read_secret(path: &Path) -> Result<String> {
+    let file = open_nofollow(path, OpenOptions::new().read(true))
+        .with_context(|| format!("could not read {}", path.display()))?;
+    secret_from(file, path)
+}
+
+/// Reads and checks a secret from its open file, making the file private if it is not.
+fn secret_from(mut file: File, path: &Path) -> Result<String> {
+    let mut contents = String::new();
+    file.read_to_string(&mut contents).with_context(|| format!("could not read {}", path.display()))?;
+    let secret = contents.trim();
+    if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        // Callers splice it into URLs and SQL.
+        bail!("{} must hold at least 16 ASCII letters or digits", path.display());
+    }
+    if file.metadata()?.mode() & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("could not chmod {}", path.display()))?;
+    }
+    Ok(secret.to_owned())
 }
 
 /// Creates `path` afresh with mode 0600 and `contents`.
@@ -932,4 +1142,36 @@ fn major_version(version_output: &str) -> Option<String> {
 /// Stable across builds (unlike DefaultHasher), so a lost link still finds its cluster.
 fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn no_binaries_anywhere_is_the_one_line_no_binaries_message() {
+        let err = find_bin_dir(None, None, Path::new("/nonexistent/postgresql")).await.unwrap_err();
+        let message = format!("{err:#}");
+        assert_eq!(message, NO_BINARIES);
+        assert!(!message.contains('\n'));
+    }
+
+    #[tokio::test]
+    async fn without_a_bin_dir_initdb_is_found_on_the_search_path() {
+        let bin = std::env::temp_dir().join(format!("embedded-pg-path-{}", std::process::id()));
+        fs::create_dir_all(&bin).unwrap();
+        let initdb = bin.join("initdb");
+        fs::write(&initdb, "#!/bin/sh\nexit 1\n").unwrap();
+        fs::set_permissions(&initdb, fs::Permissions::from_mode(0o755)).unwrap();
+        let found = find_bin_dir(None, Some(bin.as_os_str()), Path::new("/nonexistent/postgresql")).await;
+        let _ = fs::remove_dir_all(&bin);
+        assert_eq!(found.unwrap(), bin);
+    }
+
+    #[test]
+    fn major_version_reads_postgres_version_output() {
+        assert_eq!(major_version("postgres (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)").as_deref(), Some("15"));
+        assert_eq!(major_version("postgres (PostgreSQL) 9.6.24").as_deref(), Some("9.6"));
+        assert_eq!(major_version("something else"), None);
+    }
 }
