@@ -1,6 +1,6 @@
 //! `plinth`: the command line over the `api` library.
 use api::{
-    config::{Config, ConfigError, WorkerConfig},
+    config::{AuthConfig, Base, Config, ConfigError, DatabaseConfig, LogFormat, Section, WorkerConfig},
     startup, telemetry,
 };
 use clap::{Parser, Subcommand};
@@ -85,20 +85,37 @@ fn main() -> ExitCode {
             print!("{}", api::graphql::sdl());
             ExitCode::SUCCESS
         }
-        Command::Worker { kinds } => match WorkerConfig::from_env() {
-            Ok(config) => {
-                telemetry::init(config.log_format);
-                execute(work(config, kinds))
-            }
-            Err(e) => config_error(e),
-        },
-        Command::Server(command) => match Config::from_env() {
-            Ok(config) => {
-                telemetry::init(config.log_format);
-                execute(run(command, config))
-            }
-            Err(e) => config_error(e),
-        },
+        Command::Worker { kinds } => with(WorkerConfig::from_env(), |c| c.log_format, |c| work(c, kinds)),
+        Command::Server(ServerCommand::Migrate) => {
+            let sections = Base::from_env().and_then(|b| Ok((b, DatabaseConfig::from_env()?)));
+            with(sections, |(b, _)| b.log_format, |(b, d)| migrate(b, d))
+        }
+        Command::Server(ServerCommand::Admin { command: AdminCommand::WorkerToken { kinds, days } }) => {
+            let sections = Base::from_env().and_then(|b| Ok((b, AuthConfig::from_env()?)));
+            with(sections, |(b, _)| b.log_format, |(b, a)| worker_token(b, a, kinds, days))
+        }
+        Command::Server(ServerCommand::Serve) => with(Config::from_env(), |c| c.base.log_format, serve),
+        Command::Server(ServerCommand::Admin { command: AdminCommand::Create { email } }) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| create_admin(c, email))
+        }
+        Command::Server(ServerCommand::Billing { command: BillingCommand::Reconcile }) => {
+            with(Config::from_env(), |c| c.base.log_format, reconcile)
+        }
+    }
+}
+
+/// Runs a command on the configuration it read, or stops with the variable at fault.
+fn with<C, F: std::future::Future<Output = anyhow::Result<()>>>(
+    config: Result<C, ConfigError>,
+    log_format: impl FnOnce(&C) -> LogFormat,
+    command: impl FnOnce(C) -> F,
+) -> ExitCode {
+    match config {
+        Ok(c) => {
+            telemetry::init(log_format(&c));
+            execute(command(c))
+        }
+        Err(e) => config_error(e),
     }
 }
 
@@ -137,54 +154,61 @@ async fn work(config: WorkerConfig, kinds: Vec<String>) -> anyhow::Result<()> {
     Worker::new(settings)?.run(startup::shutdown_signal()).await
 }
 
-async fn run(command: ServerCommand, config: Config) -> anyhow::Result<()> {
-    match command {
-        ServerCommand::Serve => startup::Application::build(config).await?.run_until_stopped().await,
-        ServerCommand::Migrate => {
-            let database = startup::DatabaseSetup::from_config(&config).await?;
-            let migrated = database.migrate().await;
-            database.shutdown().await?;
-            migrated?;
-            println!("migrations applied");
-            Ok(())
-        }
-        ServerCommand::Admin { command: AdminCommand::Create { email } } => {
-            let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.addr));
-            let services = startup::Services::build(config, public_url).await?;
-            let created = services.accounts.create_admin(&email).await;
-            services.database.shutdown().await?;
-            let (user, password) = created.map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-            println!("admin {} created with id {}", user.email, user.id);
-            println!("password (shown once): {password}");
-            Ok(())
-        }
-        ServerCommand::Billing { command: BillingCommand::Reconcile } => {
-            let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.addr));
-            let services = startup::Services::build(config, public_url).await?;
-            let result = services.billing.reconcile().await;
-            services.database.shutdown().await?;
-            let changes = result.map_err(|e| e.into_anyhow())?;
-            for line in &changes {
-                println!("{line}");
-            }
-            println!("reconciled: {} change(s)", changes.len());
-            Ok(())
-        }
-        ServerCommand::Admin { command: AdminCommand::WorkerToken { kinds, days } } => {
-            let kinds = kinds
-                .iter()
-                .map(|k| {
-                    api::model::JobKind::parse(&k.trim().to_lowercase())
-                        .map_err(|_| anyhow::anyhow!("--kinds: unknown job kind {k:?} (scan, prepare, publish)"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let tokens = api::auth::tokens::TokenService::from_settings(&startup::token_settings(&config))?;
-            let worker_id = uuid::Uuid::now_v7();
-            let token = tokens.issue_worker(worker_id, &kinds, std::time::Duration::from_secs(days * 86_400))?;
-            let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-            println!("worker {worker_id} may claim {}; token (shown once):", names.join(", "));
-            println!("{token}");
-            Ok(())
-        }
+/// `plinth migrate`: the database section only.
+async fn migrate(base: Base, database: DatabaseConfig) -> anyhow::Result<()> {
+    let setup = startup::DatabaseSetup::from_config(&base, &database).await?;
+    let migrated = setup.migrate().await;
+    setup.shutdown().await?;
+    migrated?;
+    println!("migrations applied");
+    Ok(())
+}
+
+/// `plinth admin worker-token`: the signing key only.
+async fn worker_token(base: Base, auth: AuthConfig, kinds: Vec<String>, days: u64) -> anyhow::Result<()> {
+    let kinds = kinds
+        .iter()
+        .map(|k| {
+            api::model::JobKind::parse(&k.trim().to_lowercase())
+                .map_err(|_| anyhow::anyhow!("--kinds: unknown job kind {k:?} (scan, prepare, publish)"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let tokens = api::auth::tokens::TokenService::from_settings(&startup::token_settings(&base, &auth))?;
+    let worker_id = uuid::Uuid::now_v7();
+    let token = tokens.issue_worker(worker_id, &kinds, std::time::Duration::from_secs(days * 86_400))?;
+    let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    println!("worker {worker_id} may claim {}; token (shown once):", names.join(", "));
+    println!("{token}");
+    Ok(())
+}
+
+/// `plinth serve`: the whole server.
+async fn serve(config: Config) -> anyhow::Result<()> {
+    startup::Application::build(config).await?.run_until_stopped().await
+}
+
+/// `plinth admin create`: an admin account, through the server's services.
+async fn create_admin(config: Config, email: String) -> anyhow::Result<()> {
+    let public_url = config.server.public_url_or_addr();
+    let services = startup::Services::build(config, public_url).await?;
+    let created = services.accounts.create_admin(&email).await;
+    services.database.shutdown().await?;
+    let (user, password) = created.map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    println!("admin {} created with id {}", user.email, user.id);
+    println!("password (shown once): {password}");
+    Ok(())
+}
+
+/// `plinth billing reconcile`: Stripe's list against what is stored.
+async fn reconcile(config: Config) -> anyhow::Result<()> {
+    let public_url = config.server.public_url_or_addr();
+    let services = startup::Services::build(config, public_url).await?;
+    let result = services.billing.reconcile().await;
+    services.database.shutdown().await?;
+    let changes = result.map_err(|e| e.into_anyhow())?;
+    for line in &changes {
+        println!("{line}");
     }
+    println!("reconciled: {} change(s)", changes.len());
+    Ok(())
 }

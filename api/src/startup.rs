@@ -15,7 +15,7 @@ use crate::{
         stripe::StripeApi,
     },
     catalog::Catalog,
-    config::Config,
+    config::{AuthConfig, Base, Config, DatabaseConfig},
     db::{self, live::LiveSource},
     events::EventBus,
     graphql::{self, execute::Executor},
@@ -53,19 +53,22 @@ pub struct DatabaseSetup {
 impl DatabaseSetup {
     /// Uses `DATABASE_URL`, or starts the embedded cluster under the data dir (attaching
     /// to it when another process, such as a running `plinth serve`, already runs it).
-    pub async fn from_config(config: &Config) -> anyhow::Result<Self> {
-        if let Some(url) = &config.database_url {
+    ///
+    /// Errors: a malformed URL; the embedded cluster's start (no binaries, a busy data
+    /// dir); production without `DATABASE_URL`.
+    pub async fn from_config(base: &Base, database: &DatabaseConfig) -> anyhow::Result<Self> {
+        if let Some(url) = &database.url {
             let owner_url = url.expose_secret().to_owned();
-            let app_password = config.app_db_password.as_ref().map(|p| p.expose_secret().to_owned());
-            let runtime_url = match &config.app_database_url {
+            let app_password = database.app_password.as_ref().map(|p| p.expose_secret().to_owned());
+            let runtime_url = match &database.app_url {
                 Some(u) => u.expose_secret().to_owned(),
                 None => db::runtime_url(&owner_url, app_password.as_deref())?,
             };
             return Ok(DatabaseSetup { owner_url, runtime_url, app_password, embedded: None });
         }
-        anyhow::ensure!(!config.is_production(), "DATABASE_URL is required in production");
-        let dir = config.data_dir.join("postgres");
-        let options = embedded_pg::Options { bin_dir: config.pg_bin_dir.clone() };
+        anyhow::ensure!(!base.is_production(), "DATABASE_URL is required in production");
+        let dir = base.data_dir.join("postgres");
+        let options = embedded_pg::Options { bin_dir: database.pg_bin_dir.clone() };
         let pg = EmbeddedPostgres::start(&dir, &options).await?;
         if pg.is_owner() {
             tracing::info!(port = pg.port(), dir = %dir.display(), "embedded PostgreSQL started");
@@ -125,9 +128,9 @@ impl Services {
     /// where clients reach this instance (links in e-mails, local storage URLs).
     pub async fn build(config: Config, public_url: String) -> anyhow::Result<Self> {
         let config = Arc::new(config);
-        let database = DatabaseSetup::from_config(&config).await?;
+        let database = DatabaseSetup::from_config(&config.base, &config.database).await?;
         database.migrate().await?;
-        let pool = db::connect_runtime(&database.runtime_url, config.db_pool_size).await?;
+        let pool = db::connect_runtime(&database.runtime_url, config.database.pool_size).await?;
         let redis = match &config.redis_url {
             Some(url) => Some(connect_redis(url.expose_secret()).await?),
             None => None,
@@ -136,10 +139,10 @@ impl Services {
             (Some(url), Some(conn)) => EventBus::redis(url.expose_secret(), conn.clone()).await?,
             _ => EventBus::in_process(),
         });
-        let tokens = Arc::new(TokenService::from_settings(&token_settings(&config))?);
+        let tokens = Arc::new(TokenService::from_settings(&token_settings(&config.base, &config.auth))?);
         let limiter = Arc::new(RateLimiter::new(redis));
-        let passwords = Passwords::new(config.argon2_memory_kib)?;
-        let catalog = Arc::new(Catalog::load(config.plans_file.as_deref())?);
+        let passwords = Passwords::new(config.auth.argon2_memory_kib)?;
+        let catalog = Arc::new(Catalog::load(config.billing.plans_file.as_deref())?);
         let accounts = Arc::new(AccountService::new(AccountDeps {
             pool: pool.clone(),
             passwords,
@@ -150,20 +153,20 @@ impl Services {
             bus: bus.clone(),
             catalog: catalog.clone(),
         }));
-        let storage = Arc::new(match &config.s3 {
+        let storage = Arc::new(match &config.storage.s3 {
             Some(s3) => Storage::s3(s3)?,
             None => {
-                let key = SecretBox::key_file(&config.data_dir.join("storage_key"))?;
-                Storage::local(config.data_dir.join("objects"), key, public_url.clone())
+                let key = SecretBox::key_file(&config.base.data_dir.join("storage_key"))?;
+                Storage::local(config.base.data_dir.join("objects"), key, public_url.clone())
             }
         });
-        let sealer = Arc::new(match &config.credentials_key {
+        let sealer = Arc::new(match &config.storage.credentials_key {
             Some(key) => SecretBox::from_hex(key.expose_secret()).context("PLINTH_CREDENTIALS_KEY")?,
-            None => SecretBox::load_or_create(&config.data_dir.join("credentials_key"))?,
+            None => SecretBox::load_or_create(&config.base.data_dir.join("credentials_key"))?,
         });
-        let photos = Arc::new(PhotoService::new(storage.clone(), config.max_upload_bytes));
+        let photos = Arc::new(PhotoService::new(storage.clone(), config.storage.max_upload_bytes));
         let billing = Arc::new(billing_service(&config, &public_url, pool.clone(), bus.clone(), catalog.clone())?);
-        revocations::load(&pool, &tokens, config.statement_timeout_ms).await?;
+        revocations::load(&pool, &tokens, config.database.statement_timeout_ms).await?;
         tokio::spawn(revocations::follow(bus.clone(), tokens.clone()));
         let metrics = Metrics::new()?;
         Ok(Services {
@@ -185,13 +188,13 @@ impl Services {
 }
 
 /// The token service's settings from the configuration.
-pub fn token_settings(config: &Config) -> TokenSettings {
+pub fn token_settings(base: &Base, auth: &AuthConfig) -> TokenSettings {
     TokenSettings {
-        key: config.token_key.clone(),
-        key_file: config.data_dir.join("token_key"),
-        require_key: config.is_production(),
-        policies_dir: config.policies_dir.clone(),
-        ttl: config.access_token_ttl,
+        key: auth.token_key.clone(),
+        key_file: base.data_dir.join("token_key"),
+        require_key: base.is_production(),
+        policies_dir: auth.policies_dir.clone(),
+        ttl: auth.access_token_ttl,
     }
 }
 
@@ -213,21 +216,21 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `config.addr` (port 0 picks a free port) and builds everything.
+    /// Binds `config.server.addr` (port 0 picks a free port) and builds everything.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let acceptor = TcpListener::bind(config.addr)
+        let acceptor = TcpListener::bind(config.server.addr)
             .into_acceptor()
             .await
-            .with_context(|| format!("binding {} (PLINTH_ADDR)", config.addr))?;
+            .with_context(|| format!("binding {} (PLINTH_ADDR)", config.server.addr))?;
         let addr = acceptor
             .local_addr()
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("reading the bound address")?;
-        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let public_url = config.server.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
         let services = Services::build(config, public_url).await?;
         let config = services.config.clone();
-        let schema = graphql::builder(config.introspection)
+        let schema = graphql::builder(config.server.introspection)
             .data(services.accounts.clone())
             .data(services.photos.clone())
             .data(services.sealer.clone())
@@ -235,21 +238,24 @@ impl Application {
             .data(services.billing.clone())
             .data(services.tokens.clone())
             .data(services.catalog.clone())
-            .data(LiveSource { pool: services.pool.clone(), statement_timeout_ms: config.statement_timeout_ms })
-            .data(QueueSettings { lease: config.job_lease })
+            .data(LiveSource {
+                pool: services.pool.clone(),
+                statement_timeout_ms: config.database.statement_timeout_ms,
+            })
+            .data(QueueSettings { lease: config.jobs.lease })
             .finish();
         let tasks = Supervisor::start(
             services.pool.clone(),
             services.metrics.clone(),
-            config.statement_timeout_ms,
+            config.database.statement_timeout_ms,
             vec![
                 jobs::tasks::requeue_expired(
                     services.pool.clone(),
                     services.bus.clone(),
-                    config.job_sweep,
-                    config.statement_timeout_ms,
+                    config.jobs.sweep,
+                    config.database.statement_timeout_ms,
                 ),
-                billing::tasks::expire_grace(services.billing.clone(), config.job_sweep * 12),
+                billing::tasks::expire_grace(services.billing.clone(), config.jobs.sweep * 12),
             ],
         );
         let executor = Executor {
@@ -259,7 +265,7 @@ impl Application {
             bus: services.bus.clone(),
             limiter: services.limiter.clone(),
             catalog: services.catalog.clone(),
-            statement_timeout_ms: config.statement_timeout_ms,
+            statement_timeout_ms: config.database.statement_timeout_ms,
         };
         let state = Arc::new(HttpState {
             executor,
@@ -314,21 +320,22 @@ fn billing_service(
     bus: Arc<EventBus>,
     catalog: Arc<Catalog>,
 ) -> anyhow::Result<BillingService> {
-    let stripe = match &config.stripe_secret_key {
-        Some(key) => Some(StripeApi::new(&config.stripe_api_base, key.expose_secret())?),
+    let stripe = match &config.billing.stripe_secret_key {
+        Some(key) => Some(StripeApi::new(&config.billing.stripe_api_base, key.expose_secret())?),
         None => None,
     };
     let settings = BillingSettings {
-        webhook_secrets: config.stripe_webhook_secrets.iter().map(|s| s.expose_secret().to_owned()).collect(),
-        webhook_tolerance_secs: config.stripe_webhook_tolerance_secs,
+        webhook_secrets: config.billing.webhook_secrets.iter().map(|s| s.expose_secret().to_owned()).collect(),
+        webhook_tolerance_secs: config.billing.webhook_tolerance_secs,
         success_url: config
-            .billing_success_url
+            .billing
+            .success_url
             .clone()
             .unwrap_or_else(|| format!("{public_url}/billing/success?session_id={{CHECKOUT_SESSION_ID}}")),
-        cancel_url: config.billing_cancel_url.clone().unwrap_or_else(|| format!("{public_url}/billing")),
-        portal_return_url: config.billing_return_url.clone().unwrap_or_else(|| format!("{public_url}/billing")),
-        grace_days: config.billing_grace_days,
-        statement_timeout_ms: config.statement_timeout_ms,
+        cancel_url: config.billing.cancel_url.clone().unwrap_or_else(|| format!("{public_url}/billing")),
+        portal_return_url: config.billing.return_url.clone().unwrap_or_else(|| format!("{public_url}/billing")),
+        grace_days: config.billing.grace_days,
+        statement_timeout_ms: config.database.statement_timeout_ms,
     };
     Ok(BillingService::new(pool, catalog, stripe, settings, bus))
 }

@@ -462,7 +462,9 @@ impl TestApp {
     /// A worker token for `kinds`, signed with this app's key.
     pub fn worker_token(&self, kinds: &[&str]) -> String {
         let config = test_config(&self.database, &self.data_dir, &[]);
-        let tokens = api::auth::tokens::TokenService::from_settings(&api::startup::token_settings(&config)).unwrap();
+        let tokens =
+            api::auth::tokens::TokenService::from_settings(&api::startup::token_settings(&config.base, &config.auth))
+                .unwrap();
         let kinds: Vec<api::model::JobKind> = kinds.iter().map(|k| k.parse().unwrap()).collect();
         tokens.issue_worker(Uuid::now_v7(), &kinds, std::time::Duration::from_secs(3600)).unwrap()
     }

@@ -261,7 +261,7 @@ impl AccountService {
     }
 
     async fn begin(&self, principal: Principal, meta: RequestMeta) -> AppResult<RequestTx> {
-        Ok(RequestTx::begin(&self.pool, principal, meta, self.config.statement_timeout_ms).await?)
+        Ok(RequestTx::begin(&self.pool, principal, meta, self.config.database.statement_timeout_ms).await?)
     }
 
     async fn insert_user(
@@ -314,7 +314,7 @@ impl AccountService {
 
     async fn open_session(&self, tx: &RequestTx, user: &users::Model) -> AppResult<(Uuid, String)> {
         let session_id = Uuid::now_v7();
-        let ttl = ChronoDuration::from_std(self.config.refresh_token_ttl).map_err(anyhow::Error::from)?;
+        let ttl = ChronoDuration::from_std(self.config.auth.refresh_token_ttl).map_err(anyhow::Error::from)?;
         let meta = tx.meta();
         store::insert_session(tx, session_id, user.id, Utc::now() + ttl, meta.user_agent.clone(), meta.ip.clone())
             .await?;
@@ -344,10 +344,10 @@ impl AccountService {
 
     /// Counts an attempt for the address and for the client's IP.
     async fn throttle(&self, what: &str, email: &EmailAddress, meta: &RequestMeta) -> AppResult<()> {
-        let window = self.config.login_window;
-        let mut checks = vec![(format!("{what}:email:{}", email.as_str()), self.config.login_limit_per_email)];
+        let window = self.config.auth.login_window;
+        let mut checks = vec![(format!("{what}:email:{}", email.as_str()), self.config.auth.login_limit_per_email)];
         if let Some(ip) = &meta.ip {
-            checks.push((format!("{what}:ip:{ip}"), self.config.login_limit_per_ip));
+            checks.push((format!("{what}:ip:{ip}"), self.config.auth.login_limit_per_ip));
         }
         for (key, limit) in checks {
             if let Decision::Limited { retry_after } = self.limiter.hit(&key, limit, window).await {

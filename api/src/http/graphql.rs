@@ -34,7 +34,7 @@ pub async fn graphql_post(
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let meta = RequestMeta {
         request_id: request_id.clone(),
-        ip: client_ip(req, remote, state.config.client_ip_header.as_deref()),
+        ip: client_ip(req, remote, state.config.server.client_ip_header.as_deref()),
         user_agent: req.header(header::USER_AGENT).map(|ua| ua.chars().take(256).collect()),
     };
     let resp = state.executor.execute(req.header(header::AUTHORIZATION), meta, gql.0).await;

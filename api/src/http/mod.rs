@@ -45,7 +45,8 @@ pub struct RequestId(pub String);
 
 /// Every route of the server.
 pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
-    let limits = BodyLimits { api: state.config.max_body_bytes, upload: state.config.max_upload_bytes as usize };
+    let limits =
+        BodyLimits { api: state.config.server.max_body_bytes, upload: state.config.storage.max_upload_bytes as usize };
     let metrics = state.metrics.clone();
     Route::new()
         .at("/graphql", get(graphql::graphiql).post(graphql::graphql_post))

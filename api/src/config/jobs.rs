@@ -1,0 +1,21 @@
+//! The job queue's section.
+use super::{ConfigError, Vars};
+use std::time::Duration;
+
+/// Leases and the sweeper.
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// `PLINTH_JOB_LEASE_SECS`: how long a worker holds a job between reports (60).
+    pub lease: Duration,
+    /// `PLINTH_JOB_SWEEP_SECS`: how often expired leases are returned to the queue (5).
+    pub sweep: Duration,
+}
+
+impl JobsConfig {
+    pub(super) fn read(v: &Vars) -> Result<Self, ConfigError> {
+        Ok(JobsConfig {
+            lease: Duration::from_secs(v.parse("PLINTH_JOB_LEASE_SECS", 60)?),
+            sweep: Duration::from_secs(v.parse("PLINTH_JOB_SWEEP_SECS", 5)?.max(1)),
+        })
+    }
+}

@@ -1,0 +1,289 @@
+//! Typed configuration from the environment, one section per file, with an embedded
+//! default for every external service. A bad value stops the start with one line
+//! naming the variable. This module is the only code that reads the environment.
+//!
+//! A command reads only the sections it uses: `plinth worker` its `WorkerConfig`,
+//! `plinth migrate` the `Base` and the database, `plinth admin worker-token` the `Base`
+//! and authentication, the server all of `Config`.
+use secrecy::{ExposeSecret, SecretString};
+use std::{collections::HashMap, fmt, path::PathBuf, str::FromStr};
+
+mod auth;
+mod billing;
+mod database;
+mod jobs;
+mod server;
+mod storage;
+mod worker;
+pub use auth::AuthConfig;
+pub use billing::BillingConfig;
+pub use database::DatabaseConfig;
+pub use jobs::JobsConfig;
+pub use server::ServerConfig;
+pub use storage::StorageConfig;
+pub use worker::WorkerConfig;
+
+/// Where the process runs; production refuses every embedded default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    /// A laptop or a test: embedded defaults allowed.
+    Development,
+    /// Real users' data: every external service must be configured.
+    Production,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object per line, for a log pipeline.
+    Json,
+}
+
+/// A configuration value that could not be used; its Display is the one line printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// What every command shares: the environment, the data dir and the log format.
+#[derive(Clone, Debug)]
+pub struct Base {
+    /// `PLINTH_ENV`: `development` (the default) or `production`.
+    pub env: Environment,
+    /// `PLINTH_DATA_DIR`: embedded database, generated keys, local files (`./.data`).
+    pub data_dir: PathBuf,
+    /// `PLINTH_LOG_FORMAT`: `pretty` or `json`.
+    pub log_format: LogFormat,
+}
+
+impl Base {
+    /// Reads the process environment.
+    ///
+    /// Errors: the variable at fault.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&Vars(std::env::vars().collect()))
+    }
+
+    fn read(v: &Vars) -> Result<Self, ConfigError> {
+        let env = match v.get("PLINTH_ENV").as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "PLINTH_ENV",
+                    message: format!("expected development or production, got {other:?}"),
+                })
+            }
+        };
+        Ok(Base {
+            env,
+            data_dir: v.get("PLINTH_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| ".data".into()),
+            log_format: log_format(v)?,
+        })
+    }
+
+    /// Whether this is a production process.
+    pub fn is_production(&self) -> bool {
+        self.env == Environment::Production
+    }
+}
+
+/// A section readable on its own, for commands that need only it.
+pub trait Section: Sized {
+    /// Reads the section from the process environment.
+    ///
+    /// Errors: the variable at fault.
+    fn from_env() -> Result<Self, ConfigError>;
+}
+
+macro_rules! section {
+    ($($t:ty),*) => {$(
+        impl Section for $t {
+            fn from_env() -> Result<Self, ConfigError> {
+                <$t>::read(&Vars(std::env::vars().collect()))
+            }
+        }
+    )*};
+}
+section!(ServerConfig, DatabaseConfig, AuthConfig, StorageConfig, JobsConfig, BillingConfig);
+
+/// Everything the server needs to start. Secrets are `SecretString`, so neither Debug
+/// nor a log line can print them.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Environment, data dir, log format.
+    pub base: Base,
+    /// The HTTP server.
+    pub server: ServerConfig,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// `REDIS_URL`. None: in-process rate limiting and events.
+    pub redis_url: Option<SecretString>,
+    /// Tokens, sessions, sign-in.
+    pub auth: AuthConfig,
+    /// Objects and sealed secrets.
+    pub storage: StorageConfig,
+    /// The job queue.
+    pub jobs: JobsConfig,
+    /// Stripe and the plan catalog.
+    pub billing: BillingConfig,
+}
+
+impl Config {
+    /// Reads the process environment.
+    ///
+    /// Errors: the variable at fault.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars().collect())
+    }
+
+    /// Reads a map of variables (the environment, or a test's).
+    ///
+    /// Errors: the variable at fault, including what production requires.
+    pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
+        let v = Vars(vars);
+        let redis_url = v.secret("REDIS_URL");
+        if let Some(url) = &redis_url {
+            let parsed = url::Url::parse(url.expose_secret()).ok();
+            if !matches!(parsed.as_ref().map(|u| u.scheme()), Some("redis" | "rediss")) {
+                return Err(ConfigError { var: "REDIS_URL", message: "expected a redis:// or rediss:// URL".into() });
+            }
+        }
+        let config = Config {
+            base: Base::read(&v)?,
+            server: ServerConfig::read(&v)?,
+            database: DatabaseConfig::read(&v)?,
+            redis_url,
+            auth: AuthConfig::read(&v)?,
+            storage: StorageConfig::read(&v)?,
+            jobs: JobsConfig::read(&v)?,
+            billing: BillingConfig::read(&v)?,
+        };
+        config.check_production()?;
+        Ok(config)
+    }
+
+    /// Production refuses the embedded defaults: each missing service is named.
+    fn check_production(&self) -> Result<(), ConfigError> {
+        if !self.is_production() {
+            return Ok(());
+        }
+        let required: [(&'static str, bool); 8] = [
+            ("DATABASE_URL", self.database.url.is_some()),
+            ("PLINTH_TOKEN_KEY", self.auth.token_key.is_some()),
+            ("REDIS_URL", self.redis_url.is_some()),
+            ("PLINTH_S3_ENDPOINT", self.storage.s3.is_some()),
+            ("PLINTH_CREDENTIALS_KEY", self.storage.credentials_key.is_some()),
+            ("PLINTH_PUBLIC_URL", self.server.public_url.is_some()),
+            ("PLINTH_STRIPE_SECRET_KEY", self.billing.stripe_secret_key.is_some()),
+            ("PLINTH_STRIPE_WEBHOOK_SECRET", !self.billing.webhook_secrets.is_empty()),
+        ];
+        for (var, present) in required {
+            if !present {
+                return Err(ConfigError {
+                    var,
+                    message: "required when PLINTH_ENV=production (embedded defaults are for development only)".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this is a production process.
+    pub fn is_production(&self) -> bool {
+        self.base.is_production()
+    }
+}
+
+/// `PLINTH_LOG_FORMAT`: `pretty` (the default) or `json`.
+fn log_format(v: &Vars) -> Result<LogFormat, ConfigError> {
+    match v.get("PLINTH_LOG_FORMAT").as_deref() {
+        None | Some("pretty") => Ok(LogFormat::Pretty),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => {
+            Err(ConfigError { var: "PLINTH_LOG_FORMAT", message: format!("expected pretty or json, got {other:?}") })
+        }
+    }
+}
+
+/// The variables, trimmed; an empty value counts as unset.
+struct Vars(HashMap<String, String>);
+
+impl Vars {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    fn secret(&self, name: &str) -> Option<SecretString> {
+        self.get(name).map(SecretString::from)
+    }
+
+    fn parse<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|e: T::Err| ConfigError { var: name, message: format!("invalid value {raw:?}: {e}") }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = Config::from_vars(HashMap::new()).unwrap();
+        assert_eq!(c.server.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.base.env, Environment::Development);
+        assert!(c.database.url.is_none());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let e = Config::from_vars(vars(&[("PLINTH_ADDR", "nope")])).unwrap_err();
+        assert!(e.to_string().starts_with("PLINTH_ADDR: "), "{e}");
+        let e = Config::from_vars(vars(&[("PLINTH_ACCESS_TOKEN_TTL_SECS", "3600")])).unwrap_err();
+        assert_eq!(e.var, "PLINTH_ACCESS_TOKEN_TTL_SECS");
+        let e = Config::from_vars(vars(&[("REDIS_URL", "http://x")])).unwrap_err();
+        assert_eq!(e.var, "REDIS_URL");
+    }
+
+    #[test]
+    fn production_refuses_embedded_defaults() {
+        let e = Config::from_vars(vars(&[("PLINTH_ENV", "production")])).unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+        let e = Config::from_vars(vars(&[("PLINTH_ENV", "production"), ("DATABASE_URL", "postgres://u:p@db/x")]))
+            .unwrap_err();
+        assert_eq!(e.var, "PLINTH_TOKEN_KEY");
+    }
+
+    #[test]
+    fn the_pg_bin_dir_is_optional() {
+        assert!(Config::from_vars(HashMap::new()).unwrap().database.pg_bin_dir.is_none());
+        let c = Config::from_vars(vars(&[("PLINTH_PG_BIN_DIR", "/opt/pg/bin")])).unwrap();
+        assert_eq!(c.database.pg_bin_dir.as_deref(), Some(std::path::Path::new("/opt/pg/bin")));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_and_errors() {
+        let c = Config::from_vars(vars(&[("DATABASE_URL", "postgres://u:hunter2@db/x")])).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let e = Config::from_vars(vars(&[("DATABASE_URL", "mysql://u:hunter2@db/x")])).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"));
+    }
+}

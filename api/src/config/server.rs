@@ -1,0 +1,36 @@
+//! The HTTP server's section.
+use super::{ConfigError, Vars};
+use std::net::SocketAddr;
+
+/// Where and how the server listens.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// `PLINTH_ADDR`: where the HTTP server listens (`127.0.0.1:8080`).
+    pub addr: SocketAddr,
+    /// `PLINTH_PUBLIC_URL`: base of links in e-mails and of local storage URLs;
+    /// `http://<bound address>` when unset.
+    pub public_url: Option<String>,
+    /// `PLINTH_MAX_BODY_BYTES`: request body size limit (1 MiB).
+    pub max_body_bytes: usize,
+    /// `PLINTH_GRAPHQL_INTROSPECTION`: allow schema introspection (true).
+    pub introspection: bool,
+    /// `PLINTH_CLIENT_IP_HEADER`: header set by a trusted proxy (e.g. `Fly-Client-IP`).
+    pub client_ip_header: Option<String>,
+}
+
+impl ServerConfig {
+    pub(super) fn read(v: &Vars) -> Result<Self, ConfigError> {
+        Ok(ServerConfig {
+            addr: v.parse("PLINTH_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            public_url: v.get("PLINTH_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
+            max_body_bytes: v.parse("PLINTH_MAX_BODY_BYTES", 1 << 20)?,
+            introspection: v.parse("PLINTH_GRAPHQL_INTROSPECTION", true)?,
+            client_ip_header: v.get("PLINTH_CLIENT_IP_HEADER"),
+        })
+    }
+
+    /// The public base URL: configured, else the listen address.
+    pub fn public_url_or_addr(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.addr))
+    }
+}
