@@ -106,6 +106,8 @@ pub struct Config {
     pub client_ip_header: Option<String>,
     /// `PLINTH_ARGON2_MEMORY_KIB`: argon2id memory cost.
     pub argon2_memory_kib: u32,
+    /// `PLINTH_PLANS_FILE`: the plan catalog; None: the built-in `plans.toml`.
+    pub plans_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -203,6 +205,7 @@ impl Config {
             login_window: Duration::from_secs(v.parse("PLINTH_LOGIN_WINDOW_SECS", 900)?),
             client_ip_header: v.get("PLINTH_CLIENT_IP_HEADER"),
             argon2_memory_kib: v.parse("PLINTH_ARGON2_MEMORY_KIB", 19_456)?,
+            plans_file: v.get("PLINTH_PLANS_FILE").map(PathBuf::from),
         };
         config.check_production()?;
         Ok(config)

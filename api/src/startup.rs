@@ -124,7 +124,7 @@ impl Services {
         let tokens = Arc::new(TokenService::from_config(&config)?);
         let limiter = Arc::new(RateLimiter::new(redis));
         let passwords = Passwords::new(config.argon2_memory_kib)?;
-        let catalog = Arc::new(Catalog::load()?);
+        let catalog = Arc::new(Catalog::load(config.plans_file.as_deref())?);
         let accounts = Arc::new(AccountService::new(AccountDeps {
             pool: pool.clone(),
             passwords,

@@ -70,6 +70,10 @@ pub fn test_config(database: &str, data_dir: &Path, extra: &[(&str, &str)]) -> C
         ("PLINTH_ARGON2_MEMORY_KIB".into(), "1024".into()),
         ("PLINTH_DB_POOL_SIZE".into(), "4".into()),
     ]);
+    // The catalog is configuration now; this process's plans file goes in the vars.
+    if let Some(plans) = std::env::var_os("PLINTH_PLANS_FILE") {
+        vars.insert("PLINTH_PLANS_FILE".into(), plans.to_string_lossy().into_owned());
+    }
     for (k, v) in extra {
         vars.insert(k.to_string(), v.to_string());
     }
@@ -232,7 +236,7 @@ pub fn free_plan_with(edits: &[(&str, &str)]) {
     }
     let path = std::env::temp_dir().join(format!("plinth-plans-{}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
-    // Read by Catalog::load when an app starts; each test runs in its own process.
+    // Passed to Config by test_config; each test runs in its own process.
     std::env::set_var("PLINTH_PLANS_FILE", &path);
 }
 

@@ -2,7 +2,7 @@
 //! checked-in TOML file validated at start.
 use anyhow::{bail, ensure, Context};
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::{collections::HashSet, path::Path};
 
 /// The catalog shipped with the binary (`plans.toml` at the repository root).
 const BUILTIN: &str = include_str!("../../../plans.toml");
@@ -70,12 +70,12 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The built-in catalog, or the file named by `PLINTH_PLANS_FILE`.
-    pub fn load() -> anyhow::Result<Self> {
-        match std::env::var_os("PLINTH_PLANS_FILE") {
+    /// The catalog in `plans_file` (`PLINTH_PLANS_FILE`), or the built-in one when None.
+    pub fn load(plans_file: Option<&Path>) -> anyhow::Result<Self> {
+        match plans_file {
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("PLINTH_PLANS_FILE: reading {}", path.to_string_lossy()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("PLINTH_PLANS_FILE: reading {}", path.display()))?;
                 Self::parse(&text).context("PLINTH_PLANS_FILE")
             }
             None => Self::parse(BUILTIN).context("the built-in plans.toml"),
