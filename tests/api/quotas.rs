@@ -2,15 +2,14 @@
 //! request's transaction (200 concurrent requests on a 10-scan plan get exactly 10),
 //! nothing charged for a failed request, thresholds notified once, gauges, and the
 //! period reset.
-mod common;
 
-use common::{code, TestApp};
+use crate::helpers::{code, TestApp};
 use serde_json::json;
 
 /// Apps of this test run the Free plan with 10 scans, 2 preparations, 1 account and
 /// 100 bytes of storage.
 async fn spawn() -> TestApp {
-    common::free_plan_with(&[
+    crate::helpers::free_plan_with(&[
         ("scans = 20", "scans = 10"),
         ("preparations = 10", "preparations = 2"),
         ("storage_bytes = 524288000", "storage_bytes = 100"),
@@ -121,7 +120,7 @@ async fn gauges_limit_connected_accounts_and_storage() {
 
 #[tokio::test]
 async fn each_session_gets_its_plans_request_rate() {
-    common::free_plan_with(&[("api_requests_per_minute = 60", "api_requests_per_minute = 5")]);
+    crate::helpers::free_plan_with(&[("api_requests_per_minute = 60", "api_requests_per_minute = 5")]);
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
     let bob = app.register("bob").await;
@@ -141,8 +140,8 @@ async fn each_session_gets_its_plans_request_rate() {
 
 #[tokio::test]
 async fn the_request_rate_is_shared_by_instances_through_redis() {
-    common::free_plan_with(&[("api_requests_per_minute = 60", "api_requests_per_minute = 4")]);
-    let redis = common::redis_url();
+    crate::helpers::free_plan_with(&[("api_requests_per_minute = 60", "api_requests_per_minute = 4")]);
+    let redis = crate::helpers::redis_url();
     let cfg = [("REDIS_URL", redis.as_str()), ("PLINTH_LOGIN_LIMIT_PER_IP", "1000000")];
     let one = TestApp::spawn_with(&cfg).await;
     let two = TestApp::spawn_on(&one.database, &cfg).await;
@@ -156,8 +155,8 @@ async fn the_request_rate_is_shared_by_instances_through_redis() {
 
 #[tokio::test]
 async fn an_upgrade_raises_limits_at_once_and_a_downgrade_lowers_them() {
-    use common::stripe::{event, subscription, FakeStripe};
-    common::free_plan_with(&[("scans = 20", "scans = 2")]);
+    use crate::helpers::stripe::{event, subscription, FakeStripe};
+    crate::helpers::free_plan_with(&[("scans = 20", "scans = 2")]);
     let stripe = FakeStripe::start().await;
     let app = TestApp::spawn_with(&[
         ("PLINTH_STRIPE_SECRET_KEY", "sk_test_plinth"),
@@ -189,7 +188,7 @@ async fn an_upgrade_raises_limits_at_once_and_a_downgrade_lowers_them() {
     ))
     .await
     .unwrap();
-    let refresh = |user: common::TestUser| async move {
+    let refresh = |user: crate::helpers::TestUser| async move {
         let r = app
             .gql(
                 None,
@@ -229,10 +228,10 @@ async fn an_upgrade_raises_limits_at_once_and_a_downgrade_lowers_them() {
 
 #[tokio::test]
 async fn threshold_notifications_arrive_live() {
-    common::free_plan_with(&[("scans = 20", "scans = 2")]);
+    crate::helpers::free_plan_with(&[("scans = 20", "scans = 2")]);
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
-    let mut ws = common::WsClient::connect(&app, Some(&ann.access)).await;
+    let mut ws = crate::helpers::WsClient::connect(&app, Some(&ann.access)).await;
     ws.subscribe("n", "subscription { notificationAdded { kind title } }", json!({})).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     app.gql(Some(&ann.access), SCAN, json!({})).await;
@@ -240,7 +239,9 @@ async fn threshold_notifications_arrive_live() {
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
         match ws.next(std::time::Duration::from_secs(5)).await {
-            common::WsEvent::Next(p) => kinds.push(p["data"]["notificationAdded"]["kind"].as_str().unwrap().to_owned()),
+            crate::helpers::WsEvent::Next(p) => {
+                kinds.push(p["data"]["notificationAdded"]["kind"].as_str().unwrap().to_owned())
+            }
             other => panic!("expected a notification, got {other:?} after {kinds:?}"),
         }
     }

@@ -2,14 +2,13 @@
 //! webhooks signed with Stripe's real scheme: checkout to active, redeliveries and
 //! concurrent deliveries applied once, events out of order, bad signatures, the
 //! payment-failure path to suspension and back, trials granted once, reconciliation.
-mod common;
 
-use api::billing::webhook::sign;
-use common::{
+use crate::helpers::{
     code,
     stripe::{event, invoice, subscription, FakeStripe},
     TestApp, TestUser,
 };
+use api::billing::webhook::sign;
 use serde_json::{json, Value};
 
 const SECRET: &str = "whsec_test_current";
@@ -468,7 +467,7 @@ async fn reconcile_repairs_drift_and_is_idempotent() {
     let run = || {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
             .args(["billing", "reconcile"])
-            .env("DATABASE_URL", common::admin_url(&app.database))
+            .env("DATABASE_URL", crate::helpers::admin_url(&app.database))
             .env("PLINTH_DATA_DIR", &app.data_dir)
             .env("PLINTH_STRIPE_SECRET_KEY", "sk_test_plinth")
             .env("PLINTH_STRIPE_API_BASE", &stripe.url)

@@ -226,7 +226,7 @@ pub fn code(resp: &Value) -> &str {
 /// plan's lines replaced as given (`("scans = 20", "scans = 10")`). The request rate is
 /// lifted unless an edit sets it: tests send far more than 60 requests a minute.
 pub fn free_plan_with(edits: &[(&str, &str)]) {
-    let mut text = include_str!("../../plans.toml").to_owned();
+    let mut text = include_str!("../../../plans.toml").to_owned();
     for (from, to) in edits {
         assert!(text.contains(from), "plans.toml has no {from:?}");
         text = text.replacen(from, to, 1);

@@ -5,9 +5,8 @@
 //! null, indistinguishable from an answer about an id that does not exist, and the
 //! owner's rows must be unchanged. A field added later is swept without editing this
 //! file.
-mod common;
 
-use common::{png, TestApp, TestUser};
+use crate::helpers::{png, TestApp, TestUser};
 use serde_json::{json, Map, Value};
 use sqlx::Row;
 use std::{

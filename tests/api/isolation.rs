@@ -2,9 +2,8 @@
 //! security, every tenant table forces it, and a bare `SELECT *` sees only the
 //! caller's rows — none when no user is set. Tables are discovered from the catalog,
 //! so a table added later is covered without editing this file.
-mod common;
 
-use common::TestApp;
+use crate::helpers::TestApp;
 use sqlx::{Connection, Executor, PgConnection, Row};
 use uuid::Uuid;
 
@@ -26,7 +25,7 @@ async fn tenant_tables(app: &TestApp) -> Vec<(String, String)> {
 
 /// A connection as the runtime login role, exactly as the server's pool connects.
 async fn runtime_conn(app: &TestApp) -> PgConnection {
-    let url = common::admin_url(&app.database).replace("postgres@", "plinth_app@");
+    let url = crate::helpers::admin_url(&app.database).replace("postgres@", "plinth_app@");
     PgConnection::connect(&url).await.unwrap()
 }
 

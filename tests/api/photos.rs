@@ -1,9 +1,8 @@
 //! Photos over the wire, on the local store and on a real S3-compatible server:
 //! presigned upload, confirmation checks, attachment order, download, deletion, and
 //! presigned URLs that cannot reach another user's object.
-mod common;
 
-use common::{code, png, TestApp};
+use crate::helpers::{code, png, TestApp};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

@@ -1,7 +1,6 @@
 //! Accounts over the wire: every auth path and its bad inputs.
-mod common;
 
-use common::{code, TestApp};
+use crate::helpers::{code, TestApp};
 use serde_json::{json, Value};
 
 const REGISTER: &str =
@@ -104,7 +103,7 @@ async fn login_is_throttled_per_ip() {
 
 #[tokio::test]
 async fn the_throttle_is_shared_by_instances_through_redis() {
-    let redis = common::redis_url();
+    let redis = crate::helpers::redis_url();
     let limit = [
         ("REDIS_URL", redis.as_str()),
         ("PLINTH_LOGIN_LIMIT_PER_EMAIL", "2"),

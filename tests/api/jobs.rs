@@ -2,9 +2,8 @@
 //! nobody else's, leases that expire, retries, cancellation, worker confinement, two
 //! instances on one Redis, and sockets that close when their token expires or their
 //! session is revoked.
-mod common;
 
-use common::{code, png, TestApp, WsClient, WsEvent};
+use crate::helpers::{code, png, TestApp, WsClient, WsEvent};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -240,7 +239,7 @@ async fn cancel_stops_a_queued_job_at_once_and_a_running_one_at_its_next_report(
 
 #[tokio::test]
 async fn an_event_crosses_instances_through_redis() {
-    let redis = common::redis_url();
+    let redis = crate::helpers::redis_url();
     let cfg = [("REDIS_URL", redis.as_str()), ("PLINTH_LOGIN_LIMIT_PER_IP", "1000000")];
     let one = TestApp::spawn_with(&cfg).await;
     let two = TestApp::spawn_on(&one.database, &cfg).await;

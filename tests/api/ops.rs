@@ -1,8 +1,7 @@
 //! Operations: health, readiness, metrics, the SDL, request limits, WebSocket
 //! authentication, and the command line.
-mod common;
 
-use common::{code, TestApp};
+use crate::helpers::{code, TestApp};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
@@ -30,7 +29,8 @@ async fn health_readiness_and_metrics_answer() {
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_gone() {
     let app = TestApp::spawn().await;
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&common::admin_url("postgres")).await.unwrap();
+    let mut conn =
+        <sqlx::PgConnection as sqlx::Connection>::connect(&crate::helpers::admin_url("postgres")).await.unwrap();
     sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", app.database)).execute(&mut conn).await.unwrap();
     assert_eq!(app.http().get(app.url("/readyz")).send().await.unwrap().status(), 503);
     assert_eq!(app.http().get(app.url("/healthz")).send().await.unwrap().status(), 200);
@@ -170,7 +170,7 @@ async fn admin_create_bootstraps_an_admin_who_can_sign_in() {
     let app = TestApp::spawn().await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
         .args(["admin", "create", "--email", "Root@Example.com"])
-        .env("DATABASE_URL", common::admin_url(&app.database))
+        .env("DATABASE_URL", crate::helpers::admin_url(&app.database))
         .env("PLINTH_DATA_DIR", &app.data_dir)
         .env("RUST_LOG", "error")
         .output()
@@ -188,7 +188,7 @@ async fn admin_create_bootstraps_an_admin_who_can_sign_in() {
     assert_eq!(r["data"]["login"]["user"]["role"], "ADMIN", "{r}");
     let dup = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
         .args(["admin", "create", "--email", "root@example.com"])
-        .env("DATABASE_URL", common::admin_url(&app.database))
+        .env("DATABASE_URL", crate::helpers::admin_url(&app.database))
         .env("PLINTH_DATA_DIR", &app.data_dir)
         .env("RUST_LOG", "error")
         .output()

@@ -1,9 +1,8 @@
 //! Drafts over the wire: fields, validation that writes nothing, keyset pagination,
 //! filters, soft delete and restore, the dashboard, and a constant number of queries
 //! for a page of drafts with their photos.
-mod common;
 
-use common::{code, TestApp};
+use crate::helpers::{code, TestApp};
 use serde_json::{json, Value};
 
 const CREATE: &str = "mutation($i: CreateDraftInput!) { createDraft(input: $i) {
