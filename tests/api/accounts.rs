@@ -80,7 +80,7 @@ async fn login_accepts_the_password_and_answers_unknowns_like_wrong_passwords() 
 
 #[tokio::test]
 async fn login_is_throttled_per_email() {
-    let app = TestApp::spawn_with(&[("PLINTH_LOGIN_LIMIT_PER_EMAIL", "3")]).await;
+    let app = TestApp::builder().with_env("PLINTH_LOGIN_LIMIT_PER_EMAIL", "3").spawn().await;
     let ann = app.register("ann").await;
     for _ in 0..3 {
         assert_eq!(code(&login(&app, &ann.email, "wrong password").await), "UNAUTHENTICATED");
@@ -95,7 +95,7 @@ async fn login_is_throttled_per_email() {
 
 #[tokio::test]
 async fn login_is_throttled_per_ip() {
-    let app = TestApp::spawn_with(&[("PLINTH_LOGIN_LIMIT_PER_IP", "2")]).await;
+    let app = TestApp::builder().with_env("PLINTH_LOGIN_LIMIT_PER_IP", "2").spawn().await;
     login(&app, "a@example.com", "whatever pw").await;
     login(&app, "b@example.com", "whatever pw").await;
     assert_eq!(code(&login(&app, "c@example.com", "whatever pw").await), "RATE_LIMITED");
@@ -103,14 +103,8 @@ async fn login_is_throttled_per_ip() {
 
 #[tokio::test]
 async fn the_throttle_is_shared_by_instances_through_redis() {
-    let redis = crate::helpers::redis_url();
-    let limit = [
-        ("REDIS_URL", redis.as_str()),
-        ("PLINTH_LOGIN_LIMIT_PER_EMAIL", "2"),
-        ("PLINTH_LOGIN_LIMIT_PER_IP", "1000000"),
-    ];
-    let one = TestApp::spawn_with(&limit).await;
-    let two = TestApp::spawn_on(&one.database, &limit).await;
+    let one = TestApp::builder().with_redis().with_env("PLINTH_LOGIN_LIMIT_PER_EMAIL", "2").spawn().await;
+    let two = one.another_instance().await;
     let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
     login(&one, &email, "wrong password").await;
     login(&two, &email, "wrong password").await;
@@ -171,7 +165,7 @@ async fn logout_ends_the_session() {
 
 #[tokio::test]
 async fn bad_tampered_and_expired_access_tokens_are_unauthenticated() {
-    let app = TestApp::spawn_with(&[("PLINTH_ACCESS_TOKEN_TTL_SECS", "1")]).await;
+    let app = TestApp::builder().with_env("PLINTH_ACCESS_TOKEN_TTL_SECS", "1").spawn().await;
     let ann = app.register("ann").await;
     let mut tampered = ann.access.clone().into_bytes();
     let mid = tampered.len() / 2;

@@ -402,8 +402,7 @@ async fn check_views(app: &TestApp, users: &[TestUser], model: &Model) -> Result
 }
 
 async fn run(ops: &[Op]) -> Result<(), TestCaseError> {
-    crate::helpers::unlimited_free_plan();
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder().with_unlimited_free_plan().spawn().await;
     let mut users = Vec::with_capacity(USERS);
     for name in ["ann", "bob", "cat"] {
         users.push(app.register(name).await);

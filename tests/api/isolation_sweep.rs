@@ -550,7 +550,7 @@ async fn me(app: &TestApp, user: &TestUser) -> Value {
 #[tokio::test]
 async fn no_id_taking_field_reaches_another_users_rows() {
     let started = Instant::now();
-    let app = TestApp::spawn_with(&[("PLINTH_GRAPHQL_INTROSPECTION", "true")]).await;
+    let app = TestApp::builder().with_env("PLINTH_GRAPHQL_INTROSPECTION", "true").spawn().await;
     let ann = app.register("ann").await;
     let bob = app.register("bob").await;
     let (draft, photo) = furnish(&app, &ann, "Ann's jacket").await;

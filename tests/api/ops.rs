@@ -1,10 +1,10 @@
 //! Operations: health, readiness, metrics, the SDL, request limits, WebSocket
 //! authentication, and the command line.
 
-use crate::helpers::{code, TestApp};
+use crate::helpers::{code, connect_ws, TestApp};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
@@ -75,7 +75,7 @@ async fn graphql_over_http_content_negotiation_and_request_errors() {
 
 #[tokio::test]
 async fn depth_and_body_size_are_limited() {
-    let app = TestApp::spawn_with(&[("PLINTH_MAX_BODY_BYTES", "4096")]).await;
+    let app = TestApp::builder().with_env("PLINTH_MAX_BODY_BYTES", "4096").spawn().await;
     let deep = format!(
         "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
         "ofType { ".repeat(16),
@@ -92,7 +92,7 @@ async fn depth_and_body_size_are_limited() {
 
 #[tokio::test]
 async fn introspection_can_be_turned_off() {
-    let app = TestApp::spawn_with(&[("PLINTH_GRAPHQL_INTROSPECTION", "false")]).await;
+    let app = TestApp::builder().with_env("PLINTH_GRAPHQL_INTROSPECTION", "false").spawn().await;
     let r = app.gql(None, "{ __schema { queryType { name } } }", json!({})).await;
     assert_eq!(r["data"]["__schema"], Value::Null, "{r}");
     let on = TestApp::spawn().await;
@@ -100,16 +100,6 @@ async fn introspection_can_be_turned_off() {
     assert_eq!(r["data"]["__schema"]["queryType"]["name"], "Query", "{r}");
     let ok = app.gql(None, "{ me { id } }", json!({})).await;
     assert_eq!(ok["data"]["me"], Value::Null);
-}
-
-async fn ws_connect(
-    app: &TestApp,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
-    let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
-    assert_eq!(resp.headers()["sec-websocket-protocol"], "graphql-transport-ws");
-    ws
 }
 
 async fn close_code(
@@ -128,24 +118,24 @@ async fn websocket_init_checks_the_token() {
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
 
-    let mut ws = ws_connect(&app).await;
+    let mut ws = connect_ws(&app).await;
     let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", ann.access) } });
     ws.send(Message::Text(init.to_string().into())).await.unwrap();
     let ack = ws.next().await.unwrap().unwrap();
     assert_eq!(serde_json::from_str::<Value>(ack.to_text().unwrap()).unwrap()["type"], "connection_ack");
 
-    let mut ws = ws_connect(&app).await;
+    let mut ws = connect_ws(&app).await;
     let bad = json!({ "type": "connection_init", "payload": { "authorization": "Bearer garbage" } });
     ws.send(Message::Text(bad.to_string().into())).await.unwrap();
     assert_eq!(close_code(&mut ws).await, 4403);
 
-    let mut ws = ws_connect(&app).await;
+    let mut ws = connect_ws(&app).await;
     let early = json!({ "type": "subscribe", "id": "1", "payload": { "query": "subscription { x }" } });
     ws.send(Message::Text(early.to_string().into())).await.unwrap();
     assert_eq!(close_code(&mut ws).await, 4401);
 
     // No token is an anonymous connection, acknowledged.
-    let mut ws = ws_connect(&app).await;
+    let mut ws = connect_ws(&app).await;
     ws.send(Message::Text(json!({ "type": "connection_init" }).to_string().into())).await.unwrap();
     let ack = ws.next().await.unwrap().unwrap();
     assert_eq!(serde_json::from_str::<Value>(ack.to_text().unwrap()).unwrap()["type"], "connection_ack");
@@ -168,13 +158,7 @@ async fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
 #[tokio::test]
 async fn admin_create_bootstraps_an_admin_who_can_sign_in() {
     let app = TestApp::spawn().await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["admin", "create", "--email", "Root@Example.com"])
-        .env("DATABASE_URL", crate::helpers::admin_url(&app.database))
-        .env("PLINTH_DATA_DIR", &app.data_dir)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
+    let out = app.cli(&["admin", "create", "--email", "Root@Example.com"]).output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let password = stdout.lines().find_map(|l| l.strip_prefix("password (shown once): ")).unwrap();
@@ -186,13 +170,7 @@ async fn admin_create_bootstraps_an_admin_who_can_sign_in() {
         )
         .await;
     assert_eq!(r["data"]["login"]["user"]["role"], "ADMIN", "{r}");
-    let dup = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["admin", "create", "--email", "root@example.com"])
-        .env("DATABASE_URL", crate::helpers::admin_url(&app.database))
-        .env("PLINTH_DATA_DIR", &app.data_dir)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
+    let dup = app.cli(&["admin", "create", "--email", "root@example.com"]).output().await.unwrap();
     assert!(!dup.status.success());
     assert_eq!(code(&json!({})), "<no error>");
 }
