@@ -1,6 +1,6 @@
 //! Accounts over the wire: every auth path and its bad inputs.
 
-use crate::helpers::{code, TestApp};
+use crate::helpers::{code, redacted, TestApp};
 use serde_json::{json, Value};
 
 const REGISTER: &str =
@@ -38,12 +38,16 @@ async fn bad_registrations_are_refused_and_write_nothing() {
         ("ann@example.com", "short", "password"),
         ("ann@example.com", &"x".repeat(200), "password"),
     ];
+    let mut answers = Vec::new();
     for (email, password, field) in cases {
         let r = app.gql(None, REGISTER, json!({ "i": { "email": email, "password": password } })).await;
         assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
         assert_eq!(r["errors"][0]["extensions"]["field"], field);
         assert_eq!(r["data"], Value::Null);
+        answers.push(r);
     }
+    // What a client reads, whole: the message it may show and the field to mark.
+    insta::assert_json_snapshot!("bad_registrations", redacted(&Value::Array(answers)));
     let missing = app.gql(None, REGISTER, json!({ "i": { "email": "a@example.com" } })).await;
     assert!(missing["errors"].is_array());
     assert_eq!(app.count("users").await, 0);
@@ -192,7 +196,9 @@ async fn bad_tampered_and_expired_access_tokens_are_unauthenticated() {
         .unwrap();
     assert_eq!(code(&scheme), "UNAUTHENTICATED");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    assert_eq!(code(&app.gql(Some(&ann.access), ME, json!({})).await), "UNAUTHENTICATED");
+    let expired = app.gql(Some(&ann.access), ME, json!({})).await;
+    assert_eq!(code(&expired), "UNAUTHENTICATED");
+    insta::assert_json_snapshot!("expired_access_token", redacted(&expired));
 }
 
 #[tokio::test]

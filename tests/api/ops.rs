@@ -41,7 +41,31 @@ async fn schema_graphql_is_what_plinth_schema_prints() {
     let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth")).arg("schema").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), checked_in, "run `plinth schema > schema.graphql`");
+    assert_same_sdl("`plinth schema`", &String::from_utf8(out.stdout).unwrap(), &checked_in);
+    assert_same_sdl("api::graphql::sdl()", &api::graphql::sdl(), &checked_in);
+}
+
+/// Fails at the first line where `printed` and schema.graphql part, naming both lines:
+/// the whole documents are thousands of lines.
+fn assert_same_sdl(what: &str, printed: &str, checked_in: &str) {
+    if printed == checked_in {
+        return;
+    }
+    let (mut printed_lines, mut checked_lines) = (printed.lines(), checked_in.lines());
+    let mut n = 1;
+    let (p, c) = loop {
+        match (printed_lines.next(), checked_lines.next()) {
+            (p, c) if p == c && p.is_some() => n += 1,
+            (p, c) => break (p, c),
+        }
+    };
+    if (p, c) == (None, None) {
+        panic!("schema.graphql differs from {what} in line endings or the final newline");
+    }
+    panic!(
+        "schema.graphql differs from {what} at line {n}:\n  printed:        {p:?}\n  schema.graphql: {c:?}\n\
+         run `cargo run -- schema > schema.graphql` and review the diff"
+    );
 }
 
 #[tokio::test]

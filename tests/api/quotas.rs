@@ -4,7 +4,7 @@
 //! period reset.
 
 use crate::helpers::{
-    code,
+    code, redacted,
     stripe::{event, subscription, FakeStripe},
     TestApp, WsClient, WsEvent,
 };
@@ -38,6 +38,7 @@ async fn two_hundred_concurrent_scans_on_a_ten_scan_plan_get_exactly_ten() {
     let ext = &exceeded[0]["errors"][0]["extensions"];
     assert_eq!((ext["metric"].as_str(), ext["limit"].as_i64()), (Some("SCANS"), Some(10)));
     assert!(ext["resetsAt"].is_string());
+    insta::assert_json_snapshot!("scans_exceeded", redacted(exceeded[0]));
     assert_eq!(app.count("jobs").await, 10);
     let usage = app.gql(Some(&ann.access), "{ usage { metric used limit resetsAt } }", json!({})).await;
     let scans = usage["data"]["usage"].as_array().unwrap().iter().find(|u| u["metric"] == "SCANS").unwrap().clone();

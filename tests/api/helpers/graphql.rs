@@ -23,7 +23,6 @@ pub fn code(resp: &Value) -> &str {
 
 /// `resp` with what changes from run to run replaced, for a snapshot: every string that
 /// is a UUID becomes `[id]`, every RFC 3339 timestamp `[timestamp]`.
-#[allow(dead_code)] // used by the snapshot tests (next commit)
 pub fn redacted(resp: &Value) -> Value {
     match resp {
         Value::String(s) if uuid::Uuid::parse_str(s).is_ok() => json!("[id]"),

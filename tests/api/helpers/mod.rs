@@ -11,6 +11,6 @@ mod ws;
 
 pub use app::TestApp;
 pub use fixtures::{png, TestUser};
-pub use graphql::code;
+pub use graphql::{code, redacted};
 pub use services::admin_url;
 pub use ws::{connect_ws, WsClient, WsEvent};
