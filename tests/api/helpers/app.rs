@@ -41,6 +41,8 @@ pub struct TestApp {
     vars: Vec<(String, String)>,
     /// Its plan catalog, as written to `data_dir/plans.toml`.
     plans: String,
+    /// The `plinth serve` process it runs in, when not in the test's own process.
+    process: Option<tokio::process::Child>,
     pub(super) client: reqwest::Client,
 }
 
@@ -124,7 +126,7 @@ impl TestAppBuilder {
         }
         vars.extend(self.vars);
         let plans = plans_with(&self.plan_edits);
-        TestApp::start(fresh_database().await, vars, plans, None).await
+        TestApp::start(fresh_database().await, vars, plans, None, Host::ThisProcess).await
     }
 }
 
@@ -142,8 +144,8 @@ fn plans_with(edits: &[(String, String)]) -> String {
     text
 }
 
-/// The test configuration: the defaults below, then `vars` over them.
-fn test_config(database: &str, data_dir: &Path, plans_file: &Path, vars: &[(String, String)]) -> Config {
+/// The test configuration's variables: the defaults below, then `vars` over them.
+fn test_vars(database: &str, data_dir: &Path, plans_file: &Path, vars: &[(String, String)]) -> HashMap<String, String> {
     let mut all: HashMap<String, String> = HashMap::from([
         ("DATABASE_URL".into(), admin_url(database)),
         ("PLINTH_ADDR".into(), "127.0.0.1:0".into()),
@@ -154,7 +156,16 @@ fn test_config(database: &str, data_dir: &Path, plans_file: &Path, vars: &[(Stri
         ("PLINTH_DB_POOL_SIZE".into(), "4".into()),
     ]);
     all.extend(vars.iter().cloned());
-    Config::from_vars(all).expect("test config")
+    all
+}
+
+/// Where an app's server runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Host {
+    /// On the test's runtime, in the test's process.
+    ThisProcess,
+    /// In a `plinth serve` process of its own.
+    OwnProcess,
 }
 
 impl TestApp {
@@ -171,10 +182,25 @@ impl TestApp {
     /// Another instance of the same deployment: this app's database, configuration,
     /// catalog and keys, its own process state (as a second machine behind the proxy).
     pub async fn another_instance(&self) -> TestApp {
-        Self::start(self.database.clone(), self.vars.clone(), self.plans.clone(), Some(&self.data_dir)).await
+        let (vars, plans) = (self.vars.clone(), self.plans.clone());
+        Self::start(self.database.clone(), vars, plans, Some(&self.data_dir), Host::ThisProcess).await
     }
 
-    async fn start(database: String, vars: Vec<(String, String)>, plans: String, keys_from: Option<&Path>) -> TestApp {
+    /// Another instance, served by a `plinth serve` process of its own: for what is
+    /// counted process-wide (the statement counter), to which apps of other tests
+    /// running in this process would add.
+    pub async fn another_instance_in_its_own_process(&self) -> TestApp {
+        let (vars, plans) = (self.vars.clone(), self.plans.clone());
+        Self::start(self.database.clone(), vars, plans, Some(&self.data_dir), Host::OwnProcess).await
+    }
+
+    async fn start(
+        database: String,
+        vars: Vec<(String, String)>,
+        plans: String,
+        keys_from: Option<&Path>,
+        host: Host,
+    ) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             api::telemetry::init(api::config::LogFormat::Pretty);
         }
@@ -189,10 +215,24 @@ impl TestApp {
         }
         let plans_file = data_dir.join("plans.toml");
         std::fs::write(&plans_file, &plans).unwrap();
-        let config = test_config(&database, &data_dir, &plans_file, &vars);
-        let app = Application::build(config.clone()).await.expect("building the app");
-        let addr = app.addr();
-        tokio::spawn(app.run());
+        let mut all_vars = test_vars(&database, &data_dir, &plans_file, &vars);
+        let (addr, process) = match host {
+            Host::ThisProcess => {
+                let app = Application::build(Config::from_vars(all_vars.clone()).expect("test config"))
+                    .await
+                    .expect("building the app");
+                let addr = app.addr();
+                tokio::spawn(app.run());
+                (addr, None)
+            }
+            Host::OwnProcess => {
+                // A port of its own, known before the start (released just before it).
+                let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+                all_vars.insert("PLINTH_ADDR".into(), addr.to_string());
+                (addr, Some(serve_in_own_process(&all_vars, &data_dir, addr).await))
+            }
+        };
+        let config = Config::from_vars(all_vars).expect("test config");
         let db = PgPoolOptions::new().max_connections(2).connect(&admin_url(&database)).await.unwrap();
         TestApp {
             addr,
@@ -202,6 +242,7 @@ impl TestApp {
             config,
             vars,
             plans,
+            process,
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
         }
     }
@@ -266,8 +307,46 @@ impl TestApp {
     }
 }
 
+/// Starts `plinth serve` with exactly `vars` and waits until `addr` answers /readyz;
+/// its output goes to `data_dir/serve.log`, shown if it stops first.
+async fn serve_in_own_process(
+    vars: &HashMap<String, String>,
+    data_dir: &Path,
+    addr: SocketAddr,
+) -> tokio::process::Child {
+    let log = data_dir.join("serve.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .envs(vars)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting plinth serve");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(resp) = client.get(format!("http://{addr}/readyz")).send().await {
+            if resp.status().is_success() {
+                return child;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("plinth serve stopped ({status}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        assert!(started.elapsed().as_secs() < 60, "plinth serve not ready on {addr} within 60 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
+        // A server process of its own is killed with its handle, before its data dir goes.
+        drop(self.process.take());
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
