@@ -78,7 +78,7 @@ async fn checkout_to_webhook_to_active() {
     assert_eq!(customers.len(), 1);
     assert_eq!(customers[0].get("email"), Some(ann.email.as_str()));
     assert_eq!(customers[0].idempotency_key.as_deref(), Some(format!("customer-{}", ann.id).as_str()));
-    assert_eq!(customers[0].authorization.as_deref(), Some(format!("Bearer {}", FakeStripe::SECRET_KEY).as_str()));
+    assert_eq!(customers[0].authorization.as_deref(), Some("Bearer sk_test_plinth"));
     let session = &stripe.requests_to("POST /v1/checkout/sessions")[0];
     let customer = app.stripe_customer(&ann).await;
     for (key, value) in [
