@@ -25,6 +25,14 @@ async fn checkout(app: &TestApp, token: &str, plan: &str, interval: &str) -> Val
     .await
 }
 
+/// A monthly checkout of `plan` that must start, as a user's way to a Stripe
+/// customer; returns the customer's id.
+async fn start_checkout(app: &TestApp, user: &TestUser, plan: &str) -> String {
+    let r = checkout(app, &user.access, plan, "MONTH").await;
+    assert!(r["data"]["startCheckout"]["url"].is_string(), "the checkout did not start: {r}");
+    app.stripe_customer(user).await
+}
+
 async fn billing(app: &TestApp, token: &str) -> Value {
     app.gql(Some(token), "{ billing { plan state subscriptionStatus trialAvailable graceUntil } }", json!({})).await
         ["data"]["billing"]
@@ -143,8 +151,7 @@ async fn redelivered_and_concurrent_events_apply_once() {
     let stripe = FakeStripe::start().await;
     let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = app.stripe_customer(&ann).await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
     let t = now();
     let paid = event("evt_paid", "invoice.paid", t, invoice("in_1", &customer, "paid", 5880, t));
     assert_eq!(app.deliver_webhook(&paid).await, (200, "applied".into()));
@@ -172,8 +179,7 @@ async fn events_out_of_order_end_in_the_right_state() {
     let stripe = FakeStripe::start().await;
     let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let mut ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = app.stripe_customer(&ann).await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
     let t = now() - 100;
     // Updated (t+10) arrives before created (t): the older one changes nothing.
     let updated = subscription("sub_1", &customer, "active", "price_scale_monthly", t + 10);
@@ -199,8 +205,7 @@ async fn bad_and_stale_signatures_are_refused_and_write_nothing() {
     let stripe = FakeStripe::start().await;
     let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = app.stripe_customer(&ann).await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
     let body = event(
         "evt_x",
         "customer.subscription.created",
@@ -236,8 +241,7 @@ async fn payment_failure_grace_suspension_payment_reactivation() {
     let stripe = FakeStripe::start().await;
     let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let mut ann = app.register("ann").await;
-    checkout(&app, &ann.access, "STARTER", "MONTH").await;
-    let customer = app.stripe_customer(&ann).await;
+    let customer = start_checkout(&app, &ann, "STARTER").await;
     let t = now() - 1000;
     let sub = |status: &str| subscription("sub_1", &customer, status, "price_starter_monthly", t);
     app.deliver_webhook(&event("e1", "customer.subscription.created", t, sub("active"))).await;
@@ -312,8 +316,7 @@ async fn an_expired_grace_period_counts_as_suspended() {
     let stripe = FakeStripe::start().await;
     let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let mut ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = app.stripe_customer(&ann).await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
     app.deliver_webhook(&event(
         "e1",
         "customer.subscription.updated",
@@ -335,8 +338,7 @@ async fn a_trial_is_never_granted_twice() {
     let stripe = FakeStripe::start().await;
     let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = app.stripe_customer(&ann).await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
     let t = now() - 50;
     app.deliver_webhook(&event(
         "e1",
@@ -386,8 +388,7 @@ async fn reconcile_repairs_drift_and_is_idempotent() {
     let stripe = FakeStripe::start().await;
     let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = app.stripe_customer(&ann).await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
     let t = now() - 100;
     app.deliver_webhook(&event(
         "e1",

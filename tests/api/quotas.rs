@@ -175,7 +175,8 @@ async fn an_upgrade_raises_limits_at_once_and_a_downgrade_lowers_them() {
     }
     assert_eq!(code(&app.gql(Some(&ann.access), SCAN, json!({})).await), "QUOTA_EXCEEDED");
 
-    app.gql(Some(&ann.access), "mutation { startCheckout(input: {plan: PRO}) { url } }", json!({})).await;
+    let r = app.gql(Some(&ann.access), "mutation { startCheckout(input: {plan: PRO}) { url } }", json!({})).await;
+    assert!(r["data"]["startCheckout"]["url"].is_string(), "the checkout did not start: {r}");
     let customer = app.stripe_customer(&ann).await;
     let t = chrono::Utc::now().timestamp() - 60;
     app.deliver_webhook(&event(

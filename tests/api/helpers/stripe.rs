@@ -223,8 +223,9 @@ impl TestApp {
     pub async fn stripe_customer(&self, user: &TestUser) -> String {
         sqlx::query_scalar("SELECT stripe_customer_id FROM billing_accounts WHERE user_id = $1")
             .bind(user.id)
-            .fetch_one(&self.db)
+            .fetch_optional(&self.db)
             .await
             .unwrap()
+            .unwrap_or_else(|| panic!("no Stripe customer recorded for {}: no checkout started", user.email))
     }
 }
