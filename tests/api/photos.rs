@@ -1,9 +1,8 @@
 //! Photos over the wire, on the local store and on a real S3-compatible server:
 //! presigned upload, confirmation checks, attachment order, download, deletion, and
 //! presigned URLs that cannot reach another user's object.
-mod common;
 
-use common::{code, png, TestApp};
+use crate::helpers::{code, png, TestApp};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -47,7 +46,7 @@ async fn photos_on_the_local_store() {
 
 #[tokio::test]
 async fn photos_on_s3() {
-    upload_attach_download_delete(&TestApp::spawn_with_s3().await).await;
+    upload_attach_download_delete(&TestApp::builder().with_s3().spawn().await).await;
 }
 
 const CREATE: &str = "mutation($ct: String!, $n: Int!) { createUpload(contentType: $ct, byteSize: $n) {
@@ -73,11 +72,7 @@ async fn bad_uploads_are_refused(app: &TestApp) {
     let confirm = "mutation($p: ID!) { confirmUpload(photoId: $p) { id } }";
     let early = app.gql(Some(&ann.access), confirm, json!({ "p": up["photo"]["id"] })).await;
     assert_eq!(code(&early), "BAD_USER_INPUT", "nothing uploaded yet: {early}");
-    let mut put = app.http().put(up["uploadUrl"].as_str().unwrap()).body(fake);
-    for h in up["headers"].as_array().unwrap() {
-        put = put.header(h["name"].as_str().unwrap(), h["value"].as_str().unwrap());
-    }
-    assert!(put.send().await.unwrap().status().is_success());
+    assert!(app.put_upload(up, fake).await.status().is_success());
     let refused = app.gql(Some(&ann.access), confirm, json!({ "p": up["photo"]["id"] })).await;
     assert_eq!(code(&refused), "BAD_USER_INPUT", "{refused}");
 
@@ -103,7 +98,7 @@ async fn bad_uploads_are_refused_locally() {
 
 #[tokio::test]
 async fn bad_uploads_are_refused_on_s3() {
-    bad_uploads_are_refused(&TestApp::spawn_with_s3().await).await;
+    bad_uploads_are_refused(&TestApp::builder().with_s3().spawn().await).await;
 }
 
 /// A URL signed for one key opens only that key: pointing it at another user's
@@ -122,11 +117,7 @@ async fn presigned_urls_stay_with_their_owner(app: &TestApp) {
     let mut bob_url = url::Url::parse(up["uploadUrl"].as_str().unwrap()).unwrap();
     assert!(!bob_url.path().contains(&ann.id.to_string()), "Bob's URL names Bob's key only");
     bob_url.set_path(&ann_key);
-    let mut put = app.http().put(bob_url.as_str()).body(bytes.clone());
-    for h in up["headers"].as_array().unwrap() {
-        put = put.header(h["name"].as_str().unwrap(), h["value"].as_str().unwrap());
-    }
-    let status = put.send().await.unwrap().status();
+    let status = app.put_upload_to(bob_url.as_str(), up, bytes.clone()).await.status();
     assert!(status == 403 || status == 400, "overwrite with a re-aimed URL answered {status}");
 
     // Bob's download URL re-aimed at Ann's object is refused too.
@@ -153,5 +144,5 @@ async fn presigned_urls_stay_with_their_owner_locally() {
 
 #[tokio::test]
 async fn presigned_urls_stay_with_their_owner_on_s3() {
-    presigned_urls_stay_with_their_owner(&TestApp::spawn_with_s3().await).await;
+    presigned_urls_stay_with_their_owner(&TestApp::builder().with_s3().spawn().await).await;
 }

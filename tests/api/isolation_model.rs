@@ -5,9 +5,8 @@
 //! not exist (NOT_FOUND, nothing changed), and after every step each user's whole view
 //! — lists, lookups by id of every object, dashboard counts — must equal exactly their
 //! part of the model.
-mod common;
 
-use common::{code, TestApp, TestUser};
+use crate::helpers::{code, TestApp, TestUser};
 use futures::future::join_all;
 use proptest::{collection::vec, prelude::*, sample::Index, test_runner::TestCaseError};
 use serde_json::{json, Map, Value};
@@ -403,8 +402,7 @@ async fn check_views(app: &TestApp, users: &[TestUser], model: &Model) -> Result
 }
 
 async fn run(ops: &[Op]) -> Result<(), TestCaseError> {
-    common::unlimited_free_plan();
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder().with_unlimited_free_plan().spawn().await;
     let mut users = Vec::with_capacity(USERS);
     for name in ["ann", "bob", "cat"] {
         users.push(app.register(name).await);

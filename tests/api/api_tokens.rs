@@ -1,9 +1,8 @@
 //! API tokens for integrators over the wire: scoped, listed, revoked on every instance,
 //! and attenuated offline by their holder with the biscuit tooling.
-mod common;
 
+use crate::helpers::{code, TestApp, TestUser};
 use biscuit_auth::{builder::BlockBuilder, UnverifiedBiscuit};
-use common::{code, TestApp, TestUser};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -60,10 +59,8 @@ async fn a_token_does_what_its_scopes_allow_and_nothing_else() {
 
 #[tokio::test]
 async fn tokens_are_listed_with_their_last_use_and_revoked_everywhere_within_a_second() {
-    let redis = common::redis_url();
-    let cfg = [("REDIS_URL", redis.as_str()), ("PLINTH_LOGIN_LIMIT_PER_IP", "1000000")];
-    let one = TestApp::spawn_with(&cfg).await;
-    let two = TestApp::spawn_on(&one.database, &cfg).await;
+    let one = TestApp::builder().with_redis().spawn().await;
+    let two = one.another_instance().await;
     let ann = one.register("ann").await;
     let (token, id) = create(&one, &ann, &["drafts:read", "jobs:read"]).await;
     assert!(two.gql(Some(&token), DRAFTS, json!({})).await["data"]["drafts"].is_object());
@@ -91,7 +88,7 @@ async fn tokens_are_listed_with_their_last_use_and_revoked_everywhere_within_a_s
     assert!(refused, "the other instance still accepts the revoked token after 1 s");
     assert_eq!(code(&one.gql(Some(&token), DRAFTS, json!({})).await), "UNAUTHENTICATED");
     // An instance started afterwards refuses it too.
-    let three = TestApp::spawn_on(&one.database, &cfg).await;
+    let three = one.another_instance().await;
     assert_eq!(code(&three.gql(Some(&token), DRAFTS, json!({})).await), "UNAUTHENTICATED");
 }
 

@@ -1,8 +1,7 @@
 //! Connected marketplace accounts: credentials sealed at rest, never returned.
-mod common;
 
+use crate::helpers::{code, TestApp};
 use api::secretbox::SecretBox;
-use common::{code, TestApp};
 use serde_json::json;
 
 const CONNECT: &str = "mutation($i: ConnectMarketplaceAccountInput!) { connectMarketplaceAccount(input: $i) {

@@ -1,7 +1,6 @@
 //! Accounts over the wire: every auth path and its bad inputs.
-mod common;
 
-use common::{code, TestApp};
+use crate::helpers::{code, redacted, TestApp};
 use serde_json::{json, Value};
 
 const REGISTER: &str =
@@ -39,12 +38,16 @@ async fn bad_registrations_are_refused_and_write_nothing() {
         ("ann@example.com", "short", "password"),
         ("ann@example.com", &"x".repeat(200), "password"),
     ];
+    let mut answers = Vec::new();
     for (email, password, field) in cases {
         let r = app.gql(None, REGISTER, json!({ "i": { "email": email, "password": password } })).await;
         assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
         assert_eq!(r["errors"][0]["extensions"]["field"], field);
         assert_eq!(r["data"], Value::Null);
+        answers.push(r);
     }
+    // What a client reads, whole: the message it may show and the field to mark.
+    insta::assert_json_snapshot!("bad_registrations", redacted(&Value::Array(answers)));
     let missing = app.gql(None, REGISTER, json!({ "i": { "email": "a@example.com" } })).await;
     assert!(missing["errors"].is_array());
     assert_eq!(app.count("users").await, 0);
@@ -81,7 +84,7 @@ async fn login_accepts_the_password_and_answers_unknowns_like_wrong_passwords() 
 
 #[tokio::test]
 async fn login_is_throttled_per_email() {
-    let app = TestApp::spawn_with(&[("PLINTH_LOGIN_LIMIT_PER_EMAIL", "3")]).await;
+    let app = TestApp::builder().with_env("PLINTH_LOGIN_LIMIT_PER_EMAIL", "3").spawn().await;
     let ann = app.register("ann").await;
     for _ in 0..3 {
         assert_eq!(code(&login(&app, &ann.email, "wrong password").await), "UNAUTHENTICATED");
@@ -96,7 +99,7 @@ async fn login_is_throttled_per_email() {
 
 #[tokio::test]
 async fn login_is_throttled_per_ip() {
-    let app = TestApp::spawn_with(&[("PLINTH_LOGIN_LIMIT_PER_IP", "2")]).await;
+    let app = TestApp::builder().with_env("PLINTH_LOGIN_LIMIT_PER_IP", "2").spawn().await;
     login(&app, "a@example.com", "whatever pw").await;
     login(&app, "b@example.com", "whatever pw").await;
     assert_eq!(code(&login(&app, "c@example.com", "whatever pw").await), "RATE_LIMITED");
@@ -104,14 +107,8 @@ async fn login_is_throttled_per_ip() {
 
 #[tokio::test]
 async fn the_throttle_is_shared_by_instances_through_redis() {
-    let redis = common::redis_url();
-    let limit = [
-        ("REDIS_URL", redis.as_str()),
-        ("PLINTH_LOGIN_LIMIT_PER_EMAIL", "2"),
-        ("PLINTH_LOGIN_LIMIT_PER_IP", "1000000"),
-    ];
-    let one = TestApp::spawn_with(&limit).await;
-    let two = TestApp::spawn_on(&one.database, &limit).await;
+    let one = TestApp::builder().with_redis().with_env("PLINTH_LOGIN_LIMIT_PER_EMAIL", "2").spawn().await;
+    let two = one.another_instance().await;
     let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
     login(&one, &email, "wrong password").await;
     login(&two, &email, "wrong password").await;
@@ -172,7 +169,7 @@ async fn logout_ends_the_session() {
 
 #[tokio::test]
 async fn bad_tampered_and_expired_access_tokens_are_unauthenticated() {
-    let app = TestApp::spawn_with(&[("PLINTH_ACCESS_TOKEN_TTL_SECS", "1")]).await;
+    let app = TestApp::builder().with_env("PLINTH_ACCESS_TOKEN_TTL_SECS", "1").spawn().await;
     let ann = app.register("ann").await;
     let mut tampered = ann.access.clone().into_bytes();
     let mid = tampered.len() / 2;
@@ -199,7 +196,9 @@ async fn bad_tampered_and_expired_access_tokens_are_unauthenticated() {
         .unwrap();
     assert_eq!(code(&scheme), "UNAUTHENTICATED");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    assert_eq!(code(&app.gql(Some(&ann.access), ME, json!({})).await), "UNAUTHENTICATED");
+    let expired = app.gql(Some(&ann.access), ME, json!({})).await;
+    assert_eq!(code(&expired), "UNAUTHENTICATED");
+    insta::assert_json_snapshot!("expired_access_token", redacted(&expired));
 }
 
 #[tokio::test]

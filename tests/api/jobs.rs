@@ -2,9 +2,8 @@
 //! nobody else's, leases that expire, retries, cancellation, worker confinement, two
 //! instances on one Redis, and sockets that close when their token expires or their
 //! session is revoked.
-mod common;
 
-use common::{code, png, TestApp, WsClient, WsEvent};
+use crate::helpers::{code, png, TestApp, WsClient, WsEvent};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -161,7 +160,8 @@ async fn bad_job_requests_are_refused() {
 
 #[tokio::test]
 async fn expired_leases_are_retried_then_failed() {
-    let app = TestApp::spawn_with(&[("PLINTH_JOB_LEASE_SECS", "1"), ("PLINTH_JOB_SWEEP_SECS", "1")]).await;
+    let app =
+        TestApp::builder().with_env("PLINTH_JOB_LEASE_SECS", "1").with_env("PLINTH_JOB_SWEEP_SECS", "1").spawn().await;
     let ann = app.register("ann").await;
     let r = app.gql(Some(&ann.access), CREATE_JOB, json!({ "i": { "kind": "SCAN", "maxAttempts": 2 } })).await;
     let id = r["data"]["createJob"]["id"].as_str().unwrap().to_owned();
@@ -240,10 +240,8 @@ async fn cancel_stops_a_queued_job_at_once_and_a_running_one_at_its_next_report(
 
 #[tokio::test]
 async fn an_event_crosses_instances_through_redis() {
-    let redis = common::redis_url();
-    let cfg = [("REDIS_URL", redis.as_str()), ("PLINTH_LOGIN_LIMIT_PER_IP", "1000000")];
-    let one = TestApp::spawn_with(&cfg).await;
-    let two = TestApp::spawn_on(&one.database, &cfg).await;
+    let one = TestApp::builder().with_redis().spawn().await;
+    let two = one.another_instance().await;
     let ann = one.register("ann").await;
     let mut ws = WsClient::connect(&two, Some(&ann.access)).await;
     ws.subscribe("s", SUB, json!({})).await;
@@ -257,8 +255,8 @@ async fn an_event_crosses_instances_through_redis() {
 
 #[tokio::test]
 async fn sockets_close_when_the_token_expires_unless_renewed() {
-    let app = TestApp::spawn_with(&[("PLINTH_ACCESS_TOKEN_TTL_SECS", "2")]).await;
-    let ann = app.register("ann").await;
+    let app = TestApp::builder().with_env("PLINTH_ACCESS_TOKEN_TTL_SECS", "2").spawn().await;
+    let mut ann = app.register("ann").await;
     let mut ws = WsClient::connect(&app, Some(&ann.access)).await;
     ws.subscribe("s", SUB, json!({})).await;
     match ws.next(Duration::from_secs(5)).await {
@@ -267,27 +265,12 @@ async fn sockets_close_when_the_token_expires_unless_renewed() {
     }
 
     // Renewed in band with a fresh token: the socket outlives the first token.
-    let ann = {
-        let r = app
-            .gql(
-                None,
-                "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }",
-                json!({ "t": ann.refresh }),
-            )
-            .await;
-        r["data"]["refreshSession"].clone()
-    };
-    let mut ws = WsClient::connect(&app, ann["accessToken"].as_str()).await;
+    app.refresh_session(&mut ann).await;
+    let mut ws = WsClient::connect(&app, Some(&ann.access)).await;
     ws.subscribe("s", SUB, json!({})).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let fresh = app
-        .gql(
-            None,
-            "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }",
-            json!({ "t": ann["refreshToken"] }),
-        )
-        .await;
-    let token = fresh["data"]["refreshSession"]["accessToken"].as_str().unwrap().to_owned();
+    app.refresh_session(&mut ann).await;
+    let token = ann.access.clone();
     ws.send(json!({ "type": "ping", "payload": { "authorization": format!("Bearer {token}") } })).await;
     match ws.next(Duration::from_millis(1500)).await {
         WsEvent::Other(v) => assert_eq!(v["type"], "pong"),

@@ -5,9 +5,8 @@
 //! null, indistinguishable from an answer about an id that does not exist, and the
 //! owner's rows must be unchanged. A field added later is swept without editing this
 //! file.
-mod common;
 
-use common::{png, TestApp, TestUser};
+use crate::helpers::{png, TestApp, TestUser};
 use serde_json::{json, Map, Value};
 use sqlx::Row;
 use std::{
@@ -551,7 +550,7 @@ async fn me(app: &TestApp, user: &TestUser) -> Value {
 #[tokio::test]
 async fn no_id_taking_field_reaches_another_users_rows() {
     let started = Instant::now();
-    let app = TestApp::spawn_with(&[("PLINTH_GRAPHQL_INTROSPECTION", "true")]).await;
+    let app = TestApp::builder().with_env("PLINTH_GRAPHQL_INTROSPECTION", "true").spawn().await;
     let ann = app.register("ann").await;
     let bob = app.register("bob").await;
     let (draft, photo) = furnish(&app, &ann, "Ann's jacket").await;

@@ -1,11 +1,10 @@
 //! Operations: health, readiness, metrics, the SDL, request limits, WebSocket
 //! authentication, and the command line.
-mod common;
 
-use common::{code, TestApp};
+use crate::helpers::{code, connect_ws, TestApp};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
@@ -30,7 +29,8 @@ async fn health_readiness_and_metrics_answer() {
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_gone() {
     let app = TestApp::spawn().await;
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&common::admin_url("postgres")).await.unwrap();
+    let mut conn =
+        <sqlx::PgConnection as sqlx::Connection>::connect(&crate::helpers::admin_url("postgres")).await.unwrap();
     sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", app.database)).execute(&mut conn).await.unwrap();
     assert_eq!(app.http().get(app.url("/readyz")).send().await.unwrap().status(), 503);
     assert_eq!(app.http().get(app.url("/healthz")).send().await.unwrap().status(), 200);
@@ -41,7 +41,31 @@ async fn schema_graphql_is_what_plinth_schema_prints() {
     let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth")).arg("schema").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), checked_in, "run `plinth schema > schema.graphql`");
+    assert_same_sdl("`plinth schema`", &String::from_utf8(out.stdout).unwrap(), &checked_in);
+    assert_same_sdl("api::graphql::sdl()", &api::graphql::sdl(), &checked_in);
+}
+
+/// Fails at the first line where `printed` and schema.graphql part, naming both lines:
+/// the whole documents are thousands of lines.
+fn assert_same_sdl(what: &str, printed: &str, checked_in: &str) {
+    if printed == checked_in {
+        return;
+    }
+    let (mut printed_lines, mut checked_lines) = (printed.lines(), checked_in.lines());
+    let mut n = 1;
+    let (p, c) = loop {
+        match (printed_lines.next(), checked_lines.next()) {
+            (p, c) if p == c && p.is_some() => n += 1,
+            (p, c) => break (p, c),
+        }
+    };
+    if (p, c) == (None, None) {
+        panic!("schema.graphql differs from {what} in line endings or the final newline");
+    }
+    panic!(
+        "schema.graphql differs from {what} at line {n}:\n  printed:        {p:?}\n  schema.graphql: {c:?}\n\
+         run `cargo run -- schema > schema.graphql` and review the diff"
+    );
 }
 
 #[tokio::test]
@@ -75,7 +99,7 @@ async fn graphql_over_http_content_negotiation_and_request_errors() {
 
 #[tokio::test]
 async fn depth_and_body_size_are_limited() {
-    let app = TestApp::spawn_with(&[("PLINTH_MAX_BODY_BYTES", "4096")]).await;
+    let app = TestApp::builder().with_env("PLINTH_MAX_BODY_BYTES", "4096").spawn().await;
     let deep = format!(
         "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
         "ofType { ".repeat(16),
@@ -92,7 +116,7 @@ async fn depth_and_body_size_are_limited() {
 
 #[tokio::test]
 async fn introspection_can_be_turned_off() {
-    let app = TestApp::spawn_with(&[("PLINTH_GRAPHQL_INTROSPECTION", "false")]).await;
+    let app = TestApp::builder().with_env("PLINTH_GRAPHQL_INTROSPECTION", "false").spawn().await;
     let r = app.gql(None, "{ __schema { queryType { name } } }", json!({})).await;
     assert_eq!(r["data"]["__schema"], Value::Null, "{r}");
     let on = TestApp::spawn().await;
@@ -100,16 +124,6 @@ async fn introspection_can_be_turned_off() {
     assert_eq!(r["data"]["__schema"]["queryType"]["name"], "Query", "{r}");
     let ok = app.gql(None, "{ me { id } }", json!({})).await;
     assert_eq!(ok["data"]["me"], Value::Null);
-}
-
-async fn ws_connect(
-    app: &TestApp,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
-    let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
-    assert_eq!(resp.headers()["sec-websocket-protocol"], "graphql-transport-ws");
-    ws
 }
 
 async fn close_code(
@@ -128,24 +142,24 @@ async fn websocket_init_checks_the_token() {
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
 
-    let mut ws = ws_connect(&app).await;
+    let mut ws = connect_ws(&app).await;
     let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", ann.access) } });
     ws.send(Message::Text(init.to_string().into())).await.unwrap();
     let ack = ws.next().await.unwrap().unwrap();
     assert_eq!(serde_json::from_str::<Value>(ack.to_text().unwrap()).unwrap()["type"], "connection_ack");
 
-    let mut ws = ws_connect(&app).await;
+    let mut ws = connect_ws(&app).await;
     let bad = json!({ "type": "connection_init", "payload": { "authorization": "Bearer garbage" } });
     ws.send(Message::Text(bad.to_string().into())).await.unwrap();
     assert_eq!(close_code(&mut ws).await, 4403);
 
-    let mut ws = ws_connect(&app).await;
+    let mut ws = connect_ws(&app).await;
     let early = json!({ "type": "subscribe", "id": "1", "payload": { "query": "subscription { x }" } });
     ws.send(Message::Text(early.to_string().into())).await.unwrap();
     assert_eq!(close_code(&mut ws).await, 4401);
 
     // No token is an anonymous connection, acknowledged.
-    let mut ws = ws_connect(&app).await;
+    let mut ws = connect_ws(&app).await;
     ws.send(Message::Text(json!({ "type": "connection_init" }).to_string().into())).await.unwrap();
     let ack = ws.next().await.unwrap().unwrap();
     assert_eq!(serde_json::from_str::<Value>(ack.to_text().unwrap()).unwrap()["type"], "connection_ack");
@@ -204,13 +218,7 @@ async fn schema_and_worker_read_none_of_the_server_settings() {
 #[tokio::test]
 async fn admin_create_bootstraps_an_admin_who_can_sign_in() {
     let app = TestApp::spawn().await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["admin", "create", "--email", "Root@Example.com"])
-        .env("DATABASE_URL", common::admin_url(&app.database))
-        .env("PLINTH_DATA_DIR", &app.data_dir)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
+    let out = app.cli(&["admin", "create", "--email", "Root@Example.com"]).output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let password = stdout.lines().find_map(|l| l.strip_prefix("password (shown once): ")).unwrap();
@@ -222,13 +230,7 @@ async fn admin_create_bootstraps_an_admin_who_can_sign_in() {
         )
         .await;
     assert_eq!(r["data"]["login"]["user"]["role"], "ADMIN", "{r}");
-    let dup = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["admin", "create", "--email", "root@example.com"])
-        .env("DATABASE_URL", common::admin_url(&app.database))
-        .env("PLINTH_DATA_DIR", &app.data_dir)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
+    let dup = app.cli(&["admin", "create", "--email", "root@example.com"]).output().await.unwrap();
     assert!(!dup.status.success());
     assert_eq!(code(&json!({})), "<no error>");
 }

@@ -2,49 +2,18 @@
 //! webhooks signed with Stripe's real scheme: checkout to active, redeliveries and
 //! concurrent deliveries applied once, events out of order, bad signatures, the
 //! payment-failure path to suspension and back, trials granted once, reconciliation.
-mod common;
 
-use api::billing::signature::sign;
-use common::{
+use crate::helpers::{
     code,
     stripe::{event, invoice, subscription, FakeStripe},
     TestApp, TestUser,
 };
+use api::billing::signature::sign;
 use serde_json::{json, Value};
 
-const SECRET: &str = "whsec_test_current";
-const OLD_SECRET: &str = "whsec_test_previous";
-
-async fn spawn(stripe: &FakeStripe) -> TestApp {
-    TestApp::spawn_with(&[
-        ("PLINTH_STRIPE_SECRET_KEY", "sk_test_plinth"),
-        ("PLINTH_STRIPE_API_BASE", stripe.url.as_str()),
-        ("PLINTH_STRIPE_WEBHOOK_SECRET", &format!("{OLD_SECRET},{SECRET}")),
-    ])
-    .await
-}
-
+/// Seconds since the epoch, as Stripe dates its objects.
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-/// Delivers `body` to the webhook signed with `secret` at time `t`.
-async fn deliver_signed(app: &TestApp, body: &Value, secret: &str, t: i64) -> (u16, String) {
-    let raw = serde_json::to_vec(body).unwrap();
-    let resp = app
-        .http()
-        .post(app.url("/webhooks/stripe"))
-        .header("stripe-signature", sign(&raw, secret, t))
-        .header("content-type", "application/json")
-        .body(raw)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
-async fn deliver(app: &TestApp, body: &Value) -> (u16, String) {
-    deliver_signed(app, body, SECRET, now()).await
 }
 
 async fn checkout(app: &TestApp, token: &str, plan: &str, interval: &str) -> Value {
@@ -56,32 +25,18 @@ async fn checkout(app: &TestApp, token: &str, plan: &str, interval: &str) -> Val
     .await
 }
 
-async fn customer_of(app: &TestApp, user: &TestUser) -> String {
-    sqlx::query_scalar("SELECT stripe_customer_id FROM billing_accounts WHERE user_id = $1")
-        .bind(user.id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
+/// A monthly checkout of `plan` that must start, as a user's way to a Stripe
+/// customer; returns the customer's id.
+async fn start_checkout(app: &TestApp, user: &TestUser, plan: &str) -> String {
+    let r = checkout(app, &user.access, plan, "MONTH").await;
+    assert!(r["data"]["startCheckout"]["url"].is_string(), "the checkout did not start: {r}");
+    app.stripe_customer(user).await
 }
 
 async fn billing(app: &TestApp, token: &str) -> Value {
     app.gql(Some(token), "{ billing { plan state subscriptionStatus trialAvailable graceUntil } }", json!({})).await
         ["data"]["billing"]
         .clone()
-}
-
-/// A fresh access token (old ones may have been revoked by a billing change).
-async fn refresh(app: &TestApp, user: &mut TestUser) {
-    let r = app
-        .gql(
-            None,
-            "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }",
-            json!({ "t": user.refresh }),
-        )
-        .await;
-    let p = &r["data"]["refreshSession"];
-    user.access = p["accessToken"].as_str().unwrap_or_else(|| panic!("refresh: {r}")).to_owned();
-    user.refresh = p["refreshToken"].as_str().unwrap().to_owned();
 }
 
 async fn templates_sent(app: &TestApp, user: &TestUser) -> Vec<String> {
@@ -103,7 +58,7 @@ async fn notification_kinds(app: &TestApp, user: &TestUser) -> Vec<String> {
 #[tokio::test]
 async fn plans_are_public() {
     let stripe = FakeStripe::start().await;
-    let app = spawn(&stripe).await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let r = app
         .gql(
             None,
@@ -122,7 +77,7 @@ async fn plans_are_public() {
 #[tokio::test]
 async fn checkout_to_webhook_to_active() {
     let stripe = FakeStripe::start().await;
-    let app = spawn(&stripe).await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let mut ann = app.register("ann").await;
     let r = checkout(&app, &ann.access, "PRO", "YEAR").await;
     assert!(r["data"]["startCheckout"]["url"].as_str().unwrap().starts_with("https://checkout.stripe.test/"), "{r}");
@@ -133,7 +88,7 @@ async fn checkout_to_webhook_to_active() {
     assert_eq!(customers[0].idempotency_key.as_deref(), Some(format!("customer-{}", ann.id).as_str()));
     assert_eq!(customers[0].authorization.as_deref(), Some("Bearer sk_test_plinth"));
     let session = &stripe.requests_to("POST /v1/checkout/sessions")[0];
-    let customer = customer_of(&app, &ann).await;
+    let customer = app.stripe_customer(&ann).await;
     for (key, value) in [
         ("mode", "subscription"),
         ("customer", customer.as_str()),
@@ -155,24 +110,25 @@ async fn checkout_to_webhook_to_active() {
     assert_eq!(stripe.requests_to("POST /v1/customers").len(), 1);
 
     let t = now();
-    let (status, _) = deliver(
-        &app,
-        &event(
+    let (status, _) = app
+        .deliver_webhook(&event(
             "evt_1",
             "checkout.session.completed",
             t,
             json!({ "id": "cs_1", "customer": customer, "subscription": "sub_1" }),
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(status, 200);
     let sub = subscription("sub_1", &customer, "trialing", "price_pro_yearly", t);
-    assert_eq!(deliver(&app, &event("evt_2", "customer.subscription.created", t, sub)).await, (200, "applied".into()));
+    assert_eq!(
+        app.deliver_webhook(&event("evt_2", "customer.subscription.created", t, sub)).await,
+        (200, "applied".into())
+    );
 
     // The old access token carried the Free plan: it was revoked.
     let stale = app.gql(Some(&ann.access), "{ me { plan } }", json!({})).await;
     assert_eq!(code(&stale), "UNAUTHENTICATED");
-    refresh(&app, &mut ann).await;
+    app.refresh_session(&mut ann).await;
     assert_eq!(app.gql(Some(&ann.access), "{ me { plan } }", json!({})).await["data"]["me"]["plan"], "PRO");
     let b = billing(&app, &ann.access).await;
     assert_eq!(
@@ -193,19 +149,18 @@ async fn checkout_to_webhook_to_active() {
 #[tokio::test]
 async fn redelivered_and_concurrent_events_apply_once() {
     let stripe = FakeStripe::start().await;
-    let app = spawn(&stripe).await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = customer_of(&app, &ann).await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
     let t = now();
     let paid = event("evt_paid", "invoice.paid", t, invoice("in_1", &customer, "paid", 5880, t));
-    assert_eq!(deliver(&app, &paid).await, (200, "applied".into()));
-    assert_eq!(deliver(&app, &paid).await, (200, "duplicate".into()));
+    assert_eq!(app.deliver_webhook(&paid).await, (200, "applied".into()));
+    assert_eq!(app.deliver_webhook(&paid).await, (200, "duplicate".into()));
     assert_eq!(templates_sent(&app, &ann).await.iter().filter(|t| *t == "receipt").count(), 1);
 
     // 50 concurrent deliveries of one new event: one applies, the rest are no-ops.
     let failed = event("evt_failed", "invoice.payment_failed", t + 1, invoice("in_2", &customer, "open", 0, t + 1));
-    let answers = futures::future::join_all((0..50).map(|_| deliver(&app, &failed))).await;
+    let answers = futures::future::join_all((0..50).map(|_| app.deliver_webhook(&failed))).await;
     assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
     assert_eq!(answers.iter().filter(|(_, b)| b == "applied").count(), 1, "{answers:?}");
     assert_eq!(templates_sent(&app, &ann).await.iter().filter(|t| *t == "payment_failed").count(), 1);
@@ -222,26 +177,25 @@ async fn redelivered_and_concurrent_events_apply_once() {
 #[tokio::test]
 async fn events_out_of_order_end_in_the_right_state() {
     let stripe = FakeStripe::start().await;
-    let app = spawn(&stripe).await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let mut ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = customer_of(&app, &ann).await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
     let t = now() - 100;
     // Updated (t+10) arrives before created (t): the older one changes nothing.
     let updated = subscription("sub_1", &customer, "active", "price_scale_monthly", t + 10);
     let created = subscription("sub_1", &customer, "trialing", "price_pro_monthly", t);
-    deliver(&app, &event("evt_u", "customer.subscription.updated", t + 10, updated)).await;
-    deliver(&app, &event("evt_c", "customer.subscription.created", t, created)).await;
-    refresh(&app, &mut ann).await;
+    app.deliver_webhook(&event("evt_u", "customer.subscription.updated", t + 10, updated)).await;
+    app.deliver_webhook(&event("evt_c", "customer.subscription.created", t, created)).await;
+    app.refresh_session(&mut ann).await;
     let b = billing(&app, &ann.access).await;
     assert_eq!((b["plan"].as_str(), b["subscriptionStatus"].as_str()), (Some("SCALE"), Some("active")));
 
     // Deleted (t+30) arrives before a late update (t+20): canceled wins.
     let deleted = subscription("sub_1", &customer, "canceled", "price_scale_monthly", t + 30);
     let late = subscription("sub_1", &customer, "active", "price_scale_monthly", t + 20);
-    deliver(&app, &event("evt_d", "customer.subscription.deleted", t + 30, deleted)).await;
-    deliver(&app, &event("evt_l", "customer.subscription.updated", t + 20, late)).await;
-    refresh(&app, &mut ann).await;
+    app.deliver_webhook(&event("evt_d", "customer.subscription.deleted", t + 30, deleted)).await;
+    app.deliver_webhook(&event("evt_l", "customer.subscription.updated", t + 20, late)).await;
+    app.refresh_session(&mut ann).await;
     let b = billing(&app, &ann.access).await;
     assert_eq!((b["state"].as_str(), b["subscriptionStatus"].as_str()), (Some("SUSPENDED"), Some("canceled")));
 }
@@ -249,23 +203,22 @@ async fn events_out_of_order_end_in_the_right_state() {
 #[tokio::test]
 async fn bad_and_stale_signatures_are_refused_and_write_nothing() {
     let stripe = FakeStripe::start().await;
-    let app = spawn(&stripe).await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = customer_of(&app, &ann).await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
     let body = event(
         "evt_x",
         "customer.subscription.created",
         now(),
         subscription("sub_1", &customer, "active", "price_pro_monthly", now()),
     );
-    assert_eq!(deliver_signed(&app, &body, "whsec_wrong", now()).await.0, 400);
-    assert_eq!(deliver_signed(&app, &body, SECRET, now() - 3600).await.0, 400, "stale");
+    assert_eq!(app.deliver_webhook_signed(&body, "whsec_wrong", now()).await.0, 400);
+    assert_eq!(app.deliver_webhook_signed(&body, FakeStripe::WEBHOOK_SECRET, now() - 3600).await.0, 400, "stale");
     let unsigned = app.http().post(app.url("/webhooks/stripe")).json(&body).send().await.unwrap();
     assert_eq!(unsigned.status(), 400);
     // Signed for one body, sent with another.
     let raw = serde_json::to_vec(&body).unwrap();
-    let header = sign(&raw, SECRET, now());
+    let header = sign(&raw, FakeStripe::WEBHOOK_SECRET, now());
     let tampered = raw.iter().map(|b| if *b == b'x' { b'y' } else { *b }).collect::<Vec<u8>>();
     let resp = app
         .http()
@@ -280,22 +233,22 @@ async fn bad_and_stale_signatures_are_refused_and_write_nothing() {
     assert_eq!(events, 0);
     assert_eq!(billing(&app, &ann.access).await["state"], "FREE");
     // The previous secret still works during a rotation.
-    assert_eq!(deliver_signed(&app, &body, OLD_SECRET, now()).await.0, 200);
+    assert_eq!(app.deliver_webhook_signed(&body, FakeStripe::PREVIOUS_WEBHOOK_SECRET, now()).await.0, 200);
 }
 
 #[tokio::test]
 async fn payment_failure_grace_suspension_payment_reactivation() {
     let stripe = FakeStripe::start().await;
-    let app = spawn(&stripe).await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let mut ann = app.register("ann").await;
-    checkout(&app, &ann.access, "STARTER", "MONTH").await;
-    let customer = customer_of(&app, &ann).await;
+    let customer = start_checkout(&app, &ann, "STARTER").await;
     let t = now() - 1000;
     let sub = |status: &str| subscription("sub_1", &customer, status, "price_starter_monthly", t);
-    deliver(&app, &event("e1", "customer.subscription.created", t, sub("active"))).await;
-    deliver(&app, &event("e2", "invoice.payment_failed", t + 1, invoice("in_1", &customer, "open", 0, t + 1))).await;
-    deliver(&app, &event("e3", "customer.subscription.updated", t + 2, sub("past_due"))).await;
-    refresh(&app, &mut ann).await;
+    app.deliver_webhook(&event("e1", "customer.subscription.created", t, sub("active"))).await;
+    app.deliver_webhook(&event("e2", "invoice.payment_failed", t + 1, invoice("in_1", &customer, "open", 0, t + 1)))
+        .await;
+    app.deliver_webhook(&event("e3", "customer.subscription.updated", t + 2, sub("past_due"))).await;
+    app.refresh_session(&mut ann).await;
     let b = billing(&app, &ann.access).await;
     assert_eq!(b["state"], "GRACE");
     assert!(b["graceUntil"].is_string());
@@ -303,8 +256,8 @@ async fn payment_failure_grace_suspension_payment_reactivation() {
     let job = app.gql(Some(&ann.access), "mutation { createJob(input: {kind: SCAN}) { id } }", json!({})).await;
     assert!(job["data"]["createJob"].is_object(), "{job}");
 
-    deliver(&app, &event("e4", "customer.subscription.updated", t + 3, sub("unpaid"))).await;
-    refresh(&app, &mut ann).await;
+    app.deliver_webhook(&event("e4", "customer.subscription.updated", t + 3, sub("unpaid"))).await;
+    app.refresh_session(&mut ann).await;
     assert_eq!(billing(&app, &ann.access).await["state"], "SUSPENDED");
     let refused = app.gql(Some(&ann.access), "mutation { createJob(input: {kind: SCAN}) { id } }", json!({})).await;
     assert_eq!(code(&refused), "SUBSCRIPTION_INACTIVE");
@@ -322,9 +275,9 @@ async fn payment_failure_grace_suspension_payment_reactivation() {
         .await;
     assert!(read["errors"].is_null(), "{read}");
 
-    deliver(&app, &event("e5", "invoice.paid", t + 4, invoice("in_1", &customer, "paid", 5880, t + 1))).await;
-    deliver(&app, &event("e6", "customer.subscription.updated", t + 5, sub("active"))).await;
-    refresh(&app, &mut ann).await;
+    app.deliver_webhook(&event("e5", "invoice.paid", t + 4, invoice("in_1", &customer, "paid", 5880, t + 1))).await;
+    app.deliver_webhook(&event("e6", "customer.subscription.updated", t + 5, sub("active"))).await;
+    app.refresh_session(&mut ann).await;
     assert_eq!(billing(&app, &ann.access).await["state"], "ACTIVE");
     let job = app.gql(Some(&ann.access), "mutation { createJob(input: {kind: SCAN}) { id } }", json!({})).await;
     assert!(job["data"]["createJob"].is_object(), "{job}");
@@ -361,25 +314,21 @@ async fn payment_failure_grace_suspension_payment_reactivation() {
 #[tokio::test]
 async fn an_expired_grace_period_counts_as_suspended() {
     let stripe = FakeStripe::start().await;
-    let app = spawn(&stripe).await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let mut ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = customer_of(&app, &ann).await;
-    deliver(
-        &app,
-        &event(
-            "e1",
-            "customer.subscription.updated",
-            now(),
-            subscription("sub_1", &customer, "past_due", "price_pro_monthly", now()),
-        ),
-    )
+    let customer = start_checkout(&app, &ann, "PRO").await;
+    app.deliver_webhook(&event(
+        "e1",
+        "customer.subscription.updated",
+        now(),
+        subscription("sub_1", &customer, "past_due", "price_pro_monthly", now()),
+    ))
     .await;
     sqlx::query("UPDATE billing_accounts SET grace_until = now() - interval '1 minute'")
         .execute(&app.db)
         .await
         .unwrap();
-    refresh(&app, &mut ann).await;
+    app.refresh_session(&mut ann).await;
     let refused = app.gql(Some(&ann.access), "mutation { createJob(input: {kind: SCAN}) { id } }", json!({})).await;
     assert_eq!(code(&refused), "SUBSCRIPTION_INACTIVE");
 }
@@ -387,33 +336,26 @@ async fn an_expired_grace_period_counts_as_suspended() {
 #[tokio::test]
 async fn a_trial_is_never_granted_twice() {
     let stripe = FakeStripe::start().await;
-    let app = spawn(&stripe).await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = customer_of(&app, &ann).await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
     let t = now() - 50;
-    deliver(
-        &app,
-        &event(
-            "e1",
-            "customer.subscription.created",
-            t,
-            subscription("sub_1", &customer, "trialing", "price_pro_monthly", t),
-        ),
-    )
+    app.deliver_webhook(&event(
+        "e1",
+        "customer.subscription.created",
+        t,
+        subscription("sub_1", &customer, "trialing", "price_pro_monthly", t),
+    ))
     .await;
-    deliver(
-        &app,
-        &event(
-            "e2",
-            "customer.subscription.deleted",
-            t + 1,
-            subscription("sub_1", &customer, "canceled", "price_pro_monthly", t + 1),
-        ),
-    )
+    app.deliver_webhook(&event(
+        "e2",
+        "customer.subscription.deleted",
+        t + 1,
+        subscription("sub_1", &customer, "canceled", "price_pro_monthly", t + 1),
+    ))
     .await;
     let mut ann = ann;
-    refresh(&app, &mut ann).await;
+    app.refresh_session(&mut ann).await;
     assert_eq!(billing(&app, &ann.access).await["trialAvailable"], false);
     let r = checkout(&app, &ann.access, "PRO", "MONTH").await;
     assert!(r["data"]["startCheckout"]["url"].is_string(), "{r}");
@@ -430,7 +372,7 @@ async fn billing_refuses_bad_input_and_unconfigured_servers() {
     let webhook = plain.http().post(plain.url("/webhooks/stripe")).body("{}").send().await.unwrap();
     assert_eq!(webhook.status(), 400);
     let stripe = FakeStripe::start().await;
-    let app = spawn(&stripe).await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let ann = app.register("ann").await;
     assert!(checkout(&app, &ann.access, "FREE", "MONTH").await["errors"].is_array());
     let anon = app.gql(None, "mutation { startCheckout(input: {plan: PRO}) { url } }", json!({})).await;
@@ -444,20 +386,16 @@ async fn billing_refuses_bad_input_and_unconfigured_servers() {
 #[tokio::test]
 async fn reconcile_repairs_drift_and_is_idempotent() {
     let stripe = FakeStripe::start().await;
-    let app = spawn(&stripe).await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
     let ann = app.register("ann").await;
-    checkout(&app, &ann.access, "PRO", "MONTH").await;
-    let customer = customer_of(&app, &ann).await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
     let t = now() - 100;
-    deliver(
-        &app,
-        &event(
-            "e1",
-            "customer.subscription.created",
-            t,
-            subscription("sub_1", &customer, "past_due", "price_pro_monthly", t),
-        ),
-    )
+    app.deliver_webhook(&event(
+        "e1",
+        "customer.subscription.created",
+        t,
+        subscription("sub_1", &customer, "past_due", "price_pro_monthly", t),
+    ))
     .await;
     // Stripe says active (the webhook that said so was lost), plus an unknown customer.
     stripe.set_subscriptions(vec![
@@ -466,13 +404,9 @@ async fn reconcile_repairs_drift_and_is_idempotent() {
     ]);
     // Async: the fake Stripe serves on this test's runtime while the CLI calls it.
     let run = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
-            .args(["billing", "reconcile"])
-            .env("DATABASE_URL", common::admin_url(&app.database))
-            .env("PLINTH_DATA_DIR", &app.data_dir)
-            .env("PLINTH_STRIPE_SECRET_KEY", "sk_test_plinth")
+        app.cli(&["billing", "reconcile"])
+            .env("PLINTH_STRIPE_SECRET_KEY", FakeStripe::SECRET_KEY)
             .env("PLINTH_STRIPE_API_BASE", &stripe.url)
-            .env("RUST_LOG", "error")
             .output()
     };
     let out = run().await.unwrap();

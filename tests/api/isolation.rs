@@ -2,10 +2,9 @@
 //! security, every tenant table forces it, and a bare `SELECT *` sees only the
 //! caller's rows — none when no user is set. Tables are discovered from the catalog,
 //! so a table added later is covered without editing this file.
-mod common;
 
-use common::TestApp;
-use sqlx::{Connection, Executor, PgConnection, Row};
+use crate::helpers::TestApp;
+use sqlx::{Connection, Executor, PgConnection, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 /// Tables that hold tenant rows: every table with a `user_id` column, plus `users`.
@@ -26,8 +25,29 @@ async fn tenant_tables(app: &TestApp) -> Vec<(String, String)> {
 
 /// A connection as the runtime login role, exactly as the server's pool connects.
 async fn runtime_conn(app: &TestApp) -> PgConnection {
-    let url = common::admin_url(&app.database).replace("postgres@", "plinth_app@");
+    let url = crate::helpers::admin_url(&app.database).replace("postgres@", "plinth_app@");
     PgConnection::connect(&url).await.unwrap()
+}
+
+/// Begins a transaction on `conn` as the server does for a principal: `SET LOCAL ROLE`
+/// to `role` and, when given, `plinth.user_id` (an empty one reads as no user).
+async fn begin_as<'c>(conn: &'c mut PgConnection, role: &str, user_id: Option<&str>) -> Transaction<'c, Postgres> {
+    let mut tx = conn.begin().await.unwrap();
+    match user_id {
+        Some(user) => sqlx::query("SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true)")
+            .bind(role)
+            .bind(user),
+        None => sqlx::query("SELECT set_config('role', $1, true)").bind(role),
+    }
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx
+}
+
+/// Begins a transaction as signed-in `user`.
+async fn begin_as_user(conn: &mut PgConnection, user: Uuid) -> Transaction<'_, Postgres> {
+    begin_as(conn, "plinth_user", Some(&user.to_string())).await
 }
 
 #[tokio::test]
@@ -97,12 +117,7 @@ async fn a_user_sees_only_its_rows_and_nobody_sees_none() {
         let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&app.db).await.unwrap();
         let mut seen_total = 0;
         for user in [ann.id, bob.id] {
-            let mut tx = conn.begin().await.unwrap();
-            sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
-                .bind(user.to_string())
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            let mut tx = begin_as_user(&mut conn, user).await;
             // A table the user role may not read at all (token_revocations) shows nothing.
             let owners: Vec<Uuid> =
                 match sqlx::query_scalar(&format!("SELECT {col} FROM {table}")).fetch_all(&mut *tx).await {
@@ -125,12 +140,7 @@ async fn a_user_sees_only_its_rows_and_nobody_sees_none() {
                 assert_eq!(done.rows_affected(), 0, "{table}: updated another's rows");
             }
             tx.rollback().await.unwrap();
-            let mut tx = conn.begin().await.unwrap();
-            sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
-                .bind(user.to_string())
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            let mut tx = begin_as_user(&mut conn, user).await;
             let deleted =
                 sqlx::query(&format!("DELETE FROM {table} WHERE {col} = $1")).bind(other).execute(&mut *tx).await;
             if let Ok(done) = deleted {
@@ -149,13 +159,7 @@ async fn a_user_sees_only_its_rows_and_nobody_sees_none() {
         // No user: the setting empty (as after an earlier transaction) or never set.
         for role in ["plinth_user", "plinth_support", "plinth_admin", "plinth_worker", "plinth_system"] {
             for set_user in [true, false] {
-                let mut tx = conn.begin().await.unwrap();
-                let sql = if set_user {
-                    "SELECT set_config('role', $1, true), set_config('plinth.user_id', '', true)"
-                } else {
-                    "SELECT set_config('role', $1, true)"
-                };
-                sqlx::query(sql).bind(role).execute(&mut *tx).await.unwrap();
+                let mut tx = begin_as(&mut conn, role, set_user.then_some("")).await;
                 // Refused outright (no grant) or no rows: either way nothing is seen.
                 let rows: Vec<Uuid> = sqlx::query_scalar(&format!("SELECT {col} FROM {table}"))
                     .fetch_all(&mut *tx)
@@ -169,8 +173,7 @@ async fn a_user_sees_only_its_rows_and_nobody_sees_none() {
             }
         }
         // The anonymous role reads no tenant table at all.
-        let mut tx = conn.begin().await.unwrap();
-        tx.execute("SELECT set_config('role', 'plinth_anon', true)").await.unwrap();
+        let mut tx = begin_as(&mut conn, "plinth_anon", None).await;
         let err = tx.execute(format!("SELECT * FROM {table}").as_str()).await;
         assert!(err.is_err(), "{table} readable by plinth_anon");
         tx.rollback().await.ok();
@@ -182,22 +185,12 @@ async fn a_user_cannot_promote_itself() {
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
     let mut conn = runtime_conn(&app).await;
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
-        .bind(ann.id.to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = begin_as_user(&mut conn, ann.id).await;
     let err = tx.execute("UPDATE users SET role = 'admin'").await.unwrap_err();
     assert!(err.to_string().contains("permission denied"), "{err}");
     tx.rollback().await.unwrap();
     // The activity log is append-only.
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
-        .bind(ann.id.to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = begin_as_user(&mut conn, ann.id).await;
     assert!(tx.execute("DELETE FROM activity_log").await.is_err());
     tx.rollback().await.unwrap();
 }
@@ -241,8 +234,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     let per_function: Vec<(&str, &str)> = per_function.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     assert_eq!(per_function, expected);
     let mut conn = runtime_conn(&app).await;
-    let mut tx = conn.begin().await.unwrap();
-    tx.execute("SELECT set_config('role', 'plinth_anon', true)").await.unwrap();
+    let mut tx = begin_as(&mut conn, "plinth_anon", None).await;
     let rows = sqlx::query("SELECT id FROM priv.login_lookup($1::citext)")
         .bind(ann.email.to_uppercase())
         .fetch_all(&mut *tx)
@@ -254,8 +246,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     assert!(none.is_empty());
     tx.rollback().await.unwrap();
     // A signed-in user's role cannot call them.
-    let mut tx = conn.begin().await.unwrap();
-    tx.execute("SELECT set_config('role', 'plinth_user', true)").await.unwrap();
+    let mut tx = begin_as(&mut conn, "plinth_user", None).await;
     assert!(tx.execute("SELECT * FROM priv.login_lookup('a@example.com')").await.is_err());
     tx.rollback().await.ok();
 }

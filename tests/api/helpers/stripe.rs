@@ -1,6 +1,9 @@
 //! A local HTTP server speaking Stripe's wire format for the calls Plinth makes
 //! (form-encoded requests, JSON answers), recording every request; and helpers that
-//! build Stripe events and sign them with Stripe's real scheme.
+//! build Stripe events and deliver them to an app's webhook, signed with Stripe's real
+//! scheme.
+use super::{TestApp, TestUser};
+use api::billing::signature::sign;
 use poem::{
     handler,
     http::StatusCode,
@@ -46,6 +49,13 @@ pub struct FakeStripe {
 }
 
 impl FakeStripe {
+    /// The API key apps built `with_stripe` call the fake with.
+    pub const SECRET_KEY: &'static str = "sk_test_plinth";
+    /// The webhook signing secret apps built `with_stripe` verify with.
+    pub const WEBHOOK_SECRET: &'static str = "whsec_test_current";
+    /// The secret being rotated out, which those apps still accept.
+    pub const PREVIOUS_WEBHOOK_SECRET: &'static str = "whsec_test_previous";
+
     /// Starts the fake on a random loopback port.
     pub async fn start() -> FakeStripe {
         let state = Arc::new(State::default());
@@ -185,4 +195,37 @@ pub fn invoice(id: &str, customer: &str, status: &str, paid: i64, now: i64) -> V
 pub fn event(id: &str, kind: &str, created: i64, object: Value) -> Value {
     json!({ "id": id, "object": "event", "type": kind, "created": created, "livemode": false,
             "api_version": "2024-06-20", "data": { "object": object } })
+}
+
+impl TestApp {
+    /// Delivers `event` to the Stripe webhook as Stripe would, signed now with the
+    /// current secret; returns the status and body of the answer.
+    pub async fn deliver_webhook(&self, event: &Value) -> (u16, String) {
+        self.deliver_webhook_signed(event, FakeStripe::WEBHOOK_SECRET, chrono::Utc::now().timestamp()).await
+    }
+
+    /// Delivers `event` signed with `secret` at time `t` (seconds since the epoch).
+    pub async fn deliver_webhook_signed(&self, event: &Value, secret: &str, t: i64) -> (u16, String) {
+        let raw = serde_json::to_vec(event).unwrap();
+        let resp = self
+            .http()
+            .post(self.url("/webhooks/stripe"))
+            .header("stripe-signature", sign(&raw, secret, t))
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    /// The Stripe customer id recorded for `user` (after a checkout created it).
+    pub async fn stripe_customer(&self, user: &TestUser) -> String {
+        sqlx::query_scalar("SELECT stripe_customer_id FROM billing_accounts WHERE user_id = $1")
+            .bind(user.id)
+            .fetch_optional(&self.db)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no Stripe customer recorded for {}: no checkout started", user.email))
+    }
 }

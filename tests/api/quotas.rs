@@ -2,27 +2,33 @@
 //! request's transaction (200 concurrent requests on a 10-scan plan get exactly 10),
 //! nothing charged for a failed request, thresholds notified once, gauges, and the
 //! period reset.
-mod common;
 
-use common::{code, TestApp};
-use serde_json::json;
+use crate::helpers::{
+    code, redacted,
+    stripe::{event, subscription, FakeStripe},
+    TestApp, WsClient, WsEvent,
+};
+use serde_json::{json, Value};
+use std::time::Duration;
 
-/// Apps of this test run the Free plan with 10 scans, 2 preparations, 1 account and
-/// 100 bytes of storage.
-async fn spawn() -> TestApp {
-    common::free_plan_with(&[
-        ("scans = 20", "scans = 10"),
-        ("preparations = 10", "preparations = 2"),
-        ("storage_bytes = 524288000", "storage_bytes = 100"),
-    ]);
-    TestApp::spawn().await
+/// An app whose Free plan has 10 scans, 2 preparations, 1 account and 100 bytes of
+/// storage.
+async fn spawn_on_a_small_free_plan() -> TestApp {
+    TestApp::builder()
+        .with_free_plan_edits(&[
+            ("scans = 20", "scans = 10"),
+            ("preparations = 10", "preparations = 2"),
+            ("storage_bytes = 524288000", "storage_bytes = 100"),
+        ])
+        .spawn()
+        .await
 }
 
 const SCAN: &str = "mutation { createJob(input: {kind: SCAN}) { id } }";
 
 #[tokio::test]
 async fn two_hundred_concurrent_scans_on_a_ten_scan_plan_get_exactly_ten() {
-    let app = spawn().await;
+    let app = spawn_on_a_small_free_plan().await;
     let ann = app.register("ann").await;
     let answers = futures::future::join_all((0..200).map(|_| app.gql(Some(&ann.access), SCAN, json!({})))).await;
     let ok = answers.iter().filter(|r| r["data"]["createJob"].is_object()).count();
@@ -32,6 +38,7 @@ async fn two_hundred_concurrent_scans_on_a_ten_scan_plan_get_exactly_ten() {
     let ext = &exceeded[0]["errors"][0]["extensions"];
     assert_eq!((ext["metric"].as_str(), ext["limit"].as_i64()), (Some("SCANS"), Some(10)));
     assert!(ext["resetsAt"].is_string());
+    insta::assert_json_snapshot!("scans_exceeded", redacted(exceeded[0]));
     assert_eq!(app.count("jobs").await, 10);
     let usage = app.gql(Some(&ann.access), "{ usage { metric used limit resetsAt } }", json!({})).await;
     let scans = usage["data"]["usage"].as_array().unwrap().iter().find(|u| u["metric"] == "SCANS").unwrap().clone();
@@ -57,7 +64,7 @@ async fn two_hundred_concurrent_scans_on_a_ten_scan_plan_get_exactly_ten() {
 
 #[tokio::test]
 async fn a_failed_request_is_not_charged_and_a_new_period_starts_at_zero() {
-    let app = spawn().await;
+    let app = spawn_on_a_small_free_plan().await;
     let ann = app.register("ann").await;
     // The job is created, then the second field fails: the whole request rolls back.
     let r = app
@@ -94,7 +101,7 @@ async fn a_failed_request_is_not_charged_and_a_new_period_starts_at_zero() {
 
 #[tokio::test]
 async fn gauges_limit_connected_accounts_and_storage() {
-    let app = spawn().await;
+    let app = spawn_on_a_small_free_plan().await;
     let ann = app.register("ann").await;
     let connect =
         "mutation { connectMarketplaceAccount(input: {platform: VINTED, displayName: \"a\", credentials: {}}) { id } }";
@@ -121,8 +128,10 @@ async fn gauges_limit_connected_accounts_and_storage() {
 
 #[tokio::test]
 async fn each_session_gets_its_plans_request_rate() {
-    common::free_plan_with(&[("api_requests_per_minute = 60", "api_requests_per_minute = 5")]);
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder()
+        .with_free_plan_edits(&[("api_requests_per_minute = 60", "api_requests_per_minute = 5")])
+        .spawn()
+        .await;
     let ann = app.register("ann").await;
     let bob = app.register("bob").await;
     for _ in 0..5 {
@@ -141,11 +150,12 @@ async fn each_session_gets_its_plans_request_rate() {
 
 #[tokio::test]
 async fn the_request_rate_is_shared_by_instances_through_redis() {
-    common::free_plan_with(&[("api_requests_per_minute = 60", "api_requests_per_minute = 4")]);
-    let redis = common::redis_url();
-    let cfg = [("REDIS_URL", redis.as_str()), ("PLINTH_LOGIN_LIMIT_PER_IP", "1000000")];
-    let one = TestApp::spawn_with(&cfg).await;
-    let two = TestApp::spawn_on(&one.database, &cfg).await;
+    let one = TestApp::builder()
+        .with_free_plan_edits(&[("api_requests_per_minute = 60", "api_requests_per_minute = 4")])
+        .with_redis()
+        .spawn()
+        .await;
+    let two = one.another_instance().await;
     let ann = one.register("ann").await;
     for app in [&one, &two, &one, &two] {
         assert!(app.gql(Some(&ann.access), "{ me { id } }", json!({})).await["data"]["me"].is_object());
@@ -156,58 +166,32 @@ async fn the_request_rate_is_shared_by_instances_through_redis() {
 
 #[tokio::test]
 async fn an_upgrade_raises_limits_at_once_and_a_downgrade_lowers_them() {
-    use common::stripe::{event, subscription, FakeStripe};
-    common::free_plan_with(&[("scans = 20", "scans = 2")]);
     let stripe = FakeStripe::start().await;
-    let app = TestApp::spawn_with(&[
-        ("PLINTH_STRIPE_SECRET_KEY", "sk_test_plinth"),
-        ("PLINTH_STRIPE_API_BASE", stripe.url.as_str()),
-        ("PLINTH_STRIPE_WEBHOOK_SECRET", "whsec_q"),
-    ])
-    .await;
-    let app = &app;
+    let app =
+        TestApp::builder().with_free_plan_edits(&[("scans = 20", "scans = 2")]).with_stripe(&stripe).spawn().await;
     let mut ann = app.register("ann").await;
     for _ in 0..2 {
         assert!(app.gql(Some(&ann.access), SCAN, json!({})).await["data"]["createJob"].is_object());
     }
     assert_eq!(code(&app.gql(Some(&ann.access), SCAN, json!({})).await), "QUOTA_EXCEEDED");
 
-    app.gql(Some(&ann.access), "mutation { startCheckout(input: {plan: PRO}) { url } }", json!({})).await;
-    let customer: String =
-        sqlx::query_scalar("SELECT stripe_customer_id FROM billing_accounts").fetch_one(&app.db).await.unwrap();
-    let deliver = |body: serde_json::Value| {
-        let raw = serde_json::to_vec(&body).unwrap();
-        let sig = api::billing::signature::sign(&raw, "whsec_q", chrono::Utc::now().timestamp());
-        app.http().post(app.url("/webhooks/stripe")).header("stripe-signature", sig).body(raw).send()
-    };
+    let r = app.gql(Some(&ann.access), "mutation { startCheckout(input: {plan: PRO}) { url } }", json!({})).await;
+    assert!(r["data"]["startCheckout"]["url"].is_string(), "the checkout did not start: {r}");
+    let customer = app.stripe_customer(&ann).await;
     let t = chrono::Utc::now().timestamp() - 60;
-    deliver(event(
+    app.deliver_webhook(&event(
         "e1",
         "customer.subscription.created",
         t,
         subscription("sub_1", &customer, "active", "price_pro_monthly", t),
     ))
-    .await
-    .unwrap();
-    let refresh = |user: common::TestUser| async move {
-        let r = app
-            .gql(
-                None,
-                "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }",
-                json!({ "t": user.refresh }),
-            )
-            .await;
-        let mut user = user;
-        user.access = r["data"]["refreshSession"]["accessToken"].as_str().unwrap().to_owned();
-        user.refresh = r["data"]["refreshSession"]["refreshToken"].as_str().unwrap().to_owned();
-        user
-    };
-    ann = refresh(ann).await;
+    .await;
+    app.refresh_session(&mut ann).await;
     assert!(
         app.gql(Some(&ann.access), SCAN, json!({})).await["data"]["createJob"].is_object(),
         "upgrade applies at once"
     );
-    let limit = |r: &serde_json::Value| {
+    let limit = |r: &Value| {
         r["data"]["usage"].as_array().unwrap().iter().find(|u| u["metric"] == "SCANS").unwrap()["limit"]
             .as_i64()
             .unwrap()
@@ -215,32 +199,30 @@ async fn an_upgrade_raises_limits_at_once_and_a_downgrade_lowers_them() {
     assert_eq!(limit(&app.gql(Some(&ann.access), "{ usage { metric limit } }", json!({})).await), 2500);
 
     // Stripe applies a downgrade at the period end and tells us then.
-    deliver(event(
+    app.deliver_webhook(&event(
         "e2",
         "customer.subscription.updated",
         t + 30,
         subscription("sub_1", &customer, "active", "price_starter_monthly", t + 30),
     ))
-    .await
-    .unwrap();
-    ann = refresh(ann).await;
+    .await;
+    app.refresh_session(&mut ann).await;
     assert_eq!(limit(&app.gql(Some(&ann.access), "{ usage { metric limit } }", json!({})).await), 500);
 }
 
 #[tokio::test]
 async fn threshold_notifications_arrive_live() {
-    common::free_plan_with(&[("scans = 20", "scans = 2")]);
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder().with_free_plan_edits(&[("scans = 20", "scans = 2")]).spawn().await;
     let ann = app.register("ann").await;
-    let mut ws = common::WsClient::connect(&app, Some(&ann.access)).await;
+    let mut ws = WsClient::connect(&app, Some(&ann.access)).await;
     ws.subscribe("n", "subscription { notificationAdded { kind title } }", json!({})).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     app.gql(Some(&ann.access), SCAN, json!({})).await;
     app.gql(Some(&ann.access), SCAN, json!({})).await;
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
-        match ws.next(std::time::Duration::from_secs(5)).await {
-            common::WsEvent::Next(p) => kinds.push(p["data"]["notificationAdded"]["kind"].as_str().unwrap().to_owned()),
+        match ws.next(Duration::from_secs(5)).await {
+            WsEvent::Next(p) => kinds.push(p["data"]["notificationAdded"]["kind"].as_str().unwrap().to_owned()),
             other => panic!("expected a notification, got {other:?} after {kinds:?}"),
         }
     }

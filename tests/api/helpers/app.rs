@@ -1,0 +1,353 @@
+//! [`TestApp`]: one running server (the same `Application::build` as `main`) on a
+//! random port, against its own database, and the builder that varies its
+//! configuration. Configuration goes to `Config::from_vars`; nothing here touches the
+//! process environment, so any number of apps run side by side in one process.
+use super::{
+    services::{
+        admin_url, fresh_bucket, fresh_database, redis_url, require, s3_endpoint, S3_ACCESS_KEY, S3_SECRET_KEY,
+    },
+    stripe::FakeStripe,
+};
+use api::{config::Config, Application};
+use sqlx::{postgres::PgPoolOptions, PgPool};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+use uuid::Uuid;
+
+/// The catalog every app starts from: the built-in one.
+const BUILTIN_PLANS: &str = include_str!("../../../plans.toml");
+
+/// Files of an instance's data dir that instances of one deployment share: the token
+/// signing key and the key sealing marketplace credentials.
+const SHARED_KEYS: [&str; 2] = ["token_key", "credentials_key"];
+
+/// One running server and its database.
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its database's name.
+    pub database: String,
+    /// Superuser pool on its database, for assertions that look under RLS.
+    pub db: PgPool,
+    /// Its data dir (a fresh temporary directory).
+    pub data_dir: PathBuf,
+    /// The configuration it was built with.
+    pub config: Config,
+    /// The variables given on top of the test defaults, resolved (bucket, Redis URL ...),
+    /// so that another instance starts alike.
+    vars: Vec<(String, String)>,
+    /// Its plan catalog, as written to `data_dir/plans.toml`.
+    plans: String,
+    /// The `plinth serve` process it runs in, when not in the test's own process.
+    process: Option<tokio::process::Child>,
+    pub(super) client: reqwest::Client,
+}
+
+/// How to start a [`TestApp`]: `TestApp::builder().with_...().spawn().await`.
+#[derive(Clone, Debug, Default)]
+#[must_use = "nothing starts until .spawn().await"]
+pub struct TestAppBuilder {
+    plan_edits: Vec<(String, String)>,
+    vars: Vec<(String, String)>,
+    redis: bool,
+    s3: bool,
+}
+
+impl TestAppBuilder {
+    /// Replaces lines of the built-in catalog's Free plan: `("scans = 20", "scans = 10")`
+    /// (the first occurrence of each is the Free plan's). Calls add up.
+    pub fn with_free_plan_edits(mut self, edits: &[(&str, &str)]) -> Self {
+        self.plan_edits.extend(edits.iter().map(|(from, to)| (from.to_string(), to.to_string())));
+        self
+    }
+
+    /// A Free plan without practical limits, for tests about something other than quotas.
+    pub fn with_unlimited_free_plan(self) -> Self {
+        self.with_free_plan_edits(&[
+            ("scans = 20", "scans = 1000000"),
+            ("preparations = 10", "preparations = 1000000"),
+            ("connected_accounts = 1", "connected_accounts = 1000000"),
+        ])
+    }
+
+    /// Billing against the Stripe stand-in, its webhooks signed with
+    /// [`FakeStripe::WEBHOOK_SECRET`] (or the previous secret, during a rotation).
+    pub fn with_stripe(self, stripe: &FakeStripe) -> Self {
+        let secrets = format!("{},{}", FakeStripe::PREVIOUS_WEBHOOK_SECRET, FakeStripe::WEBHOOK_SECRET);
+        self.with_env("PLINTH_STRIPE_SECRET_KEY", FakeStripe::SECRET_KEY)
+            .with_env("PLINTH_STRIPE_API_BASE", &stripe.url)
+            .with_env("PLINTH_STRIPE_WEBHOOK_SECRET", &secrets)
+    }
+
+    /// Rate limits and events through the machine's Redis. Every test that uses Redis
+    /// shares it, all from 127.0.0.1, so the per-IP sign-in limit is lifted (a later
+    /// `with_env` may set it again).
+    pub fn with_redis(mut self) -> Self {
+        self.redis = true;
+        self
+    }
+
+    /// Photos on a fresh bucket of the test S3-compatible server instead of the data dir.
+    pub fn with_s3(mut self) -> Self {
+        self.s3 = true;
+        self
+    }
+
+    /// Sets one configuration variable, as the environment would (`PLINTH_...`).
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the server on a fresh database.
+    pub async fn spawn(self) -> TestApp {
+        let mut vars = Vec::new();
+        if self.redis {
+            let url = redis_url();
+            require("Redis", &url).await;
+            vars.push(("REDIS_URL".to_owned(), url));
+            vars.push(("PLINTH_LOGIN_LIMIT_PER_IP".to_owned(), "1000000".to_owned()));
+        }
+        if self.s3 {
+            let bucket = fresh_bucket().await;
+            vars.extend(
+                [
+                    ("PLINTH_S3_ENDPOINT", s3_endpoint()),
+                    ("PLINTH_S3_BUCKET", bucket),
+                    ("PLINTH_S3_REGION", "us-east-1".into()),
+                    ("PLINTH_S3_ACCESS_KEY", S3_ACCESS_KEY.into()),
+                    ("PLINTH_S3_SECRET_KEY", S3_SECRET_KEY.into()),
+                ]
+                .map(|(k, v)| (k.to_owned(), v)),
+            );
+        }
+        vars.extend(self.vars);
+        let plans = plans_with(&self.plan_edits);
+        TestApp::start(fresh_database().await, vars, plans, None, Host::ThisProcess).await
+    }
+}
+
+/// The built-in catalog with the Free plan's lines replaced. The request rate is lifted
+/// unless an edit sets it: tests send far more than 60 requests a minute.
+fn plans_with(edits: &[(String, String)]) -> String {
+    let mut text = BUILTIN_PLANS.to_owned();
+    for (from, to) in edits {
+        assert!(text.contains(from.as_str()), "plans.toml has no {from:?}");
+        text = text.replacen(from.as_str(), to, 1);
+    }
+    if !edits.iter().any(|(from, _)| from.starts_with("api_requests_per_minute")) {
+        text = text.replacen("api_requests_per_minute = 60", "api_requests_per_minute = 1000000", 1);
+    }
+    text
+}
+
+/// The test configuration's variables: the defaults below, then `vars` over them.
+fn test_vars(database: &str, data_dir: &Path, plans_file: &Path, vars: &[(String, String)]) -> HashMap<String, String> {
+    let mut all: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), admin_url(database)),
+        ("PLINTH_ADDR".into(), "127.0.0.1:0".into()),
+        ("PLINTH_DATA_DIR".into(), data_dir.display().to_string()),
+        ("PLINTH_PLANS_FILE".into(), plans_file.display().to_string()),
+        // Cheap hashes keep the suite fast; the production cost is the default.
+        ("PLINTH_ARGON2_MEMORY_KIB".into(), "1024".into()),
+        ("PLINTH_DB_POOL_SIZE".into(), "4".into()),
+    ]);
+    all.extend(vars.iter().cloned());
+    all
+}
+
+/// Where an app's server runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Host {
+    /// On the test's runtime, in the test's process.
+    ThisProcess,
+    /// In a `plinth serve` process of its own.
+    OwnProcess,
+}
+
+impl TestApp {
+    /// A server on a fresh database with the test defaults.
+    pub async fn spawn() -> TestApp {
+        Self::builder().spawn().await
+    }
+
+    /// A server with another configuration: see [`TestAppBuilder`].
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    /// Another instance of the same deployment: this app's database, configuration,
+    /// catalog and keys, its own process state (as a second machine behind the proxy).
+    pub async fn another_instance(&self) -> TestApp {
+        let (vars, plans) = (self.vars.clone(), self.plans.clone());
+        Self::start(self.database.clone(), vars, plans, Some(&self.data_dir), Host::ThisProcess).await
+    }
+
+    /// Another instance, served by a `plinth serve` process of its own: for what is
+    /// counted process-wide (the statement counter), to which apps of other tests
+    /// running in this process would add.
+    pub async fn another_instance_in_its_own_process(&self) -> TestApp {
+        let (vars, plans) = (self.vars.clone(), self.plans.clone());
+        Self::start(self.database.clone(), vars, plans, Some(&self.data_dir), Host::OwnProcess).await
+    }
+
+    async fn start(
+        database: String,
+        vars: Vec<(String, String)>,
+        plans: String,
+        keys_from: Option<&Path>,
+        host: Host,
+    ) -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            api::telemetry::init(api::config::LogFormat::Pretty);
+        }
+        let data_dir = std::env::temp_dir().join(format!("plinth-test-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        if let Some(from) = keys_from {
+            for key in SHARED_KEYS {
+                if from.join(key).exists() {
+                    std::fs::copy(from.join(key), data_dir.join(key)).unwrap();
+                }
+            }
+        }
+        let plans_file = data_dir.join("plans.toml");
+        std::fs::write(&plans_file, &plans).unwrap();
+        let mut all_vars = test_vars(&database, &data_dir, &plans_file, &vars);
+        let (addr, process) = match host {
+            Host::ThisProcess => {
+                let app = Application::build(Config::from_vars(all_vars.clone()).expect("test config"))
+                    .await
+                    .expect("building the app");
+                let addr = app.addr();
+                tokio::spawn(app.run());
+                (addr, None)
+            }
+            Host::OwnProcess => {
+                // A port of its own, known before the start (released just before it).
+                let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+                all_vars.insert("PLINTH_ADDR".into(), addr.to_string());
+                (addr, Some(serve_in_own_process(&all_vars, &data_dir, addr).await))
+            }
+        };
+        let config = Config::from_vars(all_vars).expect("test config");
+        let db = PgPoolOptions::new().max_connections(2).connect(&admin_url(&database)).await.unwrap();
+        TestApp {
+            addr,
+            database,
+            db,
+            data_dir,
+            config,
+            vars,
+            plans,
+            process,
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
+    /// `http://addr/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The `plinth` command line with `args`, configured like this app (its database,
+    /// data dir and catalog), logging errors only.
+    pub fn cli(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"));
+        cmd.args(args)
+            .env("DATABASE_URL", admin_url(&self.database))
+            .env("PLINTH_DATA_DIR", &self.data_dir)
+            .env("PLINTH_PLANS_FILE", self.data_dir.join("plans.toml"))
+            .env("RUST_LOG", "error");
+        cmd
+    }
+
+    /// The latest outbox message of `template` to `email` (read as superuser).
+    pub async fn last_mail(&self, email: &str, template: &str) -> Option<serde_json::Value> {
+        let row: Option<(serde_json::Value,)> = sqlx::query_as(
+            "SELECT data FROM email_outbox WHERE to_email = $1 AND template = $2 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(email)
+        .bind(template)
+        .fetch_optional(&self.db)
+        .await
+        .unwrap();
+        row.map(|r| r.0)
+    }
+
+    /// Counts rows of a table (as superuser); `table` may carry a `WHERE`.
+    pub async fn count(&self, table: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}")).fetch_one(&self.db).await.unwrap();
+        n
+    }
+
+    /// A worker token for `kinds`, signed with this app's key.
+    pub fn worker_token(&self, kinds: &[&str]) -> String {
+        let settings = api::startup::token_settings(&self.config.base, &self.config.auth);
+        let tokens = api::auth::tokens::TokenService::from_settings(&settings).unwrap();
+        let kinds: Vec<api::model::JobKind> = kinds.iter().map(|k| k.parse().unwrap()).collect();
+        tokens.issue_worker(Uuid::now_v7(), &kinds, std::time::Duration::from_secs(3600)).unwrap()
+    }
+
+    /// The reference worker, pointed at this app.
+    pub fn worker(&self, token: &str, kinds: &[&str]) -> plinth_worker::Worker {
+        plinth_worker::Worker::new(plinth_worker::WorkerSettings {
+            api_url: self.url("/graphql"),
+            token: token.to_owned().into(),
+            kinds: kinds.iter().map(|k| k.to_uppercase()).collect(),
+            idle_poll: std::time::Duration::from_millis(100),
+        })
+        .unwrap()
+    }
+}
+
+/// Starts `plinth serve` with exactly `vars` and waits until `addr` answers /readyz;
+/// its output goes to `data_dir/serve.log`, shown if it stops first.
+async fn serve_in_own_process(
+    vars: &HashMap<String, String>,
+    data_dir: &Path,
+    addr: SocketAddr,
+) -> tokio::process::Child {
+    let log = data_dir.join("serve.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .envs(vars)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting plinth serve");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(resp) = client.get(format!("http://{addr}/readyz")).send().await {
+            if resp.status().is_success() {
+                return child;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("plinth serve stopped ({status}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        assert!(started.elapsed().as_secs() < 60, "plinth serve not ready on {addr} within 60 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // A server process of its own is killed with its handle, before its data dir goes.
+        drop(self.process.take());
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}

@@ -1,0 +1,16 @@
+//! The harness: a [`TestApp`] builder that starts the real server on a fresh database,
+//! a GraphQL client and its fixtures (users, drafts, photos), a WebSocket client, a
+//! Stripe stand-in, and the machine's services the suite needs (PostgreSQL, Redis, an
+//! S3-compatible server), each failing with a line that says how to get it.
+mod app;
+mod fixtures;
+mod graphql;
+mod services;
+pub mod stripe;
+mod ws;
+
+pub use app::TestApp;
+pub use fixtures::{png, TestUser};
+pub use graphql::{code, redacted};
+pub use services::admin_url;
+pub use ws::{connect_ws, WsClient, WsEvent};

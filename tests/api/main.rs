@@ -1,0 +1,18 @@
+//! The black-box suite, one binary: the real server (the same `Application::build` as
+//! `main`) on a random port against a fresh database, spoken to over HTTP and WebSocket
+//! like a client. One module per domain; the harness is in `helpers`.
+mod helpers;
+
+mod accounts;
+mod api_tokens;
+mod billing;
+mod drafts;
+mod isolation;
+mod isolation_model;
+mod isolation_sweep;
+mod jobs;
+mod marketplace;
+mod ops;
+mod photos;
+mod quotas;
+mod serve;
