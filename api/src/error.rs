@@ -78,7 +78,7 @@ impl AppError {
             }
             AppError::QuotaExceeded { metric, limit, .. } => {
                 format!(
-                    "your plan allows {limit} {} ; upgrade or wait for the next period",
+                    "your plan allows {limit} {}; upgrade or wait for the next period",
                     metric.as_str().replace('_', " ")
                 )
             }

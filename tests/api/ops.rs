@@ -26,6 +26,44 @@ async fn health_readiness_and_metrics_answer() {
     }
 }
 
+/// The value of one series in a Prometheus exposition (0 when absent).
+fn series(metrics: &str, name: &str) -> f64 {
+    metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_one_instance_task_runs_once_per_interval_across_instances() {
+    // The grace sweeper runs every 12 × PLINTH_JOB_SWEEP_SECS; its first tick is at start.
+    let a = TestApp::builder().with_env("PLINTH_JOB_SWEEP_SECS", "5").spawn().await;
+    let b = a.another_instance().await;
+    let ok = "plinth_task_runs_total{outcome=\"ok\",task=\"billing.expire_grace\"}";
+    let skipped = "plinth_task_runs_total{outcome=\"skipped\",task=\"billing.expire_grace\"}";
+    let every = "plinth_task_runs_total{outcome=\"ok\",task=\"jobs.requeue_expired\"}";
+    let mut seen = (0.0, 0.0, 0.0, 0.0);
+    for _ in 0..100 {
+        let ma = a.http().get(a.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let mb = b.http().get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        seen = (
+            series(&ma, ok) + series(&mb, ok),
+            series(&ma, skipped) + series(&mb, skipped),
+            series(&ma, every),
+            series(&mb, every),
+        );
+        if seen.0 + seen.1 >= 2.0 && seen.2 >= 1.0 && seen.3 >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Both instances ticked at start: one ran the sweep, the other found the interval
+    // claimed; the lease sweeper, safe in parallel, ran on both.
+    assert_eq!((seen.0, seen.1), (1.0, 1.0), "ok and skipped runs of the one-instance task: {seen:?}");
+    assert!(seen.2 >= 1.0 && seen.3 >= 1.0, "every-instance task on both: {seen:?}");
+    let last_success = "plinth_task_last_success_timestamp_seconds{task=\"billing.expire_grace\"}";
+    let ma = a.http().get(a.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let mb = b.http().get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(series(&ma, last_success).max(series(&mb, last_success)) > 1.7e9, "a last-success time is exported");
+}
+
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_gone() {
     let app = TestApp::spawn().await;
