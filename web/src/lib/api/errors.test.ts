@@ -76,7 +76,7 @@ describe('describeError', () => {
     const fr = describeError(err, 'fr');
     expect(fr.message).toContain('20 analyses');
     expect(fr.message).toContain('1 déc. 2026');
-    expect(fr.action).toEqual({ label: "Changer d'offre", href: '/app/billing' });
+    expect(fr.action).toEqual({ label: 'Changer d’offre', href: '/app/billing' });
     const en = describeError(err, 'en');
     expect(en.message).toContain('20 scans');
     expect(en.message).toContain('1 Dec 2026');

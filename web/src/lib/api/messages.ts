@@ -103,7 +103,7 @@ export function describeError(err: ApiError, locale: Locale): ErrorView {
         message: fr
           ? `Vous avez atteint la limite de votre offre : ${limit} ${what}.${reset}`
           : `You have reached your plan's limit of ${limit} ${what}.${reset}`,
-        action: { label: fr ? "Changer d'offre" : 'Upgrade', href: '/app/billing' },
+        action: { label: fr ? 'Changer d’offre' : 'Upgrade', href: '/app/billing' },
       };
     }
     case 'SUBSCRIPTION_INACTIVE':
