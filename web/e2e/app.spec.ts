@@ -90,6 +90,19 @@ test('an expired token is refreshed once and the request retried; a second refus
   await expect(page.getByText('Votre session a expiré')).toBeVisible();
 });
 
+test('the bell counts notifications arriving live', async ({ page }) => {
+  const rec = await mockApi(page, { signedIn: true });
+  await page.goto('/app');
+  await expect(page.getByRole('link', { name: 'Notifications, aucune non lue' })).toBeVisible();
+  await expect.poll(() => [...rec.subs.values()]).toContain('NotificationAdded');
+  pushNext(rec, 'NotificationAdded', {
+    notificationAdded: { id: 'n1', kind: 'quota_80', title: 'Quota à 80 %', body: 'Vous avez utilisé 16 analyses sur 20.', readAt: null, createdAt: new Date().toISOString() },
+  });
+  await expect(page.getByRole('link', { name: 'Notifications, 1 non lue' })).toBeVisible();
+  await page.getByRole('link', { name: 'Notifications, 1 non lue' }).click();
+  await expect(page.getByRole('heading', { name: 'Quota à 80 %' })).toBeVisible();
+});
+
 test('grace and suspension banners say what to do', async ({ page }) => {
   await mockApi(page, { signedIn: true, answers: { BillingState: { data: { billing: { plan: 'PRO', state: 'GRACE', graceUntil: '2026-12-05T00:00:00Z' } } } } });
   await page.goto('/app');

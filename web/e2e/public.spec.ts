@@ -107,3 +107,24 @@ test('pricing: keyboard switches to yearly and the plan link carries plan and in
   await expect(page.getByText(/14-day free trial/).filter({ visible: true }).first()).toBeVisible();
   await expect(page.getByText(/excluding tax/).filter({ visible: true }).first()).toBeVisible();
 });
+
+test('pricing: with JavaScript the catalogue is refreshed from the `plans` query', async ({ page }) => {
+  await page.route('**/graphql', async (route) => {
+    const body = route.request().postDataJSON() as { query: string };
+    expect(body.query).toContain('query Plans');
+    await route.fulfill({
+      json: {
+        data: {
+          plans: [
+            { code: 'FREE', name: 'Free', monthlyPriceCents: 0, yearlyPriceCents: 0, currency: 'EUR', trialDays: 0, quotas: [{ metric: 'SCANS', limit: 20 }] },
+            { code: 'PRO', name: 'Pro', monthlyPriceCents: 5900, yearlyPriceCents: 59000, currency: 'EUR', trialDays: 30, quotas: [{ metric: 'SCANS', limit: 3000 }] },
+          ],
+        },
+      },
+    });
+  });
+  await page.goto('/pricing');
+  await expect(page.getByText('59 €', { exact: true })).toBeVisible();
+  await expect(page.getByText('30 jours d’essai gratuit').first()).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Starter' })).toHaveCount(0);
+});
