@@ -139,12 +139,23 @@ for (const s of SHOTS) {
     test(`screen ${s.name} ${width}px`, async ({ page }) => {
       await page.setViewportSize({ width, height: 844 });
       await mockApi(page, { signedIn: s.signedIn, answers: { VerifyEmail: { data: { verifyEmail: true } } } });
-      await page.goto(s.path);
+      const cspErrors: string[] = [];
+      page.on('console', (m) => {
+        if (/Content Security Policy/i.test(m.text())) cspErrors.push(m.text());
+      });
+      const res = await page.goto(s.path);
+      // The built 200.html carries the policy in a <meta>; `vite preview` renders this shell
+      // itself and sends the same policy as a header.
+      const csp =
+        res?.headers()['content-security-policy'] ??
+        (await page.locator('meta[http-equiv="content-security-policy"]').getAttribute('content'));
+      expect(csp).toMatch(/script-src 'self' 'sha256-[^']+'(;|$)/);
       await expect(page.getByRole('heading', { level: 1 })).toHaveText(s.h1);
       await page.waitForLoadState('networkidle');
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow).toBeLessThanOrEqual(0);
       await noSeriousViolations(page);
+      expect(cspErrors).toEqual([]);
       await page.screenshot({ path: `e2e/screenshots/${s.name}-${width}.png`, fullPage: true });
     });
   }
