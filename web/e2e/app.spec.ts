@@ -15,7 +15,8 @@ async function noSeriousViolations(page: Page) {
 test('signed out, /app sends to the sign-in page, which signs in and comes back', async ({ page }) => {
   const rec = await mockApi(page);
   await page.goto('/app/usage');
-  await expect(page).toHaveURL(/\/login\?next=%2Fapp%2Fusage/);
+  await expect(page).toHaveURL(/\/login\?next=%2Fapp%2Fusage$/);
+  await expect(page.getByText('Votre session a expiré')).toHaveCount(0);
   await page.getByLabel('Adresse e-mail').fill('lea@example.com');
   await page.getByLabel('Mot de passe').fill('correct horse battery');
   await page.getByRole('button', { name: 'Se connecter' }).click();

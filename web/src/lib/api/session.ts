@@ -108,7 +108,9 @@ export class Session {
       } catch (e) {
         // A network failure is not a refusal: keep the state, report failure.
         if (e instanceof AuthRequestError && e.error.code === 'NETWORK') return false;
-        this.signOut('expired');
+        // Only a session that existed in this tab can have expired; a visitor whose
+        // browser has no session is simply signed out.
+        this.signOut(this.#token ? 'expired' : undefined);
         return false;
       } finally {
         this.#refreshing = null;
@@ -144,10 +146,10 @@ export class Session {
   }
 
   /** Forgets the token (no server call). */
-  signOut(reason: SignOutReason): void {
+  signOut(reason?: SignOutReason): void {
     this.#token = null;
     this.#expiresAt = 0;
-    this.#set({ status: 'signed-out', user: null, reason });
+    this.#set(reason ? { status: 'signed-out', user: null, reason } : { status: 'signed-out', user: null });
   }
 
   /** The user changed (a plan change, a verified address) without a new token. */

@@ -72,7 +72,14 @@ describe('the cookie endpoints', () => {
   it('sign out when the refresh cookie is refused, but not on a network failure', async () => {
     const refused = new Session({ fetch: fakeServer(() => new Response(null, { status: 401 })).fetch });
     expect(await refused.refresh()).toBe(false);
-    expect(refused.state).toMatchObject({ status: 'signed-out', reason: 'expired' });
+    // Nobody was signed in in this tab: signed out, but nothing "expired".
+    expect(refused.state).toEqual({ status: 'signed-out', user: null });
+
+    let n = 0;
+    const lapsed = new Session({ fetch: fakeServer(() => (++n === 1 ? auth('t1') : new Response(null, { status: 401 }))).fetch });
+    await lapsed.login('a@example.com', 'x');
+    expect(await lapsed.refresh()).toBe(false);
+    expect(lapsed.state).toMatchObject({ status: 'signed-out', reason: 'expired' });
 
     const offline = new Session({
       fetch: (() => Promise.reject(new TypeError('Failed to fetch'))) as unknown as typeof fetch,
