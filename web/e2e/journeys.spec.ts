@@ -130,7 +130,8 @@ test('API tokens: the secret is shown once, then the token is listed and can be 
   await expect(page.getByLabel('Votre nouveau jeton')).toHaveCount(0);
   page.once('dialog', (d) => void d.accept());
   await page.getByRole('button', { name: 'Révoquer : Export' }).click();
-  await expect(page.getByText('Révoqué')).toBeVisible();
+  await expect(page.getByText('Révoqué', { exact: true })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Révoquer : Export' })).toHaveCount(0);
 });
 
 test('the app switches language in place and remembers it', async ({ page }) => {
