@@ -1,0 +1,163 @@
+import AxeBuilder from '@axe-core/playwright';
+import { expect, test, type Page } from '@playwright/test';
+import { mkdirSync } from 'node:fs';
+import { mockApi, pushNext, sampleJob } from './mock-api';
+
+// The app shell and the account pages against a mocked API (see mock-api.ts): the
+// journeys and the error states people see. Screenshots go to e2e/screenshots/.
+mkdirSync('e2e/screenshots', { recursive: true });
+
+async function noSeriousViolations(page: Page) {
+  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']).analyze();
+  expect(r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target).join(', ')}`)).toEqual([]);
+}
+
+test('signed out, /app sends to the sign-in page, which signs in and comes back', async ({ page }) => {
+  const rec = await mockApi(page);
+  await page.goto('/app/usage');
+  await expect(page).toHaveURL(/\/login\?next=%2Fapp%2Fusage$/);
+  await expect(page.getByText('Votre session a expiré')).toHaveCount(0);
+  await page.getByLabel('Adresse e-mail').fill('lea@example.com');
+  await page.getByLabel('Mot de passe').fill('correct horse battery');
+  await page.getByRole('button', { name: 'Se connecter' }).click();
+  await expect(page).toHaveURL(/\/app\/usage$/);
+  await expect(page.getByRole('heading', { level: 1, name: 'Consommation' })).toBeVisible();
+  // Every cookie call carries the CSRF header; GraphQL carries the in-memory token.
+  expect(rec.auth.map((a) => a.path)).toEqual(['/auth/refresh', '/auth/login']);
+  expect(rec.auth.every((a) => a.csrf === '1')).toBe(true);
+  expect(rec.graphql.find((g) => g.operationName === 'Usage')?.authorization).toBe('Bearer token-1');
+  // Nothing about the session is written to storage that scripts can read.
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + document.cookie);
+  expect(stored).not.toContain('token-1');
+});
+
+test('usage shows the 80 % and 100 % states with reset dates and an upgrade action', async ({ page }) => {
+  await mockApi(page, { signedIn: true });
+  await page.goto('/app/usage');
+  const scans = page.getByRole('listitem').filter({ hasText: 'Analyses' });
+  await expect(scans.getByText('Limite atteinte')).toBeVisible();
+  await expect(scans.getByText('Renouvellement le 1 déc. 2026')).toBeVisible();
+  await expect(scans.getByRole('link', { name: 'Changer d’offre' })).toHaveAttribute('href', '/app/billing');
+  await expect(page.getByRole('listitem').filter({ hasText: 'Préparations' }).getByText('Plus de 80 % utilisés.')).toBeVisible();
+  await expect(page.getByRole('progressbar', { name: 'analyses' })).toHaveAttribute('aria-valuenow', '100');
+});
+
+test('jobs: the socket carries the token and progress arrives live; QUOTA_EXCEEDED says what to do', async ({ page }) => {
+  const rec = await mockApi(page, {
+    signedIn: true,
+    answers: {
+      CreateJob: {
+        data: null,
+        errors: [{ message: 'quota', extensions: { code: 'QUOTA_EXCEEDED', metric: 'SCANS', limit: 20, resetsAt: '2026-12-01T00:00:00Z' } }],
+      },
+    },
+  });
+  await page.goto('/app/jobs');
+  await expect(page.getByRole('progressbar', { name: /Analyse/ })).toHaveAttribute('aria-valuenow', '25');
+  await expect.poll(() => [...rec.subs.values()]).toContain('JobUpdated');
+  expect(rec.wsInit[0]).toEqual({ authorization: 'Bearer token-1' });
+  pushNext(rec, 'JobUpdated', { jobUpdated: sampleJob({ progress: 0.8, message: 'almost there', updatedAt: new Date().toISOString() }) });
+  await expect(page.getByRole('progressbar', { name: /Analyse/ })).toHaveAttribute('aria-valuenow', '80');
+  await expect(page.getByText('almost there')).toBeVisible();
+  pushNext(rec, 'JobUpdated', { jobUpdated: sampleJob({ status: 'SUCCEEDED', progress: 1, message: 'done', updatedAt: new Date(Date.now() + 1000).toISOString() }) });
+  await expect(page.getByText('Terminée')).toBeVisible();
+
+  await page.getByRole('button', { name: 'Lancer une analyse' }).click();
+  const alert = page.getByRole('alert');
+  await expect(alert).toContainText('Quota atteint');
+  await expect(alert).toContainText('20 analyses');
+  await expect(alert).toContainText('1 déc. 2026');
+  await expect(alert.getByRole('link', { name: 'Changer d’offre' })).toHaveAttribute('href', '/app/billing');
+});
+
+test('an expired token is refreshed once and the request retried; a second refusal signs out', async ({ page }) => {
+  const rec = await mockApi(page, {
+    signedIn: true,
+    answers: {
+      Dashboard: (_v, n) =>
+        n === 1
+          ? { data: null, errors: [{ message: 'expired', extensions: { code: 'UNAUTHENTICATED' } }] }
+          : { data: { dashboard: { drafts: { draft: 0, ready: 0, published: 0, archived: 0, total: 7 }, jobs: { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 }, photoCount: 0, storageBytes: 0, connectedAccounts: 0, recentActivity: [] } } },
+      Drafts: { data: null, errors: [{ message: 'revoked', extensions: { code: 'UNAUTHENTICATED' } }] },
+    },
+  });
+  await page.goto('/app');
+  await expect(page.getByRole('listitem').filter({ hasText: 'Brouillons' }).getByText('7')).toBeVisible();
+  const dash = rec.graphql.filter((g) => g.operationName === 'Dashboard');
+  expect(dash.map((d) => d.authorization)).toEqual(['Bearer token-1', 'Bearer token-2']);
+
+  await page.getByRole('link', { name: 'Brouillons' }).click();
+  await expect(page).toHaveURL(/\/login\?next=%2Fapp%2Fdrafts&reason=expired/);
+  await expect(page.getByText('Votre session a expiré')).toBeVisible();
+});
+
+test('the bell counts notifications arriving live', async ({ page }) => {
+  const rec = await mockApi(page, { signedIn: true });
+  await page.goto('/app');
+  await expect(page.getByRole('link', { name: 'Notifications, aucune non lue' })).toBeVisible();
+  await expect.poll(() => [...rec.subs.values()]).toContain('NotificationAdded');
+  pushNext(rec, 'NotificationAdded', {
+    notificationAdded: { id: 'n1', kind: 'quota_80', title: 'Quota à 80 %', body: 'Vous avez utilisé 16 analyses sur 20.', readAt: null, createdAt: new Date().toISOString() },
+  });
+  await expect(page.getByRole('link', { name: 'Notifications, 1 non lue' })).toBeVisible();
+  await page.getByRole('link', { name: 'Notifications, 1 non lue' }).click();
+  await expect(page.getByRole('heading', { name: 'Quota à 80 %' })).toBeVisible();
+});
+
+test('grace and suspension banners say what to do', async ({ page }) => {
+  await mockApi(page, { signedIn: true, answers: { BillingState: { data: { billing: { plan: 'PRO', state: 'GRACE', graceUntil: '2026-12-05T00:00:00Z' } } } } });
+  await page.goto('/app');
+  await expect(page.getByText('Le dernier paiement a échoué')).toContainText('5 déc. 2026');
+  await expect(page.getByRole('link', { name: 'Régler maintenant' })).toHaveAttribute('href', '/app/billing');
+});
+
+test('signup pre-selects the plan chosen on the pricing page', async ({ page }) => {
+  await mockApi(page);
+  await page.goto('/en/pricing');
+  await page.getByRole('link', { name: 'Choose Pro' }).first().click();
+  await expect(page).toHaveURL(/\/en\/signup\?plan=pro&interval=month/);
+  await expect(page.getByRole('radio', { name: 'Pro' })).toBeChecked();
+  await expect(page.getByRole('radio', { name: 'monthly' })).toBeChecked();
+});
+
+const SHOTS: { path: string; name: string; signedIn: boolean; h1: RegExp }[] = [
+  { path: '/login', name: 'login', signedIn: false, h1: /Se connecter/ },
+  { path: '/en/login', name: 'login-en', signedIn: false, h1: /Sign in/ },
+  { path: '/signup?plan=pro&interval=year', name: 'signup', signedIn: false, h1: /Créer un compte/ },
+  { path: '/en/signup', name: 'signup-en', signedIn: false, h1: /Create an account/ },
+  { path: '/forgot-password', name: 'forgot-password', signedIn: false, h1: /Mot de passe oublié/ },
+  { path: '/reset-password?token=abc', name: 'reset-password', signedIn: false, h1: /Nouveau mot de passe/ },
+  { path: '/en/reset-password', name: 'reset-password-no-token-en', signedIn: false, h1: /New password/ },
+  { path: '/verify-email?token=abc', name: 'verify-email', signedIn: false, h1: /Confirmation/ },
+  { path: '/app', name: 'app-overview', signedIn: true, h1: /Vue d’ensemble/ },
+  { path: '/app/drafts', name: 'app-drafts', signedIn: true, h1: /Brouillons/ },
+  { path: '/app/jobs', name: 'app-jobs', signedIn: true, h1: /Tâches/ },
+  { path: '/app/usage', name: 'app-usage', signedIn: true, h1: /Consommation/ },
+];
+
+for (const s of SHOTS) {
+  for (const width of [390, 1280]) {
+    test(`screen ${s.name} ${width}px`, async ({ page }) => {
+      await page.setViewportSize({ width, height: 844 });
+      await mockApi(page, { signedIn: s.signedIn, answers: { VerifyEmail: { data: { verifyEmail: true } } } });
+      const cspErrors: string[] = [];
+      page.on('console', (m) => {
+        if (/Content Security Policy/i.test(m.text())) cspErrors.push(m.text());
+      });
+      const res = await page.goto(s.path);
+      // The built 200.html carries the policy in a <meta>; `vite preview` renders this shell
+      // itself and sends the same policy as a header.
+      const csp =
+        res?.headers()['content-security-policy'] ??
+        (await page.locator('meta[http-equiv="content-security-policy"]').getAttribute('content'));
+      expect(csp).toMatch(/script-src 'self' 'sha256-[^']+'(;|$)/);
+      await expect(page.getByRole('heading', { level: 1 })).toHaveText(s.h1);
+      await page.waitForLoadState('networkidle');
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow).toBeLessThanOrEqual(0);
+      await noSeriousViolations(page);
+      expect(cspErrors).toEqual([]);
+      await page.screenshot({ path: `e2e/screenshots/${s.name}-${width}.png`, fullPage: true });
+    });
+  }
+}

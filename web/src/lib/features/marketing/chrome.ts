@@ -1,0 +1,41 @@
+import type { Locale } from '$lib/i18n/locale';
+
+/** Header and footer of the public pages. */
+export const chrome = {
+  fr: {
+    skip: 'Aller au contenu',
+    home: 'Plinth, accueil',
+    nav: 'Navigation principale',
+    pricing: 'Tarifs',
+    faq: 'FAQ',
+    login: 'Se connecter',
+    signup: 'Essai gratuit',
+    switchLabel: 'English',
+    switchTitle: 'Read this page in English',
+    footerNav: 'Informations légales',
+    terms: "Conditions d'utilisation",
+    termsOfSale: 'Conditions de vente',
+    privacy: 'Confidentialité',
+    legal: 'Mentions légales',
+    tagline: 'Des photos aux annonces publiées, sans ressaisie.',
+    rights: 'Plinth. Tous droits réservés.',
+  },
+  en: {
+    skip: 'Skip to content',
+    home: 'Plinth, home',
+    nav: 'Main navigation',
+    pricing: 'Pricing',
+    faq: 'FAQ',
+    login: 'Sign in',
+    signup: 'Start free',
+    switchLabel: 'Français',
+    switchTitle: 'Lire cette page en français',
+    footerNav: 'Legal information',
+    terms: 'Terms of service',
+    termsOfSale: 'Terms of sale',
+    privacy: 'Privacy',
+    legal: 'Legal notice',
+    tagline: 'From photos to published listings, without retyping.',
+    rights: 'Plinth. All rights reserved.',
+  },
+} satisfies Record<Locale, Record<string, string>>;
