@@ -62,6 +62,8 @@ async fn a_taken_email_is_a_conflict_whatever_its_case() {
         .gql(None, REGISTER, json!({ "i": { "email": ann.email.to_uppercase(), "password": "another password" } }))
         .await;
     assert_eq!(code(&r), "CONFLICT");
+    // The message is the one registered for the constraint's name (users_email_key).
+    assert_eq!(r["errors"][0]["message"], "an account with this e-mail already exists");
     assert_eq!(app.count("users").await, 1);
 }
 
