@@ -43,6 +43,9 @@ pub enum AppError {
     },
     /// The change collides with existing state (a unique key, a stale version).
     Conflict(String),
+    /// A dependency (the database, Stripe, the mail provider, the object store) did not
+    /// answer in time or refused the connection: nothing was done; retry later.
+    ServiceUnavailable(String),
     /// Anything else: a bug or an unavailable dependency.
     Internal(anyhow::Error),
 }
@@ -62,6 +65,7 @@ impl AppError {
             AppError::SubscriptionInactive => "SUBSCRIPTION_INACTIVE",
             AppError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             AppError::Conflict(_) => "CONFLICT",
+            AppError::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL",
         }
     }
@@ -69,9 +73,11 @@ impl AppError {
     /// The message a client may read.
     pub fn message(&self) -> String {
         match self {
-            AppError::Unauthenticated(m) | AppError::Forbidden(m) | AppError::NotFound(m) | AppError::Conflict(m) => {
-                m.clone()
-            }
+            AppError::Unauthenticated(m)
+            | AppError::Forbidden(m)
+            | AppError::NotFound(m)
+            | AppError::Conflict(m)
+            | AppError::ServiceUnavailable(m) => m.clone(),
             AppError::BadUserInput { field, message } => format!("{field}: {message}"),
             AppError::RateLimited { retry_after_secs } => {
                 format!("too many requests, retry in {retry_after_secs} s")
