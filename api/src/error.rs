@@ -111,8 +111,13 @@ impl AppError {
 
     /// Maps a database error: a unique violation becomes CONFLICT, with the message
     /// registered for its constraint's name (as PostgreSQL reports it, never matched in
-    /// the message text); everything else INTERNAL (logged, never shown).
+    /// the message text); an unreachable, restarting or timed-out database
+    /// SERVICE_UNAVAILABLE (logged); everything else INTERNAL (logged, never shown).
     pub fn from_db(err: DbErr) -> Self {
+        if unavailable(&err) {
+            tracing::warn!(error = %err, "the database is unavailable");
+            return AppError::ServiceUnavailable("the database is unavailable; nothing was done, retry shortly".into());
+        }
         if let Some(db) = database_error(&err) {
             if db.is_unique_violation() {
                 let message = db
@@ -123,6 +128,25 @@ impl AppError {
             }
         }
         AppError::Internal(anyhow::Error::new(err))
+    }
+}
+
+/// Whether the error says the database could not be reached or did not answer in time
+/// (rather than refusing a statement).
+fn unavailable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match e {
+            Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed | Sqlx::Tls(_) => true,
+            // Class 08 (connection exception), 57P01-57P03 (shutdown, crash, starting up),
+            // 57014 (the statement timeout).
+            Sqlx::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "57014")),
+            _ => false,
+        },
+        _ => false,
     }
 }
 

@@ -1,10 +1,12 @@
 //! The live-event bus. Events are published after commit; every instance receives
-//! every event through Redis pub/sub (or, with no Redis, an in-process broadcast) and
-//! hands it to its local subscribers. Events carry ids only: a subscriber re-reads the
+//! every event through Redis pub/sub (or, with no Redis or while it is unavailable, an
+//! in-process broadcast) and hands it to its local subscribers. Events carry ids only: a subscriber re-reads the
 //! object in its own row-level-secured transaction, so a misrouted event leaks nothing.
+use crate::shared_redis::SharedRedis;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use std::{sync::Arc, time::Duration};
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 /// Redis channel all instances share.
@@ -56,7 +58,8 @@ pub enum Event {
 /// Publishes and fans out events.
 pub struct EventBus {
     local: broadcast::Sender<Event>,
-    redis: Option<redis::aio::ConnectionManager>,
+    redis: Option<Arc<SharedRedis>>,
+    resubscribed: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -69,49 +72,46 @@ impl EventBus {
     /// An in-process bus (one instance, no Redis).
     pub fn in_process() -> Self {
         let (local, _) = broadcast::channel(SUBSCRIBER_BUFFER);
-        EventBus { local, redis: None }
+        let (resubscribed, _) = watch::channel(0);
+        EventBus { local, redis: None, resubscribed }
     }
 
-    /// A bus over Redis pub/sub. Returns once this instance is subscribed, so nothing
-    /// published after start is missed; the subscription reconnects by itself.
-    ///
-    /// Errors: Redis could not be reached or subscribed to within 5 s.
-    pub async fn redis(url: &str, publisher: redis::aio::ConnectionManager) -> anyhow::Result<Self> {
+    /// A bus over Redis pub/sub. Waits up to `wait` for this instance to be subscribed,
+    /// so nothing published after start is missed; when Redis is down it starts without
+    /// (events stay on this instance) and subscribes when Redis comes back.
+    pub async fn redis(link: Arc<SharedRedis>, wait: Duration) -> Self {
         let (local, _) = broadcast::channel(SUBSCRIBER_BUFFER);
-        let client = redis::Client::open(url)?;
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(forward(client, local.clone(), ready_tx));
-        tokio::time::timeout(std::time::Duration::from_secs(5), ready_rx)
-            .await
-            .map_err(|_| anyhow::anyhow!("subscribing to Redis timed out"))?
-            .map_err(|_| anyhow::anyhow!("the Redis subscriber stopped"))?;
-        Ok(EventBus { local, redis: Some(publisher) })
+        let (resubscribed, _) = watch::channel(0);
+        let mut subscribed = resubscribed.subscribe();
+        tokio::spawn(forward(link.clone(), local.clone(), resubscribed.clone()));
+        if tokio::time::timeout(wait, subscribed.changed()).await.is_err() {
+            tracing::warn!("not subscribed to Redis events yet: this instance hears only its own events for now");
+        }
+        EventBus { local, redis: Some(link), resubscribed }
     }
 
-    /// Publishes events (call after the transaction that caused them committed).
+    /// Publishes events (call after the transaction that caused them committed): through
+    /// Redis to every instance, or, while Redis is unavailable, to this instance only.
     pub async fn publish(&self, events: &[Event]) {
         for event in events {
-            match &self.redis {
-                Some(conn) => {
-                    let payload = match serde_json::to_string(event) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::error!(error = %e, "serializing an event");
-                            continue;
-                        }
-                    };
-                    let mut conn = conn.clone();
-                    let sent: redis::RedisResult<i64> =
-                        redis::cmd("PUBLISH").arg(CHANNEL).arg(payload).query_async(&mut conn).await;
-                    if let Err(e) = sent {
-                        // Subscribers on this instance still hear it.
-                        tracing::warn!(error = %e, "publishing to Redis failed; delivering locally only");
-                        let _ = self.local.send(event.clone());
+            let sent = match &self.redis {
+                Some(link) => match serde_json::to_string(event) {
+                    Ok(payload) => link
+                        .run(|mut conn| async move {
+                            redis::cmd("PUBLISH").arg(CHANNEL).arg(payload).query_async::<i64>(&mut conn).await
+                        })
+                        .await
+                        .is_some(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "serializing an event");
+                        false
                     }
-                }
-                None => {
-                    let _ = self.local.send(event.clone());
-                }
+                },
+                None => false,
+            };
+            if !sent {
+                // Subscribers on this instance still hear it.
+                let _ = self.local.send(event.clone());
             }
         }
     }
@@ -121,34 +121,54 @@ impl EventBus {
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.local.subscribe()
     }
+
+    /// Counts this instance's subscriptions to Redis: each change after the first means
+    /// events other instances published meanwhile were missed (whoever must not miss
+    /// them, such as revocations, reloads what it needs from Postgres).
+    pub fn resubscriptions(&self) -> watch::Receiver<u64> {
+        self.resubscribed.subscribe()
+    }
 }
 
-/// Forwards Redis messages to local subscribers, reconnecting after failures.
-async fn forward(client: redis::Client, local: broadcast::Sender<Event>, ready: tokio::sync::oneshot::Sender<()>) {
-    let mut ready = Some(ready);
+/// Forwards Redis messages to local subscribers: subscribes whenever Redis is up, drops
+/// the subscription when the link reports it down, and counts every subscription.
+async fn forward(link: Arc<SharedRedis>, local: broadcast::Sender<Event>, resubscribed: watch::Sender<u64>) {
+    let mut up = link.watch_up();
     loop {
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(CHANNEL).await {
-                Ok(()) => {
-                    if let Some(r) = ready.take() {
-                        let _ = r.send(());
-                    }
-                    let mut messages = pubsub.on_message();
-                    while let Some(msg) = messages.next().await {
-                        let Ok(payload) = msg.get_payload::<String>() else { continue };
-                        match serde_json::from_str::<Event>(&payload) {
-                            Ok(event) => {
-                                let _ = local.send(event);
-                            }
-                            Err(e) => tracing::warn!(error = %e, "an event from Redis could not be read"),
-                        }
-                    }
-                    tracing::warn!("the Redis event subscription ended; reconnecting");
-                }
-                Err(e) => tracing::warn!(error = %e, "subscribing to Redis events"),
-            },
-            Err(e) => tracing::warn!(error = %e, "connecting to Redis for events"),
+        if up.wait_for(|u| *u).await.is_err() {
+            return;
         }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let subscribe = async {
+            let mut pubsub = link.client().get_async_pubsub().await?;
+            pubsub.subscribe(CHANNEL).await?;
+            redis::RedisResult::Ok(pubsub)
+        };
+        match tokio::time::timeout(Duration::from_secs(1), subscribe).await {
+            Ok(Ok(mut pubsub)) => {
+                resubscribed.send_modify(|n| *n += 1);
+                let mut messages = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        msg = messages.next() => match msg {
+                            Some(msg) => {
+                                let Ok(payload) = msg.get_payload::<String>() else { continue };
+                                match serde_json::from_str::<Event>(&payload) {
+                                    Ok(event) => {
+                                        let _ = local.send(event);
+                                    }
+                                    Err(e) => tracing::warn!(error = %e, "an event from Redis could not be read"),
+                                }
+                            }
+                            None => break,
+                        },
+                        changed = up.changed() => if changed.is_err() || !*up.borrow() { break },
+                    }
+                }
+                tracing::warn!("the Redis event subscription ended; resubscribing when Redis answers");
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "subscribing to Redis events"),
+            Err(_) => tracing::warn!("subscribing to Redis events timed out"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -4,7 +4,7 @@
 //! Imports run downward, floor by floor (the architecture test in `tests/` holds the
 //! table): startup → http → graphql → domains (in a declared order) → tasks → auth →
 //! db → the ground floor (config, telemetry, error, principal, events, storage, model,
-//! catalog, metrics, pagination, secretbox, fsutil).
+//! catalog, metrics, pagination, secretbox, fsutil, shared_redis).
 pub mod accounts;
 pub mod activity;
 pub mod api_tokens;
@@ -32,6 +32,7 @@ pub mod plans;
 pub mod principal;
 pub mod quotas;
 pub mod secretbox;
+pub mod shared_redis;
 pub mod startup;
 pub mod storage;
 pub mod tasks;

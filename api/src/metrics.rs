@@ -2,7 +2,7 @@
 //! the runtime pool, statements sent, and background tasks. Registered once; cheap to
 //! clone; served by `http::metrics`.
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ pub struct Metrics {
     pub statements: IntGauge,
     task_runs: IntCounterVec,
     task_last_success: GaugeVec,
+    /// 1 while an optional dependency answers, 0 while the instance runs degraded
+    /// without it (`plinth_dependency_up{dependency}`).
+    pub dependency_up: IntGaugeVec,
 }
 
 impl Metrics {
@@ -52,6 +55,11 @@ impl Metrics {
             Opts::new("task_last_success_timestamp_seconds", "Unix time of each background task's last success"),
             &["task"],
         )?;
+        let dependency_up = IntGaugeVec::new(
+            Opts::new("dependency_up", "1 while an optional dependency answers, 0 while running degraded without it"),
+            &["dependency"],
+        )?;
+        registry.register(Box::new(dependency_up.clone()))?;
         for c in [&requests, &graphql_errors, &task_runs] {
             registry.register(Box::new(c.clone()))?;
         }
@@ -70,6 +78,7 @@ impl Metrics {
             statements,
             task_runs,
             task_last_success,
+            dependency_up,
         })
     }
 

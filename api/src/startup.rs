@@ -24,6 +24,7 @@ use crate::{
     metrics::Metrics,
     photos::service::PhotoService,
     secretbox::SecretBox,
+    shared_redis::SharedRedis,
     storage::Storage,
     tasks::Supervisor,
 };
@@ -119,6 +120,8 @@ pub struct Services {
     pub catalog: Arc<Catalog>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The link to Redis, when configured.
+    pub redis: Option<Arc<SharedRedis>>,
     /// The database's setup, kept to stop the embedded cluster at the end.
     pub database: DatabaseSetup,
 }
@@ -130,17 +133,25 @@ impl Services {
         let config = Arc::new(config);
         let database = DatabaseSetup::from_config(&config.base, &config.database).await?;
         database.migrate().await?;
-        let pool = db::connect_runtime(&database.runtime_url, config.database.pool_size).await?;
+        let acquire = Duration::from_millis(config.database.acquire_timeout_ms);
+        let pool = db::connect_runtime(&database.runtime_url, config.database.pool_size, acquire).await?;
+        // Redis is optional at run time: an instance starts degraded without it.
         let redis = match &config.redis_url {
-            Some(url) => Some(connect_redis(url.expose_secret()).await?),
+            Some(url) => {
+                let link = SharedRedis::new(url.expose_secret()).context("REDIS_URL")?;
+                if !link.start(Duration::from_secs(2)).await {
+                    tracing::warn!("Redis does not answer: starting degraded (limits and events on this instance)");
+                }
+                Some(link)
+            }
             None => None,
         };
-        let bus = Arc::new(match (&config.redis_url, &redis) {
-            (Some(url), Some(conn)) => EventBus::redis(url.expose_secret(), conn.clone()).await?,
-            _ => EventBus::in_process(),
+        let bus = Arc::new(match &redis {
+            Some(link) => EventBus::redis(link.clone(), Duration::from_secs(2)).await,
+            None => EventBus::in_process(),
         });
         let tokens = Arc::new(TokenService::from_settings(&token_settings(&config.base, &config.auth))?);
-        let limiter = Arc::new(RateLimiter::new(redis));
+        let limiter = Arc::new(RateLimiter::new(redis.clone()));
         let passwords = Passwords::new(config.auth.argon2_memory_kib)?;
         let catalog = Arc::new(Catalog::load(config.billing.plans_file.as_deref())?);
         let accounts = Arc::new(AccountService::new(AccountDeps {
@@ -167,7 +178,12 @@ impl Services {
         let photos = Arc::new(PhotoService::new(storage.clone(), config.storage.max_upload_bytes));
         let billing = Arc::new(billing_service(&config, &public_url, pool.clone(), bus.clone(), catalog.clone())?);
         revocations::load(&pool, &tokens, config.database.statement_timeout_ms).await?;
-        tokio::spawn(revocations::follow(bus.clone(), tokens.clone()));
+        tokio::spawn(revocations::follow(
+            bus.clone(),
+            tokens.clone(),
+            pool.clone(),
+            config.database.statement_timeout_ms,
+        ));
         let metrics = Metrics::new()?;
         Ok(Services {
             config,
@@ -182,6 +198,7 @@ impl Services {
             limiter,
             catalog,
             metrics,
+            redis,
             database,
         })
     }
@@ -196,14 +213,6 @@ pub fn token_settings(base: &Base, auth: &AuthConfig) -> TokenSettings {
         policies_dir: auth.policies_dir.clone(),
         ttl: auth.access_token_ttl,
     }
-}
-
-async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let client = redis::Client::open(url).context("REDIS_URL")?;
-    tokio::time::timeout(Duration::from_secs(5), redis::aio::ConnectionManager::new(client))
-        .await
-        .context("connecting to Redis timed out")?
-        .context("connecting to Redis")
 }
 
 /// A built server, bound to its port, ready to run.
@@ -266,6 +275,7 @@ impl Application {
             limiter: services.limiter.clone(),
             catalog: services.catalog.clone(),
             statement_timeout_ms: config.database.statement_timeout_ms,
+            request_timeout: Duration::from_millis(config.server.request_timeout_ms),
         };
         let state = Arc::new(HttpState {
             executor,
@@ -276,6 +286,7 @@ impl Application {
             storage: services.storage.clone(),
             bus: services.bus.clone(),
             billing: services.billing.clone(),
+            redis: services.redis.clone(),
         });
         Ok(Application {
             acceptor,

@@ -46,20 +46,68 @@ pub struct S3Settings {
     pub secret_key: secrecy::SecretString,
     /// Path-style addressing (`endpoint/bucket/key`), needed by most non-AWS servers.
     pub path_style: bool,
+    /// The longest one call may take (`PLINTH_S3_TIMEOUT_MS`).
+    pub timeout: Duration,
 }
 
 /// The object store.
 pub enum Storage {
-    /// An S3-compatible service.
-    S3(Box<Bucket>),
+    /// An S3-compatible service; every call is bounded by `timeout`.
+    S3 {
+        /// The bucket.
+        bucket: Box<Bucket>,
+        /// The longest a call may take (`PLINTH_S3_TIMEOUT_MS`).
+        timeout: Duration,
+    },
     /// Files under the data dir, served by Plinth's `/storage` routes.
     Local(LocalStore),
+}
+
+/// A failed call to the object store.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The store did not answer within its timeout, or could not be reached: nothing is
+    /// known to have happened; retry later (SERVICE_UNAVAILABLE).
+    #[error("the object store is unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    /// The store answered with a failure, or the local file system failed (INTERNAL).
+    #[error("{0:#}")]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<StorageError> for crate::error::AppError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Unavailable(cause) => {
+                tracing::warn!(error = format!("{cause:#}"), "the object store is unavailable");
+                crate::error::AppError::ServiceUnavailable(
+                    "the photo store is unavailable; nothing was done, retry shortly".into(),
+                )
+            }
+            StorageError::Failed(cause) => crate::error::AppError::Internal(cause),
+        }
+    }
+}
+
+/// Runs an S3 call within `timeout`: a timeout or a transport error is `Unavailable`.
+async fn bounded<T>(
+    timeout: Duration,
+    what: &'static str,
+    call: impl std::future::Future<Output = Result<T, s3::error::S3Error>>,
+) -> Result<T, StorageError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(StorageError::Unavailable(anyhow::Error::new(e).context(what))),
+        Err(_) => {
+            Err(StorageError::Unavailable(anyhow::anyhow!("{what}: no answer within {} ms", timeout.as_millis())))
+        }
+    }
 }
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Storage::S3(b) => write!(f, "Storage::S3({})", b.name),
+            Storage::S3 { bucket, .. } => write!(f, "Storage::S3({})", bucket.name),
             Storage::Local(l) => write!(f, "Storage::Local({})", l.root.display()),
         }
     }
@@ -81,8 +129,8 @@ impl Storage {
         if settings.path_style {
             bucket = bucket.with_path_style();
         }
-        bucket.set_request_timeout(Some(Duration::from_secs(30)));
-        Ok(Storage::S3(bucket))
+        bucket.set_request_timeout(Some(settings.timeout));
+        Ok(Storage::S3 { bucket, timeout: settings.timeout })
     }
 
     /// A local store under `root`, whose URLs start with `base_url`.
@@ -103,7 +151,7 @@ impl Storage {
         let expires_at = Utc::now() + ttl;
         let headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
         let url = match self {
-            Storage::S3(bucket) => {
+            Storage::S3 { bucket, .. } => {
                 let mut signed = http02::HeaderMap::new();
                 signed.insert(http02::header::CONTENT_TYPE, content_type.parse().context("content type header")?);
                 signed.insert(http02::header::CONTENT_LENGTH, size.into());
@@ -121,7 +169,7 @@ impl Storage {
     /// Errors: INTERNAL (signing failed).
     pub async fn presign_get(&self, key: &str, ttl: Duration) -> anyhow::Result<String> {
         match self {
-            Storage::S3(bucket) => {
+            Storage::S3 { bucket, .. } => {
                 bucket.presign_get(key, ttl.as_secs() as u32, None).await.context("presigning a GET")
             }
             Storage::Local(local) => Ok(local.url("get", key, (Utc::now() + ttl).timestamp(), "", 0)),
@@ -130,53 +178,56 @@ impl Storage {
 
     /// Size and type of `key`, or None when absent.
     ///
-    /// Errors: INTERNAL (the store did not answer).
-    pub async fn head(&self, key: &str) -> anyhow::Result<Option<ObjectInfo>> {
+    /// Errors: `Unavailable` (no answer in time, unreachable), `Failed` (an unexpected
+    /// status, the local file system).
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
         match self {
-            Storage::S3(bucket) => {
-                let (head, status) = bucket.head_object(key).await.context("HEAD object")?;
+            Storage::S3 { bucket, timeout } => {
+                let (head, status) = bounded(*timeout, "HEAD object", bucket.head_object(key)).await?;
                 match status {
                     200 => Ok(Some(ObjectInfo {
                         size: head.content_length.unwrap_or_default().max(0) as u64,
                         content_type: head.content_type,
                     })),
                     404 => Ok(None),
-                    other => anyhow::bail!("HEAD object answered {other}"),
+                    other => Err(anyhow::anyhow!("HEAD object answered {other}").into()),
                 }
             }
-            Storage::Local(local) => local.head(key).await,
+            Storage::Local(local) => Ok(local.head(key).await?),
         }
     }
 
     /// The bytes of `key`.
     ///
-    /// Errors: INTERNAL (the store did not answer, or no object).
-    pub async fn get(&self, key: &str) -> anyhow::Result<Vec<u8>> {
+    /// Errors: `Unavailable` (no answer in time, unreachable), `Failed` (no object, the
+    /// local file system).
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         match self {
-            Storage::S3(bucket) => {
-                let data = bucket.get_object(key).await.context("GET object")?;
-                anyhow::ensure!(data.status_code() == 200, "GET object answered {}", data.status_code());
+            Storage::S3 { bucket, timeout } => {
+                let data = bounded(*timeout, "GET object", bucket.get_object(key)).await?;
+                if data.status_code() != 200 {
+                    return Err(anyhow::anyhow!("GET object answered {}", data.status_code()).into());
+                }
                 Ok(data.to_vec())
             }
-            Storage::Local(local) => Ok(tokio::fs::read(local.path(key)?).await?),
+            Storage::Local(local) => Ok(tokio::fs::read(local.path(key)?).await.context("reading an object")?),
         }
     }
 
     /// Deletes `key`; deleting an absent key succeeds.
     ///
-    /// Errors: INTERNAL (the store did not answer).
-    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+    /// Errors: `Unavailable` (no answer in time, unreachable), `Failed` (an unexpected
+    /// status, the local file system).
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         match self {
-            Storage::S3(bucket) => {
-                let data = bucket.delete_object(key).await.context("DELETE object")?;
-                anyhow::ensure!(
-                    matches!(data.status_code(), 200 | 204 | 404),
-                    "DELETE object answered {}",
-                    data.status_code()
-                );
+            Storage::S3 { bucket, timeout } => {
+                let data = bounded(*timeout, "DELETE object", bucket.delete_object(key)).await?;
+                if !matches!(data.status_code(), 200 | 204 | 404) {
+                    return Err(anyhow::anyhow!("DELETE object answered {}", data.status_code()).into());
+                }
                 Ok(())
             }
-            Storage::Local(local) => local.delete(key).await,
+            Storage::Local(local) => Ok(local.delete(key).await?),
         }
     }
 
@@ -184,7 +235,7 @@ impl Storage {
     pub fn as_local(&self) -> Option<&LocalStore> {
         match self {
             Storage::Local(l) => Some(l),
-            Storage::S3(_) => None,
+            Storage::S3 { .. } => None,
         }
     }
 }

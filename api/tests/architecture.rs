@@ -27,6 +27,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "pagination",
             "secretbox",
             "fsutil",
+            "shared_redis",
         ],
     ),
     ("db", &["db"]),

@@ -1,8 +1,7 @@
 //! Fixed-window rate limits, shared by every instance through Redis, with an
 //! in-process fallback (no Redis configured, or Redis unreachable right now): sign-in
 //! throttling, and each signed-in session's requests per minute from its plan.
-use crate::{error::AppError, model::QuotaMetric, principal::Principal};
-use redis::aio::ConnectionManager;
+use crate::{error::AppError, model::QuotaMetric, principal::Principal, shared_redis::SharedRedis};
 use std::{
     collections::HashMap,
     sync::Mutex,
@@ -23,7 +22,7 @@ pub enum Decision {
 
 /// Counts attempts per key and window.
 pub struct RateLimiter {
-    redis: Option<ConnectionManager>,
+    redis: Option<std::sync::Arc<SharedRedis>>,
     local: Mutex<LocalWindows>,
 }
 
@@ -44,23 +43,27 @@ return {c, ttl}
 ";
 
 impl RateLimiter {
-    /// A limiter on Redis when a connection is given, in-process otherwise.
-    pub fn new(redis: Option<ConnectionManager>) -> Self {
+    /// A limiter on Redis when a link is given, in-process otherwise.
+    pub fn new(redis: Option<std::sync::Arc<SharedRedis>>) -> Self {
         RateLimiter { redis, local: Mutex::new(LocalWindows::default()) }
     }
 
-    /// Counts one attempt under `key` against `limit` per `window`.
+    /// Counts one attempt under `key` against `limit` per `window`: in Redis, shared by
+    /// every instance, while it answers within its timeout; in this process otherwise
+    /// (each instance then counts alone).
     pub async fn hit(&self, key: &str, limit: u32, window: Duration) -> Decision {
-        if let Some(conn) = &self.redis {
-            let mut conn = conn.clone();
-            let result: redis::RedisResult<(u64, u64)> = redis::Script::new(SCRIPT)
-                .key(format!("plinth:rl:{key}"))
-                .arg(window.as_millis() as u64)
-                .invoke_async(&mut conn)
+        if let Some(redis) = &self.redis {
+            let counted = redis
+                .run(|mut conn| async move {
+                    redis::Script::new(SCRIPT)
+                        .key(format!("plinth:rl:{key}"))
+                        .arg(window.as_millis() as u64)
+                        .invoke_async::<(u64, u64)>(&mut conn)
+                        .await
+                })
                 .await;
-            match result {
-                Ok((count, ttl_ms)) => return decide(count, limit, Duration::from_millis(ttl_ms)),
-                Err(e) => tracing::warn!(error = %e, "redis rate limiter unavailable, counting in-process"),
+            if let Some((count, ttl_ms)) = counted {
+                return decide(count, limit, Duration::from_millis(ttl_ms));
             }
         }
         self.local.lock().expect("rate limiter").hit(key, limit, window, Instant::now())

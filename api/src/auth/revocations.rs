@@ -42,15 +42,41 @@ pub async fn load(pool: &DatabaseConnection, tokens: &TokenService, statement_ti
     Ok(())
 }
 
-/// Applies revocations announced on the bus by any instance, until the bus closes.
-pub async fn follow(bus: Arc<EventBus>, tokens: Arc<TokenService>) {
+/// Applies revocations announced on the bus by any instance, until the bus closes; and
+/// each time this instance subscribes to Redis again after an outage (when revocations
+/// other instances published meanwhile were missed), reloads them from Postgres.
+pub async fn follow(
+    bus: Arc<EventBus>,
+    tokens: Arc<TokenService>,
+    pool: DatabaseConnection,
+    statement_timeout_ms: u64,
+) {
     let mut rx = bus.subscribe();
+    let mut subscriptions = bus.resubscriptions();
+    let mut seen = *subscriptions.borrow_and_update();
     loop {
-        match rx.recv().await {
-            Ok(Event::TokensRevoked { user_id, before }) => tokens.revoke(user_id, before),
-            Ok(Event::ApiTokenRevoked { revocation_id }) => tokens.revoke_api(&revocation_id),
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        tokio::select! {
+            event = rx.recv() => match event {
+                Ok(Event::TokensRevoked { user_id, before }) => tokens.revoke(user_id, before),
+                Ok(Event::ApiTokenRevoked { revocation_id }) => tokens.revoke_api(&revocation_id),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            changed = subscriptions.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now = *subscriptions.borrow_and_update();
+                // A subscription after the one the start found (or after a start without
+                // Redis) means events were missed meanwhile.
+                if now > seen {
+                    match load(&pool, &tokens, statement_timeout_ms).await {
+                        Ok(()) => tracing::info!("revocations reloaded after a Redis outage"),
+                        Err(e) => tracing::warn!(error = format!("{e:#}"), "reloading revocations after a Redis outage"),
+                    }
+                }
+                seen = now;
+            }
         }
     }
 }

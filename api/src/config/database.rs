@@ -17,6 +17,9 @@ pub struct DatabaseConfig {
     pub pool_size: u32,
     /// `PLINTH_STATEMENT_TIMEOUT_MS`: per transaction (5000).
     pub statement_timeout_ms: u64,
+    /// `PLINTH_DB_ACQUIRE_TIMEOUT_MS`: longest wait for a pooled connection (2000);
+    /// past it a request answers SERVICE_UNAVAILABLE.
+    pub acquire_timeout_ms: u64,
     /// `PLINTH_PG_BIN_DIR`: the PostgreSQL server binaries for the embedded cluster;
     /// None: found on the machine.
     pub pg_bin_dir: Option<PathBuf>,
@@ -38,6 +41,7 @@ impl DatabaseConfig {
             app_password: v.secret("PLINTH_APP_DB_PASSWORD"),
             pool_size: v.parse("PLINTH_DB_POOL_SIZE", 8)?,
             statement_timeout_ms: v.parse("PLINTH_STATEMENT_TIMEOUT_MS", 5_000)?,
+            acquire_timeout_ms: v.parse("PLINTH_DB_ACQUIRE_TIMEOUT_MS", 2_000)?,
             pg_bin_dir: v.get("PLINTH_PG_BIN_DIR").map(PathBuf::from),
         })
     }

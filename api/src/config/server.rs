@@ -16,6 +16,9 @@ pub struct ServerConfig {
     pub introspection: bool,
     /// `PLINTH_CLIENT_IP_HEADER`: header set by a trusted proxy (e.g. `Fly-Client-IP`).
     pub client_ip_header: Option<String>,
+    /// `PLINTH_REQUEST_TIMEOUT_MS`: the time budget of one GraphQL request (10000); past
+    /// it the request answers SERVICE_UNAVAILABLE and its transaction rolls back.
+    pub request_timeout_ms: u64,
 }
 
 impl ServerConfig {
@@ -26,6 +29,7 @@ impl ServerConfig {
             max_body_bytes: v.parse("PLINTH_MAX_BODY_BYTES", 1 << 20)?,
             introspection: v.parse("PLINTH_GRAPHQL_INTROSPECTION", true)?,
             client_ip_header: v.get("PLINTH_CLIENT_IP_HEADER"),
+            request_timeout_ms: v.parse("PLINTH_REQUEST_TIMEOUT_MS", 10_000)?,
         })
     }
 

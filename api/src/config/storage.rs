@@ -44,5 +44,6 @@ fn s3_settings(v: &Vars) -> Result<Option<S3Settings>, ConfigError> {
         access_key: need("PLINTH_S3_ACCESS_KEY")?,
         secret_key: SecretString::from(need("PLINTH_S3_SECRET_KEY")?),
         path_style: v.parse("PLINTH_S3_PATH_STYLE", true)?,
+        timeout: std::time::Duration::from_millis(v.parse("PLINTH_S3_TIMEOUT_MS", 5_000)?),
     }))
 }

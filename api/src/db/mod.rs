@@ -37,14 +37,21 @@ const MIGRATION_LOCK: i64 = 0x706c_696e_7468; // "plinth"
 pub static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Opens the runtime pool. No ping on acquire: it is a hidden round trip per request,
-/// and a dead connection fails its first statement just as clearly.
+/// and a dead connection fails its first statement just as clearly. Waiting for a
+/// connection (and opening one) is bounded by `acquire_timeout`, so an unreachable
+/// database answers fast.
 ///
 /// Errors: the database refused or could not be reached.
-pub async fn connect_runtime(url: &str, pool_size: u32) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect_runtime(
+    url: &str,
+    pool_size: u32,
+    acquire_timeout: Duration,
+) -> anyhow::Result<DatabaseConnection> {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(pool_size)
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(acquire_timeout)
+        .connect_timeout(acquire_timeout)
         .test_before_acquire(false)
         .sqlx_logging(false);
     let mut db = Database::connect(opts).await.context("connecting the runtime pool to the database")?;

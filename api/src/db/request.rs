@@ -7,6 +7,11 @@
 //! that `commit`/`rollback` empty under a write lock, so the owner releases it
 //! deterministically once every statement in flight has finished, whatever clones a
 //! finished loader task still holds.
+//!
+//! The transaction begins at the first statement (`RequestTx::new`), so a request that
+//! touches no table (`plans`, `__typename`, introspection, a refused one) takes no
+//! connection at all, and work done before the first statement (a rate check, an object
+//! store's answer) holds none. `RequestTx::begin` opens it at once.
 use crate::{
     error::AppError,
     events::{Event, EventBus},
@@ -18,7 +23,7 @@ use sea_orm::{
     TransactionTrait,
 };
 use std::sync::{Arc, Mutex};
-use tokio::sync::RwLock;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use uuid::Uuid;
 
 /// Facts about the HTTP request, for logs, throttling and the activity log.
@@ -47,10 +52,22 @@ pub struct RequestTx {
 }
 
 struct Inner {
-    slot: RwLock<Option<DatabaseTransaction>>,
+    slot: RwLock<Slot>,
+    pool: DatabaseConnection,
+    statement_timeout_ms: u64,
     principal: Principal,
     meta: RequestMeta,
     events: Mutex<Vec<Event>>,
+}
+
+/// Where the transaction is in its life.
+enum Slot {
+    /// Not begun: no statement yet.
+    Pending,
+    /// Begun, switched to the principal.
+    Open(DatabaseTransaction),
+    /// Committed or rolled back.
+    Done,
 }
 
 impl std::fmt::Debug for RequestTx {
@@ -60,9 +77,24 @@ impl std::fmt::Debug for RequestTx {
 }
 
 impl RequestTx {
-    /// Opens a transaction on `pool` and, in one statement, switches it to the
-    /// principal's database role and user (and worker) and bounds its statements'
-    /// time (`statement_timeout_ms`).
+    /// A transaction for `principal` on `pool`, begun at its first statement: then, in
+    /// one statement, it is switched to the principal's database role and user (and
+    /// worker) and its statements' time is bounded (`statement_timeout_ms`).
+    pub fn new(pool: &DatabaseConnection, principal: Principal, meta: RequestMeta, statement_timeout_ms: u64) -> Self {
+        RequestTx {
+            inner: Arc::new(Inner {
+                slot: RwLock::new(Slot::Pending),
+                pool: pool.clone(),
+                statement_timeout_ms,
+                principal,
+                meta,
+                events: Mutex::default(),
+            }),
+        }
+    }
+
+    /// [`RequestTx::new`], begun now (background work that should fail at once when
+    /// the database is unreachable).
     ///
     /// Errors: the pool's (no connection, database down) as `DbErr`.
     pub async fn begin(
@@ -71,12 +103,40 @@ impl RequestTx {
         meta: RequestMeta,
         statement_timeout_ms: u64,
     ) -> Result<Self, DbErr> {
-        let tx = pool.begin().await?;
-        let worker = principal.worker().map(|w| w.worker_id);
-        super::set_identity(&tx, principal.db_role(), principal.user_id(), worker, Some(statement_timeout_ms)).await?;
-        Ok(RequestTx {
-            inner: Arc::new(Inner { slot: RwLock::new(Some(tx)), principal, meta, events: Mutex::default() }),
-        })
+        let tx = Self::new(pool, principal, meta, statement_timeout_ms);
+        drop(tx.conn().await?);
+        Ok(tx)
+    }
+
+    /// Whether a statement has begun the transaction.
+    pub async fn is_begun(&self) -> bool {
+        !matches!(*self.inner.slot.read().await, Slot::Pending)
+    }
+
+    /// The open transaction, begun (and switched to the principal) by the first caller.
+    async fn conn(&self) -> Result<RwLockReadGuard<'_, DatabaseTransaction>, DbErr> {
+        let open = |guard| {
+            RwLockReadGuard::try_map(guard, |s| match s {
+                Slot::Open(tx) => Some(tx),
+                _ => None,
+            })
+            .map_err(|_| finished())
+        };
+        let read = self.inner.slot.read().await;
+        if !matches!(*read, Slot::Pending) {
+            return open(read);
+        }
+        drop(read);
+        let mut write: RwLockWriteGuard<'_, Slot> = self.inner.slot.write().await;
+        if matches!(*write, Slot::Pending) {
+            let inner = &self.inner;
+            let tx = inner.pool.begin().await?;
+            let p = &inner.principal;
+            let worker = p.worker().map(|w| w.worker_id);
+            super::set_identity(&tx, p.db_role(), p.user_id(), worker, Some(inner.statement_timeout_ms)).await?;
+            *write = Slot::Open(tx);
+        }
+        open(write.downgrade())
     }
 
     /// The caller.
@@ -131,9 +191,7 @@ impl RequestTx {
     ///
     /// Errors: the database's, as `DbErr`.
     pub async fn act_as(&self, role: DbRole, user_id: Uuid) -> Result<(), DbErr> {
-        let slot = self.inner.slot.read().await;
-        let tx = slot.as_ref().ok_or_else(finished)?;
-        super::set_identity(tx, role, Some(user_id), None, None).await
+        super::set_identity(&*self.conn().await?, role, Some(user_id), None, None).await
     }
 
     /// [`RequestTx::act_as`] for an account's own role.
@@ -148,8 +206,11 @@ impl RequestTx {
     ///
     /// Errors: the commit's, as `DbErr` (nothing is published then).
     pub async fn commit(&self, bus: &EventBus) -> Result<(), DbErr> {
-        let Some(tx) = self.inner.slot.write().await.take() else { return Ok(()) };
-        tx.commit().await?;
+        match std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done) {
+            Slot::Open(tx) => tx.commit().await?,
+            Slot::Pending => {}
+            Slot::Done => return Ok(()),
+        }
         let events = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
         bus.publish(&events).await;
         Ok(())
@@ -160,8 +221,9 @@ impl RequestTx {
     ///
     /// Errors: the commit's, as `DbErr`.
     pub async fn commit_without_events(&self) -> Result<(), DbErr> {
-        let Some(tx) = self.inner.slot.write().await.take() else { return Ok(()) };
-        tx.commit().await?;
+        if let Slot::Open(tx) = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done) {
+            tx.commit().await?;
+        }
         let dropped = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
         if !dropped.is_empty() {
             tracing::error!(events = dropped.len(), "events emitted in a transaction committed without a bus");
@@ -171,10 +233,12 @@ impl RequestTx {
 
     /// Rolls back; the pending events are dropped. Idempotent.
     pub async fn rollback(&self) {
-        let Some(tx) = self.inner.slot.write().await.take() else { return };
+        let slot = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done);
         self.inner.events.lock().expect("pending events").clear();
-        if let Err(e) = tx.rollback().await {
-            tracing::warn!(error = %e, "rollback failed");
+        if let Slot::Open(tx) = slot {
+            if let Err(e) = tx.rollback().await {
+                tracing::warn!(error = %e, "rollback failed");
+            }
         }
     }
 }
@@ -192,23 +256,19 @@ impl ConnectionTrait for RequestTx {
     }
 
     async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let slot = self.inner.slot.read().await;
-        slot.as_ref().ok_or_else(finished)?.execute(stmt).await
+        self.conn().await?.execute(stmt).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        let slot = self.inner.slot.read().await;
-        slot.as_ref().ok_or_else(finished)?.execute_unprepared(sql).await
+        self.conn().await?.execute_unprepared(sql).await
     }
 
     async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let slot = self.inner.slot.read().await;
-        slot.as_ref().ok_or_else(finished)?.query_one(stmt).await
+        self.conn().await?.query_one(stmt).await
     }
 
     async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let slot = self.inner.slot.read().await;
-        slot.as_ref().ok_or_else(finished)?.query_all(stmt).await
+        self.conn().await?.query_all(stmt).await
     }
 
     fn support_returning(&self) -> bool {

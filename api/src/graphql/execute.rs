@@ -32,20 +32,30 @@ pub struct Executor {
     pub catalog: Arc<Catalog>,
     /// Statement timeout of a request's transaction.
     pub statement_timeout_ms: u64,
+    /// The whole request's time budget.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Executor {
-    /// Executes `request` for the bearer of `authorization`. Every failure is a GraphQL
-    /// error with its `extensions.code`.
+    /// Executes `request` for the bearer of `authorization`, within the request's time
+    /// budget. Every failure is a GraphQL error with its `extensions.code`; past the
+    /// budget, SERVICE_UNAVAILABLE (the transaction is dropped unfinished: it rolls back).
     pub async fn execute(
         &self,
         authorization: Option<&str>,
         meta: RequestMeta,
         request: async_graphql::Request,
     ) -> async_graphql::Response {
-        match self.try_execute(authorization, meta, request).await {
-            Ok(resp) => resp,
-            Err(e) => error_response(e),
+        match tokio::time::timeout(self.request_timeout, self.try_execute(authorization, meta, request)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => error_response(e),
+            Err(_) => {
+                tracing::warn!(budget_ms = self.request_timeout.as_millis() as u64, "a request ran out of time");
+                error_response(AppError::ServiceUnavailable(format!(
+                    "the request did not finish within {} ms; nothing was done, retry shortly",
+                    self.request_timeout.as_millis()
+                )))
+            }
         }
     }
 
@@ -80,8 +90,10 @@ impl Executor {
         Ok(resp)
     }
 
+    /// The request's transaction, begun at its first statement (a request that reads no
+    /// table takes no connection).
     async fn begin(&self, principal: Principal, meta: RequestMeta) -> Result<RequestTx, AppError> {
-        Ok(RequestTx::begin(&self.pool, principal, meta, self.statement_timeout_ms).await?)
+        Ok(RequestTx::new(&self.pool, principal, meta, self.statement_timeout_ms))
     }
 
     /// Completes an API token's claims and counts its request.

@@ -11,5 +11,8 @@ pub async fn metrics(Data(state): Data<&Arc<HttpState>>) -> impl IntoResponse {
     state.metrics.pool_size.set(i64::from(pool.size()));
     state.metrics.pool_idle.set(pool.num_idle() as i64);
     state.metrics.statements.set(crate::db::STATEMENTS.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    if let Some(redis) = &state.redis {
+        state.metrics.dependency_up.with_label_values(&["redis"]).set(i64::from(redis.is_up()));
+    }
     state.metrics.encode().with_content_type("text/plain; version=0.0.4")
 }

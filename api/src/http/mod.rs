@@ -37,6 +37,8 @@ pub struct HttpState {
     pub bus: Arc<crate::events::EventBus>,
     /// Billing (Stripe webhooks).
     pub billing: Arc<crate::billing::service::BillingService>,
+    /// The link to Redis, when configured (readiness detail, metrics).
+    pub redis: Option<Arc<crate::shared_redis::SharedRedis>>,
 }
 
 /// Per-request id, set by the middleware and read by handlers.
