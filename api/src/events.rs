@@ -166,8 +166,14 @@ async fn forward(link: Arc<SharedRedis>, local: broadcast::Sender<Event>, resubs
                 }
                 tracing::warn!("the Redis event subscription ended; resubscribing when Redis answers");
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "subscribing to Redis events"),
-            Err(_) => tracing::warn!("subscribing to Redis events timed out"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "subscribing to Redis events");
+                link.failed();
+            }
+            Err(_) => {
+                tracing::warn!("subscribing to Redis events timed out");
+                link.failed();
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

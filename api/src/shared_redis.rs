@@ -27,6 +27,8 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(50);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Consecutive failures that open the breaker.
 const FAILURES_TO_OPEN: u32 = 3;
+/// How often an idle link checks that Redis still answers.
+const HEARTBEAT: Duration = Duration::from_millis(500);
 /// First and longest pause between reconnection attempts.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
 
@@ -111,8 +113,9 @@ impl SharedRedis {
         }
     }
 
-    /// Counts a failure; enough in a row open the breaker and wake the keeper.
-    fn failed(&self) {
+    /// Counts a failure (also of work done on connections of its own, such as the event
+    /// subscription); enough in a row open the breaker and wake the keeper.
+    pub fn failed(&self) {
         if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= FAILURES_TO_OPEN {
             self.open();
         }
@@ -128,12 +131,18 @@ impl SharedRedis {
 }
 
 /// Keeps the shared connection: connects (with backoff and jitter while Redis is down),
-/// checks it with `PING`, and reconnects when the breaker opens.
+/// checks it with a `PING` every `HEARTBEAT` while up (so an idle instance notices an
+/// outage too), and reconnects when the breaker opens.
 async fn keep_connected(link: Arc<SharedRedis>) {
     let mut pause = BACKOFF.0;
     loop {
         if link.is_up() {
-            link.wake.notified().await;
+            tokio::select! {
+                _ = link.wake.notified() => {}
+                _ = tokio::time::sleep(HEARTBEAT) => {
+                    link.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await;
+                }
+            }
             continue;
         }
         let config =

@@ -7,6 +7,7 @@ mod accounts;
 mod api_tokens;
 mod billing;
 mod drafts;
+mod faults;
 mod isolation;
 mod isolation_model;
 mod isolation_sweep;

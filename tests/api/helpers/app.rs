@@ -54,6 +54,8 @@ pub struct TestAppBuilder {
     vars: Vec<(String, String)>,
     redis: bool,
     s3: bool,
+    database_via: Option<SocketAddr>,
+    own_process: bool,
 }
 
 impl TestAppBuilder {
@@ -96,6 +98,19 @@ impl TestAppBuilder {
         self
     }
 
+    /// Reaches its database through `addr` (a fault-injecting proxy to the machine's
+    /// PostgreSQL) instead of directly.
+    pub fn with_database_via(mut self, addr: SocketAddr) -> Self {
+        self.database_via = Some(addr);
+        self
+    }
+
+    /// Serves from a `plinth serve` process of its own (signals, process-wide state).
+    pub fn in_its_own_process(mut self) -> Self {
+        self.own_process = true;
+        self
+    }
+
     /// Sets one configuration variable, as the environment would (`PLINTH_...`).
     pub fn with_env(mut self, name: &str, value: &str) -> Self {
         self.vars.push((name.to_owned(), value.to_owned()));
@@ -124,9 +139,15 @@ impl TestAppBuilder {
                 .map(|(k, v)| (k.to_owned(), v)),
             );
         }
+        let database = fresh_database().await;
+        if let Some(via) = self.database_via {
+            let url = format!("postgres://postgres@{via}/{database}");
+            vars.push(("DATABASE_URL".to_owned(), url));
+        }
         vars.extend(self.vars);
         let plans = plans_with(&self.plan_edits);
-        TestApp::start(fresh_database().await, vars, plans, None, Host::ThisProcess).await
+        let host = if self.own_process { Host::OwnProcess } else { Host::ThisProcess };
+        TestApp::start(database, vars, plans, None, host).await
     }
 }
 
@@ -184,6 +205,14 @@ impl TestApp {
     pub async fn another_instance(&self) -> TestApp {
         let (vars, plans) = (self.vars.clone(), self.plans.clone());
         Self::start(self.database.clone(), vars, plans, Some(&self.data_dir), Host::ThisProcess).await
+    }
+
+    /// Another instance of the same deployment with some settings of its own (`vars`
+    /// over this app's), e.g. reaching Redis through another path.
+    pub async fn another_instance_with(&self, vars: &[(&str, &str)]) -> TestApp {
+        let mut all = self.vars.clone();
+        all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Self::start(self.database.clone(), all, self.plans.clone(), Some(&self.data_dir), Host::ThisProcess).await
     }
 
     /// Another instance, served by a `plinth serve` process of its own: for what is
@@ -245,6 +274,18 @@ impl TestApp {
             process,
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
         }
+    }
+
+    /// The id of its `plinth serve` process, when it has one of its own.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(|p| p.id())
+    }
+
+    /// Waits for its own `plinth serve` process to end, up to `within`; its exit status,
+    /// or None when it still runs.
+    pub async fn wait_exit(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let child = self.process.as_mut()?;
+        tokio::time::timeout(within, child.wait()).await.ok().and_then(Result::ok)
     }
 
     /// `http://addr/path`.

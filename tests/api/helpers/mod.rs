@@ -5,6 +5,7 @@
 mod app;
 mod fixtures;
 mod graphql;
+pub mod proxy;
 mod services;
 pub mod stripe;
 mod ws;
@@ -12,5 +13,5 @@ mod ws;
 pub use app::TestApp;
 pub use fixtures::{png, TestUser};
 pub use graphql::{code, redacted};
-pub use services::admin_url;
+pub use services::{admin_url, redis_url, s3_endpoint};
 pub use ws::{connect_ws, WsClient, WsEvent};
