@@ -86,19 +86,24 @@ where
     })
 }
 
+/// One read in a fresh transaction, bounded by the statement timeout (and a second for
+/// the connection): a database that does not answer ends the read SERVICE_UNAVAILABLE.
 async fn read_once<T, F, Fut>(reader: &Reader, read: &F, id: Uuid) -> Result<Option<T>, AppError>
 where
     F: Fn(RequestTx, Uuid) -> Fut,
     Fut: Future<Output = Result<Option<T>, AppError>>,
 {
-    let tx = RequestTx::begin(
+    let budget = std::time::Duration::from_millis(reader.statement_timeout_ms + 1_000);
+    let tx = RequestTx::new(
         &reader.pool,
         reader.principal.clone(),
         RequestMeta::internal("subscription"),
         reader.statement_timeout_ms,
-    )
-    .await?;
-    let item = read(tx.clone(), id).await;
+    );
+    let item = match tokio::time::timeout(budget, read(tx.clone(), id)).await {
+        Ok(item) => item,
+        Err(_) => Err(AppError::ServiceUnavailable("the database did not answer; resubscribe shortly".into())),
+    };
     tx.rollback().await;
     item
 }
