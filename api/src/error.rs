@@ -43,6 +43,25 @@ pub enum AppError {
     },
     /// The change collides with existing state (a unique key, a stale version).
     Conflict(String),
+    /// The document asks for more than a request may: `limit` names the bound
+    /// (`documentBytes`, `expandedFields`, `aliases`, `authenticationFieldsPerDocument`,
+    /// `complexity`, `depth`), `max` its value.
+    QueryTooComplex {
+        /// Which bound.
+        limit: &'static str,
+        /// Its value.
+        max: u64,
+    },
+    /// The answer would be larger than `max` bytes: nothing was done; ask for less.
+    ResponseTooLarge {
+        /// The largest answer, in bytes.
+        max: u64,
+    },
+    /// The query text is not GraphQL.
+    GraphqlParseFailed(String),
+    /// The query does not validate against the schema (an unknown field or operation, a
+    /// wrong argument type).
+    GraphqlValidationFailed(String),
     /// A dependency (the database, Stripe, the mail provider, the object store) did not
     /// answer in time or refused the connection: nothing was done; retry later.
     ServiceUnavailable(String),
@@ -66,6 +85,10 @@ impl AppError {
             AppError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             AppError::Conflict(_) => "CONFLICT",
             AppError::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
+            AppError::QueryTooComplex { .. } => "QUERY_TOO_COMPLEX",
+            AppError::ResponseTooLarge { .. } => "RESPONSE_TOO_LARGE",
+            AppError::GraphqlParseFailed(_) => "GRAPHQL_PARSE_FAILED",
+            AppError::GraphqlValidationFailed(_) => "GRAPHQL_VALIDATION_FAILED",
             AppError::Internal(_) => "INTERNAL",
         }
     }
@@ -77,7 +100,15 @@ impl AppError {
             | AppError::Forbidden(m)
             | AppError::NotFound(m)
             | AppError::Conflict(m)
-            | AppError::ServiceUnavailable(m) => m.clone(),
+            | AppError::ServiceUnavailable(m)
+            | AppError::GraphqlParseFailed(m)
+            | AppError::GraphqlValidationFailed(m) => m.clone(),
+            AppError::QueryTooComplex { limit, max } => {
+                format!("the query asks for too much: {limit} is limited to {max}; ask for less or split it")
+            }
+            AppError::ResponseTooLarge { max } => {
+                format!("the answer would exceed {max} bytes; ask for fewer items (first) or fewer fields")
+            }
             AppError::BadUserInput { field, message } => format!("{field}: {message}"),
             AppError::RateLimited { retry_after_secs } => {
                 format!("too many requests, retry in {retry_after_secs} s")
@@ -190,6 +221,11 @@ impl From<AppError> for async_graphql::Error {
             match &err {
                 AppError::BadUserInput { field, .. } => ext.set("field", field.as_str()),
                 AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                AppError::QueryTooComplex { limit, max } => {
+                    ext.set("limit", *limit);
+                    ext.set("max", *max);
+                }
+                AppError::ResponseTooLarge { max } => ext.set("max", *max),
                 AppError::QuotaExceeded { metric, limit, resets_at } => {
                     ext.set("metric", metric.as_str().to_uppercase());
                     ext.set("limit", *limit);

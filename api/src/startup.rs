@@ -276,6 +276,8 @@ impl Application {
             catalog: services.catalog.clone(),
             statement_timeout_ms: config.database.statement_timeout_ms,
             request_timeout: Duration::from_millis(config.server.request_timeout_ms),
+            limits: graphql::limits::Limits::default(),
+            max_response_bytes: config.server.max_response_bytes,
         };
         let state = Arc::new(HttpState {
             executor,

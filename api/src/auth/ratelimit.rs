@@ -32,11 +32,11 @@ impl std::fmt::Debug for RateLimiter {
     }
 }
 
-/// INCR with the window's expiry set on the first hit, and the time left: atomic, so
+/// INCRBY with the window's expiry set on the first hit, and the time left: atomic, so
 /// concurrent instances never lose a count or leave a key without expiry.
 const SCRIPT: &str = r"
-local c = redis.call('INCR', KEYS[1])
-if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local c = redis.call('INCRBY', KEYS[1], ARGV[2])
+if c == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {c, ttl}
@@ -52,12 +52,19 @@ impl RateLimiter {
     /// every instance, while it answers within its timeout; in this process otherwise
     /// (each instance then counts alone).
     pub async fn hit(&self, key: &str, limit: u32, window: Duration) -> Decision {
+        self.hit_n(key, 1, limit, window).await
+    }
+
+    /// Counts `n` attempts at once (a document's root fields): all allowed, or the
+    /// whole lot refused.
+    pub async fn hit_n(&self, key: &str, n: u64, limit: u32, window: Duration) -> Decision {
         if let Some(redis) = &self.redis {
             let counted = redis
                 .run(|mut conn| async move {
                     redis::Script::new(SCRIPT)
                         .key(format!("plinth:rl:{key}"))
                         .arg(window.as_millis() as u64)
+                        .arg(n)
                         .invoke_async::<(u64, u64)>(&mut conn)
                         .await
                 })
@@ -66,21 +73,22 @@ impl RateLimiter {
                 return decide(count, limit, Duration::from_millis(ttl_ms));
             }
         }
-        self.local.lock().expect("rate limiter").hit(key, limit, window, Instant::now())
+        self.local.lock().expect("rate limiter").hit(key, n, limit, window, Instant::now())
     }
 }
 
-/// Counts one request of a signed-in session against its plan's requests per minute
-/// (the limit travels in its token; an API token's is read per request). Anonymous
-/// callers and workers are not counted here.
+/// Counts a request of a signed-in session against its plan's requests per minute, as
+/// `fields` (its root fields: aliases multiply what it does); the limit travels in its
+/// token (an API token's is read per request). Anonymous callers and workers are not
+/// counted here.
 ///
 /// Errors: RATE_LIMITED with the seconds until the window ends.
-pub async fn check_request_rate(limiter: &RateLimiter, principal: &Principal) -> Result<(), AppError> {
+pub async fn check_request_rate(limiter: &RateLimiter, principal: &Principal, fields: u64) -> Result<(), AppError> {
     let Some(claims) = principal.claims() else { return Ok(()) };
     let Some(limit) = claims.quota(QuotaMetric::ApiRequestsPerMinute).filter(|l| *l > 0) else { return Ok(()) };
     let key = format!("api:{}:{}", claims.user_id, claims.session_id);
     let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-    match limiter.hit(&key, limit, Duration::from_secs(60)).await {
+    match limiter.hit_n(&key, fields.max(1), limit, Duration::from_secs(60)).await {
         Decision::Allowed => Ok(()),
         Decision::Limited { retry_after } => {
             Err(AppError::RateLimited { retry_after_secs: retry_after.as_secs().max(1) })
@@ -105,7 +113,7 @@ struct LocalWindows {
 }
 
 impl LocalWindows {
-    fn hit(&mut self, key: &str, limit: u32, window: Duration, now: Instant) -> Decision {
+    fn hit(&mut self, key: &str, n: u64, limit: u32, window: Duration, now: Instant) -> Decision {
         if self.windows.len() >= self.next_sweep {
             self.windows.retain(|_, (start, _)| now.duration_since(*start) < window);
             self.next_sweep = (self.windows.len() * 2).max(1024);
@@ -114,7 +122,7 @@ impl LocalWindows {
         if now.duration_since(entry.0) >= window {
             *entry = (now, 0);
         }
-        entry.1 += 1;
+        entry.1 += n;
         decide(entry.1, limit, window.saturating_sub(now.duration_since(entry.0)))
     }
 }
@@ -129,10 +137,11 @@ mod tests {
         let t0 = Instant::now();
         let win = Duration::from_secs(60);
         for _ in 0..3 {
-            assert_eq!(w.hit("k", 3, win, t0), Decision::Allowed);
+            assert_eq!(w.hit("k", 1, 3, win, t0), Decision::Allowed);
         }
-        assert!(matches!(w.hit("k", 3, win, t0), Decision::Limited { .. }));
-        assert_eq!(w.hit("other", 3, win, t0), Decision::Allowed);
-        assert_eq!(w.hit("k", 3, win, t0 + win), Decision::Allowed);
+        assert!(matches!(w.hit("k", 1, 3, win, t0), Decision::Limited { .. }));
+        assert_eq!(w.hit("other", 1, 3, win, t0), Decision::Allowed);
+        assert_eq!(w.hit("k", 1, 3, win, t0 + win), Decision::Allowed);
+        assert!(matches!(w.hit("n", 4, 3, win, t0), Decision::Limited { .. }), "four at once over three");
     }
 }

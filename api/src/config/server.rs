@@ -19,6 +19,9 @@ pub struct ServerConfig {
     /// `PLINTH_REQUEST_TIMEOUT_MS`: the time budget of one GraphQL request (10000); past
     /// it the request answers SERVICE_UNAVAILABLE and its transaction rolls back.
     pub request_timeout_ms: u64,
+    /// `PLINTH_MAX_RESPONSE_BYTES`: the largest GraphQL answer (4 MiB); past it,
+    /// RESPONSE_TOO_LARGE and a rollback.
+    pub max_response_bytes: usize,
 }
 
 impl ServerConfig {
@@ -30,6 +33,7 @@ impl ServerConfig {
             introspection: v.parse("PLINTH_GRAPHQL_INTROSPECTION", true)?,
             client_ip_header: v.get("PLINTH_CLIENT_IP_HEADER"),
             request_timeout_ms: v.parse("PLINTH_REQUEST_TIMEOUT_MS", 10_000)?,
+            max_response_bytes: v.parse("PLINTH_MAX_RESPONSE_BYTES", 4 << 20)?,
         })
     }
 

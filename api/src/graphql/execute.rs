@@ -1,8 +1,13 @@
-//! One GraphQL request, end to end below HTTP: authenticate the caller, check its
-//! request rate, open its row-level-secured transaction, execute, then commit and
-//! publish (no error) or roll back (any error). `http` only translates HTTP to this and
-//! back.
-use super::{with_request, AppSchema};
+//! One GraphQL request, end to end below HTTP: authenticate the caller, bound the
+//! document (size, expanded fields, aliases, text inputs), count its root fields
+//! against the caller's request rate, execute in its row-level-secured transaction
+//! (begun at the first statement), then commit and publish (no error) or roll back (any
+//! error). Every error leaves with an `extensions.code`. `http` and the WebSocket
+//! transport only translate to this and back.
+use super::{
+    limits::{self, Limits},
+    with_request, AppSchema, MAX_COMPLEXITY, MAX_DEPTH,
+};
 use crate::{
     api_tokens::service as api_tokens,
     auth::{self, entitlements, ratelimit, tokens::TokenService},
@@ -12,6 +17,7 @@ use crate::{
     events::EventBus,
     principal::Principal,
 };
+use async_graphql::{ServerError, Value};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
@@ -34,6 +40,10 @@ pub struct Executor {
     pub statement_timeout_ms: u64,
     /// The whole request's time budget.
     pub request_timeout: std::time::Duration,
+    /// Bounds of a document.
+    pub limits: Limits,
+    /// Largest answer, in bytes.
+    pub max_response_bytes: usize,
 }
 
 impl Executor {
@@ -46,7 +56,20 @@ impl Executor {
         meta: RequestMeta,
         request: async_graphql::Request,
     ) -> async_graphql::Response {
-        match tokio::time::timeout(self.request_timeout, self.try_execute(authorization, meta, request)).await {
+        match auth::authenticate(&self.tokens, authorization) {
+            Ok(principal) => self.execute_as(principal, meta, request).await,
+            Err(e) => error_response(e),
+        }
+    }
+
+    /// [`Executor::execute`] for a caller already authenticated (a WebSocket's).
+    pub async fn execute_as(
+        &self,
+        principal: Principal,
+        meta: RequestMeta,
+        request: async_graphql::Request,
+    ) -> async_graphql::Response {
+        match tokio::time::timeout(self.request_timeout, self.run(principal, meta, request)).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => error_response(e),
             Err(_) => {
@@ -59,55 +82,106 @@ impl Executor {
         }
     }
 
-    async fn try_execute(
+    async fn run(
         &self,
-        authorization: Option<&str>,
+        principal: Principal,
         meta: RequestMeta,
-        request: async_graphql::Request,
+        mut request: async_graphql::Request,
     ) -> Result<async_graphql::Response, AppError> {
-        let principal = auth::authenticate(&self.tokens, authorization)?;
+        let shape = limits::check(&mut request, &self.limits)?;
         // A session token carries its limits: count the request before taking a
         // connection. An API token's limits are read in its transaction first.
         let counted_early = principal.api().is_none();
         if counted_early {
-            ratelimit::check_request_rate(&self.limiter, &principal).await?;
+            ratelimit::check_request_rate(&self.limiter, &principal, shape.root_fields).await?;
         }
-        let mut tx = self.begin(principal, meta).await?;
-        if let Err(e) = self.complete(&mut tx, counted_early).await {
+        let mut tx = RequestTx::new(&self.pool, principal, meta, self.statement_timeout_ms);
+        if let Err(e) = self.complete(&mut tx, counted_early, shape.root_fields).await {
             tx.rollback().await;
             return Err(e);
         }
-        let resp = self.schema.execute(with_request(request, tx.clone())).await;
+        let mut resp = self.schema.execute(with_request(request, tx.clone())).await;
+        coded(&mut resp);
         if !resp.errors.is_empty() {
             tx.rollback().await;
             return Ok(resp);
+        }
+        if response_bytes(&resp) > self.max_response_bytes {
+            tx.rollback().await;
+            return Err(AppError::ResponseTooLarge { max: self.max_response_bytes as u64 });
         }
         if let Err(e) = api_tokens::touch(&tx).await {
             tx.rollback().await;
             return Err(e);
         }
-        tx.commit(&self.bus).await.map_err(|e| AppError::Internal(anyhow::Error::new(e).context("commit")))?;
+        tx.commit(&self.bus).await.map_err(AppError::from_db)?;
         Ok(resp)
     }
 
-    /// The request's transaction, begun at its first statement (a request that reads no
-    /// table takes no connection).
-    async fn begin(&self, principal: Principal, meta: RequestMeta) -> Result<RequestTx, AppError> {
-        Ok(RequestTx::new(&self.pool, principal, meta, self.statement_timeout_ms))
-    }
-
     /// Completes an API token's claims and counts its request.
-    async fn complete(&self, tx: &mut RequestTx, counted: bool) -> Result<(), AppError> {
+    async fn complete(&self, tx: &mut RequestTx, counted: bool, fields: u64) -> Result<(), AppError> {
         entitlements::complete(tx, &self.catalog).await?;
         if !counted {
-            ratelimit::check_request_rate(&self.limiter, tx.principal()).await?;
+            ratelimit::check_request_rate(&self.limiter, tx.principal(), fields).await?;
         }
         Ok(())
     }
 }
 
+/// Gives every error async-graphql raised itself (validation, complexity, depth,
+/// argument coercion) the code clients branch on: QUERY_TOO_COMPLEX (with the limit),
+/// GRAPHQL_VALIDATION_FAILED before execution, BAD_USER_INPUT for an argument that does
+/// not coerce.
+fn coded(resp: &mut async_graphql::Response) {
+    for err in &mut resp.errors {
+        if err.extensions.as_ref().is_some_and(|e| e.get("code").is_some()) {
+            continue;
+        }
+        let (code, extra): (&str, Option<(&str, u64)>) = match err.message.as_str() {
+            "Query is too complex." => ("QUERY_TOO_COMPLEX", Some(("complexity", MAX_COMPLEXITY as u64))),
+            "Query is nested too deep." => ("QUERY_TOO_COMPLEX", Some(("depth", MAX_DEPTH as u64))),
+            _ if err.path.is_empty() => ("GRAPHQL_VALIDATION_FAILED", None),
+            _ => ("BAD_USER_INPUT", None),
+        };
+        let ext = err.extensions.get_or_insert_with(Default::default);
+        ext.set("code", code);
+        if let Some((limit, max)) = extra {
+            ext.set("limit", limit);
+            ext.set("max", max);
+        }
+    }
+}
+
+/// The size of the response's JSON, counted without keeping it.
+fn response_bytes(resp: &async_graphql::Response) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, resp);
+    count.0
+}
+
 /// A response that failed before (or instead of) execution.
 pub fn error_response(err: AppError) -> async_graphql::Response {
     let gql: async_graphql::Error = err.into();
-    async_graphql::Response::from_errors(vec![gql.into_server_error(async_graphql::Pos::default())])
+    async_graphql::Response::from_errors(vec![ServerError {
+        locations: Vec::new(),
+        ..gql.into_server_error(Default::default())
+    }])
+}
+
+/// The `extensions.code` of an error, if it has one.
+pub fn code_of(err: &ServerError) -> Option<&str> {
+    match err.extensions.as_ref().and_then(|e| e.get("code")) {
+        Some(Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    }
 }

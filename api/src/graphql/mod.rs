@@ -1,7 +1,9 @@
 //! Schema assembly only: each domain owns its roots, merged here, with the limits that
 //! keep one request from costing the server arbitrarily much, and the per-request data
 //! (the caller, its transaction, its DataLoaders).
+
 pub mod execute;
+pub mod limits;
 
 use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},

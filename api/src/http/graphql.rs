@@ -39,11 +39,7 @@ pub async fn graphql_post(
     };
     let resp = state.executor.execute(req.header(header::AUTHORIZATION), meta, gql.0).await;
     for err in &resp.errors {
-        let code = err.extensions.as_ref().and_then(|e| e.get("code")).and_then(|v| match v {
-            Value::String(s) => Some(s.as_str()),
-            _ => None,
-        });
-        state.metrics.graphql_error(code.unwrap_or("GRAPHQL_VALIDATION"));
+        state.metrics.graphql_error(crate::graphql::execute::code_of(err).unwrap_or("UNKNOWN"));
     }
     let resp = with_request_id(resp, &request_id);
     let status = if wants_graphql_json && resp.data == Value::Null && resp.errors.iter().any(|e| e.path.is_empty()) {
