@@ -48,6 +48,8 @@ pub struct RequestTx {
 
 struct Inner {
     slot: RwLock<Option<DatabaseTransaction>>,
+    pool: DatabaseConnection,
+    statement_timeout_ms: u64,
     principal: Principal,
     meta: RequestMeta,
     events: Mutex<Vec<Event>>,
@@ -75,7 +77,14 @@ impl RequestTx {
         let worker = principal.worker().map(|w| w.worker_id);
         super::set_identity(&tx, principal.db_role(), principal.user_id(), worker, Some(statement_timeout_ms)).await?;
         Ok(RequestTx {
-            inner: Arc::new(Inner { slot: RwLock::new(Some(tx)), principal, meta, events: Mutex::default() }),
+            inner: Arc::new(Inner {
+                slot: RwLock::new(Some(tx)),
+                pool: pool.clone(),
+                statement_timeout_ms,
+                principal,
+                meta,
+                events: Mutex::default(),
+            }),
         })
     }
 
@@ -141,6 +150,52 @@ impl RequestTx {
     /// Errors: the database's, as `DbErr`.
     pub async fn act_as_user(&self, role: Role, user_id: Uuid) -> Result<(), DbErr> {
         self.act_as(role.db_role(), user_id).await
+    }
+
+    /// Runs `call` (a request to another service: Stripe) holding no transaction and no
+    /// pooled connection, so a slow dependency cannot drain the pool (PITFALLS 14): the
+    /// transaction, which must not have written anything yet, is rolled back (it only
+    /// read), `call` runs, and a fresh transaction for the same principal takes its
+    /// place for the rest of the request. Statements of this request wait meanwhile.
+    /// What was read before may have changed: the caller re-reads what it relies on,
+    /// and `act_as` must be repeated.
+    ///
+    /// Errors: BAD_USER_INPUT when this request already wrote (an earlier mutation
+    /// field: it would be committed or lost); INTERNAL (database), the new transaction
+    /// could not begin (the request then fails as a whole).
+    pub async fn without_transaction<T>(&self, call: impl std::future::Future<Output = T>) -> Result<T, AppError> {
+        let mut slot = self.inner.slot.write().await;
+        let tx = slot.take().ok_or_else(finished)?;
+        // An xid is assigned at the first write; reads, advisory locks and set_config take none.
+        let wrote = tx
+            .query_one(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS wrote",
+            ))
+            .await
+            .and_then(|r| r.map(|r| r.try_get::<bool>("", "wrote")).transpose())
+            .map(|w| w.unwrap_or(false));
+        match wrote {
+            Ok(false) => tx.rollback().await?,
+            Ok(true) => {
+                *slot = Some(tx);
+                return Err(AppError::bad_input(
+                    "mutation",
+                    "this field calls the payment provider and must come first in its request",
+                ));
+            }
+            Err(e) => {
+                *slot = Some(tx);
+                return Err(e.into());
+            }
+        }
+        let out = call.await;
+        let fresh = self.inner.pool.begin().await?;
+        let p = &self.inner.principal;
+        let worker = p.worker().map(|w| w.worker_id);
+        super::set_identity(&fresh, p.db_role(), p.user_id(), worker, Some(self.inner.statement_timeout_ms)).await?;
+        *slot = Some(fresh);
+        Ok(out)
     }
 
     /// Commits, then publishes the events the work caused. Idempotent: a second call
