@@ -405,6 +405,18 @@ async fn billing_refuses_bad_input_and_unconfigured_servers() {
         code(&app.gql(Some(&ann.access), "mutation { openBillingPortal { url } }", json!({})).await),
         "CONFLICT"
     );
+    // A field that calls Stripe releases the request's transaction: after another field
+    // wrote, it refuses, and the request leaves nothing behind.
+    let both = app
+        .gql(
+            Some(&ann.access),
+            "mutation { createDraft(input: {title: \"x\"}) { id } startCheckout(input: {plan: PRO}) { url } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&both), "BAD_USER_INPUT", "{both}");
+    assert_eq!(app.count(&format!("drafts WHERE user_id = '{}'", ann.id)).await, 0);
+    assert!(stripe.requests_to("POST /v1/checkout/sessions").is_empty());
 }
 
 #[tokio::test]
@@ -1212,7 +1224,7 @@ mod interleavings {
 
     proptest! {
         #![proptest_config(ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(12),
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(16),
             // Each case starts a server: keep shrinking bounded and write no regression files.
             max_shrink_iters: 128,
             max_shrink_time: 120_000,
@@ -1228,10 +1240,11 @@ mod interleavings {
     }
 }
 
-/// The cross-tenant functions billing added answer exactly their question: admins'
-/// ids, (user, customer) pairs, accounts due; only to the system role.
+/// Billing's new tenant tables show a user only its own rows (none of another's), and
+/// the cross-tenant functions billing added answer exactly their question (admins' ids,
+/// (user, customer) pairs, accounts due), only to the system role.
 #[tokio::test]
-async fn billing_cross_tenant_functions_leak_nothing_else() {
+async fn billing_tables_and_functions_leak_nothing_across_users() {
     use sqlx::{Connection, Row};
     let stripe = FakeStripe::start().await;
     let app = TestApp::builder().with_stripe(&stripe).spawn().await;
@@ -1240,6 +1253,37 @@ async fn billing_cross_tenant_functions_leak_nothing_else() {
     let admin = app.register("admin").await;
     sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1").bind(admin.id).execute(&app.db).await.unwrap();
     let customer = start_checkout(&app, &ann, "PRO").await;
+    let t = now() - 100;
+    app.deliver_webhook(&event(
+        "e1",
+        "customer.subscription.created",
+        t + 1,
+        subscription("sub_1", &customer, "active", "price_pro_monthly", t),
+    ))
+    .await;
+    app.deliver_webhook(&event("e2", "customer.tax_id.created", t, tax_id("txi_1", &customer, "DE1", "pending"))).await;
+    // A second pending checkout row, for Bob.
+    let bobs = start_checkout(&app, &bob, "STARTER").await;
+    let url = crate::helpers::admin_url(&app.database).replace("postgres@", "plinth_app@");
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    for (table, ann_sees) in
+        [("billing_subscriptions", Some(1)), ("billing_tax_ids", Some(1)), ("billing_checkouts", None)]
+    {
+        for (user, expected) in [(ann.id, ann_sees), (bob.id, ann_sees.map(|_| 0))] {
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let seen = sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut *tx).await;
+            match expected {
+                Some(n) => assert_eq!(seen.unwrap(), n, "{table} as {user}"),
+                None => assert!(seen.is_err(), "{table} is not readable by users"),
+            }
+            tx.rollback().await.unwrap();
+        }
+    }
     let url = crate::helpers::admin_url(&app.database).replace("postgres@", "plinth_app@");
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     let mut tx = conn.begin().await.unwrap();
@@ -1249,7 +1293,9 @@ async fn billing_cross_tenant_functions_leak_nothing_else() {
     assert_eq!(admins, [admin.id]);
     let rows = sqlx::query("SELECT * FROM priv.billing_customers()").fetch_all(&mut *tx).await.unwrap();
     let pairs: Vec<(uuid::Uuid, String)> = rows.iter().map(|r| (r.get("user_id"), r.get("customer_id"))).collect();
-    assert_eq!(pairs, [(ann.id, customer)]);
+    let mut expected = vec![(ann.id, customer), (bob.id, bobs)];
+    expected.sort();
+    assert_eq!(pairs, expected);
     assert_eq!(rows[0].columns().len(), 2, "two columns, nothing else");
     let due: Vec<uuid::Uuid> =
         sqlx::query_scalar("SELECT user_id FROM priv.billing_due()").fetch_all(&mut *tx).await.unwrap();

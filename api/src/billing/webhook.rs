@@ -170,7 +170,7 @@ impl BillingService {
         }
         if event.kind.starts_with("customer.subscription.") {
             if let Ok(sub) = event.object::<StripeSubscription>() {
-                let unknown = self.snapshot(&sub, "").unknown_prices;
+                let unknown: Vec<&str> = sub.prices().filter(|p| self.catalog.by_price(p).is_none()).collect();
                 if !unknown.is_empty() {
                     notes.push(format!("prices not in the catalog: {}", unknown.join(", ")));
                 }
@@ -230,6 +230,8 @@ impl BillingService {
                 }
             }
             "customer.created" | "customer.updated" => {
+                // The country is not versioned: an address changed twice within a
+                // delivery window may end on the older one until reconcile.
                 let c: StripeCustomer = event.object().map_err(malformed)?;
                 store::set_address_country(tx, user_id, c.address.as_ref().and_then(|a| a.country.as_deref())).await?;
                 // API versions before 2020-08-27 embed the whole list.
