@@ -334,7 +334,9 @@ fn billing_service(
     catalog: Arc<Catalog>,
 ) -> anyhow::Result<BillingService> {
     let stripe = match &config.billing.stripe_secret_key {
-        Some(key) => Some(StripeApi::new(&config.billing.stripe_api_base, key.expose_secret())?),
+        Some(key) => {
+            Some(StripeApi::new(&config.billing.stripe_api_base, key.expose_secret(), config.billing.stripe_timeout)?)
+        }
         None => None,
     };
     let settings = BillingSettings {

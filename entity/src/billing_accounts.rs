@@ -20,7 +20,12 @@ pub struct Model {
     pub trial_end: Option<DateTimeWithTimeZone>,
     pub cancel_at_period_end: bool,
     pub state_version: i64,
-    pub tax_ids: Json,
+    pub billing_anchor: Option<DateTimeWithTimeZone>,
+    pub cancels_at: Option<DateTimeWithTimeZone>,
+    pub previous_customer_id: Option<String>,
+    pub address_country: Option<String>,
+    pub disputed_at: Option<DateTimeWithTimeZone>,
+    pub dispute_id: Option<String>,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
 }

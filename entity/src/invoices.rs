@@ -26,6 +26,7 @@ pub struct Model {
     pub state_version: i64,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
+    pub status_rank: i16,
 }
 
 /// No relations are navigated through sea-orm.

@@ -5,6 +5,9 @@
 pub mod activity_log;
 pub mod api_tokens;
 pub mod billing_accounts;
+pub mod billing_checkouts;
+pub mod billing_subscriptions;
+pub mod billing_tax_ids;
 pub mod drafts;
 pub mod email_outbox;
 pub mod invoices;

@@ -12,6 +12,8 @@ pub struct Model {
     pub customer_id: Option<String>,
     pub created: i64,
     pub received_at: DateTimeWithTimeZone,
+    pub api_version: Option<String>,
+    pub note: Option<String>,
 }
 
 /// No relations are navigated through sea-orm.

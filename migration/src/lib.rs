@@ -12,6 +12,10 @@ mod m20261125_000005_create_billing;
 mod m20261125_000006_create_quotas;
 mod m20261125_000007_create_api_tokens;
 mod m20261129_000008_create_scheduled_tasks;
+mod m20261130_000009_create_billing_subscriptions;
+mod m20261130_000010_create_billing_checkouts;
+mod m20261130_000011_create_billing_tax_ids;
+mod m20261130_000012_record_billing_disputes;
 pub mod rls;
 
 /// A short hash of every migration source file; changes whenever a migration does.
@@ -32,6 +36,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_create_quotas::Migration),
             Box::new(m20261125_000007_create_api_tokens::Migration),
             Box::new(m20261129_000008_create_scheduled_tasks::Migration),
+            Box::new(m20261130_000009_create_billing_subscriptions::Migration),
+            Box::new(m20261130_000010_create_billing_checkouts::Migration),
+            Box::new(m20261130_000011_create_billing_tax_ids::Migration),
+            Box::new(m20261130_000012_record_billing_disputes::Migration),
         ]
     }
 }

@@ -224,8 +224,10 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     .await
     .unwrap();
     let expected = [
+        ("billing_admins", "plinth_system"),
+        ("billing_customers", "plinth_system"),
+        ("billing_due", "plinth_system"),
         ("claim_job", "plinth_worker"),
-        ("grace_expired", "plinth_system"),
         ("login_lookup", "plinth_anon"),
         ("requeue_expired_jobs", "plinth_system"),
         ("user_for_stripe_customer", "plinth_system"),

@@ -2,7 +2,7 @@
 //! (<https://docs.stripe.com/api/events/object>). Every field Plinth does not need is
 //! ignored and every field it reads is optional or defaulted, so a newer Stripe API
 //! version (extra or missing fields) cannot make an event undecodable.
-use crate::model::SubscriptionStatus;
+use crate::model::{SubscriptionStatus, TaxIdVerification};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -16,6 +16,9 @@ pub struct StripeEvent {
     pub kind: String,
     /// When Stripe created the event (unix seconds).
     pub created: i64,
+    /// The API version the payload is rendered in (the webhook endpoint's).
+    #[serde(default)]
+    pub api_version: Option<String>,
     /// The object the event is about.
     #[serde(default)]
     pub data: EventData,
@@ -31,10 +34,10 @@ pub struct EventData {
 
 impl StripeEvent {
     /// The Stripe customer the event concerns: the object itself for customer events,
-    /// else the object's `customer`.
+    /// else the object's `customer` (a dispute names only its charge: see `webhook`).
     pub fn customer(&self) -> Option<String> {
         let field = match self.kind.as_str() {
-            "customer.updated" | "customer.created" => "id",
+            "customer.updated" | "customer.created" | "customer.deleted" => "id",
             _ => "customer",
         };
         id_of(self.data.object.get(field)?)
@@ -84,6 +87,10 @@ pub struct StripeSubscription {
     pub trial_end: Option<i64>,
     /// Whether it ends at the period's end.
     pub cancel_at_period_end: bool,
+    /// When it is set to end (the period's end under `cancel_at_period_end`, or a date).
+    pub cancel_at: Option<i64>,
+    /// The instant its periods are counted from (Stripe's `billing_cycle_anchor`).
+    pub billing_cycle_anchor: Option<i64>,
 }
 
 impl StripeSubscription {
@@ -92,14 +99,14 @@ impl StripeSubscription {
         self.status.as_deref().and_then(|s| SubscriptionStatus::parse(s).ok())
     }
 
-    /// The price of its first item.
-    pub fn first_price(&self) -> Option<&str> {
-        self.items.data.first()?.price.as_ref().map(|p| p.id.as_str())
+    /// The prices of all its items, in order (an add-on, the plan, ...).
+    pub fn prices(&self) -> impl Iterator<Item = &str> {
+        self.items.data.iter().filter_map(|i| i.price.as_ref().map(|p| p.id.as_str()))
     }
 
-    /// The current period, from the subscription or (newer API versions) its first item.
+    /// The current period, from the subscription or (newer API versions) its items.
     pub fn period(&self) -> (Option<i64>, Option<i64>) {
-        let item = self.items.data.first();
+        let item = self.items.data.iter().find(|i| i.current_period_start.is_some());
         (
             self.current_period_start.or_else(|| item.and_then(|i| i.current_period_start)),
             self.current_period_end.or_else(|| item.and_then(|i| i.current_period_end)),
@@ -120,7 +127,7 @@ pub struct SubscriptionItem {
 }
 
 /// A price (only its id is read).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Price {
     /// `price_...`.
     pub id: String,
@@ -182,23 +189,95 @@ pub struct Amount {
 }
 
 /// A customer (<https://docs.stripe.com/api/customers/object>).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct StripeCustomer {
     /// `cus_...`.
     pub id: String,
     /// Its tax ids, when included (not by default since API 2020-08-27).
-    #[serde(default)]
     pub tax_ids: Option<List<TaxId>>,
+    /// Its billing address.
+    pub address: Option<Address>,
 }
 
-/// A customer's tax id.
-#[derive(Debug, Deserialize, serde::Serialize)]
+/// An address (only its country is read).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Address {
+    /// ISO 3166-1 alpha-2.
+    pub country: Option<String>,
+}
+
+/// A customer's tax id (<https://docs.stripe.com/api/tax_ids/object>).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct TaxId {
+    /// `txi_...` (absent in the embedded lists of old API versions).
+    pub id: Option<String>,
+    /// Its customer.
+    #[serde(deserialize_with = "expandable")]
+    pub customer: Option<String>,
     /// e.g. `eu_vat`.
     #[serde(rename = "type")]
     pub kind: String,
     /// The id.
     pub value: String,
+    /// The country it belongs to.
+    pub country: Option<String>,
+    /// Stripe's check of it.
+    pub verification: Option<Verification>,
+}
+
+/// A tax id's verification.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Verification {
+    /// pending, verified, unverified, unavailable.
+    pub status: Option<String>,
+}
+
+impl TaxId {
+    /// Its verification in the vocabulary; a missing or newer status is `Unavailable`.
+    pub fn verification(&self) -> TaxIdVerification {
+        let status = self.verification.as_ref().and_then(|v| v.status.as_deref());
+        status.and_then(|s| TaxIdVerification::parse(s).ok()).unwrap_or(TaxIdVerification::Unavailable)
+    }
+
+    /// Its key: the `txi_` id, or (in old embedded lists) its type and value.
+    pub fn key(&self) -> String {
+        self.id.clone().unwrap_or_else(|| format!("{}:{}", self.kind, self.value))
+    }
+}
+
+/// A dispute (<https://docs.stripe.com/api/disputes/object>): it names its charge, not
+/// its customer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StripeDispute {
+    /// `dp_...`.
+    pub id: String,
+    /// The disputed charge (an id, or the expanded object).
+    pub charge: Option<Value>,
+    /// Disputed amount, in cents.
+    pub amount: Option<i64>,
+    /// ISO currency, lower case.
+    pub currency: Option<String>,
+    /// Why the cardholder disputes it.
+    pub reason: Option<String>,
+    /// Its status.
+    pub status: Option<String>,
+}
+
+impl StripeDispute {
+    /// The disputed charge's id.
+    pub fn charge_id(&self) -> Option<String> {
+        self.charge.as_ref().and_then(id_of)
+    }
+
+    /// The charge's customer, when the charge came expanded.
+    pub fn expanded_customer(&self) -> Option<String> {
+        self.charge.as_ref()?.get("customer").and_then(id_of)
+    }
 }
 
 /// A trial-will-end subscription, or anything with a `trial_end`.
@@ -218,7 +297,10 @@ fn id_of(v: &Value) -> Option<String> {
     }
 }
 
-fn expandable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+/// Reads a field that is either an id or an expanded object with an `id`.
+///
+/// Errors: the field is not valid JSON.
+pub(super) fn expandable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<Value>::deserialize(d)?.as_ref().and_then(id_of))
 }
 
@@ -233,13 +315,31 @@ mod tests {
             "current_period_end": 20, "items": {"data": [{"price": {"id": "price_pro_monthly"}}]}});
         let s: StripeSubscription = serde_json::from_value(old).unwrap();
         assert_eq!(
-            (s.first_price(), s.period(), s.status()),
-            (Some("price_pro_monthly"), (Some(10), Some(20)), Some(SubscriptionStatus::Active))
+            (s.prices().collect::<Vec<_>>(), s.period(), s.status()),
+            (vec!["price_pro_monthly"], (Some(10), Some(20)), Some(SubscriptionStatus::Active))
         );
         let new = json!({"id": "sub_1", "customer": {"id": "cus_1"}, "status": "brand_new_status",
             "items": {"data": [{"price": {"id": "p"}, "current_period_start": 30, "current_period_end": 40}]}});
         let s: StripeSubscription = serde_json::from_value(new).unwrap();
         assert_eq!((s.customer.as_deref(), s.period(), s.status()), (Some("cus_1"), (Some(30), Some(40)), None));
+    }
+
+    #[test]
+    fn tax_ids_and_disputes_decode() {
+        let t: TaxId = serde_json::from_value(json!({"id": "txi_1", "object": "tax_id", "customer": "cus_1",
+            "type": "eu_vat", "value": "DE123456789", "country": "DE", "verification": {"status": "verified"}}))
+        .unwrap();
+        assert_eq!(
+            (t.key(), t.verification(), t.customer.as_deref()),
+            ("txi_1".into(), TaxIdVerification::Verified, Some("cus_1"))
+        );
+        let old: TaxId =
+            serde_json::from_value(json!({"type": "eu_vat", "value": "FR1", "verification": {"status": "brand_new"}}))
+                .unwrap();
+        assert_eq!((old.key(), old.verification()), ("eu_vat:FR1".into(), TaxIdVerification::Unavailable));
+        let d: StripeDispute =
+            serde_json::from_value(json!({"id": "dp_1", "charge": {"id": "ch_1", "customer": "cus_9"}})).unwrap();
+        assert_eq!((d.charge_id().as_deref(), d.expanded_customer().as_deref()), (Some("ch_1"), Some("cus_9")));
     }
 
     #[test]

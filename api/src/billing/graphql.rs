@@ -1,13 +1,15 @@
-//! GraphQL adapters for billing: checkout, the portal, the caller's subscription and
-//! invoices.
+//! GraphQL adapters for billing: checkout, the portal, the caller's subscription (its
+//! cancellation date, tax ids and billing country) and invoices.
 use super::service::BillingService;
 use crate::{
     auth::guards::{scope, NoApiTokens, SignedIn},
     db::{data, RequestTx},
-    model::{AccountState, ApiScope, BillingInterval, PlanCode},
+    model::{AccountState, ApiScope, BillingInterval, PlanCode, TaxIdVerification},
     pagination::{Cursor, PageRequest},
 };
-use async_graphql::{connection::Connection, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{
+    connection::Connection, ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID,
+};
 use chrono::{DateTime, Utc};
 use entity::invoices;
 use std::sync::Arc;
@@ -49,8 +51,9 @@ pub struct BillingPortalSession {
 
 /// The caller's subscription.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct BillingStatus {
-    /// The plan.
+    /// The plan (Free when no subscription grants one).
     pub plan: PlanCode,
     /// Whether premium features work.
     pub state: AccountState,
@@ -66,8 +69,40 @@ pub struct BillingStatus {
     pub grace_until: Option<DateTime<Utc>>,
     /// Whether it ends at the period end.
     pub cancel_at_period_end: bool,
+    /// When the subscription ends (canceled to the period's end, or at a date); the plan
+    /// stays until then, then the account returns to Free.
+    pub cancels_at: Option<DateTime<Utc>>,
     /// Whether the next checkout includes a free trial.
     pub trial_available: bool,
+    /// Country of the billing address (ISO 3166-1 alpha-2), as given at checkout.
+    pub address_country: Option<String>,
+}
+
+#[ComplexObject]
+impl BillingStatus {
+    /// The customer's tax ids (EU VAT numbers ...), as Stripe verified them.
+    async fn tax_ids(&self, ctx: &Context<'_>) -> Result<Vec<TaxId>> {
+        let tx = data::<RequestTx>(ctx)?;
+        let rows = data::<Arc<BillingService>>(ctx)?.tax_ids(tx).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TaxId { kind: r.kind, value: r.value, country: r.country, verification: r.verification })
+            .collect())
+    }
+}
+
+/// A tax id of the customer.
+#[derive(SimpleObject)]
+pub struct TaxId {
+    /// Stripe's type, e.g. `eu_vat`.
+    #[graphql(name = "type")]
+    pub kind: String,
+    /// The number, e.g. `DE123456789`.
+    pub value: String,
+    /// The country it belongs to.
+    pub country: Option<String>,
+    /// Where Stripe's verification stands.
+    pub verification: TaxIdVerification,
 }
 
 /// An invoice.
@@ -154,7 +189,9 @@ impl BillingQuery {
             trial_end: a.trial_end,
             grace_until: a.grace_until,
             cancel_at_period_end: a.cancel_at_period_end,
+            cancels_at: a.cancels_at,
             trial_available: !a.trial_used && a.subscription_id.is_none(),
+            address_country: a.address_country,
         })
     }
 

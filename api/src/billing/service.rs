@@ -1,11 +1,11 @@
 //! The billing service: what every billing path shares (the catalog, the Stripe client,
-//! settings), the caller's billing state and invoices, and carrying out a state
-//! transition's effects. Billing rows are written as `plinth_billing` acting for the one
-//! user concerned.
+//! settings), the caller's billing state, tax ids and invoices, deriving an account
+//! from its subscriptions (`settle`) and carrying out a transition's effects. Billing
+//! rows are written as `plinth_billing` acting for the one user concerned.
 use super::{
-    state::{Effect, Transition},
-    store::{self, Account},
-    stripe::StripeApi,
+    state::{self, Effect, Transition},
+    store::{self, Account, TaxIdRow},
+    stripe::{CustomerState, StripeApi},
 };
 use crate::{
     activity::service::{self as activity, Entry},
@@ -100,6 +100,13 @@ impl BillingService {
         Ok(store::read_account(tx, tx.user_id()?).await?.unwrap_or_default())
     }
 
+    /// The caller's tax ids at Stripe (deleted ones left out).
+    ///
+    /// Errors: UNAUTHENTICATED; INTERNAL.
+    pub async fn tax_ids(&self, tx: &RequestTx) -> AppResult<Vec<TaxIdRow>> {
+        store::read_tax_ids(tx, tx.user_id()?).await
+    }
+
     /// A page of the caller's invoices, newest first.
     ///
     /// Errors: UNAUTHENTICATED; INTERNAL.
@@ -118,17 +125,63 @@ impl BillingService {
         self.catalog.plan(plan).name.clone()
     }
 
-    /// Carries out a transition's effects for `user_id` in `tx` (acting as billing for
-    /// that user); `plan` names the subscription in messages.
+    /// Derives the user's account from its subscriptions now (`state::derive`), stores
+    /// it (and the plan on the user) and carries out the effects, in `tx` acting as
+    /// billing for that user, under the customer's or the user's lock.
     ///
     /// Errors: INTERNAL (database).
-    pub(super) async fn carry_out(
+    pub(super) async fn settle(&self, tx: &RequestTx, user_id: Uuid) -> AppResult<Transition> {
+        let before = store::read_account(tx, user_id).await?.unwrap_or_default();
+        let subs = store::read_subscriptions(tx, user_id).await?;
+        let t = state::derive(&before, &subs, Utc::now(), self.settings.grace_days);
+        if t.account != before {
+            store::write_account(tx, user_id, &t.account).await?;
+        }
+        store::set_user_plan(tx, user_id, t.account.plan).await?;
+        self.carry_out(tx, user_id, &t).await?;
+        Ok(t)
+    }
+
+    /// Whether Stripe no longer has `customer` (deleted, or unknown to this account).
+    ///
+    /// Errors: SERVICE_UNAVAILABLE (Stripe did not answer); FORBIDDEN (billing not
+    /// configured); INTERNAL.
+    pub(super) async fn customer_gone(&self, customer: &str) -> AppResult<bool> {
+        Ok(matches!(self.stripe()?.customer(customer).await?, CustomerState::Gone))
+    }
+
+    /// Forgets `customer` (gone at Stripe, which canceled its subscriptions): its
+    /// subscriptions end, its pending checkout (but the one of key `keep`) goes, and the
+    /// account is derived again, in a short transaction of its own under the customer's
+    /// lock. Returns whether it was still the user's.
+    ///
+    /// Errors: INTERNAL (database).
+    pub(super) async fn forget_customer(
         &self,
-        tx: &RequestTx,
         user_id: Uuid,
-        plan: PlanCode,
-        t: &Transition,
-    ) -> AppResult<()> {
+        customer: &str,
+        version: i64,
+        keep: Option<&str>,
+    ) -> AppResult<bool> {
+        let tx = self.begin("billing-customer-gone").await?;
+        store::lock(&tx, &store::customer_lock(customer)).await?;
+        self.act_for(&tx, user_id).await?;
+        let forgotten = store::forget_customer(&tx, user_id, customer, keep).await?;
+        store::end_customer_subscriptions(&tx, user_id, customer, version).await?;
+        self.settle(&tx, user_id).await?;
+        let data = json!({ "customer": customer });
+        activity::record(&tx, Entry::by_system(user_id, "billing.customer_forgotten", None, data)).await?;
+        tx.commit(&self.bus).await?;
+        tracing::warn!(user_id = %user_id, customer, "a Stripe customer is gone; forgotten");
+        Ok(forgotten)
+    }
+
+    /// Carries out a transition's effects for `user_id` in `tx` (acting as billing for
+    /// that user); messages name the account's plan.
+    ///
+    /// Errors: INTERNAL (database).
+    pub(super) async fn carry_out(&self, tx: &RequestTx, user_id: Uuid, t: &Transition) -> AppResult<()> {
+        let plan = t.account.plan;
         for effect in &t.effects {
             match effect {
                 Effect::LogStateChange { from, to, plan } => {

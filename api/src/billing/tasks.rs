@@ -1,38 +1,43 @@
-//! Billing's background loop: accounts whose grace period ended without payment are
-//! suspended, with their notification, e-mail and token revocation.
-use super::{service::BillingService, state, store};
+//! Billing's background loop: accounts whose standing changes with time alone — a grace
+//! period that ended without payment (suspended, with notification, e-mail and token
+//! revocation), a cancellation whose date came (back to Free) — are derived again, so
+//! neither waits for a webhook.
+use super::{service::BillingService, store};
 use crate::{
     error::AppResult,
     tasks::{Runs, Task},
 };
-use chrono::Utc;
 use std::{sync::Arc, time::Duration};
 
 impl BillingService {
-    /// Suspends accounts whose grace ended without payment; returns how many.
+    /// Derives again the accounts whose grace ended or whose cancellation came due;
+    /// returns how many changed.
     ///
     /// Errors: INTERNAL (database).
     pub async fn expire_grace(&self) -> AppResult<usize> {
         let tx = self.begin("grace-sweeper").await?;
-        let due = store::grace_expired(&tx).await?;
+        let due = store::billing_due(&tx).await?;
         tx.rollback().await;
         let mut n = 0;
         for user_id in due {
             let tx = self.begin("grace-sweeper").await?;
             self.act_for(&tx, user_id).await?;
-            let Some(before) = store::read_account(&tx, user_id).await? else { continue };
-            let Some(t) = state::expire_grace(&before, Utc::now()) else { continue };
-            store::suspend_after_grace(&tx, user_id).await?;
-            self.carry_out(&tx, user_id, before.plan, &t).await?;
+            // The customer's lock: the sweeper and that customer's webhooks take turns.
+            let lock = match store::read_account(&tx, user_id).await?.and_then(|a| a.customer) {
+                Some(c) => store::customer_lock(&c),
+                None => store::user_lock(user_id),
+            };
+            store::lock(&tx, &lock).await?;
+            let t = self.settle(&tx, user_id).await?;
             tx.commit(&self.bus).await?;
-            n += 1;
+            n += usize::from(!t.effects.is_empty());
         }
         Ok(n)
     }
 }
 
-/// Suspends accounts whose grace period ended, every `every`, on one instance per
-/// interval.
+/// Derives again, every `every`, on one instance per interval, the accounts whose grace
+/// ended or whose cancellation came due.
 pub fn expire_grace(billing: Arc<BillingService>, every: Duration) -> Task {
     Task::new("billing.expire_grace", every, Runs::OneInstance, move || {
         let billing = billing.clone();

@@ -1,20 +1,30 @@
 //! Webhook intake: a delivery's signature is checked on the raw body, the event is
 //! decoded into typed objects, recorded once (its id is unique, written in the same
-//! transaction as its effects), and applied one customer at a time (an advisory lock),
-//! never backwards (the state machine ignores an event older than the stored state).
+//! transaction as its effects, with its payload's API version and a note), and applied
+//! one customer at a time (an advisory lock), never backwards (`state::merge` orders
+//! snapshots by time, then status rank). The only Stripe call of the intake (a
+//! dispute's charge, to learn its customer) is made before the transaction begins.
+//!
+//! Events handled: `customer.subscription.*` (snapshots; `trial_will_end` notifies),
+//! `invoice.*` (the mirror; `paid`, `payment_failed` and `payment_action_required`
+//! notify), `checkout.session.completed`/`expired`, `customer.created`/`updated`
+//! (billing country), `customer.deleted`, `customer.tax_id.*`, `charge.dispute.created`
+//! (the account is flagged, every admin notified). Any other event is recorded and
+//! ignored.
 use super::{
-    events::{StripeCustomer, StripeEvent, StripeInvoice, StripeSubscription, TrialEnd},
+    events::{StripeCustomer, StripeDispute, StripeEvent, StripeInvoice, StripeSubscription, TaxId, TrialEnd},
     service::BillingService,
     signature::{self, SignatureError},
     state::{self, Snapshot},
     store,
+    stripe::{StripeFailure, API_VERSION},
 };
 use crate::{
     activity::service::{self as activity, Entry},
     db::RequestTx,
-    email::templates,
+    email::{store as addresses, templates},
     error::{AppError, AppResult},
-    model::EmailTemplate,
+    model::{BillingInterval, EmailTemplate, PlanCode},
     notifications::service as notifications,
 };
 use chrono::{DateTime, Utc};
@@ -37,13 +47,31 @@ pub enum WebhookOutcome {
 pub enum WebhookError {
     /// Bad or stale signature, or not an event: 400, nothing written.
     Rejected(&'static str),
-    /// Our failure: 500, so Stripe delivers again.
+    /// Our failure (or Stripe's, when the intake had to ask it): 500, so Stripe
+    /// delivers again.
     Internal(anyhow::Error),
 }
 
 fn ts(s: Option<i64>) -> Option<DateTime<Utc>> {
     s.and_then(|s| DateTime::from_timestamp(s, 0))
 }
+
+fn malformed(e: serde_json::Error) -> AppError {
+    AppError::Internal(anyhow::Error::new(e).context("decoding data.object"))
+}
+
+/// Invoice events mirrored; the ones that also notify are matched in `dispatch`.
+const INVOICE_EVENTS: &[&str] = &[
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.updated",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "invoice.payment_action_required",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+];
 
 impl BillingService {
     /// Verifies and applies one webhook delivery.
@@ -76,13 +104,29 @@ impl BillingService {
     }
 
     async fn apply_event(&self, event: &StripeEvent) -> AppResult<WebhookOutcome> {
+        // Stripe first, holding nothing: a dispute names its charge, not its customer.
+        let customer = match event.customer() {
+            Some(c) => Some(c),
+            None if event.kind == "charge.dispute.created" => self.dispute_customer(event).await?,
+            None => None,
+        };
+        let note = self.note_for(event);
         let tx = self.begin("stripe-webhook").await?;
-        let customer = event.customer();
         if let Some(c) = &customer {
             // Events of one customer apply one at a time.
             store::lock(&tx, &store::customer_lock(c)).await?;
         }
-        if !store::record_event(&tx, &event.id, &event.kind, customer.as_deref(), event.created).await? {
+        let fresh = store::record_event(
+            &tx,
+            &event.id,
+            &event.kind,
+            customer.as_deref(),
+            event.created,
+            event.api_version.as_deref(),
+            note.as_deref(),
+        )
+        .await?;
+        if !fresh {
             tx.commit(&self.bus).await?;
             return Ok(WebhookOutcome::Duplicate);
         }
@@ -99,89 +143,222 @@ impl BillingService {
             tx.commit(&self.bus).await?;
             return Ok(WebhookOutcome::Ignored);
         };
+        // Read as the system role: acting for the user cannot list other users.
+        let admins = match event.kind.as_str() {
+            "charge.dispute.created" => store::admins(&tx).await?,
+            _ => Vec::new(),
+        };
         self.act_for(&tx, user_id).await?;
-        let outcome = self.dispatch(&tx, user_id, event).await?;
+        let customer = customer.as_deref().unwrap_or_default();
+        let outcome = self.dispatch(&tx, user_id, customer, event, &admins).await?;
         tx.commit(&self.bus).await?;
         Ok(outcome)
     }
 
-    async fn dispatch(&self, tx: &RequestTx, user_id: Uuid, event: &StripeEvent) -> AppResult<WebhookOutcome> {
-        let malformed =
-            |e: serde_json::Error| AppError::Internal(anyhow::Error::new(e).context("decoding data.object"));
-        match event.kind.as_str() {
-            kind @ ("customer.subscription.created"
-            | "customer.subscription.updated"
-            | "customer.subscription.deleted") => {
-                let sub: StripeSubscription = event.object().map_err(malformed)?;
-                let snap = self.snapshot(&sub);
-                self.apply_snapshot(tx, user_id, &snap, kind.ends_with("deleted"), event.created).await?;
+    /// What is worth keeping on the event's record: a payload in another API version
+    /// than the pinned one, prices not in the catalog.
+    fn note_for(&self, event: &StripeEvent) -> Option<String> {
+        let mut notes = Vec::new();
+        if let Some(v) = event.api_version.as_deref().filter(|v| *v != API_VERSION) {
+            tracing::warn!(
+                event_id = event.id,
+                api_version = v,
+                pinned = API_VERSION,
+                "a Stripe event in another API version than Plinth's; read tolerantly"
+            );
+            notes.push(format!("api_version {v}, pinned {API_VERSION}"));
+        }
+        if event.kind.starts_with("customer.subscription.") {
+            if let Ok(sub) = event.object::<StripeSubscription>() {
+                let unknown: Vec<&str> = sub.prices().filter(|p| self.catalog.by_price(p).is_none()).collect();
+                if !unknown.is_empty() {
+                    notes.push(format!("prices not in the catalog: {}", unknown.join(", ")));
+                }
             }
+        }
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
+
+    /// The customer of a dispute's charge: expanded in the event, or read from Stripe.
+    async fn dispute_customer(&self, event: &StripeEvent) -> AppResult<Option<String>> {
+        let dispute: StripeDispute = event.object().map_err(malformed)?;
+        if let Some(c) = dispute.expanded_customer() {
+            return Ok(Some(c));
+        }
+        let Some(charge) = dispute.charge_id() else { return Ok(None) };
+        let Some(stripe) = &self.stripe else {
+            tracing::warn!(event_id = event.id, "a dispute, but no Stripe key to find its customer");
+            return Ok(None);
+        };
+        match stripe.charge(&charge).await {
+            Ok(c) => Ok(c.customer),
+            Err(StripeFailure::Missing) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        tx: &RequestTx,
+        user_id: Uuid,
+        customer: &str,
+        event: &StripeEvent,
+        admins: &[Uuid],
+    ) -> AppResult<WebhookOutcome> {
+        let kind = event.kind.as_str();
+        match kind {
             "customer.subscription.trial_will_end" => {
                 let sub: StripeSubscription = event.object().map_err(malformed)?;
                 let trial: TrialEnd = event.object().map_err(malformed)?;
-                let plan = self.snapshot(&sub).plan.map(|(p, _)| self.plan_name(p)).unwrap_or_default();
+                let plan = self.snapshot(&sub, customer).plan.map(|(p, _)| self.plan_name(p)).unwrap_or_default();
                 let ends = ts(trial.trial_end).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
                 let message = templates::billing(EmailTemplate::TrialEnding, &plan, &format!("on {ends}"));
                 notifications::notify(tx, user_id, message).await?;
             }
-            kind @ ("invoice.paid" | "invoice.payment_failed" | "invoice.finalized") => {
-                let inv: StripeInvoice = event.object().map_err(malformed)?;
-                store::upsert_invoice(tx, user_id, &inv, event.created).await?;
-                let number = inv.number.clone().unwrap_or_default();
-                let plan = store::read_account(tx, user_id).await?.unwrap_or_default().plan;
-                let plan = self.plan_name(plan);
-                let message = match kind {
-                    "invoice.paid" if inv.amount_paid.unwrap_or(0) > 0 => {
-                        Some(templates::billing(EmailTemplate::Receipt, &plan, &number))
-                    }
-                    "invoice.payment_failed" => Some(templates::billing(
-                        EmailTemplate::PaymentFailed,
-                        &plan,
-                        &format!("Invoice {number} is unpaid."),
-                    )),
-                    _ => None,
-                };
-                if let Some(message) = message {
-                    notifications::notify(tx, user_id, message).await?;
+            _ if kind.starts_with("customer.subscription.") => {
+                let sub: StripeSubscription = event.object().map_err(malformed)?;
+                let snap = self.snapshot(&sub, customer);
+                self.apply_snapshot(tx, user_id, &snap, kind == "customer.subscription.deleted", event.created).await?;
+            }
+            _ if INVOICE_EVENTS.contains(&kind) => self.apply_invoice(tx, user_id, event).await?,
+            "checkout.session.completed" | "checkout.session.expired" => {
+                let session = event.data.object.get("id").and_then(Value::as_str).unwrap_or_default();
+                store::drop_checkout_session(tx, user_id, session).await?;
+                if kind == "checkout.session.completed" {
+                    let data = json!({ "session": session });
+                    activity::record(tx, Entry::by_system(user_id, "billing.checkout_completed", None, data)).await?;
                 }
             }
-            "checkout.session.completed" => {
-                let data = json!({ "session": event.data.object.get("id").cloned().unwrap_or(Value::Null) });
-                activity::record(tx, Entry::by_system(user_id, "billing.checkout_completed", None, data)).await?;
-            }
-            "customer.updated" => {
-                let customer: StripeCustomer = event.object().map_err(malformed)?;
-                if let Some(ids) = customer.tax_ids {
-                    store::save_tax_ids(tx, user_id, serde_json::to_value(ids.data).map_err(anyhow::Error::from)?)
-                        .await?;
+            "customer.created" | "customer.updated" => {
+                // The country is not versioned: an address changed twice within a
+                // delivery window may end on the older one until reconcile.
+                let c: StripeCustomer = event.object().map_err(malformed)?;
+                store::set_address_country(tx, user_id, c.address.as_ref().and_then(|a| a.country.as_deref())).await?;
+                // API versions before 2020-08-27 embed the whole list.
+                if let Some(ids) = c.tax_ids {
+                    store::replace_tax_ids(tx, user_id, &ids.data, event.created).await?;
                 }
             }
+            "customer.deleted" => {
+                // Stripe cancels a deleted customer's subscriptions; the next checkout
+                // creates a new customer.
+                store::forget_customer(tx, user_id, customer, None).await?;
+                store::end_customer_subscriptions(tx, user_id, customer, event.created).await?;
+                self.settle(tx, user_id).await?;
+                let data = json!({ "customer": customer });
+                activity::record(tx, Entry::by_system(user_id, "billing.customer_deleted", None, data)).await?;
+            }
+            "customer.tax_id.created" | "customer.tax_id.updated" | "customer.tax_id.deleted" => {
+                let t: TaxId = event.object().map_err(malformed)?;
+                store::upsert_tax_id(tx, user_id, &t, kind.ends_with("deleted"), event.created).await?;
+            }
+            "charge.dispute.created" => self.apply_dispute(tx, user_id, event, admins).await?,
             _ => return Ok(WebhookOutcome::Ignored),
         }
         Ok(WebhookOutcome::Applied)
     }
 
-    /// What a subscription object says, in the state machine's terms.
-    pub(super) fn snapshot(&self, sub: &StripeSubscription) -> Snapshot {
-        let plan = sub.first_price().and_then(|price| self.catalog.by_price(price)).map(|(p, i)| (p.code, i));
-        if plan.is_none() {
-            tracing::warn!(subscription = sub.id, "a subscription with a price not in the catalog");
+    async fn apply_invoice(&self, tx: &RequestTx, user_id: Uuid, event: &StripeEvent) -> AppResult<()> {
+        let inv: StripeInvoice = event.object().map_err(malformed)?;
+        // A stale event (older, or the same second and a lower status) changes nothing,
+        // and tells nothing.
+        if store::upsert_invoice(tx, user_id, &inv, event.created).await?.is_none() {
+            tracing::info!(event_id = event.id, invoice = inv.id, "an older invoice event arrived late; ignored");
+            return Ok(());
+        }
+        let number = inv.number.clone().unwrap_or_default();
+        let plan = self.plan_name(store::read_account(tx, user_id).await?.unwrap_or_default().plan);
+        let message = match event.kind.as_str() {
+            "invoice.paid" if inv.amount_paid.unwrap_or(0) > 0 => {
+                Some(templates::billing(EmailTemplate::Receipt, &plan, &number))
+            }
+            "invoice.payment_failed" => {
+                Some(templates::billing(EmailTemplate::PaymentFailed, &plan, &format!("Invoice {number} is unpaid.")))
+            }
+            "invoice.payment_action_required" => {
+                let link = inv.hosted_invoice_url.clone().unwrap_or_default();
+                let mut m = templates::billing(EmailTemplate::PaymentActionRequired, &plan, &link);
+                m.data["link"] = json!(link);
+                m.data["invoice"] = json!(number);
+                Some(m)
+            }
+            _ => None,
+        };
+        if let Some(message) = message {
+            notifications::notify(tx, user_id, message).await?;
+        }
+        Ok(())
+    }
+
+    /// Flags the account and tells every admin; the admins' rows are written acting
+    /// for each admin in turn.
+    async fn apply_dispute(
+        &self,
+        tx: &RequestTx,
+        user_id: Uuid,
+        event: &StripeEvent,
+        admins: &[Uuid],
+    ) -> AppResult<()> {
+        let d: StripeDispute = event.object().map_err(malformed)?;
+        let at = ts(Some(event.created)).unwrap_or_else(Utc::now);
+        store::flag_dispute(tx, user_id, &d.id, at).await?;
+        let email = addresses::address_of(tx, user_id).await?;
+        let plan = self.plan_name(store::read_account(tx, user_id).await?.unwrap_or_default().plan);
+        let amount = d.amount.map(|a| format!("{}.{:02}", a / 100, a % 100)).unwrap_or_default();
+        let detail = format!(
+            "Customer {email} (user {user_id}) disputed {amount} {} ({}); dispute {}.",
+            d.currency.as_deref().unwrap_or_default().to_uppercase(),
+            d.reason.as_deref().unwrap_or("no reason given"),
+            d.id
+        );
+        let data = json!({ "dispute": d.id, "reason": d.reason, "amount": d.amount });
+        activity::record(tx, Entry::by_system(user_id, "billing.dispute_created", None, data)).await?;
+        for &admin in admins {
+            self.act_for(tx, admin).await?;
+            let mut message = templates::billing(EmailTemplate::DisputeCreated, &plan, &detail);
+            message.data["dispute"] = json!(d.id);
+            message.data["user_id"] = json!(user_id);
+            notifications::notify(tx, admin, message).await?;
+        }
+        self.act_for(tx, user_id).await
+    }
+
+    /// What a subscription object says, in the state machine's terms: the plan is the
+    /// catalog price among its items (the highest plan if several), whatever their
+    /// order; other prices are listed (and logged) as unknown.
+    pub(super) fn snapshot(&self, sub: &StripeSubscription, customer: &str) -> Snapshot {
+        let mut plan: Option<(PlanCode, BillingInterval)> = None;
+        let mut unknown_prices = Vec::new();
+        for price in sub.prices() {
+            match self.catalog.by_price(price) {
+                Some((p, interval)) if plan.is_none_or(|(known, _)| p.code > known) => plan = Some((p.code, interval)),
+                Some(_) => {}
+                None => unknown_prices.push(price.to_owned()),
+            }
+        }
+        if !unknown_prices.is_empty() {
+            tracing::warn!(subscription = sub.id, prices = ?unknown_prices, "subscription prices not in the catalog");
         }
         let (start, end) = sub.period();
         Snapshot {
             id: sub.id.clone(),
+            customer: sub.customer.clone().unwrap_or_else(|| customer.to_owned()),
             status_text: sub.status.clone().unwrap_or_else(|| "incomplete".into()),
             status: sub.status(),
             plan,
+            unknown_prices,
             period_start: ts(start),
             period_end: ts(end),
+            anchor: ts(sub.billing_cycle_anchor),
             trial_end: ts(sub.trial_end),
             cancel_at_period_end: sub.cancel_at_period_end,
+            cancel_at: ts(sub.cancel_at),
         }
     }
 
-    /// Applies a snapshot at `version` to the user's stored state (as billing for that
-    /// user, under the customer's lock) and carries out the transition's effects.
+    /// Applies a snapshot at `version` to the subscription's row (unless the row is
+    /// newer) and derives the account again, in `tx` acting as billing for the user,
+    /// under the customer's lock.
     ///
     /// Errors: INTERNAL (database).
     pub(super) async fn apply_snapshot(
@@ -192,14 +369,18 @@ impl BillingService {
         deleted: bool,
         version: i64,
     ) -> AppResult<()> {
-        let before = store::read_account(tx, user_id).await?.unwrap_or_default();
-        let grace_days = self.settings.grace_days;
-        let Some(t) = state::apply(&before, snap, deleted, version, Utc::now(), grace_days) else {
-            tracing::info!(user_id = %user_id, "an older subscription event arrived late; ignored");
+        let subs = store::read_subscriptions(tx, user_id).await?;
+        let stored = subs.iter().find(|s| s.id == snap.id);
+        let Some(row) = state::merge(stored, snap, deleted, version) else {
+            tracing::info!(user_id = %user_id, subscription = snap.id, "an older subscription snapshot arrived late; ignored");
             return Ok(());
         };
-        store::write_subscription(tx, user_id, &t.account).await?;
-        store::set_user_plan(tx, user_id, t.user_plan).await?;
-        self.carry_out(tx, user_id, t.account.plan, &t).await
+        if stored.is_none() {
+            // A new subscription: the checkout that was pending when it began is done.
+            store::drop_checkout_opened_by(tx, user_id, ts(Some(version)).unwrap_or_else(Utc::now)).await?;
+        }
+        store::write_subscription(tx, user_id, &row).await?;
+        self.settle(tx, user_id).await?;
+        Ok(())
     }
 }

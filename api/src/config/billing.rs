@@ -1,7 +1,7 @@
 //! The billing section: Stripe, its webhooks, the grace period and the plan catalog.
 use super::{ConfigError, Vars};
 use secrecy::SecretString;
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 /// Stripe and the catalog.
 #[derive(Clone, Debug)]
@@ -10,6 +10,9 @@ pub struct BillingConfig {
     pub stripe_secret_key: Option<SecretString>,
     /// `PLINTH_STRIPE_API_BASE`: Stripe's API (a local server in tests).
     pub stripe_api_base: String,
+    /// `PLINTH_STRIPE_TIMEOUT_MS`: the longest one call to Stripe may take, retries
+    /// included (5000); past it the request answers SERVICE_UNAVAILABLE.
+    pub stripe_timeout: Duration,
     /// `PLINTH_STRIPE_WEBHOOK_SECRET`: comma-separated, two during a rotation.
     pub webhook_secrets: Vec<SecretString>,
     /// `PLINTH_STRIPE_WEBHOOK_TOLERANCE_SECS`: accepted age of a signature (300).
@@ -35,6 +38,7 @@ impl BillingConfig {
         Ok(BillingConfig {
             stripe_secret_key: v.secret("PLINTH_STRIPE_SECRET_KEY"),
             stripe_api_base,
+            stripe_timeout: Duration::from_millis(v.parse("PLINTH_STRIPE_TIMEOUT_MS", 5000u64)?.max(1)),
             webhook_secrets: v
                 .get("PLINTH_STRIPE_WEBHOOK_SECRET")
                 .map(|s| {

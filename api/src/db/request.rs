@@ -201,6 +201,55 @@ impl RequestTx {
         self.act_as(role.db_role(), user_id).await
     }
 
+    /// Runs `call` (a request to another service: Stripe) holding no transaction and no
+    /// pooled connection, so a slow dependency cannot drain the pool (PITFALLS 14): the
+    /// transaction, which must not have written anything yet, is rolled back (it only
+    /// read), `call` runs, and a fresh transaction for the same principal takes its
+    /// place for the rest of the request. Statements of this request wait meanwhile.
+    /// What was read before may have changed: the caller re-reads what it relies on,
+    /// and `act_as` must be repeated.
+    ///
+    /// Errors: BAD_USER_INPUT when this request already wrote (an earlier mutation
+    /// field: it would be committed or lost); INTERNAL (database), the new transaction
+    /// could not begin (the request then fails as a whole).
+    pub async fn without_transaction<T>(&self, call: impl std::future::Future<Output = T>) -> Result<T, AppError> {
+        let mut slot = self.inner.slot.write().await;
+        let tx = match std::mem::replace(&mut *slot, Slot::Pending) {
+            // Nothing begun: nothing to release.
+            Slot::Pending => return Ok(call.await),
+            Slot::Open(tx) => tx,
+            Slot::Done => {
+                *slot = Slot::Done;
+                return Err(finished().into());
+            }
+        };
+        // An xid is assigned at the first write; reads, advisory locks and set_config take none.
+        let wrote = tx
+            .query_one(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS wrote",
+            ))
+            .await
+            .and_then(|r| r.map(|r| r.try_get::<bool>("", "wrote")).transpose())
+            .map(|w| w.unwrap_or(false));
+        match wrote {
+            Ok(false) => tx.rollback().await?,
+            Ok(true) => {
+                *slot = Slot::Open(tx);
+                return Err(AppError::bad_input(
+                    "mutation",
+                    "this field calls the payment provider and must come first in its request",
+                ));
+            }
+            Err(e) => {
+                *slot = Slot::Open(tx);
+                return Err(e.into());
+            }
+        }
+        // The slot stays Pending: the next statement begins a fresh transaction.
+        Ok(call.await)
+    }
+
     /// Commits, then publishes the events the work caused. Idempotent: a second call
     /// (or one after `rollback`) does nothing.
     ///

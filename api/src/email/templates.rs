@@ -84,6 +84,19 @@ pub fn billing(template: EmailTemplate, plan: &str, detail: &str) -> Message {
             "Your Plinth subscription is active again".to_owned(),
             format!("Thank you: your {plan} subscription is active again. {detail}"),
         ),
+        EmailTemplate::PaymentActionRequired => (
+            "Your Plinth payment needs your confirmation".to_owned(),
+            format!(
+                "Your bank asks you to confirm the payment for {plan}. Confirm it on the invoice's page:\n{detail}\n\n\
+                 Until then the payment stays open."
+            ),
+        ),
+        EmailTemplate::DisputeCreated => (
+            "A customer disputed a Plinth payment".to_owned(),
+            format!(
+                "A charge for {plan} was disputed. {detail}\n\nAnswer it in the Stripe dashboard before its deadline."
+            ),
+        ),
         EmailTemplate::Receipt => {
             (format!("Your Plinth receipt {detail}"), format!("We received your payment for {plan}. Invoice {detail}."))
         }

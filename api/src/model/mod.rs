@@ -350,10 +350,30 @@ vocabulary! {
         Reactivated = "reactivated",
         /// A payment was received.
         Receipt = "receipt",
+        /// A payment needs the customer's action (3-D Secure): the invoice's page pays it.
+        PaymentActionRequired = "payment_action_required",
+        /// A customer disputed a charge (to admins).
+        DisputeCreated = "dispute_created",
         /// 80% of a quota is used.
         QuotaWarning = "quota_warning",
         /// 100% of a quota is used.
         QuotaReached = "quota_reached",
+    }
+}
+
+vocabulary! {
+    /// Where Stripe's verification of a tax id stands
+    /// (<https://docs.stripe.com/api/tax_ids/object#tax_id_object-verification-status>).
+    #[derive(Enum)]
+    pub enum TaxIdVerification as "tax id verification" {
+        /// Being checked.
+        Pending = "pending",
+        /// Checked and valid.
+        Verified = "verified",
+        /// Checked and not valid.
+        Unverified = "unverified",
+        /// Not checked (no verification for this type, or a status Stripe added later).
+        Unavailable = "unavailable",
     }
 }
 

@@ -1,5 +1,15 @@
-//! Consuming and reading quotas.
-use super::store;
+//! Consuming and reading quotas, per period.
+//!
+//! A paid account's counters run per billing period, computed from its subscription's
+//! billing anchor as Stripe computes them ([`paid_period`]: the anchor's day of month
+//! and time of day, clamped to shorter months; yearly on the anchor's date), so the
+//! period turns at the exact instant Stripe renews, whether or not the renewal webhook
+//! has arrived: a late webhook neither opens a window between periods nor hands out a
+//! second allowance (the counter row is keyed by the same period start before and
+//! after it). Free accounts count per calendar month (UTC), not from their sign-up
+//! date; an account returning to Free goes back to the calendar month.
+use super::store::{self, PaidPeriods};
+use crate::model::BillingInterval;
 use crate::{
     db::RequestTx,
     email::templates,
@@ -7,7 +17,7 @@ use crate::{
     model::{MetricKind, QuotaMetric},
     notifications::service as notifications,
 };
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
 use uuid::Uuid;
 
 /// One metric's use.
@@ -29,12 +39,63 @@ fn limit_of(tx: &RequestTx, metric: QuotaMetric) -> AppResult<(Uuid, i64)> {
     Ok((claims.user_id, limit))
 }
 
-/// The caller's current period: the subscription's while it is paid, else the calendar
-/// month.
+/// The caller's current period: the subscription's billing period while the account is
+/// paid (see the module docs), else the calendar month.
 ///
 /// Errors: INTERNAL (database).
 pub async fn period(tx: &RequestTx, user_id: Uuid) -> AppResult<(DateTime<Utc>, DateTime<Utc>)> {
-    Ok(store::paid_period(tx, user_id).await?.unwrap_or_else(|| calendar_month(Utc::now())))
+    let now = Utc::now();
+    Ok(match store::paid_period(tx, user_id).await? {
+        Some(p) => paid_period(&p, now),
+        None => calendar_month(now),
+    })
+}
+
+/// The billing period containing `now`: the stored one while it lasts (Stripe's own
+/// instants, a trial included), else the one the anchor gives.
+pub fn paid_period(p: &PaidPeriods, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    match p.stored {
+        Some((start, end)) if start <= now && now < end => (start, end),
+        _ => anchored_period(p.anchor, p.interval, now),
+    }
+}
+
+/// The `n`th period start from `anchor` (n may be negative): `n` months (or years) on,
+/// on the anchor's day (the month's last day when it is shorter) at the anchor's time.
+fn nth_start(anchor: DateTime<Utc>, interval: BillingInterval, n: i64) -> DateTime<Utc> {
+    let months = match interval {
+        BillingInterval::Month => n,
+        BillingInterval::Year => n * 12,
+    };
+    let shifted = if months >= 0 {
+        anchor.checked_add_months(Months::new(months as u32))
+    } else {
+        anchor.checked_sub_months(Months::new(months.unsigned_abs() as u32))
+    };
+    // chrono clamps the day to the target month's length, as Stripe does.
+    shifted.unwrap_or(anchor)
+}
+
+/// The period of a subscription anchored at `anchor` billed every `interval` that
+/// contains `now` (Stripe's periods: every one starts on the anchor's day of month, not
+/// on the previous period's clamped day).
+pub fn anchored_period(
+    anchor: DateTime<Utc>,
+    interval: BillingInterval,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let months = i64::from(now.year() - anchor.year()) * 12 + i64::from(now.month()) - i64::from(anchor.month());
+    let mut n = match interval {
+        BillingInterval::Month => months,
+        BillingInterval::Year => months.div_euclid(12),
+    };
+    while nth_start(anchor, interval, n) > now {
+        n -= 1;
+    }
+    while nth_start(anchor, interval, n + 1) <= now {
+        n += 1;
+    }
+    (nth_start(anchor, interval, n), nth_start(anchor, interval, n + 1))
 }
 
 /// The calendar month around `now`.
@@ -121,6 +182,45 @@ pub async fn usage(tx: &RequestTx) -> AppResult<Vec<Usage>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, 30, 0).unwrap()
+    }
+
+    /// Failure 6: the period turns at the anchor's instant, webhook or not; the 31st is
+    /// clamped in short months and comes back after them.
+    #[test]
+    fn periods_follow_the_billing_anchor() {
+        let anchor = at(2026, 1, 31, 9);
+        let month = BillingInterval::Month;
+        assert_eq!(anchored_period(anchor, month, at(2026, 2, 10, 0)), (anchor, at(2026, 2, 28, 9)));
+        assert_eq!(anchored_period(anchor, month, at(2026, 2, 28, 9)), (at(2026, 2, 28, 9), at(2026, 3, 31, 9)));
+        assert_eq!(anchored_period(anchor, month, at(2026, 4, 30, 8)), (at(2026, 3, 31, 9), at(2026, 4, 30, 9)));
+        assert_eq!(anchored_period(anchor, month, at(2027, 1, 1, 0)), (at(2026, 12, 31, 9), at(2027, 1, 31, 9)));
+        // Before the anchor (a trial's stored period is used then, but the arithmetic holds).
+        assert_eq!(anchored_period(anchor, month, at(2026, 1, 15, 0)), (at(2025, 12, 31, 9), anchor));
+        let leap = at(2028, 2, 29, 12);
+        let year = BillingInterval::Year;
+        assert_eq!(anchored_period(leap, year, at(2029, 6, 1, 0)), (at(2029, 2, 28, 12), at(2030, 2, 28, 12)));
+        assert_eq!(anchored_period(leap, year, at(2032, 3, 1, 0)), (at(2032, 2, 29, 12), at(2033, 2, 28, 12)));
+        // Every instant of two years lies in exactly the period that contains it.
+        let mut t = at(2026, 1, 1, 0);
+        while t < at(2028, 1, 1, 0) {
+            let (s, e) = anchored_period(anchor, month, t);
+            assert!(s <= t && t < e && e == anchored_period(anchor, month, e).0, "{t}");
+            t += chrono::Duration::hours(7);
+        }
+    }
+
+    #[test]
+    fn the_stored_period_is_used_while_it_lasts_then_the_anchor_takes_over() {
+        let anchor = at(2026, 3, 15, 10);
+        let trial = (at(2026, 3, 1, 10), anchor);
+        let p = PaidPeriods { anchor, interval: BillingInterval::Month, stored: Some(trial) };
+        assert_eq!(paid_period(&p, at(2026, 3, 10, 0)), trial);
+        // The renewal webhook is late: the next period started anyway, at the anchor.
+        assert_eq!(paid_period(&p, at(2026, 3, 15, 11)), (anchor, at(2026, 4, 15, 10)));
+    }
 
     #[test]
     fn calendar_months_wrap_the_year() {

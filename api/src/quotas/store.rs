@@ -1,32 +1,48 @@
 //! The statements of `quota_usage` and `quota_notices`, and the gauges' counts.
 use crate::{
     error::AppResult,
-    model::{AccountState, QuotaMetric},
+    model::{AccountState, BillingInterval, QuotaMetric},
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
-/// The paid subscription's current period, if the account has one running now.
+/// What a paid account's periods are counted from: its subscription's billing anchor
+/// and interval, and the current period Stripe last told (exact while it lasts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaidPeriods {
+    /// Stripe's `billing_cycle_anchor`.
+    pub anchor: DateTime<Utc>,
+    /// Monthly or yearly.
+    pub interval: BillingInterval,
+    /// The current period as last stored, when known.
+    pub stored: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// The paid subscription's anchor and stored period, for any account that is not on
+/// the Free plan (active, in grace, or suspended for debt); None for Free.
 ///
 /// Errors: INTERNAL (database).
-pub async fn paid_period(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-) -> AppResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+pub async fn paid_period(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Option<PaidPeriods>> {
     let row = db
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT current_period_start, current_period_end FROM billing_accounts
-             WHERE user_id = $1 AND account_state IN ($2, $3)
-               AND current_period_start <= now() AND current_period_end > now()",
-            [user_id.into(), AccountState::Active.into(), AccountState::Grace.into()],
+            "SELECT coalesce(billing_anchor, current_period_start) AS anchor, billing_interval,
+                    current_period_start, current_period_end
+             FROM billing_accounts WHERE user_id = $1 AND account_state <> $2",
+            [user_id.into(), AccountState::Free.into()],
         ))
         .await?;
     let Some(r) = row else { return Ok(None) };
-    let start: DateTime<chrono::FixedOffset> = r.try_get("", "current_period_start")?;
-    let end: DateTime<chrono::FixedOffset> = r.try_get("", "current_period_end")?;
-    Ok(Some((start.with_timezone(&Utc), end.with_timezone(&Utc))))
+    let at = |c: &str| -> AppResult<Option<DateTime<Utc>>> {
+        Ok(r.try_get::<Option<DateTime<chrono::FixedOffset>>>("", c)?.map(|t| t.with_timezone(&Utc)))
+    };
+    let (Some(anchor), Some(interval)) = (at("anchor")?, r.try_get::<Option<BillingInterval>>("", "billing_interval")?)
+    else {
+        return Ok(None);
+    };
+    let stored = at("current_period_start")?.zip(at("current_period_end")?);
+    Ok(Some(PaidPeriods { anchor, interval, stored }))
 }
 
 /// Adds `n` to a counter of the period in one conditional statement: only while

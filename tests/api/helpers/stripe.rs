@@ -1,30 +1,45 @@
 //! A local HTTP server speaking Stripe's wire format for the calls Plinth makes
-//! (form-encoded requests, JSON answers), recording every request; and helpers that
-//! build Stripe events and deliver them to an app's webhook, signed with Stripe's real
-//! scheme.
+//! (form-encoded requests, JSON answers, Stripe's error bodies), recording every
+//! request; and helpers that build Stripe events and deliver them to an app's webhook,
+//! signed with Stripe's real scheme.
+//!
+//! Like Stripe, it answers a repeated idempotency key with the first answer (and refuses
+//! the key with other parameters), answers `resource_missing` for customers it does not
+//! have (404 on reads, 400 on a create that names one), keeps customers (deleted ones
+//! included), sessions, tax ids, invoices and charges; and a test can make the next
+//! requests to a route fail (429, 5xx) or hold them until released.
 use super::{TestApp, TestUser};
 use api::billing::signature::sign;
 use poem::{
     handler,
     http::StatusCode,
     listener::{Acceptor, Listener, TcpListener},
-    web::{Data, Path},
+    web::Data,
     Body, EndpointExt, IntoResponse, Request, Response, Route, Server,
 };
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+};
+use tokio::sync::{mpsc, Semaphore};
+
+/// The API version events are rendered in unless a test says otherwise: Plinth's pin.
+pub const API_VERSION: &str = api::billing::stripe::API_VERSION;
 
 /// One request the fake received.
 #[derive(Clone, Debug)]
 pub struct Recorded {
     /// Method and path, e.g. `POST /v1/customers`.
     pub route: String,
-    /// The form body, decoded into pairs (keys like `line_items[0][price]`).
+    /// The form body and query, decoded into pairs (keys like `line_items[0][price]`).
     pub form: Vec<(String, String)>,
     /// The Idempotency-Key header.
     pub idempotency_key: Option<String>,
     /// The bearer secret.
     pub authorization: Option<String>,
+    /// The Stripe-Version header.
+    pub stripe_version: Option<String>,
 }
 
 impl Recorded {
@@ -34,11 +49,44 @@ impl Recorded {
     }
 }
 
+/// Requests held at a route until released: see [`FakeStripe::hold`].
+pub struct Hold {
+    arrived: mpsc::UnboundedReceiver<()>,
+    release: Arc<Semaphore>,
+}
+
+impl Hold {
+    /// Waits until a held request arrived.
+    pub async fn arrived(&mut self) {
+        self.arrived.recv().await.expect("the fake Stripe is gone");
+    }
+
+    /// Lets every held request (and later ones) through.
+    pub fn release(&self) {
+        self.release.add_permits(Semaphore::MAX_PERMITS / 2);
+    }
+}
+
+/// A first answer to an idempotency key: the form it came with, its status and body.
+type Reply = (Vec<(String, String)>, u16, Value);
+
+/// Where a held request says it arrived, and what releases it.
+type Gate = (mpsc::UnboundedSender<()>, Arc<Semaphore>);
+
 #[derive(Default)]
 struct State {
     requests: Mutex<Vec<Recorded>>,
     subscriptions: Mutex<Vec<Value>>,
-    customers: Mutex<u32>,
+    customers: Mutex<HashMap<String, Value>>,
+    sessions: Mutex<Vec<Value>>,
+    invoices: Mutex<Vec<Value>>,
+    charges: Mutex<HashMap<String, Value>>,
+    anonymous: Mutex<u32>,
+    /// (route, key) → (form, status, body) of the first answer; None while it is
+    /// being answered (a concurrent request with the key gets Stripe's 409).
+    replies: Mutex<HashMap<(String, String), Option<Reply>>>,
+    failures: Mutex<HashMap<String, VecDeque<u16>>>,
+    holds: Mutex<HashMap<String, Gate>>,
 }
 
 /// The fake Stripe API.
@@ -59,13 +107,7 @@ impl FakeStripe {
     /// Starts the fake on a random loopback port.
     pub async fn start() -> FakeStripe {
         let state = Arc::new(State::default());
-        let app = Route::new()
-            .at("/v1/customers", poem::post(create_customer))
-            .at("/v1/checkout/sessions", poem::post(create_session))
-            .at("/v1/billing_portal/sessions", poem::post(create_portal))
-            .at("/v1/subscriptions", poem::get(list_subscriptions))
-            .at("/v1/*rest", poem::get(not_found).post(not_found))
-            .data(state.clone());
+        let app = Route::new().at("/v1/*rest", stripe_api).data(state.clone());
         let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
         let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
         tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
@@ -86,97 +128,283 @@ impl FakeStripe {
     pub fn set_subscriptions(&self, subs: Vec<Value>) {
         *self.state.subscriptions.lock().unwrap() = subs;
     }
+
+    /// What `GET /v1/invoices` lists (filtered by its `customer`).
+    pub fn set_invoices(&self, invoices: Vec<Value>) {
+        *self.state.invoices.lock().unwrap() = invoices;
+    }
+
+    /// Makes `GET /v1/charges/{id}` answer a charge of `customer`.
+    pub fn add_charge(&self, id: &str, customer: &str) {
+        let charge = json!({ "id": id, "object": "charge", "customer": customer, "amount": 5880 });
+        self.state.charges.lock().unwrap().insert(id.to_owned(), charge);
+    }
+
+    /// Deletes a customer, as the dashboard would: reads answer `deleted: true`, calls
+    /// naming it answer `resource_missing`. Plinth is not told.
+    pub fn delete_customer(&self, id: &str) {
+        let mut customers = self.state.customers.lock().unwrap();
+        customers.insert(id.to_owned(), json!({ "id": id, "object": "customer", "deleted": true }));
+    }
+
+    /// Sets a customer's tax ids (tax id objects) and billing country, as Stripe has them.
+    pub fn set_customer_details(&self, id: &str, tax_ids: Vec<Value>, country: Option<&str>) {
+        let mut customers = self.state.customers.lock().unwrap();
+        let c = customers.entry(id.to_owned()).or_insert_with(|| json!({ "id": id, "object": "customer" }));
+        c["tax_ids"] = json!({ "object": "list", "data": tax_ids, "has_more": false });
+        c["address"] = json!({ "country": country });
+    }
+
+    /// The Checkout Sessions created so far, as Stripe has them.
+    pub fn sessions(&self) -> Vec<Value> {
+        self.state.sessions.lock().unwrap().clone()
+    }
+
+    /// Marks a session paid, as Stripe does when its customer completes it.
+    pub fn complete_session(&self, id: &str) {
+        for s in self.state.sessions.lock().unwrap().iter_mut().filter(|s| s["id"] == id) {
+            s["status"] = json!("complete");
+        }
+    }
+
+    /// Answers the next requests to `route` with `statuses` (429: `rate_limit_error`,
+    /// 5xx: `api_error`), one each, before answering normally again.
+    pub fn fail_next(&self, route: &str, statuses: &[u16]) {
+        self.state.failures.lock().unwrap().entry(route.to_owned()).or_default().extend(statuses);
+    }
+
+    /// Holds every request to `route` until the returned handle releases them.
+    pub fn hold(&self, route: &str) -> Hold {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let release = Arc::new(Semaphore::new(0));
+        self.state.holds.lock().unwrap().insert(route.to_owned(), (tx, release.clone()));
+        Hold { arrived: rx, release }
+    }
 }
 
-async fn record(req: &Request, body: Body, state: &State) -> Recorded {
+fn error(status: StatusCode, kind: &str, code: Option<&str>, message: &str) -> Response {
+    let mut body = json!({ "error": { "type": kind, "message": message } });
+    if let Some(code) = code {
+        body["error"]["code"] = json!(code);
+        body["error"]["param"] = json!("customer");
+    }
+    (status, poem::web::Json(body)).into_response()
+}
+
+fn missing(what: &str, id: &str) -> (u16, Value) {
+    (
+        404,
+        json!({ "error": { "type": "invalid_request_error", "code": "resource_missing", "param": "id",
+        "message": format!("No such {what}: '{id}'") } }),
+    )
+}
+
+/// Every call: recorded, then a failure or a hold if a test asked for one, then a
+/// replayed answer for a key seen before, else the route's answer.
+#[handler]
+async fn stripe_api(req: &Request, body: Body, Data(state): Data<&Arc<State>>) -> Response {
     let bytes = body.into_vec().await.unwrap_or_default();
     let mut form: Vec<(String, String)> = url::form_urlencoded::parse(&bytes).into_owned().collect();
     if let Some(q) = req.uri().query() {
         form.extend(url::form_urlencoded::parse(q.as_bytes()).into_owned());
     }
+    let route = format!("{} {}", req.method(), req.uri().path());
     let rec = Recorded {
-        route: format!("{} {}", req.method(), req.uri().path()),
+        route: route.clone(),
         form,
         idempotency_key: req.header("idempotency-key").map(str::to_owned),
         authorization: req.header("authorization").map(str::to_owned),
+        stripe_version: req.header("stripe-version").map(str::to_owned),
     };
     state.requests.lock().unwrap().push(rec.clone());
-    rec
-}
-
-#[handler]
-async fn create_customer(req: &Request, body: Body, Data(state): Data<&Arc<State>>) -> Response {
-    let rec = record(req, body, state).await;
-    // The same idempotency key answers the same customer, as Stripe does.
-    let id = match rec.idempotency_key.as_deref() {
-        Some(key) => format!("cus_{}", key.trim_start_matches("customer-").replace('-', "")),
-        None => {
-            let mut n = state.customers.lock().unwrap();
-            *n += 1;
-            format!("cus_anon{n}")
+    let hold = state.holds.lock().unwrap().get(&route).cloned();
+    if let Some((arrived, release)) = hold {
+        let _ = arrived.send(());
+        release.acquire().await.unwrap().forget();
+    }
+    let failure = state.failures.lock().unwrap().get_mut(&route).and_then(VecDeque::pop_front);
+    if let Some(status) = failure {
+        let s = StatusCode::from_u16(status).unwrap();
+        return match status {
+            429 => error(s, "rate_limit_error", None, "Too many requests"),
+            _ => error(s, "api_error", None, "Something went wrong on Stripe's end"),
+        };
+    }
+    let key = rec.idempotency_key.clone().map(|k| (route.clone(), k));
+    if let Some(key) = &key {
+        let mut replies = state.replies.lock().unwrap();
+        match replies.get(key) {
+            Some(Some((form, status, body))) => {
+                // Parameters, not their order (metadata is a map: its order varies).
+                let sorted = |f: &[(String, String)]| {
+                    let mut f = f.to_vec();
+                    f.sort();
+                    f
+                };
+                if sorted(form) != sorted(&rec.form) {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "idempotency_error",
+                        None,
+                        "Keys for idempotent requests can only be used with the same parameters they were first \
+                         used with",
+                    );
+                }
+                return (StatusCode::from_u16(*status).unwrap(), poem::web::Json(body.clone())).into_response();
+            }
+            Some(None) => {
+                let body = json!({ "error": { "type": "idempotency_error", "code": "idempotency_key_in_use",
+                    "message": "There is currently another in-progress request using this Idempotent Key" } });
+                return (StatusCode::CONFLICT, poem::web::Json(body)).into_response();
+            }
+            None => {
+                replies.insert(key.clone(), None);
+            }
         }
+    }
+    let (status, body) = answer(&rec, state);
+    if let Some(key) = key {
+        state.replies.lock().unwrap().insert(key, Some((rec.form.clone(), status, body.clone())));
+    }
+    (StatusCode::from_u16(status).unwrap(), poem::web::Json(body)).into_response()
+}
+
+fn answer(rec: &Recorded, state: &State) -> (u16, Value) {
+    let path: Vec<&str> = rec.route.split(['/', ' ']).filter(|s| !s.is_empty()).collect();
+    let customer_gone = |id: Option<&str>| {
+        let customers = state.customers.lock().unwrap();
+        id.is_some_and(|id| customers.get(id).is_none_or(|c| c["deleted"] == true))
     };
-    poem::web::Json(json!({ "id": id, "object": "customer", "email": rec.get("email"), "livemode": false }))
-        .into_response()
+    let no_such_customer = |id: &str| {
+        (
+            400,
+            json!({ "error": { "type": "invalid_request_error", "code": "resource_missing", "param": "customer",
+            "message": format!("No such customer: '{id}'") } }),
+        )
+    };
+    match path.as_slice() {
+        ["POST", "v1", "customers"] => {
+            // The same idempotency key answers the same customer, as Stripe does.
+            let id = match rec.idempotency_key.as_deref() {
+                Some(key) => format!("cus_{}", key.trim_start_matches("customer-").replace(['-', '_'], "")),
+                None => {
+                    let mut n = state.anonymous.lock().unwrap();
+                    *n += 1;
+                    format!("cus_anon{n}")
+                }
+            };
+            let c = json!({ "id": id, "object": "customer", "email": rec.get("email"), "livemode": false });
+            state.customers.lock().unwrap().insert(id, c.clone());
+            (200, c)
+        }
+        ["GET", "v1", "customers", id] => match state.customers.lock().unwrap().get(*id) {
+            None => missing("customer", id),
+            Some(c) => {
+                let mut c = c.clone();
+                let expanded = rec.form.iter().any(|(k, v)| k.starts_with("expand[") && v == "tax_ids");
+                if !expanded {
+                    c.as_object_mut().unwrap().remove("tax_ids");
+                } else if c.get("tax_ids").is_none() && c["deleted"] != true {
+                    c["tax_ids"] = json!({ "object": "list", "data": [], "has_more": false });
+                }
+                (200, c)
+            }
+        },
+        ["POST", "v1", "checkout", "sessions"] => {
+            let customer = rec.get("customer").unwrap_or_default();
+            if customer_gone(Some(customer)) {
+                return no_such_customer(customer);
+            }
+            let mut sessions = state.sessions.lock().unwrap();
+            let id = format!("cs_test_{}", sessions.len() + 1);
+            let s = json!({
+                "id": id, "object": "checkout.session", "mode": "subscription", "customer": customer,
+                "status": "open", "expires_at": rec.get("expires_at").and_then(|e| e.parse::<i64>().ok()),
+                "url": format!("https://checkout.stripe.test/c/pay/{id}"), "livemode": false,
+            });
+            sessions.push(s.clone());
+            (200, s)
+        }
+        ["GET", "v1", "checkout", "sessions", id] => {
+            let sessions = state.sessions.lock().unwrap();
+            match sessions.iter().find(|s| s["id"] == *id) {
+                Some(s) => (200, s.clone()),
+                None => missing("checkout.session", id),
+            }
+        }
+        ["POST", "v1", "checkout", "sessions", id, "expire"] => {
+            let mut sessions = state.sessions.lock().unwrap();
+            let Some(s) = sessions.iter_mut().find(|s| s["id"] == *id) else { return missing("checkout.session", id) };
+            if s["status"] != "open" {
+                let message = "Only Checkout Sessions with a status in [\"open\"] can be expired.";
+                return (400, json!({ "error": { "type": "invalid_request_error", "message": message } }));
+            }
+            s["status"] = json!("expired");
+            (200, s.clone())
+        }
+        ["POST", "v1", "billing_portal", "sessions"] => {
+            let customer = rec.get("customer").unwrap_or_default();
+            if customer_gone(Some(customer)) {
+                return no_such_customer(customer);
+            }
+            (
+                200,
+                json!({
+                    "id": "bps_test_1", "object": "billing_portal.session", "customer": customer,
+                    "return_url": rec.get("return_url"), "url": "https://billing.stripe.test/p/session/test_1",
+                }),
+            )
+        }
+        ["GET", "v1", "subscriptions"] => {
+            let subs = state.subscriptions.lock().unwrap().clone();
+            let subs: Vec<Value> =
+                subs.into_iter().filter(|s| rec.get("customer").is_none_or(|c| s["customer"] == c)).collect();
+            list(rec, subs, "/v1/subscriptions")
+        }
+        ["GET", "v1", "invoices"] => {
+            let all = state.invoices.lock().unwrap().clone();
+            let mine: Vec<Value> =
+                all.into_iter().filter(|i| rec.get("customer").is_none_or(|c| i["customer"] == c)).collect();
+            list(rec, mine, "/v1/invoices")
+        }
+        ["GET", "v1", "charges", id] => match state.charges.lock().unwrap().get(*id) {
+            Some(c) => (200, c.clone()),
+            None => missing("charge", id),
+        },
+        _ => {
+            (404, json!({ "error": { "type": "invalid_request_error", "message": format!("no route {}", rec.route) } }))
+        }
+    }
 }
 
-#[handler]
-async fn create_session(req: &Request, body: Body, Data(state): Data<&Arc<State>>) -> Response {
-    let rec = record(req, body, state).await;
-    let id = format!("cs_test_{}", state.requests.lock().unwrap().len());
-    poem::web::Json(json!({
-        "id": id, "object": "checkout.session", "mode": "subscription", "customer": rec.get("customer"),
-        "url": format!("https://checkout.stripe.test/c/pay/{id}"), "livemode": false,
-    }))
-    .into_response()
-}
-
-#[handler]
-async fn create_portal(req: &Request, body: Body, Data(state): Data<&Arc<State>>) -> Response {
-    let rec = record(req, body, state).await;
-    poem::web::Json(json!({
-        "id": "bps_test_1", "object": "billing_portal.session", "customer": rec.get("customer"),
-        "return_url": rec.get("return_url"), "url": "https://billing.stripe.test/p/session/test_1",
-    }))
-    .into_response()
-}
-
-#[handler]
-async fn list_subscriptions(req: &Request, body: Body, Data(state): Data<&Arc<State>>) -> Response {
-    let rec = record(req, body, state).await;
-    let subs = state.subscriptions.lock().unwrap().clone();
+fn list(rec: &Recorded, items: Vec<Value>, url: &str) -> (u16, Value) {
     let start = match rec.get("starting_after") {
-        Some(after) => subs.iter().position(|s| s["id"] == after).map_or(subs.len(), |i| i + 1),
+        Some(after) => items.iter().position(|s| s["id"] == after).map_or(items.len(), |i| i + 1),
         None => 0,
     };
     let limit: usize = rec.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
-    let page: Vec<Value> = subs.iter().skip(start).take(limit).cloned().collect();
-    let has_more = start + page.len() < subs.len();
-    poem::web::Json(json!({ "object": "list", "url": "/v1/subscriptions", "has_more": has_more, "data": page }))
-        .into_response()
+    let page: Vec<Value> = items.iter().skip(start).take(limit).cloned().collect();
+    let has_more = start + page.len() < items.len();
+    (200, json!({ "object": "list", "url": url, "has_more": has_more, "data": page }))
 }
 
-#[handler]
-async fn not_found(Path(rest): Path<String>) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        poem::web::Json(
-            json!({ "error": { "type": "invalid_request_error", "message": format!("no route /v1/{rest}") } }),
-        ),
-    )
-        .into_response()
-}
-
-/// A subscription object as Stripe sends it (the fields Plinth reads, and a few more).
+/// A subscription object as Stripe sends it (the fields Plinth reads, and a few more):
+/// one item of `price`, the period starting at `now`, anchored there.
 pub fn subscription(id: &str, customer: &str, status: &str, price: &str, now: i64) -> Value {
     json!({
         "id": id, "object": "subscription", "customer": customer, "status": status,
-        "cancel_at_period_end": false, "created": now, "livemode": false,
+        "cancel_at_period_end": false, "cancel_at": null, "created": now, "livemode": false,
+        "billing_cycle_anchor": now,
         "current_period_start": now, "current_period_end": now + 30 * 86_400,
         "trial_end": if status == "trialing" { json!(now + 14 * 86_400) } else { Value::Null },
-        "items": { "object": "list", "data": [{ "id": format!("si_{id}"), "object": "subscription_item",
-            "price": { "id": price, "object": "price", "currency": "eur", "unit_amount": 4900 } }] },
+        "items": { "object": "list", "data": [item(id, price, 0)] },
     })
+}
+
+/// One subscription item of `price`.
+pub fn item(subscription: &str, price: &str, n: usize) -> Value {
+    json!({ "id": format!("si_{subscription}_{n}"), "object": "subscription_item", "quantity": 1,
+            "price": { "id": price, "object": "price", "currency": "eur", "unit_amount": 4900 } })
 }
 
 /// An invoice object.
@@ -191,10 +419,22 @@ pub fn invoice(id: &str, customer: &str, status: &str, paid: i64, now: i64) -> V
     })
 }
 
-/// An event wrapping `object`.
+/// A tax id object.
+pub fn tax_id(id: &str, customer: &str, value: &str, status: &str) -> Value {
+    json!({ "id": id, "object": "tax_id", "customer": customer, "type": "eu_vat", "value": value,
+            "country": &value[..2], "created": 1, "livemode": false,
+            "verification": { "status": status, "verified_name": null, "verified_address": null } })
+}
+
+/// An event wrapping `object`, rendered in Plinth's pinned API version.
 pub fn event(id: &str, kind: &str, created: i64, object: Value) -> Value {
+    event_in_version(id, kind, created, object, API_VERSION)
+}
+
+/// An event wrapping `object`, rendered in API version `version`.
+pub fn event_in_version(id: &str, kind: &str, created: i64, object: Value, version: &str) -> Value {
     json!({ "id": id, "object": "event", "type": kind, "created": created, "livemode": false,
-            "api_version": "2024-06-20", "data": { "object": object } })
+            "api_version": version, "data": { "object": object } })
 }
 
 impl TestApp {
@@ -221,11 +461,12 @@ impl TestApp {
 
     /// The Stripe customer id recorded for `user` (after a checkout created it).
     pub async fn stripe_customer(&self, user: &TestUser) -> String {
-        sqlx::query_scalar("SELECT stripe_customer_id FROM billing_accounts WHERE user_id = $1")
+        sqlx::query_scalar::<_, Option<String>>("SELECT stripe_customer_id FROM billing_accounts WHERE user_id = $1")
             .bind(user.id)
             .fetch_optional(&self.db)
             .await
             .unwrap()
+            .flatten()
             .unwrap_or_else(|| panic!("no Stripe customer recorded for {}: no checkout started", user.email))
     }
 }
