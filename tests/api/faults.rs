@@ -8,7 +8,9 @@
 use crate::helpers::{
     admin_url, code,
     proxy::{Mode, Proxy},
-    redis_url, TestApp, TestUser,
+    redis_url,
+    stripe::FakeStripe,
+    TestApp, TestUser,
 };
 use serde_json::{json, Value};
 use std::{
@@ -335,6 +337,55 @@ async fn a_stuck_object_store_costs_a_request_its_timeout() {
         "signed-in me",
         took.as_millis(),
         during.len()
+    );
+}
+
+#[tokio::test]
+async fn a_stuck_payment_provider_costs_a_checkout_its_timeout_and_nothing_else() {
+    let stripe = FakeStripe::start().await;
+    let proxy = Proxy::start(addr_of(&stripe.url)).await;
+    let app = TestApp::builder()
+        .with_stripe(&stripe)
+        .with_env("PLINTH_STRIPE_API_BASE", proxy.url_for(&stripe.url).trim_end_matches('/'))
+        .with_env("PLINTH_STRIPE_TIMEOUT_MS", "500")
+        .with_env("PLINTH_REQUEST_TIMEOUT_MS", &BUDGET.as_millis().to_string())
+        .spawn()
+        .await;
+    let ann = registered(&app).await;
+    let me = Load::start(&app, Some(&ann.access), "{ me { id } billing { plan state } }");
+    let checkout = "mutation { startCheckout(input: {plan: PRO, interval: MONTH}) { url } }";
+    proxy.set(Mode::Blackhole);
+    let started = Instant::now();
+    let stuck = app.gql(Some(&ann.access), checkout, json!({})).await;
+    let took = started.elapsed();
+    assert_eq!(code(&stuck), "SERVICE_UNAVAILABLE", "{stuck}");
+    assert!(took < BUDGET, "startCheckout waited {took:?} on a stuck provider");
+    // Another request of the same user while the first is stuck is not queued behind it.
+    let again = app.gql(Some(&ann.access), checkout, json!({})).await;
+    assert_eq!(code(&again), "SERVICE_UNAVAILABLE", "{again}");
+    let end = Instant::now();
+    proxy.set(Mode::Pass);
+    let during = me.between(started, end);
+    assert!(during.iter().all(|s| s.outcome == "ok"), "requests that need no provider kept working: {during:?}");
+    let billing = app.gql(Some(&ann.access), "{ billing { plan subscriptionStatus } }", json!({})).await;
+    assert_eq!(billing["data"]["billing"]["plan"], "FREE", "nothing was half-written: {billing}");
+    assert!(stripe.requests_to("POST /v1/checkout/sessions").is_empty(), "no session reached the provider");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let r = app.gql(Some(&ann.access), checkout, json!({})).await;
+            r["data"]["startCheckout"]["url"].is_string()
+        })
+        .await,
+        "startCheckout did not recover"
+    );
+    assert_eq!(stripe.sessions().len(), 1, "one payable session after the retries");
+    println!(
+        "FAULT {:<22} {:<18} startCheckout SERVICE_UNAVAILABLE in {} ms; other requests answered {}; recovered in {} ms",
+        "stripe blackholed",
+        "signed-in me",
+        took.as_millis(),
+        during.len(),
+        end.elapsed().as_millis()
     );
 }
 
