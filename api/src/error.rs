@@ -62,6 +62,8 @@ pub enum AppError {
     /// The query does not validate against the schema (an unknown field or operation, a
     /// wrong argument type).
     GraphqlValidationFailed(String),
+    /// A request body in another format than the endpoint takes (HTTP 415).
+    UnsupportedMediaType(String),
     /// A dependency (the database, Stripe, the mail provider, the object store) did not
     /// answer in time or refused the connection: nothing was done; retry later.
     ServiceUnavailable(String),
@@ -85,6 +87,7 @@ impl AppError {
             AppError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             AppError::Conflict(_) => "CONFLICT",
             AppError::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
+            AppError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             AppError::QueryTooComplex { .. } => "QUERY_TOO_COMPLEX",
             AppError::ResponseTooLarge { .. } => "RESPONSE_TOO_LARGE",
             AppError::GraphqlParseFailed(_) => "GRAPHQL_PARSE_FAILED",
@@ -101,6 +104,7 @@ impl AppError {
             | AppError::NotFound(m)
             | AppError::Conflict(m)
             | AppError::ServiceUnavailable(m)
+            | AppError::UnsupportedMediaType(m)
             | AppError::GraphqlParseFailed(m)
             | AppError::GraphqlValidationFailed(m) => m.clone(),
             AppError::QueryTooComplex { limit, max } => {

@@ -34,8 +34,22 @@ impl Cursor {
         let text = String::from_utf8(raw).map_err(|_| bad())?;
         let (micros, id) = text.split_once(':').ok_or_else(bad)?;
         let created_at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+        // Rows are created in years 1..=9999; anything outside is no cursor of ours
+        // (and PostgreSQL's timestamptz stops at 4713 BC).
+        if !(1..=9999).contains(&chrono::Datelike::year(&created_at)) {
+            return Err(bad());
+        }
         Ok(Cursor { created_at, id: Uuid::parse_str(id).map_err(|_| bad())? })
     }
+}
+
+/// The complexity of a connection field asking for `first` rows whose selection costs
+/// `child` each: `first` (as capped: 20 when absent, at most 100) × `child`, plus the
+/// field itself. Used by every connection field's `complexity` (the schema's limit is
+/// `graphql::MAX_COMPLEXITY`).
+pub fn page_cost(first: Option<i32>, child: usize) -> usize {
+    let rows = first.map_or(DEFAULT_PAGE, |n| (n.max(1) as u64).min(MAX_PAGE));
+    (rows as usize).saturating_mul(child).saturating_add(1)
 }
 
 /// A validated page request.
@@ -118,7 +132,10 @@ mod tests {
         let c =
             Cursor { created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(), id: Uuid::new_v4() };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        for bad in ["", "x", "MTIz", &URL_SAFE_NO_PAD.encode("1:not-a-uuid")] {
+        let id = Uuid::new_v4();
+        let before_4713_bc = URL_SAFE_NO_PAD.encode(format!("-210000000000000000:{id}"));
+        let year_10000 = URL_SAFE_NO_PAD.encode(format!("253402300800000000:{id}"));
+        for bad in ["", "x", "MTIz", &URL_SAFE_NO_PAD.encode("1:not-a-uuid"), &before_4713_bc, &year_10000] {
             assert_eq!(Cursor::decode(bad).unwrap_err().code(), "BAD_USER_INPUT");
         }
     }

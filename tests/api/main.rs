@@ -7,6 +7,7 @@ mod accounts;
 mod api_tokens;
 mod billing;
 mod drafts;
+mod edge;
 mod faults;
 mod isolation;
 mod isolation_model;

@@ -47,7 +47,10 @@ pub struct ActivityQuery;
 #[Object]
 impl ActivityQuery {
     /// What happened in the caller's account, newest first; `first` is capped at 100.
-    #[graphql(guard = "scope(ApiScope::DraftsRead).and(SignedIn)")]
+    #[graphql(
+        guard = "scope(ApiScope::DraftsRead).and(SignedIn)",
+        complexity = "crate::pagination::page_cost(first, child_complexity)"
+    )]
     async fn activity(
         &self,
         ctx: &Context<'_>,

@@ -196,7 +196,10 @@ impl BillingQuery {
     }
 
     /// The caller's invoices, newest first; `first` is capped at 100.
-    #[graphql(guard = "scope(ApiScope::BillingRead).and(SignedIn)")]
+    #[graphql(
+        guard = "scope(ApiScope::BillingRead).and(SignedIn)",
+        complexity = "crate::pagination::page_cost(first, child_complexity)"
+    )]
     async fn invoices(
         &self,
         ctx: &Context<'_>,

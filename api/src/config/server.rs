@@ -22,6 +22,12 @@ pub struct ServerConfig {
     /// `PLINTH_MAX_RESPONSE_BYTES`: the largest GraphQL answer (4 MiB); past it,
     /// RESPONSE_TOO_LARGE and a rollback.
     pub max_response_bytes: usize,
+    /// `PLINTH_WS_KEEPALIVE_SECS`: a WebSocket silent this long gets a ping, one silent
+    /// twice as long is closed (30).
+    pub ws_keepalive_secs: u64,
+    /// `PLINTH_CORS_ORIGINS`: comma-separated origins (`https://app.example.com`) whose
+    /// pages may call the API from a browser; none by default.
+    pub cors_origins: Vec<String>,
 }
 
 impl ServerConfig {
@@ -34,6 +40,16 @@ impl ServerConfig {
             client_ip_header: v.get("PLINTH_CLIENT_IP_HEADER"),
             request_timeout_ms: v.parse("PLINTH_REQUEST_TIMEOUT_MS", 10_000)?,
             max_response_bytes: v.parse("PLINTH_MAX_RESPONSE_BYTES", 4 << 20)?,
+            ws_keepalive_secs: v.parse("PLINTH_WS_KEEPALIVE_SECS", 30u64)?.max(1),
+            cors_origins: v
+                .get("PLINTH_CORS_ORIGINS")
+                .map(|list| {
+                    list.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 

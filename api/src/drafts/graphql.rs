@@ -71,6 +71,7 @@ impl Draft {
         Ok(DraftStatus::parse(&self.0.status).map_err(anyhow::Error::from).map_err(AppError::Internal)?)
     }
     /// Confirmed photos, in order.
+    #[graphql(complexity = "crate::graphql::PHOTOS_PER_DRAFT_ESTIMATE * child_complexity + 1")]
     async fn photos(&self, ctx: &Context<'_>) -> Result<Vec<Photo>> {
         let photos = data::<PhotosLoader>(ctx)?.load_one(self.0.id).await?;
         Ok(photos_of(photos.unwrap_or_default())?)
@@ -217,7 +218,10 @@ pub struct DraftsQuery;
 #[Object]
 impl DraftsQuery {
     /// The caller's drafts, newest first; `first` is capped at 100.
-    #[graphql(guard = "scope(ApiScope::DraftsRead).and(SignedIn)")]
+    #[graphql(
+        guard = "scope(ApiScope::DraftsRead).and(SignedIn)",
+        complexity = "crate::pagination::page_cost(first, child_complexity)"
+    )]
     async fn drafts(
         &self,
         ctx: &Context<'_>,

@@ -17,7 +17,8 @@ use crate::{
     events::EventBus,
     principal::Principal,
 };
-use async_graphql::{ServerError, Value};
+use async_graphql::{parser::types::OperationType, ServerError, Value};
+use futures_util::{stream::BoxStream, StreamExt};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
@@ -128,6 +129,83 @@ impl Executor {
     }
 }
 
+/// The executor of one WebSocket, for its authenticated caller: a query or mutation
+/// runs exactly as over HTTP ([`Executor::execute_as`]: bounded, rate-counted, in its
+/// own row-level-secured transaction) and answers once; a subscription is bounded and
+/// counted like a request, then streams from the schema with the socket's data.
+#[derive(Clone)]
+pub struct SocketExecutor {
+    executor: Executor,
+    principal: Principal,
+    meta: RequestMeta,
+    metrics: crate::metrics::Metrics,
+}
+
+impl SocketExecutor {
+    /// An executor for operations of `principal`'s socket; each operation's meta is
+    /// `meta` with a request id of its own.
+    pub fn new(executor: Executor, principal: Principal, meta: RequestMeta, metrics: crate::metrics::Metrics) -> Self {
+        SocketExecutor { executor, principal, meta, metrics }
+    }
+
+    fn meta(&self) -> RequestMeta {
+        RequestMeta { request_id: uuid::Uuid::now_v7().to_string(), ..self.meta.clone() }
+    }
+
+    fn counted(&self, resp: async_graphql::Response) -> async_graphql::Response {
+        for err in &resp.errors {
+            self.metrics.graphql_error(code_of(err).unwrap_or("UNKNOWN"));
+        }
+        resp
+    }
+}
+
+impl async_graphql::Executor for SocketExecutor {
+    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        let resp = self.executor.execute_as(self.principal.clone(), self.meta(), request).await;
+        self.counted(resp)
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: async_graphql::Request,
+        session_data: Option<Arc<async_graphql::Data>>,
+    ) -> BoxStream<'static, async_graphql::Response> {
+        let this = self.clone();
+        let first = async move {
+            let shape = match limits::check(&mut request, &this.executor.limits) {
+                Ok(shape) => shape,
+                Err(e) => return one(this.counted(error_response(e))),
+            };
+            if shape.operation != OperationType::Subscription {
+                let resp = async_graphql::Executor::execute(&this, request).await;
+                return one(resp);
+            }
+            if this.principal.api().is_none() {
+                if let Err(e) = ratelimit::check_request_rate(&this.executor.limiter, &this.principal, 1).await {
+                    return one(this.counted(error_response(e)));
+                }
+            }
+            let metrics = this.metrics.clone();
+            async_graphql::Executor::execute_stream(&this.executor.schema, request, session_data)
+                .map(move |mut resp| {
+                    coded(&mut resp);
+                    for err in &resp.errors {
+                        metrics.graphql_error(code_of(err).unwrap_or("UNKNOWN"));
+                    }
+                    resp
+                })
+                .boxed()
+        };
+        futures_util::stream::once(first).flatten().boxed()
+    }
+}
+
+/// A stream of one response.
+fn one(resp: async_graphql::Response) -> BoxStream<'static, async_graphql::Response> {
+    futures_util::stream::once(std::future::ready(resp)).boxed()
+}
+
 /// Gives every error async-graphql raised itself (validation, complexity, depth,
 /// argument coercion) the code clients branch on: QUERY_TOO_COMPLEX (with the limit),
 /// GRAPHQL_VALIDATION_FAILED before execution, BAD_USER_INPUT for an argument that does
@@ -140,6 +218,10 @@ fn coded(resp: &mut async_graphql::Response) {
         let (code, extra): (&str, Option<(&str, u64)>) = match err.message.as_str() {
             "Query is too complex." => ("QUERY_TOO_COMPLEX", Some(("complexity", MAX_COMPLEXITY as u64))),
             "Query is nested too deep." => ("QUERY_TOO_COMPLEX", Some(("depth", MAX_DEPTH as u64))),
+            // A value (literal or variable) that does not coerce to its argument's type.
+            m if m.starts_with("Invalid value for argument") || m.starts_with("Expected input type") => {
+                ("BAD_USER_INPUT", None)
+            }
             _ if err.path.is_empty() => ("GRAPHQL_VALIDATION_FAILED", None),
             _ => ("BAD_USER_INPUT", None),
         };

@@ -196,9 +196,8 @@ fn check_texts(
     doc: &ExecutableDocument,
     limits: &Limits,
 ) -> Result<(), AppError> {
-    for (name, value) in variables.iter() {
-        check_value(&format!("${name}"), value, limits)?;
-    }
+    // Where each variable is used (`drafts.search`), so its errors name the argument.
+    let mut usages: HashMap<String, String> = HashMap::new();
     let mut sets: Vec<&SelectionSet> = vec![&op.selection_set.node];
     sets.extend(doc.fragments.values().map(|f| &f.node.selection_set.node));
     while let Some(set) = sets.pop() {
@@ -207,7 +206,7 @@ fn check_texts(
                 Selection::Field(f) => {
                     for (arg, value) in &f.node.arguments {
                         let field = format!("{}.{}", f.node.name.node, arg.node);
-                        check_literal(&field, &value.node, limits)?;
+                        check_literal(&field, &value.node, limits, &mut usages)?;
                     }
                     sets.push(&f.node.selection_set.node);
                 }
@@ -215,6 +214,10 @@ fn check_texts(
                 Selection::FragmentSpread(_) => {}
             }
         }
+    }
+    for (name, value) in variables.iter() {
+        let field = usages.get(name.as_str()).cloned().unwrap_or_else(|| format!("${name}"));
+        check_value(&field, value, limits)?;
     }
     Ok(())
 }
@@ -245,15 +248,25 @@ fn check_value(field: &str, value: &ConstValue, limits: &Limits) -> Result<(), A
     }
 }
 
-fn check_literal(field: &str, value: &Literal, limits: &Limits) -> Result<(), AppError> {
+/// Checks a literal's texts; records where each variable in it is used.
+fn check_literal(
+    field: &str,
+    value: &Literal,
+    limits: &Limits,
+    usages: &mut HashMap<String, String>,
+) -> Result<(), AppError> {
     match value {
         Literal::String(s) => check_text(field, s, limits),
+        Literal::Variable(v) => {
+            usages.entry(v.to_string()).or_insert_with(|| field.to_owned());
+            Ok(())
+        }
         Literal::List(items) => {
-            items.iter().enumerate().try_for_each(|(i, v)| check_literal(&format!("{field}.{i}"), v, limits))
+            items.iter().enumerate().try_for_each(|(i, v)| check_literal(&format!("{field}.{i}"), v, limits, usages))
         }
         Literal::Object(map) => map.iter().try_for_each(|(k, v)| {
             check_text(field, k.as_str(), limits)?;
-            check_literal(&format!("{field}.{k}"), v, limits)
+            check_literal(&format!("{field}.{k}"), v, limits, usages)
         }),
         _ => Ok(()),
     }
@@ -300,7 +313,7 @@ mod tests {
         let mut r = async_graphql::Request::new("query($s: String) { drafts(search: $s) { edges { cursor } } }")
             .variables(Variables::from_json(serde_json::json!({ "s": "bell\u{7}" })));
         let err = check(&mut r, &Limits::default()).unwrap_err();
-        assert!(matches!(err, AppError::BadUserInput { ref field, .. } if field == "$s"), "{err:?}");
+        assert!(matches!(err, AppError::BadUserInput { ref field, .. } if field == "drafts.search"), "{err:?}");
         assert!(shape("{ drafts(search: \"tab\\tnewline\\nok\") { edges { cursor } } }").is_ok());
     }
 }

@@ -65,8 +65,16 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// Deepest selection accepted.
 pub const MAX_DEPTH: usize = 12;
-/// Highest total complexity accepted (one per field, list fields multiply).
-pub const MAX_COMPLEXITY: usize = 2_000;
+/// Highest total complexity accepted. Each field costs 1; a connection field costs
+/// `first × its selection` (`pagination::page_cost`), a list field without `first` its
+/// selection times the estimate below (or its hard limit). A full page of 100 drafts with
+/// their photos costs about 6,500; 20 aliases of `drafts(first: 100) { edges { node {
+/// id title } } }` cost 8,020.
+pub const MAX_COMPLEXITY: usize = 10_000;
+/// Photos assumed per draft, for complexity (no hard limit: the storage gauge bounds them).
+pub const PHOTOS_PER_DRAFT_ESTIMATE: usize = 10;
+/// Log lines assumed per job, for complexity.
+pub const LOGS_PER_JOB_ESTIMATE: usize = 20;
 
 /// The schema with its limits, before per-process data is attached.
 pub fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, Subscription> {

@@ -3,7 +3,7 @@
 //! into HTTP (GraphQL-over-HTTP content types and status codes, the request id on
 //! INTERNAL errors, `Retry-After` for RATE_LIMITED).
 use super::{HttpState, RequestId};
-use crate::db::RequestMeta;
+use crate::{db::RequestMeta, error::AppError, graphql::execute::error_response};
 use async_graphql::{http::GraphiQLSource, ServerError, Value};
 use async_graphql_poem::GraphQLRequest;
 use poem::{
@@ -23,14 +23,35 @@ pub async fn graphiql() -> impl IntoResponse {
 }
 
 /// Executes one GraphQL request for its caller.
+///
+/// The body must be `Content-Type: application/json` (GraphQL over HTTP, "POST
+/// request"): anything else answers 415 UNSUPPORTED_MEDIA_TYPE without running, so a
+/// foreign page cannot send a query as a CORS "simple request" (`text/plain`, a form)
+/// without a preflight. A body that is not a GraphQL request in JSON answers 400
+/// GRAPHQL_PARSE_FAILED. The answer is `application/graphql-response+json` when the
+/// `Accept` header asks for it, else `application/json`.
 #[handler]
 pub async fn graphql_post(
     req: &Request,
     Data(state): Data<&Arc<HttpState>>,
     remote: &RemoteAddr,
-    gql: GraphQLRequest,
+    gql: poem::Result<GraphQLRequest>,
 ) -> Response {
     let wants_graphql_json = req.header(header::ACCEPT).is_some_and(|a| a.contains(GRAPHQL_RESPONSE_JSON));
+    let content_type = if wants_graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+    if !is_json(req.header(header::CONTENT_TYPE)) {
+        let err = AppError::UnsupportedMediaType(
+            "POST /graphql takes a JSON body: send Content-Type: application/json".into(),
+        );
+        return refusal(StatusCode::UNSUPPORTED_MEDIA_TYPE, content_type, err);
+    }
+    let gql = match gql {
+        Ok(gql) => gql,
+        Err(e) => {
+            let err = AppError::GraphqlParseFailed(format!("the body is not a GraphQL request in JSON: {e}"));
+            return refusal(StatusCode::BAD_REQUEST, content_type, err);
+        }
+    };
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let meta = RequestMeta {
         request_id: request_id.clone(),
@@ -47,7 +68,6 @@ pub async fn graphql_post(
     } else {
         StatusCode::OK
     };
-    let content_type = if wants_graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
     // A rate-limited caller learns when to retry from the header as well.
     let retry_after = resp.errors.iter().find_map(|e| e.extensions.as_ref().and_then(|x| x.get("retryAfter")).cloned());
     match serde_json::to_vec(&resp) {
@@ -63,6 +83,20 @@ pub async fn graphql_post(
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// Whether a Content-Type is JSON (`application/json`, parameters such as `charset`
+/// allowed).
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A request refused before it was read as GraphQL.
+fn refusal(status: StatusCode, content_type: &str, err: AppError) -> Response {
+    let body = serde_json::to_vec(&error_response(err)).unwrap_or_default();
+    Response::builder().status(status).content_type(content_type).body(body)
 }
 
 /// INTERNAL errors carry the request id, so a user's report finds the log lines.
@@ -81,7 +115,7 @@ fn is_internal(err: &ServerError) -> bool {
 
 /// The client's address: the trusted proxy's header when one is configured, else the
 /// socket's peer.
-fn client_ip(req: &Request, remote: &RemoteAddr, header: Option<&str>) -> Option<String> {
+pub(super) fn client_ip(req: &Request, remote: &RemoteAddr, header: Option<&str>) -> Option<String> {
     if let Some(name) = header {
         if let Some(v) = req.header(name) {
             return v.split(',').next().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());

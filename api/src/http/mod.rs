@@ -1,5 +1,6 @@
 //! HTTP: the routes, and the middleware every request passes (request id, tracing
 //! span, metrics, body size limit).
+pub mod cors;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
@@ -50,7 +51,8 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
     let limits =
         BodyLimits { api: state.config.server.max_body_bytes, upload: state.config.storage.max_upload_bytes as usize };
     let metrics = state.metrics.clone();
-    Route::new()
+    let origins = state.config.server.cors_origins.clone();
+    let route = Route::new()
         .at("/graphql", get(graphql::graphiql).post(graphql::graphql_post))
         .at("/graphql/ws", get(ws::graphql_ws))
         .at("/healthz", get(health::healthz))
@@ -58,8 +60,8 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/metrics", get(metrics::metrics))
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
         .at("/webhooks/stripe", poem::post(webhooks::stripe))
-        .data(state)
-        .around(move |ep, req| observe(ep, req, metrics.clone(), limits))
+        .data(state);
+    cors::for_origins(route, &origins).around(move |ep, req| observe(ep, req, metrics.clone(), limits))
 }
 
 /// The fixed label of a path, so metrics have bounded cardinality.

@@ -1,30 +1,45 @@
-//! GET /graphql/ws: GraphQL over WebSocket (graphql-transport-ws). Browsers cannot set
-//! headers on a WebSocket, so the token rides in `connection_init`; it is checked here,
-//! before async-graphql sees the socket, so the close codes are the protocol's: 4408
-//! when no init arrives in time, 4401 when something else comes first, 4403 for a bad
+//! GET /graphql/ws: GraphQL over WebSocket (graphql-transport-ws, and the older
+//! graphql-ws). Browsers cannot set headers on a WebSocket, so the token rides in
+//! `connection_init`; it is checked here, before async-graphql sees the socket, so the
+//! close codes are the protocol's: 4408 when no init arrives in time, 4400 for a
+//! malformed message (not JSON, or not a message of the protocol) at any time, 4401
+//! when a well-formed message other than `connection_init` comes first, 4403 for a bad
 //! token. Afterwards the socket closes with 4401 when its token expires (unless the
 //! client sent a fresh one in a `ping` payload: `{"authorization": "Bearer ..."}`), and
 //! with 4403 when its session is revoked.
+//!
+//! Queries and mutations sent over the socket run like HTTP ones, each in its own
+//! transaction ([`SocketExecutor`]). A socket that has been silent for
+//! half of `PLINTH_WS_KEEPALIVE_SECS` gets a WebSocket ping frame at the next tick (one
+//! per `PLINTH_WS_KEEPALIVE_SECS`; RFC 6455 §5.5.2: every client answers with a pong by
+//! itself); a ping not answered by the next tick closes the socket with 3008 (IANA's
+//! "Timeout"), so a dead mobile connection is freed within two intervals.
 use super::HttpState;
 use crate::{
     auth::{authenticate, tokens::TokenService},
+    db::RequestMeta,
     events::Event,
+    graphql::execute::SocketExecutor,
     model::ApiScope,
     principal::Principal,
 };
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::http::{ClientMessage, ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql_poem::{GraphQLProtocol, GraphQLWebSocket};
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
 use poem::{
     handler,
+    http::header,
     web::{
         websocket::{CloseCode, Message, WebSocket, WebSocketConfig},
-        Data,
+        Data, RemoteAddr,
     },
-    IntoResponse,
+    IntoResponse, Request,
 };
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 use tokio::sync::{broadcast::error::RecvError, watch};
 
 /// How long a client has to send `connection_init`.
@@ -36,11 +51,19 @@ const OUTGOING_BUFFER: usize = 64;
 /// Upgrades to a GraphQL WebSocket for the caller named in `connection_init`.
 #[handler]
 pub async fn graphql_ws(
+    req: &Request,
+    remote: &RemoteAddr,
     Data(state): Data<&Arc<HttpState>>,
     protocol: GraphQLProtocol,
     websocket: WebSocket,
 ) -> impl IntoResponse {
     let state = state.clone();
+    let meta = RequestMeta {
+        request_id: String::new(),
+        ip: super::graphql::client_ip(req, remote, state.config.server.client_ip_header.as_deref()),
+        user_agent: req.header(header::USER_AGENT).map(|ua| ua.chars().take(256).collect()),
+    };
+    let keepalive = Duration::from_secs(state.config.server.ws_keepalive_secs);
     // Small buffers: clients send a few short messages, and an idle subscriber's
     // memory is dominated by the default 128 KiB read buffer otherwise.
     let config = WebSocketConfig::default()
@@ -58,9 +81,16 @@ pub async fn graphql_ws(
             Ok(Some(Ok(msg))) => msg,
             Ok(_) => return,
         };
-        let Some(payload) = init_payload(&first) else {
-            let _ = sink.send(close(4401, "Unauthorized")).await;
-            return;
+        let payload = match init_payload(&first) {
+            Ok(payload) => payload,
+            Err(First::Malformed(why)) => {
+                let _ = sink.send(close(4400, &why)).await;
+                return;
+            }
+            Err(First::NotInit) => {
+                let _ = sink.send(close(4401, "Unauthorized")).await;
+                return;
+            }
         };
         let principal = match authenticate(&state.tokens, authorization(&payload)) {
             Ok(p) => p,
@@ -79,12 +109,31 @@ pub async fn graphql_ws(
         let (expiry_tx, mut expiry_rx) = watch::channel(principal.expires_at());
         let reauth = Reauth { tokens: state.tokens.clone(), user_id: principal.user_id(), expiry: Arc::new(expiry_tx) };
         let session = principal.claims().map(|c| (c.user_id, c.session_id));
+        let executor = SocketExecutor::new(state.executor.clone(), principal.clone(), meta, state.metrics.clone());
         let mut data = async_graphql::Data::default();
         data.insert(principal);
 
+        // Every message from the client proves it alive; a malformed one ends the socket.
+        let last_heard = Arc::new(Mutex::new(Instant::now()));
+        let (malformed_tx, mut malformed_rx) = tokio::sync::mpsc::channel::<String>(1);
+        let heard = last_heard.clone();
+        let incoming = futures_util::stream::once(async move { Ok(first) }).chain(stream).take_while(move |msg| {
+            *heard.lock().unwrap() = Instant::now();
+            let verdict = match msg {
+                Ok(m) => check_message(m),
+                Err(_) => Ok(()),
+            };
+            let go_on = match verdict {
+                Ok(()) => true,
+                Err(why) => {
+                    let _ = malformed_tx.try_send(why);
+                    false
+                }
+            };
+            std::future::ready(go_on)
+        });
         let (out_tx, mut out_rx) = futures_channel::mpsc::channel::<Message>(OUTGOING_BUFFER);
-        let replay = futures_util::stream::once(async move { Ok(first) }).chain(stream);
-        let serve = GraphQLWebSocket::new_with_pair(out_tx, replay, state.executor.schema.clone(), protocol)
+        let serve = GraphQLWebSocket::new_with_pair(out_tx, incoming, executor, protocol)
             .on_connection_init(move |_| async move { Ok(data) })
             .on_ping(move |_, payload| {
                 let reauth = reauth.clone();
@@ -97,6 +146,8 @@ pub async fn graphql_ws(
         tokio::pin!(serve);
         let mut events = state.bus.subscribe();
         let mut served = false;
+        let mut keepalive_tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+        let mut ping_sent: Option<Instant> = None;
         let verdict = loop {
             let deadline = *expiry_rx.borrow();
             let until_expiry = async move {
@@ -109,14 +160,29 @@ pub async fn graphql_ws(
                 _ = &mut serve, if !served => served = true,
                 msg = out_rx.next() => match msg {
                     Some(msg) => if sink.send(msg).await.is_err() { break None },
-                    None => break None,
+                    // The protocol's side ended: after a malformed message, say so.
+                    None => break malformed_rx.try_recv().ok().map(|why| (4400, why)),
                 },
-                _ = until_expiry => break Some((4401, "Unauthorized: the token expired")),
+                _ = until_expiry => break Some((4401, "Unauthorized: the token expired".to_owned())),
+                Some(why) = malformed_rx.recv() => break Some((4400, why)),
+                _ = keepalive_tick.tick() => {
+                    let heard = *last_heard.lock().unwrap();
+                    // The last ping had a whole interval to be answered.
+                    if ping_sent.take().is_some_and(|sent| heard < sent) {
+                        break Some((3008, "Timeout: no answer to the keep-alive ping".to_owned()));
+                    }
+                    if heard.elapsed() >= keepalive / 2 {
+                        if sink.send(Message::Ping(Vec::new())).await.is_err() {
+                            break None;
+                        }
+                        ping_sent = Some(Instant::now());
+                    }
+                }
                 changed = expiry_rx.changed() => if changed.is_err() { break None },
                 event = events.recv() => match event {
                     Ok(Event::SessionsRevoked { user_id, session_id }) => {
                         if session.is_some_and(|(u, s)| u == user_id && session_id.is_none_or(|r| r == s)) {
-                            break Some((4403, "Forbidden: the session was revoked"));
+                            break Some((4403, "Forbidden: the session was revoked".to_owned()));
                         }
                     }
                     Ok(_) | Err(RecvError::Lagged(_)) => {}
@@ -125,7 +191,7 @@ pub async fn graphql_ws(
             }
         };
         if let Some((code, reason)) = verdict {
-            let _ = sink.send(close(code, reason)).await;
+            let _ = sink.send(close(code, &reason)).await;
         }
     })
 }
@@ -155,23 +221,52 @@ fn authorization(payload: &serde_json::Map<String, serde_json::Value>) -> Option
     payload.get("authorization").or_else(|| payload.get("Authorization")).and_then(|v| v.as_str())
 }
 
+/// A close frame; its reason cut to the 123 bytes a close frame can carry.
 fn close(code: u16, reason: &str) -> Message {
-    Message::Close(Some((CloseCode::from(code), reason.to_owned())))
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some((CloseCode::from(code), reason[..end].to_owned())))
 }
 
-/// The payload of a `connection_init` message, or None for any other message.
-fn init_payload(msg: &Message) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let text = match msg {
-        Message::Text(t) => t.as_str(),
+/// Why a first message does not open the socket.
+enum First {
+    /// Not a message of the protocol (4400).
+    Malformed(String),
+    /// A message of the protocol, but not `connection_init` (4401).
+    NotInit,
+}
+
+/// A text or binary frame's message of the protocol.
+fn parse(msg: &Message) -> Option<Result<ClientMessage, String>> {
+    let bytes = match msg {
+        Message::Text(t) => t.as_bytes(),
+        Message::Binary(b) => b.as_slice(),
         _ => return None,
     };
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    if value.get("type")?.as_str()? != "connection_init" {
-        return None;
+    Some(serde_json::from_slice::<ClientMessage>(bytes).map_err(|e| format!("Invalid message received: {e}")))
+}
+
+/// Whether a frame after the first may go on to async-graphql: a control frame, or a
+/// well-formed message of the protocol.
+fn check_message(msg: &Message) -> Result<(), String> {
+    match parse(msg) {
+        None | Some(Ok(_)) => Ok(()),
+        Some(Err(why)) => Err(why),
     }
-    match value.get("payload") {
-        None | Some(serde_json::Value::Null) => Some(Default::default()),
-        Some(serde_json::Value::Object(map)) => Some(map.clone()),
-        Some(_) => None,
+}
+
+/// The payload of a `connection_init` message (an object, or nothing).
+fn init_payload(msg: &Message) -> Result<serde_json::Map<String, serde_json::Value>, First> {
+    match parse(msg) {
+        None => Err(First::NotInit),
+        Some(Err(why)) => Err(First::Malformed(why)),
+        Some(Ok(ClientMessage::ConnectionInit { payload })) => match payload {
+            None | Some(serde_json::Value::Null) => Ok(Default::default()),
+            Some(serde_json::Value::Object(map)) => Ok(map),
+            Some(_) => Err(First::Malformed("Invalid message received: the payload is not an object".into())),
+        },
+        Some(Ok(_)) => Err(First::NotInit),
     }
 }

@@ -106,6 +106,7 @@ impl Job {
         self.model.finished_at.map(|t| t.with_timezone(&Utc))
     }
     /// Its log, oldest first.
+    #[graphql(complexity = "crate::graphql::LOGS_PER_JOB_ESTIMATE * child_complexity + 1")]
     async fn logs(&self, ctx: &Context<'_>) -> Result<Vec<JobLog>> {
         let Ok(loader) = ctx.data::<LogsLoader>() else {
             return Err(AppError::bad_input("logs", "is not available in subscriptions; query job(id) for it").into());
@@ -169,7 +170,10 @@ pub struct JobsQuery;
 #[Object]
 impl JobsQuery {
     /// The caller's jobs, newest first; `first` is capped at 100.
-    #[graphql(guard = "scope(ApiScope::JobsRead).and(SignedIn)")]
+    #[graphql(
+        guard = "scope(ApiScope::JobsRead).and(SignedIn)",
+        complexity = "crate::pagination::page_cost(first, child_complexity)"
+    )]
     async fn jobs(
         &self,
         ctx: &Context<'_>,

@@ -50,7 +50,10 @@ pub struct NotificationsQuery;
 #[Object]
 impl NotificationsQuery {
     /// The caller's notifications, newest first (at most 100).
-    #[graphql(guard = "NoApiTokens.and(SignedIn)")]
+    #[graphql(
+        guard = "NoApiTokens.and(SignedIn)",
+        complexity = "super::service::LIST_LIMIT as usize * child_complexity + 1"
+    )]
     async fn notifications(&self, ctx: &Context<'_>, unread_only: Option<bool>) -> Result<Vec<Notification>> {
         let tx = data::<RequestTx>(ctx)?;
         Ok(service::list(tx, unread_only.unwrap_or(false)).await?.into_iter().map(Notification::from).collect())

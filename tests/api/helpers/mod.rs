@@ -14,4 +14,4 @@ pub use app::TestApp;
 pub use fixtures::{png, TestUser};
 pub use graphql::{code, redacted};
 pub use services::{admin_url, redis_url, s3_endpoint};
-pub use ws::{connect_ws, WsClient, WsEvent};
+pub use ws::{connect_ws, RawSocket, WsClient, WsEvent};
