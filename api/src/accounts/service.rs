@@ -114,6 +114,7 @@ impl AccountService {
     pub async fn login(&self, tx: &RequestTx, email: &str, password: &str) -> AppResult<SignedIn> {
         let email = EmailAddress::parse("email", email)?;
         self.throttle("login", &email, tx.meta()).await?;
+        tx.act_as_anonymous().await?;
         let found = store::login_lookup(tx, email.as_str()).await?;
         let secret = SecretString::from(password.to_owned());
         let ok = self.passwords.verify(&secret, found.as_ref().map(|f| f.password_hash.as_str())).await?;
@@ -205,6 +206,7 @@ impl AccountService {
     pub async fn request_password_reset(&self, tx: &RequestTx, email: &str) -> AppResult<bool> {
         let email = EmailAddress::parse("email", email)?;
         self.throttle("reset", &email, tx.meta()).await?;
+        tx.act_as_anonymous().await?;
         let Some(user_id) = store::user_id_for_email(tx, email.as_str()).await? else {
             return Ok(true);
         };

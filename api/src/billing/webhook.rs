@@ -56,8 +56,25 @@ fn ts(s: Option<i64>) -> Option<DateTime<Utc>> {
     s.and_then(|s| DateTime::from_timestamp(s, 0))
 }
 
+/// An object without the shape its event type promises: the event is poison (Stripe
+/// would deliver it again for days), recorded with a note and ignored.
 fn malformed(e: serde_json::Error) -> AppError {
-    AppError::Internal(anyhow::Error::new(e).context("decoding data.object"))
+    AppError::bad_input("data.object", e.to_string())
+}
+
+/// Whether any text of the event holds a NUL, which no Stripe event does and PostgreSQL
+/// cannot store.
+fn contains_nul(event: &StripeEvent) -> bool {
+    fn value(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(value),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || value(v)),
+            _ => false,
+        }
+    }
+    [Some(&event.id), Some(&event.kind), event.api_version.as_ref()].into_iter().flatten().any(|s| s.contains('\0'))
+        || value(&event.data.object)
 }
 
 /// Invoice events mirrored; the ones that also notify are matched in `dispatch`.
@@ -98,12 +115,39 @@ impl BillingService {
         })?;
         let event: StripeEvent =
             serde_json::from_slice(body).map_err(|_| WebhookError::Rejected("not a Stripe event"))?;
+        if event.id.is_empty() || event.id.len() > 255 || contains_nul(&event) {
+            return Err(WebhookError::Rejected("not a Stripe event: an empty or overlong id, or a NUL character"));
+        }
         let outcome = self.apply_event(&event).await.map_err(|e| WebhookError::Internal(e.into_anyhow()))?;
         tracing::info!(event_id = event.id, kind = event.kind, outcome = ?outcome, "stripe webhook");
         Ok(outcome)
     }
 
+    /// Applies `event`; one whose object is malformed is recorded (with a note) and
+    /// ignored, so Stripe stops delivering it, instead of failing forever.
     async fn apply_event(&self, event: &StripeEvent) -> AppResult<WebhookOutcome> {
+        match self.apply_checked(event).await {
+            Err(AppError::BadUserInput { field, message }) => {
+                let why = format!("malformed {field}: {message}");
+                tracing::warn!(
+                    event_id = event.id,
+                    kind = event.kind,
+                    why,
+                    "a malformed Stripe event; recorded and ignored"
+                );
+                let tx = self.begin("stripe-webhook").await?;
+                let api_version = event.api_version.as_deref();
+                let fresh =
+                    store::record_event(&tx, &event.id, &event.kind, None, event.created, api_version, Some(&why))
+                        .await?;
+                tx.commit(&self.bus).await?;
+                Ok(if fresh { WebhookOutcome::Ignored } else { WebhookOutcome::Duplicate })
+            }
+            other => other,
+        }
+    }
+
+    async fn apply_checked(&self, event: &StripeEvent) -> AppResult<WebhookOutcome> {
         // Stripe first, holding nothing: a dispute names its charge, not its customer.
         let customer = match event.customer() {
             Some(c) => Some(c),

@@ -194,6 +194,16 @@ impl RequestTx {
         super::set_identity(&*self.conn().await?, role, Some(user_id), None, None).await
     }
 
+    /// Switches the transaction to the anonymous role (no user) from the next statement
+    /// on: the sign-in lookups by e-mail (`priv.login_lookup`, `priv.user_id_for_email`)
+    /// are executable by `plinth_anon` alone, and a signed-in caller who signs in again or
+    /// asks for a reset runs them as anyone without a token would.
+    ///
+    /// Errors: the database's, as `DbErr`.
+    pub async fn act_as_anonymous(&self) -> Result<(), DbErr> {
+        super::set_identity(&*self.conn().await?, DbRole::Anon, None, None, None).await
+    }
+
     /// [`RequestTx::act_as`] for an account's own role.
     ///
     /// Errors: the database's, as `DbErr`.

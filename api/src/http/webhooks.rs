@@ -1,6 +1,8 @@
 //! POST /webhooks/stripe: Stripe's events. 400 (nothing written) for a bad or stale
-//! signature; 200 once the event is durably recorded, a redelivery included; 500 for
-//! our own failures, so Stripe delivers again.
+//! signature or a body that is no Stripe event (a NUL anywhere, no id); 200 once the
+//! event is durably recorded, a redelivery included, and for a signed event whose object
+//! is malformed (recorded with a note, ignored: it would fail on every redelivery);
+//! 500 only for our own failures, so Stripe delivers again.
 use super::HttpState;
 use crate::billing::webhook::{WebhookError, WebhookOutcome};
 use poem::{handler, http::StatusCode, web::Data, Body, IntoResponse, Request, Response};
