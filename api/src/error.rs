@@ -44,7 +44,7 @@ pub enum AppError {
     /// The change collides with existing state (a unique key, a stale version).
     Conflict(String),
     /// The document asks for more than a request may: `limit` names the bound
-    /// (`documentBytes`, `expandedFields`, `aliases`, `authenticationFieldsPerDocument`,
+    /// (`bodyBytes`, `documentBytes`, `expandedFields`, `aliases`, `authenticationFieldsPerDocument`,
     /// `complexity`, `depth`), `max` its value.
     QueryTooComplex {
         /// Which bound.
@@ -258,6 +258,55 @@ mod tests {
     fn internal_errors_hide_their_detail() {
         let e: async_graphql::Error = AppError::Internal(anyhow::anyhow!("relation users: password=x")).into();
         assert_eq!(e.message, "internal error");
+    }
+
+    /// docs/errors.md names every code a client can see.
+    #[test]
+    fn every_code_is_documented() {
+        let doc = include_str!("../../docs/errors.md");
+        let every = [
+            AppError::Unauthenticated(String::new()),
+            AppError::Forbidden(String::new()),
+            AppError::NotFound(String::new()),
+            AppError::bad_input("f", ""),
+            AppError::RateLimited { retry_after_secs: 1 },
+            AppError::SubscriptionInactive,
+            AppError::QuotaExceeded { metric: QuotaMetric::Scans, limit: 1, resets_at: None },
+            AppError::Conflict(String::new()),
+            AppError::ServiceUnavailable(String::new()),
+            AppError::UnsupportedMediaType(String::new()),
+            AppError::QueryTooComplex { limit: "depth", max: 1 },
+            AppError::ResponseTooLarge { max: 1 },
+            AppError::GraphqlParseFailed(String::new()),
+            AppError::GraphqlValidationFailed(String::new()),
+            AppError::Internal(anyhow::anyhow!("x")),
+        ];
+        for e in &every {
+            // A new variant without a row here fails to compile below.
+            match e {
+                AppError::Unauthenticated(_)
+                | AppError::Forbidden(_)
+                | AppError::NotFound(_)
+                | AppError::BadUserInput { .. }
+                | AppError::RateLimited { .. }
+                | AppError::SubscriptionInactive
+                | AppError::QuotaExceeded { .. }
+                | AppError::Conflict(_)
+                | AppError::ServiceUnavailable(_)
+                | AppError::UnsupportedMediaType(_)
+                | AppError::QueryTooComplex { .. }
+                | AppError::ResponseTooLarge { .. }
+                | AppError::GraphqlParseFailed(_)
+                | AppError::GraphqlValidationFailed(_)
+                | AppError::Internal(_) => {}
+            }
+            assert!(doc.contains(&format!("| `{}` |", e.code())), "docs/errors.md lacks {}", e.code());
+        }
+        for limit in
+            ["documentBytes", "expandedFields", "aliases", "authenticationFieldsPerDocument", "complexity", "depth"]
+        {
+            assert!(doc.contains(&format!("`{limit}`")), "docs/errors.md lacks the limit {limit}");
+        }
     }
 
     #[test]

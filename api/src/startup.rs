@@ -22,7 +22,7 @@ use crate::{
     http::{self, HttpState},
     jobs::{self, service::QueueSettings},
     metrics::Metrics,
-    photos::service::PhotoService,
+    photos::{self, service::PhotoService},
     secretbox::SecretBox,
     shared_redis::SharedRedis,
     storage::Storage,
@@ -265,6 +265,12 @@ impl Application {
                     config.database.statement_timeout_ms,
                 ),
                 billing::tasks::expire_grace(services.billing.clone(), config.jobs.sweep * 12),
+                photos::tasks::sweep_expired_uploads(
+                    services.pool.clone(),
+                    services.storage.clone(),
+                    config.storage.upload_sweep,
+                    config.database.statement_timeout_ms,
+                ),
             ],
         );
         let executor = Executor {

@@ -164,15 +164,50 @@ impl Storage {
         Ok(PresignedPut { url, headers, expires_at })
     }
 
-    /// A URL to download `key`, valid for `ttl`.
+    /// A URL to download `key`, valid for `ttl`, whose answer declares `content_type`
+    /// (the checked one, whatever the object's metadata says) and
+    /// `Content-Disposition: inline; filename="<name>"`: S3 through its
+    /// `response-content-type` / `response-content-disposition` parameters (signed into
+    /// the URL), the local store by its GET route, which also sends
+    /// `X-Content-Type-Options: nosniff`.
     ///
     /// Errors: INTERNAL (signing failed).
-    pub async fn presign_get(&self, key: &str, ttl: Duration) -> anyhow::Result<String> {
+    pub async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_type: &str,
+        name: &str,
+    ) -> anyhow::Result<String> {
         match self {
             Storage::S3 { bucket, .. } => {
-                bucket.presign_get(key, ttl.as_secs() as u32, None).await.context("presigning a GET")
+                let queries = std::collections::HashMap::from([
+                    ("response-content-type".to_owned(), content_type.to_owned()),
+                    ("response-content-disposition".to_owned(), inline_disposition(name)),
+                ]);
+                bucket.presign_get(key, ttl.as_secs() as u32, Some(queries)).await.context("presigning a GET")
             }
-            Storage::Local(local) => Ok(local.url("get", key, (Utc::now() + ttl).timestamp(), "", 0)),
+            Storage::Local(local) => Ok(local.url("get", key, (Utc::now() + ttl).timestamp(), content_type, 0)),
+        }
+    }
+
+    /// Stores `bytes` under `key` with `content_type` (a server-side write: the
+    /// confirmed copy of an upload).
+    ///
+    /// Errors: `Unavailable` (no answer in time, unreachable), `Failed` (an unexpected
+    /// status, the local file system).
+    pub async fn put(&self, key: &str, content_type: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        match self {
+            Storage::S3 { bucket, timeout } => {
+                let data =
+                    bounded(*timeout, "PUT object", bucket.put_object_with_content_type(key, bytes, content_type))
+                        .await?;
+                if data.status_code() != 200 {
+                    return Err(anyhow::anyhow!("PUT object answered {}", data.status_code()).into());
+                }
+                Ok(())
+            }
+            Storage::Local(local) => Ok(local.put(key, content_type, bytes).await?),
         }
     }
 
@@ -354,6 +389,13 @@ impl LocalStore {
         }
         Ok(())
     }
+}
+
+/// `inline; filename="<name>"`, the name reduced to characters that need no quoting.
+pub fn inline_disposition(name: &str) -> String {
+    let safe: String =
+        name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).take(100).collect();
+    format!("inline; filename=\"{safe}\"")
 }
 
 /// Object keys are ours (`u/<uuid>/p/<uuid>`): lower-case hex, digits, dashes and

@@ -1319,3 +1319,42 @@ async fn billing_tables_and_functions_leak_nothing_across_users() {
         tx.rollback().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn poison_events_are_recorded_once_and_never_fail_forever() {
+    let stripe = FakeStripe::start().await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
+    let mut ann = app.register("ann").await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
+    let t = now();
+    let before = billing_of(&app, &mut ann).await;
+    // A subscription event whose object has no id, and one whose fields have the wrong
+    // types: Stripe would redeliver a 500 for three days. Each is recorded with a note
+    // and ignored; the account does not move.
+    let poison =
+        event("evt_poison", "customer.subscription.updated", t, json!({ "customer": customer, "status": "active" }));
+    assert_eq!(app.deliver_webhook(&poison).await, (200, "ignored".into()));
+    assert!(event_note(&app, "evt_poison").await.is_some_and(|n| n.starts_with("malformed data.object.id")));
+    let typed = event(
+        "evt_typed",
+        "customer.subscription.updated",
+        t,
+        json!({ "id": "sub_t", "customer": customer, "items": 7 }),
+    );
+    assert_eq!(app.deliver_webhook(&typed).await, (200, "ignored".into()));
+    assert!(event_note(&app, "evt_typed").await.is_some_and(|n| n.starts_with("malformed data.object")));
+    assert_eq!(app.deliver_webhook(&poison).await, (200, "duplicate".into()));
+    assert_eq!(plan_state(&billing_of(&app, &mut ann).await), plan_state(&before));
+    // Texts PostgreSQL cannot store, and ids no Stripe event has: refused, nothing written.
+    for id in ["evt_\u{0}nul", "", &"e".repeat(300)] {
+        let bad = event(id, "invoice.paid", t, invoice("in_p", &customer, "paid", 100, t));
+        assert_eq!(app.deliver_webhook(&bad).await.0, 400, "{id:?}");
+    }
+    let nul_inside = event("evt_nul_body", "invoice.paid", t, invoice("in_\u{0}", &customer, "paid", 100, t));
+    assert_eq!(app.deliver_webhook(&nul_inside).await.0, 400);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_events").fetch_one(&app.db).await.unwrap();
+    assert_eq!(events, 2, "only the two poison events are recorded");
+    // The endpoint still applies good events.
+    let paid = event("evt_ok", "invoice.paid", t + 1, invoice("in_ok", &customer, "paid", 5880, t + 1));
+    assert_eq!(app.deliver_webhook(&paid).await, (200, "applied".into()));
+}

@@ -228,6 +228,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
         ("billing_customers", "plinth_system"),
         ("billing_due", "plinth_system"),
         ("claim_job", "plinth_worker"),
+        ("expired_uploads", "plinth_system"),
         ("login_lookup", "plinth_anon"),
         ("requeue_expired_jobs", "plinth_system"),
         ("user_for_stripe_customer", "plinth_system"),

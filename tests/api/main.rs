@@ -8,6 +8,7 @@ mod api_tokens;
 mod billing;
 mod drafts;
 mod edge;
+mod edge_strings;
 mod faults;
 mod isolation;
 mod isolation_model;

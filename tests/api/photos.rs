@@ -146,3 +146,96 @@ async fn presigned_urls_stay_with_their_owner_locally() {
 async fn presigned_urls_stay_with_their_owner_on_s3() {
     presigned_urls_stay_with_their_owner(&TestApp::builder().with_s3().spawn().await).await;
 }
+
+/// Issue 11, item 10: after confirmation the served object is the checked one. The
+/// upload URL still works until it expires, but what it writes is never served; a
+/// download declares the checked type, is not sniffed, and is named.
+async fn confirmed_bytes_cannot_be_swapped(app: &TestApp, local: bool) {
+    let ann = app.register("ann").await;
+    let bytes = png(4, 4);
+    let r = app.gql(Some(&ann.access), CREATE, json!({ "ct": "image/png", "n": bytes.len() })).await;
+    let up = r["data"]["createUpload"].clone();
+    assert!(app.put_upload(&up, bytes.clone()).await.status().is_success());
+    let confirm = "mutation($p: ID!) { confirmUpload(photoId: $p) { id status url } }";
+    let photo =
+        app.gql(Some(&ann.access), confirm, json!({ "p": up["photo"]["id"] })).await["data"]["confirmUpload"].clone();
+    assert_eq!(photo["status"], "READY");
+
+    let mut html = b"<html><body><script>alert(document.cookie)</script>".to_vec();
+    html.resize(bytes.len(), b' ');
+    let swapped = app.put_upload(&up, html).await;
+    assert!(swapped.status().is_success(), "the URL itself still works until it expires");
+
+    let url = photo["url"].as_str().unwrap();
+    let served = app.http().get(url).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    let header = |name: &str| served.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(header("content-type").as_deref(), Some("image/png"));
+    if local {
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+        let disposition = header("content-disposition").unwrap();
+        assert!(disposition.starts_with("inline; filename=") && disposition.ends_with(".png\""), "{disposition}");
+    } else {
+        let query: Vec<(String, String)> = reqwest::Url::parse(url).unwrap().query_pairs().into_owned().collect();
+        assert!(query.iter().any(|(k, v)| k == "response-content-disposition" && v.starts_with("inline")), "{url}");
+        assert!(query.iter().any(|(k, v)| k == "response-content-type" && v == "image/png"), "{url}");
+    }
+    assert_eq!(served.bytes().await.unwrap().as_ref(), bytes.as_slice(), "the checked bytes, not the swapped ones");
+    // Confirming again changes nothing.
+    let again = app.gql(Some(&ann.access), confirm, json!({ "p": up["photo"]["id"] })).await;
+    assert_eq!(again["data"]["confirmUpload"]["status"], "READY");
+    let served = app.http().get(again["data"]["confirmUpload"]["url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(served.bytes().await.unwrap().as_ref(), bytes.as_slice());
+}
+
+#[tokio::test]
+async fn confirmed_photos_cannot_be_swapped_on_the_local_store() {
+    confirmed_bytes_cannot_be_swapped(&TestApp::spawn().await, true).await;
+}
+
+#[tokio::test]
+async fn confirmed_photos_cannot_be_swapped_on_s3() {
+    confirmed_bytes_cannot_be_swapped(&TestApp::builder().with_s3().spawn().await, false).await;
+}
+
+/// Issue 11, item 9: a reservation whose URL expired stops counting: the sweeper
+/// deletes its object and its row; a confirmed photo is never swept.
+#[tokio::test]
+async fn expired_reservations_are_swept_with_their_objects() {
+    let app = TestApp::builder().with_env("PLINTH_UPLOAD_SWEEP_SECS", "1").spawn().await;
+    let ann = app.register("ann").await;
+    let kept = app.upload_photo(&ann.access, None, "image/png", &png(1, 1)).await;
+    let bytes = png(2, 2);
+    let r = app.gql(Some(&ann.access), CREATE, json!({ "ct": "image/png", "n": bytes.len() })).await;
+    let up = r["data"]["createUpload"].clone();
+    assert!(app.put_upload(&up, bytes.clone()).await.status().is_success());
+    let storage = || async {
+        let r = app.gql(Some(&ann.access), "{ usage { metric used } dashboard { storageBytes } }", json!({})).await;
+        let used = r["data"]["usage"].as_array().unwrap().iter().find(|u| u["metric"] == "STORAGE_BYTES").unwrap()
+            ["used"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(r["data"]["dashboard"]["storageBytes"].as_i64(), Some(used), "dashboard and gauge agree");
+        used
+    };
+    let both = (png(1, 1).len() + bytes.len()) as i64;
+    assert_eq!(storage().await, both, "a reservation counts");
+    let object = app.data_dir.join("objects").join(format!("u/{}/p/{}", ann.id, up["photo"]["id"].as_str().unwrap()));
+    assert!(object.exists());
+
+    // Its URL expired 15 minutes ago, and the grace after it too.
+    sqlx::query("UPDATE photos SET created_at = now() - interval '31 minutes' WHERE status = 'pending'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let swept = async {
+        while app.count("photos").await != 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), swept).await.expect("swept within 20 s");
+    assert!(!object.exists(), "its object is deleted");
+    assert_eq!(storage().await, png(1, 1).len() as i64);
+    let still = app.http().get(kept["url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(still.status(), 200, "a confirmed photo is never swept");
+}

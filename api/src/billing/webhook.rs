@@ -148,6 +148,12 @@ impl BillingService {
     }
 
     async fn apply_checked(&self, event: &StripeEvent) -> AppResult<WebhookOutcome> {
+        // Every Stripe object has an id; the decoders default missing fields, so an
+        // object without one would otherwise be applied as `""`.
+        let object_id = event.data.object.get("id").and_then(Value::as_str).unwrap_or_default();
+        if object_id.is_empty() || object_id.len() > 255 {
+            return Err(AppError::bad_input("data.object.id", "missing, empty or longer than 255 characters"));
+        }
         // Stripe first, holding nothing: a dispute names its charge, not its customer.
         let customer = match event.customer() {
             Some(c) => Some(c),

@@ -14,6 +14,9 @@ pub struct StorageConfig {
     /// `PLINTH_CREDENTIALS_KEY`: 64 hex digits sealing marketplace credentials; None:
     /// the data dir's, generated on first start (development only).
     pub credentials_key: Option<SecretString>,
+    /// `PLINTH_UPLOAD_SWEEP_SECS`: how often expired upload reservations are swept
+    /// (60 s).
+    pub upload_sweep: std::time::Duration,
 }
 
 impl StorageConfig {
@@ -22,6 +25,7 @@ impl StorageConfig {
             s3: s3_settings(v)?,
             max_upload_bytes: v.parse("PLINTH_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)?,
             credentials_key: v.secret("PLINTH_CREDENTIALS_KEY"),
+            upload_sweep: std::time::Duration::from_secs(v.parse("PLINTH_UPLOAD_SWEEP_SECS", 60)?.max(1)),
         })
     }
 }

@@ -48,7 +48,8 @@ pub struct Dashboard {
     pub jobs: JobCounts,
     /// Confirmed photos.
     pub photo_count: i64,
-    /// Bytes of confirmed photos.
+    /// Bytes counted against the storage quota (the `STORAGE_BYTES` gauge of `usage`):
+    /// confirmed photos and uploads reserved but not yet confirmed or expired.
     pub storage_bytes: i64,
     /// Connected marketplace accounts.
     pub connected_accounts: i64,

@@ -93,6 +93,16 @@ fn is_json(content_type: Option<&str>) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// A `POST /graphql` whose body is larger than `PLINTH_MAX_BODY_BYTES`: 413, with a
+/// GraphQL error a client can branch on (QUERY_TOO_COMPLEX, limit `bodyBytes`).
+pub(super) fn body_too_large(max: usize) -> Response {
+    refusal(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "application/json",
+        AppError::QueryTooComplex { limit: "bodyBytes", max: max as u64 },
+    )
+}
+
 /// A request refused before it was read as GraphQL.
 fn refusal(status: StatusCode, content_type: &str, err: AppError) -> Response {
     let body = serde_json::to_vec(&error_response(err)).unwrap_or_default();

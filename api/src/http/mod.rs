@@ -123,6 +123,7 @@ async fn observe<E: Endpoint>(
     let started = Instant::now();
     let max_body = if route == "/storage" { limits.upload } else { limits.api };
     let mut resp = match limit_body(&mut req, max_body) {
+        Err(_) if route == "/graphql" => graphql::body_too_large(max_body),
         Err(status) => status.into_response(),
         Ok(()) => match ep.call(req).instrument(span.clone()).await {
             Ok(r) => r.into_response(),

@@ -45,7 +45,8 @@ pub async fn put_object(
     }
 }
 
-/// Serves an object through a presigned GET URL.
+/// Serves an object through a presigned GET URL, as the type the URL was signed for
+/// (the checked one), never sniffed, inline under the object's name.
 #[handler]
 pub async fn get_object(
     Data(state): Data<&Arc<HttpState>>,
@@ -54,14 +55,24 @@ pub async fn get_object(
 ) -> Response {
     let Some(local) = state.storage.as_local() else { return StatusCode::NOT_FOUND.into_response() };
     let query: Vec<(String, String)> = query.into_iter().collect();
-    if local.verify(&key, &query).filter(|g| g.op == "get").is_none() {
+    let Some(grant) = local.verify(&key, &query).filter(|g| g.op == "get") else {
         return (StatusCode::FORBIDDEN, "signature invalid or expired").into_response();
-    }
+    };
     let Ok(path) = local.path(&key) else { return StatusCode::NOT_FOUND.into_response() };
     match tokio::fs::read(&path).await {
         Ok(bytes) => {
-            let ct = local.content_type(&key).await.unwrap_or_else(|| "application/octet-stream".into());
-            bytes.with_content_type(ct).with_header(header::CACHE_CONTROL, "private, max-age=900").into_response()
+            let ct = match grant.content_type.as_str() {
+                "" => local.content_type(&key).await.unwrap_or_else(|| "application/octet-stream".into()),
+                signed => signed.to_owned(),
+            };
+            let name = key.rsplit('/').next().unwrap_or("object");
+            let ext = ct.rsplit('/').next().unwrap_or("bin");
+            bytes
+                .with_content_type(ct.clone())
+                .with_header(header::CACHE_CONTROL, "private, max-age=900")
+                .with_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+                .with_header(header::CONTENT_DISPOSITION, crate::storage::inline_disposition(&format!("{name}.{ext}")))
+                .into_response()
         }
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }

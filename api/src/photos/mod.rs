@@ -4,3 +4,4 @@ pub mod domain;
 pub mod graphql;
 pub mod service;
 pub mod store;
+pub mod tasks;

@@ -1,5 +1,7 @@
-//! Photo operations. Object keys are `u/<user id>/p/<photo id>`, chosen here, never by
-//! the client, so a presigned URL can only ever address the caller's own objects.
+//! Photo operations. Object keys are chosen here, never by the client, so a presigned
+//! URL can only ever address the caller's own objects: a reservation is uploaded to
+//! `u/<user id>/p/<photo id>`, and confirmation copies the checked bytes to
+//! `u/<user id>/c/<photo id>`, which no URL can write.
 use super::{
     domain::{PhotoStatus, ALLOWED_TYPES},
     store,
@@ -72,7 +74,7 @@ impl PhotoService {
         }
         quotas::check_gauge(tx, QuotaMetric::StorageBytes, byte_size).await?;
         let id = Uuid::now_v7();
-        let key = format!("u/{user_id}/p/{id}");
+        let key = upload_key(user_id, id);
         let now = Utc::now();
         let photo = photos::ActiveModel {
             id: Set(id),
@@ -117,11 +119,23 @@ impl PhotoService {
         if photo.status == ready && draft_id == photo.draft_id {
             return Ok(photo);
         }
-        let (width, height, sha256) = if photo.status == ready {
-            (photo.width, photo.height, photo.sha256.clone())
+        let (width, height, sha256, object_key) = if photo.status == ready {
+            (photo.width, photo.height, photo.sha256.clone(), photo.object_key.clone())
         } else {
-            let checked = self.check_object(&photo).await?;
-            (Some(checked.0), Some(checked.1), Some(checked.2))
+            // The checked bytes move to a key no upload URL was ever signed for, so a
+            // still-valid PUT URL cannot swap what is served (issue 11, item 10). A
+            // confirmation whose transaction was rolled back after the move finds the
+            // bytes at the sealed key and checks them there.
+            let sealed = confirmed_key(user_id, photo.id);
+            let moved =
+                self.storage.head(&photo.object_key).await?.is_none() && self.storage.head(&sealed).await?.is_some();
+            let source = if moved { &sealed } else { &photo.object_key };
+            let checked = self.check_object(&photo, source).await?;
+            if !moved {
+                self.storage.put(&sealed, &photo.content_type, &checked.bytes).await?;
+                self.storage.delete(&photo.object_key).await?;
+            }
+            (Some(checked.width), Some(checked.height), Some(checked.sha256), sealed)
         };
         let position = match draft_id {
             Some(d) if draft_id != photo.draft_id || photo.status != ready => {
@@ -133,6 +147,7 @@ impl PhotoService {
         model.width = Set(width);
         model.height = Set(height);
         model.sha256 = Set(sha256);
+        model.object_key = Set(object_key);
         model.status = Set(ready.to_owned());
         model.draft_id = Set(draft_id);
         model.position = Set(position);
@@ -172,7 +187,9 @@ impl PhotoService {
         if photo.status != PhotoStatus::Ready.as_str() {
             return Ok(None);
         }
-        Ok(Some(self.storage.presign_get(&photo.object_key, DOWNLOAD_URL_TTL).await?))
+        let ext = photo.content_type.rsplit('/').next().unwrap_or("bin");
+        let name = format!("{}.{ext}", photo.id);
+        Ok(Some(self.storage.presign_get(&photo.object_key, DOWNLOAD_URL_TTL, &photo.content_type, &name).await?))
     }
 
     /// The object store.
@@ -180,8 +197,7 @@ impl PhotoService {
         &self.storage
     }
 
-    async fn check_object(&self, photo: &photos::Model) -> AppResult<(i32, i32, Vec<u8>)> {
-        let key = &photo.object_key;
+    async fn check_object(&self, photo: &photos::Model, key: &str) -> AppResult<Checked> {
         let info = self.storage.head(key).await?.ok_or_else(|| {
             AppError::bad_input("photoId", "nothing has been uploaded for this photo yet; PUT it to its upload URL")
         })?;
@@ -200,16 +216,35 @@ impl PhotoService {
         }
         let bytes = self.storage.get(key).await?;
         let expected = photo.content_type.clone();
-        let inspected =
-            tokio::task::spawn_blocking(move || inspect(&bytes, &expected)).await.context("image inspection task")?;
+        let inspected = tokio::task::spawn_blocking(move || inspect(&bytes, &expected).map(|f| (f, bytes)))
+            .await
+            .context("image inspection task")?;
         match inspected {
-            Some(found) => Ok(found),
+            Some(((width, height, sha256), bytes)) => Ok(Checked { width, height, sha256, bytes }),
             None => {
                 self.storage.delete(key).await?;
                 Err(AppError::bad_input("photoId", "the upload is not a readable image of the declared type"))
             }
         }
     }
+}
+
+/// An upload that passed the checks, and its bytes.
+struct Checked {
+    width: i32,
+    height: i32,
+    sha256: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+/// Where a reservation is uploaded: the only key a presigned PUT is ever signed for.
+pub fn upload_key(user_id: Uuid, photo_id: Uuid) -> String {
+    format!("u/{user_id}/p/{photo_id}")
+}
+
+/// Where a confirmed photo lives: written by the server alone, never by a URL.
+pub fn confirmed_key(user_id: Uuid, photo_id: Uuid) -> String {
+    format!("u/{user_id}/c/{photo_id}")
 }
 
 /// Width, height and SHA-256 of an image whose magic bytes match `content_type`.

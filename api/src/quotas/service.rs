@@ -121,11 +121,14 @@ pub async fn consume(tx: &RequestTx, metric: QuotaMetric, n: i64) -> AppResult<(
     notify_thresholds(tx, user_id, metric, used, limit, start).await
 }
 
-/// Checks a gauge (what exists now) before adding `add` to it.
+/// Checks a gauge (what exists now) before adding `add` to it. The check holds the
+/// user's gauge lock until the transaction ends, so the caller's insert that follows
+/// is atomic with it: concurrent requests can never overspend a gauge.
 ///
 /// Errors: UNAUTHENTICATED; QUOTA_EXCEEDED (metric, limit); INTERNAL.
 pub async fn check_gauge(tx: &RequestTx, metric: QuotaMetric, add: i64) -> AppResult<()> {
     let (user_id, limit) = limit_of(tx, metric)?;
+    store::lock_gauges(tx, user_id).await?;
     let current = store::gauge(tx, user_id, metric).await?;
     if current + add > limit {
         return Err(AppError::QuotaExceeded { metric, limit, resets_at: None });

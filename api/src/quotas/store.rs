@@ -71,7 +71,25 @@ pub async fn consume(
     Ok(row.map(|r| r.try_get::<i64>("", "used")).transpose()?)
 }
 
-/// What a gauge measures now: connected marketplace accounts, or bytes of photos.
+/// Serialises the gauge checks of one user until the transaction ends: their own
+/// `users` row, locked `FOR NO KEY UPDATE` (which blocks neither reads nor foreign keys
+/// to it). Two concurrent checks of one user then count one after the other, each seeing
+/// what the other inserted (issue 11, item 9).
+///
+/// Errors: INTERNAL (database).
+pub async fn lock_gauges(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE",
+        [user_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// What a gauge measures now: connected marketplace accounts, or bytes of photos,
+/// confirmed and reserved (a pending upload counts until it is confirmed or its
+/// reservation is swept); the dashboard reads the same definition.
 ///
 /// Errors: INTERNAL (database).
 pub async fn gauge(db: &impl ConnectionTrait, user_id: Uuid, metric: QuotaMetric) -> AppResult<i64> {

@@ -10,7 +10,7 @@ mod services;
 pub mod stripe;
 mod ws;
 
-pub use app::TestApp;
+pub use app::{TestApp, TestAppBuilder};
 pub use fixtures::{png, TestUser};
 pub use graphql::{code, redacted};
 pub use services::{admin_url, redis_url, s3_endpoint};

@@ -1,0 +1,74 @@
+//! The reservations' sweeper: a pending photo whose upload URL expired (and a grace
+//! after it) gives its bytes back to the storage gauge. Its objects go first (the upload
+//! key, and the sealed key a rolled-back confirmation may have left), then its row, as
+//! its owner; a failure leaves the row for the next run, so nothing is forgotten.
+use super::service::{confirmed_key, UPLOAD_URL_TTL};
+use crate::{
+    db::{RequestMeta, RequestTx},
+    model::DbRole,
+    principal::Principal,
+    storage::Storage,
+    tasks::{Runs, Task},
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use std::{sync::Arc, time::Duration};
+use uuid::Uuid;
+
+/// How long after its URL expires a reservation is kept (a confirmation in flight).
+pub const RESERVATION_GRACE: Duration = Duration::from_secs(15 * 60);
+/// Reservations handled per run.
+const BATCH: i32 = 200;
+
+/// Sweeps expired reservations every `every`, on one instance per interval.
+pub fn sweep_expired_uploads(
+    pool: DatabaseConnection,
+    storage: Arc<Storage>,
+    every: Duration,
+    timeout_ms: u64,
+) -> Task {
+    Task::new("photos.sweep_expired_uploads", every, Runs::OneInstance, move || {
+        let (pool, storage) = (pool.clone(), storage.clone());
+        async move { sweep(&pool, &storage, timeout_ms).await }
+    })
+}
+
+async fn sweep(pool: &DatabaseConnection, storage: &Storage, timeout_ms: u64) -> anyhow::Result<usize> {
+    let meta = || RequestMeta::internal("upload-sweeper");
+    let older_than = (UPLOAD_URL_TTL + RESERVATION_GRACE).as_secs() as i32;
+    let tx = RequestTx::begin(pool, Principal::System, meta(), timeout_ms).await?;
+    let rows = tx
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT user_id, id, object_key FROM priv.expired_uploads($1, $2)",
+            [older_than.into(), BATCH.into()],
+        ))
+        .await?;
+    tx.commit_without_events().await?;
+    let mut expired = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (user_id, id, key): (Uuid, Uuid, String) =
+            (row.try_get("", "user_id")?, row.try_get("", "id")?, row.try_get("", "object_key")?);
+        // Objects first, holding no transaction: a store that fails leaves the row.
+        storage.delete(&key).await?;
+        storage.delete(&confirmed_key(user_id, id)).await?;
+        expired.push((user_id, id));
+    }
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    let tx = RequestTx::begin(pool, Principal::System, meta(), timeout_ms).await?;
+    let mut n = 0;
+    for (user_id, id) in expired {
+        tx.act_as(DbRole::User, user_id).await?;
+        n += tx
+            .execute(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "DELETE FROM photos WHERE user_id = $1 AND id = $2 AND status = 'pending'",
+                [user_id.into(), id.into()],
+            ))
+            .await?
+            .rows_affected() as usize;
+    }
+    tx.commit_without_events().await?;
+    Ok(n)
+}
