@@ -9,6 +9,7 @@ mod billing;
 mod drafts;
 mod edge;
 mod faults;
+mod identity;
 mod isolation;
 mod isolation_model;
 mod isolation_sweep;

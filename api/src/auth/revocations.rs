@@ -32,9 +32,13 @@ pub async fn load(pool: &DatabaseConnection, tokens: &TokenService, statement_ti
     let since = Utc::now() - chrono::Duration::from_std(tokens.ttl())?;
     let users = store::user_revocations(&tx, since).await.map_err(|e| e.into_anyhow())?;
     let api = store::revoked_api_tokens(&tx).await.map_err(|e| e.into_anyhow())?;
+    let sessions = store::revoked_sessions(&tx, since).await.map_err(|e| e.into_anyhow())?;
     tx.rollback().await;
     for id in api {
         tokens.revoke_api(&id);
+    }
+    for id in sessions {
+        tokens.revoke_session(id);
     }
     for (user_id, before) in users {
         tokens.revoke(user_id, before);
@@ -59,6 +63,10 @@ pub async fn follow(
             event = rx.recv() => match event {
                 Ok(Event::TokensRevoked { user_id, before }) => tokens.revoke(user_id, before),
                 Ok(Event::ApiTokenRevoked { revocation_id }) => tokens.revoke_api(&revocation_id),
+                Ok(Event::SessionsRevoked { session_id: Some(session_id), .. }) => tokens.revoke_session(session_id),
+                // Every session of the user (an account closed by billing): what was
+                // issued until now.
+                Ok(Event::SessionsRevoked { user_id, session_id: None }) => tokens.revoke(user_id, Utc::now()),
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
@@ -78,5 +86,23 @@ pub async fn follow(
                 seen = now;
             }
         }
+    }
+}
+
+/// Whether `event` revokes what authenticated `principal` (a socket's caller): its
+/// session, its API token, its worker token, or (a plan or account change) every access
+/// token of its user issued before the event's instant.
+pub fn ends(event: &Event, principal: &Principal) -> bool {
+    match (event, principal) {
+        (Event::SessionsRevoked { user_id, session_id }, Principal::User(c)) => {
+            c.api.is_none() && c.user_id == *user_id && session_id.is_none_or(|s| s == c.session_id)
+        }
+        (Event::TokensRevoked { user_id, before }, Principal::User(c)) => {
+            c.api.is_none() && c.user_id == *user_id && c.issued_at < *before
+        }
+        (Event::ApiTokenRevoked { revocation_id }, Principal::User(c)) => {
+            c.api.as_ref().is_some_and(|a| a.revocation_id == *revocation_id)
+        }
+        _ => false,
     }
 }

@@ -77,3 +77,17 @@ pub async fn insert_user_revocation(db: &impl ConnectionTrait, user_id: Uuid, be
     .await?;
     Ok(())
 }
+
+/// Sessions ended since `since` (older ones concern only expired access tokens).
+///
+/// Errors: INTERNAL (database).
+pub async fn revoked_sessions(db: &impl ConnectionTrait, since: DateTime<Utc>) -> AppResult<Vec<Uuid>> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM sessions WHERE revoked_at > $1",
+            [since.into()],
+        ))
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get("", "id")?)).collect()
+}

@@ -88,6 +88,9 @@ pub struct TokenService {
     cache: Mutex<LruCache<[u8; 32], Principal>>,
     /// Per user: tokens issued before this instant are refused.
     revoked: std::sync::RwLock<std::collections::HashMap<Uuid, DateTime<Utc>>>,
+    /// Ended sessions (logout, password change or reset, refresh-token reuse), with when
+    /// they were learnt: their access tokens are refused.
+    revoked_sessions: std::sync::RwLock<std::collections::HashMap<Uuid, DateTime<Utc>>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -133,6 +136,7 @@ impl TokenService {
             ttl,
             cache: Mutex::new(LruCache::new(NonZeroUsize::new(CACHE_SIZE).expect("non-zero"))),
             revoked: Default::default(),
+            revoked_sessions: Default::default(),
         })
     }
 
@@ -193,6 +197,23 @@ impl TokenService {
                 p
             }
         };
+        self.check_current(&principal, now)?;
+        Ok(principal)
+    }
+
+    /// Whether a principal verified earlier (a socket's, a subscription's) is still
+    /// accepted now: not expired, not revoked since. The same checks as every
+    /// [`TokenService::verify`], without the signature work.
+    ///
+    /// Errors: UNAUTHENTICATED.
+    pub fn still_valid(&self, principal: &Principal) -> Result<(), AppError> {
+        match principal {
+            Principal::Anonymous | Principal::System => Ok(()),
+            _ => self.check_current(principal, Utc::now()),
+        }
+    }
+
+    fn check_current(&self, principal: &Principal, now: DateTime<Utc>) -> Result<(), AppError> {
         if principal.expires_at().is_none_or(|e| e <= now) {
             return Err(expired());
         }
@@ -202,9 +223,12 @@ impl TokenService {
             }
             // API tokens carry no plan: it is read per request, so plan changes do not
             // revoke them.
-            return Ok(principal);
+            return Ok(());
         }
         if let Some(c) = principal.claims() {
+            if self.revoked_sessions.read().expect("revocations").contains_key(&c.session_id) {
+                return Err(AppError::Unauthenticated("the session was ended; sign in again".into()));
+            }
             let revoked = self.revoked.read().expect("revocations").get(&c.user_id).copied();
             if revoked.is_some_and(|before| c.issued_at < before) {
                 return Err(AppError::Unauthenticated(
@@ -212,7 +236,19 @@ impl TokenService {
                 ));
             }
         }
-        Ok(principal)
+        Ok(())
+    }
+
+    /// Refuses the access tokens of an ended session from now on, on this instance (kept
+    /// as long as a token can live).
+    pub fn revoke_session(&self, session_id: Uuid) {
+        let mut map = self.revoked_sessions.write().expect("revocations");
+        let now = Utc::now();
+        let horizon = now - chrono::Duration::from_std(self.ttl).unwrap_or_default();
+        if map.len() > 1024 {
+            map.retain(|_, at| *at > horizon);
+        }
+        map.insert(session_id, now);
     }
 
     /// Refuses the user's tokens issued before `before` (kept only as long as a token

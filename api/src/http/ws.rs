@@ -6,7 +6,8 @@
 //! when a well-formed message other than `connection_init` comes first, 4403 for a bad
 //! token. Afterwards the socket closes with 4401 when its token expires (unless the
 //! client sent a fresh one in a `ping` payload: `{"authorization": "Bearer ..."}`), and
-//! with 4403 when its session is revoked.
+//! with 4403 when the token that opened it is revoked (its session ended, the API token
+//! or worker token revoked, a plan change).
 //!
 //! Queries and mutations sent over the socket run like HTTP ones, each in its own
 //! transaction ([`SocketExecutor`]). A socket that has been silent for
@@ -16,11 +17,9 @@
 //! "Timeout"), so a dead mobile connection is freed within two intervals.
 use super::HttpState;
 use crate::{
-    auth::{authenticate, tokens::TokenService},
+    auth::{authenticate, revocations, tokens::TokenService},
     db::RequestMeta,
-    events::Event,
     graphql::execute::SocketExecutor,
-    model::ApiScope,
     principal::Principal,
 };
 use async_graphql::http::{ClientMessage, ALL_WEBSOCKET_PROTOCOLS};
@@ -99,16 +98,11 @@ pub async fn graphql_ws(
                 return;
             }
         };
-        // An API token on a socket may only follow jobs, and only with jobs:read.
-        if let Some(api) = principal.claims().and_then(|c| c.api.as_ref()) {
-            if state.tokens.authorize_api(api, ApiScope::JobsRead, "jobUpdated", None).is_err() {
-                let _ = sink.send(close(4403, "Forbidden")).await;
-                return;
-            }
-        }
+        // What a socket's caller may do is decided per field by the fields' guards, as
+        // over HTTP (one authorization path): nothing is decided here about scopes.
         let (expiry_tx, mut expiry_rx) = watch::channel(principal.expires_at());
         let reauth = Reauth { tokens: state.tokens.clone(), user_id: principal.user_id(), expiry: Arc::new(expiry_tx) };
-        let session = principal.claims().map(|c| (c.user_id, c.session_id));
+        let authenticated = principal.clone();
         let executor = SocketExecutor::new(state.executor.clone(), principal.clone(), meta, state.metrics.clone());
         let mut data = async_graphql::Data::default();
         data.insert(principal);
@@ -180,12 +174,17 @@ pub async fn graphql_ws(
                 }
                 changed = expiry_rx.changed() => if changed.is_err() { break None },
                 event = events.recv() => match event {
-                    Ok(Event::SessionsRevoked { user_id, session_id }) => {
-                        if session.is_some_and(|(u, s)| u == user_id && session_id.is_none_or(|r| r == s)) {
-                            break Some((4403, "Forbidden: the session was revoked".to_owned()));
+                    // Whatever revokes the token that opened the socket closes it.
+                    Ok(event) if revocations::ends(&event, &authenticated) => {
+                        break Some((4403, "Forbidden: the token was revoked".to_owned()));
+                    }
+                    Ok(_) => {}
+                    // Revocations may be among the missed events: check the token itself.
+                    Err(RecvError::Lagged(_)) => {
+                        if state.tokens.still_valid(&authenticated).is_err() {
+                            break Some((4403, "Forbidden: the token was revoked".to_owned()));
                         }
                     }
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => break None,
                 },
             }
