@@ -226,9 +226,12 @@ impl RequestTx {
         let scoped = Identity { role, user_id, worker_id: None };
         let previous = self.switch_identity(scoped).await?;
         let out = work.await;
-        match self.switch_identity(previous).await {
-            Ok(_) => out,
-            Err(e) => {
+        match (self.switch_identity(previous).await, out) {
+            (Ok(_), out) => out,
+            // The work failed and left the transaction failed (a unique violation, say):
+            // its error is the answer; no later statement can run in it anyway.
+            (Err(_), Err(e)) => Err(e),
+            (Err(e), Ok(_)) => {
                 tracing::error!(error = %e, "switching a request back to its own identity failed");
                 Err(e.into())
             }
