@@ -45,6 +45,12 @@ pub enum Event {
         /// Revocation id of its authority block.
         revocation_id: String,
     },
+    /// A worker token was revoked (`plinth admin worker-token revoke`): every instance
+    /// refuses it and closes its sockets.
+    WorkerTokenRevoked {
+        /// Revocation id of its authority block.
+        revocation_id: String,
+    },
     /// Sessions of a user were revoked (one, or all when `session_id` is None): their
     /// live sockets close.
     SessionsRevoked {

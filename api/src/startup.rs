@@ -213,6 +213,8 @@ pub fn token_settings(base: &Base, auth: &AuthConfig) -> TokenSettings {
         require_key: base.is_production(),
         policies_dir: auth.policies_dir.clone(),
         ttl: auth.access_token_ttl,
+        key_id: auth.token_key_id,
+        previous_keys: auth.token_previous_keys.clone(),
     }
 }
 

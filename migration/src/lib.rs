@@ -19,6 +19,7 @@ mod m20261130_000012_record_billing_disputes;
 mod m20261201_000101_share_session_revocations;
 mod m20261201_000102_seal_refresh_successors;
 mod m20261201_000103_normalize_email_addresses;
+mod m20261201_000104_record_worker_tokens;
 pub mod normalize;
 pub mod rls;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000101_share_session_revocations::Migration),
             Box::new(m20261201_000102_seal_refresh_successors::Migration),
             Box::new(m20261201_000103_normalize_email_addresses::Migration),
+            Box::new(m20261201_000104_record_worker_tokens::Migration),
         ]
     }
 }

@@ -280,6 +280,7 @@ const SCOPES: &[&str] = &[
     "accounts:write",
     "usage:read",
     "billing:read",
+    "activity:read",
 ];
 
 #[tokio::test]
@@ -552,4 +553,122 @@ async fn one_address_is_one_account_whatever_its_unicode_form() {
         sqlx::query_as("SELECT email::text FROM users ORDER BY created_at").fetch_all(&app.db).await.unwrap();
     let emails: Vec<_> = emails.into_iter().map(|e| e.0).collect();
     assert_eq!(emails, ["ren\u{e9}e@example.com", "rene\u{301}e@example.com", stored]);
+}
+
+#[tokio::test]
+async fn the_activity_log_and_dashboard_need_their_own_scope() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    api_token(&app, &ann, &["billing:read"]).await;
+    let activity = "{ activity(first: 10) { edges { node { action data } } } }";
+    let dashboard = "{ dashboard { recentActivity { action } } }";
+    for scopes in [&["drafts:read"][..], &["drafts:read", "jobs:read", "usage:read", "billing:read"]] {
+        let (token, _) = api_token(&app, &ann, scopes).await;
+        for q in [activity, dashboard] {
+            let r = app.gql(Some(&token), q, json!({})).await;
+            assert_eq!(code(&r), "FORBIDDEN", "{scopes:?} {q}: {r}");
+            assert_eq!(r["data"], Value::Null);
+        }
+    }
+    let (token, _) = api_token(&app, &ann, &["activity:read"]).await;
+    let r = app.gql(Some(&token), activity, json!({})).await;
+    let actions: Vec<&str> = r["data"]["activity"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["node"]["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"account.register"), "{r}");
+    assert!(app.gql(Some(&token), dashboard, json!({})).await["data"]["dashboard"].is_object());
+    // activity:read opens nothing else.
+    assert_eq!(code(&app.gql(Some(&token), "{ drafts { edges { node { id } } } }", json!({})).await), "FORBIDDEN");
+}
+
+/// Runs `plinth admin worker-token ...args` for `app`, with its Redis; (success, stdout).
+async fn worker_token_cli(app: &TestApp, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["admin", "worker-token"];
+    all.extend(args);
+    let out = app.cli(&all).env("REDIS_URL", crate::helpers::redis_url()).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.success(), stdout)
+}
+
+const CLAIM: &str = "mutation { claimJob(kinds: [SCAN]) { id } }";
+
+#[tokio::test]
+async fn worker_tokens_are_listed_and_revoked_on_every_instance_with_their_sockets() {
+    let one = TestApp::builder().with_redis().spawn().await;
+    let two = one.another_instance().await;
+    let (ok, out) = worker_token_cli(&one, &["--kinds", "scan"]).await;
+    assert!(ok, "{out}");
+    let mut lines = out.lines();
+    let id = lines.next().unwrap().split_whitespace().nth(1).unwrap().to_owned();
+    let token = lines.next().unwrap().trim().to_owned();
+    assert!(two.gql(Some(&token), CLAIM, json!({})).await.get("errors").is_none());
+    let mut ws = WsClient::connect(&two, Some(&token)).await;
+
+    let (ok, list) = worker_token_cli(&one, &["list"]).await;
+    assert!(ok);
+    let row = list.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{list}"));
+    assert!(row.contains("\tscan\t") && row.ends_with("revoked -"), "{row}");
+    assert!(!list.contains(&token), "the token itself is never stored");
+
+    let (ok, out) = worker_token_cli(&one, &["revoke", &id]).await;
+    assert!(ok, "{out}");
+    let started = Instant::now();
+    while code(&two.gql(Some(&token), CLAIM, json!({})).await) != "UNAUTHENTICATED" {
+        assert!(started.elapsed() < Duration::from_secs(1), "the other instance still accepts the worker token");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!("worker token refused by the other instance {:?} after the command returned", started.elapsed());
+    expect_close(&mut ws, 4403, "the revoked worker's socket").await;
+    let (_, list) = worker_token_cli(&one, &["list"]).await;
+    assert!(!list.lines().find(|l| l.starts_with(&id)).unwrap().ends_with("revoked -"), "{list}");
+    let three = one.another_instance().await;
+    assert_eq!(code(&three.gql(Some(&token), CLAIM, json!({})).await), "UNAUTHENTICATED");
+    assert!(!worker_token_cli(&one, &["revoke", &id]).await.0, "a second revocation is refused");
+    assert!(!worker_token_cli(&one, &["revoke", "not-an-id"]).await.0);
+}
+
+#[tokio::test]
+async fn the_signing_key_rotates_with_old_tokens_accepted_during_the_window() {
+    use biscuit_auth::{KeyPair, PrivateKey};
+    use std::str::FromStr;
+    let one = TestApp::spawn().await;
+    let ann = one.register("ann").await;
+    let (api, _) = api_token(&one, &ann, &["usage:read"]).await;
+    let old = std::fs::read_to_string(one.data_dir.join("token_key")).unwrap();
+    let old = KeyPair::from(&PrivateKey::from_str(old.trim()).unwrap());
+    let new = KeyPair::new();
+    let new_key = new.private().to_prefixed_string();
+    let previous = format!("0:{}", old.public());
+
+    let rotating = one
+        .another_instance_with(&[
+            ("PLINTH_TOKEN_KEY", &new_key),
+            ("PLINTH_TOKEN_KEY_ID", "1"),
+            ("PLINTH_TOKEN_PREVIOUS_KEYS", &previous),
+        ])
+        .await;
+    assert!(me(&rotating, &ann.access).await["data"]["me"].is_object(), "old session tokens still verify");
+    assert!(me(&rotating, &api).await["data"]["me"].is_object(), "old API tokens still verify");
+    let r = rotating
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+            json!({ "i": { "email": ann.email, "password": ann.password } }),
+        )
+        .await;
+    let fresh = r["data"]["login"]["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(UnverifiedBiscuit::from_base64(&fresh).unwrap().root_key_id(), Some(1));
+    assert_eq!(UnverifiedBiscuit::from_base64(&ann.access).unwrap().root_key_id(), Some(0));
+    assert_eq!(code(&me(&one, &fresh).await), "UNAUTHENTICATED", "an instance without the new key");
+
+    // The window closed: the old key is dropped from the list.
+    let rotated = one.another_instance_with(&[("PLINTH_TOKEN_KEY", &new_key), ("PLINTH_TOKEN_KEY_ID", "1")]).await;
+    assert_eq!(code(&me(&rotated, &ann.access).await), "UNAUTHENTICATED");
+    assert!(me(&rotated, &fresh).await["data"]["me"].is_object());
 }

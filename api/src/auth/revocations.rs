@@ -31,7 +31,8 @@ pub async fn load(pool: &DatabaseConnection, tokens: &TokenService, statement_ti
     let tx = RequestTx::begin(pool, Principal::System, RequestMeta::internal("startup"), statement_timeout_ms).await?;
     let since = Utc::now() - chrono::Duration::from_std(tokens.ttl())?;
     let users = store::user_revocations(&tx, since).await.map_err(|e| e.into_anyhow())?;
-    let api = store::revoked_api_tokens(&tx).await.map_err(|e| e.into_anyhow())?;
+    let mut api = store::revoked_api_tokens(&tx).await.map_err(|e| e.into_anyhow())?;
+    api.extend(store::revoked_worker_tokens(&tx).await.map_err(|e| e.into_anyhow())?);
     let sessions = store::revoked_sessions(&tx, since).await.map_err(|e| e.into_anyhow())?;
     tx.rollback().await;
     for id in api {
@@ -62,7 +63,9 @@ pub async fn follow(
         tokio::select! {
             event = rx.recv() => match event {
                 Ok(Event::TokensRevoked { user_id, before }) => tokens.revoke(user_id, before),
-                Ok(Event::ApiTokenRevoked { revocation_id }) => tokens.revoke_api(&revocation_id),
+                Ok(Event::ApiTokenRevoked { revocation_id } | Event::WorkerTokenRevoked { revocation_id }) => {
+                    tokens.revoke_api(&revocation_id)
+                }
                 Ok(Event::SessionsRevoked { session_id: Some(session_id), .. }) => tokens.revoke_session(session_id),
                 // Every session of the user (an account closed by billing): what was
                 // issued until now.
@@ -103,6 +106,7 @@ pub fn ends(event: &Event, principal: &Principal) -> bool {
         (Event::ApiTokenRevoked { revocation_id }, Principal::User(c)) => {
             c.api.as_ref().is_some_and(|a| a.revocation_id == *revocation_id)
         }
+        (Event::WorkerTokenRevoked { revocation_id }, Principal::Worker(w)) => w.revocation_id == *revocation_id,
         _ => false,
     }
 }

@@ -91,3 +91,16 @@ pub async fn revoked_sessions(db: &impl ConnectionTrait, since: DateTime<Utc>) -
         .await?;
     rows.iter().map(|r| Ok(r.try_get("", "id")?)).collect()
 }
+
+/// Revocation ids of revoked worker tokens that have not expired yet.
+///
+/// Errors: INTERNAL (database).
+pub async fn revoked_worker_tokens(db: &impl ConnectionTrait) -> AppResult<Vec<String>> {
+    let rows = db
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT revocation_id FROM worker_tokens WHERE revoked_at IS NOT NULL AND expires_at > now()",
+        ))
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get("", "revocation_id")?)).collect()
+}

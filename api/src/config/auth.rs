@@ -9,6 +9,13 @@ pub struct AuthConfig {
     /// `PLINTH_TOKEN_KEY`: the Ed25519 root key (`ed25519-private/<hex>`); None: the
     /// data dir's, generated on first start (development only).
     pub token_key: Option<SecretString>,
+    /// `PLINTH_TOKEN_KEY_ID`: the root key id written in every token signed with
+    /// `PLINTH_TOKEN_KEY` (0). A token without one counts as key id 0.
+    pub token_key_id: u32,
+    /// `PLINTH_TOKEN_PREVIOUS_KEYS`: during a key rotation, the keys tokens signed
+    /// before it are still verified with, as `<id>:ed25519/<public key hex>` separated
+    /// by commas (none). Remove a key once the tokens it signed are no longer wanted.
+    pub token_previous_keys: Option<String>,
     /// `PLINTH_ACCESS_TOKEN_TTL_SECS`: 1 to 900 (900).
     pub access_token_ttl: Duration,
     /// `PLINTH_REFRESH_TOKEN_TTL_DAYS`: session lifetime (30).
@@ -68,6 +75,8 @@ impl AuthConfig {
         }
         Ok(AuthConfig {
             token_key: v.secret("PLINTH_TOKEN_KEY"),
+            token_key_id: v.parse("PLINTH_TOKEN_KEY_ID", 0)?,
+            token_previous_keys: v.get("PLINTH_TOKEN_PREVIOUS_KEYS").filter(|s| !s.trim().is_empty()),
             access_token_ttl: Duration::from_secs(access_ttl),
             refresh_token_ttl: Duration::from_secs(86_400 * v.parse::<u64>("PLINTH_REFRESH_TOKEN_TTL_DAYS", 30)?),
             login_limit_per_email: v.parse("PLINTH_LOGIN_LIMIT_PER_EMAIL", 10)?,
