@@ -531,7 +531,7 @@ async fn one_address_is_one_account_whatever_its_unicode_form() {
     // Rows stored before normalization are migrated: the older of two twins keeps the
     // address, the newer is left as it was.
     for (email, age) in [("Ren\u{e9}e@Example.com", "2 days"), ("rene\u{301}e@example.com", "1 day")] {
-        sqlx::query(&format!("INSERT INTO users (id, email, password_hash) VALUES ($1, $2, 'x')"))
+        sqlx::query("INSERT INTO users (id, email, password_hash) VALUES ($1, $2, 'x')")
             .bind(uuid::Uuid::now_v7())
             .bind(email)
             .execute(&app.db)
