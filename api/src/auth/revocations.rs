@@ -110,3 +110,52 @@ pub fn ends(event: &Event, principal: &Principal) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        model::{AccountState, PlanCode, Role},
+        principal::{Limits, UserClaims, WorkerClaims},
+    };
+
+    fn session(user_id: Uuid, session_id: Uuid, issued_at: DateTime<Utc>) -> Principal {
+        Principal::User(UserClaims {
+            user_id,
+            role: Role::User,
+            session_id,
+            expires_at: issued_at + chrono::Duration::minutes(15),
+            issued_at,
+            plan: PlanCode::Free,
+            account_state: AccountState::Free,
+            quotas: Limits::default(),
+            api: None,
+        })
+    }
+
+    #[test]
+    fn each_revocation_ends_exactly_what_it_revokes() {
+        let (ann, bob, s1, s2) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let now = Utc::now();
+        let p = session(ann, s1, now);
+        assert!(ends(&Event::SessionsRevoked { user_id: ann, session_id: Some(s1) }, &p));
+        assert!(ends(&Event::SessionsRevoked { user_id: ann, session_id: None }, &p));
+        assert!(!ends(&Event::SessionsRevoked { user_id: ann, session_id: Some(s2) }, &p));
+        assert!(!ends(&Event::SessionsRevoked { user_id: bob, session_id: None }, &p));
+        let later = now + chrono::Duration::seconds(1);
+        assert!(ends(&Event::TokensRevoked { user_id: ann, before: later }, &p), "a plan change");
+        assert!(!ends(&Event::TokensRevoked { user_id: ann, before: now - chrono::Duration::seconds(1) }, &p));
+        assert!(!ends(&Event::TokensRevoked { user_id: bob, before: later }, &p));
+        assert!(!ends(&Event::ApiTokenRevoked { revocation_id: "ab".into() }, &p));
+        let worker = Principal::Worker(WorkerClaims {
+            worker_id: Uuid::new_v4(),
+            kinds: vec![],
+            expires_at: later,
+            revocation_id: "ab".into(),
+        });
+        assert!(ends(&Event::WorkerTokenRevoked { revocation_id: "ab".into() }, &worker));
+        assert!(!ends(&Event::WorkerTokenRevoked { revocation_id: "cd".into() }, &worker));
+        assert!(!ends(&Event::ApiTokenRevoked { revocation_id: "ab".into() }, &worker));
+        assert!(!ends(&Event::JobChanged { user_id: ann, job_id: s1 }, &p));
+    }
+}
