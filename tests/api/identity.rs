@@ -169,6 +169,7 @@ async fn an_ended_session_is_refused_at_once_by_every_instance_and_closes_its_so
 
     assert_eq!(one.gql(None, LOGOUT, json!({ "t": ann.refresh })).await["data"]["logout"], true);
     let took = refused_within(&two, &ann.access, Duration::from_secs(1)).await;
+    eprintln!("the ended session's access token refused by the other instance {took:?} after logout answered");
     assert!(took.is_some_and(|t| t < Duration::from_millis(500)), "the other instance took {took:?}");
     assert_eq!(code(&me(&one, &ann.access).await), "UNAUTHENTICATED");
     expect_close(&mut ws, 4403, "the socket of the ended session").await;
@@ -439,14 +440,18 @@ async fn failed_sign_ins_slow_and_stop_their_client_but_never_lock_out_the_owner
 
     // Progressive delays for one client: each failure waits longer.
     let mut waits = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         let t = Instant::now();
         assert_eq!(code(&gql_from(&app, "10.0.0.9", LOGIN_ONE, wrong.clone()).await), "UNAUTHENTICATED");
         waits.push(t.elapsed());
     }
     eprintln!("one client's failures (ms): {:?}", waits.iter().map(|d| d.as_millis()).collect::<Vec<_>>());
-    assert!(waits[3] >= Duration::from_millis(200), "the fourth failure waits 200 ms: {waits:?}");
-    assert!(waits[3] > waits[0] + Duration::from_millis(150), "{waits:?}");
+    // The waits are 0, 50, 100, 200 and 400 ms before the work: the floors hold
+    // whatever the machine's load adds.
+    for (i, floor) in [0, 50, 100, 200, 400].into_iter().enumerate() {
+        assert!(waits[i] >= Duration::from_millis(floor), "failure {i} waits {floor} ms: {waits:?}");
+    }
+    assert!(waits[4] > waits[0], "{waits:?}");
 
     // Past the address's ceiling (failures from many clients), everyone is refused.
     for i in 0..40 {

@@ -66,10 +66,9 @@ pub async fn follow(
                 Ok(Event::ApiTokenRevoked { revocation_id } | Event::WorkerTokenRevoked { revocation_id }) => {
                     tokens.revoke_api(&revocation_id)
                 }
+                // (Every session at once, `session_id: None`, is billing closing a
+                // suspended account's sockets: its tokens go through TokensRevoked.)
                 Ok(Event::SessionsRevoked { session_id: Some(session_id), .. }) => tokens.revoke_session(session_id),
-                // Every session of the user (an account closed by billing): what was
-                // issued until now.
-                Ok(Event::SessionsRevoked { user_id, session_id: None }) => tokens.revoke(user_id, Utc::now()),
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
