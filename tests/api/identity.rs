@@ -677,3 +677,34 @@ async fn the_signing_key_rotates_with_old_tokens_accepted_during_the_window() {
     assert_eq!(code(&me(&rotated, &ann.access).await), "UNAUTHENTICATED");
     assert!(me(&rotated, &fresh).await["data"]["me"].is_object());
 }
+
+#[tokio::test]
+async fn a_plan_change_closes_the_sockets_its_old_tokens_opened_on_every_instance() {
+    use crate::helpers::stripe::{event, subscription, FakeStripe};
+    let stripe = FakeStripe::start().await;
+    let one = TestApp::builder().with_redis().with_stripe(&stripe).spawn().await;
+    let two = one.another_instance().await;
+    let mut ann = one.register("ann").await;
+    let r = one.gql(Some(&ann.access), "mutation { startCheckout(input: {plan: PRO}) { url } }", json!({})).await;
+    assert!(r["data"]["startCheckout"]["url"].is_string(), "{r}");
+    let mut ws = WsClient::connect(&two, Some(&ann.access)).await;
+    ws.subscribe("s", JOBS_SUB, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let customer = one.stripe_customer(&ann).await;
+    let t = chrono::Utc::now().timestamp() - 60;
+    one.deliver_webhook(&event(
+        "e1",
+        "customer.subscription.created",
+        t,
+        subscription("sub_1", &customer, "active", "price_pro_monthly", t),
+    ))
+    .await;
+    expect_close(&mut ws, 4403, "a socket opened with a token of the old plan").await;
+    assert_eq!(code(&me(&two, &ann.access).await), "UNAUTHENTICATED");
+    // A fresh token carries the new plan and opens a socket again.
+    one.refresh_session(&mut ann).await;
+    let mut ws = WsClient::connect(&two, Some(&ann.access)).await;
+    ws.subscribe("s", JOBS_SUB, json!({})).await;
+    assert!(matches!(ws.next(Duration::from_millis(300)).await, WsEvent::Timeout));
+}
