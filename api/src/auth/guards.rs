@@ -143,15 +143,16 @@ pub fn check_api_rule(
     }
 }
 
-/// What a live subscription checks before sending each event: the subscriber's token
-/// is still accepted (not expired, not revoked since it subscribed) and still passes
-/// the field's API-token rule (an attenuation may have a time bound).
+/// What a live subscription checks before sending each event: nothing revoked the
+/// subscriber's token since it subscribed, and it still passes the field's API-token
+/// rule (an attenuation may have a time bound). The socket itself closes at its
+/// token's expiry unless a fresh token renewed it in band.
 pub type LiveCheck = crate::db::live::Recheck;
 
 /// The [`LiveCheck`] of subscription `field` under `rule`.
 pub fn live_check(tokens: Arc<TokenService>, rule: ApiRule, field: &'static str) -> LiveCheck {
     Arc::new(move |p: &Principal| {
-        tokens.still_valid(p)?;
+        tokens.not_revoked(p)?;
         check_api_rule(&tokens, p, rule, field, None)
     })
 }

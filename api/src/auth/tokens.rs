@@ -226,22 +226,19 @@ impl TokenService {
         Ok(principal)
     }
 
-    /// Whether a principal verified earlier (a socket's, a subscription's) is still
-    /// accepted now: not expired, not revoked since. The same checks as every
-    /// [`TokenService::verify`], without the signature work.
-    ///
-    /// Errors: UNAUTHENTICATED.
-    pub fn still_valid(&self, principal: &Principal) -> Result<(), AppError> {
-        match principal {
-            Principal::Anonymous | Principal::System => Ok(()),
-            _ => self.check_current(principal, Utc::now()),
-        }
-    }
-
     fn check_current(&self, principal: &Principal, now: DateTime<Utc>) -> Result<(), AppError> {
         if principal.expires_at().is_none_or(|e| e <= now) {
             return Err(expired());
         }
+        self.not_revoked(principal)
+    }
+
+    /// Whether nothing revoked `principal`'s token since it was verified (its session,
+    /// its API or worker token, its user's tokens up to a plan change), expiry aside: a
+    /// socket keeps its own expiry, which a fresh token sent in band moves.
+    ///
+    /// Errors: UNAUTHENTICATED.
+    pub fn not_revoked(&self, principal: &Principal) -> Result<(), AppError> {
         if let Some(api) = principal.claims().and_then(|c| c.api.as_ref()) {
             if self.revoked_api.read().expect("revocations").contains(&api.revocation_id) {
                 return Err(AppError::Unauthenticated("this API token was revoked".into()));

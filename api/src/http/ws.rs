@@ -181,7 +181,7 @@ pub async fn graphql_ws(
                     Ok(_) => {}
                     // Revocations may be among the missed events: check the token itself.
                     Err(RecvError::Lagged(_)) => {
-                        if state.tokens.still_valid(&authenticated).is_err() {
+                        if state.tokens.not_revoked(&authenticated).is_err() {
                             break Some((4403, "Forbidden: the token was revoked".to_owned()));
                         }
                     }
