@@ -499,6 +499,11 @@ async fn two_refreshes_in_flight_get_the_same_pair_and_a_late_reuse_still_revoke
         .await
         .unwrap();
     assert_eq!(reason.as_deref(), Some("refresh_token_reuse"));
+    assert_eq!(
+        app.count(&format!("refresh_tokens WHERE user_id = '{}' AND successor_sealed IS NOT NULL", ann.id)).await,
+        0,
+        "an ended session keeps no sealed pair"
+    );
 }
 
 #[tokio::test]

@@ -126,9 +126,16 @@ pub async fn revoke_sessions(
     let rows = db
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = $4
-             WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2) AND id IS DISTINCT FROM $3 AND revoked_at IS NULL
-             RETURNING id",
+            "WITH revoked AS (
+               UPDATE sessions SET revoked_at = now(), revoked_reason = $4
+               WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2) AND id IS DISTINCT FROM $3 AND revoked_at IS NULL
+               RETURNING id
+             ), forgotten AS (
+               -- An ended session's sealed successor pairs serve no one any more.
+               UPDATE refresh_tokens SET successor_sealed = NULL
+               WHERE user_id = $1 AND successor_sealed IS NOT NULL AND session_id IN (SELECT id FROM revoked)
+             )
+             SELECT id FROM revoked",
             [user_id.into(), only.into(), keep.into(), reason.into()],
         ))
         .await?;
