@@ -207,7 +207,9 @@ async fn a_revocation_made_while_redis_was_away_reaches_the_instance_when_it_ret
     // A reaches Redis directly; B through the proxy, which is about to fail.
     let a = TestApp::builder().with_redis().spawn().await;
     let redis = Proxy::start(addr_of(&redis_url())).await;
-    let b = a.another_instance_with(&[("REDIS_URL", &redis.url_for(&redis_url()))]).await;
+    let b = a
+        .another_instance_with(&[("REDIS_URL", &redis.url_for(&redis_url())), ("PLINTH_WS_KEEPALIVE_SECS", "1")])
+        .await;
     let ann = registered(&a).await;
     let created = a
         .gql(
@@ -220,6 +222,7 @@ async fn a_revocation_made_while_redis_was_away_reaches_the_instance_when_it_ret
     let id = created["data"]["createApiToken"]["apiToken"]["id"].as_str().unwrap().to_owned();
     let drafts = "{ drafts(first: 1) { edges { node { id } } } }";
     assert!(b.gql(Some(&token), drafts, json!({})).await.get("errors").is_none());
+    let mut socket = crate::helpers::WsClient::connect(&b, Some(&token)).await;
     // A second session of Ann's, known to B, ended while Redis is away.
     let login = a
         .gql(
@@ -250,6 +253,17 @@ async fn a_revocation_made_while_redis_was_away_reaches_the_instance_when_it_ret
         .await,
         "B still accepts a token revoked while its Redis was away"
     );
+    // The socket the revoked token opened on B closes by B's next keep-alive tick.
+    loop {
+        match socket.next(Duration::from_secs(5)).await {
+            crate::helpers::WsEvent::Closed(code) => {
+                assert_eq!(code, 4403);
+                break;
+            }
+            crate::helpers::WsEvent::Timeout => panic!("the revoked token's socket on B stayed open"),
+            _ => continue,
+        }
+    }
     // A never lost Redis and heard nothing of the session B ended meanwhile: B publishes
     // the revocations it could only apply locally as soon as Redis answers it again.
     assert!(

@@ -142,6 +142,9 @@ pub async fn graphql_ws(
         let mut served = false;
         let mut keepalive_tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         let mut ping_sent: Option<Instant> = None;
+        // The protocol's side holds the expiry's sender (in-band renewal): once it ended,
+        // no renewal can come, and the socket ends through `out_rx` with its close code.
+        let mut renewals_over = false;
         let verdict = loop {
             let deadline = *expiry_rx.borrow();
             let until_expiry = async move {
@@ -160,6 +163,11 @@ pub async fn graphql_ws(
                 _ = until_expiry => break Some((4401, "Unauthorized: the token expired".to_owned())),
                 Some(why) = malformed_rx.recv() => break Some((4400, why)),
                 _ = keepalive_tick.tick() => {
+                    // A revocation this instance learnt without an event (reloaded from
+                    // Postgres after a Redis outage) closes the socket by the next tick.
+                    if state.tokens.not_revoked(&authenticated).is_err() {
+                        break Some((4403, "Forbidden: the token was revoked".to_owned()));
+                    }
                     let heard = *last_heard.lock().unwrap();
                     // The last ping had a whole interval to be answered.
                     if ping_sent.take().is_some_and(|sent| heard < sent) {
@@ -172,7 +180,7 @@ pub async fn graphql_ws(
                         ping_sent = Some(Instant::now());
                     }
                 }
-                changed = expiry_rx.changed() => if changed.is_err() { break None },
+                changed = expiry_rx.changed(), if !renewals_over => if changed.is_err() { renewals_over = true },
                 event = events.recv() => match event {
                     // Whatever revokes the token that opened the socket closes it.
                     Ok(event) if revocations::ends(&event, &authenticated) => {
