@@ -1,6 +1,7 @@
 //! `plinth`: the command line over the `api` library.
 use api::{
-    config::{AuthConfig, Base, Config, ConfigError, DatabaseConfig, LogFormat, Section, WorkerConfig},
+    auth::workers,
+    config::{Base, Config, ConfigError, DatabaseConfig, LogFormat, Section, WorkerConfig},
     startup, telemetry,
 };
 use clap::{Parser, Subcommand};
@@ -65,14 +66,29 @@ enum AdminCommand {
         #[arg(long)]
         email: String,
     },
-    /// Issue a worker token for the given job kinds; printed once.
+    /// Issue a worker token for the given job kinds (printed once, recorded so it can be
+    /// listed and revoked); `list` and `revoke ID` manage the issued ones.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     WorkerToken {
+        #[command(subcommand)]
+        action: Option<WorkerTokenAction>,
         /// Job kinds the worker may claim: scan, prepare, publish.
         #[arg(long, value_delimiter = ',', required = true)]
         kinds: Vec<String>,
         /// Days until the token expires.
         #[arg(long, default_value_t = 90)]
         days: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkerTokenAction {
+    /// List issued worker tokens: id, kinds, root key id, issued, expires, revoked.
+    List,
+    /// Revoke a worker token: every instance refuses it at once and closes its sockets.
+    Revoke {
+        /// The worker token's id (as `list` shows it).
+        id: uuid::Uuid,
     },
 }
 
@@ -90,9 +106,8 @@ fn main() -> ExitCode {
             let sections = Base::from_env().and_then(|b| Ok((b, DatabaseConfig::from_env()?)));
             with(sections, |(b, _)| b.log_format, |(b, d)| migrate(b, d))
         }
-        Command::Server(ServerCommand::Admin { command: AdminCommand::WorkerToken { kinds, days } }) => {
-            let sections = Base::from_env().and_then(|b| Ok((b, AuthConfig::from_env()?)));
-            with(sections, |(b, _)| b.log_format, |(b, a)| worker_token(b, a, kinds, days))
+        Command::Server(ServerCommand::Admin { command: AdminCommand::WorkerToken { action, kinds, days } }) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| worker_token(c, action, kinds, days))
         }
         Command::Server(ServerCommand::Serve) => with(Config::from_env(), |c| c.base.log_format, serve),
         Command::Server(ServerCommand::Admin { command: AdminCommand::Create { email } }) => {
@@ -164,8 +179,14 @@ async fn migrate(base: Base, database: DatabaseConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `plinth admin worker-token`: the signing key only.
-async fn worker_token(base: Base, auth: AuthConfig, kinds: Vec<String>, days: u64) -> anyhow::Result<()> {
+/// `plinth admin worker-token`: issue (recorded), list or revoke worker tokens, through
+/// the server's services (the database, and the bus that tells every instance).
+async fn worker_token(
+    config: Config,
+    action: Option<WorkerTokenAction>,
+    kinds: Vec<String>,
+    days: u64,
+) -> anyhow::Result<()> {
     let kinds = kinds
         .iter()
         .map(|k| {
@@ -173,13 +194,44 @@ async fn worker_token(base: Base, auth: AuthConfig, kinds: Vec<String>, days: u6
                 .map_err(|_| anyhow::anyhow!("--kinds: unknown job kind {k:?} (scan, prepare, publish)"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let tokens = api::auth::tokens::TokenService::from_settings(&startup::token_settings(&base, &auth))?;
-    let worker_id = uuid::Uuid::now_v7();
-    let token = tokens.issue_worker(worker_id, &kinds, std::time::Duration::from_secs(days * 86_400))?;
-    let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-    println!("worker {worker_id} may claim {}; token (shown once):", names.join(", "));
-    println!("{token}");
-    Ok(())
+    let timeout = config.database.statement_timeout_ms;
+    let public_url = config.server.public_url_or_addr();
+    let services = startup::Services::build(config, public_url).await?;
+    let done = async {
+        match action {
+            None => {
+                let ttl = std::time::Duration::from_secs(days * 86_400);
+                let (id, token) = workers::issue(&services.pool, &services.tokens, timeout, &kinds, ttl).await?;
+                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                println!("worker {id} may claim {}; token (shown once):", names.join(", "));
+                println!("{token}");
+            }
+            Some(WorkerTokenAction::List) => {
+                for t in workers::list(&services.pool, timeout).await? {
+                    let revoked = t.revoked_at.map(|r| r.to_rfc3339()).unwrap_or_else(|| "-".into());
+                    println!(
+                        "{}\t{}\tkey {}\tissued {}\texpires {}\trevoked {revoked}",
+                        t.id,
+                        t.kinds.join(","),
+                        t.key_id,
+                        t.created_at.to_rfc3339(),
+                        t.expires_at.to_rfc3339()
+                    );
+                }
+            }
+            Some(WorkerTokenAction::Revoke { id }) => {
+                let revoked = workers::revoke(&services.pool, &services.bus, timeout, id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+                anyhow::ensure!(revoked, "no worker token {id} (or it was already revoked)");
+                println!("worker token {id} revoked");
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    services.database.shutdown().await?;
+    done
 }
 
 /// `plinth serve`: the whole server.

@@ -45,6 +45,12 @@ pub enum Event {
         /// Revocation id of its authority block.
         revocation_id: String,
     },
+    /// A worker token was revoked (`plinth admin worker-token revoke`): every instance
+    /// refuses it and closes its sockets.
+    WorkerTokenRevoked {
+        /// Revocation id of its authority block.
+        revocation_id: String,
+    },
     /// Sessions of a user were revoked (one, or all when `session_id` is None): their
     /// live sockets close.
     SessionsRevoked {
@@ -55,11 +61,31 @@ pub enum Event {
     },
 }
 
+/// Revocations kept to publish once Redis answers again, at most.
+const UNSENT_REVOCATIONS: usize = 10_000;
+
+impl Event {
+    /// Whether the event revokes tokens: other instances must hear it even when Redis
+    /// was away at the time.
+    pub fn is_revocation(&self) -> bool {
+        matches!(
+            self,
+            Event::TokensRevoked { .. }
+                | Event::ApiTokenRevoked { .. }
+                | Event::WorkerTokenRevoked { .. }
+                | Event::SessionsRevoked { .. }
+        )
+    }
+}
+
 /// Publishes and fans out events.
 pub struct EventBus {
     local: broadcast::Sender<Event>,
     redis: Option<Arc<SharedRedis>>,
     resubscribed: watch::Sender<u64>,
+    /// Revocations this instance could only apply locally (Redis was away): published
+    /// to the other instances when this instance subscribes again.
+    unsent: Arc<std::sync::Mutex<Vec<Event>>>,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -73,7 +99,7 @@ impl EventBus {
     pub fn in_process() -> Self {
         let (local, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         let (resubscribed, _) = watch::channel(0);
-        EventBus { local, redis: None, resubscribed }
+        EventBus { local, redis: None, resubscribed, unsent: Default::default() }
     }
 
     /// A bus over Redis pub/sub. Waits up to `wait` for this instance to be subscribed,
@@ -83,11 +109,12 @@ impl EventBus {
         let (local, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         let (resubscribed, _) = watch::channel(0);
         let mut subscribed = resubscribed.subscribe();
-        tokio::spawn(forward(link.clone(), local.clone(), resubscribed.clone()));
+        let unsent: Arc<std::sync::Mutex<Vec<Event>>> = Default::default();
+        tokio::spawn(forward(link.clone(), local.clone(), resubscribed.clone(), unsent.clone()));
         if tokio::time::timeout(wait, subscribed.changed()).await.is_err() {
             tracing::warn!("not subscribed to Redis events yet: this instance hears only its own events for now");
         }
-        EventBus { local, redis: Some(link), resubscribed }
+        EventBus { local, redis: Some(link), resubscribed, unsent }
     }
 
     /// Publishes events (call after the transaction that caused them committed): through
@@ -95,23 +122,21 @@ impl EventBus {
     pub async fn publish(&self, events: &[Event]) {
         for event in events {
             let sent = match &self.redis {
-                Some(link) => match serde_json::to_string(event) {
-                    Ok(payload) => link
-                        .run(|mut conn| async move {
-                            redis::cmd("PUBLISH").arg(CHANNEL).arg(payload).query_async::<i64>(&mut conn).await
-                        })
-                        .await
-                        .is_some(),
-                    Err(e) => {
-                        tracing::error!(error = %e, "serializing an event");
-                        false
-                    }
-                },
+                Some(link) => publish_one(link, event).await,
                 None => false,
             };
             if !sent {
-                // Subscribers on this instance still hear it.
+                // Subscribers on this instance still hear it; other instances hear a
+                // revocation when Redis answers again.
                 let _ = self.local.send(event.clone());
+                if self.redis.is_some() && event.is_revocation() {
+                    let mut unsent = self.unsent.lock().expect("unsent revocations");
+                    if unsent.len() < UNSENT_REVOCATIONS {
+                        unsent.push(event.clone());
+                    } else {
+                        tracing::error!("too many revocations waiting for Redis; instances reload them from Postgres");
+                    }
+                }
             }
         }
     }
@@ -130,9 +155,32 @@ impl EventBus {
     }
 }
 
+/// Publishes one event through Redis (bounded by the link's command timeout); whether
+/// Redis took it.
+async fn publish_one(link: &SharedRedis, event: &Event) -> bool {
+    match serde_json::to_string(event) {
+        Ok(payload) => link
+            .run(|mut conn| async move {
+                redis::cmd("PUBLISH").arg(CHANNEL).arg(payload).query_async::<i64>(&mut conn).await
+            })
+            .await
+            .is_some(),
+        Err(e) => {
+            tracing::error!(error = %e, "serializing an event");
+            false
+        }
+    }
+}
+
 /// Forwards Redis messages to local subscribers: subscribes whenever Redis is up, drops
-/// the subscription when the link reports it down, and counts every subscription.
-async fn forward(link: Arc<SharedRedis>, local: broadcast::Sender<Event>, resubscribed: watch::Sender<u64>) {
+/// the subscription when the link reports it down, and counts every subscription. Once
+/// subscribed, publishes the revocations that could only be applied locally meanwhile.
+async fn forward(
+    link: Arc<SharedRedis>,
+    local: broadcast::Sender<Event>,
+    resubscribed: watch::Sender<u64>,
+    unsent: Arc<std::sync::Mutex<Vec<Event>>>,
+) {
     let mut up = link.watch_up();
     loop {
         if up.wait_for(|u| *u).await.is_err() {
@@ -146,6 +194,14 @@ async fn forward(link: Arc<SharedRedis>, local: broadcast::Sender<Event>, resubs
         match tokio::time::timeout(Duration::from_secs(1), subscribe).await {
             Ok(Ok(mut pubsub)) => {
                 resubscribed.send_modify(|n| *n += 1);
+                let waiting = std::mem::take(&mut *unsent.lock().expect("unsent revocations"));
+                for (i, event) in waiting.iter().enumerate() {
+                    if !publish_one(&link, event).await {
+                        // Still away: keep the rest for the next subscription.
+                        unsent.lock().expect("unsent revocations").extend(waiting[i..].iter().cloned());
+                        break;
+                    }
+                }
                 let mut messages = pubsub.on_message();
                 loop {
                     tokio::select! {

@@ -81,6 +81,8 @@ pub struct WorkerClaims {
     pub kinds: Vec<JobKind>,
     /// When the token stops being accepted.
     pub expires_at: DateTime<Utc>,
+    /// Revocation id of its authority block (hex): `plinth admin worker-token revoke`.
+    pub revocation_id: String,
 }
 
 /// The caller of one request.

@@ -152,8 +152,12 @@ impl Services {
         });
         let tokens = Arc::new(TokenService::from_settings(&token_settings(&config.base, &config.auth))?);
         let limiter = Arc::new(RateLimiter::new(redis.clone()));
-        let passwords = Passwords::new(config.auth.argon2_memory_kib)?;
+        let passwords = Passwords::new(config.auth.argon2_memory_kib, config.auth.argon2_concurrency)?;
         let catalog = Arc::new(Catalog::load(config.billing.plans_file.as_deref())?);
+        let sealer = Arc::new(match &config.storage.credentials_key {
+            Some(key) => SecretBox::from_hex(key.expose_secret()).context("PLINTH_CREDENTIALS_KEY")?,
+            None => SecretBox::load_or_create(&config.base.data_dir.join("credentials_key"))?,
+        });
         let accounts = Arc::new(AccountService::new(AccountDeps {
             pool: pool.clone(),
             passwords,
@@ -163,6 +167,7 @@ impl Services {
             public_url: public_url.clone(),
             bus: bus.clone(),
             catalog: catalog.clone(),
+            sealer: sealer.clone(),
         }));
         let storage = Arc::new(match &config.storage.s3 {
             Some(s3) => Storage::s3(s3)?,
@@ -170,10 +175,6 @@ impl Services {
                 let key = SecretBox::key_file(&config.base.data_dir.join("storage_key"))?;
                 Storage::local(config.base.data_dir.join("objects"), key, public_url.clone())
             }
-        });
-        let sealer = Arc::new(match &config.storage.credentials_key {
-            Some(key) => SecretBox::from_hex(key.expose_secret()).context("PLINTH_CREDENTIALS_KEY")?,
-            None => SecretBox::load_or_create(&config.base.data_dir.join("credentials_key"))?,
         });
         let photos = Arc::new(PhotoService::new(storage.clone(), config.storage.max_upload_bytes));
         let billing = Arc::new(billing_service(&config, &public_url, pool.clone(), bus.clone(), catalog.clone())?);
@@ -212,6 +213,8 @@ pub fn token_settings(base: &Base, auth: &AuthConfig) -> TokenSettings {
         require_key: base.is_production(),
         policies_dir: auth.policies_dir.clone(),
         ttl: auth.access_token_ttl,
+        key_id: auth.token_key_id,
+        previous_keys: auth.token_previous_keys.clone(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! rule at the field: the one scope an API token needs, or a refusal of API tokens.
 //! Proven by calling each field of the real schema, in process, as API tokens holding
 //! each scope in turn, and reading which scope the field's guard let through. The
-//! expected table is the published one (README "API tokens"): a field that forgets its
+//! expected table is the published one (README "API token scopes"): a field that forgets its
 //! rule, or changes it, fails here.
 use api::{auth::tokens::TokenService, model::ApiScope, principal::Principal};
 use async_graphql::{Request, Value};
@@ -17,8 +17,8 @@ const TABLE: &[(&str, &str)] = &[
     ("drafts", "drafts:read"),
     ("draft", "drafts:read"),
     ("photo", "drafts:read"),
-    ("activity", "drafts:read"),
-    ("dashboard", "drafts:read"),
+    ("activity", "activity:read"),
+    ("dashboard", "activity:read"),
     ("createDraft", "drafts:write"),
     ("updateDraft", "drafts:write"),
     ("deleteDraft", "drafts:write"),

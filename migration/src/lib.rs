@@ -17,6 +17,11 @@ mod m20261130_000010_create_billing_checkouts;
 mod m20261130_000011_create_billing_tax_ids;
 mod m20261130_000012_record_billing_disputes;
 mod m20261130_000013_seal_confirmed_photos;
+mod m20261201_000101_share_session_revocations;
+mod m20261201_000102_seal_refresh_successors;
+mod m20261201_000103_normalize_email_addresses;
+mod m20261201_000104_record_worker_tokens;
+pub mod normalize;
 pub mod rls;
 
 /// A short hash of every migration source file; changes whenever a migration does.
@@ -42,6 +47,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_create_billing_tax_ids::Migration),
             Box::new(m20261130_000012_record_billing_disputes::Migration),
             Box::new(m20261130_000013_seal_confirmed_photos::Migration),
+            Box::new(m20261201_000101_share_session_revocations::Migration),
+            Box::new(m20261201_000102_seal_refresh_successors::Migration),
+            Box::new(m20261201_000103_normalize_email_addresses::Migration),
+            Box::new(m20261201_000104_record_worker_tokens::Migration),
         ]
     }
 }

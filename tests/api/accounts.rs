@@ -120,7 +120,9 @@ async fn the_throttle_is_shared_by_instances_through_redis() {
 
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_family() {
-    let app = TestApp::spawn().await;
+    // No grace interval: any reuse is a reuse (identity::two_refreshes_in_flight_...
+    // covers the interval).
+    let app = TestApp::builder().with_env("PLINTH_REFRESH_REUSE_GRACE_SECS", "0").spawn().await;
     let ann = app.register("ann").await;
     let first = app.gql(None, REFRESH, json!({ "t": ann.refresh })).await;
     let rotated = first["data"]["refreshSession"]["refreshToken"].as_str().unwrap().to_owned();

@@ -207,7 +207,9 @@ async fn a_revocation_made_while_redis_was_away_reaches_the_instance_when_it_ret
     // A reaches Redis directly; B through the proxy, which is about to fail.
     let a = TestApp::builder().with_redis().spawn().await;
     let redis = Proxy::start(addr_of(&redis_url())).await;
-    let b = a.another_instance_with(&[("REDIS_URL", &redis.url_for(&redis_url()))]).await;
+    let b = a
+        .another_instance_with(&[("REDIS_URL", &redis.url_for(&redis_url())), ("PLINTH_WS_KEEPALIVE_SECS", "1")])
+        .await;
     let ann = registered(&a).await;
     let created = a
         .gql(
@@ -220,12 +222,28 @@ async fn a_revocation_made_while_redis_was_away_reaches_the_instance_when_it_ret
     let id = created["data"]["createApiToken"]["apiToken"]["id"].as_str().unwrap().to_owned();
     let drafts = "{ drafts(first: 1) { edges { node { id } } } }";
     assert!(b.gql(Some(&token), drafts, json!({})).await.get("errors").is_none());
+    let mut socket = crate::helpers::WsClient::connect(&b, Some(&token)).await;
+    // A second session of Ann's, known to B, ended while Redis is away.
+    let login = a
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { accessToken refreshToken } }",
+            json!({ "i": { "email": ann.email, "password": ann.password } }),
+        )
+        .await;
+    let session_access = login["data"]["login"]["accessToken"].as_str().unwrap().to_owned();
+    let session_refresh = login["data"]["login"]["refreshToken"].as_str().unwrap().to_owned();
+    assert!(b.gql(Some(&session_access), drafts, json!({})).await.get("errors").is_none());
     redis.set(Mode::Refuse);
     assert!(eventually(Duration::from_secs(5), || async { readiness(&b).await.1.contains("degraded") }).await);
     let revoked = a.gql(Some(&ann.access), "mutation($id: ID!) { revokeApiToken(id: $id) }", json!({ "id": id })).await;
     assert_eq!(revoked["data"]["revokeApiToken"], true, "{revoked}");
-    // A refuses it at once; B missed the event while Redis was away.
+    let out = b.gql(None, "mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": session_refresh })).await;
+    assert_eq!(out["data"]["logout"], true, "B signs out without Redis: {out}");
+    // A refuses the token at once; B missed the event while Redis was away. B refuses
+    // the session it ended itself; A missed that one.
     assert_eq!(code(&a.gql(Some(&token), drafts, json!({})).await), "UNAUTHENTICATED");
+    assert_eq!(code(&b.gql(Some(&session_access), drafts, json!({})).await), "UNAUTHENTICATED");
     redis.set(Mode::Pass);
     // Back on Redis, B replays revocations from Postgres.
     assert!(
@@ -234,6 +252,26 @@ async fn a_revocation_made_while_redis_was_away_reaches_the_instance_when_it_ret
         })
         .await,
         "B still accepts a token revoked while its Redis was away"
+    );
+    // The socket the revoked token opened on B closes by B's next keep-alive tick.
+    loop {
+        match socket.next(Duration::from_secs(5)).await {
+            crate::helpers::WsEvent::Closed(code) => {
+                assert_eq!(code, 4403);
+                break;
+            }
+            crate::helpers::WsEvent::Timeout => panic!("the revoked token's socket on B stayed open"),
+            _ => continue,
+        }
+    }
+    // A never lost Redis and heard nothing of the session B ended meanwhile: B publishes
+    // the revocations it could only apply locally as soon as Redis answers it again.
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            code(&a.gql(Some(&session_access), drafts, json!({})).await) == "UNAUTHENTICATED"
+        })
+        .await,
+        "A still accepts a session B ended while B's Redis was away"
     );
 }
 

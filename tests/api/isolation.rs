@@ -253,3 +253,47 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     assert!(tx.execute("SELECT * FROM priv.login_lookup('a@example.com')").await.is_err());
     tx.rollback().await.ok();
 }
+
+#[tokio::test]
+async fn the_revocation_loader_reads_ended_sessions_ids_only_and_worker_tokens_are_the_servers_alone() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let out = app
+        .gql(None, "mutation($t: String!) { logout(refreshToken: $t) }", serde_json::json!({ "t": ann.refresh }))
+        .await;
+    assert_eq!(out["data"]["logout"], true);
+    let mut conn = runtime_conn(&app).await;
+
+    // plinth_system: the ids (and end) of ended sessions, nothing of live ones, no owner.
+    let mut tx = begin_as(&mut conn, "plinth_system", None).await;
+    let ended: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM sessions").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(ended.len(), 1, "only Ann's ended session: {ended:?}");
+    let (owner,): (Uuid,) =
+        sqlx::query_as("SELECT user_id FROM sessions WHERE id = $1").bind(ended[0].0).fetch_one(&app.db).await.unwrap();
+    assert_eq!(owner, ann.id);
+    assert!(tx.execute("SELECT user_id FROM sessions").await.is_err(), "the owner column is not granted");
+    tx.rollback().await.unwrap();
+    let mut tx = begin_as(&mut conn, "plinth_system", None).await;
+    assert!(tx.execute("UPDATE sessions SET revoked_at = NULL").await.is_err(), "read only");
+    tx.rollback().await.unwrap();
+
+    // worker_tokens: no user role reaches it.
+    sqlx::query(
+        "INSERT INTO worker_tokens (id, kinds, revocation_id, key_id, expires_at)
+         VALUES ($1, '{scan}', 'ab', 0, now() + interval '1 day')",
+    )
+    .bind(Uuid::now_v7())
+    .execute(&app.db)
+    .await
+    .unwrap();
+    for role in ["plinth_user", "plinth_support", "plinth_admin", "plinth_anon", "plinth_worker"] {
+        let mut tx = begin_as(&mut conn, role, Some(&bob.id.to_string())).await;
+        let read = tx.fetch_all("SELECT * FROM worker_tokens").await;
+        assert!(read.is_err() || read.unwrap().is_empty(), "{role} reads worker tokens");
+        tx.rollback().await.unwrap();
+    }
+    let mut tx = begin_as(&mut conn, "plinth_system", None).await;
+    assert_eq!(tx.fetch_all("SELECT * FROM worker_tokens").await.unwrap().len(), 1);
+    tx.rollback().await.unwrap();
+}

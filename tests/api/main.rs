@@ -10,6 +10,7 @@ mod drafts;
 mod edge;
 mod edge_strings;
 mod faults;
+mod identity;
 mod isolation;
 mod isolation_model;
 mod isolation_sweep;

@@ -2,7 +2,10 @@
 use crate::{auth::password::PASSWORD_LEN, error::AppError};
 use secrecy::SecretString;
 
-/// A syntactically valid e-mail address, lower-cased.
+/// A syntactically valid e-mail address in its one normal form: lower-cased, Unicode
+/// NFC, the domain in IDNA ASCII (`migration::normalize::email_address`), so the same
+/// address typed in NFC or NFD, or with a Unicode domain, is one account. Every entry
+/// point (register, login, password reset, the admin CLI) parses through here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EmailAddress(String);
 
@@ -11,14 +14,19 @@ impl EmailAddress {
     ///
     /// Errors: BAD_USER_INPUT naming `field`.
     pub fn parse(field: &str, raw: &str) -> Result<Self, AppError> {
-        let trimmed = raw.trim();
-        if trimmed.len() > 254 {
+        if raw.trim().len() > 254 {
             return Err(AppError::bad_input(field, "is longer than 254 characters"));
         }
-        if !email_address::EmailAddress::is_valid(trimmed) || !trimmed.contains('.') {
-            return Err(AppError::bad_input(field, "is not a valid e-mail address"));
+        let invalid = || AppError::bad_input(field, "is not a valid e-mail address");
+        let normal = migration::normalize::email_address(raw).ok_or_else(invalid)?;
+        if normal.len() > 254 {
+            return Err(AppError::bad_input(field, "is longer than 254 characters"));
         }
-        Ok(EmailAddress(trimmed.to_lowercase()))
+        let domain = normal.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        if !email_address::EmailAddress::is_valid(&normal) || !domain.contains('.') {
+            return Err(invalid());
+        }
+        Ok(EmailAddress(normal))
     }
 
     /// The address.
@@ -57,6 +65,10 @@ mod tests {
         for bad in ["", "ann", "ann@", "@example.com", "ann@localhost", "a b@example.com"] {
             assert!(EmailAddress::parse("email", bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            EmailAddress::parse("email", "Jose\u{301}@B\u{fc}cher.Example").unwrap().as_str(),
+            "jos\u{e9}@xn--bcher-kva.example"
+        );
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(EmailAddress::parse("email", &long).is_err());
     }

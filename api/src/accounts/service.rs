@@ -1,9 +1,12 @@
 //! Account operations on the request's transaction. No GraphQL or HTTP here.
 //!
 //! Where the caller's identity is proven inside the request (a new registration, a
-//! password, a refresh token, an e-mailed token), the transaction is switched to act
-//! for that account (`RequestTx::act_as_user`) before it touches any of the account's
-//! rows, so row-level security applies to everything that follows.
+//! password, a refresh token, an e-mailed token), the work on that account's rows runs
+//! in a scope acting for it (`RequestTx::acting_as_user`), so row-level security
+//! applies to it; the scope ends with the operation, and the rest of the request (a
+//! later root field of the same document) runs as the caller again. A presented
+//! token's user id is only trusted by the one statement that checks the token's hash
+//! under that id; when it does not match, the scope ends at once.
 use super::{
     domain::{EmailAddress, NewPassword},
     store,
@@ -23,8 +26,9 @@ use crate::{
     email::{service as outbox, templates},
     error::{AppError, AppResult},
     events::{Event, EventBus},
-    model::{PlanCode, Role},
+    model::{DbRole, PlanCode, Role},
     principal::Principal,
+    secretbox::SecretBox,
 };
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::users;
@@ -71,6 +75,8 @@ pub struct AccountDeps {
     pub bus: Arc<EventBus>,
     /// Plans and their quotas, carried in access tokens.
     pub catalog: Arc<Catalog>,
+    /// Seals a refresh's successor pair for the reuse grace interval.
+    pub sealer: Arc<SecretBox>,
 }
 
 /// Everything account operations need besides the request's transaction.
@@ -83,74 +89,116 @@ pub struct AccountService {
     public_url: String,
     bus: Arc<EventBus>,
     catalog: Arc<Catalog>,
+    sealer: Arc<SecretBox>,
 }
 
 impl AccountService {
     /// Wires the service.
     pub fn new(deps: AccountDeps) -> Self {
-        let AccountDeps { pool, passwords, tokens, limiter, config, public_url, bus, catalog } = deps;
-        AccountService { pool, passwords, tokens, limiter, config, public_url, bus, catalog }
+        let AccountDeps { pool, passwords, tokens, limiter, config, public_url, bus, catalog, sealer } = deps;
+        AccountService { pool, passwords, tokens, limiter, config, public_url, bus, catalog, sealer }
     }
 
     /// Creates an account and signs it in; a verification e-mail goes to the outbox.
+    /// Every call counts against the client's and everyone's sign-up budget first
+    /// (aliases of `register` in one document each count), so probing which addresses
+    /// have accounts (CONFLICT) is as slow as guessing passwords.
     ///
-    /// Errors: BAD_USER_INPUT (`email`, `password`); CONFLICT (the address has an
-    /// account); INTERNAL.
+    /// Errors: RATE_LIMITED; BAD_USER_INPUT (`email`, `password`); CONFLICT (the
+    /// address has an account); INTERNAL.
     pub async fn register(&self, tx: &RequestTx, email: &str, password: &str) -> AppResult<SignedIn> {
+        self.throttle_signup(tx.meta()).await?;
         let email = EmailAddress::parse("email", email)?;
         let password = NewPassword::parse("password", password)?;
-        let user = self.insert_user(tx, &email, &password.0, Role::User).await?;
-        self.send_verification(tx, &user).await?;
-        let session = self.open_session(tx, &user).await?;
-        activity::record(tx, Entry::by_user(user.id, "account.register", Some(("session", session.0)), json!({})))
-            .await?;
-        self.signed_in(tx, user, session).await
+        let hash = self.passwords.hash(&password.0).await?;
+        let id = Uuid::now_v7();
+        tx.acting_as_user(Role::User, id, async {
+            let user = insert_user(tx, id, &email, hash, Role::User).await?;
+            self.send_verification(tx, &user).await?;
+            let session = self.open_session(tx, &user).await?;
+            let subject = Some(("session", session.0));
+            activity::record(tx, Entry::by_user(user.id, "account.register", subject, json!({}))).await?;
+            self.signed_in(tx, user, session).await
+        })
+        .await
     }
 
     /// Signs in with e-mail and password. An unknown e-mail and a wrong password get
     /// the same answer after the same work (a dummy hash is verified).
     ///
+    /// Throttling is per (address, client): each earlier failure of this client for
+    /// this address delays the answer more, and past `PLINTH_LOGIN_LIMIT_PER_EMAIL`
+    /// attempts this client is refused for this address until the window ends. Other
+    /// clients' failures never refuse a correct password, until the address's failures
+    /// from everyone pass the much higher `PLINTH_LOGIN_CEILING_PER_EMAIL`.
+    ///
     /// Errors: BAD_USER_INPUT (`email`); RATE_LIMITED; UNAUTHENTICATED; INTERNAL.
     pub async fn login(&self, tx: &RequestTx, email: &str, password: &str) -> AppResult<SignedIn> {
         let email = EmailAddress::parse("email", email)?;
-        self.throttle("login", &email, tx.meta()).await?;
-        tx.act_as_anonymous().await?;
-        let found = store::login_lookup(tx, email.as_str()).await?;
+        let failures = self.throttle_login(&email, tx.meta()).await?;
+        let found = tx.acting_as(DbRole::Anon, None, store::login_lookup(tx, email.as_str())).await?;
         let secret = SecretString::from(password.to_owned());
         let ok = self.passwords.verify(&secret, found.as_ref().map(|f| f.password_hash.as_str())).await?;
         let (Some(found), true) = (found, ok) else {
             tracing::info!("sign-in refused");
+            failures.record(&self.limiter).await;
             return Err(AppError::Unauthenticated("invalid e-mail or password".into()));
         };
-        tx.act_as_user(found.role, found.id).await?;
-        let user = load_user(tx, found.id).await?;
-        let session = self.open_session(tx, &user).await?;
-        activity::record(tx, Entry::by_user(user.id, "session.login", Some(("session", session.0)), json!({}))).await?;
-        self.signed_in(tx, user, session).await
+        tx.acting_as_user(found.role, found.id, async {
+            let user = load_user(tx, found.id).await?;
+            let session = self.open_session(tx, &user).await?;
+            let subject = Some(("session", session.0));
+            activity::record(tx, Entry::by_user(user.id, "session.login", subject, json!({}))).await?;
+            self.signed_in(tx, user, session).await
+        })
+        .await
     }
 
     /// Rotates a refresh token: the old one is spent, a new one issued in the same
-    /// session. Presenting a spent token again revokes the whole session (it was
-    /// stolen, or the client is broken); that revocation commits even though the
-    /// request fails.
+    /// session. Presenting a spent token again within `PLINTH_REFRESH_REUSE_GRACE_SECS`
+    /// of its rotation (two tabs, a retry) answers the same successor pair, kept sealed
+    /// for that interval; later, it revokes the whole session (it was stolen, or the
+    /// client is broken), and that revocation commits even though the request fails.
     ///
     /// Errors: UNAUTHENTICATED (unknown, spent, revoked or expired); INTERNAL.
     pub async fn refresh(&self, tx: &RequestTx, token: &str) -> AppResult<SignedIn> {
         let parsed = opaque::parse(Kind::Refresh, token).ok_or_else(bad_refresh)?;
-        tx.act_as_user(Role::User, parsed.user_id).await?;
-        let Some(session_id) = store::spend_refresh_token(tx, parsed.user_id, parsed.hash.clone()).await? else {
-            if let Some(session_id) = store::refresh_token_session(tx, parsed.user_id, parsed.hash).await? {
-                tracing::warn!(user_id = %parsed.user_id, session_id = %session_id, "refresh token reused; revoking its session");
-                self.revoke_detached(parsed.user_id, session_id, "refresh_token_reuse").await?;
+        let user_id = parsed.user_id;
+        tx.acting_as_user(Role::User, user_id, async {
+            let grace = self.config.auth.refresh_reuse_grace;
+            let Some(session_id) = store::spend_refresh_token(tx, user_id, parsed.hash.clone()).await? else {
+                let Some(spent) = store::spent_refresh_token(tx, user_id, parsed.hash.clone(), grace).await? else {
+                    return Err(bad_refresh());
+                };
+                if spent.within_grace {
+                    if let Some(again) = self.replay_successor(tx, user_id, &parsed.hash, &spent).await? {
+                        tracing::info!(user_id = %user_id, "refresh token presented again within the grace interval");
+                        return Ok(again);
+                    }
+                }
+                let session_id = spent.session_id;
+                tracing::warn!(user_id = %user_id, session_id = %session_id, "refresh token reused; revoking its session");
+                self.revoke_detached(user_id, session_id, "refresh_token_reuse").await?;
+                return Err(bad_refresh());
+            };
+            if !store::touch_live_session(tx, user_id, session_id).await? {
+                return Err(bad_refresh());
             }
-            return Err(bad_refresh());
-        };
-        if !store::touch_live_session(tx, parsed.user_id, session_id).await? {
-            return Err(bad_refresh());
-        }
-        let user = load_user(tx, parsed.user_id).await?;
-        let refresh_token = self.new_refresh_token(tx, user.id, session_id).await?;
-        self.signed_in(tx, user, (session_id, refresh_token)).await
+            let user = load_user(tx, user_id).await?;
+            let refresh_token = self.new_refresh_token(tx, user.id, session_id).await?;
+            let signed_in = self.signed_in(tx, user, (session_id, refresh_token)).await?;
+            if !grace.is_zero() {
+                let pair = Successor {
+                    access_token: signed_in.access_token.clone(),
+                    expires_at: signed_in.expires_at,
+                    refresh_token: signed_in.refresh_token.clone(),
+                };
+                let sealed = self.sealer.seal(&serde_json::to_vec(&pair).map_err(anyhow::Error::from)?, &successor_aad(user_id, &parsed.hash))?;
+                store::seal_refresh_successor(tx, user_id, session_id, parsed.hash.clone(), sealed, grace).await?;
+            }
+            Ok(signed_in)
+        })
+        .await
     }
 
     /// Ends the session of a refresh token. Idempotent for a session already ended.
@@ -158,14 +206,16 @@ impl AccountService {
     /// Errors: UNAUTHENTICATED (not a refresh token of a session); INTERNAL.
     pub async fn logout(&self, tx: &RequestTx, token: &str) -> AppResult<bool> {
         let parsed = opaque::parse(Kind::Refresh, token).ok_or_else(bad_refresh)?;
-        tx.act_as_user(Role::User, parsed.user_id).await?;
-        let session_id =
-            store::refresh_token_session(tx, parsed.user_id, parsed.hash).await?.ok_or_else(bad_refresh)?;
-        store::revoke_sessions(tx, parsed.user_id, Some(session_id), None, "logout").await?;
-        tx.emit(Event::SessionsRevoked { user_id: parsed.user_id, session_id: Some(session_id) });
-        let subject = Some(("session", session_id));
-        activity::record(tx, Entry::by_user(parsed.user_id, "session.logout", subject, json!({}))).await?;
-        Ok(true)
+        let user_id = parsed.user_id;
+        tx.acting_as_user(Role::User, user_id, async {
+            let session_id = store::refresh_token_session(tx, user_id, parsed.hash).await?.ok_or_else(bad_refresh)?;
+            store::revoke_sessions(tx, user_id, Some(session_id), None, "logout").await?;
+            tx.emit(Event::SessionsRevoked { user_id, session_id: Some(session_id) });
+            let subject = Some(("session", session_id));
+            activity::record(tx, Entry::by_user(user_id, "session.logout", subject, json!({}))).await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// The caller's account; None when anonymous.
@@ -193,10 +243,12 @@ impl AccountService {
     ///
     /// Errors: BAD_USER_INPUT (`token`: invalid, expired or used); INTERNAL.
     pub async fn verify_email(&self, tx: &RequestTx, token: &str) -> AppResult<bool> {
-        let user_id = consume_token(tx, Kind::VerifyEmail, "verify_email", token).await?;
-        store::mark_email_verified(tx, user_id).await?;
-        activity::record(tx, Entry::by_user(user_id, "account.verify_email", None, json!({}))).await?;
-        Ok(true)
+        consume_token(tx, Kind::VerifyEmail, "verify_email", token, |user_id| async move {
+            store::mark_email_verified(tx, user_id).await?;
+            activity::record(tx, Entry::by_user(user_id, "account.verify_email", None, json!({}))).await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Sends a reset link if the address has an account. Always answers true, so the
@@ -206,17 +258,19 @@ impl AccountService {
     pub async fn request_password_reset(&self, tx: &RequestTx, email: &str) -> AppResult<bool> {
         let email = EmailAddress::parse("email", email)?;
         self.throttle("reset", &email, tx.meta()).await?;
-        tx.act_as_anonymous().await?;
-        let Some(user_id) = store::user_id_for_email(tx, email.as_str()).await? else {
+        let found = tx.acting_as(DbRole::Anon, None, store::user_id_for_email(tx, email.as_str())).await?;
+        let Some(user_id) = found else {
             return Ok(true);
         };
-        tx.act_as_user(Role::User, user_id).await?;
-        let (token, id) =
-            insert_token(tx, Kind::ResetPassword, "reset_password", user_id, RESET_PASSWORD_TTL_HOURS).await?;
-        outbox::enqueue(tx, user_id, email.as_str(), templates::reset_password(&self.public_url, &token)).await?;
-        let subject = Some(("one_time_token", id));
-        activity::record(tx, Entry::by_user(user_id, "account.request_password_reset", subject, json!({}))).await?;
-        Ok(true)
+        tx.acting_as_user(Role::User, user_id, async {
+            let (token, id) =
+                insert_token(tx, Kind::ResetPassword, "reset_password", user_id, RESET_PASSWORD_TTL_HOURS).await?;
+            outbox::enqueue(tx, user_id, email.as_str(), templates::reset_password(&self.public_url, &token)).await?;
+            let subject = Some(("one_time_token", id));
+            activity::record(tx, Entry::by_user(user_id, "account.request_password_reset", subject, json!({}))).await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Sets a new password from a reset link and signs every session out.
@@ -224,10 +278,15 @@ impl AccountService {
     /// Errors: BAD_USER_INPUT (`newPassword`, `token`); INTERNAL.
     pub async fn reset_password(&self, tx: &RequestTx, token: &str, new_password: &str) -> AppResult<bool> {
         let password = NewPassword::parse("newPassword", new_password)?;
-        let user_id = consume_token(tx, Kind::ResetPassword, "reset_password", token).await?;
-        self.set_password(tx, user_id, &password, None).await?;
-        tx.emit(Event::SessionsRevoked { user_id, session_id: None });
-        Ok(true)
+        consume_token(tx, Kind::ResetPassword, "reset_password", token, |user_id| async move {
+            let hash = self.passwords.hash(&password.0).await?;
+            // Every session ends, and with it its access tokens on every instance.
+            for session_id in self.set_password(tx, user_id, hash, None).await? {
+                tx.emit(Event::SessionsRevoked { user_id, session_id: Some(session_id) });
+            }
+            Ok(true)
+        })
+        .await
     }
 
     /// Changes the caller's password after checking the current one; other sessions
@@ -243,7 +302,8 @@ impl AccountService {
         if !ok {
             return Err(AppError::bad_input("currentPassword", "is not the current password"));
         }
-        for session_id in self.set_password(tx, user.id, &password, Some(claims.session_id)).await? {
+        let hash = self.passwords.hash(&password.0).await?;
+        for session_id in self.set_password(tx, user.id, hash, Some(claims.session_id)).await? {
             tx.emit(Event::SessionsRevoked { user_id: user.id, session_id: Some(session_id) });
         }
         Ok(true)
@@ -255,41 +315,22 @@ impl AccountService {
     pub async fn create_admin(&self, email: &str) -> AppResult<(users::Model, String)> {
         let email = EmailAddress::parse("email", email)?;
         let password: String = rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect();
+        let hash = self.passwords.hash(&SecretString::from(password.clone())).await?;
         let tx = self.begin(Principal::Anonymous, RequestMeta::internal("cli")).await?;
-        let user = self.insert_user(&tx, &email, &SecretString::from(password.clone()), Role::Admin).await?;
-        activity::record(&tx, Entry::by_user(user.id, "account.create_admin", None, json!({}))).await?;
+        let id = Uuid::now_v7();
+        let user = tx
+            .acting_as_user(Role::Admin, id, async {
+                let user = insert_user(&tx, id, &email, hash, Role::Admin).await?;
+                activity::record(&tx, Entry::by_user(user.id, "account.create_admin", None, json!({}))).await?;
+                AppResult::Ok(user)
+            })
+            .await?;
         tx.commit(&self.bus).await?;
         Ok((user, password))
     }
 
     async fn begin(&self, principal: Principal, meta: RequestMeta) -> AppResult<RequestTx> {
         Ok(RequestTx::begin(&self.pool, principal, meta, self.config.database.statement_timeout_ms).await?)
-    }
-
-    async fn insert_user(
-        &self,
-        tx: &RequestTx,
-        email: &EmailAddress,
-        password: &SecretString,
-        role: Role,
-    ) -> AppResult<users::Model> {
-        let hash = self.passwords.hash(password).await?;
-        let id = Uuid::now_v7();
-        tx.act_as_user(role, id).await?;
-        let now = Utc::now();
-        let user = users::ActiveModel {
-            id: Set(id),
-            email: Set(email.as_str().to_owned()),
-            password_hash: Set(hash),
-            role: Set(role.as_str().to_owned()),
-            plan: Set(PlanCode::Free.as_str().to_owned()),
-            email_verified_at: Set((role != Role::User).then(|| now.into())),
-            created_at: Set(now.into()),
-            updated_at: Set(now.into()),
-        }
-        .insert(tx)
-        .await?;
-        Ok(user)
     }
 
     async fn send_verification(&self, tx: &RequestTx, user: &users::Model) -> AppResult<()> {
@@ -302,10 +343,9 @@ impl AccountService {
         &self,
         tx: &RequestTx,
         user_id: Uuid,
-        password: &NewPassword,
+        hash: String,
         keep_session: Option<Uuid>,
     ) -> AppResult<Vec<Uuid>> {
-        let hash = self.passwords.hash(&password.0).await?;
         store::set_password_hash(tx, user_id, &hash).await?;
         let revoked = store::revoke_sessions(tx, user_id, None, keep_session, "password_changed").await?;
         let user = load_user(tx, user_id).await?;
@@ -360,16 +400,136 @@ impl AccountService {
         Ok(())
     }
 
+    /// The successor pair of a refresh token spent within the grace interval, if it was
+    /// kept and its session is still live.
+    async fn replay_successor(
+        &self,
+        tx: &RequestTx,
+        user_id: Uuid,
+        hash: &[u8],
+        spent: &store::SpentRefresh,
+    ) -> AppResult<Option<SignedIn>> {
+        let Some(sealed) = &spent.successor_sealed else { return Ok(None) };
+        let pair: Successor = match self.sealer.open(sealed, &successor_aad(user_id, hash)) {
+            Ok(plain) => serde_json::from_slice(&plain).map_err(anyhow::Error::from)?,
+            Err(e) => {
+                tracing::warn!(error = %e, "a sealed refresh successor does not open");
+                return Ok(None);
+            }
+        };
+        if !store::touch_live_session(tx, user_id, spent.session_id).await? {
+            return Ok(None);
+        }
+        let user = load_user(tx, user_id).await?;
+        Ok(Some(SignedIn {
+            access_token: pair.access_token,
+            expires_at: pair.expires_at,
+            refresh_token: pair.refresh_token,
+            user,
+        }))
+    }
+
+    /// Counts a registration for the client's IP and for everyone.
+    async fn throttle_signup(&self, meta: &RequestMeta) -> AppResult<()> {
+        let auth = &self.config.auth;
+        let mut checks = vec![("signup:all".to_owned(), auth.signup_limit_global)];
+        if let Some(ip) = &meta.ip {
+            checks.push((format!("signup:ip:{ip}"), auth.signup_limit_per_ip));
+        }
+        for (key, limit) in checks {
+            if let Decision::Limited { retry_after } = self.limiter.hit(&key, limit, auth.signup_window).await {
+                tracing::info!(scope = key.split(':').nth(1).unwrap_or_default(), "sign-up throttled");
+                return Err(AppError::RateLimited { retry_after_secs: retry_after.as_secs().max(1) });
+            }
+        }
+        Ok(())
+    }
+
+    /// The sign-in throttle (see [`AccountService::login`]): counts the attempt for the
+    /// client's IP and for (address, client), refuses past the limits or the address's
+    /// ceiling, and waits the progressive delay this client earned for this address.
+    async fn throttle_login(&self, email: &EmailAddress, meta: &RequestMeta) -> AppResult<LoginFailures> {
+        let auth = &self.config.auth;
+        let window = auth.login_window;
+        let client = meta.ip.as_deref().unwrap_or("unknown");
+        let limited = |left: std::time::Duration| {
+            tracing::info!("sign-in throttled");
+            AppError::RateLimited { retry_after_secs: left.as_secs().max(1) }
+        };
+        if meta.ip.is_some() {
+            if let Decision::Limited { retry_after } =
+                self.limiter.hit(&format!("login:ip:{client}"), auth.login_limit_per_ip, window).await
+            {
+                return Err(limited(retry_after));
+            }
+        }
+        let failures = LoginFailures {
+            pair: format!("login:fail:{}:{client}", email.as_str()),
+            address: format!("login:fail:{}", email.as_str()),
+            window,
+        };
+        let (everyone, left) = self.limiter.add(&failures.address, 0, window).await;
+        if everyone >= u64::from(auth.login_ceiling_per_email) {
+            return Err(limited(left));
+        }
+        let pair_key = format!("login:try:{}:{client}", email.as_str());
+        if let Decision::Limited { retry_after } = self.limiter.hit(&pair_key, auth.login_limit_per_email, window).await
+        {
+            return Err(limited(retry_after));
+        }
+        let (mine, _) = self.limiter.add(&failures.pair, 0, window).await;
+        if mine > 0 {
+            tokio::time::sleep(login_delay(mine)).await;
+        }
+        Ok(failures)
+    }
+
     /// Revokes a session in a transaction of its own, which commits even though the
     /// request that found the reason fails.
     async fn revoke_detached(&self, user_id: Uuid, session_id: Uuid, reason: &str) -> AppResult<()> {
         let tx = self.begin(Principal::Anonymous, RequestMeta::internal("refresh-reuse")).await?;
-        tx.act_as_user(Role::User, user_id).await?;
-        store::revoke_sessions(&tx, user_id, Some(session_id), None, reason).await?;
+        tx.acting_as_user(Role::User, user_id, store::revoke_sessions(&tx, user_id, Some(session_id), None, reason))
+            .await?;
         tx.emit(Event::SessionsRevoked { user_id, session_id: Some(session_id) });
         tx.commit(&self.bus).await?;
         Ok(())
     }
+}
+
+/// The pair a refresh token was exchanged for, sealed for the reuse grace interval.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Successor {
+    access_token: String,
+    expires_at: DateTime<Utc>,
+    refresh_token: String,
+}
+
+/// Binds a sealed successor to the spent token's row.
+fn successor_aad(user_id: Uuid, hash: &[u8]) -> Vec<u8> {
+    [b"refresh-successor:".as_slice(), user_id.as_bytes(), hash].concat()
+}
+
+/// The failure counters of one sign-in attempt, bumped when the password is wrong.
+struct LoginFailures {
+    /// Failures of this client for this address.
+    pair: String,
+    /// Failures for this address from everyone.
+    address: String,
+    window: std::time::Duration,
+}
+
+impl LoginFailures {
+    async fn record(&self, limiter: &RateLimiter) {
+        limiter.add(&self.pair, 1, self.window).await;
+        limiter.add(&self.address, 1, self.window).await;
+    }
+}
+
+/// The wait before answering a client that already failed `failures` times for an
+/// address: 50 ms, doubling with each failure, at most 2 s.
+fn login_delay(failures: u64) -> std::time::Duration {
+    let exp = failures.saturating_sub(1).min(6) as u32;
+    std::time::Duration::from_millis(50 * 2u64.pow(exp)).min(std::time::Duration::from_secs(2))
 }
 
 fn bad_refresh() -> AppError {
@@ -397,15 +557,46 @@ async fn insert_token(
     Ok((token, id))
 }
 
-/// Spends a one-time token: switches the transaction to its account and marks it used,
-/// atomically, so two concurrent uses cannot both succeed.
-async fn consume_token(tx: &RequestTx, kind: Kind, purpose: &str, token: &str) -> AppResult<Uuid> {
+/// Spends a one-time token and runs `then` for its account, in one scope acting for
+/// it: the token is marked used atomically (two concurrent uses cannot both succeed),
+/// and nothing runs for the account when it is not a live token of it.
+async fn consume_token<T, F, Fut>(tx: &RequestTx, kind: Kind, purpose: &str, token: &str, then: F) -> AppResult<T>
+where
+    F: FnOnce(Uuid) -> Fut,
+    Fut: std::future::Future<Output = AppResult<T>>,
+{
     let invalid = || AppError::bad_input("token", "is invalid, expired or already used");
     let parsed = opaque::parse(kind, token).ok_or_else(invalid)?;
-    tx.act_as_user(Role::User, parsed.user_id).await?;
-    if store::spend_one_time_token(tx, parsed.user_id, parsed.hash, purpose).await? {
-        Ok(parsed.user_id)
-    } else {
-        Err(invalid())
+    let user_id = parsed.user_id;
+    tx.acting_as_user(Role::User, user_id, async {
+        if !store::spend_one_time_token(tx, user_id, parsed.hash, purpose).await? {
+            return Err(invalid());
+        }
+        then(user_id).await
+    })
+    .await
+}
+
+/// Inserts an account (the transaction acts for `id`).
+async fn insert_user(
+    tx: &RequestTx,
+    id: Uuid,
+    email: &EmailAddress,
+    hash: String,
+    role: Role,
+) -> AppResult<users::Model> {
+    let now = Utc::now();
+    let user = users::ActiveModel {
+        id: Set(id),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(hash),
+        role: Set(role.as_str().to_owned()),
+        plan: Set(PlanCode::Free.as_str().to_owned()),
+        email_verified_at: Set((role != Role::User).then(|| now.into())),
+        created_at: Set(now.into()),
+        updated_at: Set(now.into()),
     }
+    .insert(tx)
+    .await?;
+    Ok(user)
 }

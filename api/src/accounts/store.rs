@@ -126,9 +126,16 @@ pub async fn revoke_sessions(
     let rows = db
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = $4
-             WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2) AND id IS DISTINCT FROM $3 AND revoked_at IS NULL
-             RETURNING id",
+            "WITH revoked AS (
+               UPDATE sessions SET revoked_at = now(), revoked_reason = $4
+               WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2) AND id IS DISTINCT FROM $3 AND revoked_at IS NULL
+               RETURNING id
+             ), forgotten AS (
+               -- An ended session's sealed successor pairs serve no one any more.
+               UPDATE refresh_tokens SET successor_sealed = NULL
+               WHERE user_id = $1 AND successor_sealed IS NOT NULL AND session_id IN (SELECT id FROM revoked)
+             )
+             SELECT id FROM revoked",
             [user_id.into(), only.into(), keep.into(), reason.into()],
         ))
         .await?;
@@ -222,4 +229,67 @@ pub async fn spend_one_time_token(
         ))
         .await?;
     Ok(row.is_some())
+}
+
+/// A spent refresh token presented again: its session, the successor pair it was
+/// exchanged for (sealed) if any, and whether it was spent within `grace`.
+#[derive(Debug)]
+pub struct SpentRefresh {
+    /// Its session.
+    pub session_id: Uuid,
+    /// The sealed successor pair, kept for the grace interval.
+    pub successor_sealed: Option<Vec<u8>>,
+    /// Whether it was spent less than `grace` ago.
+    pub within_grace: bool,
+}
+
+/// The spent refresh token `hash` of `user_id`, if it exists.
+///
+/// Errors: INTERNAL (database).
+pub async fn spent_refresh_token(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    hash: Vec<u8>,
+    grace: std::time::Duration,
+) -> AppResult<Option<SpentRefresh>> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT session_id, successor_sealed,
+                    coalesce(used_at > now() - make_interval(secs => $3), false) AS within_grace
+             FROM refresh_tokens WHERE user_id = $1 AND token_hash = $2",
+            [user_id.into(), hash.into(), grace.as_secs_f64().into()],
+        ))
+        .await?;
+    row.map(|r| {
+        Ok(SpentRefresh {
+            session_id: r.try_get("", "session_id")?,
+            successor_sealed: r.try_get("", "successor_sealed")?,
+            within_grace: r.try_get("", "within_grace")?,
+        })
+    })
+    .transpose()
+}
+
+/// Keeps the sealed successor pair of the just spent refresh token `hash`, and forgets
+/// the pairs of the session's tokens spent longer than `grace` ago.
+///
+/// Errors: INTERNAL (database).
+pub async fn seal_refresh_successor(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    session_id: Uuid,
+    hash: Vec<u8>,
+    sealed: Vec<u8>,
+    grace: std::time::Duration,
+) -> AppResult<()> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE refresh_tokens SET successor_sealed = CASE WHEN token_hash = $3 THEN $4::bytea END
+         WHERE user_id = $1 AND session_id = $2
+           AND (token_hash = $3 OR (successor_sealed IS NOT NULL AND used_at < now() - make_interval(secs => $5)))",
+        [user_id.into(), session_id.into(), hash.into(), sealed.into(), grace.as_secs_f64().into()],
+    ))
+    .await?;
+    Ok(())
 }

@@ -48,7 +48,7 @@ pub struct ActivityQuery;
 impl ActivityQuery {
     /// What happened in the caller's account, newest first; `first` is capped at 100.
     #[graphql(
-        guard = "scope(ApiScope::DraftsRead).and(SignedIn)",
+        guard = "scope(ApiScope::ActivityRead).and(SignedIn)",
         complexity = "crate::pagination::page_cost(first, child_complexity)"
     )]
     async fn activity(

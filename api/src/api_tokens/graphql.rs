@@ -60,7 +60,8 @@ pub struct CreateApiTokenInput {
     /// A name to recognise it by.
     pub name: String,
     /// Scopes: drafts:read, drafts:write, jobs:read, jobs:write, accounts:read,
-    /// accounts:write, usage:read, billing:read.
+    /// accounts:write, usage:read, billing:read, activity:read (which fields each one
+    /// opens: README, "API token scopes").
     pub scopes: Vec<String>,
     /// Expiry (90 days by default, at most 366).
     pub expires_at: Option<DateTime<Utc>>,

@@ -109,11 +109,52 @@ pub struct NoApiTokens;
 
 impl Guard for NoApiTokens {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
-        if principal(ctx)?.api().is_some() {
-            return Err(AppError::Forbidden(format!("API tokens cannot call {}", field_name(ctx))).into());
-        }
-        Ok(())
+        let tokens = data::<Arc<TokenService>>(ctx)?;
+        Ok(check_api_rule(tokens, principal(ctx)?, ApiRule::NoApiTokens, field_name(ctx), None)?)
     }
+}
+
+/// A field's API-token rule: what [`scope`] and [`NoApiTokens`] declare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiRule {
+    /// An API token needs this scope (and its checks must pass).
+    Scope(ApiScope),
+    /// No API token may call it.
+    NoApiTokens,
+}
+
+/// The one authorization path of an API-token rule, for HTTP and WebSocket fields alike
+/// and for each event a subscription sends: the guards call it with the request's
+/// principal, live subscriptions again before every event (with [`live_check`]).
+/// Callers other than API tokens pass.
+///
+/// Errors: FORBIDDEN.
+pub fn check_api_rule(
+    tokens: &TokenService,
+    principal: &Principal,
+    rule: ApiRule,
+    field: &str,
+    resource: Option<&str>,
+) -> Result<(), AppError> {
+    let Some(api) = principal.api() else { return Ok(()) };
+    match rule {
+        ApiRule::NoApiTokens => Err(AppError::Forbidden(format!("API tokens cannot call {field}"))),
+        ApiRule::Scope(scope) => tokens.authorize_api(api, scope, field, resource),
+    }
+}
+
+/// What a live subscription checks before sending each event: nothing revoked the
+/// subscriber's token since it subscribed, and it still passes the field's API-token
+/// rule (an attenuation may have a time bound). The socket itself closes at its
+/// token's expiry unless a fresh token renewed it in band.
+pub type LiveCheck = crate::db::live::Recheck;
+
+/// The [`LiveCheck`] of subscription `field` under `rule`.
+pub fn live_check(tokens: Arc<TokenService>, rule: ApiRule, field: &'static str) -> LiveCheck {
+    Arc::new(move |p: &Principal| {
+        tokens.not_revoked(p)?;
+        check_api_rule(&tokens, p, rule, field, None)
+    })
 }
 
 /// The API-token scope a field needs; see [`scope`].
@@ -140,9 +181,8 @@ impl ScopeGuard {
 
 impl Guard for ScopeGuard {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
-        let Some(api) = principal(ctx)?.api() else { return Ok(()) };
         let tokens = data::<Arc<TokenService>>(ctx)?;
-        tokens.authorize_api(api, self.scope, field_name(ctx), self.resource.as_deref())?;
-        Ok(())
+        let rule = ApiRule::Scope(self.scope);
+        Ok(check_api_rule(tokens, principal(ctx)?, rule, field_name(ctx), self.resource.as_deref())?)
     }
 }

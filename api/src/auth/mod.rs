@@ -10,6 +10,7 @@ pub mod ratelimit;
 pub mod revocations;
 pub mod store;
 pub mod tokens;
+pub mod workers;
 
 use crate::{error::AppError, principal::Principal};
 use tokens::TokenService;

@@ -58,6 +58,15 @@ impl RateLimiter {
     /// Counts `n` attempts at once (a document's root fields): all allowed, or the
     /// whole lot refused.
     pub async fn hit_n(&self, key: &str, n: u64, limit: u32, window: Duration) -> Decision {
+        let (count, left) = self.add(key, n, window).await;
+        decide(count, limit, left)
+    }
+
+    /// Adds `n` (0: only reads) to `key`'s count in its window, which starts with the
+    /// first addition and lasts `window`; returns the count and the time left in the
+    /// window. Shared through Redis when it answers within its timeout, else counted
+    /// in this process.
+    pub async fn add(&self, key: &str, n: u64, window: Duration) -> (u64, Duration) {
         if let Some(redis) = &self.redis {
             let counted = redis
                 .run(|mut conn| async move {
@@ -70,10 +79,10 @@ impl RateLimiter {
                 })
                 .await;
             if let Some((count, ttl_ms)) = counted {
-                return decide(count, limit, Duration::from_millis(ttl_ms));
+                return (count, Duration::from_millis(ttl_ms));
             }
         }
-        self.local.lock().expect("rate limiter").hit(key, n, limit, window, Instant::now())
+        self.local.lock().expect("rate limiter").add(key, n, window, Instant::now())
     }
 }
 
@@ -113,7 +122,13 @@ struct LocalWindows {
 }
 
 impl LocalWindows {
+    #[cfg(test)]
     fn hit(&mut self, key: &str, n: u64, limit: u32, window: Duration, now: Instant) -> Decision {
+        let (count, left) = self.add(key, n, window, now);
+        decide(count, limit, left)
+    }
+
+    fn add(&mut self, key: &str, n: u64, window: Duration, now: Instant) -> (u64, Duration) {
         if self.windows.len() >= self.next_sweep {
             self.windows.retain(|_, (start, _)| now.duration_since(*start) < window);
             self.next_sweep = (self.windows.len() * 2).max(1024);
@@ -123,7 +138,7 @@ impl LocalWindows {
             *entry = (now, 0);
         }
         entry.1 += n;
-        decide(entry.1, limit, window.saturating_sub(now.duration_since(entry.0)))
+        (entry.1, window.saturating_sub(now.duration_since(entry.0)))
     }
 }
 

@@ -31,10 +31,15 @@ pub async fn load(pool: &DatabaseConnection, tokens: &TokenService, statement_ti
     let tx = RequestTx::begin(pool, Principal::System, RequestMeta::internal("startup"), statement_timeout_ms).await?;
     let since = Utc::now() - chrono::Duration::from_std(tokens.ttl())?;
     let users = store::user_revocations(&tx, since).await.map_err(|e| e.into_anyhow())?;
-    let api = store::revoked_api_tokens(&tx).await.map_err(|e| e.into_anyhow())?;
+    let mut api = store::revoked_api_tokens(&tx).await.map_err(|e| e.into_anyhow())?;
+    api.extend(store::revoked_worker_tokens(&tx).await.map_err(|e| e.into_anyhow())?);
+    let sessions = store::revoked_sessions(&tx, since).await.map_err(|e| e.into_anyhow())?;
     tx.rollback().await;
     for id in api {
         tokens.revoke_api(&id);
+    }
+    for id in sessions {
+        tokens.revoke_session(id);
     }
     for (user_id, before) in users {
         tokens.revoke(user_id, before);
@@ -58,7 +63,12 @@ pub async fn follow(
         tokio::select! {
             event = rx.recv() => match event {
                 Ok(Event::TokensRevoked { user_id, before }) => tokens.revoke(user_id, before),
-                Ok(Event::ApiTokenRevoked { revocation_id }) => tokens.revoke_api(&revocation_id),
+                Ok(Event::ApiTokenRevoked { revocation_id } | Event::WorkerTokenRevoked { revocation_id }) => {
+                    tokens.revoke_api(&revocation_id)
+                }
+                // (Every session at once, `session_id: None`, is billing closing a
+                // suspended account's sockets: its tokens go through TokensRevoked.)
+                Ok(Event::SessionsRevoked { session_id: Some(session_id), .. }) => tokens.revoke_session(session_id),
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
@@ -78,5 +88,73 @@ pub async fn follow(
                 seen = now;
             }
         }
+    }
+}
+
+/// Whether `event` revokes what authenticated `principal` (a socket's caller): its
+/// session, its API token, its worker token, or (a plan or account change) every access
+/// token of its user issued before the event's instant.
+pub fn ends(event: &Event, principal: &Principal) -> bool {
+    match (event, principal) {
+        (Event::SessionsRevoked { user_id, session_id }, Principal::User(c)) => {
+            c.api.is_none() && c.user_id == *user_id && session_id.is_none_or(|s| s == c.session_id)
+        }
+        (Event::TokensRevoked { user_id, before }, Principal::User(c)) => {
+            c.api.is_none() && c.user_id == *user_id && c.issued_at < *before
+        }
+        (Event::ApiTokenRevoked { revocation_id }, Principal::User(c)) => {
+            c.api.as_ref().is_some_and(|a| a.revocation_id == *revocation_id)
+        }
+        (Event::WorkerTokenRevoked { revocation_id }, Principal::Worker(w)) => w.revocation_id == *revocation_id,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        model::{AccountState, PlanCode, Role},
+        principal::{Limits, UserClaims, WorkerClaims},
+    };
+
+    fn session(user_id: Uuid, session_id: Uuid, issued_at: DateTime<Utc>) -> Principal {
+        Principal::User(UserClaims {
+            user_id,
+            role: Role::User,
+            session_id,
+            expires_at: issued_at + chrono::Duration::minutes(15),
+            issued_at,
+            plan: PlanCode::Free,
+            account_state: AccountState::Free,
+            quotas: Limits::default(),
+            api: None,
+        })
+    }
+
+    #[test]
+    fn each_revocation_ends_exactly_what_it_revokes() {
+        let (ann, bob, s1, s2) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let now = Utc::now();
+        let p = session(ann, s1, now);
+        assert!(ends(&Event::SessionsRevoked { user_id: ann, session_id: Some(s1) }, &p));
+        assert!(ends(&Event::SessionsRevoked { user_id: ann, session_id: None }, &p));
+        assert!(!ends(&Event::SessionsRevoked { user_id: ann, session_id: Some(s2) }, &p));
+        assert!(!ends(&Event::SessionsRevoked { user_id: bob, session_id: None }, &p));
+        let later = now + chrono::Duration::seconds(1);
+        assert!(ends(&Event::TokensRevoked { user_id: ann, before: later }, &p), "a plan change");
+        assert!(!ends(&Event::TokensRevoked { user_id: ann, before: now - chrono::Duration::seconds(1) }, &p));
+        assert!(!ends(&Event::TokensRevoked { user_id: bob, before: later }, &p));
+        assert!(!ends(&Event::ApiTokenRevoked { revocation_id: "ab".into() }, &p));
+        let worker = Principal::Worker(WorkerClaims {
+            worker_id: Uuid::new_v4(),
+            kinds: vec![],
+            expires_at: later,
+            revocation_id: "ab".into(),
+        });
+        assert!(ends(&Event::WorkerTokenRevoked { revocation_id: "ab".into() }, &worker));
+        assert!(!ends(&Event::WorkerTokenRevoked { revocation_id: "cd".into() }, &worker));
+        assert!(!ends(&Event::ApiTokenRevoked { revocation_id: "ab".into() }, &worker));
+        assert!(!ends(&Event::JobChanged { user_id: ann, job_id: s1 }, &p));
     }
 }

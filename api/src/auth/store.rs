@@ -77,3 +77,30 @@ pub async fn insert_user_revocation(db: &impl ConnectionTrait, user_id: Uuid, be
     .await?;
     Ok(())
 }
+
+/// Sessions ended since `since` (older ones concern only expired access tokens).
+///
+/// Errors: INTERNAL (database).
+pub async fn revoked_sessions(db: &impl ConnectionTrait, since: DateTime<Utc>) -> AppResult<Vec<Uuid>> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM sessions WHERE revoked_at > $1",
+            [since.into()],
+        ))
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get("", "id")?)).collect()
+}
+
+/// Revocation ids of revoked worker tokens that have not expired yet.
+///
+/// Errors: INTERNAL (database).
+pub async fn revoked_worker_tokens(db: &impl ConnectionTrait) -> AppResult<Vec<String>> {
+    let rows = db
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT revocation_id FROM worker_tokens WHERE revoked_at IS NOT NULL AND expires_at > now()",
+        ))
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get("", "revocation_id")?)).collect()
+}

@@ -72,12 +72,21 @@ pub struct TokenSettings {
     pub policies_dir: Option<std::path::PathBuf>,
     /// Access-token lifetime.
     pub ttl: Duration,
+    /// `PLINTH_TOKEN_KEY_ID`: the id of `key`, written in every token it signs.
+    pub key_id: u32,
+    /// `PLINTH_TOKEN_PREVIOUS_KEYS`: `<id>:ed25519/<hex>,...`, still accepted for
+    /// verification during a rotation.
+    pub previous_keys: Option<String>,
 }
 
 /// Issues and verifies access tokens.
 pub struct TokenService {
     root: KeyPair,
     public: PublicKey,
+    /// The root key id of `root`, written in every token it signs.
+    key_id: u32,
+    /// Earlier root keys by id, accepted for verification during a rotation.
+    previous: std::collections::HashMap<u32, PublicKey>,
     /// `policies/access.datalog`: session and worker tokens, once per request.
     policies: AuthorizerBuilder,
     /// `policies/api_tokens.datalog`: API tokens, once per root field.
@@ -88,6 +97,9 @@ pub struct TokenService {
     cache: Mutex<LruCache<[u8; 32], Principal>>,
     /// Per user: tokens issued before this instant are refused.
     revoked: std::sync::RwLock<std::collections::HashMap<Uuid, DateTime<Utc>>>,
+    /// Ended sessions (logout, password change or reset, refresh-token reuse), with when
+    /// they were learnt: their access tokens are refused.
+    revoked_sessions: std::sync::RwLock<std::collections::HashMap<Uuid, DateTime<Utc>>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -111,7 +123,19 @@ impl TokenService {
             Some(dir) => load_policies_dir(dir).context("PLINTH_POLICIES_DIR")?,
             None => BUILTIN_POLICIES.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect(),
         };
-        Self::new(root, &policies, settings.ttl)
+        let previous = match &settings.previous_keys {
+            Some(list) => parse_previous_keys(list).context("PLINTH_TOKEN_PREVIOUS_KEYS")?,
+            None => Default::default(),
+        };
+        anyhow::ensure!(
+            !previous.contains_key(&settings.key_id),
+            "PLINTH_TOKEN_PREVIOUS_KEYS: key id {} is the current key's (PLINTH_TOKEN_KEY_ID)",
+            settings.key_id
+        );
+        let mut service = Self::new(root, &policies, settings.ttl)?;
+        service.key_id = settings.key_id;
+        service.previous = previous;
+        Ok(service)
     }
 
     /// Builds the service from a key and policy sources (name, Datalog).
@@ -126,6 +150,8 @@ impl TokenService {
         };
         Ok(TokenService {
             public: root.public(),
+            key_id: 0,
+            previous: Default::default(),
             policies: set("access.datalog")?,
             api_policies: set("api_tokens.datalog")?,
             revoked_api: Default::default(),
@@ -133,6 +159,7 @@ impl TokenService {
             ttl,
             cache: Mutex::new(LruCache::new(NonZeroUsize::new(CACHE_SIZE).expect("non-zero"))),
             revoked: Default::default(),
+            revoked_sessions: Default::default(),
         })
     }
 
@@ -148,6 +175,7 @@ impl TokenService {
         let now = Utc::now();
         let expires = SystemTime::now() + self.ttl;
         let mut builder = Biscuit::builder()
+            .root_key_id(self.key_id)
             .fact(fact("user", &[string(&claims.user_id.to_string())]))?
             .fact(fact("role", &[string(claims.role.as_str())]))?
             .fact(fact("session", &[string(&claims.session_id.to_string())]))?
@@ -169,6 +197,7 @@ impl TokenService {
     pub fn issue_worker(&self, worker_id: Uuid, kinds: &[JobKind], ttl: Duration) -> anyhow::Result<String> {
         let expires = SystemTime::now() + ttl;
         let mut builder = Biscuit::builder()
+            .root_key_id(self.key_id)
             .fact(fact("worker", &[string(&worker_id.to_string())]))?
             .fact(fact("expires", &[date(&expires)]))?;
         for kind in kinds {
@@ -193,18 +222,41 @@ impl TokenService {
                 p
             }
         };
+        self.check_current(&principal, now)?;
+        Ok(principal)
+    }
+
+    fn check_current(&self, principal: &Principal, now: DateTime<Utc>) -> Result<(), AppError> {
         if principal.expires_at().is_none_or(|e| e <= now) {
             return Err(expired());
         }
+        self.not_revoked(principal)
+    }
+
+    /// Whether nothing revoked `principal`'s token since it was verified (its session,
+    /// its API or worker token, its user's tokens up to a plan change), expiry aside: a
+    /// socket keeps its own expiry, which a fresh token sent in band moves.
+    ///
+    /// Errors: UNAUTHENTICATED.
+    pub fn not_revoked(&self, principal: &Principal) -> Result<(), AppError> {
         if let Some(api) = principal.claims().and_then(|c| c.api.as_ref()) {
             if self.revoked_api.read().expect("revocations").contains(&api.revocation_id) {
                 return Err(AppError::Unauthenticated("this API token was revoked".into()));
             }
             // API tokens carry no plan: it is read per request, so plan changes do not
             // revoke them.
-            return Ok(principal);
+            return Ok(());
+        }
+        if let Some(w) = principal.worker() {
+            if self.revoked_api.read().expect("revocations").contains(&w.revocation_id) {
+                return Err(AppError::Unauthenticated("this worker token was revoked".into()));
+            }
+            return Ok(());
         }
         if let Some(c) = principal.claims() {
+            if self.revoked_sessions.read().expect("revocations").contains_key(&c.session_id) {
+                return Err(AppError::Unauthenticated("the session was ended; sign in again".into()));
+            }
             let revoked = self.revoked.read().expect("revocations").get(&c.user_id).copied();
             if revoked.is_some_and(|before| c.issued_at < before) {
                 return Err(AppError::Unauthenticated(
@@ -212,7 +264,19 @@ impl TokenService {
                 ));
             }
         }
-        Ok(principal)
+        Ok(())
+    }
+
+    /// Refuses the access tokens of an ended session from now on, on this instance (kept
+    /// as long as a token can live).
+    pub fn revoke_session(&self, session_id: Uuid) {
+        let mut map = self.revoked_sessions.write().expect("revocations");
+        let now = Utc::now();
+        let horizon = now - chrono::Duration::from_std(self.ttl).unwrap_or_default();
+        if map.len() > 1024 {
+            map.retain(|_, at| *at > horizon);
+        }
+        map.insert(session_id, now);
     }
 
     /// Refuses the user's tokens issued before `before` (kept only as long as a token
@@ -225,7 +289,8 @@ impl TokenService {
         *entry = (*entry).max(before);
     }
 
-    /// Refuses an API token from now on, on this instance.
+    /// Refuses an API token or a worker token (by the revocation id of its authority
+    /// block) from now on, on this instance.
     pub fn revoke_api(&self, revocation_id: &str) {
         self.revoked_api.write().expect("revocations").insert(revocation_id.to_owned());
     }
@@ -243,6 +308,7 @@ impl TokenService {
     ) -> anyhow::Result<(String, String)> {
         let expires: SystemTime = expires.into();
         let authority = Biscuit::builder()
+            .root_key_id(self.key_id)
             .fact(fact("user", &[string(&user_id.to_string())]))?
             .fact(fact("api_token", &[string(&token_id.to_string())]))?
             .fact(fact("expires", &[date(&expires)]))?
@@ -291,6 +357,23 @@ impl TokenService {
         Ok(())
     }
 
+    /// The public key a token naming root key `id` is verified with: the current key,
+    /// or an earlier one during a rotation. A token without an id counts as id 0.
+    ///
+    /// Errors: an id no configured key has.
+    fn root_key(&self, id: Option<u32>) -> Result<PublicKey, biscuit_auth::error::Format> {
+        let id = id.unwrap_or(0);
+        if id == self.key_id {
+            return Ok(self.public);
+        }
+        self.previous.get(&id).copied().ok_or(biscuit_auth::error::Format::UnknownPublicKey)
+    }
+
+    /// The root key id new tokens carry.
+    pub fn key_id(&self) -> u32 {
+        self.key_id
+    }
+
     /// How long access tokens live.
     pub fn ttl(&self) -> Duration {
         self.ttl
@@ -310,7 +393,7 @@ impl TokenService {
                 _ => AppError::Unauthenticated("the access token is not valid".into()),
             }
         };
-        let biscuit = Biscuit::from_base64(token.trim(), self.public).map_err(invalid)?;
+        let biscuit = Biscuit::from_base64(token.trim(), |id| self.root_key(id)).map_err(invalid)?;
         let mut authorizer = self.policies.clone().time().build(&biscuit).map_err(invalid)?;
         let bad = || AppError::Unauthenticated("the access token is not valid".into());
         // An API token's checks need the field being called: they run per field
@@ -363,6 +446,7 @@ impl TokenService {
         let [(worker, expires)] = <[_; 1]>::try_from(workers).map_err(|_| bad())?;
         let kinds: Vec<(String,)> = authorizer.query("kinds($k) <- kind($k)").map_err(invalid)?;
         Ok(Principal::Worker(WorkerClaims {
+            revocation_id: hex::encode(biscuit.revocation_identifiers().first().ok_or_else(bad)?),
             worker_id: Uuid::parse_str(&worker).map_err(|_| bad())?,
             kinds: kinds.into_iter().map(|k| JobKind::parse(&k.0).map_err(|_| bad())).collect::<Result<_, _>>()?,
             expires_at: DateTime::<Utc>::from(expires),
@@ -372,6 +456,19 @@ impl TokenService {
 
 fn expired() -> AppError {
     AppError::Unauthenticated("the access token has expired".into())
+}
+
+/// `<id>:ed25519/<hex>,...` into keys by id.
+fn parse_previous_keys(list: &str) -> anyhow::Result<std::collections::HashMap<u32, PublicKey>> {
+    let mut keys = std::collections::HashMap::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (id, key) = item.split_once(':').context("expected <id>:ed25519/<public key hex>")?;
+        let id: u32 = id.trim().parse().with_context(|| format!("key id {id:?} is not a number"))?;
+        let key = PublicKey::from_str(key.trim())
+            .map_err(|_| anyhow::anyhow!("key {id}: expected ed25519/<64 hex digits>"))?;
+        anyhow::ensure!(keys.insert(id, key).is_none(), "key id {id} is listed twice");
+    }
+    Ok(keys)
 }
 
 fn parse_key(s: &str) -> anyhow::Result<KeyPair> {
@@ -562,5 +659,40 @@ mod tests {
         kinds.sort();
         assert_eq!(kinds, [JobKind::Scan, JobKind::Prepare]);
         assert!(p.claims().is_none());
+        s.revoke_api(&claims.revocation_id);
+        assert!(s.verify(&token).is_err(), "a revoked worker token is refused");
+    }
+
+    #[test]
+    fn tokens_name_their_root_key_and_a_rotation_keeps_the_old_one_for_verification() {
+        let dir = std::env::temp_dir().join(format!("plinth-keys-{}", Uuid::new_v4().simple()));
+        let settings = |key: &KeyPair, id: u32, previous: Option<String>| TokenSettings {
+            key: Some(key.private().to_prefixed_string().into()),
+            key_file: dir.join("unused"),
+            require_key: true,
+            policies_dir: None,
+            ttl: Duration::from_secs(60),
+            key_id: id,
+            previous_keys: previous,
+        };
+        let (old, new) = (KeyPair::new(), KeyPair::new());
+        let before = TokenService::from_settings(&settings(&old, 0, None)).unwrap();
+        let limits = ten_scans();
+        let (token, _) = before.issue(&grant(Uuid::new_v4(), Role::User, Uuid::new_v4(), &limits)).unwrap();
+        assert_eq!(biscuit_auth::UnverifiedBiscuit::from_base64(&token).unwrap().root_key_id(), Some(0));
+
+        let rotated = TokenService::from_settings(&settings(&new, 1, Some(format!("0:{}", old.public())))).unwrap();
+        assert!(rotated.verify(&token).is_ok(), "old tokens verify during the rotation window");
+        let (fresh, _) = rotated.issue(&grant(Uuid::new_v4(), Role::User, Uuid::new_v4(), &limits)).unwrap();
+        assert_eq!(biscuit_auth::UnverifiedBiscuit::from_base64(&fresh).unwrap().root_key_id(), Some(1));
+        assert!(before.verify(&fresh).is_err(), "an instance without the new key refuses its tokens");
+
+        let after = TokenService::from_settings(&settings(&new, 1, None)).unwrap();
+        assert!(after.verify(&token).is_err(), "after the window the old key's tokens are refused");
+        assert!(after.verify(&fresh).is_ok());
+        for bad in ["0", "x:ed25519/00", "1:ed25519/zz"] {
+            assert!(TokenService::from_settings(&settings(&new, 1, Some(bad.into()))).is_err(), "{bad}");
+        }
+        assert!(TokenService::from_settings(&settings(&new, 1, Some(format!("1:{}", old.public())))).is_err());
     }
 }

@@ -203,6 +203,6 @@ impl BillingService {
     ///
     /// Errors: INTERNAL (database).
     pub(super) async fn act_for(&self, tx: &RequestTx, user_id: Uuid) -> AppResult<()> {
-        Ok(tx.act_as(DbRole::Billing, user_id).await?)
+        Ok(tx.act_for_system(DbRole::Billing, user_id).await?)
     }
 }

@@ -64,7 +64,7 @@ pub struct DashboardQuery;
 #[Object]
 impl DashboardQuery {
     /// The caller's dashboard, gathered in one database round trip.
-    #[graphql(guard = "scope(ApiScope::DraftsRead).and(SignedIn)")]
+    #[graphql(guard = "scope(ApiScope::ActivityRead).and(SignedIn)")]
     async fn dashboard(&self, ctx: &Context<'_>) -> Result<Dashboard> {
         let tx = data::<RequestTx>(ctx)?;
         let s = service::summary(tx).await?;

@@ -22,10 +22,14 @@ pub struct LiveSource {
     pub statement_timeout_ms: u64,
 }
 
+/// Whether the subscriber may still receive events (checked before each one): its
+/// token not revoked or expired, and the field's rule still passing.
+pub type Recheck = std::sync::Arc<dyn Fn(&Principal) -> Result<(), AppError> + Send + Sync>;
+
 impl LiveSource {
-    /// Reads as `principal`.
-    pub fn reader(&self, principal: Principal) -> Reader {
-        Reader { pool: self.pool.clone(), principal, statement_timeout_ms: self.statement_timeout_ms }
+    /// Reads as `principal`, after `recheck` passes for each event.
+    pub fn reader(&self, principal: Principal, recheck: Recheck) -> Reader {
+        Reader { pool: self.pool.clone(), principal, statement_timeout_ms: self.statement_timeout_ms, recheck }
     }
 }
 
@@ -38,12 +42,18 @@ pub struct Reader {
     pub principal: Principal,
     /// Statement timeout of each read.
     pub statement_timeout_ms: u64,
+    /// The subscriber's rights, checked again before each event.
+    pub recheck: Recheck,
 }
 
 /// A stream of the objects `route` picks out of the bus's events, each read by `read`
 /// in a fresh read-only transaction as the subscriber. `route` returns the object's id
 /// for events meant for this subscriber; `read` returns None for an object the
 /// subscriber cannot see (skipped).
+///
+/// Before each event, the subscriber's rights are checked again (`Reader::recheck`):
+/// a token revoked or expired since, or a field it may no longer call, ends the stream
+/// with that error (UNAUTHENTICATED, FORBIDDEN) and nothing is sent.
 ///
 /// The stream ends after an error: RATE_LIMITED when the subscriber fell more than the
 /// bus's buffer behind (it should resubscribe), or the read's error.
@@ -93,6 +103,7 @@ where
     F: Fn(RequestTx, Uuid) -> Fut,
     Fut: Future<Output = Result<Option<T>, AppError>>,
 {
+    (reader.recheck)(&reader.principal)?;
     let budget = std::time::Duration::from_millis(reader.statement_timeout_ms + 1_000);
     let tx = RequestTx::new(
         &reader.pool,

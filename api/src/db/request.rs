@@ -58,6 +58,23 @@ struct Inner {
     principal: Principal,
     meta: RequestMeta,
     events: Mutex<Vec<Event>>,
+    /// The identity statements run under now: the principal's, or the one a scope
+    /// ([`RequestTx::acting_as`]) switched to until it ends.
+    identity: Mutex<Identity>,
+}
+
+/// A database role, and the user (and worker) it acts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Identity {
+    role: DbRole,
+    user_id: Option<Uuid>,
+    worker_id: Option<Uuid>,
+}
+
+impl Identity {
+    fn of(p: &Principal) -> Self {
+        Identity { role: p.db_role(), user_id: p.user_id(), worker_id: p.worker().map(|w| w.worker_id) }
+    }
 }
 
 /// Where the transaction is in its life.
@@ -86,6 +103,7 @@ impl RequestTx {
                 slot: RwLock::new(Slot::Pending),
                 pool: pool.clone(),
                 statement_timeout_ms,
+                identity: Mutex::new(Identity::of(&principal)),
                 principal,
                 meta,
                 events: Mutex::default(),
@@ -131,9 +149,10 @@ impl RequestTx {
         if matches!(*write, Slot::Pending) {
             let inner = &self.inner;
             let tx = inner.pool.begin().await?;
-            let p = &inner.principal;
-            let worker = p.worker().map(|w| w.worker_id);
-            super::set_identity(&tx, p.db_role(), p.user_id(), worker, Some(inner.statement_timeout_ms)).await?;
+            // The current identity: a fresh transaction begun inside a scope (after
+            // `without_transaction`) keeps the scope's.
+            let id = *inner.identity.lock().expect("identity");
+            super::set_identity(&tx, id.role, id.user_id, id.worker_id, Some(inner.statement_timeout_ms)).await?;
             *write = Slot::Open(tx);
         }
         open(write.downgrade())
@@ -152,6 +171,7 @@ impl RequestTx {
         let inner = Arc::get_mut(&mut self.inner)
             .ok_or_else(|| anyhow::anyhow!("the principal of a shared request transaction cannot change"))?;
         f(&mut inner.principal);
+        inner.identity = Mutex::new(Identity::of(&inner.principal));
         Ok(())
     }
 
@@ -185,30 +205,78 @@ impl RequestTx {
         self.principal().worker().ok_or_else(|| AppError::Forbidden("only a worker token may do this".into()))
     }
 
-    /// Switches the transaction to act for `user_id` as `role` from the next statement
-    /// on: where the identity is proven inside the request (a password, a refresh
-    /// token, an e-mailed token) or a service role writes for one user.
+    /// Runs `work` with the transaction switched to `role` acting for `user_id` (None:
+    /// nobody, the anonymous lookups), then switches it back to the identity it had,
+    /// whether `work` succeeded or not. The switch is scoped so that nothing else of the
+    /// request (a later root field of the same document) ever runs under the identity a
+    /// field proved or borrowed: where the identity is proven inside the request (a
+    /// password, a refresh token, an e-mailed token, a new account), where a worker
+    /// writes for a job's owner, where a sign-in lookup must run as `plinth_anon`.
     ///
-    /// Errors: the database's, as `DbErr`.
-    pub async fn act_as(&self, role: DbRole, user_id: Uuid) -> Result<(), DbErr> {
-        super::set_identity(&*self.conn().await?, role, Some(user_id), None, None).await
+    /// Root mutation fields run one after another, so no other statement of the request
+    /// runs while a scope is open. When switching back fails the transaction is left
+    /// failed (Postgres refuses every later statement) and the error is returned.
+    ///
+    /// Errors: `work`'s, or the database's (as `E`).
+    pub async fn acting_as<T, E, Fut>(&self, role: DbRole, user_id: Option<Uuid>, work: Fut) -> Result<T, E>
+    where
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: From<DbErr>,
+    {
+        let scoped = Identity { role, user_id, worker_id: None };
+        let previous = self.switch_identity(scoped).await?;
+        let out = work.await;
+        match (self.switch_identity(previous).await, out) {
+            (Ok(_), out) => out,
+            // The work failed and left the transaction failed (a unique violation, say):
+            // its error is the answer; no later statement can run in it anyway.
+            (Err(_), Err(e)) => Err(e),
+            (Err(e), Ok(_)) => {
+                tracing::error!(error = %e, "switching a request back to its own identity failed");
+                Err(e.into())
+            }
+        }
     }
 
-    /// Switches the transaction to the anonymous role (no user) from the next statement
-    /// on: the sign-in lookups by e-mail (`priv.login_lookup`, `priv.user_id_for_email`)
-    /// are executable by `plinth_anon` alone, and a signed-in caller who signs in again or
-    /// asks for a reset runs them as anyone without a token would.
+    /// [`RequestTx::acting_as`] for an account in its own role.
     ///
-    /// Errors: the database's, as `DbErr`.
-    pub async fn act_as_anonymous(&self) -> Result<(), DbErr> {
-        super::set_identity(&*self.conn().await?, DbRole::Anon, None, None, None).await
+    /// Errors: `work`'s, or the database's (as `E`).
+    pub async fn acting_as_user<T, E, Fut>(&self, role: Role, user_id: Uuid, work: Fut) -> Result<T, E>
+    where
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: From<DbErr>,
+    {
+        self.acting_as(role.db_role(), Some(user_id), work).await
     }
 
-    /// [`RequestTx::act_as`] for an account's own role.
+    /// Switches a transaction the server began for itself (the principal is `System`:
+    /// webhooks, sweepers, reconciliation) to `role` acting for `user_id` until it ends.
+    /// A caller's transaction never switches for good: it uses [`RequestTx::acting_as`].
     ///
-    /// Errors: the database's, as `DbErr`.
-    pub async fn act_as_user(&self, role: Role, user_id: Uuid) -> Result<(), DbErr> {
-        self.act_as(role.db_role(), user_id).await
+    /// Errors: the database's; a transaction of any other principal (a bug).
+    pub async fn act_for_system(&self, role: DbRole, user_id: Uuid) -> Result<(), DbErr> {
+        if self.principal() != &Principal::System {
+            return Err(DbErr::Custom("only the server's own transactions switch identity for good".into()));
+        }
+        self.switch_identity(Identity { role, user_id: Some(user_id), worker_id: None }).await.map(|_| ())
+    }
+
+    /// The identity the transaction's statements run under now (role, user), for tests
+    /// and assertions.
+    pub fn current_identity(&self) -> (DbRole, Option<Uuid>) {
+        let id = *self.inner.identity.lock().expect("identity");
+        (id.role, id.user_id)
+    }
+
+    /// Switches to `to`, returning the identity it replaces.
+    async fn switch_identity(&self, to: Identity) -> Result<Identity, DbErr> {
+        let conn = self.conn().await?;
+        let previous = *self.inner.identity.lock().expect("identity");
+        if previous != to {
+            super::set_identity(&conn, to.role, to.user_id, to.worker_id, None).await?;
+            *self.inner.identity.lock().expect("identity") = to;
+        }
+        Ok(previous)
     }
 
     /// Runs `call` (a request to another service: Stripe) holding no transaction and no
@@ -216,8 +284,8 @@ impl RequestTx {
     /// transaction, which must not have written anything yet, is rolled back (it only
     /// read), `call` runs, and a fresh transaction for the same principal takes its
     /// place for the rest of the request. Statements of this request wait meanwhile.
-    /// What was read before may have changed: the caller re-reads what it relies on,
-    /// and `act_as` must be repeated.
+    /// What was read before may have changed: the caller re-reads what it relies on.
+    /// The fresh transaction runs under the current identity (a scope's, inside one).
     ///
     /// Errors: BAD_USER_INPUT when this request already wrote (an earlier mutation
     /// field: it would be committed or lost); INTERNAL (database), the new transaction

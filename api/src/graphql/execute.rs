@@ -162,6 +162,11 @@ impl SocketExecutor {
 
 impl async_graphql::Executor for SocketExecutor {
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        // The socket's token was verified when it opened: what revoked it since refuses
+        // the operation, as HTTP would.
+        if let Err(e) = self.executor.tokens.not_revoked(&self.principal) {
+            return self.counted(error_response(e));
+        }
         let resp = self.executor.execute_as(self.principal.clone(), self.meta(), request).await;
         self.counted(resp)
     }
@@ -180,6 +185,9 @@ impl async_graphql::Executor for SocketExecutor {
             if shape.operation != OperationType::Subscription {
                 let resp = async_graphql::Executor::execute(&this, request).await;
                 return one(resp);
+            }
+            if let Err(e) = this.executor.tokens.not_revoked(&this.principal) {
+                return one(this.counted(error_response(e)));
             }
             if this.principal.api().is_none() {
                 if let Err(e) = ratelimit::check_request_rate(&this.executor.limiter, &this.principal, 1).await {

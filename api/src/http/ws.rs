@@ -6,7 +6,8 @@
 //! when a well-formed message other than `connection_init` comes first, 4403 for a bad
 //! token. Afterwards the socket closes with 4401 when its token expires (unless the
 //! client sent a fresh one in a `ping` payload: `{"authorization": "Bearer ..."}`), and
-//! with 4403 when its session is revoked.
+//! with 4403 when the token that opened it is revoked (its session ended, the API token
+//! or worker token revoked, a plan change).
 //!
 //! Queries and mutations sent over the socket run like HTTP ones, each in its own
 //! transaction ([`SocketExecutor`]). A socket that has been silent for
@@ -16,11 +17,9 @@
 //! "Timeout"), so a dead mobile connection is freed within two intervals.
 use super::HttpState;
 use crate::{
-    auth::{authenticate, tokens::TokenService},
+    auth::{authenticate, revocations, tokens::TokenService},
     db::RequestMeta,
-    events::Event,
     graphql::execute::SocketExecutor,
-    model::ApiScope,
     principal::Principal,
 };
 use async_graphql::http::{ClientMessage, ALL_WEBSOCKET_PROTOCOLS};
@@ -99,16 +98,11 @@ pub async fn graphql_ws(
                 return;
             }
         };
-        // An API token on a socket may only follow jobs, and only with jobs:read.
-        if let Some(api) = principal.claims().and_then(|c| c.api.as_ref()) {
-            if state.tokens.authorize_api(api, ApiScope::JobsRead, "jobUpdated", None).is_err() {
-                let _ = sink.send(close(4403, "Forbidden")).await;
-                return;
-            }
-        }
+        // What a socket's caller may do is decided per field by the fields' guards, as
+        // over HTTP (one authorization path): nothing is decided here about scopes.
         let (expiry_tx, mut expiry_rx) = watch::channel(principal.expires_at());
         let reauth = Reauth { tokens: state.tokens.clone(), user_id: principal.user_id(), expiry: Arc::new(expiry_tx) };
-        let session = principal.claims().map(|c| (c.user_id, c.session_id));
+        let authenticated = principal.clone();
         let executor = SocketExecutor::new(state.executor.clone(), principal.clone(), meta, state.metrics.clone());
         let mut data = async_graphql::Data::default();
         data.insert(principal);
@@ -148,6 +142,9 @@ pub async fn graphql_ws(
         let mut served = false;
         let mut keepalive_tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         let mut ping_sent: Option<Instant> = None;
+        // The protocol's side holds the expiry's sender (in-band renewal): once it ended,
+        // no renewal can come, and the socket ends through `out_rx` with its close code.
+        let mut renewals_over = false;
         let verdict = loop {
             let deadline = *expiry_rx.borrow();
             let until_expiry = async move {
@@ -166,6 +163,11 @@ pub async fn graphql_ws(
                 _ = until_expiry => break Some((4401, "Unauthorized: the token expired".to_owned())),
                 Some(why) = malformed_rx.recv() => break Some((4400, why)),
                 _ = keepalive_tick.tick() => {
+                    // A revocation this instance learnt without an event (reloaded from
+                    // Postgres after a Redis outage) closes the socket by the next tick.
+                    if state.tokens.not_revoked(&authenticated).is_err() {
+                        break Some((4403, "Forbidden: the token was revoked".to_owned()));
+                    }
                     let heard = *last_heard.lock().unwrap();
                     // The last ping had a whole interval to be answered.
                     if ping_sent.take().is_some_and(|sent| heard < sent) {
@@ -178,14 +180,19 @@ pub async fn graphql_ws(
                         ping_sent = Some(Instant::now());
                     }
                 }
-                changed = expiry_rx.changed() => if changed.is_err() { break None },
+                changed = expiry_rx.changed(), if !renewals_over => if changed.is_err() { renewals_over = true },
                 event = events.recv() => match event {
-                    Ok(Event::SessionsRevoked { user_id, session_id }) => {
-                        if session.is_some_and(|(u, s)| u == user_id && session_id.is_none_or(|r| r == s)) {
-                            break Some((4403, "Forbidden: the session was revoked".to_owned()));
+                    // Whatever revokes the token that opened the socket closes it.
+                    Ok(event) if revocations::ends(&event, &authenticated) => {
+                        break Some((4403, "Forbidden: the token was revoked".to_owned()));
+                    }
+                    Ok(_) => {}
+                    // Revocations may be among the missed events: check the token itself.
+                    Err(RecvError::Lagged(_)) => {
+                        if state.tokens.not_revoked(&authenticated).is_err() {
+                            break Some((4403, "Forbidden: the token was revoked".to_owned()));
                         }
                     }
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => break None,
                 },
             }

@@ -2,7 +2,10 @@
 //! `jobUpdated` subscription.
 use super::service::{self, Claimed, JobFilter, QueueSettings};
 use crate::{
-    auth::guards::{scope, ActiveSubscription, NoApiTokens, SignedIn, UserOrWorker, WorkerOnly},
+    auth::{
+        guards::{live_check, scope, ActiveSubscription, ApiRule, NoApiTokens, SignedIn, UserOrWorker, WorkerOnly},
+        tokens::TokenService,
+    },
     db::{data, live, RequestTx},
     error::{parse_id, AppError},
     events::{Event, EventBus},
@@ -273,7 +276,9 @@ impl JobsSubscription {
         let principal = data::<Principal>(ctx)?.clone();
         let user_id = principal.user_id();
         let only = id.map(|i| parse_id("id", &i)).transpose()?;
-        let reader = data::<live::LiveSource>(ctx)?.reader(principal);
+        let tokens = data::<Arc<TokenService>>(ctx)?.clone();
+        let recheck = live_check(tokens, ApiRule::Scope(ApiScope::JobsRead), "jobUpdated");
+        let reader = data::<live::LiveSource>(ctx)?.reader(principal, recheck);
         // Routing is a shortcut; the re-read is the guarantee.
         let route = move |e: &Event| match e {
             Event::JobChanged { user_id: owner, job_id }

@@ -215,9 +215,9 @@ pub async fn claim(
         .await?
         .ok_or_else(|| anyhow::anyhow!("a claimed job is not visible to its worker"))?;
     append_log(tx, &job, "info", &format!("claimed (attempt {} of {})", job.attempts, job.max_attempts)).await?;
-    // The input is read as the owner: the worker's role cannot see drafts or photos.
-    tx.act_as_user(Role::User, owner).await?;
-    let input = work_input(tx, photos, &job).await?;
+    // The input is read as the owner (the worker's role cannot see drafts or photos),
+    // in a scope: the rest of the worker's request runs as the worker again.
+    let input = tx.acting_as_user(Role::User, owner, work_input(tx, photos, &job)).await?;
     tx.emit(Event::JobChanged { user_id: owner, job_id: id });
     Ok(Some(Claimed { job, input }))
 }
@@ -281,8 +281,7 @@ pub async fn complete(tx: &RequestTx, id: Uuid, result: Option<Value>) -> AppRes
     model.updated_at = Set(now.into());
     let job = model.update(tx).await?;
     append_log(tx, &job, "info", "completed").await?;
-    tx.act_as_user(Role::User, job.user_id).await?;
-    apply_result(tx, &job, &result).await?;
+    tx.acting_as_user(Role::User, job.user_id, apply_result(tx, &job, &result)).await?;
     tx.emit(Event::JobChanged { user_id: job.user_id, job_id: id });
     Ok(job)
 }

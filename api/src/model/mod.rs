@@ -291,6 +291,10 @@ vocabulary! {
         UsageRead = "usage:read",
         /// Read the subscription and invoices.
         BillingRead = "billing:read",
+        /// Read the activity log and the dashboard: every action of the account (sign-ins,
+        /// API tokens' names and scopes, billing changes), so never implied by another
+        /// scope.
+        ActivityRead = "activity:read",
     }
 }
 

@@ -2,7 +2,10 @@
 //! `notificationAdded` subscription.
 use super::{service, store};
 use crate::{
-    auth::guards::{NoApiTokens, SignedIn},
+    auth::{
+        guards::{live_check, ApiRule, NoApiTokens, SignedIn},
+        tokens::TokenService,
+    },
     db::{data, live, RequestTx},
     error::parse_id,
     events::{Event, EventBus},
@@ -87,7 +90,9 @@ impl NotificationsSubscription {
     async fn notification_added(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Notification>>> {
         let principal = data::<Principal>(ctx)?.clone();
         let user_id = principal.user_id();
-        let reader = data::<live::LiveSource>(ctx)?.reader(principal);
+        let tokens = data::<Arc<TokenService>>(ctx)?.clone();
+        let recheck = live_check(tokens, ApiRule::NoApiTokens, "notificationAdded");
+        let reader = data::<live::LiveSource>(ctx)?.reader(principal, recheck);
         let route = move |e: &Event| match e {
             Event::NotificationAdded { user_id: owner, notification_id } if Some(*owner) == user_id => {
                 Some(*notification_id)

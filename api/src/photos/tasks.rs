@@ -59,7 +59,7 @@ async fn sweep(pool: &DatabaseConnection, storage: &Storage, timeout_ms: u64) ->
     let tx = RequestTx::begin(pool, Principal::System, meta(), timeout_ms).await?;
     let mut n = 0;
     for (user_id, id) in expired {
-        tx.act_as(DbRole::User, user_id).await?;
+        tx.act_for_system(DbRole::User, user_id).await?;
         n += tx
             .execute(Statement::from_sql_and_values(
                 DbBackend::Postgres,

@@ -31,7 +31,8 @@ export type CreateApiTokenInput = {
   name: string;
   /**
    * Scopes: drafts:read, drafts:write, jobs:read, jobs:write, accounts:read,
-   * accounts:write, usage:read, billing:read.
+   * accounts:write, usage:read, billing:read, activity:read (which fields each one
+   * opens: README, "API token scopes").
    */
   scopes: Array<string>;
 };

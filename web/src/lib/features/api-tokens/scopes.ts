@@ -10,6 +10,7 @@ export const SCOPES = [
   'accounts:write',
   'usage:read',
   'billing:read',
+  'activity:read',
 ] as const;
 
 const LABELS: Record<(typeof SCOPES)[number], [string, string]> = {
@@ -21,6 +22,7 @@ const LABELS: Record<(typeof SCOPES)[number], [string, string]> = {
   'accounts:write': ['Gérer les comptes connectés', 'Manage connected accounts'],
   'usage:read': ['Lire la consommation', 'Read usage'],
   'billing:read': ['Lire la facturation', 'Read billing'],
+  'activity:read': ["Lire l'historique et le tableau de bord", 'Read activity and the dashboard'],
 };
 
 export function scopeLabel(scope: string, locale: Locale): string {
