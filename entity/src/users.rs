@@ -14,6 +14,7 @@ pub struct Model {
     pub email_verified_at: Option<DateTimeWithTimeZone>,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
+    pub locale: String,
 }
 
 /// No relations are navigated through sea-orm.

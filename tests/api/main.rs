@@ -8,6 +8,7 @@ mod api_tokens;
 mod billing;
 mod drafts;
 mod edge;
+mod email;
 mod faults;
 mod isolation;
 mod isolation_model;

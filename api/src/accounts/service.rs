@@ -23,8 +23,9 @@ use crate::{
     email::{service as outbox, templates},
     error::{AppError, AppResult},
     events::{Event, EventBus},
-    model::{PlanCode, Role},
+    model::{Locale, PlanCode, Role},
     principal::Principal,
+    secretbox::SecretBox,
 };
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::users;
@@ -71,6 +72,8 @@ pub struct AccountDeps {
     pub bus: Arc<EventBus>,
     /// Plans and their quotas, carried in access tokens.
     pub catalog: Arc<Catalog>,
+    /// Seals the one-time tokens of queued mail.
+    pub sealer: Arc<SecretBox>,
 }
 
 /// Everything account operations need besides the request's transaction.
@@ -83,23 +86,25 @@ pub struct AccountService {
     public_url: String,
     bus: Arc<EventBus>,
     catalog: Arc<Catalog>,
+    sealer: Arc<SecretBox>,
 }
 
 impl AccountService {
     /// Wires the service.
     pub fn new(deps: AccountDeps) -> Self {
-        let AccountDeps { pool, passwords, tokens, limiter, config, public_url, bus, catalog } = deps;
-        AccountService { pool, passwords, tokens, limiter, config, public_url, bus, catalog }
+        let AccountDeps { pool, passwords, tokens, limiter, config, public_url, bus, catalog, sealer } = deps;
+        AccountService { pool, passwords, tokens, limiter, config, public_url, bus, catalog, sealer }
     }
 
-    /// Creates an account and signs it in; a verification e-mail goes to the outbox.
+    /// Creates an account in `locale` and signs it in; a verification e-mail goes to
+    /// the outbox.
     ///
     /// Errors: BAD_USER_INPUT (`email`, `password`); CONFLICT (the address has an
     /// account); INTERNAL.
-    pub async fn register(&self, tx: &RequestTx, email: &str, password: &str) -> AppResult<SignedIn> {
+    pub async fn register(&self, tx: &RequestTx, email: &str, password: &str, locale: Locale) -> AppResult<SignedIn> {
         let email = EmailAddress::parse("email", email)?;
         let password = NewPassword::parse("password", password)?;
-        let user = self.insert_user(tx, &email, &password.0, Role::User).await?;
+        let user = self.insert_user(tx, &email, &password.0, Role::User, locale).await?;
         self.send_verification(tx, &user).await?;
         let session = self.open_session(tx, &user).await?;
         activity::record(tx, Entry::by_user(user.id, "account.register", Some(("session", session.0)), json!({})))
@@ -213,7 +218,8 @@ impl AccountService {
         tx.act_as_user(Role::User, user_id).await?;
         let (token, id) =
             insert_token(tx, Kind::ResetPassword, "reset_password", user_id, RESET_PASSWORD_TTL_HOURS).await?;
-        outbox::enqueue(tx, user_id, email.as_str(), templates::reset_password(&self.public_url, &token)).await?;
+        let message = templates::reset_password(&self.public_url, &token);
+        outbox::enqueue_sealed(tx, &self.sealer, user_id, email.as_str(), message).await?;
         let subject = Some(("one_time_token", id));
         activity::record(tx, Entry::by_user(user_id, "account.request_password_reset", subject, json!({}))).await?;
         Ok(true)
@@ -249,6 +255,24 @@ impl AccountService {
         Ok(true)
     }
 
+    /// Changes the caller's profile: each `Some` field is set.
+    ///
+    /// Errors: UNAUTHENTICATED; INTERNAL.
+    pub async fn update_profile(&self, tx: &RequestTx, locale: Option<Locale>) -> AppResult<users::Model> {
+        let user_id = tx.user_id()?;
+        if let Some(locale) = locale {
+            tx.execute(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "UPDATE users SET locale = $1, updated_at = now() WHERE id = $2",
+                [locale.as_str().into(), user_id.into()],
+            ))
+            .await?;
+            activity::record(tx, Entry::by_user(user_id, "account.update_profile", None, json!({ "locale": locale })))
+                .await?;
+        }
+        load_user(tx, user_id).await
+    }
+
     /// Creates an admin account with a generated password (printed once by the CLI).
     ///
     /// Errors: BAD_USER_INPUT (`email`); CONFLICT; INTERNAL.
@@ -256,7 +280,8 @@ impl AccountService {
         let email = EmailAddress::parse("email", email)?;
         let password: String = rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect();
         let tx = self.begin(Principal::Anonymous, RequestMeta::internal("cli")).await?;
-        let user = self.insert_user(&tx, &email, &SecretString::from(password.clone()), Role::Admin).await?;
+        let user =
+            self.insert_user(&tx, &email, &SecretString::from(password.clone()), Role::Admin, Locale::Fr).await?;
         activity::record(&tx, Entry::by_user(user.id, "account.create_admin", None, json!({}))).await?;
         tx.commit(&self.bus).await?;
         Ok((user, password))
@@ -272,6 +297,7 @@ impl AccountService {
         email: &EmailAddress,
         password: &SecretString,
         role: Role,
+        locale: Locale,
     ) -> AppResult<users::Model> {
         let hash = self.passwords.hash(password).await?;
         let id = Uuid::now_v7();
@@ -284,6 +310,7 @@ impl AccountService {
             role: Set(role.as_str().to_owned()),
             plan: Set(PlanCode::Free.as_str().to_owned()),
             email_verified_at: Set((role != Role::User).then(|| now.into())),
+            locale: Set(locale.as_str().to_owned()),
             created_at: Set(now.into()),
             updated_at: Set(now.into()),
         }
@@ -294,7 +321,8 @@ impl AccountService {
 
     async fn send_verification(&self, tx: &RequestTx, user: &users::Model) -> AppResult<()> {
         let (token, _) = insert_token(tx, Kind::VerifyEmail, "verify_email", user.id, VERIFY_EMAIL_TTL_HOURS).await?;
-        outbox::enqueue(tx, user.id, &user.email, templates::verify_email(&self.public_url, &token)).await?;
+        let message = templates::verify_email(&self.public_url, &token);
+        outbox::enqueue_sealed(tx, &self.sealer, user.id, &user.email, message).await?;
         Ok(())
     }
 

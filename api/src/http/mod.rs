@@ -4,6 +4,7 @@ pub mod cors;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
+pub mod pages;
 pub mod storage;
 pub mod webhooks;
 pub mod ws;
@@ -60,6 +61,8 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/metrics", get(metrics::metrics))
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
         .at("/webhooks/stripe", poem::post(webhooks::stripe))
+        .at("/verify-email", get(pages::verify_email))
+        .at("/reset-password", get(pages::reset_password))
         .data(state);
     cors::for_origins(route, &origins).around(move |ep, req| observe(ep, req, metrics.clone(), limits))
 }

@@ -358,6 +358,42 @@ vocabulary! {
         QuotaWarning = "quota_warning",
         /// 100% of a quota is used.
         QuotaReached = "quota_reached",
+        /// A test message (`plinth mail test`).
+        Test = "test",
+    }
+}
+
+vocabulary! {
+    /// The language a user's mail is written in.
+    #[derive(Enum)]
+    pub enum Locale as "locale" {
+        /// French (the default).
+        Fr = "fr",
+        /// English.
+        En = "en",
+    }
+}
+
+impl Locale {
+    /// The first supported language of an `Accept-Language` header, by quality; None
+    /// when it names neither French nor English.
+    pub fn from_accept_language(header: &str) -> Option<Locale> {
+        let mut best: Option<(f32, Locale)> = None;
+        for part in header.split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
+            let primary = tag.split('-').next().unwrap_or("");
+            let locale = match primary {
+                "fr" => Locale::Fr,
+                "en" => Locale::En,
+                _ => continue,
+            };
+            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, locale));
+            }
+        }
+        best.map(|(_, l)| l)
     }
 }
 
