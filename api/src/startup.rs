@@ -317,6 +317,11 @@ impl Application {
                     config.database.statement_timeout_ms,
                 ),
                 billing::tasks::expire_grace(services.billing.clone(), config.jobs.sweep * 12),
+                crate::email::sequences::task(
+                    services.pool.clone(),
+                    config.mail.sequences_every,
+                    config.database.statement_timeout_ms,
+                ),
             ],
         );
         let mail = MailWorkers(services.start_mail_workers(config.mail.workers));
@@ -342,6 +347,7 @@ impl Application {
             bus: services.bus.clone(),
             billing: services.billing.clone(),
             redis: services.redis.clone(),
+            sealer: services.sealer.clone(),
         });
         Ok(Application {
             acceptor,

@@ -17,6 +17,7 @@ mod m20261130_000010_create_billing_checkouts;
 mod m20261130_000011_create_billing_tax_ids;
 mod m20261130_000012_record_billing_disputes;
 mod m20261201_000201_deliver_email;
+mod m20261201_000202_create_email_sequences;
 pub mod rls;
 
 /// A short hash of every migration source file; changes whenever a migration does.
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_create_billing_tax_ids::Migration),
             Box::new(m20261130_000012_record_billing_disputes::Migration),
             Box::new(m20261201_000201_deliver_email::Migration),
+            Box::new(m20261201_000202_create_email_sequences::Migration),
         ]
     }
 }

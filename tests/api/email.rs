@@ -412,3 +412,108 @@ async fn the_password_reset_journey_over_http() {
     // And the password-changed notice follows.
     sendgrid.wait_accepted(3).await;
 }
+
+/// Runs the onboarding scheduler as of `now() + offset` (the controllable clock).
+async fn run_sequences(app: &TestApp, offset: &str) -> i32 {
+    sqlx::query_scalar("SELECT priv.email_sequences_run(now() + $1::interval)")
+        .bind(offset)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+async fn steps(app: &TestApp, user: Uuid) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT step, outcome FROM email_sequence_steps WHERE user_id = $1 ORDER BY created_at, step")
+        .bind(user)
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn onboarding_follows_the_data_and_stops_on_unsubscribe_and_on_payment() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_SEQUENCES_SECS", "3600").spawn().await;
+    let [ann, bob, carol, dave] =
+        [app.register("ann").await, app.register("bob").await, app.register("carol").await, app.register("dave").await];
+    // Day 0: a welcome each, once however often the scheduler runs.
+    assert_eq!(run_sequences(&app, "1 minute").await, 4);
+    assert_eq!(run_sequences(&app, "2 minutes").await, 0);
+    let welcome = sendgrid.mail_to(&bob.email).await;
+    assert_eq!(welcome.body["categories"], json!(["onboarding_welcome"]));
+    assert_eq!(welcome.body["subject"], "Bienvenue sur Plinth");
+    let header = welcome.body["headers"]["List-Unsubscribe"].as_str().expect("List-Unsubscribe").to_owned();
+    assert_eq!(welcome.body["headers"]["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
+    let link = header.trim_start_matches('<').trim_end_matches('>').to_owned();
+    assert!(welcome.content("text/plain").contains(&link));
+    // Ann connects an account; Bob unsubscribes with the link, without a session; Carol pays.
+    sqlx::query(
+        "INSERT INTO marketplace_accounts (id, user_id, platform, display_name) VALUES ($1, $2, 'vinted', 'Ann')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(ann.id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let page = app.http().get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let prefs = "{ emailPreferences { onboarding productNews } }";
+    let before = app.gql(Some(&bob.access), prefs, json!({})).await;
+    assert_eq!(before["data"]["emailPreferences"]["onboarding"], true, "a GET changes nothing");
+    let forged = app.http().post(link.replace("c=onboarding", "c=product_news")).body("List-Unsubscribe=One-Click");
+    assert_eq!(forged.send().await.unwrap().status(), 400);
+    let one_click = app
+        .http()
+        .post(&link)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one_click.status(), 200);
+    let after = app.gql(Some(&bob.access), prefs, json!({})).await;
+    assert_eq!(after["data"]["emailPreferences"], json!({ "onboarding": false, "productNews": true }));
+    sqlx::query("UPDATE users SET plan = 'pro' WHERE id = $1").bind(carol.id).execute(&app.db).await.unwrap();
+    // Day 1: only Dave is asked to connect an account (Ann did it: skipped).
+    assert_eq!(run_sequences(&app, "1 day 1 hour").await, 1);
+    // Day 3: Ann and Dave are asked for a first scan.
+    assert_eq!(run_sequences(&app, "3 days 1 hour").await, 2);
+    assert_eq!(run_sequences(&app, "3 days 2 hours").await, 0);
+    let s = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+    assert_eq!(
+        steps(&app, ann.id).await,
+        s(&[("onboarding_welcome", "queued"), ("onboarding_connect", "skipped"), ("onboarding_scan", "queued")])
+    );
+    assert_eq!(steps(&app, bob.id).await, s(&[("onboarding_welcome", "queued")]));
+    assert_eq!(steps(&app, carol.id).await, s(&[("onboarding_welcome", "queued")]));
+    assert_eq!(steps(&app, dave.id).await.len(), 3);
+    // A moment long past a step's window sends no backlog.
+    assert_eq!(run_sequences(&app, "30 days").await, 0);
+    let sent = sendgrid.wait_accepted(4 + 4 + 1 + 2).await;
+    assert!(sent.iter().all(|m| m.to() != bob.email || m.body["categories"][0] != "onboarding_scan"));
+}
+
+#[tokio::test]
+async fn email_preferences_are_read_and_changed_by_their_owner() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let r = app.gql(Some(&ann.access), "{ emailPreferences { onboarding productNews } }", json!({})).await;
+    assert_eq!(r["data"]["emailPreferences"], json!({ "onboarding": true, "productNews": true }));
+    let m =
+        "mutation($i: UpdateEmailPreferencesInput!) { updateEmailPreferences(input: $i) { onboarding productNews } }";
+    let r = app.gql(Some(&ann.access), m, json!({ "i": { "productNews": false } })).await;
+    assert_eq!(r["data"]["updateEmailPreferences"], json!({ "onboarding": true, "productNews": false }));
+    let anon = app.gql(None, m, json!({ "i": { "productNews": false } })).await;
+    assert_eq!(crate::helpers::code(&anon), "UNAUTHENTICATED");
+    let bad = app.http().post(app.url("/unsubscribe?u=nope&c=onboarding&s=00")).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad = app
+        .http()
+        .post(app.url(&format!("/unsubscribe?u={}&c=onboarding&s={}", ann.id, "0".repeat(32))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let r = app.gql(Some(&ann.access), "{ emailPreferences { onboarding } }", json!({})).await;
+    assert_eq!(r["data"]["emailPreferences"]["onboarding"], true);
+}

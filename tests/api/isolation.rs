@@ -231,6 +231,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
         ("email_backlog", "plinth_system"),
         ("email_claim", "plinth_system"),
         ("email_record", "plinth_system"),
+        ("email_sequences_run", "plinth_system"),
         ("login_lookup", "plinth_anon"),
         ("requeue_expired_jobs", "plinth_system"),
         ("user_for_stripe_customer", "plinth_system"),

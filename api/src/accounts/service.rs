@@ -311,6 +311,8 @@ impl AccountService {
             plan: Set(PlanCode::Free.as_str().to_owned()),
             email_verified_at: Set((role != Role::User).then(|| now.into())),
             locale: Set(locale.as_str().to_owned()),
+            email_onboarding: Set(true),
+            email_product_news: Set(true),
             created_at: Set(now.into()),
             updated_at: Set(now.into()),
         }

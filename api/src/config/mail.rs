@@ -49,6 +49,8 @@ pub struct MailConfig {
     /// another may take it (a crashed worker's rows); at least twice the timeout
     /// (3 x timeout + 30 s).
     pub lease: Duration,
+    /// `PLINTH_MAIL_SEQUENCES_SECS`: how often the onboarding sequence is scheduled (300).
+    pub sequences_every: Duration,
 }
 
 impl MailConfig {
@@ -94,6 +96,7 @@ impl MailConfig {
             from,
             timeout,
             lease,
+            sequences_every: Duration::from_secs(v.parse("PLINTH_MAIL_SEQUENCES_SECS", 300u64)?.max(1)),
             batch: v.parse("PLINTH_MAIL_BATCH", 20u32)?.clamp(1, 500),
             workers: v.parse("PLINTH_MAIL_WORKERS", 1u32)?.min(64),
             max_attempts: v.parse("PLINTH_MAIL_MAX_ATTEMPTS", 8i32)?.max(1),

@@ -17,6 +17,7 @@
 //! one-time secret is opened only to write the mail and is erased once the row is sent
 //! or failed.
 use super::{
+    preferences::unsubscribe_link,
     provider::{Outgoing, Provider, SendError},
     render::Renderer,
 };
@@ -235,7 +236,18 @@ impl Delivery {
             }
             None => None,
         };
-        let rendered = self.renderer.render(template, locale, &row.data, link.as_deref(), None)?;
+        // Mail a preference can stop carries a signed one-click unsubscribe (RFC 8058).
+        let unsubscribe = template
+            .preference()
+            .map(|category| unsubscribe_link(&self.sealer, self.renderer.public_url(), row.user_id, category));
+        let rendered = self.renderer.render(template, locale, &row.data, link.as_deref(), unsubscribe.as_deref())?;
+        let headers = match unsubscribe {
+            Some(url) => vec![
+                ("List-Unsubscribe".to_owned(), format!("<{url}>")),
+                ("List-Unsubscribe-Post".to_owned(), "List-Unsubscribe=One-Click".to_owned()),
+            ],
+            None => Vec::new(),
+        };
         Ok(Outgoing {
             id: row.id,
             to: row.to.clone(),
@@ -243,7 +255,7 @@ impl Delivery {
             subject: rendered.subject,
             text: rendered.text,
             html: rendered.html,
-            headers: Vec::new(),
+            headers,
         })
     }
 

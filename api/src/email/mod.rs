@@ -4,8 +4,11 @@
 //! locale and sent by the delivery worker ([`delivery`]) through the configured
 //! provider ([`provider`]).
 pub mod delivery;
+pub mod graphql;
+pub mod preferences;
 pub mod provider;
 pub mod render;
+pub mod sequences;
 pub mod service;
 pub mod store;
 pub mod templates;

@@ -46,6 +46,14 @@ const SOURCES: &[(&str, &str)] = sources!(
     "quota_reached.en.j2",
     "test.fr.j2",
     "test.en.j2",
+    "onboarding_welcome.fr.j2",
+    "onboarding_welcome.en.j2",
+    "onboarding_connect.fr.j2",
+    "onboarding_connect.en.j2",
+    "onboarding_scan.fr.j2",
+    "onboarding_scan.en.j2",
+    "onboarding_tips.fr.j2",
+    "onboarding_tips.en.j2",
 );
 
 /// A message written out.
@@ -114,6 +122,11 @@ impl Renderer {
             html: build(AutoEscape::Html)?,
             public_url: public_url.trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// The base of the links in mail.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// Writes `template` in `locale` from its `data`; `link` (a link carrying the
@@ -201,7 +214,9 @@ mod tests {
         for template in EmailTemplate::ALL {
             for locale in Locale::ALL {
                 let (data, link) = sample_data(*template);
-                let out = r.render(*template, *locale, &data, link, None).unwrap();
+                let unsubscribe =
+                    template.preference().map(|_| "https://plinth.example/unsubscribe?u=1&c=onboarding&s=SIG");
+                let out = r.render(*template, *locale, &data, link, unsubscribe).unwrap();
                 let name = format!("{}_{}", template.as_str(), locale.as_str());
                 insta::assert_snapshot!(format!("{name}_subject"), out.subject);
                 insta::assert_snapshot!(format!("{name}_text"), out.text);

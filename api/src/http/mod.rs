@@ -41,6 +41,8 @@ pub struct HttpState {
     pub billing: Arc<crate::billing::service::BillingService>,
     /// The link to Redis, when configured (readiness detail, metrics).
     pub redis: Option<Arc<crate::shared_redis::SharedRedis>>,
+    /// Signs and checks the links of e-mails (unsubscribe).
+    pub sealer: Arc<crate::secretbox::SecretBox>,
 }
 
 /// Per-request id, set by the middleware and read by handlers.
@@ -63,6 +65,7 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/webhooks/stripe", poem::post(webhooks::stripe))
         .at("/verify-email", get(pages::verify_email))
         .at("/reset-password", get(pages::reset_password))
+        .at("/unsubscribe", get(pages::unsubscribe_page).post(pages::unsubscribe))
         .data(state);
     cors::for_origins(route, &origins).around(move |ep, req| observe(ep, req, metrics.clone(), limits))
 }

@@ -360,6 +360,14 @@ vocabulary! {
         QuotaReached = "quota_reached",
         /// A test message (`plinth mail test`).
         Test = "test",
+        /// Onboarding, day 0: welcome.
+        OnboardingWelcome = "onboarding_welcome",
+        /// Onboarding, day 1: connect a marketplace account.
+        OnboardingConnect = "onboarding_connect",
+        /// Onboarding, day 3: run a first scan.
+        OnboardingScan = "onboarding_scan",
+        /// Onboarding, day 7: tips.
+        OnboardingTips = "onboarding_tips",
     }
 }
 
@@ -371,6 +379,20 @@ vocabulary! {
         Fr = "fr",
         /// English.
         En = "en",
+    }
+}
+
+impl EmailTemplate {
+    /// The preference that stops this mail (it then carries an unsubscribe link), or None
+    /// for transactional mail, which is always sent.
+    pub fn preference(self) -> Option<&'static str> {
+        match self {
+            EmailTemplate::OnboardingWelcome
+            | EmailTemplate::OnboardingConnect
+            | EmailTemplate::OnboardingScan
+            | EmailTemplate::OnboardingTips => Some("onboarding"),
+            _ => None,
+        }
     }
 }
 
