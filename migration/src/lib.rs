@@ -18,6 +18,7 @@ mod m20261130_000011_create_billing_tax_ids;
 mod m20261130_000012_record_billing_disputes;
 mod m20261201_000201_deliver_email;
 mod m20261201_000202_create_email_sequences;
+mod m20261201_000203_record_mail_events;
 pub mod rls;
 
 /// A short hash of every migration source file; changes whenever a migration does.
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000012_record_billing_disputes::Migration),
             Box::new(m20261201_000201_deliver_email::Migration),
             Box::new(m20261201_000202_create_email_sequences::Migration),
+            Box::new(m20261201_000203_record_mail_events::Migration),
         ]
     }
 }

@@ -28,6 +28,10 @@ CREATE TABLE email_sequence_steps (
   PRIMARY KEY (user_id, step)
 );
 
+"#;
+
+/// The scheduler (a later migration replaces it, adding a condition).
+pub(crate) const SEQUENCES_FUNCTION: &str = r#"
 -- Onboarding: day 0 welcome, day 1 connect a marketplace account, day 3 run a first
 -- scan, day 7 tips. A step is due from its day for two days (a restart or an outage
 -- shorter than that skips nothing; a user who joined before the sequence existed is not
@@ -68,8 +72,6 @@ CREATE FUNCTION priv.email_sequences_run(at timestamptz)
     )
     SELECT count(*)::int FROM queued
   $$;
-REVOKE ALL ON FUNCTION priv.email_sequences_run(timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION priv.email_sequences_run(timestamptz) TO plinth_system;
 "#;
 
 #[async_trait::async_trait]
@@ -77,6 +79,12 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         db.execute_unprepared(SQL).await?;
+        db.execute_unprepared(SEQUENCES_FUNCTION).await?;
+        db.execute_unprepared(
+            "REVOKE ALL ON FUNCTION priv.email_sequences_run(timestamptz) FROM PUBLIC;
+             GRANT EXECUTE ON FUNCTION priv.email_sequences_run(timestamptz) TO plinth_system;",
+        )
+        .await?;
         db.execute_unprepared(&tenant_table("email_sequence_steps", "user_id")).await?;
         db.execute_unprepared(&format!(
             "GRANT SELECT ON email_sequence_steps TO {USER_ROLES};

@@ -439,7 +439,7 @@ async fn onboarding_follows_the_data_and_stops_on_unsubscribe_and_on_payment() {
     // Day 0: a welcome each, once however often the scheduler runs.
     assert_eq!(run_sequences(&app, "1 minute").await, 4);
     assert_eq!(run_sequences(&app, "2 minutes").await, 0);
-    let welcome = sendgrid.mail_to(&bob.email).await;
+    let welcome = sendgrid.mail_of(&bob.email, "onboarding_welcome").await;
     assert_eq!(welcome.body["categories"], json!(["onboarding_welcome"]));
     assert_eq!(welcome.body["subject"], "Bienvenue sur Plinth");
     let header = welcome.body["headers"]["List-Unsubscribe"].as_str().expect("List-Unsubscribe").to_owned();
@@ -516,4 +516,96 @@ async fn email_preferences_are_read_and_changed_by_their_owner() {
     assert_eq!(bad.status(), 400);
     let r = app.gql(Some(&ann.access), "{ emailPreferences { onboarding } }", json!({})).await;
     assert_eq!(r["data"]["emailPreferences"]["onboarding"], true);
+}
+
+/// A SendGrid-style signing key for the event webhook, and the public key to configure.
+fn webhook_keys() -> (p256::ecdsa::SigningKey, String) {
+    use base64::Engine;
+    use p256::pkcs8::EncodePublicKey;
+    let key = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let der = key.verifying_key().to_public_key_der().unwrap();
+    (key, base64::engine::general_purpose::STANDARD.encode(der.as_bytes()))
+}
+
+/// POSTs `events` to the webhook signed with `key` at `timestamp`.
+async fn post_events(app: &TestApp, key: &p256::ecdsa::SigningKey, timestamp: i64, events: &Value) -> (u16, String) {
+    use base64::Engine;
+    use p256::ecdsa::signature::Signer;
+    let body = events.to_string();
+    let sig: p256::ecdsa::Signature = key.sign(format!("{timestamp}{body}").as_bytes());
+    let resp = app
+        .http()
+        .post(app.url("/webhooks/sendgrid"))
+        .header(
+            "X-Twilio-Email-Event-Webhook-Signature",
+            base64::engine::general_purpose::STANDARD.encode(sig.to_der()),
+        )
+        .header("X-Twilio-Email-Event-Webhook-Timestamp", timestamp.to_string())
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_signed_bounce_marks_the_address_undeliverable_and_stops_onboarding() {
+    let sendgrid = FakeSendGrid::start().await;
+    let (key, public) = webhook_keys();
+    let app = TestApp::builder()
+        .with_sendgrid(&sendgrid)
+        .with_env("PLINTH_SENDGRID_WEBHOOK_PUBLIC_KEY", &public)
+        .with_env("PLINTH_MAIL_SEQUENCES_SECS", "3600")
+        .spawn()
+        .await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let verify = sendgrid.mail_of(&ann.email, "verify_email").await;
+    let now = chrono::Utc::now().timestamp();
+    let events = json!([
+        { "email": ann.email, "event": "delivered", "timestamp": now, "outbox_id": verify.outbox_id(), "sg_message_id": "x" },
+        { "email": ann.email.to_uppercase(), "event": "bounce", "timestamp": now, "reason": "550 5.1.1 no such user", "type": "bounce" },
+    ]);
+    // Bad signatures: another key, a stale timestamp, a changed body; nothing written.
+    let other = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+    assert_eq!(post_events(&app, &other, now, &events).await.0, 400);
+    assert_eq!(post_events(&app, &key, now - 3600, &events).await.0, 400);
+    let unsigned = app.http().post(app.url("/webhooks/sendgrid")).body(events.to_string()).send().await.unwrap();
+    assert_eq!(unsigned.status(), 400);
+    assert_eq!(app.count("users WHERE email_undeliverable_at IS NOT NULL").await, 0);
+    // Signed: applied.
+    let (status, text) = post_events(&app, &key, now, &events).await;
+    assert_eq!((status, text.as_str()), (200, "applied 2"));
+    let (status, _) = post_events(&app, &key, now, &events).await;
+    assert_eq!(status, 200, "a redelivery is harmless");
+    let (reason,): (Option<String>,) = sqlx::query_as("SELECT email_undeliverable_reason FROM users WHERE id = $1")
+        .bind(ann.id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(reason.as_deref(), Some("bounce: 550 5.1.1 no such user"));
+    let (tracked,): (Option<String>,) = sqlx::query_as("SELECT provider_status FROM email_outbox WHERE id = $1::uuid")
+        .bind(verify.outbox_id())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(tracked.as_deref(), Some("delivered"));
+    // The user sees a notice in the app, once.
+    let n = app.gql(Some(&ann.access), "{ notifications { kind title } }", json!({})).await;
+    let kinds: Vec<&str> =
+        n["data"]["notifications"].as_array().unwrap().iter().filter_map(|x| x["kind"].as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "address_undeliverable").count(), 1, "{n}");
+    // Onboarding goes to Bob only.
+    assert_eq!(run_sequences(&app, "1 minute").await, 1);
+    assert_eq!(steps(&app, ann.id).await, Vec::<(String, String)>::new());
+    assert_eq!(steps(&app, bob.id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_sendgrid_webhook_is_refused_when_not_configured() {
+    let app = TestApp::spawn().await;
+    let (key, _) = webhook_keys();
+    let (status, text) = post_events(&app, &key, chrono::Utc::now().timestamp(), &json!([])).await;
+    assert_eq!((status, text.as_str()), (400, "the SendGrid event webhook is not configured"));
 }

@@ -230,6 +230,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
         ("claim_job", "plinth_worker"),
         ("email_backlog", "plinth_system"),
         ("email_claim", "plinth_system"),
+        ("email_provider_events", "plinth_system"),
         ("email_record", "plinth_system"),
         ("email_sequences_run", "plinth_system"),
         ("login_lookup", "plinth_anon"),

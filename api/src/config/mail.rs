@@ -49,6 +49,11 @@ pub struct MailConfig {
     /// another may take it (a crashed worker's rows); at least twice the timeout
     /// (3 x timeout + 30 s).
     pub lease: Duration,
+    /// `PLINTH_SENDGRID_WEBHOOK_PUBLIC_KEY`: the event webhook's verification key, as
+    /// SendGrid shows it (base64 of the DER public key); None refuses the webhook.
+    pub sendgrid_webhook_key: Option<p256::ecdsa::VerifyingKey>,
+    /// `PLINTH_SENDGRID_WEBHOOK_TOLERANCE_SECS`: accepted age of a signature (600).
+    pub sendgrid_webhook_tolerance_secs: i64,
     /// `PLINTH_MAIL_SEQUENCES_SECS`: how often the onboarding sequence is scheduled (300).
     pub sequences_every: Duration,
 }
@@ -96,6 +101,14 @@ impl MailConfig {
             from,
             timeout,
             lease,
+            sendgrid_webhook_key: match v.get("PLINTH_SENDGRID_WEBHOOK_PUBLIC_KEY") {
+                None => None,
+                Some(key) => Some(webhook_key(&key).ok_or(ConfigError {
+                    var: "PLINTH_SENDGRID_WEBHOOK_PUBLIC_KEY",
+                    message: "expected the base64 DER P-256 public key SendGrid shows".into(),
+                })?),
+            },
+            sendgrid_webhook_tolerance_secs: v.parse("PLINTH_SENDGRID_WEBHOOK_TOLERANCE_SECS", 600)?,
             sequences_every: Duration::from_secs(v.parse("PLINTH_MAIL_SEQUENCES_SECS", 300u64)?.max(1)),
             batch: v.parse("PLINTH_MAIL_BATCH", 20u32)?.clamp(1, 500),
             workers: v.parse("PLINTH_MAIL_WORKERS", 1u32)?.min(64),
@@ -105,4 +118,13 @@ impl MailConfig {
             poll: ms("PLINTH_MAIL_POLL_MS", 5000)?,
         })
     }
+}
+
+/// A P-256 public key from base64 DER (or a PEM block around it).
+fn webhook_key(text: &str) -> Option<p256::ecdsa::VerifyingKey> {
+    use base64::Engine;
+    use p256::pkcs8::DecodePublicKey;
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().join("");
+    let der = base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()?;
+    p256::ecdsa::VerifyingKey::from_public_key_der(&der).ok()
 }

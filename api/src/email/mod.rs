@@ -4,6 +4,7 @@
 //! locale and sent by the delivery worker ([`delivery`]) through the configured
 //! provider ([`provider`]).
 pub mod delivery;
+pub mod events;
 pub mod graphql;
 pub mod preferences;
 pub mod provider;

@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn every_template_renders_in_both_locales() {
         let r = Renderer::new("https://plinth.example").unwrap();
-        for template in EmailTemplate::ALL {
+        for template in EmailTemplate::ALL.iter().filter(|t| t.is_mailed()) {
             for locale in Locale::ALL {
                 let (data, link) = sample_data(*template);
                 let unsubscribe =

@@ -63,6 +63,7 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/metrics", get(metrics::metrics))
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
         .at("/webhooks/stripe", poem::post(webhooks::stripe))
+        .at("/webhooks/sendgrid", poem::post(webhooks::sendgrid))
         .at("/verify-email", get(pages::verify_email))
         .at("/reset-password", get(pages::reset_password))
         .at("/unsubscribe", get(pages::unsubscribe_page).post(pages::unsubscribe))

@@ -368,6 +368,8 @@ vocabulary! {
         OnboardingScan = "onboarding_scan",
         /// Onboarding, day 7: tips.
         OnboardingTips = "onboarding_tips",
+        /// Mail to the address bounced (a notification in the app; mailed to nobody).
+        AddressUndeliverable = "address_undeliverable",
     }
 }
 
@@ -383,6 +385,11 @@ vocabulary! {
 }
 
 impl EmailTemplate {
+    /// Whether the message is ever mailed (some are notifications only).
+    pub fn is_mailed(self) -> bool {
+        self != EmailTemplate::AddressUndeliverable
+    }
+
     /// The preference that stops this mail (it then carries an unsubscribe link), or None
     /// for transactional mail, which is always sent.
     pub fn preference(self) -> Option<&'static str> {

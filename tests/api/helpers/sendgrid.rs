@@ -115,6 +115,18 @@ impl FakeSendGrid {
         }
     }
 
+    /// The first accepted mail of `template` to `to`, waiting up to 15 s for it.
+    pub async fn mail_of(&self, to: &str, template: &str) -> Received {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(r) = self.accepted().into_iter().find(|r| r.to() == to && r.body["categories"][0] == template) {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "no {template} mail to {to} reached the SendGrid stand-in");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The last accepted mail to `to`, waiting up to 15 s for it.
     pub async fn mail_to(&self, to: &str) -> Received {
         let deadline = Instant::now() + Duration::from_secs(15);
