@@ -50,6 +50,26 @@ enum ServerCommand {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Deliver the outbox only (no HTTP server): PLINTH_MAIL_WORKERS loops (at least one).
+    Mailer,
+    /// Mail tasks.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Send one test message through the configured provider and print the outcome.
+    Test {
+        /// The recipient.
+        #[arg(long)]
+        to: String,
+        /// Its language: fr or en.
+        #[arg(long, default_value = "fr")]
+        locale: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,6 +130,10 @@ fn main() -> ExitCode {
             with(Config::from_env(), |c| c.base.log_format, |c| worker_token(c, action, kinds, days))
         }
         Command::Server(ServerCommand::Serve) => with(Config::from_env(), |c| c.base.log_format, serve),
+        Command::Server(ServerCommand::Mailer) => with(Config::from_env(), |c| c.base.log_format, mailer),
+        Command::Server(ServerCommand::Mail { command: MailCommand::Test { to, locale } }) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| mail_test(c, to, locale))
+        }
         Command::Server(ServerCommand::Admin { command: AdminCommand::Create { email } }) => {
             with(Config::from_env(), |c| c.base.log_format, |c| create_admin(c, email))
         }
@@ -237,6 +261,32 @@ async fn worker_token(
 /// `plinth serve`: the whole server.
 async fn serve(config: Config) -> anyhow::Result<()> {
     startup::Application::build(config).await?.run_until_stopped().await
+}
+
+/// `plinth mailer`: the delivery loops alone, until SIGINT or SIGTERM.
+async fn mailer(config: Config) -> anyhow::Result<()> {
+    let public_url = config.server.public_url_or_addr();
+    let workers = config.mail.workers.max(1);
+    let services = startup::Services::build(config, public_url).await?;
+    let handles = services.start_mail_workers(workers);
+    eprintln!("plinth mailer: {workers} delivery loop(s) running");
+    startup::shutdown_signal().await;
+    for h in &handles {
+        h.abort();
+    }
+    services.database.shutdown().await
+}
+
+/// `plinth mail test --to`: one message straight through the provider.
+async fn mail_test(config: Config, to: String, locale: String) -> anyhow::Result<()> {
+    let locale = api::model::Locale::parse(&locale).map_err(|e| anyhow::anyhow!("--locale: {e}"))?;
+    let public_url = config.server.public_url_or_addr();
+    let services = startup::Services::build(config, public_url).await?;
+    let sent = services.delivery.send_test(&to, locale).await;
+    services.database.shutdown().await?;
+    let id = sent?;
+    println!("sent through {} (provider id {})", services.delivery.provider_name(), id.unwrap_or_default());
+    Ok(())
 }
 
 /// `plinth admin create`: an admin account, through the server's services.

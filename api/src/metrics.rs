@@ -24,6 +24,11 @@ pub struct Metrics {
     /// 1 while an optional dependency answers, 0 while the instance runs degraded
     /// without it (`plinth_dependency_up{dependency}`).
     pub dependency_up: IntGaugeVec,
+    mail_deliveries: IntCounterVec,
+    /// Outbox rows waiting to be sent (`plinth_mail_pending`).
+    pub mail_pending: IntGauge,
+    /// Age in seconds of the oldest waiting row (`plinth_mail_oldest_pending_seconds`).
+    pub mail_oldest_pending_seconds: IntGauge,
 }
 
 impl Metrics {
@@ -60,6 +65,19 @@ impl Metrics {
             &["dependency"],
         )?;
         registry.register(Box::new(dependency_up.clone()))?;
+        let mail_deliveries = IntCounterVec::new(
+            Opts::new(
+                "mail_deliveries_total",
+                "Mail delivery attempts by template and outcome (sent, retried, failed)",
+            ),
+            &["template", "outcome"],
+        )?;
+        let mail_pending = IntGauge::new("mail_pending", "Outbox rows waiting to be sent")?;
+        let mail_oldest_pending_seconds =
+            IntGauge::new("mail_oldest_pending_seconds", "Age of the oldest outbox row waiting to be sent")?;
+        registry.register(Box::new(mail_deliveries.clone()))?;
+        registry.register(Box::new(mail_pending.clone()))?;
+        registry.register(Box::new(mail_oldest_pending_seconds.clone()))?;
         for c in [&requests, &graphql_errors, &task_runs] {
             registry.register(Box::new(c.clone()))?;
         }
@@ -79,6 +97,9 @@ impl Metrics {
             task_runs,
             task_last_success,
             dependency_up,
+            mail_deliveries,
+            mail_pending,
+            mail_oldest_pending_seconds,
         })
     }
 
@@ -100,6 +121,11 @@ impl Metrics {
             let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
             self.task_last_success.with_label_values(&[task]).set(now);
         }
+    }
+
+    /// Records one delivery attempt: `outcome` is `sent`, `retried` or `failed`.
+    pub fn mail_delivery(&self, template: &str, outcome: &str) {
+        self.mail_deliveries.with_label_values(&[template, outcome]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

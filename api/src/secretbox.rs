@@ -12,6 +12,8 @@ use std::path::Path;
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
+    /// A MAC key derived from the same key (signed links in e-mails).
+    mac: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -27,7 +29,13 @@ impl SecretBox {
     pub fn from_hex(hex_key: &str) -> anyhow::Result<Self> {
         let bytes = hex::decode(hex_key.trim()).context("expected 64 hex digits")?;
         anyhow::ensure!(bytes.len() == 32, "expected 64 hex digits (32 bytes)");
-        Ok(SecretBox { cipher: Aes256Gcm::new_from_slice(&bytes).context("AES key")? })
+        let mac = {
+            use hmac::Mac;
+            let mut m = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&bytes).context("MAC key")?;
+            m.update(b"plinth signed links v1");
+            m.finalize().into_bytes().into()
+        };
+        Ok(SecretBox { cipher: Aes256Gcm::new_from_slice(&bytes).context("AES key")?, mac })
     }
 
     /// The key kept in `path`, generated on first use (development only).
@@ -54,6 +62,24 @@ impl SecretBox {
         rand::rngs::OsRng.fill_bytes(&mut key);
         crate::fsutil::write_private(path, hex::encode(key).as_bytes())?;
         Ok(key.to_vec())
+    }
+
+    /// A signature of `message` (HMAC-SHA256 under a key derived from this box's, 128
+    /// bits, hex): for links that must work without signing in.
+    pub fn sign(&self, message: &[u8]) -> String {
+        use hmac::Mac;
+        let mut m = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.mac).expect("any key length");
+        m.update(message);
+        hex::encode(&m.finalize().into_bytes()[..16])
+    }
+
+    /// Whether `signature` is [`SecretBox::sign`]'s for `message` (constant time).
+    pub fn verify(&self, message: &[u8], signature: &str) -> bool {
+        use hmac::Mac;
+        let Ok(given) = hex::decode(signature) else { return false };
+        let mut m = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.mac).expect("any key length");
+        m.update(message);
+        m.verify_truncated_left(&given).is_ok() && given.len() == 16
     }
 
     /// Encrypts `plaintext` bound to `aad`: 12-byte random nonce, then ciphertext.
@@ -95,5 +121,16 @@ mod tests {
         assert!(b.open(&sealed, b"row-2").is_err());
         assert!(SecretBox::from_hex(&"22".repeat(32)).unwrap().open(&sealed, b"row-1").is_err());
         assert!(SecretBox::from_hex("abcd").is_err());
+    }
+
+    #[test]
+    fn signatures_verify_only_for_their_message_and_key() {
+        let b = SecretBox::from_hex(&"11".repeat(32)).unwrap();
+        let sig = b.sign(b"unsubscribe:1:onboarding");
+        assert!(b.verify(b"unsubscribe:1:onboarding", &sig));
+        assert!(!b.verify(b"unsubscribe:2:onboarding", &sig));
+        assert!(!b.verify(b"unsubscribe:1:onboarding", &sig[..16]));
+        assert!(!b.verify(b"unsubscribe:1:onboarding", "zz"));
+        assert!(!SecretBox::from_hex(&"22".repeat(32)).unwrap().verify(b"unsubscribe:1:onboarding", &sig));
     }
 }

@@ -17,6 +17,11 @@ use crate::{
     catalog::Catalog,
     config::{AuthConfig, Base, Config, DatabaseConfig},
     db::{self, live::LiveSource},
+    email::{
+        delivery::{self, Delivery, DeliverySettings},
+        provider::{self, Provider},
+        render::Renderer,
+    },
     events::EventBus,
     graphql::{self, execute::Executor},
     http::{self, HttpState},
@@ -122,6 +127,8 @@ pub struct Services {
     pub metrics: Metrics,
     /// The link to Redis, when configured.
     pub redis: Option<Arc<SharedRedis>>,
+    /// Mail delivery (its loops start with `start_mail_workers`).
+    pub delivery: Arc<Delivery>,
     /// The database's setup, kept to stop the embedded cluster at the end.
     pub database: DatabaseSetup,
 }
@@ -186,6 +193,23 @@ impl Services {
             config.database.statement_timeout_ms,
         ));
         let metrics = Metrics::new()?;
+        let provider: Arc<dyn Provider> = provider::from_config(&config.mail, &config.base.data_dir)?.into();
+        let delivery = Arc::new(Delivery::new(
+            pool.clone(),
+            provider,
+            Arc::new(Renderer::new(&public_url)?),
+            sealer.clone(),
+            metrics.clone(),
+            DeliverySettings {
+                batch: config.mail.batch,
+                lease: config.mail.lease,
+                max_attempts: config.mail.max_attempts,
+                backoff: config.mail.backoff,
+                max_backoff: config.mail.max_backoff,
+                poll: config.mail.poll,
+                statement_timeout_ms: config.database.statement_timeout_ms,
+            },
+        ));
         Ok(Services {
             config,
             pool,
@@ -200,8 +224,23 @@ impl Services {
             catalog,
             metrics,
             redis,
+            delivery,
             database,
         })
+    }
+
+    /// Starts `workers` delivery loops and the listener that wakes them; the handles
+    /// stop them (abort).
+    pub fn start_mail_workers(&self, workers: u32) -> Vec<tokio::task::JoinHandle<()>> {
+        if workers == 0 {
+            return Vec::new();
+        }
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let mut handles = vec![tokio::spawn(delivery::listen(self.database.runtime_url.clone(), wake.clone()))];
+        for _ in 0..workers {
+            handles.push(tokio::spawn(self.delivery.clone().run(wake.clone())));
+        }
+        handles
     }
 }
 
@@ -225,6 +264,18 @@ pub struct Application {
     endpoint: poem::endpoint::BoxEndpoint<'static>,
     database: DatabaseSetup,
     tasks: Supervisor,
+    mail: MailWorkers,
+}
+
+/// The delivery loops of this process, stopped when dropped.
+struct MailWorkers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for MailWorkers {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
 }
 
 impl Application {
@@ -274,8 +325,14 @@ impl Application {
                     config.storage.upload_sweep,
                     config.database.statement_timeout_ms,
                 ),
+                crate::email::sequences::task(
+                    services.pool.clone(),
+                    config.mail.sequences_every,
+                    config.database.statement_timeout_ms,
+                ),
             ],
         );
+        let mail = MailWorkers(services.start_mail_workers(config.mail.workers));
         let executor = Executor {
             schema,
             tokens: services.tokens.clone(),
@@ -298,6 +355,7 @@ impl Application {
             bus: services.bus.clone(),
             billing: services.billing.clone(),
             redis: services.redis.clone(),
+            sealer: services.sealer.clone(),
         });
         Ok(Application {
             acceptor,
@@ -305,6 +363,7 @@ impl Application {
             endpoint: http::routes(state).map_to_response().boxed(),
             database: services.database,
             tasks,
+            mail,
         })
     }
 
@@ -320,6 +379,7 @@ impl Application {
             .run_with_graceful_shutdown(self.endpoint, shutdown_signal(), Some(Duration::from_secs(10)))
             .await;
         self.tasks.stop();
+        drop(self.mail);
         let stopped = self.database.shutdown().await;
         served.context("serving HTTP")?;
         stopped
@@ -327,8 +387,9 @@ impl Application {
 
     /// Serves until the process ends (tests).
     pub async fn run(self) -> std::io::Result<()> {
-        let Application { acceptor, endpoint, database, tasks, .. } = self;
+        let Application { acceptor, endpoint, database, tasks, mail, .. } = self;
         let result = Server::new_with_acceptor(acceptor).run(endpoint).await;
+        drop(mail);
         drop(tasks);
         drop(database);
         result

@@ -14,6 +14,9 @@ pub struct Model {
     pub email_verified_at: Option<DateTimeWithTimeZone>,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
+    pub locale: String,
+    pub email_onboarding: bool,
+    pub email_product_news: bool,
 }
 
 /// No relations are navigated through sea-orm.

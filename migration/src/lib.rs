@@ -21,6 +21,9 @@ mod m20261201_000101_share_session_revocations;
 mod m20261201_000102_seal_refresh_successors;
 mod m20261201_000103_normalize_email_addresses;
 mod m20261201_000104_record_worker_tokens;
+mod m20261201_000201_deliver_email;
+mod m20261201_000202_create_email_sequences;
+mod m20261201_000203_record_mail_events;
 pub mod normalize;
 pub mod rls;
 
@@ -51,6 +54,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000102_seal_refresh_successors::Migration),
             Box::new(m20261201_000103_normalize_email_addresses::Migration),
             Box::new(m20261201_000104_record_worker_tokens::Migration),
+            Box::new(m20261201_000201_deliver_email::Migration),
+            Box::new(m20261201_000202_create_email_sequences::Migration),
+            Box::new(m20261201_000203_record_mail_events::Migration),
         ]
     }
 }

@@ -209,7 +209,7 @@ async fn bad_tampered_and_expired_access_tokens_are_unauthenticated() {
 async fn email_verification_is_single_use() {
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
-    let token = app.last_mail(&ann.email, "verify_email").await.unwrap()["token"].as_str().unwrap().to_owned();
+    let token = app.mailed_token(&ann.email, "verify_email").await;
     let verify = "mutation($t: String!) { verifyEmail(token: $t) }";
     assert_eq!(app.gql(None, verify, json!({ "t": token })).await["data"]["verifyEmail"], true);
     assert_eq!(app.gql(Some(&ann.access), ME, json!({})).await["data"]["me"]["emailVerified"], true);
@@ -232,7 +232,7 @@ async fn password_reset_changes_the_password_and_ends_every_session() {
     assert_eq!(unknown["data"]["requestPasswordReset"], true);
     assert_eq!(app.count("email_outbox WHERE template = 'reset_password'").await, 0);
     assert_eq!(app.gql(None, request, json!({ "e": ann.email })).await["data"]["requestPasswordReset"], true);
-    let token = app.last_mail(&ann.email, "reset_password").await.unwrap()["token"].as_str().unwrap().to_owned();
+    let token = app.mailed_token(&ann.email, "reset_password").await;
 
     let reset = "mutation($t: String!, $p: String!) { resetPassword(token: $t, newPassword: $p) }";
     let weak = app.gql(None, reset, json!({ "t": token, "p": "short" })).await;

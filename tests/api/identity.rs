@@ -99,7 +99,7 @@ async fn no_later_field_of_a_document_runs_as_the_user_of_a_presented_token() {
     let ann = app.register("ann").await;
     let mut bob = app.register("bob").await;
     let draft = app.create_draft(&ann.access, "ann's").await;
-    let verify = app.last_mail(&bob.email, "verify_email").await.unwrap()["token"].as_str().unwrap().to_owned();
+    let verify = app.mailed_token(&bob.email, "verify_email").await;
     let (_, bob_other_refresh) = second_session(&app, &bob).await;
 
     // Ann, signed in, presents Bob's tokens (valid ones: he gave them away, or a shared
@@ -125,7 +125,7 @@ async fn no_later_field_of_a_document_runs_as_the_user_of_a_presented_token() {
     // Reset and sign-in in front of a field that needs the caller: still the caller.
     app.refresh_session(&mut bob).await;
     app.gql(None, "mutation($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": bob.email })).await;
-    let reset = app.last_mail(&bob.email, "reset_password").await.unwrap()["token"].as_str().unwrap().to_owned();
+    let reset = app.mailed_token(&bob.email, "reset_password").await;
     let doc = "mutation($t: String!, $d: ID!, $e: String!) {
         r: resetPassword(token: $t, newPassword: \"bob's new password\")
         l: login(input: {email: $e, password: \"bob's new password\"}) { user { id } }
@@ -196,7 +196,7 @@ async fn password_changes_resets_and_refresh_reuse_end_access_tokens_everywhere(
 
     // resetPassword ends every session.
     one.gql(None, "mutation($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": ann.email })).await;
-    let reset = one.last_mail(&ann.email, "reset_password").await.unwrap()["token"].as_str().unwrap().to_owned();
+    let reset = one.mailed_token(&ann.email, "reset_password").await;
     let r = one
         .gql(
             None,

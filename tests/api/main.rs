@@ -9,6 +9,7 @@ mod billing;
 mod drafts;
 mod edge;
 mod edge_strings;
+mod email;
 mod faults;
 mod identity;
 mod isolation;

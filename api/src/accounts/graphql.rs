@@ -4,7 +4,7 @@ use crate::{
     auth::guards::{scope, NoApiTokens, SignedIn as SignedInGuard},
     db::{data, RequestTx},
     error::AppError,
-    model::{ApiScope, PlanCode, Role},
+    model::{ApiScope, Locale, PlanCode, Role},
 };
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -26,6 +26,8 @@ pub struct User {
     pub email_verified: bool,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+    /// The language of its e-mail.
+    pub locale: Locale,
 }
 
 impl TryFrom<users::Model> for User {
@@ -41,6 +43,7 @@ impl TryFrom<users::Model> for User {
             plan,
             email_verified: m.email_verified_at.is_some(),
             created_at: m.created_at.with_timezone(&Utc),
+            locale: Locale::parse(&m.locale).unwrap_or(Locale::Fr),
         })
     }
 }
@@ -78,6 +81,15 @@ pub struct RegisterInput {
     pub email: String,
     /// At least 8 and at most 128 characters.
     pub password: String,
+    /// The language of its e-mail; from `Accept-Language` when absent, else French.
+    pub locale: Option<Locale>,
+}
+
+/// Input of `updateProfile`: each field present is changed.
+#[derive(InputObject)]
+pub struct UpdateProfileInput {
+    /// The language of the account's e-mail.
+    pub locale: Option<Locale>,
 }
 
 /// Input of `login`.
@@ -110,12 +122,24 @@ pub struct AccountsMutation;
 
 #[Object]
 impl AccountsMutation {
+    /// Changes the signed-in account's profile (the language of its e-mail).
+    #[graphql(guard = "NoApiTokens")]
+    async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
+        let tx = data::<RequestTx>(ctx)?;
+        let user = data::<Arc<AccountService>>(ctx)?.update_profile(tx, input.locale).await?;
+        Ok(User::try_from(user)?)
+    }
+
     /// Creates an account and signs it in; a verification e-mail is sent.
     #[graphql(guard = "NoApiTokens")]
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let tx = data::<RequestTx>(ctx)?;
         let svc = data::<Arc<AccountService>>(ctx)?;
-        let signed_in = svc.register(tx, &input.email, &input.password).await?;
+        let locale = input
+            .locale
+            .or_else(|| tx.meta().accept_language.as_deref().and_then(Locale::from_accept_language))
+            .unwrap_or(Locale::Fr);
+        let signed_in = svc.register(tx, &input.email, &input.password, locale).await?;
         Ok(signed_in.try_into()?)
     }
 

@@ -26,7 +26,7 @@ use crate::{
     email::{service as outbox, templates},
     error::{AppError, AppResult},
     events::{Event, EventBus},
-    model::{DbRole, PlanCode, Role},
+    model::{DbRole, Locale, PlanCode, Role},
     principal::Principal,
     secretbox::SecretBox,
 };
@@ -75,7 +75,8 @@ pub struct AccountDeps {
     pub bus: Arc<EventBus>,
     /// Plans and their quotas, carried in access tokens.
     pub catalog: Arc<Catalog>,
-    /// Seals a refresh's successor pair for the reuse grace interval.
+    /// Seals a refresh's successor pair for the reuse grace interval, and the one-time
+    /// tokens of queued mail.
     pub sealer: Arc<SecretBox>,
 }
 
@@ -99,21 +100,21 @@ impl AccountService {
         AccountService { pool, passwords, tokens, limiter, config, public_url, bus, catalog, sealer }
     }
 
-    /// Creates an account and signs it in; a verification e-mail goes to the outbox.
-    /// Every call counts against the client's and everyone's sign-up budget first
-    /// (aliases of `register` in one document each count), so probing which addresses
-    /// have accounts (CONFLICT) is as slow as guessing passwords.
+    /// Creates an account in `locale` and signs it in; a verification e-mail goes to
+    /// the outbox. Every call counts against the client's and everyone's sign-up budget
+    /// first (aliases of `register` in one document each count), so probing which
+    /// addresses have accounts (CONFLICT) is as slow as guessing passwords.
     ///
     /// Errors: RATE_LIMITED; BAD_USER_INPUT (`email`, `password`); CONFLICT (the
     /// address has an account); INTERNAL.
-    pub async fn register(&self, tx: &RequestTx, email: &str, password: &str) -> AppResult<SignedIn> {
+    pub async fn register(&self, tx: &RequestTx, email: &str, password: &str, locale: Locale) -> AppResult<SignedIn> {
         self.throttle_signup(tx.meta()).await?;
         let email = EmailAddress::parse("email", email)?;
         let password = NewPassword::parse("password", password)?;
         let hash = self.passwords.hash(&password.0).await?;
         let id = Uuid::now_v7();
         tx.acting_as_user(Role::User, id, async {
-            let user = insert_user(tx, id, &email, hash, Role::User).await?;
+            let user = insert_user(tx, id, &email, hash, Role::User, locale).await?;
             self.send_verification(tx, &user).await?;
             let session = self.open_session(tx, &user).await?;
             let subject = Some(("session", session.0));
@@ -265,7 +266,8 @@ impl AccountService {
         tx.acting_as_user(Role::User, user_id, async {
             let (token, id) =
                 insert_token(tx, Kind::ResetPassword, "reset_password", user_id, RESET_PASSWORD_TTL_HOURS).await?;
-            outbox::enqueue(tx, user_id, email.as_str(), templates::reset_password(&self.public_url, &token)).await?;
+            let message = templates::reset_password(&self.public_url, &token);
+            outbox::enqueue_sealed(tx, &self.sealer, user_id, email.as_str(), message).await?;
             let subject = Some(("one_time_token", id));
             activity::record(tx, Entry::by_user(user_id, "account.request_password_reset", subject, json!({}))).await?;
             Ok(true)
@@ -309,6 +311,24 @@ impl AccountService {
         Ok(true)
     }
 
+    /// Changes the caller's profile: each `Some` field is set.
+    ///
+    /// Errors: UNAUTHENTICATED; INTERNAL.
+    pub async fn update_profile(&self, tx: &RequestTx, locale: Option<Locale>) -> AppResult<users::Model> {
+        let user_id = tx.user_id()?;
+        if let Some(locale) = locale {
+            tx.execute(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "UPDATE users SET locale = $1, updated_at = now() WHERE id = $2",
+                [locale.as_str().into(), user_id.into()],
+            ))
+            .await?;
+            activity::record(tx, Entry::by_user(user_id, "account.update_profile", None, json!({ "locale": locale })))
+                .await?;
+        }
+        load_user(tx, user_id).await
+    }
+
     /// Creates an admin account with a generated password (printed once by the CLI).
     ///
     /// Errors: BAD_USER_INPUT (`email`); CONFLICT; INTERNAL.
@@ -320,7 +340,7 @@ impl AccountService {
         let id = Uuid::now_v7();
         let user = tx
             .acting_as_user(Role::Admin, id, async {
-                let user = insert_user(&tx, id, &email, hash, Role::Admin).await?;
+                let user = insert_user(&tx, id, &email, hash, Role::Admin, Locale::Fr).await?;
                 activity::record(&tx, Entry::by_user(user.id, "account.create_admin", None, json!({}))).await?;
                 AppResult::Ok(user)
             })
@@ -335,7 +355,8 @@ impl AccountService {
 
     async fn send_verification(&self, tx: &RequestTx, user: &users::Model) -> AppResult<()> {
         let (token, _) = insert_token(tx, Kind::VerifyEmail, "verify_email", user.id, VERIFY_EMAIL_TTL_HOURS).await?;
-        outbox::enqueue(tx, user.id, &user.email, templates::verify_email(&self.public_url, &token)).await?;
+        let message = templates::verify_email(&self.public_url, &token);
+        outbox::enqueue_sealed(tx, &self.sealer, user.id, &user.email, message).await?;
         Ok(())
     }
 
@@ -584,6 +605,7 @@ async fn insert_user(
     email: &EmailAddress,
     hash: String,
     role: Role,
+    locale: Locale,
 ) -> AppResult<users::Model> {
     let now = Utc::now();
     let user = users::ActiveModel {
@@ -593,6 +615,9 @@ async fn insert_user(
         role: Set(role.as_str().to_owned()),
         plan: Set(PlanCode::Free.as_str().to_owned()),
         email_verified_at: Set((role != Role::User).then(|| now.into())),
+        locale: Set(locale.as_str().to_owned()),
+        email_onboarding: Set(true),
+        email_product_news: Set(true),
         created_at: Set(now.into()),
         updated_at: Set(now.into()),
     }

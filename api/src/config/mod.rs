@@ -12,6 +12,7 @@ mod auth;
 mod billing;
 mod database;
 mod jobs;
+mod mail;
 mod server;
 mod storage;
 mod worker;
@@ -19,6 +20,7 @@ pub use auth::AuthConfig;
 pub use billing::BillingConfig;
 pub use database::DatabaseConfig;
 pub use jobs::JobsConfig;
+pub use mail::{MailConfig, MailProvider};
 pub use server::ServerConfig;
 pub use storage::StorageConfig;
 pub use worker::WorkerConfig;
@@ -111,7 +113,7 @@ macro_rules! section {
         }
     )*};
 }
-section!(ServerConfig, DatabaseConfig, AuthConfig, StorageConfig, JobsConfig, BillingConfig);
+section!(ServerConfig, DatabaseConfig, AuthConfig, StorageConfig, JobsConfig, BillingConfig, MailConfig);
 
 /// Everything the server needs to start. Secrets are `SecretString`, so neither Debug
 /// nor a log line can print them.
@@ -133,6 +135,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Stripe and the plan catalog.
     pub billing: BillingConfig,
+    /// Mail delivery.
+    pub mail: MailConfig,
 }
 
 impl Config {
@@ -164,6 +168,7 @@ impl Config {
             storage: StorageConfig::read(&v)?,
             jobs: JobsConfig::read(&v)?,
             billing: BillingConfig::read(&v)?,
+            mail: MailConfig::read(&v)?,
         };
         config.check_production()?;
         Ok(config)
@@ -174,7 +179,7 @@ impl Config {
         if !self.is_production() {
             return Ok(());
         }
-        let required: [(&'static str, bool); 8] = [
+        let required: [(&'static str, bool); 9] = [
             ("DATABASE_URL", self.database.url.is_some()),
             ("PLINTH_TOKEN_KEY", self.auth.token_key.is_some()),
             ("REDIS_URL", self.redis_url.is_some()),
@@ -183,6 +188,8 @@ impl Config {
             ("PLINTH_PUBLIC_URL", self.server.public_url.is_some()),
             ("PLINTH_STRIPE_SECRET_KEY", self.billing.stripe_secret_key.is_some()),
             ("PLINTH_STRIPE_WEBHOOK_SECRET", !self.billing.webhook_secrets.is_empty()),
+            // The file mailer is for development: production names a real provider.
+            ("PLINTH_SENDGRID_API_KEY or PLINTH_SMTP_URL", !matches!(self.mail.provider, MailProvider::File)),
         ];
         for (var, present) in required {
             if !present {
@@ -270,6 +277,30 @@ mod tests {
         let e = Config::from_vars(vars(&[("PLINTH_ENV", "production"), ("DATABASE_URL", "postgres://u:p@db/x")]))
             .unwrap_err();
         assert_eq!(e.var, "PLINTH_TOKEN_KEY");
+    }
+
+    #[test]
+    fn production_refuses_the_file_mailer() {
+        let mut all = vec![
+            ("PLINTH_ENV", "production"),
+            ("DATABASE_URL", "postgres://u:p@db/x"),
+            ("PLINTH_TOKEN_KEY", "k"),
+            ("REDIS_URL", "redis://r"),
+            ("PLINTH_S3_ENDPOINT", "http://s3"),
+            ("PLINTH_S3_BUCKET", "b"),
+            ("PLINTH_S3_ACCESS_KEY", "a"),
+            ("PLINTH_S3_SECRET_KEY", "s"),
+            ("PLINTH_CREDENTIALS_KEY", "c"),
+            ("PLINTH_PUBLIC_URL", "https://plinth.example"),
+            ("PLINTH_STRIPE_SECRET_KEY", "sk"),
+            ("PLINTH_STRIPE_WEBHOOK_SECRET", "whsec"),
+        ];
+        let e = Config::from_vars(vars(&all)).unwrap_err();
+        assert_eq!(e.var, "PLINTH_SENDGRID_API_KEY or PLINTH_SMTP_URL");
+        all.push(("PLINTH_SMTP_URL", "smtp://relay:25"));
+        assert!(matches!(Config::from_vars(vars(&all)).unwrap().mail.provider, MailProvider::Smtp { .. }));
+        let e = Config::from_vars(vars(&[("PLINTH_SMTP_URL", "http://relay")])).unwrap_err();
+        assert_eq!(e.var, "PLINTH_SMTP_URL");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct RequestMeta {
     pub ip: Option<String>,
     /// The client's User-Agent, truncated.
     pub user_agent: Option<String>,
+    /// The client's Accept-Language, truncated (the locale of a new account).
+    pub accept_language: Option<String>,
 }
 
 impl RequestMeta {

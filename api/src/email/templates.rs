@@ -1,7 +1,9 @@
-//! The text of each transactional e-mail (plain text, English, for now). Links carry
-//! single-use tokens, and the outbox row keeps the link, token included, in clear in
-//! `data` and in the body until delivery exists (issue 13 seals and erases them);
-//! passwords are never part of a message.
+//! What each transactional e-mail says, as the domains queue it: the template, the
+//! fields its text needs (`data`), and an English summary kept with the in-app
+//! notification. The mail itself is written at delivery, in the user's locale, from the
+//! files under `api/templates/email/` ([`super::render`]). A one-time token is never in
+//! `data` nor in the summary: it travels in `secret`, which the outbox seals until
+//! sending and erases after; passwords are never part of a message.
 use crate::model::{EmailTemplate, QuotaMetric};
 use serde_json::json;
 
@@ -16,33 +18,31 @@ pub struct Message {
     pub body: String,
     /// Structured fields of the message.
     pub data: serde_json::Value,
+    /// A one-time token the link of the mail carries (sealed in the outbox).
+    pub secret: Option<String>,
 }
 
 /// Asks a new account to confirm its address.
 pub fn verify_email(public_url: &str, token: &str) -> Message {
-    let link = format!("{public_url}/verify-email?token={token}");
+    let link_base = format!("{public_url}/verify-email");
     Message {
         template: EmailTemplate::VerifyEmail,
         subject: "Confirm your e-mail address".into(),
-        body: format!(
-            "Welcome to Plinth.\n\nConfirm your e-mail address by opening this link within 48 hours:\n{link}\n\n\
-             If you did not create an account, ignore this message."
-        ),
-        data: json!({ "link": link, "token": token }),
+        body: "Welcome to Plinth. Confirm your e-mail address with the link we sent (it works for 48 hours).".into(),
+        data: json!({ "link_base": link_base }),
+        secret: Some(token.to_owned()),
     }
 }
 
 /// Sends a password-reset link.
 pub fn reset_password(public_url: &str, token: &str) -> Message {
-    let link = format!("{public_url}/reset-password?token={token}");
+    let link_base = format!("{public_url}/reset-password");
     Message {
         template: EmailTemplate::ResetPassword,
         subject: "Reset your Plinth password".into(),
-        body: format!(
-            "Someone asked to reset the password of your Plinth account.\n\nOpen this link within one hour to \
-             choose a new password:\n{link}\n\nIf it was not you, ignore this message; your password is unchanged."
-        ),
-        data: json!({ "link": link, "token": token }),
+        body: "Someone asked to reset the password of your Plinth account: the link we sent works for one hour.".into(),
+        data: json!({ "link_base": link_base }),
+        secret: Some(token.to_owned()),
     }
 }
 
@@ -55,6 +55,7 @@ pub fn password_changed() -> Message {
                If it was not you, reset your password now and contact support."
             .into(),
         data: json!({}),
+        secret: None,
     }
 }
 
@@ -102,7 +103,7 @@ pub fn billing(template: EmailTemplate, plan: &str, detail: &str) -> Message {
         }
         _ => (format!("Plinth {plan}"), detail.to_owned()),
     };
-    Message { template, subject, body, data: json!({ "plan": plan, "detail": detail }) }
+    Message { template, subject, body, data: json!({ "plan": plan, "detail": detail }), secret: None }
 }
 
 /// A quota threshold reached (80% or 100% of a period's allowance).
@@ -118,5 +119,17 @@ pub fn quota(metric: QuotaMetric, threshold: i64, used: i64, limit: i64) -> Mess
         subject: subject.clone(),
         body: format!("{subject}: {used} of {limit}. Upgrade your plan for more, or wait for the next period."),
         data: json!({ "metric": metric, "threshold": threshold, "used": used, "limit": limit }),
+        secret: None,
+    }
+}
+
+/// A message that proves the provider works (`plinth mail test`).
+pub fn test_message() -> Message {
+    Message {
+        template: EmailTemplate::Test,
+        subject: "Plinth test message".into(),
+        body: "This message tests the configured mail provider.".into(),
+        data: json!({}),
+        secret: None,
     }
 }

@@ -13,6 +13,7 @@ use crate::{
     dashboard::graphql::DashboardQuery,
     db::RequestTx,
     drafts::graphql::{DraftById, DraftsMutation, DraftsQuery},
+    email::graphql::{EmailMutation, EmailQuery},
     jobs::graphql::{JobsMutation, JobsQuery, JobsSubscription, LogsByJob},
     marketplace::graphql::{MarketplaceMutation, MarketplaceQuery},
     notifications::graphql::{NotificationsMutation, NotificationsQuery, NotificationsSubscription},
@@ -41,6 +42,7 @@ pub struct Query(
     NotificationsQuery,
     QuotasQuery,
     ApiTokensQuery,
+    EmailQuery,
 );
 
 /// Every domain's mutations.
@@ -54,6 +56,7 @@ pub struct Mutation(
     BillingMutation,
     NotificationsMutation,
     ApiTokensMutation,
+    EmailMutation,
 );
 
 /// Every domain's subscriptions.

@@ -57,6 +57,7 @@ pub async fn graphql_post(
         request_id: request_id.clone(),
         ip: client_ip(req, remote, state.config.server.client_ip_header.as_deref()),
         user_agent: req.header(header::USER_AGENT).map(|ua| ua.chars().take(256).collect()),
+        accept_language: req.header(header::ACCEPT_LANGUAGE).map(|l| l.chars().take(256).collect()),
     };
     let resp = state.executor.execute(req.header(header::AUTHORIZATION), meta, gql.0).await;
     for err in &resp.errors {

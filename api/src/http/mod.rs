@@ -4,6 +4,7 @@ pub mod cors;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
+pub mod pages;
 pub mod storage;
 pub mod webhooks;
 pub mod ws;
@@ -40,6 +41,8 @@ pub struct HttpState {
     pub billing: Arc<crate::billing::service::BillingService>,
     /// The link to Redis, when configured (readiness detail, metrics).
     pub redis: Option<Arc<crate::shared_redis::SharedRedis>>,
+    /// Signs and checks the links of e-mails (unsubscribe).
+    pub sealer: Arc<crate::secretbox::SecretBox>,
 }
 
 /// Per-request id, set by the middleware and read by handlers.
@@ -60,6 +63,10 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/metrics", get(metrics::metrics))
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
         .at("/webhooks/stripe", poem::post(webhooks::stripe))
+        .at("/webhooks/sendgrid", poem::post(webhooks::sendgrid))
+        .at("/verify-email", get(pages::verify_email))
+        .at("/reset-password", get(pages::reset_password))
+        .at("/unsubscribe", get(pages::unsubscribe_page).post(pages::unsubscribe))
         .data(state);
     cors::for_origins(route, &origins).around(move |ep, req| observe(ep, req, metrics.clone(), limits))
 }

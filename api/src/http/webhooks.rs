@@ -36,3 +36,36 @@ pub async fn stripe(req: &Request, Data(state): Data<&Arc<HttpState>>, body: Bod
         }
     }
 }
+
+/// `POST /webhooks/sendgrid`: SendGrid's signed event webhook. 400 (nothing written) for
+/// a bad, stale or missing signature or a body that is not a JSON array; 200 once the
+/// events are applied; 500 for our own failures (SendGrid retries).
+#[handler]
+pub async fn sendgrid(req: &Request, Data(state): Data<&Arc<HttpState>>, body: Body) -> Response {
+    let Ok(bytes) = body.into_bytes_limit(MAX_EVENT_BYTES * 8).await else {
+        return (StatusCode::BAD_REQUEST, "unreadable or oversized body").into_response();
+    };
+    let mail = &state.config.mail;
+    let verified = crate::email::events::verify(
+        mail.sendgrid_webhook_key.as_ref(),
+        req.header("x-twilio-email-event-webhook-signature"),
+        req.header("x-twilio-email-event-webhook-timestamp"),
+        &bytes,
+        mail.sendgrid_webhook_tolerance_secs,
+        chrono::Utc::now().timestamp(),
+    );
+    let events = match verified {
+        Ok(events) => events,
+        Err(crate::email::events::Refused(why)) => {
+            tracing::warn!(why, "sendgrid webhook refused");
+            return (StatusCode::BAD_REQUEST, why).into_response();
+        }
+    };
+    match crate::email::events::apply(&state.pool, events, state.config.database.statement_timeout_ms).await {
+        Ok(changed) => (StatusCode::OK, format!("applied {changed}")).into_response(),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "sendgrid webhook failed; SendGrid will retry");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}

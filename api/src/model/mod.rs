@@ -362,6 +362,71 @@ vocabulary! {
         QuotaWarning = "quota_warning",
         /// 100% of a quota is used.
         QuotaReached = "quota_reached",
+        /// A test message (`plinth mail test`).
+        Test = "test",
+        /// Onboarding, day 0: welcome.
+        OnboardingWelcome = "onboarding_welcome",
+        /// Onboarding, day 1: connect a marketplace account.
+        OnboardingConnect = "onboarding_connect",
+        /// Onboarding, day 3: run a first scan.
+        OnboardingScan = "onboarding_scan",
+        /// Onboarding, day 7: tips.
+        OnboardingTips = "onboarding_tips",
+        /// Mail to the address bounced (a notification in the app; mailed to nobody).
+        AddressUndeliverable = "address_undeliverable",
+    }
+}
+
+vocabulary! {
+    /// The language a user's mail is written in.
+    #[derive(Enum)]
+    pub enum Locale as "locale" {
+        /// French (the default).
+        Fr = "fr",
+        /// English.
+        En = "en",
+    }
+}
+
+impl EmailTemplate {
+    /// Whether the message is ever mailed (some are notifications only).
+    pub fn is_mailed(self) -> bool {
+        self != EmailTemplate::AddressUndeliverable
+    }
+
+    /// The preference that stops this mail (it then carries an unsubscribe link), or None
+    /// for transactional mail, which is always sent.
+    pub fn preference(self) -> Option<&'static str> {
+        match self {
+            EmailTemplate::OnboardingWelcome
+            | EmailTemplate::OnboardingConnect
+            | EmailTemplate::OnboardingScan
+            | EmailTemplate::OnboardingTips => Some("onboarding"),
+            _ => None,
+        }
+    }
+}
+
+impl Locale {
+    /// The first supported language of an `Accept-Language` header, by quality; None
+    /// when it names neither French nor English.
+    pub fn from_accept_language(header: &str) -> Option<Locale> {
+        let mut best: Option<(f32, Locale)> = None;
+        for part in header.split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
+            let primary = tag.split('-').next().unwrap_or("");
+            let locale = match primary {
+                "fr" => Locale::Fr,
+                "en" => Locale::En,
+                _ => continue,
+            };
+            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, locale));
+            }
+        }
+        best.map(|(_, l)| l)
     }
 }
 

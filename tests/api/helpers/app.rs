@@ -84,6 +84,12 @@ impl TestAppBuilder {
             .with_env("PLINTH_STRIPE_WEBHOOK_SECRET", &secrets)
     }
 
+    /// Mail through the SendGrid stand-in.
+    pub fn with_sendgrid(self, sendgrid: &super::sendgrid::FakeSendGrid) -> Self {
+        self.with_env("PLINTH_SENDGRID_API_KEY", super::sendgrid::FakeSendGrid::API_KEY)
+            .with_env("PLINTH_SENDGRID_API_BASE", &sendgrid.url)
+    }
+
     /// Rate limits and events through the machine's Redis. Every test that uses Redis
     /// shares it, all from 127.0.0.1, so the per-IP sign-in limit is lifted (a later
     /// `with_env` may set it again).
@@ -179,6 +185,10 @@ fn test_vars(database: &str, data_dir: &Path, plans_file: &Path, vars: &[(String
         // the sign-up throttle is lifted unless a test sets it.
         ("PLINTH_SIGNUP_LIMIT_PER_IP".into(), "1000000".into()),
         ("PLINTH_SIGNUP_LIMIT_GLOBAL".into(), "1000000".into()),
+        // Retries within a test's patience.
+        ("PLINTH_MAIL_BACKOFF_MS".into(), "100".into()),
+        ("PLINTH_MAIL_MAX_BACKOFF_MS".into(), "2000".into()),
+        ("PLINTH_MAIL_POLL_MS".into(), "100".into()),
     ]);
     all.extend(vars.iter().cloned());
     all
@@ -327,6 +337,31 @@ impl TestApp {
         row.map(|r| r.0)
     }
 
+    /// The one-time token of the latest `template` mail to `email`, read from the mail
+    /// the file mailer wrote once the worker delivered it (waits up to 15 s).
+    pub async fn mailed_token(&self, email: &str, template: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let row: Option<(Uuid, String)> = sqlx::query_as(
+                "SELECT id, status FROM email_outbox WHERE to_email = $1 AND template = $2
+                  ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(email)
+            .bind(template)
+            .fetch_optional(&self.db)
+            .await
+            .unwrap();
+            if let Some((id, status)) = row {
+                if status == "sent" {
+                    let eml = std::fs::read_to_string(delivered_file(&self.data_dir, id)).unwrap();
+                    return token_in(&decoded_mail(&eml)).expect("a token in the mail");
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "no {template} mail to {email} was delivered");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Counts rows of a table (as superuser); `table` may carry a `WHERE`.
     pub async fn count(&self, table: &str) -> i64 {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}")).fetch_one(&self.db).await.unwrap();
@@ -395,4 +430,65 @@ impl Drop for TestApp {
         drop(self.process.take());
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+/// The text of a MIME message with its quoted-printable soft breaks and escapes undone
+/// and its base64 parts decoded (enough to find a link in it).
+pub fn decoded_mail(eml: &str) -> String {
+    use base64::Engine;
+    let unfolded = eml.replace("=\r\n", "").replace("=\n", "");
+    let mut out = String::new();
+    let bytes = unfolded.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&unfolded[i + 1..i + 3], 16) {
+                out.push(b as char);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i] as char);
+        i += 1;
+    }
+    let mut block = String::new();
+    for line in eml.lines() {
+        let l = line.trim();
+        if !l.is_empty() && l.len() >= 16 && l.chars().all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c)) {
+            block.push_str(l);
+        } else if !block.is_empty() {
+            if let Ok(d) = base64::engine::general_purpose::STANDARD.decode(&block) {
+                out.push_str(&String::from_utf8_lossy(&d));
+            }
+            block.clear();
+        }
+    }
+    out
+}
+
+/// The `.eml` the file mailer wrote for outbox row `id`: under this instance's data dir,
+/// or, when another instance of the deployment delivered it, under that one's (every
+/// test instance's data dir is a `plinth-test-*` folder of the temp dir; row ids are
+/// unique).
+fn delivered_file(data_dir: &Path, id: Uuid) -> PathBuf {
+    let name = format!("{id}.eml");
+    let own = data_dir.join("mail").join(&name);
+    if own.exists() {
+        return own;
+    }
+    std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("mail").join(&name))
+        .find(|p| p.exists())
+        .unwrap_or(own)
+}
+
+/// The value of the first `token=` in `text`.
+pub fn token_in(text: &str) -> Option<String> {
+    let start = text.find("token=")? + "token=".len();
+    let token: String =
+        text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || "-_.~".contains(*c)).collect();
+    (!token.is_empty()).then_some(token)
 }

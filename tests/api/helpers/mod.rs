@@ -6,11 +6,13 @@ mod app;
 mod fixtures;
 mod graphql;
 pub mod proxy;
+pub mod sendgrid;
 mod services;
+pub mod smtp;
 pub mod stripe;
 mod ws;
 
-pub use app::{TestApp, TestAppBuilder};
+pub use app::{decoded_mail, token_in, TestApp, TestAppBuilder};
 pub use fixtures::{png, TestUser};
 pub use graphql::{code, redacted};
 pub use services::{admin_url, redis_url, s3_endpoint};

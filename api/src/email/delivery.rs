@@ -1,0 +1,372 @@
+//! The delivery worker: takes due outbox rows, writes each mail in its locale, sends it
+//! through the configured provider and records the outcome.
+//!
+//! A claim is one short transaction: due rows are taken `FOR UPDATE SKIP LOCKED` (two
+//! workers never take one row), leased (`leased_until`) and their attempt counted; it
+//! commits before any mail leaves, so no connection is held while the provider answers.
+//! The outcomes of a batch are written in a second short transaction, fenced on the attempt number
+//! (a row whose lease ran out and was taken again is not overwritten by the late
+//! worker). A crash between sending and marking leaves the row leased: it is sent again
+//! once the lease expires, so such a crash causes at most one duplicate, and both copies
+//! carry the row id (SendGrid `custom_args.outbox_id`, header `X-Plinth-Outbox-Id`)
+//! for whoever needs to tell them apart.
+//!
+//! 429, 5xx, network errors and timeouts are retried with exponential backoff and
+//! jitter (the provider's `Retry-After` when it gives one); another refusal marks the row
+//! failed with the provider's reason; so does the last of `max_attempts`. A row's
+//! one-time secret is opened only to write the mail and is erased once the row is sent
+//! or failed.
+use super::{
+    preferences::unsubscribe_link,
+    provider::{Outgoing, Provider, SendError},
+    render::Renderer,
+};
+use crate::{
+    db::{RequestMeta, RequestTx},
+    metrics::Metrics,
+    model::{EmailTemplate, Locale},
+    principal::Principal,
+    secretbox::SecretBox,
+};
+use futures_util::StreamExt;
+use rand::Rng;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use serde_json::json;
+use std::{sync::Arc, time::Duration};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// How a worker paces itself.
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    /// Rows claimed at a time (and sent concurrently).
+    pub batch: u32,
+    /// How long a claim holds a row before another worker may take it again.
+    pub lease: Duration,
+    /// Attempts before a row is marked failed.
+    pub max_attempts: i32,
+    /// The first retry's delay, doubled at each attempt.
+    pub backoff: Duration,
+    /// The longest delay between attempts.
+    pub max_backoff: Duration,
+    /// How often a worker looks without being woken.
+    pub poll: Duration,
+    /// The statement timeout of its transactions.
+    pub statement_timeout_ms: u64,
+}
+
+/// One worker's dependencies (cheap to share between several loops).
+pub struct Delivery {
+    pool: DatabaseConnection,
+    provider: Arc<dyn Provider>,
+    renderer: Arc<Renderer>,
+    sealer: Arc<SecretBox>,
+    metrics: Metrics,
+    settings: DeliverySettings,
+}
+
+/// A claimed row.
+struct Claimed {
+    id: Uuid,
+    user_id: Uuid,
+    to: String,
+    template: String,
+    data: serde_json::Value,
+    locale: String,
+    sealed: Option<Vec<u8>>,
+    attempts: i32,
+}
+
+/// What became of one attempt.
+enum Outcome {
+    Sent(Option<String>),
+    Retry(String, Option<Duration>),
+    Failed(String),
+}
+
+impl Delivery {
+    /// Wires a worker.
+    pub fn new(
+        pool: DatabaseConnection,
+        provider: Arc<dyn Provider>,
+        renderer: Arc<Renderer>,
+        sealer: Arc<SecretBox>,
+        metrics: Metrics,
+        settings: DeliverySettings,
+    ) -> Self {
+        Delivery { pool, provider, renderer, sealer, metrics, settings }
+    }
+
+    /// Claims one batch of due rows, sends them and records the outcomes; returns how
+    /// many rows it handled (0: nothing was due). Public so tests and commands can
+    /// drain the outbox step by step.
+    ///
+    /// Errors: the database's (the claimed rows are retried after their lease).
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let claimed = self.claim().await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let n = claimed.len();
+        let outcomes: Vec<(Claimed, Outcome)> = futures_util::stream::iter(claimed)
+            .map(|row| async move {
+                let outcome = self.attempt(&row).await;
+                (row, outcome)
+            })
+            .buffer_unordered(self.settings.batch as usize)
+            .collect()
+            .await;
+        self.record(&outcomes).await?;
+        Ok(n)
+    }
+
+    /// Runs until the process ends: a batch whenever new mail is announced
+    /// (`LISTEN plinth_email_outbox` on `listen_url`), or every `poll` otherwise.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>) {
+        loop {
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let handled = match self.run_once().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "mail delivery failed; retrying");
+                    0
+                }
+            };
+            if handled >= self.settings.batch as usize {
+                continue;
+            }
+            if let Err(e) = self.observe().await {
+                tracing::debug!(error = format!("{e:#}"), "reading the outbox's backlog");
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+    }
+
+    /// The provider's name (`sendgrid`, `smtp`, `file`).
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    /// Sends the test message to `to` in `locale` straight through the provider (no
+    /// outbox row); the provider's message id.
+    ///
+    /// Errors: the provider's refusal or failure, with its reason.
+    pub async fn send_test(&self, to: &str, locale: Locale) -> anyhow::Result<Option<String>> {
+        let rendered = self.renderer.render(EmailTemplate::Test, locale, &serde_json::json!({}), None, None)?;
+        let mail = Outgoing {
+            id: Uuid::now_v7(),
+            to: to.to_owned(),
+            template: EmailTemplate::Test.as_str().to_owned(),
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+            headers: Vec::new(),
+        };
+        self.provider.send(&mail).await.map_err(|e| match e {
+            SendError::Retry { reason, .. } => anyhow::anyhow!("not sent (temporary): {reason}"),
+            SendError::Permanent { reason } => anyhow::anyhow!("refused: {reason}"),
+        })
+    }
+
+    async fn begin(&self) -> anyhow::Result<RequestTx> {
+        Ok(RequestTx::begin(
+            &self.pool,
+            Principal::System,
+            RequestMeta::internal("email.delivery"),
+            self.settings.statement_timeout_ms,
+        )
+        .await?)
+    }
+
+    async fn claim(&self) -> anyhow::Result<Vec<Claimed>> {
+        let tx = self.begin().await?;
+        let rows = tx
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT * FROM priv.email_claim($1, $2)",
+                [(self.settings.batch as i32).into(), (self.settings.lease.as_millis() as i64).into()],
+            ))
+            .await?;
+        tx.commit_without_events().await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Claimed {
+                    id: r.try_get("", "id")?,
+                    user_id: r.try_get("", "user_id")?,
+                    to: r.try_get("", "to_email")?,
+                    template: r.try_get("", "template")?,
+                    data: r.try_get("", "data")?,
+                    locale: r.try_get("", "locale")?,
+                    sealed: r.try_get("", "sealed_secret")?,
+                    attempts: r.try_get("", "attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes and sends one row; nothing here touches the database.
+    async fn attempt(&self, row: &Claimed) -> Outcome {
+        let mail = match self.compose(row) {
+            Ok(mail) => mail,
+            Err(e) => {
+                tracing::error!(outbox_id = %row.id, template = row.template, error = format!("{e:#}"), "cannot write a mail");
+                return Outcome::Failed(format!("cannot be written: {e}"));
+            }
+        };
+        match self.provider.send(&mail).await {
+            Ok(id) => Outcome::Sent(id),
+            Err(SendError::Permanent { reason }) => Outcome::Failed(reason),
+            Err(SendError::Retry { reason, retry_after }) => Outcome::Retry(reason, retry_after),
+        }
+    }
+
+    fn compose(&self, row: &Claimed) -> anyhow::Result<Outgoing> {
+        let template = EmailTemplate::parse(&row.template)?;
+        let locale = Locale::parse(&row.locale).unwrap_or(Locale::Fr);
+        let link = match &row.sealed {
+            Some(sealed) => {
+                let secret = String::from_utf8(self.sealer.open(sealed, row.id.as_bytes())?)?;
+                let base = row.data["link_base"].as_str().unwrap_or_default();
+                Some(format!("{base}?token={secret}"))
+            }
+            None => None,
+        };
+        // Mail a preference can stop carries a signed one-click unsubscribe (RFC 8058).
+        let unsubscribe = template
+            .preference()
+            .map(|category| unsubscribe_link(&self.sealer, self.renderer.public_url(), row.user_id, category));
+        let rendered = self.renderer.render(template, locale, &row.data, link.as_deref(), unsubscribe.as_deref())?;
+        let headers = match unsubscribe {
+            Some(url) => vec![
+                ("List-Unsubscribe".to_owned(), format!("<{url}>")),
+                ("List-Unsubscribe-Post".to_owned(), "List-Unsubscribe=One-Click".to_owned()),
+            ],
+            None => Vec::new(),
+        };
+        Ok(Outgoing {
+            id: row.id,
+            to: row.to.clone(),
+            template: row.template.clone(),
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+            headers,
+        })
+    }
+
+    /// The delay before the next attempt: exponential with jitter (half to all of
+    /// `backoff * 2^(attempt-1)`), at least the provider's `Retry-After`, at most
+    /// `max_backoff`.
+    fn delay(&self, attempts: i32, retry_after: Option<Duration>) -> Duration {
+        let exp = self.settings.backoff.saturating_mul(1u32 << (attempts.clamp(1, 20) - 1));
+        let capped = exp.min(self.settings.max_backoff);
+        let jittered = capped.mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
+        jittered.max(retry_after.unwrap_or_default()).min(self.settings.max_backoff)
+    }
+
+    async fn record(&self, outcomes: &[(Claimed, Outcome)]) -> anyhow::Result<()> {
+        let mut rows = Vec::with_capacity(outcomes.len());
+        for (row, outcome) in outcomes {
+            let fence = json!({ "user_id": row.user_id, "id": row.id, "attempts": row.attempts });
+            let (entry, label) = match outcome {
+                Outcome::Sent(provider_id) => (json!({ "outcome": "sent", "provider_id": provider_id }), "sent"),
+                Outcome::Retry(reason, _) if row.attempts >= self.settings.max_attempts => (
+                    json!({ "outcome": "failed", "reason": format!("gave up after {} attempts: {reason}", row.attempts) }),
+                    "failed",
+                ),
+                Outcome::Retry(reason, retry_after) => (
+                    json!({
+                        "outcome": "retry",
+                        "reason": reason,
+                        "delay_ms": self.delay(row.attempts, *retry_after).as_millis() as i64,
+                    }),
+                    "retried",
+                ),
+                Outcome::Failed(reason) => (json!({ "outcome": "failed", "reason": reason }), "failed"),
+            };
+            let mut entry = entry;
+            if let (Some(e), Some(f)) = (entry.as_object_mut(), fence.as_object()) {
+                e.extend(f.clone());
+            }
+            rows.push(entry);
+            self.metrics.mail_delivery(&row.template, label);
+            match outcome {
+                Outcome::Sent(_) => {
+                    tracing::debug!(outbox_id = %row.id, template = row.template, provider = self.provider.name(), "mail sent")
+                }
+                Outcome::Retry(reason, _) | Outcome::Failed(reason) => tracing::warn!(
+                    outbox_id = %row.id,
+                    template = row.template,
+                    attempts = row.attempts,
+                    outcome = label,
+                    reason = reason.as_str(),
+                    "mail not delivered"
+                ),
+            }
+        }
+        let tx = self.begin().await?;
+        let changed = tx
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT priv.email_record($1) AS changed",
+                [serde_json::Value::Array(rows).into()],
+            ))
+            .await?
+            .map(|r| r.try_get::<i32>("", "changed"))
+            .transpose()?
+            .unwrap_or(0);
+        tx.commit_without_events().await?;
+        if (changed as usize) < outcomes.len() {
+            tracing::warn!(
+                missed = outcomes.len() - changed as usize,
+                "outbox rows were taken again before their outcome was recorded"
+            );
+        }
+        Ok(())
+    }
+
+    /// Updates the backlog gauges (pending rows, age of the oldest).
+    async fn observe(&self) -> anyhow::Result<()> {
+        let tx = self.begin().await?;
+        let row = tx
+            .query_one(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pending AS n, oldest_seconds AS oldest FROM priv.email_backlog()",
+            ))
+            .await?;
+        tx.commit_without_events().await?;
+        if let Some(row) = row {
+            self.metrics.mail_pending.set(row.try_get("", "n")?);
+            self.metrics.mail_oldest_pending_seconds.set(row.try_get("", "oldest")?);
+        }
+        Ok(())
+    }
+}
+
+/// Wakes `wake`'s waiters whenever a transaction that queued mail commits
+/// (`NOTIFY plinth_email_outbox`), reconnecting after a second when the link drops.
+pub async fn listen(runtime_url: String, wake: Arc<Notify>) {
+    use sea_orm::sqlx::postgres::PgListener;
+    loop {
+        match PgListener::connect(&runtime_url).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen("plinth_email_outbox").await {
+                    tracing::warn!(error = %e, "LISTEN plinth_email_outbox failed");
+                } else {
+                    while listener.recv().await.is_ok() {
+                        wake.notify_waiters();
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "connecting the outbox listener"),
+        }
+        // Whatever arrived while the link was down is found by this wake-up.
+        wake.notify_waiters();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

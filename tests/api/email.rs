@@ -1,0 +1,611 @@
+//! E-mail that leaves: the delivery worker against the SendGrid stand-in, a real SMTP
+//! server and the file mailer; retries, failures, races and crashes; secrets that do not
+//! rest in the outbox; locales; the pages the links open; the password-reset journey.
+use crate::helpers::{decoded_mail, sendgrid::FakeSendGrid, smtp::SmtpServer, token_in, TestApp};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const REGISTER: &str = "mutation($i: RegisterInput!) { register(input: $i) { accessToken user { id email locale } } }";
+
+/// Every outbox column of every row, as text (what a database dump would show).
+async fn outbox_dump(app: &TestApp) -> String {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT row_to_json(o)::text FROM email_outbox o").fetch_all(&app.db).await.unwrap();
+    rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
+}
+
+/// Waits up to 15 s until the row `id` leaves `pending`; its status.
+async fn settled(app: &TestApp, id: Uuid) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status,): (String,) =
+            sqlx::query_as("SELECT status FROM email_outbox WHERE id = $1").bind(id).fetch_one(&app.db).await.unwrap();
+        if status != "pending" {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "outbox row {id} is still pending");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn row_id(app: &TestApp, email: &str, template: &str) -> Uuid {
+    let (id,): (Uuid,) = sqlx::query_as(
+        "SELECT id FROM email_outbox WHERE to_email = $1 AND template = $2 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(email)
+    .bind(template)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    id
+}
+
+/// Queues `n` test messages directly (as the superuser), as domains would.
+async fn queue_test_mails(app: &TestApp, user_id: Uuid, n: i64) {
+    sqlx::query(
+        "INSERT INTO email_outbox (id, user_id, to_email, template, subject, body_text, data)
+         SELECT gen_random_uuid(), $1, 'bulk' || g || '@example.com', 'test', 'test', 'test', '{}'
+           FROM generate_series(1, $2) g",
+    )
+    .bind(user_id)
+    .bind(n)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query("NOTIFY plinth_email_outbox").execute(&app.db).await.unwrap();
+}
+
+#[tokio::test]
+async fn with_nothing_configured_the_verification_mail_is_a_file_whose_link_works() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let token = app.mailed_token(&ann.email, "verify_email").await;
+    let id = row_id(&app, &ann.email, "verify_email").await;
+    let eml = std::fs::read_to_string(app.data_dir.join("mail").join(format!("{id}.eml"))).unwrap();
+    assert!(eml.contains(&format!("X-Plinth-Outbox-Id: {id}")), "{eml}");
+    assert!(eml.contains("multipart/alternative"));
+    // The page the link opens, then what its script sends.
+    let page = app.http().get(app.url(&format!("/verify-email?token={token}"))).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.text().await.unwrap().contains("verifyEmail(token: $token)"));
+    let r = app.gql(None, "mutation($t: String!) { verifyEmail(token: $t) }", json!({ "t": token })).await;
+    assert_eq!(r["data"]["verifyEmail"], true, "{r}");
+    let me = app.gql(Some(&ann.access), "{ me { emailVerified } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["emailVerified"], true);
+    // The token rested sealed, and is gone once sent.
+    assert!(!outbox_dump(&app).await.contains(&token));
+    let (sealed,): (Option<Vec<u8>>,) = sqlx::query_as("SELECT sealed_secret FROM email_outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(sealed.is_none());
+}
+
+#[tokio::test]
+async fn the_token_is_sealed_until_sending() {
+    // Delivery off: the row waits, and still holds no token in clear.
+    let app = TestApp::builder().with_env("PLINTH_MAIL_WORKERS", "0").spawn().await;
+    let ann = app.register("ann").await;
+    let dump = outbox_dump(&app).await;
+    assert!(dump.contains("sealed_secret"));
+    let (sealed, data): (Option<Vec<u8>>, Value) =
+        sqlx::query_as("SELECT sealed_secret, data FROM email_outbox WHERE to_email = $1")
+            .bind(&ann.email)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(sealed.is_some_and(|s| s.len() > 28));
+    assert!(data.get("token").is_none() && !data.to_string().contains("token="), "{data}");
+}
+
+#[tokio::test]
+async fn sendgrid_receives_the_v3_payload_with_the_row_id() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).spawn().await;
+    let ann = app.register("ann").await;
+    let mail = sendgrid.mail_to(&ann.email).await;
+    let id = row_id(&app, &ann.email, "verify_email").await;
+    assert_eq!(mail.authorization.as_deref(), Some("Bearer SG.test-key"));
+    assert_eq!(mail.outbox_id(), id.to_string());
+    assert_eq!(mail.body["from"]["email"], "no-reply@localhost");
+    assert_eq!(mail.body["from"]["name"], "Plinth");
+    assert_eq!(mail.body["categories"], json!(["verify_email"]));
+    assert_eq!(mail.body["subject"], "Confirmez votre adresse e-mail");
+    let text = mail.content("text/plain");
+    let html = mail.content("text/html");
+    let token = token_in(&text).expect("a link in the text part");
+    assert!(html.contains(&format!("/verify-email?token={token}")));
+    assert_eq!(settled(&app, id).await, "sent");
+    let (provider_id, attempts): (Option<String>, i32) =
+        sqlx::query_as("SELECT provider_message_id, attempts FROM email_outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(provider_id.is_some_and(|p| p.starts_with("sg-")));
+    assert_eq!(attempts, 1);
+    assert!(!outbox_dump(&app).await.contains(&token));
+}
+
+#[tokio::test]
+async fn a_429_and_a_500_are_retried_with_backoff_honouring_retry_after() {
+    let sendgrid = FakeSendGrid::start().await;
+    sendgrid.fail_next(429, Some(1));
+    sendgrid.fail_next(500, None);
+    let app = TestApp::builder().with_sendgrid(&sendgrid).spawn().await;
+    let ann = app.register("ann").await;
+    sendgrid.mail_to(&ann.email).await;
+    let id = row_id(&app, &ann.email, "verify_email").await;
+    assert_eq!(settled(&app, id).await, "sent");
+    let tries: Vec<_> = sendgrid.received().into_iter().filter(|r| r.to() == ann.email).collect();
+    assert_eq!(tries.iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 500, 202]);
+    assert!(tries.iter().all(|r| r.outbox_id() == id.to_string()));
+    // Retry-After: 1 s, honoured; then the backoff (50-100 ms for the second attempt).
+    assert!(tries[1].at - tries[0].at >= Duration::from_millis(950), "{:?}", tries[1].at - tries[0].at);
+    assert!(tries[2].at - tries[1].at >= Duration::from_millis(90));
+    let (attempts,): (i32,) =
+        sqlx::query_as("SELECT attempts FROM email_outbox WHERE id = $1").bind(id).fetch_one(&app.db).await.unwrap();
+    assert_eq!(attempts, 3);
+    let metrics = app.http().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(r#"plinth_mail_deliveries_total{outcome="retried",template="verify_email"} 2"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"plinth_mail_deliveries_total{outcome="sent",template="verify_email"} 1"#));
+}
+
+#[tokio::test]
+async fn a_400_marks_the_row_failed_with_the_reason_and_erases_the_token() {
+    let sendgrid = FakeSendGrid::start().await;
+    sendgrid.fail_next(400, None);
+    let app = TestApp::builder().with_sendgrid(&sendgrid).spawn().await;
+    let ann = app.register("ann").await;
+    let id = row_id(&app, &ann.email, "verify_email").await;
+    assert_eq!(settled(&app, id).await, "failed");
+    let (reason, sealed, attempts): (String, Option<Vec<u8>>, i32) =
+        sqlx::query_as("SELECT last_error, sealed_secret, attempts FROM email_outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(reason.starts_with("sendgrid 400: The to array is required"), "{reason}");
+    assert!(sealed.is_none());
+    assert_eq!(attempts, 1);
+    assert_eq!(sendgrid.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_row_that_keeps_failing_stops_after_the_last_attempt() {
+    let sendgrid = FakeSendGrid::start().await;
+    for _ in 0..3 {
+        sendgrid.fail_next(503, None);
+    }
+    let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_MAX_ATTEMPTS", "3").spawn().await;
+    let ann = app.register("ann").await;
+    let id = row_id(&app, &ann.email, "verify_email").await;
+    assert_eq!(settled(&app, id).await, "failed");
+    let (reason,): (String,) =
+        sqlx::query_as("SELECT last_error FROM email_outbox WHERE id = $1").bind(id).fetch_one(&app.db).await.unwrap();
+    assert_eq!(reason, "gave up after 3 attempts: sendgrid 503: Internal server error");
+    assert_eq!(sendgrid.received().len(), 3);
+    let metrics = app.http().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"plinth_mail_deliveries_total{outcome="failed",template="verify_email"} 1"#));
+}
+
+#[tokio::test]
+async fn two_instances_with_two_workers_each_send_every_row_once() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder()
+        .with_sendgrid(&sendgrid)
+        .with_env("PLINTH_MAIL_WORKERS", "2")
+        .with_env("PLINTH_MAIL_BATCH", "5")
+        .spawn()
+        .await;
+    let other = app.another_instance().await;
+    let ann = app.register("ann").await;
+    sendgrid.wait_accepted(1).await;
+    queue_test_mails(&app, ann.id, 300).await;
+    let got = sendgrid.wait_accepted(301).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = sendgrid.accepted().len().max(got.len());
+    assert_eq!(got, 301, "a row was sent twice");
+    let ids: std::collections::HashSet<String> = sendgrid.accepted().iter().map(|r| r.outbox_id().to_owned()).collect();
+    assert_eq!(ids.len(), 301);
+    assert_eq!(app.count("email_outbox WHERE status = 'sent'").await, 301);
+    drop(other);
+}
+
+#[tokio::test]
+async fn a_crash_between_sending_and_marking_sends_one_duplicate_at_most() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_WORKERS", "0").spawn().await;
+    let ann = app.register("ann").await;
+    let id = row_id(&app, &ann.email, "verify_email").await;
+    // A mailer whose provider answers slowly is killed once the mail reached it.
+    sendgrid.set_delay(Duration::from_millis(1500));
+    let env = [
+        ("PLINTH_SENDGRID_API_KEY", FakeSendGrid::API_KEY),
+        ("PLINTH_SENDGRID_API_BASE", sendgrid.url.as_str()),
+        ("PLINTH_MAIL_TIMEOUT_MS", "3000"),
+        ("PLINTH_MAIL_LEASE_MS", "6000"),
+        ("PLINTH_MAIL_POLL_MS", "100"),
+    ];
+    let mut first = app.cli(&["mailer"]).envs(env).kill_on_drop(true).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sendgrid.received().is_empty() {
+        assert!(Instant::now() < deadline, "the first mailer sent nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill().await.unwrap();
+    sendgrid.set_delay(Duration::ZERO);
+    assert_eq!(app.count(&format!("email_outbox WHERE id = '{id}' AND status = 'pending'")).await, 1);
+    // Another mailer takes the row once its lease ran out, and sends it once more.
+    let mut second = app.cli(&["mailer"]).envs(env).kill_on_drop(true).spawn().unwrap();
+    assert_eq!(settled(&app, id).await, "sent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    second.kill().await.unwrap();
+    let copies: Vec<_> = sendgrid.received().into_iter().filter(|r| r.outbox_id() == id.to_string()).collect();
+    assert_eq!(copies.len(), 2, "one duplicate, both carrying the row id");
+}
+
+#[tokio::test]
+async fn smtp_delivers_to_a_real_server_with_the_row_id_header() {
+    let smtp = SmtpServer::start().await;
+    let app = TestApp::builder().with_env("PLINTH_SMTP_URL", &smtp.url).spawn().await;
+    let ann = app.register("ann").await;
+    let id = row_id(&app, &ann.email, "verify_email").await;
+    let messages = smtp.wait_messages(1).await;
+    assert_eq!(settled(&app, id).await, "sent");
+    let raw = &messages[0];
+    assert!(raw.contains(&format!("X-Plinth-Outbox-Id: {id}")), "{raw}");
+    assert!(raw.contains(&format!("To: {}", ann.email)));
+    let token = token_in(&decoded_mail(raw)).expect("a link");
+    let r = app.gql(None, "mutation($t: String!) { verifyEmail(token: $t) }", json!({ "t": token })).await;
+    assert_eq!(r["data"]["verifyEmail"], true, "{r}");
+}
+
+#[tokio::test]
+async fn an_unreachable_smtp_server_is_retried_then_delivered() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = TestApp::builder()
+        .with_env("PLINTH_SMTP_URL", &format!("smtp://127.0.0.1:{port}"))
+        .with_env("PLINTH_MAIL_MAX_ATTEMPTS", "50")
+        .spawn()
+        .await;
+    let ann = app.register("ann").await;
+    let id = row_id(&app, &ann.email, "verify_email").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (attempts, err): (i32, Option<String>) =
+            sqlx::query_as("SELECT attempts, last_error FROM email_outbox WHERE id = $1")
+                .bind(id)
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        if attempts >= 2 {
+            assert_eq!(err.as_deref(), Some("smtp: network error"));
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.count(&format!("email_outbox WHERE id = '{id}' AND status = 'pending'")).await, 1);
+}
+
+#[tokio::test]
+async fn the_locale_comes_from_the_input_then_accept_language_then_french() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).spawn().await;
+    let register = |email: &'static str, locale: Option<&'static str>, accept: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let mut input = json!({ "email": email, "password": "long enough pw" });
+            if let Some(l) = locale {
+                input["locale"] = json!(l);
+            }
+            let mut req =
+                app.http().post(app.url("/graphql")).json(&json!({ "query": REGISTER, "variables": { "i": input } }));
+            if let Some(a) = accept {
+                req = req.header("Accept-Language", a);
+            }
+            let r: Value = req.send().await.unwrap().json().await.unwrap();
+            r["data"]["register"]["user"]["locale"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    assert_eq!(register("a@example.com", None, None).await, "FR");
+    assert_eq!(register("b@example.com", None, Some("en-GB,en;q=0.9,fr;q=0.8")).await, "EN");
+    assert_eq!(register("c@example.com", None, Some("de-DE, fr;q=0.5, en;q=0.7")).await, "EN");
+    assert_eq!(register("d@example.com", Some("FR"), Some("en-US")).await, "FR");
+    assert_eq!(register("e@example.com", None, Some("de, es")).await, "FR");
+    assert_eq!(sendgrid.mail_to("a@example.com").await.body["subject"], "Confirmez votre adresse e-mail");
+    assert_eq!(sendgrid.mail_to("b@example.com").await.body["subject"], "Confirm your e-mail address");
+    let bad = app
+        .gql(None, REGISTER, json!({ "i": { "email": "f@example.com", "password": "long enough pw", "locale": "DE" } }))
+        .await;
+    assert!(bad["errors"][0]["message"].as_str().unwrap().contains("DE"), "{bad}");
+    assert_eq!(app.count("users WHERE email = 'f@example.com'").await, 0);
+}
+
+#[tokio::test]
+async fn update_profile_changes_the_language_of_later_mail() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).spawn().await;
+    let ann = app.register("ann").await;
+    let r =
+        app.gql(Some(&ann.access), "mutation { updateProfile(input: { locale: EN }) { id locale } }", json!({})).await;
+    assert_eq!(r["data"]["updateProfile"]["locale"], "EN", "{r}");
+    let anon = app.gql(None, "mutation { updateProfile(input: { locale: EN }) { id } }", json!({})).await;
+    assert_eq!(crate::helpers::code(&anon), "UNAUTHENTICATED");
+    app.gql(None, "mutation($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": ann.email })).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reset = sendgrid
+            .accepted()
+            .into_iter()
+            .find(|m| m.to() == ann.email && m.body["categories"][0] == "reset_password");
+        if let Some(m) = reset {
+            assert_eq!(m.body["subject"], "Reset your Plinth password");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reset mail");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_password_reset_journey_over_http() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).spawn().await;
+    let ann = app.register("ann").await;
+    let asked =
+        app.gql(None, "mutation($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": ann.email })).await;
+    assert_eq!(asked["data"]["requestPasswordReset"], true);
+    // The mail, as the stand-in captured it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mail = loop {
+        if let Some(m) =
+            sendgrid.accepted().into_iter().find(|m| m.to() == ann.email && m.body["categories"][0] == "reset_password")
+        {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no reset mail");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let text = mail.content("text/plain");
+    let link = text.lines().find(|l| l.contains("/reset-password?token=")).expect("a link").trim().to_owned();
+    assert!(link.starts_with(&app.url("/reset-password?token=")), "{link}");
+    // The page the link opens.
+    let page = app.http().get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<input id="password""#) && html.contains("resetPassword(token: $token"));
+    // What its script posts: JSON to /graphql.
+    let token = token_in(&link).unwrap();
+    let r = app
+        .gql(
+            None,
+            "mutation($token: String!, $newPassword: String!) { resetPassword(token: $token, newPassword: $newPassword) }",
+            json!({ "token": token, "newPassword": "a brand new secret" }),
+        )
+        .await;
+    assert_eq!(r["data"]["resetPassword"], true, "{r}");
+    let login = "mutation($i: LoginInput!) { login(input: $i) { accessToken } }";
+    let old = app.gql(None, login, json!({ "i": { "email": ann.email, "password": ann.password } })).await;
+    assert_eq!(crate::helpers::code(&old), "UNAUTHENTICATED");
+    let new = app.gql(None, login, json!({ "i": { "email": ann.email, "password": "a brand new secret" } })).await;
+    assert!(new["data"]["login"]["accessToken"].is_string(), "{new}");
+    // The token was never at rest in clear, and the link does not work twice.
+    let id = row_id(&app, &ann.email, "reset_password").await;
+    assert_eq!(settled(&app, id).await, "sent");
+    assert!(!outbox_dump(&app).await.contains(&token));
+    let again = app
+        .gql(
+            None,
+            "mutation($token: String!, $newPassword: String!) { resetPassword(token: $token, newPassword: $newPassword) }",
+            json!({ "token": token, "newPassword": "yet another secret" }),
+        )
+        .await;
+    assert_eq!(crate::helpers::code(&again), "BAD_USER_INPUT");
+    // And the password-changed notice follows.
+    sendgrid.wait_accepted(3).await;
+}
+
+/// Runs the onboarding scheduler as of `now() + offset` (the controllable clock).
+async fn run_sequences(app: &TestApp, offset: &str) -> i32 {
+    sqlx::query_scalar("SELECT priv.email_sequences_run(now() + $1::interval)")
+        .bind(offset)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+async fn steps(app: &TestApp, user: Uuid) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT step, outcome FROM email_sequence_steps WHERE user_id = $1 ORDER BY created_at, step")
+        .bind(user)
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn onboarding_follows_the_data_and_stops_on_unsubscribe_and_on_payment() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_SEQUENCES_SECS", "3600").spawn().await;
+    let [ann, bob, carol, dave] =
+        [app.register("ann").await, app.register("bob").await, app.register("carol").await, app.register("dave").await];
+    // Day 0: a welcome each, once however often the scheduler runs.
+    assert_eq!(run_sequences(&app, "1 minute").await, 4);
+    assert_eq!(run_sequences(&app, "2 minutes").await, 0);
+    let welcome = sendgrid.mail_of(&bob.email, "onboarding_welcome").await;
+    assert_eq!(welcome.body["categories"], json!(["onboarding_welcome"]));
+    assert_eq!(welcome.body["subject"], "Bienvenue sur Plinth");
+    let header = welcome.body["headers"]["List-Unsubscribe"].as_str().expect("List-Unsubscribe").to_owned();
+    assert_eq!(welcome.body["headers"]["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
+    let link = header.trim_start_matches('<').trim_end_matches('>').to_owned();
+    assert!(welcome.content("text/plain").contains(&link));
+    // Ann connects an account; Bob unsubscribes with the link, without a session; Carol pays.
+    sqlx::query(
+        "INSERT INTO marketplace_accounts (id, user_id, platform, display_name) VALUES ($1, $2, 'vinted', 'Ann')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(ann.id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let page = app.http().get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let prefs = "{ emailPreferences { onboarding productNews } }";
+    let before = app.gql(Some(&bob.access), prefs, json!({})).await;
+    assert_eq!(before["data"]["emailPreferences"]["onboarding"], true, "a GET changes nothing");
+    let forged = app.http().post(link.replace("c=onboarding", "c=product_news")).body("List-Unsubscribe=One-Click");
+    assert_eq!(forged.send().await.unwrap().status(), 400);
+    let one_click = app
+        .http()
+        .post(&link)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one_click.status(), 200);
+    let after = app.gql(Some(&bob.access), prefs, json!({})).await;
+    assert_eq!(after["data"]["emailPreferences"], json!({ "onboarding": false, "productNews": true }));
+    sqlx::query("UPDATE users SET plan = 'pro' WHERE id = $1").bind(carol.id).execute(&app.db).await.unwrap();
+    // Day 1: only Dave is asked to connect an account (Ann did it: skipped).
+    assert_eq!(run_sequences(&app, "1 day 1 hour").await, 1);
+    // Day 3: Ann and Dave are asked for a first scan.
+    assert_eq!(run_sequences(&app, "3 days 1 hour").await, 2);
+    assert_eq!(run_sequences(&app, "3 days 2 hours").await, 0);
+    let s = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+    assert_eq!(
+        steps(&app, ann.id).await,
+        s(&[("onboarding_welcome", "queued"), ("onboarding_connect", "skipped"), ("onboarding_scan", "queued")])
+    );
+    assert_eq!(steps(&app, bob.id).await, s(&[("onboarding_welcome", "queued")]));
+    assert_eq!(steps(&app, carol.id).await, s(&[("onboarding_welcome", "queued")]));
+    assert_eq!(steps(&app, dave.id).await.len(), 3);
+    // A moment long past a step's window sends no backlog.
+    assert_eq!(run_sequences(&app, "30 days").await, 0);
+    let sent = sendgrid.wait_accepted(4 + 4 + 1 + 2).await;
+    assert!(sent.iter().all(|m| m.to() != bob.email || m.body["categories"][0] != "onboarding_scan"));
+}
+
+#[tokio::test]
+async fn email_preferences_are_read_and_changed_by_their_owner() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let r = app.gql(Some(&ann.access), "{ emailPreferences { onboarding productNews } }", json!({})).await;
+    assert_eq!(r["data"]["emailPreferences"], json!({ "onboarding": true, "productNews": true }));
+    let m =
+        "mutation($i: UpdateEmailPreferencesInput!) { updateEmailPreferences(input: $i) { onboarding productNews } }";
+    let r = app.gql(Some(&ann.access), m, json!({ "i": { "productNews": false } })).await;
+    assert_eq!(r["data"]["updateEmailPreferences"], json!({ "onboarding": true, "productNews": false }));
+    let anon = app.gql(None, m, json!({ "i": { "productNews": false } })).await;
+    assert_eq!(crate::helpers::code(&anon), "UNAUTHENTICATED");
+    let bad = app.http().post(app.url("/unsubscribe?u=nope&c=onboarding&s=00")).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad = app
+        .http()
+        .post(app.url(&format!("/unsubscribe?u={}&c=onboarding&s={}", ann.id, "0".repeat(32))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let r = app.gql(Some(&ann.access), "{ emailPreferences { onboarding } }", json!({})).await;
+    assert_eq!(r["data"]["emailPreferences"]["onboarding"], true);
+}
+
+/// A SendGrid-style signing key for the event webhook, and the public key to configure.
+fn webhook_keys() -> (p256::ecdsa::SigningKey, String) {
+    use base64::Engine;
+    use p256::pkcs8::EncodePublicKey;
+    let key = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let der = key.verifying_key().to_public_key_der().unwrap();
+    (key, base64::engine::general_purpose::STANDARD.encode(der.as_bytes()))
+}
+
+/// POSTs `events` to the webhook signed with `key` at `timestamp`.
+async fn post_events(app: &TestApp, key: &p256::ecdsa::SigningKey, timestamp: i64, events: &Value) -> (u16, String) {
+    use base64::Engine;
+    use p256::ecdsa::signature::Signer;
+    let body = events.to_string();
+    let sig: p256::ecdsa::Signature = key.sign(format!("{timestamp}{body}").as_bytes());
+    let resp = app
+        .http()
+        .post(app.url("/webhooks/sendgrid"))
+        .header(
+            "X-Twilio-Email-Event-Webhook-Signature",
+            base64::engine::general_purpose::STANDARD.encode(sig.to_der()),
+        )
+        .header("X-Twilio-Email-Event-Webhook-Timestamp", timestamp.to_string())
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_signed_bounce_marks_the_address_undeliverable_and_stops_onboarding() {
+    let sendgrid = FakeSendGrid::start().await;
+    let (key, public) = webhook_keys();
+    let app = TestApp::builder()
+        .with_sendgrid(&sendgrid)
+        .with_env("PLINTH_SENDGRID_WEBHOOK_PUBLIC_KEY", &public)
+        .with_env("PLINTH_MAIL_SEQUENCES_SECS", "3600")
+        .spawn()
+        .await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let verify = sendgrid.mail_of(&ann.email, "verify_email").await;
+    let now = chrono::Utc::now().timestamp();
+    let events = json!([
+        { "email": ann.email, "event": "delivered", "timestamp": now, "outbox_id": verify.outbox_id(), "sg_message_id": "x" },
+        { "email": ann.email.to_uppercase(), "event": "bounce", "timestamp": now, "reason": "550 5.1.1 no such user", "type": "bounce" },
+    ]);
+    // Bad signatures: another key, a stale timestamp, a changed body; nothing written.
+    let other = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+    assert_eq!(post_events(&app, &other, now, &events).await.0, 400);
+    assert_eq!(post_events(&app, &key, now - 3600, &events).await.0, 400);
+    let unsigned = app.http().post(app.url("/webhooks/sendgrid")).body(events.to_string()).send().await.unwrap();
+    assert_eq!(unsigned.status(), 400);
+    assert_eq!(app.count("users WHERE email_undeliverable_at IS NOT NULL").await, 0);
+    // Signed: applied.
+    let (status, text) = post_events(&app, &key, now, &events).await;
+    assert_eq!((status, text.as_str()), (200, "applied 2"));
+    let (status, _) = post_events(&app, &key, now, &events).await;
+    assert_eq!(status, 200, "a redelivery is harmless");
+    let (reason,): (Option<String>,) = sqlx::query_as("SELECT email_undeliverable_reason FROM users WHERE id = $1")
+        .bind(ann.id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(reason.as_deref(), Some("bounce: 550 5.1.1 no such user"));
+    let (tracked,): (Option<String>,) = sqlx::query_as("SELECT provider_status FROM email_outbox WHERE id = $1::uuid")
+        .bind(verify.outbox_id())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(tracked.as_deref(), Some("delivered"));
+    // The user sees a notice in the app, once.
+    let n = app.gql(Some(&ann.access), "{ notifications { kind title } }", json!({})).await;
+    let kinds: Vec<&str> =
+        n["data"]["notifications"].as_array().unwrap().iter().filter_map(|x| x["kind"].as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "address_undeliverable").count(), 1, "{n}");
+    // Onboarding goes to Bob only.
+    assert_eq!(run_sequences(&app, "1 minute").await, 1);
+    assert_eq!(steps(&app, ann.id).await, Vec::<(String, String)>::new());
+    assert_eq!(steps(&app, bob.id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_sendgrid_webhook_is_refused_when_not_configured() {
+    let app = TestApp::spawn().await;
+    let (key, _) = webhook_keys();
+    let (status, text) = post_events(&app, &key, chrono::Utc::now().timestamp(), &json!([])).await;
+    assert_eq!((status, text.as_str()), (400, "the SendGrid event webhook is not configured"));
+}
