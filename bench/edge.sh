@@ -9,24 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-200}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/plinth-target}"
-cargo build --release --bin plinth -q
-
-PG=postgres://postgres@127.0.0.1:5432
-DB="plinth_bench_$$"
 PORT="${PORT:-18182}"
-DATA="$(mktemp -d)"
-psql "$PG/postgres" -qc "CREATE DATABASE $DB"
-cleanup() {
-  [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-DATABASE_URL="$PG/$DB" PLINTH_ADDR="127.0.0.1:$PORT" PLINTH_DATA_DIR="$DATA" RUST_LOG=error \
-  "$CARGO_TARGET_DIR/release/plinth" serve &
-SERVER=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+. bench/serve.sh
+serve RUST_LOG=error
 
 python3 - "$PORT" "$N" <<'PY'
 import http.client, json, statistics, sys, threading, time

@@ -6,30 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"
 CONNS="${2:-16}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/plinth-target}"
 command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
-cargo build --release --bin plinth -q
-
-PG=postgres://postgres@127.0.0.1:5432
-DB="plinth_bench_$$"
 PORT="${PORT:-18181}"
-DATA="$(mktemp -d)"
-psql "$PG/postgres" -qc "CREATE DATABASE $DB"
-cleanup() {
-  [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
+. bench/serve.sh
 
 # One session sends thousands of requests a minute: lift the Free plan's request rate.
 sed 's/^api_requests_per_minute = 60$/api_requests_per_minute = 100000000/' plans.toml > "$DATA/plans.toml"
-DATABASE_URL="$PG/$DB" PLINTH_ADDR="127.0.0.1:$PORT" PLINTH_DATA_DIR="$DATA" RUST_LOG=warn \
-  PLINTH_PLANS_FILE="$DATA/plans.toml" \
+serve PLINTH_PLANS_FILE="$DATA/plans.toml" \
   PLINTH_LOGIN_LIMIT_PER_EMAIL=100000000 PLINTH_LOGIN_LIMIT_PER_IP=100000000 \
-  "$CARGO_TARGET_DIR/release/plinth" serve &
-SERVER=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+  PLINTH_SIGNUP_LIMIT_PER_IP=100000000 PLINTH_LOGIN_CEILING_PER_EMAIL=100000000
 
 export EMAIL="bench@example.com" PASSWORD="bench password 1"
 TOKEN=$(curl -sf "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' \
