@@ -146,7 +146,7 @@ impl Privacy {
         sealer.sign(format!("invoice-archive:{user_id}").as_bytes())
     }
 
-    async fn begin(&self, source: &str) -> AppResult<RequestTx> {
+    async fn begin(&self, source: &str) -> anyhow::Result<RequestTx> {
         let meta = RequestMeta::internal(source);
         Ok(RequestTx::begin(&self.deps.pool, Principal::System, meta, self.deps.statement_timeout_ms).await?)
     }

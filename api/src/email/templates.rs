@@ -128,7 +128,7 @@ pub fn data_export_ready(expires_on: &str) -> Message {
     Message {
         template: EmailTemplate::DataExportReady,
         subject: "Your Plinth data export is ready".into(),
-        body: format!("The archive of your data is ready: download it from your settings before {expires_on}."),
+        body: format!("The archive of your data is ready: download it from the app before {expires_on}."),
         data: json!({ "expires_on": expires_on }),
         secret: None,
     }
