@@ -90,11 +90,7 @@ fn file<'a>(files: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
 }
 
 fn jsonl(files: &[(String, Vec<u8>)], name: &str) -> Vec<Value> {
-    String::from_utf8(file(files, name).to_vec())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    String::from_utf8(file(files, name).to_vec()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[tokio::test]
@@ -152,7 +148,10 @@ async fn an_export_holds_every_kind_of_the_users_data_and_nobody_elses_then_expi
     }
     assert!(manifest["counts"]["activity.jsonl"].as_u64().unwrap() >= 4, "{manifest}");
     let profile: Value = serde_json::from_slice(file(&files, "profile.json")).unwrap();
-    assert_eq!((profile["id"].as_str(), profile["email"].as_str()), (Some(ann.id.to_string().as_str()), Some(ann.email.as_str())));
+    assert_eq!(
+        (profile["id"].as_str(), profile["email"].as_str()),
+        (Some(ann.id.to_string().as_str()), Some(ann.email.as_str()))
+    );
     assert_eq!(jsonl(&files, "drafts.jsonl")[0]["title"], "Ann's jacket");
     assert_eq!(jsonl(&files, "drafts.jsonl")[0]["status"], "DRAFT");
     assert_eq!(jsonl(&files, "marketplace_accounts.jsonl")[0]["hasCredentials"], true);
@@ -210,8 +209,7 @@ async fn concurrent_export_requests_make_one_export() {
     let app = TestApp::builder().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "3600").spawn().await;
     let ann = app.register("ann").await;
     let answers = futures::future::join_all((0..6).map(|_| export_now(&app, &ann))).await;
-    let ids: std::collections::HashSet<String> =
-        answers.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
+    let ids: std::collections::HashSet<String> = answers.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids.len(), 1, "{answers:?}");
     assert_eq!(app.count(&format!("data_exports WHERE user_id = '{}'", ann.id)).await, 1);
     // Anonymous callers and API tokens may not export.
@@ -249,9 +247,16 @@ async fn deletion_needs_the_password_and_a_sign_in_during_the_grace_period_cance
     assert!(login["data"]["login"]["user"]["deletionScheduledAt"].is_null(), "{login}");
     let token = login["data"]["login"]["accessToken"].as_str().unwrap();
     let n = app.gql(Some(token), "{ notifications { kind } }", json!({})).await;
-    assert!(n["data"]["notifications"].as_array().unwrap().iter().any(|k| k["kind"] == "account_deletion_canceled"), "{n}");
+    assert!(
+        n["data"]["notifications"].as_array().unwrap().iter().any(|k| k["kind"] == "account_deletion_canceled"),
+        "{n}"
+    );
     let scheduled: Option<chrono::DateTime<chrono::Utc>> =
-        sqlx::query_scalar("SELECT deletion_scheduled_at FROM users WHERE id = $1").bind(ann.id).fetch_one(&app.db).await.unwrap();
+        sqlx::query_scalar("SELECT deletion_scheduled_at FROM users WHERE id = $1")
+            .bind(ann.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
     assert!(scheduled.is_none());
 }
 
@@ -287,13 +292,18 @@ async fn the_end_of_the_grace_period_erases_rows_objects_tokens_and_archives_inv
     furnish(&app, &ann, "Ann's jacket", 3).await;
     let (_, bob_token) = furnish(&app, &bob, "Bob's boots", 5).await;
     let api_token = app
-        .gql(Some(&ann.access), "mutation { createApiToken(input: {name: \"cli\", scopes: [\"drafts:read\"]}) { token } }", json!({}))
+        .gql(
+            Some(&ann.access),
+            "mutation { createApiToken(input: {name: \"cli\", scopes: [\"drafts:read\"]}) { token } }",
+            json!({}),
+        )
         .await["data"]["createApiToken"]["token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let photo_url = app.gql(Some(&ann.access), "{ drafts(first: 1) { edges { node { photos { url } } } } }", json!({})).await
-        ["data"]["drafts"]["edges"][0]["node"]["photos"][0]["url"]
+    let photo_url = app
+        .gql(Some(&ann.access), "{ drafts(first: 1) { edges { node { photos { url } } } } }", json!({}))
+        .await["data"]["drafts"]["edges"][0]["node"]["photos"][0]["url"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -306,7 +316,10 @@ async fn the_end_of_the_grace_period_erases_rows_objects_tokens_and_archives_inv
     let ok = app.gql(Some(&ann.access), q, json!({ "p": ann.password })).await;
     assert!(ok["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{ok}");
     // During the grace period the account works.
-    assert_eq!(app.gql(Some(&api_token), "{ drafts(first: 1) { edges { node { id } } } }", json!({})).await["errors"], Value::Null);
+    assert_eq!(
+        app.gql(Some(&api_token), "{ drafts(first: 1) { edges { node { id } } } }", json!({})).await["errors"],
+        Value::Null
+    );
 
     // The grace period ends (the clock of the test: the due date moves to the past).
     sqlx::query("UPDATE users SET deletion_scheduled_at = now() - interval '1 second' WHERE id = $1")
@@ -334,7 +347,10 @@ async fn the_end_of_the_grace_period_erases_rows_objects_tokens_and_archives_inv
         assert_eq!(n, 0, "{table} keeps {n} rows of the erased account");
     }
     for table in ["drafts", "photos", "jobs", "api_tokens", "sessions", "marketplace_accounts"] {
-        assert!(app.count(&format!("{table} WHERE user_id = '{}'", bob.id)).await > 0, "{table} lost the other user's rows");
+        assert!(
+            app.count(&format!("{table} WHERE user_id = '{}'", bob.id)).await > 0,
+            "{table} lost the other user's rows"
+        );
     }
     // The objects are gone.
     assert_eq!(app.http().get(&photo_url).send().await.unwrap().status(), 404, "the photo's object");
@@ -345,14 +361,19 @@ async fn the_end_of_the_grace_period_erases_rows_objects_tokens_and_archives_inv
     let sealer = api::secretbox::SecretBox::load_or_create(&app.data_dir.join("credentials_key")).unwrap();
     let subject = api::accounts::privacy::Privacy::pseudonym(&sealer, ann.id);
     let archived: Vec<(Uuid, String, String)> =
-        sqlx::query_as("SELECT id, subject, to_jsonb(a)::text FROM invoice_archive a").fetch_all(&app.db).await.unwrap();
+        sqlx::query_as("SELECT id, subject, to_jsonb(a)::text FROM invoice_archive a")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
     assert_eq!(archived.iter().map(|a| a.0).collect::<Vec<_>>(), invoice_ids);
     assert_eq!(archived[0].1, subject);
     assert!(!archived[0].2.contains(&ann.id.to_string()) && !archived[0].2.contains(&ann.email), "{}", archived[0].2);
     // Only the admin role reads the archive.
     let url = crate::helpers::admin_url(&app.database).replace("postgres@", "plinth_app@");
     let mut conn: sqlx::PgConnection = sqlx::Connection::connect(&url).await.unwrap();
-    for (role, rows) in [("plinth_admin", Some(1i64)), ("plinth_user", None), ("plinth_support", None), ("plinth_system", None)] {
+    for (role, rows) in
+        [("plinth_admin", Some(1i64)), ("plinth_user", None), ("plinth_support", None), ("plinth_system", None)]
+    {
         let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
         sqlx::query("SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true)")
             .bind(role)
@@ -372,9 +393,16 @@ async fn the_end_of_the_grace_period_erases_rows_objects_tokens_and_archives_inv
         assert_eq!(code(&api), "UNAUTHENTICATED", "{api}");
     }
     let refresh = app
-        .gql(None, "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }", json!({ "t": ann.refresh }))
+        .gql(
+            None,
+            "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }",
+            json!({ "t": ann.refresh }),
+        )
         .await;
     assert_eq!(code(&refresh), "UNAUTHENTICATED", "{refresh}");
     // The other user's tokens still work.
-    assert_eq!(app.gql(Some(&bob_token), "{ drafts(first: 1) { edges { node { id } } } }", json!({})).await["errors"], Value::Null);
+    assert_eq!(
+        app.gql(Some(&bob_token), "{ drafts(first: 1) { edges { node { id } } } }", json!({})).await["errors"],
+        Value::Null
+    );
 }

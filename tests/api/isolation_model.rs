@@ -25,18 +25,50 @@ const ACCOUNT_FIELDS: &str = "{ id displayName status }";
 /// whoever owns them.
 #[derive(Clone, Debug)]
 enum Op {
-    CreateDraft { user: usize, title: String },
-    UpdateTitle { user: usize, draft: Index, title: String },
-    UpdateStatus { user: usize, draft: Index, status: &'static str },
-    DeleteDraft { user: usize, draft: Index },
-    RestoreDraft { user: usize, draft: Index },
-    ReadDraft { user: usize, draft: Index },
-    Connect { user: usize, name: String },
-    Rename { user: usize, account: Index, name: String },
-    Disconnect { user: usize, account: Index },
+    CreateDraft {
+        user: usize,
+        title: String,
+    },
+    UpdateTitle {
+        user: usize,
+        draft: Index,
+        title: String,
+    },
+    UpdateStatus {
+        user: usize,
+        draft: Index,
+        status: &'static str,
+    },
+    DeleteDraft {
+        user: usize,
+        draft: Index,
+    },
+    RestoreDraft {
+        user: usize,
+        draft: Index,
+    },
+    ReadDraft {
+        user: usize,
+        draft: Index,
+    },
+    Connect {
+        user: usize,
+        name: String,
+    },
+    Rename {
+        user: usize,
+        account: Index,
+        name: String,
+    },
+    Disconnect {
+        user: usize,
+        account: Index,
+    },
     /// `exportMyData`: the first request queues an export, later ones answer it (the
     /// builder is kept idle, so it stays in progress).
-    RequestExport { user: usize },
+    RequestExport {
+        user: usize,
+    },
 }
 
 /// Valid titles and display names: no surrounding blanks, so the server's trimming
@@ -381,8 +413,7 @@ fn view_of(model: &Model, u: usize) -> (String, Vec<(String, String, Value)>) {
         }),
     ));
 
-    let exports: Vec<Value> =
-        model.exports[u].iter().map(|id| json!({ "id": id, "status": "PENDING" })).collect();
+    let exports: Vec<Value> = model.exports[u].iter().map(|id| json!({ "id": id, "status": "PENDING" })).collect();
     expected.push(("dataExports".into(), "dataExports".into(), Value::Array(exports)));
 
     for (i, d) in model.drafts.iter().enumerate() {

@@ -595,11 +595,7 @@ async fn no_id_taking_field_reaches_another_users_rows() {
     assert_ne!(mine["data"]["exportMyData"]["id"].as_str(), Some(ann_export.as_str()), "{mine}");
     assert!(!listed.to_string().contains(&ann_export), "{listed}");
     let refused = app
-        .gql(
-            Some(&bob.access),
-            "mutation { deleteMyAccount(input: {currentPassword: \"not it\"}) { id } }",
-            json!({}),
-        )
+        .gql(Some(&bob.access), "mutation { deleteMyAccount(input: {currentPassword: \"not it\"}) { id } }", json!({}))
         .await;
     assert_eq!(crate::helpers::code(&refused), "BAD_USER_INPUT", "{refused}");
     let after = settled_snapshot(&app, ann.id).await;

@@ -273,7 +273,11 @@ pub fn manifest(
 /// images are compressed already). CPU-bound: run it on a blocking thread.
 ///
 /// Errors: the zip writer's (out of memory, a bug).
-pub fn write_zip(manifest: &Value, files: &[(String, String)], photos: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<u8>> {
+pub fn write_zip(
+    manifest: &Value,
+    files: &[(String, String)],
+    photos: &[(String, Vec<u8>)],
+) -> anyhow::Result<Vec<u8>> {
     use zip::{write::SimpleFileOptions, CompressionMethod, ZipWriter};
     let mut zip = ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let deflated = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);

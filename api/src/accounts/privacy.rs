@@ -437,8 +437,8 @@ impl Privacy {
               WHERE user_id = $1 AND NOT ended AND status NOT IN ('canceled', 'incomplete_expired')",
         )
         .await?;
-        let mut objects = strings("SELECT object_key AS v FROM data_exports WHERE user_id = $1 AND object_key IS NOT NULL")
-            .await?;
+        let mut objects =
+            strings("SELECT object_key AS v FROM data_exports WHERE user_id = $1 AND object_key IS NOT NULL").await?;
         let photos = tx
             .query_all(Statement::from_sql_and_values(
                 DbBackend::Postgres,

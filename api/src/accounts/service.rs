@@ -358,8 +358,16 @@ impl AccountService {
         .await?;
         let message = templates::account_deletion_canceled();
         let id = Uuid::now_v7();
-        crate::notifications::store::insert(tx, id, user_id, message.template, &message.subject, &message.body, &message.data)
-            .await?;
+        crate::notifications::store::insert(
+            tx,
+            id,
+            user_id,
+            message.template,
+            &message.subject,
+            &message.body,
+            &message.data,
+        )
+        .await?;
         tx.emit(Event::NotificationAdded { user_id, notification_id: id });
         activity::record(tx, Entry::by_user(user_id, "account.deletion_canceled", None, json!({}))).await?;
         tracing::info!(user_id = %user_id, "a sign-in cancelled the account's deletion");

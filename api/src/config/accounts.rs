@@ -26,7 +26,10 @@ impl AccountsConfig {
         }
         let ttl: i64 = v.parse("PLINTH_DATA_EXPORT_TTL_DAYS", 7)?;
         if !(1..=90).contains(&ttl) {
-            return Err(ConfigError { var: "PLINTH_DATA_EXPORT_TTL_DAYS", message: format!("expected 1 to 90 days, got {ttl}") });
+            return Err(ConfigError {
+                var: "PLINTH_DATA_EXPORT_TTL_DAYS",
+                message: format!("expected 1 to 90 days, got {ttl}"),
+            });
         }
         Ok(AccountsConfig {
             deletion_grace_days: grace,

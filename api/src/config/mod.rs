@@ -115,7 +115,16 @@ macro_rules! section {
         }
     )*};
 }
-section!(ServerConfig, DatabaseConfig, AuthConfig, StorageConfig, JobsConfig, BillingConfig, MailConfig, AccountsConfig);
+section!(
+    ServerConfig,
+    DatabaseConfig,
+    AuthConfig,
+    StorageConfig,
+    JobsConfig,
+    BillingConfig,
+    MailConfig,
+    AccountsConfig
+);
 
 /// Everything the server needs to start. Secrets are `SecretString`, so neither Debug
 /// nor a log line can print them.

@@ -140,7 +140,9 @@ pub fn account_deletion_scheduled(deletion_on: &str) -> Message {
     Message {
         template: EmailTemplate::AccountDeletionScheduled,
         subject: format!("Your Plinth account will be deleted on {deletion_on}"),
-        body: format!("Your account will be deleted on {deletion_on}. Sign in before that date to cancel the deletion."),
+        body: format!(
+            "Your account will be deleted on {deletion_on}. Sign in before that date to cancel the deletion."
+        ),
         data: json!({ "deletion_on": deletion_on }),
         secret: None,
     }
