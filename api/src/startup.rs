@@ -195,7 +195,15 @@ impl Services {
             pool: pool.clone(),
             storage: storage.clone(),
             bus: bus.clone(),
-            stripe: billing.stripe_client().cloned(),
+            cancel_subscription: billing.stripe_client().cloned().map(|stripe| {
+                let cancel: accounts::privacy::CancelSubscription = Arc::new(move |sub: String| {
+                    let stripe = stripe.clone();
+                    Box::pin(async move {
+                        stripe.cancel_subscription(&sub).await.map_err(|e| anyhow::anyhow!("cancelling {sub}: {e:?}"))
+                    })
+                });
+                cancel
+            }),
             sealer: sealer.clone(),
             config: config.accounts.clone(),
             statement_timeout_ms: config.database.statement_timeout_ms,

@@ -18,7 +18,6 @@
 //! calls follow, and the writes come in another.
 use super::export;
 use crate::{
-    billing::stripe::StripeApi,
     config::AccountsConfig,
     db::{RequestMeta, RequestTx},
     email::templates,
@@ -92,6 +91,11 @@ pub fn export_key(user_id: Uuid, export_id: Uuid) -> String {
     format!("x/{user_id}/{export_id}")
 }
 
+/// Cancels a Stripe subscription now (billing's client, handed down by startup: the
+/// billing domain sits above this one).
+pub type CancelSubscription =
+    Arc<dyn Fn(String) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
 /// What [`Privacy::new`] is built from.
 pub struct PrivacyDeps {
     /// The runtime pool (background work begins its own transactions).
@@ -100,8 +104,8 @@ pub struct PrivacyDeps {
     pub storage: Arc<Storage>,
     /// Live events.
     pub bus: Arc<EventBus>,
-    /// Stripe, when billing is configured.
-    pub stripe: Option<StripeApi>,
+    /// Stripe's cancellation, when billing is configured.
+    pub cancel_subscription: Option<CancelSubscription>,
     /// The server secret the invoice archive's pseudonyms are keyed with.
     pub sealer: Arc<SecretBox>,
     /// Grace period, export lifetime, sweep interval.
@@ -376,13 +380,13 @@ impl Privacy {
         let footprint = self.footprint(user_id).await?;
         // Outside any transaction: Stripe, then the store.
         if !footprint.subscriptions.is_empty() {
-            let stripe = self
+            let cancel = self
                 .deps
-                .stripe
+                .cancel_subscription
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("the account has a subscription and billing is not configured"))?;
             for sub in &footprint.subscriptions {
-                stripe.cancel_subscription(sub).await.map_err(|e| anyhow::anyhow!("cancelling {sub}: {e:?}"))?;
+                cancel(sub.clone()).await?;
             }
         }
         for key in &footprint.objects {
