@@ -406,3 +406,33 @@ async fn the_end_of_the_grace_period_erases_rows_objects_tokens_and_archives_inv
         Value::Null
     );
 }
+
+/// A measurement, not a check: how long an export of a user with many drafts and
+/// photos takes from the request to READY (`cargo nextest run --run-ignored all
+/// export_timing`, output with `--no-capture`).
+#[tokio::test]
+#[ignore = "a measurement"]
+async fn export_timing() {
+    let app = TestApp::builder()
+        .with_s3()
+        .with_unlimited_free_plan()
+        .with_env("PLINTH_ACCOUNT_SWEEP_SECS", "1")
+        .spawn()
+        .await;
+    let ann = app.register("ann").await;
+    let (drafts, photos) = (500, 50);
+    for i in 0..drafts {
+        let d = app.create_draft(&ann.access, &format!("draft {i}")).await;
+        if i < photos {
+            app.upload_photo(&ann.access, Some(&d), "image/png", &png(64, 64)).await;
+        }
+    }
+    let started = Instant::now();
+    let e = export_now(&app, &ann).await;
+    let ready = export_in(&app, &ann, e["id"].as_str().unwrap(), "READY").await;
+    println!(
+        "export of {drafts} drafts and {photos} photos: READY after {:.2?} (polled every 100 ms, builder every 1 s), {} bytes",
+        started.elapsed(),
+        ready["byteSize"]
+    );
+}
