@@ -24,6 +24,8 @@ mod m20261201_000104_record_worker_tokens;
 mod m20261201_000201_deliver_email;
 mod m20261201_000202_create_email_sequences;
 mod m20261201_000203_record_mail_events;
+mod m20261202_000301_create_data_exports;
+mod m20261202_000302_schedule_account_deletion;
 pub mod normalize;
 pub mod rls;
 
@@ -57,6 +59,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000201_deliver_email::Migration),
             Box::new(m20261201_000202_create_email_sequences::Migration),
             Box::new(m20261201_000203_record_mail_events::Migration),
+            Box::new(m20261202_000301_create_data_exports::Migration),
+            Box::new(m20261202_000302_schedule_account_deletion::Migration),
         ]
     }
 }

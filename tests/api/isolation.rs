@@ -224,15 +224,19 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     .await
     .unwrap();
     let expected = [
+        ("accounts_due_for_deletion", "plinth_system"),
         ("billing_admins", "plinth_system"),
         ("billing_customers", "plinth_system"),
         ("billing_due", "plinth_system"),
         ("claim_job", "plinth_worker"),
+        ("data_exports_claim", "plinth_system"),
+        ("data_exports_expired", "plinth_system"),
         ("email_backlog", "plinth_system"),
         ("email_claim", "plinth_system"),
         ("email_provider_events", "plinth_system"),
         ("email_record", "plinth_system"),
         ("email_sequences_run", "plinth_system"),
+        ("erase_account", "plinth_system"),
         ("expired_uploads", "plinth_system"),
         ("login_lookup", "plinth_anon"),
         ("requeue_expired_jobs", "plinth_system"),

@@ -146,7 +146,11 @@ impl AccountService {
             return Err(AppError::Unauthenticated("invalid e-mail or password".into()));
         };
         tx.acting_as_user(found.role, found.id, async {
-            let user = load_user(tx, found.id).await?;
+            let mut user = load_user(tx, found.id).await?;
+            if user.deletion_scheduled_at.is_some() {
+                // Signing in during the grace period keeps the account.
+                user = self.cancel_deletion(tx, user.id).await?;
+            }
             let session = self.open_session(tx, &user).await?;
             let subject = Some(("session", session.0));
             activity::record(tx, Entry::by_user(user.id, "session.login", subject, json!({}))).await?;
@@ -309,6 +313,65 @@ impl AccountService {
             tx.emit(Event::SessionsRevoked { user_id: user.id, session_id: Some(session_id) });
         }
         Ok(true)
+    }
+
+    /// Schedules the erasure of the caller's account after the grace period
+    /// (`PLINTH_ACCOUNT_DELETION_GRACE_DAYS`), once the current password is proven; the
+    /// owner is told by mail and notification, with the date. Signing in before the date
+    /// cancels it. Asking again keeps the first date.
+    ///
+    /// Errors: UNAUTHENTICATED; BAD_USER_INPUT (`currentPassword`: not the current
+    /// password); INTERNAL.
+    pub async fn schedule_deletion(&self, tx: &RequestTx, current: &str) -> AppResult<users::Model> {
+        let user_id = tx.user_id()?;
+        let user = load_user(tx, user_id).await?;
+        let ok = self.passwords.verify(&SecretString::from(current.to_owned()), Some(&user.password_hash)).await?;
+        if !ok {
+            return Err(AppError::bad_input("currentPassword", "is not the current password"));
+        }
+        if user.deletion_scheduled_at.is_some() {
+            return Ok(user);
+        }
+        let due = Utc::now() + ChronoDuration::days(self.config.accounts.deletion_grace_days);
+        tx.execute(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "UPDATE users SET deletion_requested_at = now(), deletion_scheduled_at = $2, updated_at = now()
+              WHERE id = $1",
+            [user_id.into(), due.into()],
+        ))
+        .await?;
+        let on = due.format("%Y-%m-%d").to_string();
+        crate::notifications::service::notify(tx, user_id, templates::account_deletion_scheduled(&on)).await?;
+        activity::record(tx, Entry::by_user(user_id, "account.deletion_scheduled", None, json!({ "at": due }))).await?;
+        load_user(tx, user_id).await
+    }
+
+    /// Cancels the scheduled erasure of `user_id` (the transaction acts for it) and
+    /// tells the owner in the app.
+    async fn cancel_deletion(&self, tx: &RequestTx, user_id: Uuid) -> AppResult<users::Model> {
+        tx.execute(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "UPDATE users SET deletion_requested_at = NULL, deletion_scheduled_at = NULL, updated_at = now()
+              WHERE id = $1",
+            [user_id.into()],
+        ))
+        .await?;
+        let message = templates::account_deletion_canceled();
+        let id = Uuid::now_v7();
+        crate::notifications::store::insert(
+            tx,
+            id,
+            user_id,
+            message.template,
+            &message.subject,
+            &message.body,
+            &message.data,
+        )
+        .await?;
+        tx.emit(Event::NotificationAdded { user_id, notification_id: id });
+        activity::record(tx, Entry::by_user(user_id, "account.deletion_canceled", None, json!({}))).await?;
+        tracing::info!(user_id = %user_id, "a sign-in cancelled the account's deletion");
+        load_user(tx, user_id).await
     }
 
     /// Changes the caller's profile: each `Some` field is set.
@@ -618,6 +681,8 @@ async fn insert_user(
         locale: Set(locale.as_str().to_owned()),
         email_onboarding: Set(true),
         email_product_news: Set(true),
+        deletion_requested_at: Set(None),
+        deletion_scheduled_at: Set(None),
         created_at: Set(now.into()),
         updated_at: Set(now.into()),
     }

@@ -8,6 +8,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use std::{collections::HashMap, fmt, path::PathBuf, str::FromStr};
 
+mod accounts;
 mod auth;
 mod billing;
 mod database;
@@ -16,6 +17,7 @@ mod mail;
 mod server;
 mod storage;
 mod worker;
+pub use accounts::AccountsConfig;
 pub use auth::AuthConfig;
 pub use billing::BillingConfig;
 pub use database::DatabaseConfig;
@@ -113,7 +115,16 @@ macro_rules! section {
         }
     )*};
 }
-section!(ServerConfig, DatabaseConfig, AuthConfig, StorageConfig, JobsConfig, BillingConfig, MailConfig);
+section!(
+    ServerConfig,
+    DatabaseConfig,
+    AuthConfig,
+    StorageConfig,
+    JobsConfig,
+    BillingConfig,
+    MailConfig,
+    AccountsConfig
+);
 
 /// Everything the server needs to start. Secrets are `SecretString`, so neither Debug
 /// nor a log line can print them.
@@ -137,6 +148,8 @@ pub struct Config {
     pub billing: BillingConfig,
     /// Mail delivery.
     pub mail: MailConfig,
+    /// GDPR exports and account deletion.
+    pub accounts: AccountsConfig,
 }
 
 impl Config {
@@ -169,6 +182,7 @@ impl Config {
             jobs: JobsConfig::read(&v)?,
             billing: BillingConfig::read(&v)?,
             mail: MailConfig::read(&v)?,
+            accounts: AccountsConfig::read(&v)?,
         };
         config.check_production()?;
         Ok(config)

@@ -54,6 +54,10 @@ const SOURCES: &[(&str, &str)] = sources!(
     "onboarding_scan.en.j2",
     "onboarding_tips.fr.j2",
     "onboarding_tips.en.j2",
+    "data_export_ready.fr.j2",
+    "data_export_ready.en.j2",
+    "account_deletion_scheduled.fr.j2",
+    "account_deletion_scheduled.en.j2",
 );
 
 /// A message written out.
@@ -200,6 +204,8 @@ pub fn sample_data(template: EmailTemplate) -> (Value, Option<&'static str>) {
         }
         EmailTemplate::Receipt => (json!({ "plan": "Pro", "detail": "INV-0001" }), None),
         EmailTemplate::TrialEnding => (json!({ "plan": "Pro", "detail": "on 2026-12-04" }), None),
+        EmailTemplate::DataExportReady => (json!({ "expires_on": "2026-12-09" }), None),
+        EmailTemplate::AccountDeletionScheduled => (json!({ "deletion_on": "2026-12-16" }), None),
         _ => (json!({ "plan": "Pro", "detail": "" }), None),
     }
 }

@@ -123,6 +123,42 @@ pub fn quota(metric: QuotaMetric, threshold: i64, used: i64, limit: i64) -> Mess
     }
 }
 
+/// A data export is ready to download until `expires_on` (a date, `YYYY-MM-DD`).
+pub fn data_export_ready(expires_on: &str) -> Message {
+    Message {
+        template: EmailTemplate::DataExportReady,
+        subject: "Your Plinth data export is ready".into(),
+        body: format!("The archive of your data is ready: download it from the app before {expires_on}."),
+        data: json!({ "expires_on": expires_on }),
+        secret: None,
+    }
+}
+
+/// The account will be deleted on `deletion_on` (a date, `YYYY-MM-DD`) unless its owner
+/// signs in before.
+pub fn account_deletion_scheduled(deletion_on: &str) -> Message {
+    Message {
+        template: EmailTemplate::AccountDeletionScheduled,
+        subject: format!("Your Plinth account will be deleted on {deletion_on}"),
+        body: format!(
+            "Your account will be deleted on {deletion_on}. Sign in before that date to cancel the deletion."
+        ),
+        data: json!({ "deletion_on": deletion_on }),
+        secret: None,
+    }
+}
+
+/// A sign-in cancelled the account's scheduled deletion (in the app only).
+pub fn account_deletion_canceled() -> Message {
+    Message {
+        template: EmailTemplate::AccountDeletionCanceled,
+        subject: "Your account's deletion was cancelled".into(),
+        body: "You signed in during the grace period, so your account will not be deleted.".into(),
+        data: json!({}),
+        secret: None,
+    }
+}
+
 /// A message that proves the provider works (`plinth mail test`).
 pub fn test_message() -> Message {
     Message {

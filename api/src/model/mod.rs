@@ -374,6 +374,12 @@ vocabulary! {
         OnboardingTips = "onboarding_tips",
         /// Mail to the address bounced (a notification in the app; mailed to nobody).
         AddressUndeliverable = "address_undeliverable",
+        /// A data export (GDPR) is ready to download.
+        DataExportReady = "data_export_ready",
+        /// The account's deletion was scheduled after a grace period.
+        AccountDeletionScheduled = "account_deletion_scheduled",
+        /// A sign-in cancelled the account's scheduled deletion (a notification only).
+        AccountDeletionCanceled = "account_deletion_canceled",
     }
 }
 
@@ -391,7 +397,7 @@ vocabulary! {
 impl EmailTemplate {
     /// Whether the message is ever mailed (some are notifications only).
     pub fn is_mailed(self) -> bool {
-        self != EmailTemplate::AddressUndeliverable
+        !matches!(self, EmailTemplate::AddressUndeliverable | EmailTemplate::AccountDeletionCanceled)
     }
 
     /// The preference that stops this mail (it then carries an unsubscribe link), or None
