@@ -26,6 +26,7 @@ mod m20261201_000202_create_email_sequences;
 mod m20261201_000203_record_mail_events;
 mod m20261202_000301_create_data_exports;
 mod m20261202_000302_schedule_account_deletion;
+mod m20261202_000303_begin_erasure;
 pub mod normalize;
 pub mod rls;
 
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000203_record_mail_events::Migration),
             Box::new(m20261202_000301_create_data_exports::Migration),
             Box::new(m20261202_000302_schedule_account_deletion::Migration),
+            Box::new(m20261202_000303_begin_erasure::Migration),
         ]
     }
 }

@@ -400,11 +400,53 @@ async fn the_end_of_the_grace_period_erases_rows_objects_tokens_and_archives_inv
         )
         .await;
     assert_eq!(code(&refresh), "UNAUTHENTICATED", "{refresh}");
+    // An instance started after the erasure (it heard no event; the account's own
+    // revocation row went with it) refuses the leftover access token too.
+    let later = app.another_instance().await;
+    let old = later.gql(Some(&ann.access), "{ me { id } }", json!({})).await;
+    assert_eq!(code(&old), "UNAUTHENTICATED", "{old}");
     // The other user's tokens still work.
     assert_eq!(
         app.gql(Some(&bob_token), "{ drafts(first: 1) { edges { node { id } } } }", json!({})).await["errors"],
         Value::Null
     );
+    assert_eq!(later.gql(Some(&bob.access), "{ me { id } }", json!({})).await["errors"], Value::Null);
+}
+
+/// Once the sweeper has begun an erasure (the mark is committed before Stripe and the
+/// objects are touched), a sign-in no longer keeps the account: it is refused like an
+/// unknown address and the deletion stays scheduled; before the mark, it cancels.
+#[tokio::test]
+async fn a_sign_in_after_the_erasure_began_is_refused_and_cancels_nothing() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let q = "mutation($p: String!) { deleteMyAccount(input: {currentPassword: $p}) { deletionScheduledAt } }";
+    let ok = app.gql(Some(&ann.access), q, json!({ "p": ann.password })).await;
+    assert!(ok["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{ok}");
+    // The grace period ends and the sweeper marks the account (its first step), as
+    // the system role through the same function.
+    sqlx::query("UPDATE users SET deletion_scheduled_at = now() - interval '1 second' WHERE id = $1")
+        .bind(ann.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let begun: bool =
+        sqlx::query_scalar("SELECT priv.begin_erasure($1, now())").bind(ann.id).fetch_one(&app.db).await.unwrap();
+    assert!(begun);
+    let login = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { accessToken } }";
+    let r = app.gql(None, login, json!({ "e": ann.email, "p": ann.password })).await;
+    assert_eq!(code(&r), "UNAUTHENTICATED", "{r}");
+    let still: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT deletion_scheduled_at FROM users WHERE id = $1")
+            .bind(ann.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(still.is_some(), "a refused sign-in cancelled the erasure");
+    // Marking again is harmless (a run that stopped half-way resumes).
+    let again: bool =
+        sqlx::query_scalar("SELECT priv.begin_erasure($1, now())").bind(ann.id).fetch_one(&app.db).await.unwrap();
+    assert!(again);
 }
 
 /// A measurement, not a check: how long an export of a user with many drafts and

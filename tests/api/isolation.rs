@@ -225,6 +225,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     .unwrap();
     let expected = [
         ("accounts_due_for_deletion", "plinth_system"),
+        ("begin_erasure", "plinth_system"),
         ("billing_admins", "plinth_system"),
         ("billing_customers", "plinth_system"),
         ("billing_due", "plinth_system"),

@@ -377,6 +377,24 @@ impl Privacy {
     }
 
     async fn erase_one(&self, user_id: Uuid, at: DateTime<Utc>) -> anyhow::Result<bool> {
+        // First, committed on its own: the account is marked as being erased, so a
+        // sign-in from now on no longer keeps it (the work below, outside the database,
+        // cannot be undone). False: a sign-in cancelled it since the list was read.
+        let tx = self.begin("accounts.erase_due").await?;
+        let begun = tx
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT priv.begin_erasure($1, $2) AS begun",
+                [user_id.into(), at.into()],
+            ))
+            .await?
+            .map(|r| r.try_get::<bool>("", "begun"))
+            .transpose()?
+            .unwrap_or(false);
+        tx.commit_without_events().await?;
+        if !begun {
+            return Ok(false);
+        }
         let footprint = self.footprint(user_id).await?;
         // Outside any transaction: Stripe, then the store.
         if !footprint.subscriptions.is_empty() {
@@ -405,7 +423,7 @@ impl Privacy {
             .transpose()?
             .unwrap_or(false);
         if !erased {
-            // A sign-in cancelled it since the list was read.
+            // Erased meanwhile by another instance's sweeper.
             tx.rollback().await;
             return Ok(false);
         }

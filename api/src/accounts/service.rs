@@ -147,6 +147,12 @@ impl AccountService {
         };
         tx.acting_as_user(found.role, found.id, async {
             let mut user = load_user(tx, found.id).await?;
+            if user.erasure_started_at.is_some() {
+                // The grace period is over and the erasure has begun (Stripe, objects):
+                // the account is as good as gone, and answers like an unknown one.
+                tracing::info!("sign-in refused: the account is being erased");
+                return Err(AppError::Unauthenticated("invalid e-mail or password".into()));
+            }
             if user.deletion_scheduled_at.is_some() {
                 // Signing in during the grace period keeps the account.
                 user = self.cancel_deletion(tx, user.id).await?;
@@ -352,7 +358,7 @@ impl AccountService {
         tx.execute(sea_orm::Statement::from_sql_and_values(
             sea_orm::DbBackend::Postgres,
             "UPDATE users SET deletion_requested_at = NULL, deletion_scheduled_at = NULL, updated_at = now()
-              WHERE id = $1",
+              WHERE id = $1 AND erasure_started_at IS NULL",
             [user_id.into()],
         ))
         .await?;
@@ -683,6 +689,7 @@ async fn insert_user(
         email_product_news: Set(true),
         deletion_requested_at: Set(None),
         deletion_scheduled_at: Set(None),
+        erasure_started_at: Set(None),
         created_at: Set(now.into()),
         updated_at: Set(now.into()),
     }
