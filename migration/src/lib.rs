@@ -25,6 +25,7 @@ mod m20261201_000201_deliver_email;
 mod m20261201_000202_create_email_sequences;
 mod m20261201_000203_record_mail_events;
 mod m20261202_000401_schedule_email_reminders;
+mod m20261202_000402_change_email_address;
 pub mod normalize;
 pub mod rls;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000202_create_email_sequences::Migration),
             Box::new(m20261201_000203_record_mail_events::Migration),
             Box::new(m20261202_000401_schedule_email_reminders::Migration),
+            Box::new(m20261202_000402_change_email_address::Migration),
         ]
     }
 }

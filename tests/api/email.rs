@@ -899,3 +899,77 @@ async fn metrics_show_queued_sent_and_the_oldest_waiting_mail_per_template() {
     assert!(!metrics.contains(r#"plinth_mail_queued{template="verify_email"}"#), "nothing of it waits");
     assert!(metrics.contains("plinth_mail_pending 1"));
 }
+
+#[tokio::test]
+async fn changing_the_address_takes_effect_from_the_link_sent_to_it() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let login = "mutation($i: LoginInput!) { login(input: $i) { accessToken refreshToken } }";
+    let phone = app.gql(None, login, json!({ "i": { "email": ann.email, "password": ann.password } })).await;
+    let phone_refresh = phone["data"]["login"]["refreshToken"].as_str().unwrap().to_owned();
+    let update = "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { id email } }";
+    // Re-authentication: missing or wrong password, the existing error.
+    let r = app.gql(Some(&ann.access), update, json!({ "i": { "email": "new@example.org" } })).await;
+    assert_eq!(crate::helpers::code(&r), "BAD_USER_INPUT", "{r}");
+    let r = app
+        .gql(
+            Some(&ann.access),
+            update,
+            json!({ "i": { "email": "new@example.org", "currentPassword": "wrong password" } }),
+        )
+        .await;
+    assert_eq!(crate::helpers::code(&r), "BAD_USER_INPUT");
+    assert_eq!(r["errors"][0]["extensions"]["field"], "currentPassword", "{r}");
+    // An address that has an account: the same answer, and no mail to it.
+    let taken = app
+        .gql(
+            Some(&ann.access),
+            update,
+            json!({ "i": { "email": bob.email.to_uppercase(), "currentPassword": ann.password } }),
+        )
+        .await;
+    // A free address, written another way: normalized, and nothing changes yet.
+    let new_email = format!("ann.new-{}@example.org", &Uuid::new_v4().simple().to_string()[..8]);
+    let free = app
+        .gql(
+            Some(&ann.access),
+            update,
+            json!({ "i": { "email": format!("  {}", new_email.to_uppercase()), "currentPassword": ann.password } }),
+        )
+        .await;
+    assert_eq!(taken, free, "the answer does not tell which addresses have accounts");
+    assert_eq!(free["data"]["updateProfile"]["email"], ann.email.as_str(), "{free}");
+    let link_mail = sendgrid.mail_of(&new_email, "verify_email").await;
+    let token = token_in(&link_mail.content("text/plain")).expect("a link");
+    assert!(token.starts_with("plc_"), "{token}");
+    assert!(link_mail.content("text/plain").contains("rien ne change"));
+    assert!(!outbox_dump(&app).await.contains(&token));
+    assert_eq!(app.count(&format!("email_outbox WHERE lower(to_email) = lower('{}')", bob.email)).await, 1);
+    let me = app.gql(Some(&ann.access), "{ me { email } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["email"], ann.email.as_str());
+    // The link, opened without a session.
+    let r = app.gql(None, "mutation($t: String!) { verifyEmail(token: $t) }", json!({ "t": token })).await;
+    assert_eq!(r["data"]["verifyEmail"], true, "{r}");
+    let again = app.gql(None, "mutation($t: String!) { verifyEmail(token: $t) }", json!({ "t": token })).await;
+    assert_eq!(crate::helpers::code(&again), "BAD_USER_INPUT");
+    // The session that asked stays; the other is signed out.
+    let me = app.gql(Some(&ann.access), "{ me { email emailVerified } }", json!({})).await;
+    assert_eq!(me["data"]["me"], json!({ "email": new_email, "emailVerified": true }), "{me}");
+    let refresh = "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }";
+    let r = app.gql(None, refresh, json!({ "t": phone_refresh })).await;
+    assert_eq!(crate::helpers::code(&r), "UNAUTHENTICATED", "{r}");
+    let r = app.gql(None, refresh, json!({ "t": ann.refresh })).await;
+    assert!(r["data"]["refreshSession"]["accessToken"].is_string(), "{r}");
+    // Sign-in follows the address.
+    let old = app.gql(None, login, json!({ "i": { "email": ann.email, "password": ann.password } })).await;
+    assert_eq!(crate::helpers::code(&old), "UNAUTHENTICATED");
+    let new = app.gql(None, login, json!({ "i": { "email": new_email, "password": ann.password } })).await;
+    assert!(new["data"]["login"]["accessToken"].is_string(), "{new}");
+    // The old address is told, with the way to reach support.
+    let notice = sendgrid.mail_of(&ann.email, "email_changed").await;
+    let text = notice.content("text/plain");
+    assert!(text.contains(&new_email) && text.contains("/support"), "{text}");
+    assert_eq!(notice.body["subject"], "L'adresse e-mail de votre compte Plinth a changé");
+}

@@ -34,6 +34,15 @@ pub fn verify_email(public_url: &str, token: &str) -> Message {
     }
 }
 
+/// Asks the owner of a new address to confirm it before it replaces the account's.
+pub fn confirm_new_email(public_url: &str, token: &str) -> Message {
+    let mut m = verify_email(public_url, token);
+    m.subject = "Confirm the new address of your Plinth account".into();
+    m.body = "Confirm this address to make it the one of your Plinth account (the link works for 48 hours).".into();
+    m.data["change"] = json!(true);
+    m
+}
+
 /// Sends a password-reset link.
 pub fn reset_password(public_url: &str, token: &str) -> Message {
     let link_base = format!("{public_url}/reset-password");
