@@ -39,8 +39,8 @@ use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// How long an e-mail verification link works.
-pub const VERIFY_EMAIL_TTL_HOURS: i64 = 48;
+// How long an e-mail verification (or change-of-address) link works.
+use crate::email::templates::VERIFY_EMAIL_TTL_HOURS;
 /// How long a password-reset link works.
 const RESET_PASSWORD_TTL_HOURS: i64 = 1;
 
@@ -608,30 +608,6 @@ impl AccountService {
         tx.commit(&self.bus).await?;
         Ok(())
     }
-}
-
-/// Queues a reminder to confirm the address of `user_id` (`day` days after sign-up),
-/// with a fresh link of its own, in a scope acting for the account; the reminders
-/// scheduler (`email::reminders`) calls it for the reminders it recorded.
-///
-/// Errors: INTERNAL (database, sealing).
-pub async fn queue_verification_reminder(
-    tx: &RequestTx,
-    sealer: &SecretBox,
-    public_url: &str,
-    user_id: Uuid,
-    to: &str,
-    day: i64,
-) -> AppResult<()> {
-    tx.acting_as_user(Role::User, user_id, async {
-        let (token, _) = insert_token(tx, Kind::VerifyEmail, "verify_email", user_id, VERIFY_EMAIL_TTL_HOURS).await?;
-        let mut message = templates::verify_email(public_url, &token);
-        message.data["reminder"] = json!(day);
-        message.subject = format!("Reminder: {}", message.subject);
-        outbox::enqueue_sealed(tx, sealer, user_id, to, message).await?;
-        Ok(())
-    })
-    .await
 }
 
 /// The pair a refresh token was exchanged for, sealed for the reuse grace interval.

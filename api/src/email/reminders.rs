@@ -7,10 +7,12 @@
 //! needs no secret; verification reminders get their fresh one-time link here, in the
 //! same transaction (a failure rolls the record back with it, and the next run tries
 //! again).
+use super::{service as outbox, templates};
 use crate::{
-    accounts::service::queue_verification_reminder,
+    auth::opaque::{self, Kind},
     db::{RequestMeta, RequestTx},
     error::AppResult,
+    model::Role,
     principal::Principal,
     secretbox::SecretBox,
     tasks::{Runs, Task},
@@ -62,12 +64,33 @@ impl Reminders {
             let to: String = row.try_get("", "to_email")?;
             let occurrence: String = row.try_get("", "occurrence")?;
             let day = occurrence.trim_start_matches("day").parse::<i64>().unwrap_or(1);
-            queue_verification_reminder(&tx, &self.sealer, &self.public_url, user_id, &to, day)
-                .await
-                .map_err(|e| e.into_anyhow())?;
+            self.queue_verification(&tx, user_id, &to, day).await.map_err(|e| e.into_anyhow())?;
         }
         tx.commit_without_events().await?;
         Ok(n)
+    }
+
+    /// Queues a reminder to confirm the address of `user_id` with a fresh link of its
+    /// own (a `verify_email` one-time token, sealed in the outbox), in a scope acting
+    /// for the account.
+    async fn queue_verification(&self, tx: &RequestTx, user_id: Uuid, to: &str, day: i64) -> AppResult<()> {
+        tx.acting_as_user(Role::User, user_id, async {
+            let (token, parsed) = opaque::generate(Kind::VerifyEmail, user_id);
+            let expires_at = Utc::now() + chrono::Duration::hours(templates::VERIFY_EMAIL_TTL_HOURS);
+            tx.execute(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, expires_at)
+                 VALUES ($1, $2, 'verify_email', $3, $4)",
+                [Uuid::now_v7().into(), user_id.into(), parsed.hash.into(), expires_at.into()],
+            ))
+            .await?;
+            let mut message = templates::verify_email(&self.public_url, &token);
+            message.data["reminder"] = serde_json::json!(day);
+            message.subject = format!("Reminder: {}", message.subject);
+            outbox::enqueue_sealed(tx, &self.sealer, user_id, to, message).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The background task: the reminders due now, every `every`.

@@ -312,6 +312,32 @@ mod tests {
     }
 
     #[test]
+    fn variants_render_in_both_locales() {
+        let r = Renderer::new("https://plinth.example").unwrap();
+        let link = Some("https://plinth.example/verify-email?token=SAMPLE");
+        let base = "https://plinth.example/verify-email";
+        let cases = [
+            ("verify_email_reminder", EmailTemplate::VerifyEmail, json!({ "link_base": base, "reminder": 3 }), link),
+            ("verify_email_change", EmailTemplate::VerifyEmail, json!({ "link_base": base, "change": true }), link),
+            (
+                "payment_reminder_day3",
+                EmailTemplate::PaymentReminder,
+                json!({ "plan": "Pro", "day": 3, "since": "2026-12-01", "invoice_url": null }),
+                None,
+            ),
+        ];
+        for (name, template, data, link) in cases {
+            for locale in Locale::ALL {
+                let out = r.render(template, *locale, &data, link, None).unwrap();
+                let name = format!("{name}_{}", locale.as_str());
+                insta::assert_snapshot!(format!("{name}_subject"), out.subject);
+                insta::assert_snapshot!(format!("{name}_text"), out.text);
+                insta::assert_snapshot!(format!("{name}_html"), out.html);
+            }
+        }
+    }
+
+    #[test]
     fn dates_are_written_in_the_mail_language() {
         assert_eq!(long_date("2026-12-03", Locale::Fr).as_deref(), Some("3 décembre 2026"));
         assert_eq!(long_date("2026-12-03", Locale::En).as_deref(), Some("December 3, 2026"));

@@ -7,6 +7,9 @@
 use crate::model::{EmailTemplate, QuotaMetric};
 use serde_json::json;
 
+/// How long an e-mail verification link works (the mails say 48 hours).
+pub const VERIFY_EMAIL_TTL_HOURS: i64 = 48;
+
 /// A rendered message.
 #[derive(Clone, Debug)]
 pub struct Message {
