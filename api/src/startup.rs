@@ -315,7 +315,7 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("reading the bound address")?;
         let public_url = config.server.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-        let services = Services::build(config, public_url).await?;
+        let services = Services::build(config, public_url.clone()).await?;
         let config = services.config.clone();
         let schema = graphql::builder(config.server.introspection)
             .data(services.accounts.clone())
@@ -358,6 +358,13 @@ impl Application {
                     config.mail.sequences_every,
                     config.database.statement_timeout_ms,
                 ),
+                crate::email::reminders::Reminders {
+                    pool: services.pool.clone(),
+                    sealer: services.sealer.clone(),
+                    public_url: public_url.clone(),
+                    statement_timeout_ms: config.database.statement_timeout_ms,
+                }
+                .task(config.mail.sequences_every),
             ],
         );
         let mail = MailWorkers(services.start_mail_workers(config.mail.workers));

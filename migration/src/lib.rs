@@ -27,6 +27,8 @@ mod m20261201_000203_record_mail_events;
 mod m20261202_000301_create_data_exports;
 mod m20261202_000302_schedule_account_deletion;
 mod m20261202_000303_begin_erasure;
+mod m20261202_000401_schedule_email_reminders;
+mod m20261202_000402_change_email_address;
 pub mod normalize;
 pub mod rls;
 
@@ -63,6 +65,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000301_create_data_exports::Migration),
             Box::new(m20261202_000302_schedule_account_deletion::Migration),
             Box::new(m20261202_000303_begin_erasure::Migration),
+            Box::new(m20261202_000401_schedule_email_reminders::Migration),
+            Box::new(m20261202_000402_change_email_address::Migration),
         ]
     }
 }

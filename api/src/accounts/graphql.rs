@@ -1,7 +1,7 @@
 //! GraphQL adapters for accounts: parse, call the service, map the result.
 use super::{
     privacy::{ExportRow, Privacy},
-    service::{AccountService, SignedIn},
+    service::{AccountService, ProfileChange, SignedIn},
 };
 use crate::{
     auth::guards::{scope, NoApiTokens, SignedIn as SignedInGuard},
@@ -97,6 +97,12 @@ pub struct RegisterInput {
 pub struct UpdateProfileInput {
     /// The language of the account's e-mail.
     pub locale: Option<Locale>,
+    /// A new e-mail address: a link goes to it, and it replaces the current one once
+    /// that link is opened (the answer still shows the current address). Requires
+    /// `currentPassword`.
+    pub email: Option<String>,
+    /// The account's password, required to change `email`.
+    pub current_password: Option<String>,
 }
 
 /// Input of `deleteMyAccount`.
@@ -202,11 +208,17 @@ pub struct AccountsMutation;
 
 #[Object]
 impl AccountsMutation {
-    /// Changes the signed-in account's profile (the language of its e-mail).
+    /// Changes the signed-in account's profile: the language of its e-mail, or its
+    /// address (confirmed from a link sent to the new one).
     #[graphql(guard = "NoApiTokens")]
     async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
         let tx = data::<RequestTx>(ctx)?;
-        let user = data::<Arc<AccountService>>(ctx)?.update_profile(tx, input.locale).await?;
+        let change = ProfileChange {
+            locale: input.locale,
+            email: input.email.as_deref(),
+            current_password: input.current_password.as_deref(),
+        };
+        let user = data::<Arc<AccountService>>(ctx)?.update_profile(tx, change).await?;
         Ok(User::try_from(user)?)
     }
 
