@@ -262,8 +262,6 @@ pub fn sample_data(template: EmailTemplate) -> (Value, Option<&'static str>) {
         EmailTemplate::DisputeCreated => {
             (json!({ "plan": "Pro", "detail": "Charge ch_1 disputed.", "dispute": "dp_1", "user_id": "0000" }), None)
         }
-        EmailTemplate::Receipt => (json!({ "plan": "Pro", "detail": "INV-0001" }), None),
-        EmailTemplate::TrialEnding => (json!({ "plan": "Pro", "detail": "on 2026-12-04" }), None),
         EmailTemplate::DataExportReady => (json!({ "expires_on": "2026-12-09" }), None),
         EmailTemplate::AccountDeletionScheduled => (json!({ "deletion_on": "2026-12-16" }), None),
         EmailTemplate::Receipt => (
