@@ -479,6 +479,9 @@ impl AccountService {
             let Some(changed) = store::confirm_email_change(tx, user_id, parsed.hash).await? else {
                 return Err(invalid());
             };
+            // The links mailed to the old address stop working: whoever reads that
+            // mailbox must not reset the password of an account that moved away from it.
+            store::spend_pending_tokens(tx, user_id, &["reset_password", "verify_email"]).await?;
             for session_id in store::revoke_sessions(tx, user_id, None, changed.session_id, "email_changed").await? {
                 tx.emit(Event::SessionsRevoked { user_id, session_id: Some(session_id) });
             }
@@ -530,6 +533,10 @@ impl AccountService {
         keep_session: Option<Uuid>,
     ) -> AppResult<Vec<Uuid>> {
         store::set_password_hash(tx, user_id, &hash).await?;
+        // A new password is how an owner takes the account back: a change of address
+        // asked meanwhile (by whoever held the session and the old password) and any
+        // other reset link die with the old password.
+        store::spend_pending_tokens(tx, user_id, &["change_email", "reset_password"]).await?;
         let revoked = store::revoke_sessions(tx, user_id, None, keep_session, "password_changed").await?;
         let user = load_user(tx, user_id).await?;
         outbox::enqueue(tx, user_id, &user.email, templates::password_changed()).await?;
