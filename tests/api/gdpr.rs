@@ -478,3 +478,48 @@ async fn export_timing() {
         ready["byteSize"]
     );
 }
+
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled_per_account_across_fields_and_aliases() {
+    // A stolen access token is no oracle for the password: one document of aliased
+    // deleteMyAccount (or changePassword, or updateProfile's change of address) guesses
+    // used to tell the right one from the wrong ones without any limit.
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let mut doc = String::from("mutation {");
+    for i in 0..6 {
+        doc.push_str(&format!(" g{i}: deleteMyAccount(input: {{currentPassword: \"guess {i}\"}}) {{ id }}"));
+    }
+    doc.push('}');
+    let r = app.gql(Some(&ann.access), &doc, json!({})).await;
+    assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    let r = app
+        .gql(
+            Some(&ann.access),
+            "mutation { a: changePassword(currentPassword: \"guess a\", newPassword: \"whatever 12345\")
+                        b: changePassword(currentPassword: \"guess b\", newPassword: \"whatever 12345\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    for i in 0..2 {
+        let r = app
+            .gql(
+                Some(&ann.access),
+                "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { id } }",
+                json!({ "i": { "email": format!("elsewhere{i}@example.org"), "currentPassword": format!("guess u{i}") } }),
+            )
+            .await;
+        assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    }
+    // Ten wrong passwords: the right one is refused too, and nothing is scheduled.
+    let q = "mutation($p: String!) { deleteMyAccount(input: {currentPassword: $p}) { deletionScheduledAt } }";
+    let r = app.gql(Some(&ann.access), q, json!({ "p": ann.password })).await;
+    assert_eq!(code(&r), "RATE_LIMITED", "{r}");
+    let me = app.gql(Some(&ann.access), "{ me { deletionScheduledAt } }", json!({})).await;
+    assert!(me["data"]["me"]["deletionScheduledAt"].is_null(), "{me}");
+    // Another account is not affected.
+    let bob = app.register("bob").await;
+    let r = app.gql(Some(&bob.access), q, json!({ "p": bob.password })).await;
+    assert!(r["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{r}");
+}
