@@ -523,3 +523,34 @@ async fn wrong_current_passwords_are_throttled_per_account_across_fields_and_ali
     let r = app.gql(Some(&bob.access), q, json!({ "p": bob.password })).await;
     assert!(r["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{r}");
 }
+
+#[tokio::test]
+async fn the_export_does_not_tell_which_addresses_have_accounts() {
+    // updateProfile answers the same for a taken and a free address and mails only the
+    // free one: the export's mail list must not show the difference.
+    let app = TestApp::builder().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "1").spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let update = "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { email } }";
+    let free = format!("free-{}@example.org", &Uuid::new_v4().simple().to_string()[..8]);
+    for to in [bob.email.as_str(), free.as_str()] {
+        let r =
+            app.gql(Some(&ann.access), update, json!({ "i": { "email": to, "currentPassword": ann.password } })).await;
+        assert!(r["data"]["updateProfile"].is_object(), "{r}");
+    }
+    let export = export_now(&app, &ann).await;
+    let ready = export_in(&app, &ann, export["id"].as_str().unwrap(), "READY").await;
+    let url = ready["downloadUrl"].as_str().unwrap();
+    let bytes = app.http().get(url).send().await.unwrap().bytes().await.unwrap();
+    let files = unzip(&bytes);
+    let mails = jsonl(&files, "emails.jsonl");
+    assert!(mails.iter().any(|m| m["to"] == ann.email.as_str()), "the account's own mail is listed: {mails:?}");
+    for to in [bob.email.as_str(), free.as_str()] {
+        assert!(!mails.iter().any(|m| m["to"] == to), "mail to {to} is listed: {mails:?}");
+    }
+    // The requests themselves are the user's data.
+    let activity = jsonl(&files, "activity.jsonl");
+    for to in [bob.email.as_str(), free.as_str()] {
+        assert!(activity.iter().any(|a| a["data"]["email"] == to), "{activity:?}");
+    }
+}
