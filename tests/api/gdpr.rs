@@ -554,3 +554,32 @@ async fn the_export_does_not_tell_which_addresses_have_accounts() {
         assert!(activity.iter().any(|a| a["data"]["email"] == to), "{activity:?}");
     }
 }
+
+#[tokio::test]
+async fn an_account_may_ask_for_three_exports_a_day() {
+    // Each export copies every photo into an archive kept a week outside the storage
+    // quota: asked for again as soon as one is ready, exports used to pile up without
+    // limit (and keep the builders busy).
+    let app = TestApp::builder().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "1").spawn().await;
+    let ann = app.register("ann").await;
+    for _ in 0..3 {
+        let e = export_now(&app, &ann).await;
+        export_in(&app, &ann, e["id"].as_str().unwrap(), "READY").await;
+    }
+    let r = app.gql(Some(&ann.access), "mutation { exportMyData { id } }", json!({})).await;
+    assert_eq!(code(&r), "RATE_LIMITED", "{r}");
+    let wait = r["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap_or_else(|| panic!("{r}"));
+    assert!((86_000..=86_400).contains(&wait), "{wait}");
+    assert_eq!(app.count(&format!("data_exports WHERE user_id = '{}'", ann.id)).await, 3);
+    // A day later, one more.
+    sqlx::query("UPDATE data_exports SET created_at = created_at - interval '25 hours' WHERE user_id = $1")
+        .bind(ann.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let e = export_now(&app, &ann).await;
+    assert_eq!(e["status"], "PENDING", "{e}");
+    // Another account is not affected.
+    let bob = app.register("bob").await;
+    export_now(&app, &bob).await;
+}
