@@ -583,3 +583,64 @@ async fn an_account_may_ask_for_three_exports_a_day() {
     let bob = app.register("bob").await;
     export_now(&app, &bob).await;
 }
+
+/// While an erasure is under way (here: Stripe's cancellation held), the account is
+/// locked, not half-alive: its access token is refused, its refresh token gets nothing,
+/// sign-in is refused, and its rows still exist until the erasure finishes.
+#[tokio::test]
+async fn an_account_being_erased_is_locked_until_the_erasure_finishes() {
+    let stripe = FakeStripe::start().await;
+    let app =
+        TestApp::builder().with_stripe(&stripe).with_redis().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "1").spawn().await;
+    let mut ann = app.register("ann").await;
+    let r = app
+        .gql(Some(&ann.access), "mutation { startCheckout(input: {plan: PRO, interval: MONTH}) { url } }", json!({}))
+        .await;
+    assert!(r["data"]["startCheckout"]["url"].is_string(), "{r}");
+    let customer = app.stripe_customer(&ann).await;
+    let t = chrono::Utc::now().timestamp();
+    let sub = subscription("sub_ann", &customer, "active", "price_pro_monthly", t);
+    stripe.set_subscriptions(vec![sub.clone()]);
+    assert_eq!(app.deliver_webhook(&event("evt_s", "customer.subscription.created", t, sub)).await.0, 200);
+    app.refresh_session(&mut ann).await;
+    let q = "mutation($p: String!) { deleteMyAccount(input: {currentPassword: $p}) { deletionScheduledAt } }";
+    let ok = app.gql(Some(&ann.access), q, json!({ "p": ann.password })).await;
+    assert!(ok["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{ok}");
+
+    let mut held = stripe.hold("DELETE /v1/subscriptions/sub_ann");
+    sqlx::query("UPDATE users SET deletion_scheduled_at = now() - interval '1 second' WHERE id = $1")
+        .bind(ann.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), held.arrived()).await.expect("the sweeper never called Stripe");
+    // The mark is committed and announced before Stripe is called.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let me = app.gql(Some(&ann.access), "{ me { id } }", json!({})).await;
+        if code(&me) == "UNAUTHENTICATED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the access token still works during the erasure: {me}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refresh = app
+        .gql(
+            None,
+            "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }",
+            json!({ "t": ann.refresh }),
+        )
+        .await;
+    assert_eq!(code(&refresh), "UNAUTHENTICATED", "{refresh}");
+    let login = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { accessToken } }";
+    let r = app.gql(None, login, json!({ "e": ann.email, "p": ann.password })).await;
+    assert_eq!(code(&r), "UNAUTHENTICATED", "{r}");
+    assert_eq!(app.count(&format!("users WHERE id = '{}'", ann.id)).await, 1, "erased before Stripe answered");
+
+    held.release();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.count(&format!("users WHERE id = '{}'", ann.id)).await > 0 {
+        assert!(Instant::now() < deadline, "the account was not erased once Stripe answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -422,7 +422,14 @@ impl Privacy {
             .map(|r| r.try_get::<bool>("", "begun"))
             .transpose()?
             .unwrap_or(false);
-        tx.commit_without_events().await?;
+        if begun {
+            // From the mark on, the account's tokens are refused and its sockets close on
+            // every instance (sign-in and refresh refuse a marked account), so nothing
+            // writes rows or objects while the erasure reads and deletes them.
+            tx.emit(Event::TokensRevoked { user_id, before: Utc::now() + chrono::Duration::seconds(1) });
+            tx.emit(Event::SessionsRevoked { user_id, session_id: None });
+        }
+        tx.commit(&self.deps.bus).await?;
         if !begun {
             return Ok(false);
         }

@@ -207,6 +207,10 @@ impl AccountService {
                 return Err(bad_refresh());
             }
             let user = load_user(tx, user_id).await?;
+            if user.erasure_started_at.is_some() {
+                // The grace period is over and the erasure has begun: no new tokens.
+                return Err(bad_refresh());
+            }
             let refresh_token = self.new_refresh_token(tx, user.id, session_id).await?;
             let signed_in = self.signed_in(tx, user, (session_id, refresh_token)).await?;
             if !grace.is_zero() {
