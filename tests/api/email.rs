@@ -65,6 +65,12 @@ async fn with_nothing_configured_the_verification_mail_is_a_file_whose_link_work
     let eml = std::fs::read_to_string(app.data_dir.join("mail").join(format!("{id}.eml"))).unwrap();
     assert!(eml.contains(&format!("X-Plinth-Outbox-Id: {id}")), "{eml}");
     assert!(eml.contains("multipart/alternative"));
+    // The link is one line a person can copy from the file as it is (8bit text part,
+    // not quoted-printable).
+    assert!(
+        eml.lines().any(|l| l.trim_end().ends_with(&format!("/verify-email?token={token}"))),
+        "no line of the file is the link: {eml}"
+    );
     // The page the link opens, then what its script sends.
     let page = app.http().get(app.url(&format!("/verify-email?token={token}"))).send().await.unwrap();
     assert_eq!(page.status(), 200);

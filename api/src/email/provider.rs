@@ -5,7 +5,10 @@ use crate::config::{MailConfig, MailProvider};
 use anyhow::Context;
 use futures_util::future::BoxFuture;
 use lettre::{
-    message::{header::HeaderName, header::HeaderValue, Mailbox, MultiPart},
+    message::{
+        header::{ContentTransferEncoding, HeaderName, HeaderValue},
+        Body, Mailbox, MultiPart, SinglePart,
+    },
     AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -228,9 +231,27 @@ fn mime(from: &Mailbox, mail: &Outgoing) -> Result<lettre::Message, SendError> {
             .map_err(|_| SendError::Permanent { reason: format!("invalid header name {name}") })?;
         builder = builder.raw_header(HeaderValue::new(name, value.clone()));
     }
+    let text = eight_bit(&mail.text).unwrap_or_else(|| Body::new(mail.text.clone()));
     builder
-        .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(text))
+                .singlepart(SinglePart::html(mail.html.clone())),
+        )
         .map_err(|e| SendError::Permanent { reason: format!("building the message: {e}") })
+}
+
+/// `text` as an 8bit body (RFC 6152; every relay of note offers 8BITMIME) when it is
+/// valid for one: no NUL, no bare CR, every line at most 998 octets (RFC 5322 §2.1.1).
+/// A link then stays one readable, copyable line in an .eml file or a raw message,
+/// where quoted-printable would fold it and write `=` as `=3D` (lettre's own chooser
+/// keeps 8bit to 76-octet lines, which a link never fits).
+fn eight_bit(text: &str) -> Option<Body> {
+    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    if lines.iter().any(|l| l.len() > 998 || l.contains(['\0', '\r'])) {
+        return None;
+    }
+    Some(Body::dangerous_pre_encoded(lines.join("\r\n").into_bytes(), ContentTransferEncoding::EightBit))
 }
 
 /// Any SMTP relay, through a connection pool.
@@ -309,6 +330,17 @@ impl Provider for FileMailer {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn text_parts_are_8bit_when_their_lines_allow_it() {
+        let link = format!("https://plinth.example/verify-email?token=plv_{}", "x".repeat(120));
+        let body = eight_bit(&format!("Créé.\n{link}\n")).unwrap();
+        assert_eq!(body.encoding(), ContentTransferEncoding::EightBit);
+        assert_eq!(body.as_ref(), format!("Créé.\r\n{link}\r\n").as_bytes());
+        assert!(eight_bit(&"a".repeat(999)).is_none(), "a line over 998 octets");
+        assert!(eight_bit("a\0b").is_none(), "a NUL");
+        assert!(eight_bit("a\rb").is_none(), "a bare CR");
+    }
 
     #[test]
     fn retry_after_is_read_in_both_forms_and_capped() {
