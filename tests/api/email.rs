@@ -973,3 +973,87 @@ async fn changing_the_address_takes_effect_from_the_link_sent_to_it() {
     assert!(text.contains(&new_email) && text.contains("/support"), "{text}");
     assert_eq!(notice.body["subject"], "L'adresse e-mail de votre compte Plinth a changé");
 }
+
+const UPDATE_EMAIL: &str = "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { email } }";
+const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t) }";
+const RESET: &str = "mutation($t: String!, $p: String!) { resetPassword(token: $t, newPassword: $p) }";
+
+fn fresh_address(name: &str) -> String {
+    format!("{name}-{}@example.org", &Uuid::new_v4().simple().to_string()[..8])
+}
+
+#[tokio::test]
+async fn a_reset_link_mailed_to_the_old_address_dies_when_the_address_changes() {
+    // Whoever reads the old mailbox (the reason one moves away from it) must not be
+    // able to reset the password of the account that left it.
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let asked =
+        app.gql(None, "mutation($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": ann.email })).await;
+    assert_eq!(asked["data"]["requestPasswordReset"], true, "{asked}");
+    let reset = app.mailed_token(&ann.email, "reset_password").await;
+    let new_email = fresh_address("ann.new");
+    let r = app
+        .gql(Some(&ann.access), UPDATE_EMAIL, json!({ "i": { "email": new_email, "currentPassword": ann.password } }))
+        .await;
+    assert!(r["data"]["updateProfile"].is_object(), "{r}");
+    let change = app.mailed_token(&new_email, "verify_email").await;
+    let r = app.gql(None, VERIFY, json!({ "t": change })).await;
+    assert_eq!(r["data"]["verifyEmail"], true, "{r}");
+    let r = app.gql(None, RESET, json!({ "t": reset, "p": "taken over by the old mailbox" })).await;
+    assert_eq!(crate::helpers::code(&r), "BAD_USER_INPUT", "the old address's reset link still works: {r}");
+    let login = "mutation($i: LoginInput!) { login(input: $i) { accessToken } }";
+    let r = app.gql(None, login, json!({ "i": { "email": new_email, "password": ann.password } })).await;
+    assert!(r["data"]["login"]["accessToken"].is_string(), "{r}");
+}
+
+#[tokio::test]
+async fn a_new_password_kills_a_change_of_address_asked_before_it() {
+    // Someone with the session and the password asks to move the account to their
+    // address; the owner takes it back with a reset (or changes the password): the
+    // link already mailed to the intruder's address must not move the account after.
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let intruder = fresh_address("intruder");
+    let r = app
+        .gql(Some(&ann.access), UPDATE_EMAIL, json!({ "i": { "email": intruder, "currentPassword": ann.password } }))
+        .await;
+    assert!(r["data"]["updateProfile"].is_object(), "{r}");
+    let change = app.mailed_token(&intruder, "verify_email").await;
+    let asked =
+        app.gql(None, "mutation($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": ann.email })).await;
+    assert_eq!(asked["data"]["requestPasswordReset"], true, "{asked}");
+    let reset = app.mailed_token(&ann.email, "reset_password").await;
+    let r = app.gql(None, RESET, json!({ "t": reset, "p": "the owner's new secret" })).await;
+    assert_eq!(r["data"]["resetPassword"], true, "{r}");
+    let r = app.gql(None, VERIFY, json!({ "t": change })).await;
+    assert_eq!(crate::helpers::code(&r), "BAD_USER_INPUT", "the change survived the reset: {r}");
+    let (email,): (String,) =
+        sqlx::query_as("SELECT email::text FROM users WHERE id = $1").bind(ann.id).fetch_one(&app.db).await.unwrap();
+    assert_eq!(email, ann.email);
+
+    // The same with changePassword from a session of the owner.
+    let login = "mutation($i: LoginInput!) { login(input: $i) { accessToken } }";
+    let r = app.gql(None, login, json!({ "i": { "email": ann.email, "password": "the owner's new secret" } })).await;
+    let access = r["data"]["login"]["accessToken"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let intruder2 = fresh_address("intruder2");
+    let r = app
+        .gql(
+            Some(&access),
+            UPDATE_EMAIL,
+            json!({ "i": { "email": intruder2, "currentPassword": "the owner's new secret" } }),
+        )
+        .await;
+    assert!(r["data"]["updateProfile"].is_object(), "{r}");
+    let change = app.mailed_token(&intruder2, "verify_email").await;
+    let r = app
+        .gql(
+            Some(&access),
+            "mutation { changePassword(currentPassword: \"the owner's new secret\", newPassword: \"and another one\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["changePassword"], true, "{r}");
+    let r = app.gql(None, VERIFY, json!({ "t": change })).await;
+    assert_eq!(crate::helpers::code(&r), "BAD_USER_INPUT", "the change survived changePassword: {r}");
+}

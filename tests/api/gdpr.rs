@@ -478,3 +478,169 @@ async fn export_timing() {
         ready["byteSize"]
     );
 }
+
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled_per_account_across_fields_and_aliases() {
+    // A stolen access token is no oracle for the password: one document of aliased
+    // deleteMyAccount (or changePassword, or updateProfile's change of address) guesses
+    // used to tell the right one from the wrong ones without any limit.
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let mut doc = String::from("mutation {");
+    for i in 0..6 {
+        doc.push_str(&format!(" g{i}: deleteMyAccount(input: {{currentPassword: \"guess {i}\"}}) {{ id }}"));
+    }
+    doc.push('}');
+    let r = app.gql(Some(&ann.access), &doc, json!({})).await;
+    assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    let r = app
+        .gql(
+            Some(&ann.access),
+            "mutation { a: changePassword(currentPassword: \"guess a\", newPassword: \"whatever 12345\")
+                        b: changePassword(currentPassword: \"guess b\", newPassword: \"whatever 12345\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    for i in 0..2 {
+        let r = app
+            .gql(
+                Some(&ann.access),
+                "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { id } }",
+                json!({ "i": { "email": format!("elsewhere{i}@example.org"), "currentPassword": format!("guess u{i}") } }),
+            )
+            .await;
+        assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    }
+    // Ten wrong passwords: the right one is refused too, and nothing is scheduled.
+    let q = "mutation($p: String!) { deleteMyAccount(input: {currentPassword: $p}) { deletionScheduledAt } }";
+    let r = app.gql(Some(&ann.access), q, json!({ "p": ann.password })).await;
+    assert_eq!(code(&r), "RATE_LIMITED", "{r}");
+    let me = app.gql(Some(&ann.access), "{ me { deletionScheduledAt } }", json!({})).await;
+    assert!(me["data"]["me"]["deletionScheduledAt"].is_null(), "{me}");
+    // Another account is not affected.
+    let bob = app.register("bob").await;
+    let r = app.gql(Some(&bob.access), q, json!({ "p": bob.password })).await;
+    assert!(r["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{r}");
+}
+
+#[tokio::test]
+async fn the_export_does_not_tell_which_addresses_have_accounts() {
+    // updateProfile answers the same for a taken and a free address and mails only the
+    // free one: the export's mail list must not show the difference.
+    let app = TestApp::builder().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "1").spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let update = "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { email } }";
+    let free = format!("free-{}@example.org", &Uuid::new_v4().simple().to_string()[..8]);
+    for to in [bob.email.as_str(), free.as_str()] {
+        let r =
+            app.gql(Some(&ann.access), update, json!({ "i": { "email": to, "currentPassword": ann.password } })).await;
+        assert!(r["data"]["updateProfile"].is_object(), "{r}");
+    }
+    let export = export_now(&app, &ann).await;
+    let ready = export_in(&app, &ann, export["id"].as_str().unwrap(), "READY").await;
+    let url = ready["downloadUrl"].as_str().unwrap();
+    let bytes = app.http().get(url).send().await.unwrap().bytes().await.unwrap();
+    let files = unzip(&bytes);
+    let mails = jsonl(&files, "emails.jsonl");
+    assert!(mails.iter().any(|m| m["to"] == ann.email.as_str()), "the account's own mail is listed: {mails:?}");
+    for to in [bob.email.as_str(), free.as_str()] {
+        assert!(!mails.iter().any(|m| m["to"] == to), "mail to {to} is listed: {mails:?}");
+    }
+    // The requests themselves are the user's data.
+    let activity = jsonl(&files, "activity.jsonl");
+    for to in [bob.email.as_str(), free.as_str()] {
+        assert!(activity.iter().any(|a| a["data"]["email"] == to), "{activity:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_account_may_ask_for_three_exports_a_day() {
+    // Each export copies every photo into an archive kept a week outside the storage
+    // quota: asked for again as soon as one is ready, exports used to pile up without
+    // limit (and keep the builders busy).
+    let app = TestApp::builder().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "1").spawn().await;
+    let ann = app.register("ann").await;
+    for _ in 0..3 {
+        let e = export_now(&app, &ann).await;
+        export_in(&app, &ann, e["id"].as_str().unwrap(), "READY").await;
+    }
+    let r = app.gql(Some(&ann.access), "mutation { exportMyData { id } }", json!({})).await;
+    assert_eq!(code(&r), "RATE_LIMITED", "{r}");
+    let wait = r["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap_or_else(|| panic!("{r}"));
+    assert!((86_000..=86_400).contains(&wait), "{wait}");
+    assert_eq!(app.count(&format!("data_exports WHERE user_id = '{}'", ann.id)).await, 3);
+    // A day later, one more.
+    sqlx::query("UPDATE data_exports SET created_at = created_at - interval '25 hours' WHERE user_id = $1")
+        .bind(ann.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let e = export_now(&app, &ann).await;
+    assert_eq!(e["status"], "PENDING", "{e}");
+    // Another account is not affected.
+    let bob = app.register("bob").await;
+    export_now(&app, &bob).await;
+}
+
+/// While an erasure is under way (here: Stripe's cancellation held), the account is
+/// locked, not half-alive: its access token is refused, its refresh token gets nothing,
+/// sign-in is refused, and its rows still exist until the erasure finishes.
+#[tokio::test]
+async fn an_account_being_erased_is_locked_until_the_erasure_finishes() {
+    let stripe = FakeStripe::start().await;
+    let app =
+        TestApp::builder().with_stripe(&stripe).with_redis().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "1").spawn().await;
+    let mut ann = app.register("ann").await;
+    let r = app
+        .gql(Some(&ann.access), "mutation { startCheckout(input: {plan: PRO, interval: MONTH}) { url } }", json!({}))
+        .await;
+    assert!(r["data"]["startCheckout"]["url"].is_string(), "{r}");
+    let customer = app.stripe_customer(&ann).await;
+    let t = chrono::Utc::now().timestamp();
+    let sub = subscription("sub_ann", &customer, "active", "price_pro_monthly", t);
+    stripe.set_subscriptions(vec![sub.clone()]);
+    assert_eq!(app.deliver_webhook(&event("evt_s", "customer.subscription.created", t, sub)).await.0, 200);
+    app.refresh_session(&mut ann).await;
+    let q = "mutation($p: String!) { deleteMyAccount(input: {currentPassword: $p}) { deletionScheduledAt } }";
+    let ok = app.gql(Some(&ann.access), q, json!({ "p": ann.password })).await;
+    assert!(ok["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{ok}");
+
+    let mut held = stripe.hold("DELETE /v1/subscriptions/sub_ann");
+    sqlx::query("UPDATE users SET deletion_scheduled_at = now() - interval '1 second' WHERE id = $1")
+        .bind(ann.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), held.arrived()).await.expect("the sweeper never called Stripe");
+    // The mark is committed and announced before Stripe is called.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let me = app.gql(Some(&ann.access), "{ me { id } }", json!({})).await;
+        if code(&me) == "UNAUTHENTICATED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the access token still works during the erasure: {me}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refresh = app
+        .gql(
+            None,
+            "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }",
+            json!({ "t": ann.refresh }),
+        )
+        .await;
+    assert_eq!(code(&refresh), "UNAUTHENTICATED", "{refresh}");
+    let login = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { accessToken } }";
+    let r = app.gql(None, login, json!({ "e": ann.email, "p": ann.password })).await;
+    assert_eq!(code(&r), "UNAUTHENTICATED", "{r}");
+    assert_eq!(app.count(&format!("users WHERE id = '{}'", ann.id)).await, 1, "erased before Stripe answered");
+
+    held.release();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.count(&format!("users WHERE id = '{}'", ann.id)).await > 0 {
+        assert!(Instant::now() < deadline, "the account was not erased once Stripe answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -128,7 +128,13 @@ const KINDS: &[Kind] = &[
         file: "emails.jsonl",
         sql: "SELECT jsonb_build_object('id', id, 'template', template, 'subject', subject, 'to', to_email::text,
                 'status', status, 'createdAt', created_at, 'sentAt', sent_at) AS line
-              FROM email_outbox WHERE user_id = $1 ORDER BY created_at, id",
+              FROM email_outbox
+             WHERE user_id = $1
+               -- The link of a change of address is queued only when no account has
+               -- the address: listing it would tell which addresses have accounts
+               -- (the request itself is in activity.jsonl).
+               AND NOT (template = 'verify_email' AND data -> 'change' IS NOT NULL)
+             ORDER BY created_at, id",
     },
     Kind {
         file: "quota_usage.jsonl",

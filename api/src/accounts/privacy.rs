@@ -48,6 +48,10 @@ const MAX_BUILD_ATTEMPTS: i32 = 3;
 const SWEEP_BATCH: i32 = 100;
 /// Most exports one list returns.
 pub const LIST_LIMIT: i64 = 20;
+/// Most exports one account may ask for in 24 hours: each copies every photo into a new
+/// archive kept for `PLINTH_DATA_EXPORT_TTL_DAYS` outside the storage quota, so without
+/// a cap one account could fill the object store and keep the builders busy.
+pub const EXPORTS_PER_DAY: i64 = 3;
 
 /// A data export as stored.
 #[derive(Clone, Debug)]
@@ -156,10 +160,30 @@ impl Privacy {
     }
 
     /// Queues an export of the caller's data, or answers the one already in progress.
+    /// At most [`EXPORTS_PER_DAY`] are queued per account in 24 hours.
     ///
-    /// Errors: UNAUTHENTICATED; INTERNAL.
+    /// Errors: UNAUTHENTICATED; RATE_LIMITED; INTERNAL.
     pub async fn request_export(&self, tx: &RequestTx) -> AppResult<(ExportRow, bool)> {
         let user_id = tx.user_id()?;
+        let recent = tx
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n,
+                        ceil(extract(epoch FROM min(created_at) + interval '1 day' - now()))::bigint AS wait
+                   FROM data_exports WHERE user_id = $1 AND created_at > now() - interval '1 day'",
+                [user_id.into()],
+            ))
+            .await?;
+        if let Some(r) = recent {
+            let n: i64 = r.try_get("", "n")?;
+            if n >= EXPORTS_PER_DAY {
+                if let Some(running) = self.in_progress(tx, user_id).await? {
+                    return Ok((running, false));
+                }
+                let wait: Option<i64> = r.try_get("", "wait")?;
+                return Err(AppError::RateLimited { retry_after_secs: wait.unwrap_or(1).max(1) as u64 });
+            }
+        }
         // Two requests at once: the unique index makes the second wait for the first's
         // commit, then find its row.
         let inserted = tx
@@ -184,7 +208,15 @@ impl Privacy {
             crate::activity::service::record(tx, entry).await?;
             return Ok((row, true));
         }
-        let running = tx
+        let running = self
+            .in_progress(tx, user_id)
+            .await?
+            .ok_or_else(|| AppError::Conflict("an export finished meanwhile; ask again".into()))?;
+        Ok((running, false))
+    }
+
+    async fn in_progress(&self, tx: &RequestTx, user_id: Uuid) -> AppResult<Option<ExportRow>> {
+        let row = tx
             .query_one(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 format!(
@@ -193,9 +225,8 @@ impl Privacy {
                 ),
                 [user_id.into()],
             ))
-            .await?
-            .ok_or_else(|| AppError::Conflict("an export finished meanwhile; ask again".into()))?;
-        Ok((export_row(&running)?, false))
+            .await?;
+        row.as_ref().map(export_row).transpose()
     }
 
     /// The caller's newest exports.
@@ -391,7 +422,14 @@ impl Privacy {
             .map(|r| r.try_get::<bool>("", "begun"))
             .transpose()?
             .unwrap_or(false);
-        tx.commit_without_events().await?;
+        if begun {
+            // From the mark on, the account's tokens are refused and its sockets close on
+            // every instance (sign-in and refresh refuse a marked account), so nothing
+            // writes rows or objects while the erasure reads and deletes them.
+            tx.emit(Event::TokensRevoked { user_id, before: Utc::now() + chrono::Duration::seconds(1) });
+            tx.emit(Event::SessionsRevoked { user_id, session_id: None });
+        }
+        tx.commit(&self.deps.bus).await?;
         if !begun {
             return Ok(false);
         }

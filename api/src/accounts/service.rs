@@ -207,6 +207,10 @@ impl AccountService {
                 return Err(bad_refresh());
             }
             let user = load_user(tx, user_id).await?;
+            if user.erasure_started_at.is_some() {
+                // The grace period is over and the erasure has begun: no new tokens.
+                return Err(bad_refresh());
+            }
             let refresh_token = self.new_refresh_token(tx, user.id, session_id).await?;
             let signed_in = self.signed_in(tx, user, (session_id, refresh_token)).await?;
             if !grace.is_zero() {
@@ -321,15 +325,12 @@ impl AccountService {
     /// are signed out, this one stays.
     ///
     /// Errors: UNAUTHENTICATED; BAD_USER_INPUT (`newPassword`, `currentPassword`);
-    /// INTERNAL.
+    /// RATE_LIMITED (too many wrong passwords, see [`Self::reauthenticate`]); INTERNAL.
     pub async fn change_password(&self, tx: &RequestTx, current: &str, new_password: &str) -> AppResult<bool> {
         let claims = tx.principal().claims().ok_or_else(|| AppError::Unauthenticated("sign in to do this".into()))?;
         let password = NewPassword::parse("newPassword", new_password)?;
         let user = load_user(tx, claims.user_id).await?;
-        let ok = self.passwords.verify(&SecretString::from(current.to_owned()), Some(&user.password_hash)).await?;
-        if !ok {
-            return Err(AppError::bad_input("currentPassword", "is not the current password"));
-        }
+        self.reauthenticate(&user, current).await?;
         let hash = self.passwords.hash(&password.0).await?;
         for session_id in self.set_password(tx, user.id, hash, Some(claims.session_id)).await? {
             tx.emit(Event::SessionsRevoked { user_id: user.id, session_id: Some(session_id) });
@@ -343,14 +344,11 @@ impl AccountService {
     /// cancels it. Asking again keeps the first date.
     ///
     /// Errors: UNAUTHENTICATED; BAD_USER_INPUT (`currentPassword`: not the current
-    /// password); INTERNAL.
+    /// password); RATE_LIMITED (too many wrong passwords); INTERNAL.
     pub async fn schedule_deletion(&self, tx: &RequestTx, current: &str) -> AppResult<users::Model> {
         let user_id = tx.user_id()?;
         let user = load_user(tx, user_id).await?;
-        let ok = self.passwords.verify(&SecretString::from(current.to_owned()), Some(&user.password_hash)).await?;
-        if !ok {
-            return Err(AppError::bad_input("currentPassword", "is not the current password"));
-        }
+        self.reauthenticate(&user, current).await?;
         if user.deletion_scheduled_at.is_some() {
             return Ok(user);
         }
@@ -431,10 +429,7 @@ impl AccountService {
             .ok_or_else(|| AppError::bad_input("currentPassword", "is required to change the e-mail address"))?;
         self.throttle("change_email", &email, tx.meta()).await?;
         let user = load_user(tx, claims.user_id).await?;
-        let ok = self.passwords.verify(&SecretString::from(current.to_owned()), Some(&user.password_hash)).await?;
-        if !ok {
-            return Err(AppError::bad_input("currentPassword", "is not the current password"));
-        }
+        self.reauthenticate(&user, current).await?;
         if user.email == email.as_str() {
             return Ok(());
         }
@@ -479,6 +474,9 @@ impl AccountService {
             let Some(changed) = store::confirm_email_change(tx, user_id, parsed.hash).await? else {
                 return Err(invalid());
             };
+            // The links mailed to the old address stop working: whoever reads that
+            // mailbox must not reset the password of an account that moved away from it.
+            store::spend_pending_tokens(tx, user_id, &["reset_password", "verify_email"]).await?;
             for session_id in store::revoke_sessions(tx, user_id, None, changed.session_id, "email_changed").await? {
                 tx.emit(Event::SessionsRevoked { user_id, session_id: Some(session_id) });
             }
@@ -530,6 +528,10 @@ impl AccountService {
         keep_session: Option<Uuid>,
     ) -> AppResult<Vec<Uuid>> {
         store::set_password_hash(tx, user_id, &hash).await?;
+        // A new password is how an owner takes the account back: a change of address
+        // asked meanwhile (by whoever held the session and the old password) and any
+        // other reset link die with the old password.
+        store::spend_pending_tokens(tx, user_id, &["change_email", "reset_password"]).await?;
         let revoked = store::revoke_sessions(tx, user_id, None, keep_session, "password_changed").await?;
         let user = load_user(tx, user_id).await?;
         outbox::enqueue(tx, user_id, &user.email, templates::password_changed()).await?;
@@ -565,6 +567,30 @@ impl AccountService {
             TokenGrant { user_id: user.id, role, session_id, plan: e.plan, account_state: e.state, quotas: &e.limits };
         let (access_token, expires_at) = self.tokens.issue(&grant)?;
         Ok(SignedIn { access_token, expires_at, refresh_token, user })
+    }
+
+    /// Checks the current password of a signed-in caller (`changePassword`,
+    /// `deleteMyAccount`, `updateProfile`'s change of address). Wrong passwords count
+    /// per account, whichever field and client sent them (aliases of one document
+    /// included): past `PLINTH_LOGIN_LIMIT_PER_EMAIL` of them in the sign-in window the
+    /// answer is RATE_LIMITED, so a stolen access token is no oracle for guessing the
+    /// password it would need to keep the account.
+    ///
+    /// Errors: RATE_LIMITED; BAD_USER_INPUT (`currentPassword`); INTERNAL.
+    async fn reauthenticate(&self, user: &users::Model, current: &str) -> AppResult<()> {
+        let key = format!("reauth:fail:{}", user.id);
+        let window = self.config.auth.login_window;
+        let (failures, left) = self.limiter.add(&key, 0, window).await;
+        if failures >= u64::from(self.config.auth.login_limit_per_email) {
+            tracing::info!(user_id = %user.id, "re-authentication throttled");
+            return Err(AppError::RateLimited { retry_after_secs: left.as_secs().max(1) });
+        }
+        let ok = self.passwords.verify(&SecretString::from(current.to_owned()), Some(&user.password_hash)).await?;
+        if !ok {
+            self.limiter.add(&key, 1, window).await;
+            return Err(AppError::bad_input("currentPassword", "is not the current password"));
+        }
+        Ok(())
     }
 
     /// Counts an attempt for the address and for the client's IP.

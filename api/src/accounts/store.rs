@@ -307,6 +307,31 @@ pub async fn drop_email_change_tokens(db: &impl ConnectionTrait, user_id: Uuid) 
     Ok(())
 }
 
+/// Spends every live one-time token of `user_id` for one of `purposes` (links already
+/// mailed stop working): a password set anew kills pending changes of address and other
+/// reset links, a change of address kills the links sent to the old one.
+///
+/// Errors: INTERNAL (database).
+pub async fn spend_pending_tokens(db: &impl ConnectionTrait, user_id: Uuid, purposes: &[&str]) -> AppResult<()> {
+    if purposes.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (0..purposes.len()).map(|i| format!("${}", i + 2)).collect();
+    let mut values: Vec<sea_orm::Value> = vec![user_id.into()];
+    values.extend(purposes.iter().map(|p| (*p).into()));
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "UPDATE one_time_tokens SET used_at = now()
+              WHERE user_id = $1 AND used_at IS NULL AND purpose IN ({})",
+            placeholders.join(", ")
+        ),
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Stores a change-of-address link's hash with the new address and the session that
 /// asked.
 ///
