@@ -3,7 +3,7 @@
 //! currency, tax excluded; rates are fractions (0.05 = 5 %); times are UTC.
 use super::{service, store};
 use crate::{
-    auth::guards::Staff,
+    auth::guards::{NoApiTokens, Staff},
     catalog::Catalog,
     db::{data, RequestTx},
     model::Role,
@@ -249,7 +249,7 @@ pub struct BusinessQuery;
 #[Object]
 impl BusinessQuery {
     /// MRR and its movements per bucket of `interval` over [from, to). Admin only.
-    #[graphql(guard = "Staff(Role::Admin)")]
+    #[graphql(guard = "NoApiTokens.and(Staff(Role::Admin))")]
     async fn mrr(
         &self,
         ctx: &Context<'_>,
@@ -264,7 +264,7 @@ impl BusinessQuery {
     }
 
     /// Logo churn, gross revenue churn and net revenue retention per bucket. Admin only.
-    #[graphql(guard = "Staff(Role::Admin)")]
+    #[graphql(guard = "NoApiTokens.and(Staff(Role::Admin))")]
     async fn churn(
         &self,
         ctx: &Context<'_>,
@@ -277,7 +277,7 @@ impl BusinessQuery {
     }
 
     /// Sign-up → verified → trial → paid for the sign-ups of [from, to). Admin only.
-    #[graphql(guard = "Staff(Role::Admin)")]
+    #[graphql(guard = "NoApiTokens.and(Staff(Role::Admin))")]
     async fn conversion(&self, ctx: &Context<'_>, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Conversion> {
         let tx = data::<RequestTx>(ctx)?;
         let f = service::conversion(tx, from, to).await?;
@@ -296,7 +296,7 @@ impl BusinessQuery {
 
     /// Share of the sign-ups of [from, to) with a first successful job within
     /// `withinDays` (1 to 365), and the time to it. Admin only.
-    #[graphql(guard = "Staff(Role::Admin)")]
+    #[graphql(guard = "NoApiTokens.and(Staff(Role::Admin))")]
     async fn activation(
         &self,
         ctx: &Context<'_>,
@@ -318,7 +318,7 @@ impl BusinessQuery {
 
     /// Retention table of the sign-up months of [from, to), up to the current month.
     /// Admin only.
-    #[graphql(guard = "Staff(Role::Admin)")]
+    #[graphql(guard = "NoApiTokens.and(Staff(Role::Admin))")]
     async fn cohorts(
         &self,
         ctx: &Context<'_>,
@@ -345,7 +345,7 @@ impl BusinessQuery {
     }
 
     /// Jobs created per UTC day and plan over [from, to), by kind. Admin only.
-    #[graphql(guard = "Staff(Role::Admin)")]
+    #[graphql(guard = "NoApiTokens.and(Staff(Role::Admin))")]
     async fn usage_totals(&self, ctx: &Context<'_>, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<UsageTotal>> {
         let tx = data::<RequestTx>(ctx)?;
         Ok(service::usage_totals(tx, from, to)
