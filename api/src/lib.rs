@@ -10,6 +10,7 @@ pub mod activity;
 pub mod api_tokens;
 pub mod auth;
 pub mod billing;
+pub mod business;
 pub mod catalog;
 pub mod config;
 pub mod dashboard;

@@ -29,6 +29,8 @@ mod m20261202_000302_schedule_account_deletion;
 mod m20261202_000303_begin_erasure;
 mod m20261202_000401_schedule_email_reminders;
 mod m20261202_000402_change_email_address;
+mod m20261202_000601_record_subscription_history;
+mod m20261202_000602_create_business_metrics;
 pub mod normalize;
 pub mod rls;
 
@@ -67,6 +69,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000303_begin_erasure::Migration),
             Box::new(m20261202_000401_schedule_email_reminders::Migration),
             Box::new(m20261202_000402_change_email_address::Migration),
+            Box::new(m20261202_000601_record_subscription_history::Migration),
+            Box::new(m20261202_000602_create_business_metrics::Migration),
         ]
     }
 }

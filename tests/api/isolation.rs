@@ -212,7 +212,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     .unwrap();
     let mut grantees = grantees;
     grantees.sort();
-    assert_eq!(grantees, ["plinth_anon", "plinth_system", "plinth_user", "plinth_worker"]);
+    assert_eq!(grantees, ["plinth_anon", "plinth_metrics", "plinth_system", "plinth_user", "plinth_worker"]);
     // And each function has exactly its intended caller.
     let per_function: Vec<(String, String)> = sqlx::query_as(
         "SELECT p.proname::text, string_agg(r.rolname::text, ',' ORDER BY r.rolname) FROM pg_proc p
@@ -243,6 +243,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
         ("erase_account", "plinth_system"),
         ("expired_uploads", "plinth_system"),
         ("login_lookup", "plinth_anon"),
+        ("metrics_caller_is_admin", "plinth_metrics"),
         ("requeue_expired_jobs", "plinth_system"),
         ("user_for_stripe_customer", "plinth_system"),
         ("user_id_for_email", "plinth_anon"),

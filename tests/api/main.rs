@@ -18,6 +18,7 @@ mod isolation_model;
 mod isolation_sweep;
 mod jobs;
 mod marketplace;
+mod metrics;
 mod ops;
 mod photos;
 mod quotas;

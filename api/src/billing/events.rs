@@ -120,6 +120,8 @@ impl StripeSubscription {
 pub struct SubscriptionItem {
     /// Its price.
     pub price: Option<Price>,
+    /// How many of it (seats); Stripe omits it for metered prices.
+    pub quantity: Option<i64>,
     /// The item's current period start (API 2025-03-31 and later).
     pub current_period_start: Option<i64>,
     /// The item's current period end (API 2025-03-31 and later).

@@ -88,6 +88,13 @@ pub struct Snapshot {
     pub cancel_at_period_end: bool,
     /// When it is set to end.
     pub cancel_at: Option<DateTime<Utc>>,
+    /// The quantity of its catalog item (seats); 1 when Stripe omits it.
+    pub quantity: i64,
+    /// The catalog's price of its plan and interval, in cents of the catalog currency,
+    /// tax excluded; None with no catalog price.
+    pub unit_amount_cents: Option<i64>,
+    /// The catalog currency (lower case), with the price.
+    pub currency: Option<String>,
 }
 
 /// Something a transition asks to be done, in the same transaction.
@@ -180,10 +187,16 @@ fn build(stored: Option<&Subscription>, snap: &Snapshot, ended: bool, version: i
             .and_then(|s| s.past_due_since)
             .or_else(|| at(version))
     });
-    let (plan, interval) = match snap.plan {
-        Some((p, i)) => (Some(p), Some(i)),
-        // An unknown price never downgrades: the last known plan stays.
-        None => (stored.and_then(|s| s.plan), stored.and_then(|s| s.interval)),
+    let (plan, interval, quantity, unit_amount_cents, currency) = match snap.plan {
+        Some((p, i)) => (Some(p), Some(i), snap.quantity, snap.unit_amount_cents, snap.currency.clone()),
+        // An unknown price never downgrades: the last known plan (and its price) stays.
+        None => (
+            stored.and_then(|s| s.plan),
+            stored.and_then(|s| s.interval),
+            stored.map_or(snap.quantity, |s| s.quantity),
+            stored.and_then(|s| s.unit_amount_cents),
+            stored.and_then(|s| s.currency.clone()),
+        ),
     };
     Subscription {
         id: snap.id.clone(),
@@ -202,6 +215,9 @@ fn build(stored: Option<&Subscription>, snap: &Snapshot, ended: bool, version: i
         past_due_since: past_due_since.flatten(),
         version,
         rank: new_rank,
+        quantity,
+        unit_amount_cents,
+        currency,
     }
 }
 
@@ -361,6 +377,9 @@ mod tests {
             trial_end: None,
             cancel_at_period_end: false,
             cancel_at: None,
+            quantity: 1,
+            unit_amount_cents: Some(4900),
+            currency: Some("eur".into()),
         }
     }
 

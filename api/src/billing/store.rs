@@ -113,6 +113,12 @@ pub struct Subscription {
     pub version: i64,
     /// Its status's rank (`state::rank`).
     pub rank: i16,
+    /// Quantity of its catalog item.
+    pub quantity: i64,
+    /// The catalog price of its plan and interval (cents, tax excluded).
+    pub unit_amount_cents: Option<i64>,
+    /// The catalog currency of that price.
+    pub currency: Option<String>,
 }
 
 impl Subscription {
@@ -400,7 +406,7 @@ pub async fn read_subscriptions(db: &impl ConnectionTrait, user_id: Uuid) -> App
         .query_all(stmt(
             "SELECT subscription_id, customer_id, status, ended, plan, billing_interval, unknown_prices,
                     current_period_start, current_period_end, billing_anchor, trial_end, cancel_at_period_end,
-                    cancel_at, past_due_since, version, status_rank
+                    cancel_at, past_due_since, version, status_rank, quantity, unit_amount_cents, currency
              FROM billing_subscriptions WHERE user_id = $1 ORDER BY subscription_id",
             [user_id.into()],
         ))
@@ -425,6 +431,9 @@ pub async fn read_subscriptions(db: &impl ConnectionTrait, user_id: Uuid) -> App
                 past_due_since: utc(r, "past_due_since")?,
                 version: r.try_get("", "version")?,
                 rank: r.try_get("", "status_rank")?,
+                quantity: r.try_get::<i32>("", "quantity")?.into(),
+                unit_amount_cents: r.try_get("", "unit_amount_cents")?,
+                currency: r.try_get("", "currency")?,
             })
         })
         .collect()
@@ -437,12 +446,14 @@ pub async fn write_subscription(db: &impl ConnectionTrait, user_id: Uuid, s: &Su
     db.execute(stmt(
         "INSERT INTO billing_subscriptions (user_id, subscription_id, customer_id, status, ended, plan,
            billing_interval, unknown_prices, current_period_start, current_period_end, billing_anchor, trial_end,
-           cancel_at_period_end, cancel_at, past_due_since, version, status_rank)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+           cancel_at_period_end, cancel_at, past_due_since, version, status_rank, quantity, unit_amount_cents,
+           currency)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
          ON CONFLICT (user_id, subscription_id) DO UPDATE SET customer_id = $3, status = $4, ended = $5, plan = $6,
            billing_interval = $7, unknown_prices = $8, current_period_start = $9, current_period_end = $10,
            billing_anchor = $11, trial_end = $12, cancel_at_period_end = $13, cancel_at = $14,
-           past_due_since = $15, version = $16, status_rank = $17, updated_at = now()",
+           past_due_since = $15, version = $16, status_rank = $17, quantity = $18, unit_amount_cents = $19,
+           currency = $20, updated_at = now()",
         [
             user_id.into(),
             s.id.clone().into(),
@@ -461,6 +472,9 @@ pub async fn write_subscription(db: &impl ConnectionTrait, user_id: Uuid, s: &Su
             s.past_due_since.into(),
             s.version.into(),
             s.rank.into(),
+            i32::try_from(s.quantity).unwrap_or(i32::MAX).into(),
+            s.unit_amount_cents.into(),
+            s.currency.clone().into(),
         ],
     ))
     .await?;

@@ -384,14 +384,28 @@ impl BillingService {
     /// order; other prices are listed (and logged) as unknown.
     pub(super) fn snapshot(&self, sub: &StripeSubscription, customer: &str) -> Snapshot {
         let mut plan: Option<(PlanCode, BillingInterval)> = None;
+        let mut quantity = 1;
         let mut unknown_prices = Vec::new();
-        for price in sub.prices() {
+        for item in &sub.items.data {
+            let Some(price) = item.price.as_ref().map(|p| p.id.as_str()) else { continue };
             match self.catalog.by_price(price) {
-                Some((p, interval)) if plan.is_none_or(|(known, _)| p.code > known) => plan = Some((p.code, interval)),
+                Some((p, interval)) if plan.is_none_or(|(known, _)| p.code > known) => {
+                    plan = Some((p.code, interval));
+                    quantity = item.quantity.unwrap_or(1).max(0);
+                }
                 Some(_) => {}
                 None => unknown_prices.push(price.to_owned()),
             }
         }
+        // Revenue is the catalog's price (tax excluded, the catalog currency), not the
+        // price object's, so every amount of the history is in one currency.
+        let unit_amount_cents = plan.map(|(p, i)| {
+            let plan = self.catalog.plan(p);
+            match i {
+                BillingInterval::Month => plan.monthly_price_cents,
+                BillingInterval::Year => plan.yearly_price_cents,
+            }
+        });
         if !unknown_prices.is_empty() {
             tracing::warn!(subscription = sub.id, prices = ?unknown_prices, "subscription prices not in the catalog");
         }
@@ -409,6 +423,9 @@ impl BillingService {
             trial_end: ts(sub.trial_end),
             cancel_at_period_end: sub.cancel_at_period_end,
             cancel_at: ts(sub.cancel_at),
+            quantity,
+            unit_amount_cents,
+            currency: unit_amount_cents.map(|_| self.catalog.currency.clone()),
         }
     }
 

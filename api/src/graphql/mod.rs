@@ -10,6 +10,7 @@ use crate::{
     activity::graphql::ActivityQuery,
     api_tokens::graphql::{ApiTokensMutation, ApiTokensQuery},
     billing::graphql::{BillingMutation, BillingQuery},
+    business::graphql::BusinessQuery,
     dashboard::graphql::DashboardQuery,
     db::RequestTx,
     drafts::graphql::{DraftById, DraftsMutation, DraftsQuery},
@@ -43,6 +44,7 @@ pub struct Query(
     QuotasQuery,
     ApiTokensQuery,
     EmailQuery,
+    BusinessQuery,
 );
 
 /// Every domain's mutations.

@@ -268,6 +268,9 @@ vocabulary! {
         System = "plinth_system",
         /// Billing writes (webhooks), acting for one user.
         Billing = "plinth_billing",
+        /// Business metrics, for an administrator's metric fields only: reads across
+        /// tenants through read-only policies that hold while the user is an admin.
+        Metrics = "plinth_metrics",
     }
 }
 
