@@ -306,6 +306,10 @@ impl Application {
                 statement_timeout_ms: config.database.statement_timeout_ms,
             })
             .data(QueueSettings { lease: config.jobs.lease })
+            .data(crate::support::service::SupportLimits {
+                max_open_tickets: config.support.max_open_tickets,
+                messages_per_hour: config.support.messages_per_hour,
+            })
             .finish();
         let tasks = Supervisor::start(
             services.pool.clone(),

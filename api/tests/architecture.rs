@@ -54,6 +54,7 @@ const DOMAINS: &[&str] = &[
     "api_tokens",
     "accounts",
     "billing",
+    "support",
 ];
 
 fn src() -> PathBuf {

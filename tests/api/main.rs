@@ -21,3 +21,4 @@ mod ops;
 mod photos;
 mod quotas;
 mod serve;
+mod support;

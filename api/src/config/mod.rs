@@ -15,6 +15,7 @@ mod jobs;
 mod mail;
 mod server;
 mod storage;
+mod support;
 mod worker;
 pub use auth::AuthConfig;
 pub use billing::BillingConfig;
@@ -23,6 +24,7 @@ pub use jobs::JobsConfig;
 pub use mail::{MailConfig, MailProvider};
 pub use server::ServerConfig;
 pub use storage::StorageConfig;
+pub use support::SupportConfig;
 pub use worker::WorkerConfig;
 
 /// Where the process runs; production refuses every embedded default.
@@ -113,7 +115,7 @@ macro_rules! section {
         }
     )*};
 }
-section!(ServerConfig, DatabaseConfig, AuthConfig, StorageConfig, JobsConfig, BillingConfig, MailConfig);
+section!(ServerConfig, DatabaseConfig, AuthConfig, StorageConfig, JobsConfig, BillingConfig, MailConfig, SupportConfig);
 
 /// Everything the server needs to start. Secrets are `SecretString`, so neither Debug
 /// nor a log line can print them.
@@ -137,6 +139,8 @@ pub struct Config {
     pub billing: BillingConfig,
     /// Mail delivery.
     pub mail: MailConfig,
+    /// Support's limits.
+    pub support: SupportConfig,
 }
 
 impl Config {
@@ -169,6 +173,7 @@ impl Config {
             jobs: JobsConfig::read(&v)?,
             billing: BillingConfig::read(&v)?,
             mail: MailConfig::read(&v)?,
+            support: SupportConfig::read(&v)?,
         };
         config.check_production()?;
         Ok(config)

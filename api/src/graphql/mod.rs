@@ -20,6 +20,7 @@ use crate::{
     photos::graphql::{PhotosByDraft, PhotosMutation, PhotosQuery},
     plans::graphql::PlansQuery,
     quotas::graphql::QuotasQuery,
+    support::graphql::{SupportMutation, SupportQuery, SupportSubscription},
 };
 use async_graphql::{
     dataloader::{DataLoader, HashMapCache},
@@ -43,6 +44,7 @@ pub struct Query(
     QuotasQuery,
     ApiTokensQuery,
     EmailQuery,
+    SupportQuery,
 );
 
 /// Every domain's mutations.
@@ -57,11 +59,12 @@ pub struct Mutation(
     NotificationsMutation,
     ApiTokensMutation,
     EmailMutation,
+    SupportMutation,
 );
 
 /// Every domain's subscriptions.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(JobsSubscription, NotificationsSubscription);
+pub struct Subscription(JobsSubscription, NotificationsSubscription, SupportSubscription);
 
 /// The API's schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

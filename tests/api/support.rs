@@ -1,0 +1,539 @@
+//! Support: tickets and live chat, the staff inbox, internal notes, access grants and
+//! the access log, and who may call what. Staff are ordinary accounts whose role the
+//! test sets in the database, then sign in again (the role travels in the token).
+
+use crate::helpers::{admin_url, code, TestApp, TestUser, WsClient, WsEvent};
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const OPEN: &str = "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id subject category priority status } }";
+const REPLY: &str = "mutation($t: ID!, $b: String!) { replyTicket(ticketId: $t, body: $b) { id body bodyHtml internal author { kind name } } }";
+const NOTE: &str = "mutation($t: ID!, $b: String!) { addInternalNote(ticketId: $t, body: $b) { id internal } }";
+const TICKET: &str = "query($id: ID!) { ticket(id: $id) { id status firstResponseAt resolvedAt userId
+    messages { body bodyHtml internal author { kind name } } } }";
+const FOLLOW: &str = "subscription($id: ID) { ticketUpdated(id: $id) { ticket { id status } message { body internal author { kind name } } } }";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Makes `user` staff of `role` shown as `name`, and signs it in again.
+async fn make_staff(app: &TestApp, user: &mut TestUser, role: &str, name: &str) {
+    sqlx::query("UPDATE users SET role = $1, display_name = $2 WHERE id = $3")
+        .bind(role)
+        .bind(name)
+        .bind(user.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let r = app
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { accessToken refreshToken } }",
+            json!({ "i": { "email": user.email, "password": user.password } }),
+        )
+        .await;
+    user.access = r["data"]["login"]["accessToken"].as_str().unwrap_or_else(|| panic!("login: {r}")).to_owned();
+    user.refresh = r["data"]["login"]["refreshToken"].as_str().unwrap().to_owned();
+}
+
+async fn open_ticket(app: &TestApp, user: &TestUser, subject: &str) -> String {
+    let r = app
+        .gql(
+            Some(&user.access),
+            OPEN,
+            json!({ "i": { "subject": subject, "category": "JOBS", "body": "My scan is **stuck**." } }),
+        )
+        .await;
+    r["data"]["openTicket"]["id"].as_str().unwrap_or_else(|| panic!("openTicket: {r}")).to_owned()
+}
+
+async fn reply(app: &TestApp, token: &str, ticket: &str, body: &str) -> Value {
+    app.gql(Some(token), REPLY, json!({ "t": ticket, "b": body })).await
+}
+
+/// A connection as the runtime login role, in a transaction switched as the server
+/// switches it.
+async fn runtime_conn(app: &TestApp) -> PgConnection {
+    let url = admin_url(&app.database).replace("postgres@", "plinth_app@");
+    PgConnection::connect(&url).await.unwrap()
+}
+
+async fn begin_as<'c>(conn: &'c mut PgConnection, role: &str, user: Uuid) -> Transaction<'c, Postgres> {
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true)")
+        .bind(role)
+        .bind(user.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
+
+async fn access_actions(app: &TestApp, user: &TestUser) -> Vec<String> {
+    let r = app
+        .gql(
+            Some(&user.access),
+            "{ supportAccessLog(first: 100) { edges { node { staffName staffRole action ticketId } } } }",
+            json!({}),
+        )
+        .await;
+    r["data"]["supportAccessLog"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("supportAccessLog: {r}"))
+        .iter()
+        .map(|e| format!("{}:{}", e["node"]["staffName"].as_str().unwrap(), e["node"]["action"].as_str().unwrap()))
+        .collect()
+}
+
+async fn next_update(ws: &mut WsClient) -> Value {
+    match ws.next(WAIT).await {
+        WsEvent::Next(p) => {
+            assert!(p["errors"].is_null(), "{p}");
+            p["data"]["ticketUpdated"].clone()
+        }
+        other => panic!("expected an update, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_whole_conversation_internal_notes_stay_with_staff_and_every_staff_read_is_logged() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam from Support").await;
+
+    let ticket = open_ticket(&app, &ann, "Scan stuck").await;
+    let inbox = app
+        .gql(
+            Some(&sam.access),
+            "{ supportInbox(filter: {status: OPEN, search: \"stuck\"}) { edges { node { id subject userId } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(inbox["data"]["supportInbox"]["edges"][0]["node"]["id"], ticket.as_str(), "{inbox}");
+    assert_eq!(inbox["data"]["supportInbox"]["edges"][0]["node"]["userId"], ann.id.to_string(), "{inbox}");
+
+    let r = reply(&app, &sam.access, &ticket, "Looking into it. <script>alert(1)</script>").await;
+    assert_eq!(r["data"]["replyTicket"]["author"], json!({ "kind": "STAFF", "name": "Sam from Support" }), "{r}");
+    assert!(!r["data"]["replyTicket"]["bodyHtml"].as_str().unwrap().contains("<script"), "{r}");
+    let n =
+        app.gql(Some(&sam.access), NOTE, json!({ "t": ticket, "b": "User on the free plan; worker 3 is slow." })).await;
+    assert_eq!(n["data"]["addInternalNote"]["internal"], true, "{n}");
+
+    // The owner sees the staff reply by display name and never the note.
+    let mine = app.gql(Some(&ann.access), TICKET, json!({ "id": ticket })).await;
+    let t = &mine["data"]["ticket"];
+    assert_eq!(t["status"], "PENDING", "{mine}");
+    assert!(t["firstResponseAt"].is_string(), "{mine}");
+    assert!(t["userId"].is_null(), "users are not shown owner ids: {mine}");
+    let bodies: Vec<&str> = t["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies.len(), 2, "{mine}");
+    assert!(!mine.to_string().contains("worker 3"), "the internal note leaked: {mine}");
+    assert_eq!(t["messages"][0]["bodyHtml"], "<p>My scan is <strong>stuck</strong>.</p>\n", "{mine}");
+
+    // Staff see the note.
+    let theirs = app.gql(Some(&sam.access), TICKET, json!({ "id": ticket })).await;
+    assert_eq!(theirs["data"]["ticket"]["messages"].as_array().unwrap().len(), 3, "{theirs}");
+
+    // The user answers (the ticket waits for support again), support resolves it.
+    let r = reply(&app, &ann.access, &ticket, "Thanks!").await;
+    assert_eq!(r["data"]["replyTicket"]["author"], json!({ "kind": "USER", "name": null }), "{r}");
+    let s = app
+        .gql(
+            Some(&sam.access),
+            "mutation($t: ID!) { setTicketStatus(ticketId: $t, status: RESOLVED) { status resolvedAt } }",
+            json!({ "t": ticket }),
+        )
+        .await;
+    assert_eq!(s["data"]["setTicketStatus"]["status"], "RESOLVED", "{s}");
+    assert!(s["data"]["setTicketStatus"]["resolvedAt"].is_string(), "{s}");
+
+    let log = access_actions(&app, &ann).await;
+    for action in ["inbox.list", "ticket.reply", "ticket.note", "ticket.view", "ticket.status.resolved"] {
+        assert!(log.iter().any(|l| l == &format!("Sam from Support:{action}")), "{action} not in {log:?}");
+    }
+    // The user closes and reopens it.
+    let c = app
+        .gql(
+            Some(&ann.access),
+            "mutation($id: ID!) { closeTicket(id: $id) { status closedAt } }",
+            json!({ "id": ticket }),
+        )
+        .await;
+    assert_eq!(c["data"]["closeTicket"]["status"], "CLOSED", "{c}");
+    assert_eq!(code(&reply(&app, &ann.access, &ticket, "again").await), "BAD_USER_INPUT");
+    let o = app
+        .gql(Some(&ann.access), "mutation($id: ID!) { reopenTicket(id: $id) { status } }", json!({ "id": ticket }))
+        .await;
+    assert_eq!(o["data"]["reopenTicket"]["status"], "OPEN", "{o}");
+}
+
+#[tokio::test]
+async fn another_user_never_sees_a_ticket_its_messages_or_its_events() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let ticket = open_ticket(&app, &ann, "Ann's problem").await;
+    let bobs = open_ticket(&app, &bob, "Bob's problem").await;
+
+    let r = app.gql(Some(&bob.access), TICKET, json!({ "id": ticket })).await;
+    assert!(r["data"]["ticket"].is_null() && r["errors"].is_null(), "{r}");
+    let list = app.gql(Some(&bob.access), "{ tickets { edges { node { id } } } }", json!({})).await;
+    assert_eq!(list["data"]["tickets"]["edges"], json!([{ "node": { "id": bobs } }]), "{list}");
+    for (q, vars) in [
+        (REPLY, json!({ "t": ticket, "b": "hi" })),
+        ("mutation($id: ID!) { closeTicket(id: $id) { id } }", json!({ "id": ticket })),
+        ("mutation($id: ID!) { reopenTicket(id: $id) { id } }", json!({ "id": ticket })),
+    ] {
+        assert_eq!(code(&app.gql(Some(&bob.access), q, vars).await), "NOT_FOUND");
+    }
+
+    // Bob cannot follow Ann's ticket, and following all of his own hears nothing of hers.
+    let mut bob_ws = WsClient::connect(&app, Some(&bob.access)).await;
+    bob_ws.subscribe("1", FOLLOW, json!({ "id": ticket })).await;
+    match bob_ws.next(WAIT).await {
+        WsEvent::Next(v) => assert_eq!(v["errors"][0]["extensions"]["code"], "NOT_FOUND", "{v}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert!(matches!(bob_ws.next(WAIT).await, WsEvent::Other(v) if v["type"] == "complete"));
+    bob_ws.subscribe("2", FOLLOW, json!({})).await;
+    let mut ann_ws = WsClient::connect(&app, Some(&ann.access)).await;
+    ann_ws.subscribe("1", FOLLOW, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reply(&app, &sam.access, &ticket, "For Ann only").await;
+    assert_eq!(next_update(&mut ann_ws).await["message"]["body"], "For Ann only");
+    reply(&app, &sam.access, &bobs, "For Bob").await;
+    // Bob's first event is his own ticket's: Ann's never reached him.
+    assert_eq!(next_update(&mut bob_ws).await["message"]["body"], "For Bob");
+}
+
+#[tokio::test]
+async fn the_user_role_never_reads_an_internal_note_even_with_a_bare_select() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "admin", "Sam").await;
+    let ticket = open_ticket(&app, &ann, "Help").await;
+    let n = app.gql(Some(&sam.access), NOTE, json!({ "t": ticket, "b": "secret note" })).await;
+    assert_eq!(n["data"]["addInternalNote"]["internal"], true, "{n}");
+
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM ticket_messages").fetch_one(&app.db).await.unwrap();
+    assert_eq!(total, 2);
+    let mut conn = runtime_conn(&app).await;
+    let mut tx = begin_as(&mut conn, "plinth_user", ann.id).await;
+    let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM ticket_messages").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(bodies, ["My scan is **stuck**."]);
+    let internal: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ticket_messages WHERE internal").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(internal, 0);
+    // Nor can the user role write one, as itself or as staff.
+    let forged = sqlx::query(
+        "INSERT INTO ticket_messages (id, user_id, ticket_id, author_id, author_is_staff, internal, body)
+         VALUES ($1, $2, $3, $2, true, true, 'x')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(ann.id)
+    .bind(ticket.parse::<Uuid>().unwrap())
+    .execute(&mut *tx)
+    .await;
+    assert!(forged.is_err(), "the user role wrote an internal note");
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn support_reads_an_account_only_through_a_ticket_or_a_live_grant_and_admins_read_all() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await; // opens a ticket
+    let cat = app.register("cat").await; // grants access
+    let dan = app.register("dan").await; // neither
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let mut ada = app.register("ada").await;
+    make_staff(&app, &mut ada, "admin", "Ada").await;
+    open_ticket(&app, &ann, "Help").await;
+
+    let visible = |role: &'static str, staff: Uuid| {
+        let app = &app;
+        async move {
+            let mut conn = runtime_conn(app).await;
+            let mut tx = begin_as(&mut conn, role, staff).await;
+            let mut ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM users").fetch_all(&mut *tx).await.unwrap();
+            tx.rollback().await.unwrap();
+            ids.sort();
+            ids
+        }
+    };
+    let sorted = |mut v: Vec<Uuid>| {
+        v.sort();
+        v
+    };
+    assert_eq!(visible("plinth_support", sam.id).await, sorted(vec![ann.id, sam.id, ada.id]));
+    assert_eq!(visible("plinth_admin", ada.id).await, sorted(vec![ann.id, cat.id, dan.id, sam.id, ada.id]));
+
+    let g = app.gql(Some(&cat.access), "mutation { grantSupportAccess(hours: 2) { expiresAt } }", json!({})).await;
+    assert!(g["data"]["grantSupportAccess"]["expiresAt"].is_string(), "{g}");
+    assert_eq!(
+        code(&app.gql(Some(&cat.access), "mutation { grantSupportAccess(hours: 0) { id } }", json!({})).await),
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(visible("plinth_support", sam.id).await, sorted(vec![ann.id, cat.id, sam.id, ada.id]));
+    let r = app.gql(Some(&cat.access), "mutation { revokeSupportAccess }", json!({})).await;
+    assert_eq!(r["data"]["revokeSupportAccess"], true, "{r}");
+    assert_eq!(visible("plinth_support", sam.id).await, sorted(vec![ann.id, sam.id, ada.id]));
+    // An expired grant opens nothing either.
+    sqlx::query(
+        "INSERT INTO support_access_grants (id, user_id, created_at, expires_at)
+         VALUES ($1, $2, now() - interval '3 hours', now() - interval '1 hour')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(dan.id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(visible("plinth_support", sam.id).await, sorted(vec![ann.id, sam.id, ada.id]));
+    // No staff id set: nothing at all.
+    let mut conn = runtime_conn(&app).await;
+    for role in ["plinth_support", "plinth_admin"] {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("SELECT set_config('role', $1, true), set_config('plinth.user_id', '', true)")
+            .bind(role)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for table in ["users", "tickets", "ticket_messages", "support_access_log"] {
+            let n: i64 =
+                sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut *tx).await.unwrap();
+            assert_eq!(n, 0, "{role} with no id reads {table}");
+        }
+        tx.rollback().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn staff_operations_refuse_users_workers_and_api_tokens() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let mut ada = app.register("ada").await;
+    make_staff(&app, &mut ada, "admin", "Ada").await;
+    let ticket = open_ticket(&app, &ann, "Help").await;
+    let t = app
+        .gql(
+            Some(&ann.access),
+            "mutation { createApiToken(input: {name: \"ci\", scopes: [\"drafts:read\", \"jobs:read\"]}) { token } }",
+            json!({}),
+        )
+        .await;
+    let api_token = t["data"]["createApiToken"]["token"].as_str().unwrap_or_else(|| panic!("{t}")).to_owned();
+    let worker = app.worker_token(&["scan"]);
+
+    let staff_ops = [
+        ("{ supportInbox { edges { node { id } } } }", json!({})),
+        ("{ cannedReplies { id } }", json!({})),
+        ("mutation($t: ID!) { assignTicket(ticketId: $t) { id } }", json!({ "t": ticket })),
+        (NOTE, json!({ "t": ticket, "b": "x" })),
+        ("mutation($t: ID!) { setTicketStatus(ticketId: $t, status: PENDING) { id } }", json!({ "t": ticket })),
+    ];
+    for (q, vars) in &staff_ops {
+        for token in [&ann.access, &api_token, &worker] {
+            let r = app.gql(Some(token), q, vars.clone()).await;
+            assert_eq!(code(&r), "FORBIDDEN", "{q}: {r}");
+        }
+        assert_eq!(code(&app.gql(None, q, vars.clone()).await), "UNAUTHENTICATED", "{q}");
+        let r = app.gql(Some(&sam.access), q, vars.clone()).await;
+        assert!(r["errors"].is_null(), "support may call {q}: {r}");
+    }
+    // The users' operations refuse API tokens too.
+    let r = app.gql(Some(&api_token), TICKET, json!({ "id": ticket })).await;
+    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+
+    // Canned replies: admins write, support reads.
+    let create = "mutation($i: CannedReplyInput!) { createCannedReply(input: $i) { id title } }";
+    let input = json!({ "i": { "title": "Restart", "body": "Please **restart** the scan." } });
+    assert_eq!(code(&app.gql(Some(&sam.access), create, input.clone()).await), "FORBIDDEN");
+    let c = app.gql(Some(&ada.access), create, input).await;
+    let id = c["data"]["createCannedReply"]["id"].as_str().unwrap_or_else(|| panic!("{c}")).to_owned();
+    let u = app
+        .gql(
+            Some(&ada.access),
+            "mutation($id: ID!, $i: CannedReplyInput!) { updateCannedReply(id: $id, input: $i) { title } }",
+            json!({ "id": id, "i": { "title": "Restart it", "body": "Please restart." } }),
+        )
+        .await;
+    assert_eq!(u["data"]["updateCannedReply"]["title"], "Restart it", "{u}");
+    let l = app.gql(Some(&sam.access), "{ cannedReplies { title } }", json!({})).await;
+    assert_eq!(l["data"]["cannedReplies"], json!([{ "title": "Restart it" }]), "{l}");
+
+    // Assigning: to staff only; support may assign to itself.
+    let a = app
+        .gql(
+            Some(&sam.access),
+            "mutation($t: ID!, $a: ID) { assignTicket(ticketId: $t, assigneeId: $a) { assigneeId } }",
+            json!({ "t": ticket, "a": sam.id }),
+        )
+        .await;
+    assert_eq!(a["data"]["assignTicket"]["assigneeId"], sam.id.to_string(), "{a}");
+    let bad = app
+        .gql(
+            Some(&sam.access),
+            "mutation($t: ID!, $a: ID) { assignTicket(ticketId: $t, assigneeId: $a) { assigneeId } }",
+            json!({ "t": ticket, "a": ann.id }),
+        )
+        .await;
+    assert_eq!(code(&bad), "BAD_USER_INPUT", "{bad}");
+    let mine = app
+        .gql(
+            Some(&sam.access),
+            "{ supportInbox(filter: {assigneeId: \"ID\"}) { edges { node { id } } } }"
+                .replace("ID", &sam.id.to_string())
+                .as_str(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(mine["data"]["supportInbox"]["edges"][0]["node"]["id"], ticket.as_str(), "{mine}");
+    assert!(access_actions(&app, &ann).await.contains(&"Sam:ticket.assign".to_owned()));
+}
+
+#[tokio::test]
+async fn limits_lengths_and_links_are_checked() {
+    let app = TestApp::builder()
+        .with_env("PLINTH_SUPPORT_MAX_OPEN_TICKETS", "2")
+        .with_env("PLINTH_SUPPORT_MESSAGES_PER_HOUR", "4")
+        .spawn()
+        .await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let bobs_draft = app.create_draft(&bob.access, "Bob's").await;
+    let anns_draft = app.create_draft(&ann.access, "Ann's").await;
+
+    let open = |subject: String, extra: Value| {
+        let mut i = json!({ "subject": subject, "category": "OTHER", "body": "hello" });
+        i.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        app.gql(Some(&ann.access), OPEN, json!({ "i": i }))
+    };
+    let r = open("x".repeat(201), json!({})).await;
+    assert_eq!(code(&r), "BAD_USER_INPUT");
+    assert_eq!(r["errors"][0]["extensions"]["field"], "input.subject", "{r}");
+    assert_eq!(code(&open("ok".into(), json!({ "body": "x".repeat(10_001) })).await), "BAD_USER_INPUT");
+    assert_eq!(code(&open("ok".into(), json!({ "draftId": bobs_draft })).await), "NOT_FOUND");
+    assert_eq!(code(&open("ok".into(), json!({ "jobId": Uuid::now_v7() })).await), "NOT_FOUND");
+
+    let first = open("one".into(), json!({ "draftId": anns_draft })).await;
+    let first = first["data"]["openTicket"]["id"].as_str().unwrap_or_else(|| panic!("{first}")).to_owned();
+    assert!(open("two".into(), json!({})).await["data"]["openTicket"].is_object());
+    let third = open("three".into(), json!({})).await;
+    assert_eq!(code(&third), "BAD_USER_INPUT", "{third}");
+    assert_eq!(app.count("tickets").await, 2, "a refused ticket leaves nothing");
+
+    // Four messages an hour: two opened tickets, two replies, then RATE_LIMITED.
+    for _ in 0..2 {
+        assert!(reply(&app, &ann.access, &first, "more").await["data"]["replyTicket"].is_object());
+    }
+    let limited = reply(&app, &ann.access, &first, "more").await;
+    assert_eq!(code(&limited), "RATE_LIMITED", "{limited}");
+}
+
+#[tokio::test]
+async fn live_chat_both_ways_over_two_websockets() {
+    let app = TestApp::builder().with_redis().spawn().await;
+    let ann = app.register("ann").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let ticket = open_ticket(&app, &ann, "Chat").await;
+
+    let mut user_ws = WsClient::connect(&app, Some(&ann.access)).await;
+    user_ws.subscribe("u", FOLLOW, json!({ "id": ticket })).await;
+    let mut staff_ws = WsClient::connect(&app, Some(&sam.access)).await;
+    staff_ws.subscribe("s", FOLLOW, json!({ "id": ticket })).await;
+    let mut inbox_ws = WsClient::connect(&app, Some(&sam.access)).await;
+    inbox_ws
+        .subscribe("i", "subscription { supportInboxUpdated { ticketId messageAdded internal status } }", json!({}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    reply(&app, &sam.access, &ticket, "Hello Ann").await;
+    let got = next_update(&mut user_ws).await;
+    assert_eq!(
+        got["message"],
+        json!({ "body": "Hello Ann", "internal": false, "author": { "kind": "STAFF", "name": "Sam" } })
+    );
+    assert_eq!(got["ticket"]["status"], "PENDING");
+    assert_eq!(next_update(&mut staff_ws).await["message"]["body"], "Hello Ann");
+
+    reply(&app, &ann.access, &ticket, "Hi Sam").await;
+    assert_eq!(next_update(&mut staff_ws).await["message"]["body"], "Hi Sam");
+    assert_eq!(next_update(&mut user_ws).await["message"]["body"], "Hi Sam");
+
+    // A note reaches staff, never the user: the user's next event is the reply after it.
+    app.gql(Some(&sam.access), NOTE, json!({ "t": ticket, "b": "internal" })).await;
+    reply(&app, &sam.access, &ticket, "Fixed").await;
+    assert_eq!(next_update(&mut staff_ws).await["message"]["internal"], true);
+    assert_eq!(next_update(&mut user_ws).await["message"]["body"], "Fixed");
+
+    let mut inbox = Vec::new();
+    for _ in 0..4 {
+        match inbox_ws.next(WAIT).await {
+            WsEvent::Next(p) => inbox.push(p["data"]["supportInboxUpdated"].clone()),
+            other => panic!("inbox: {other:?}"),
+        }
+    }
+    assert!(inbox.iter().all(|u| u["ticketId"] == ticket.as_str() && u["messageAdded"] == true), "{inbox:?}");
+    assert_eq!(inbox[2]["internal"], true, "{inbox:?}");
+    // Following the ticket was a logged read.
+    assert!(access_actions(&app, &ann).await.contains(&"Sam:ticket.follow".to_owned()));
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// The latency of a chat message from the sender's mutation to the other side's
+/// subscription, 100 messages each way, printed (never asserted: timings depend on the
+/// machine). `scripts/test --test api support_latency -- --ignored --nocapture`
+#[tokio::test]
+#[ignore]
+async fn support_latency() {
+    let app = TestApp::builder().with_redis().with_env("PLINTH_SUPPORT_MESSAGES_PER_HOUR", "1000").spawn().await;
+    let ann = app.register("ann").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let ticket = open_ticket(&app, &ann, "Latency").await;
+    let mut user_ws = WsClient::connect(&app, Some(&ann.access)).await;
+    user_ws.subscribe("u", FOLLOW, json!({ "id": ticket })).await;
+    let mut staff_ws = WsClient::connect(&app, Some(&sam.access)).await;
+    staff_ws.subscribe("s", FOLLOW, json!({ "id": ticket })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for staff_sends in [true, false] {
+        let (label, sender, receiver, echo) = if staff_sends {
+            ("staff -> user", &sam, &mut user_ws, &mut staff_ws)
+        } else {
+            ("user -> staff", &ann, &mut staff_ws, &mut user_ws)
+        };
+        let mut times = Vec::with_capacity(100);
+        for i in 0..100 {
+            let body = format!("{label} {i}");
+            let start = Instant::now();
+            let r = reply(&app, &sender.access, &ticket, &body).await;
+            assert!(r["errors"].is_null(), "{r}");
+            loop {
+                let u = next_update(receiver).await;
+                if u["message"]["body"] == body.as_str() {
+                    break;
+                }
+            }
+            times.push(start.elapsed());
+            next_update(echo).await;
+        }
+        times.sort();
+        println!(
+            "support chat latency, {label}, mutation sent to subscription event received, 100 messages: \
+             p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+            percentile(&times, 0.50),
+            percentile(&times, 0.99),
+            times[99]
+        );
+    }
+}
