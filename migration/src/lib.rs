@@ -25,6 +25,7 @@ mod m20261201_000201_deliver_email;
 mod m20261201_000202_create_email_sequences;
 mod m20261201_000203_record_mail_events;
 mod m20261202_000501_create_support;
+mod m20261202_000502_seal_ticket_attachments;
 pub mod normalize;
 pub mod rls;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000202_create_email_sequences::Migration),
             Box::new(m20261201_000203_record_mail_events::Migration),
             Box::new(m20261202_000501_create_support::Migration),
+            Box::new(m20261202_000502_seal_ticket_attachments::Migration),
         ]
     }
 }

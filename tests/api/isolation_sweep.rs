@@ -549,6 +549,25 @@ async fn furnish(app: &TestApp, user: &TestUser, title: &str) -> (String, String
         )
         .await;
     assert!(t["data"]["openTicket"]["id"].is_string(), "openTicket failed: {t}");
+    // A file sent with a reply (ticket_attachments).
+    let image = png(2, 1);
+    let a = app
+        .gql(
+            Some(&user.access),
+            "mutation($i: TicketAttachmentInput!) { createTicketAttachmentUpload(input: $i) { attachment { id } uploadUrl headers { name value } } }",
+            json!({ "i": { "ticketId": t["data"]["openTicket"]["id"], "fileName": "a.png", "contentType": "image/png", "byteSize": image.len() } }),
+        )
+        .await;
+    let up = &a["data"]["createTicketAttachmentUpload"];
+    assert!(app.put_upload(up, image).await.status().is_success(), "attachment upload failed: {a}");
+    let sent = app
+        .gql(
+            Some(&user.access),
+            "mutation($t: ID!, $a: ID!) { confirmTicketAttachment(id: $a) { id } replyTicket(ticketId: $t, body: \"file\", attachmentIds: [$a]) { id } }",
+            json!({ "t": t["data"]["openTicket"]["id"], "a": up["attachment"]["id"] }),
+        )
+        .await;
+    assert!(sent["errors"].is_null(), "sending an attachment failed: {sent}");
     let g = app.gql(Some(&user.access), "mutation { grantSupportAccess(hours: 1) { id } }", json!({})).await;
     assert!(g["data"]["grantSupportAccess"]["id"].is_string(), "grantSupportAccess failed: {g}");
     (draft, photo["id"].as_str().unwrap().to_owned())
@@ -601,6 +620,7 @@ async fn no_id_taking_field_reaches_another_users_rows() {
         "activity_log.id",
         "tickets.id",
         "ticket_messages.id",
+        "ticket_attachments.id",
         "support_access_grants.id",
         "support_access_log.id",
     ] {

@@ -2,8 +2,9 @@
 //! the access log, and who may call what. Staff are ordinary accounts whose role the
 //! test sets in the database, then sign in again (the role travels in the token).
 
-use crate::helpers::{admin_url, code, TestApp, TestUser, WsClient, WsEvent};
+use crate::helpers::{admin_url, code, png, TestApp, TestUser, WsClient, WsEvent};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -536,4 +537,288 @@ async fn support_latency() {
             times[99]
         );
     }
+}
+
+const RESERVE: &str = "mutation($i: TicketAttachmentInput!) { createTicketAttachmentUpload(input: $i) {
+    attachment { id status } uploadUrl headers { name value } } }";
+const CONFIRM: &str =
+    "mutation($id: ID!) { confirmTicketAttachment(id: $id) { id status sha256 byteSize contentType } }";
+const FILES: &str = "query($id: ID!) { ticket(id: $id) { messages { internal attachments {
+    id fileName contentType byteSize internal url } } } }";
+/// A small PDF (the sniffer reads its magic bytes).
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+
+fn reserve_input(ticket: &str, name: &str, ct: &str, bytes: &[u8], internal: bool) -> Value {
+    json!({ "i": { "ticketId": ticket, "fileName": name, "contentType": ct, "byteSize": bytes.len(),
+                   "sha256": hex::encode(Sha256::digest(bytes)), "internal": internal } })
+}
+
+/// Reserves, uploads and confirms a file on `ticket`; returns its id.
+async fn attach_file(
+    app: &TestApp,
+    token: &str,
+    ticket: &str,
+    name: &str,
+    ct: &str,
+    bytes: &[u8],
+    internal: bool,
+) -> String {
+    let r = app.gql(Some(token), RESERVE, reserve_input(ticket, name, ct, bytes, internal)).await;
+    let up = &r["data"]["createTicketAttachmentUpload"];
+    assert!(up.is_object(), "createTicketAttachmentUpload: {r}");
+    assert!(app.put_upload(up, bytes.to_vec()).await.status().is_success());
+    let c = app.gql(Some(token), CONFIRM, json!({ "id": up["attachment"]["id"] })).await;
+    assert_eq!(c["data"]["confirmTicketAttachment"]["status"], "READY", "{c}");
+    assert_eq!(c["data"]["confirmTicketAttachment"]["sha256"], hex::encode(Sha256::digest(bytes)), "{c}");
+    up["attachment"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn storage_used(app: &TestApp, user: &TestUser) -> i64 {
+    let r = app.gql(Some(&user.access), "{ usage { metric used } dashboard { storageBytes } }", json!({})).await;
+    let used = r["data"]["usage"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .find(|u| u["metric"] == "STORAGE_BYTES")
+        .unwrap()["used"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(r["data"]["dashboard"]["storageBytes"].as_i64(), Some(used), "dashboard and gauge agree: {r}");
+    used
+}
+
+/// Item 1 (attachments): the owner's files are sent with a reply, counted in its storage
+/// gauge, downloadable as attachments; staff read them (logged) and attach internal
+/// files that the user never sees, not even by a bare SELECT; another user reaches none.
+#[tokio::test]
+async fn attachments_stay_with_their_ticket_count_in_storage_and_internal_ones_stay_with_staff() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let ticket = open_ticket(&app, &ann, "Broken photo").await;
+    let image = png(4, 3);
+
+    let file = attach_file(&app, &ann.access, &ticket, "screen shot.png", "image/png", &image, false).await;
+    assert_eq!(storage_used(&app, &ann).await, image.len() as i64, "a confirmed attachment counts");
+    let r = app
+        .gql(Some(&ann.access), "mutation($t: ID!, $a: [ID!]) { replyTicket(ticketId: $t, body: \"see file\", attachmentIds: $a) { attachments { id fileName } } }",
+             json!({ "t": ticket, "a": [file] }))
+        .await;
+    assert_eq!(r["data"]["replyTicket"]["attachments"][0]["id"], file.as_str(), "{r}");
+    // Sent once: a second message cannot carry it again.
+    let again = app
+        .gql(
+            Some(&ann.access),
+            "mutation($t: ID!, $a: [ID!]) { replyTicket(ticketId: $t, body: \"again\", attachmentIds: $a) { id } }",
+            json!({ "t": ticket, "a": [file] }),
+        )
+        .await;
+    assert_eq!(code(&again), "BAD_USER_INPUT", "{again}");
+    assert_eq!(again["errors"][0]["extensions"]["field"], "attachmentIds");
+
+    let mine = app.gql(Some(&ann.access), FILES, json!({ "id": ticket })).await;
+    let a = &mine["data"]["ticket"]["messages"][1]["attachments"][0];
+    assert_eq!(
+        (a["fileName"].as_str(), a["contentType"].as_str()),
+        (Some("screen shot.png"), Some("image/png")),
+        "{mine}"
+    );
+    let got = app.http().get(a["url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-disposition"], "attachment; filename=\"screenshot.png\"");
+    assert_eq!(got.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), image.as_slice());
+
+    // Bob reaches none of it: not the ticket, not the file by id, not by attaching it.
+    assert!(app.gql(Some(&bob.access), FILES, json!({ "id": ticket })).await["data"]["ticket"].is_null());
+    assert_eq!(code(&app.gql(Some(&bob.access), CONFIRM, json!({ "id": file })).await), "NOT_FOUND");
+    let r = app.gql(Some(&bob.access), RESERVE, reserve_input(&ticket, "x.png", "image/png", &image, false)).await;
+    assert_eq!(code(&r), "NOT_FOUND", "{r}");
+    let bobs = open_ticket(&app, &bob, "Mine").await;
+    let stolen = app
+        .gql(
+            Some(&bob.access),
+            "mutation($t: ID!, $a: [ID!]) { replyTicket(ticketId: $t, body: \"mine now\", attachmentIds: $a) { id } }",
+            json!({ "t": bobs, "a": [file] }),
+        )
+        .await;
+    assert_eq!(code(&stolen), "BAD_USER_INPUT", "{stolen}");
+    let mut conn = runtime_conn(&app).await;
+    let mut tx = begin_as(&mut conn, "plinth_user", bob.id).await;
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM ticket_attachments").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(seen, 0, "Bob's bare SELECT sees none of Ann's files");
+    tx.rollback().await.unwrap();
+
+    // A user cannot mark its upload internal.
+    let r = app.gql(Some(&ann.access), RESERVE, reserve_input(&ticket, "x.pdf", "application/pdf", PDF, true)).await;
+    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+
+    // Staff attach an internal PDF to a note: not in Ann's gauge, never in Ann's view.
+    let note_file = attach_file(&app, &sam.access, &ticket, "ledger.pdf", "application/pdf", PDF, true).await;
+    let n = app
+        .gql(Some(&sam.access), "mutation($t: ID!, $a: [ID!]) { addInternalNote(ticketId: $t, body: \"see ledger\", attachmentIds: $a) { attachments { id internal } } }",
+             json!({ "t": ticket, "a": [note_file] }))
+        .await;
+    assert_eq!(n["data"]["addInternalNote"]["attachments"][0]["internal"], true, "{n}");
+    assert_eq!(storage_used(&app, &ann).await, image.len() as i64, "staff files are not the user's storage");
+    let mine = app.gql(Some(&ann.access), FILES, json!({ "id": ticket })).await;
+    assert!(!mine.to_string().contains("ledger"), "the internal file leaked: {mine}");
+    let mut tx = begin_as(&mut conn, "plinth_user", ann.id).await;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT file_name FROM ticket_attachments").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(names, ["screen shot.png"], "a bare SELECT as the user never returns an internal file");
+    let forged = sqlx::query("UPDATE ticket_attachments SET message_id = NULL WHERE internal")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(forged, 0);
+    tx.rollback().await.unwrap();
+
+    // Staff see both, with URLs; each URL handed out is in Ann's access log.
+    let theirs = app.gql(Some(&sam.access), FILES, json!({ "id": ticket })).await;
+    let urls: Vec<&str> = theirs["data"]["ticket"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["attachments"].as_array().unwrap().iter().map(|a| a["url"].as_str().unwrap()))
+        .collect();
+    assert_eq!(urls.len(), 2, "{theirs}");
+    let pdf = app.http().get(urls[1]).send().await.unwrap();
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert_eq!(pdf.headers()["content-disposition"], "attachment; filename=\"ledger.pdf\"");
+    let log = access_actions(&app, &ann).await;
+    assert_eq!(log.iter().filter(|a| *a == "Sam:attachment.download").count(), 2, "{log:?}");
+    assert!(log.contains(&"Sam:attachment.upload".to_owned()), "{log:?}");
+}
+
+/// Item 1: a type other than images and PDF, a file over the limit, bytes that are not
+/// the declared type, a checksum that does not match, and the storage quota are each
+/// refused with a code and the field at fault; nothing refused is kept.
+#[tokio::test]
+async fn wrong_type_oversize_fake_content_and_bad_checksums_are_refused() {
+    let app = TestApp::builder()
+        .with_env("PLINTH_SUPPORT_MAX_ATTACHMENT_BYTES", "2000")
+        .with_free_plan_edits(&[("storage_bytes = 524288000", "storage_bytes = 1000")])
+        .spawn()
+        .await;
+    let ann = app.register("ann").await;
+    let ticket = open_ticket(&app, &ann, "Files").await;
+    for (ct, n, field) in [
+        ("image/gif", 10, "input.contentType"),
+        ("text/html", 10, "input.contentType"),
+        ("application/pdf", 2001, "input.byteSize"),
+        ("application/pdf", 0, "input.byteSize"),
+    ] {
+        let r = app
+            .gql(
+                Some(&ann.access),
+                RESERVE,
+                json!({ "i": { "ticketId": ticket, "fileName": "f", "contentType": ct, "byteSize": n } }),
+            )
+            .await;
+        assert_eq!(code(&r), "BAD_USER_INPUT", "{ct} {n}: {r}");
+        assert_eq!(r["errors"][0]["extensions"]["field"], field, "{r}");
+    }
+    assert_eq!(app.count("ticket_attachments").await, 0);
+
+    // HTML declared as a PDF, of the declared size: refused when confirmed, and gone.
+    let fake = b"<html><script>alert(1)</script></html>".to_vec();
+    let r = app
+        .gql(Some(&ann.access), RESERVE, json!({ "i": { "ticketId": ticket, "fileName": "a.pdf", "contentType": "application/pdf", "byteSize": fake.len() } }))
+        .await;
+    let up = &r["data"]["createTicketAttachmentUpload"];
+    let early = app.gql(Some(&ann.access), CONFIRM, json!({ "id": up["attachment"]["id"] })).await;
+    assert_eq!(code(&early), "BAD_USER_INPUT", "nothing uploaded yet: {early}");
+    assert!(app.put_upload(up, fake).await.status().is_success());
+    let refused = app.gql(Some(&ann.access), CONFIRM, json!({ "id": up["attachment"]["id"] })).await;
+    assert_eq!(code(&refused), "BAD_USER_INPUT", "{refused}");
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("not a application/pdf"), "{refused}");
+    // A pending file cannot be sent.
+    let r = app
+        .gql(
+            Some(&ann.access),
+            "mutation($t: ID!, $a: [ID!]) { replyTicket(ticketId: $t, body: \"x\", attachmentIds: $a) { id } }",
+            json!({ "t": ticket, "a": [up["attachment"]["id"]] }),
+        )
+        .await;
+    assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+
+    // A declared checksum that the bytes do not have.
+    let image = png(2, 2);
+    let mut input = reserve_input(&ticket, "b.png", "image/png", &image, false);
+    input["i"]["sha256"] = json!(hex::encode(Sha256::digest(b"something else")));
+    let r = app.gql(Some(&ann.access), RESERVE, input).await;
+    let up = &r["data"]["createTicketAttachmentUpload"];
+    assert!(app.put_upload(up, image.clone()).await.status().is_success());
+    let refused = app.gql(Some(&ann.access), CONFIRM, json!({ "id": up["attachment"]["id"] })).await;
+    assert_eq!(code(&refused), "BAD_USER_INPUT", "{refused}");
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("SHA-256"), "{refused}");
+    let bad_sum = app
+        .gql(Some(&ann.access), RESERVE, json!({ "i": { "ticketId": ticket, "fileName": "c.png", "contentType": "image/png", "byteSize": 10, "sha256": "xyz" } }))
+        .await;
+    assert_eq!(bad_sum["errors"][0]["extensions"]["field"], "input.sha256", "{bad_sum}");
+
+    // The storage gauge: reservations count, and the plan's 1000 bytes are a ceiling.
+    let used = storage_used(&app, &ann).await;
+    let r = app
+        .gql(Some(&ann.access), RESERVE, json!({ "i": { "ticketId": ticket, "fileName": "d.pdf", "contentType": "application/pdf", "byteSize": 1001 - used } }))
+        .await;
+    assert_eq!(code(&r), "QUOTA_EXCEEDED", "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["metric"], "STORAGE_BYTES", "{r}");
+}
+
+/// A reservation never confirmed is swept with its object: the gauge gives it back.
+#[tokio::test]
+async fn expired_attachment_reservations_are_swept() {
+    let app = TestApp::builder().with_env("PLINTH_UPLOAD_SWEEP_SECS", "1").spawn().await;
+    let ann = app.register("ann").await;
+    let ticket = open_ticket(&app, &ann, "Files").await;
+    let kept = attach_file(&app, &ann.access, &ticket, "kept.pdf", "application/pdf", PDF, false).await;
+    let image = png(3, 3);
+    let r = app.gql(Some(&ann.access), RESERVE, reserve_input(&ticket, "lost.png", "image/png", &image, false)).await;
+    let up = r["data"]["createTicketAttachmentUpload"].clone();
+    assert!(app.put_upload(&up, image.clone()).await.status().is_success());
+    assert_eq!(storage_used(&app, &ann).await, (PDF.len() + image.len()) as i64);
+    let id = up["attachment"]["id"].as_str().unwrap();
+    let object = app.data_dir.join("objects").join(format!("u/{}/t/{id}", ann.id));
+    assert!(object.exists());
+    sqlx::query("UPDATE ticket_attachments SET created_at = now() - interval '31 minutes' WHERE status = 'pending'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let swept = async {
+        while app.count("ticket_attachments").await != 1 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), swept).await.expect("swept within 20 s");
+    assert!(!object.exists(), "its object is deleted");
+    assert_eq!(storage_used(&app, &ann).await, PDF.len() as i64);
+    let left: Uuid = sqlx::query_scalar("SELECT id FROM ticket_attachments").fetch_one(&app.db).await.unwrap();
+    assert_eq!(left.to_string(), kept, "a confirmed file is never swept");
+}
+
+/// Attachments on a real S3-compatible server: the sealed copy is served with its
+/// checked type as a download.
+#[tokio::test]
+async fn attachments_on_s3() {
+    let app = TestApp::builder().with_s3().spawn().await;
+    let ann = app.register("ann").await;
+    let ticket = open_ticket(&app, &ann, "Invoice").await;
+    let file = attach_file(&app, &ann.access, &ticket, "invoice.pdf", "application/pdf", PDF, false).await;
+    let r = app
+        .gql(
+            Some(&ann.access),
+            "mutation($t: ID!, $a: [ID!]) { replyTicket(ticketId: $t, body: \"attached\", attachmentIds: $a) { attachments { url } } }",
+            json!({ "t": ticket, "a": [file] }),
+        )
+        .await;
+    let url = r["data"]["replyTicket"]["attachments"][0]["url"].as_str().unwrap_or_else(|| panic!("{r}"));
+    let got = app.http().get(url).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-disposition"], "attachment; filename=\"invoice.pdf\"");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), PDF);
 }

@@ -87,9 +87,10 @@ pub async fn lock_gauges(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<
     Ok(())
 }
 
-/// What a gauge measures now: connected marketplace accounts, or bytes of photos,
-/// confirmed and reserved (a pending upload counts until it is confirmed or its
-/// reservation is swept); the dashboard reads the same definition.
+/// What a gauge measures now: connected marketplace accounts, or bytes of photos and of
+/// the user's own ticket attachments (not staff's), confirmed and reserved (a pending
+/// upload counts until it is confirmed or its reservation is swept); the dashboard
+/// reads the same definition.
 ///
 /// Errors: INTERNAL (database).
 pub async fn gauge(db: &impl ConnectionTrait, user_id: Uuid, metric: QuotaMetric) -> AppResult<i64> {
@@ -97,7 +98,11 @@ pub async fn gauge(db: &impl ConnectionTrait, user_id: Uuid, metric: QuotaMetric
         QuotaMetric::ConnectedAccounts => {
             "SELECT count(*)::bigint AS n FROM marketplace_accounts WHERE user_id = $1 AND status = 'connected'"
         }
-        QuotaMetric::StorageBytes => "SELECT coalesce(sum(byte_size), 0)::bigint AS n FROM photos WHERE user_id = $1",
+        QuotaMetric::StorageBytes => {
+            "SELECT ((SELECT coalesce(sum(byte_size), 0) FROM photos WHERE user_id = $1)
+                   + (SELECT coalesce(sum(byte_size), 0) FROM ticket_attachments WHERE user_id = $1 AND NOT by_staff)
+                    )::bigint AS n"
+        }
         other => return Err(anyhow::anyhow!("{other} is not a gauge").into()),
     };
     let row = db.query_one(Statement::from_sql_and_values(DbBackend::Postgres, sql, [user_id.into()])).await?;

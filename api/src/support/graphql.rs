@@ -2,9 +2,10 @@
 //! the access log, canned replies, and the live `ticketUpdated` and
 //! `supportInboxUpdated` subscriptions.
 use super::{
+    attachments::{self, NewUpload, SupportFiles},
     domain::{render_markdown, Body, Subject, TicketCategory, TicketPriority, TicketStatus},
     service::{self, OpenTicket, SupportLimits},
-    store::{AccessRow, CannedRow, MessageRow, TicketFilter, TicketRow},
+    store::{AccessRow, AttachmentRow, CannedRow, MessageRow, TicketFilter, TicketRow},
 };
 use crate::{
     auth::{
@@ -92,7 +93,15 @@ impl Ticket {
     #[graphql(complexity = "MESSAGES_ESTIMATE * child_complexity + 1")]
     async fn messages(&self, ctx: &Context<'_>) -> Result<Vec<TicketMessage>> {
         let tx = data::<RequestTx>(ctx)?;
-        Ok(service::messages(tx, &self.row).await?.into_iter().map(TicketMessage::from).collect())
+        let messages = service::messages(tx, &self.row).await?;
+        let mut files = attachments::of_messages(tx, self.row.user_id, self.row.id, None).await?;
+        Ok(messages
+            .into_iter()
+            .map(|m| {
+                let mine = files.extract_if(.., |a| a.message_id == Some(m.id)).collect();
+                TicketMessage::with_attachments(m, mine)
+            })
+            .collect())
     }
 
     /// The account that opened it (staff only; null for users).
@@ -145,6 +154,124 @@ pub struct TicketMessage {
     pub internal: bool,
     /// When.
     pub created_at: DateTime<Utc>,
+    /// Files sent with it (an internal note's only for staff).
+    pub attachments: Vec<TicketAttachment>,
+}
+
+impl TicketMessage {
+    fn with_attachments(m: MessageRow, files: Vec<AttachmentRow>) -> Self {
+        let mut message = TicketMessage::from(m);
+        message.attachments = files.into_iter().map(TicketAttachment::from).collect();
+        message
+    }
+}
+
+/// Upload state of an attachment.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum AttachmentStatus {
+    /// Reserved; waiting for the upload and its confirmation.
+    Pending,
+    /// Uploaded and checked.
+    Ready,
+}
+
+/// A file on a ticket: an image (PNG, JPEG, WebP) or a PDF.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct TicketAttachment {
+    /// Its id.
+    pub id: ID,
+    /// The ticket.
+    pub ticket_id: ID,
+    /// The message it was sent with; null until sent.
+    pub message_id: Option<ID>,
+    /// The name it was uploaded under.
+    pub file_name: String,
+    /// Its checked type.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub byte_size: i64,
+    /// SHA-256 of the bytes (hex), once confirmed.
+    pub sha256: Option<String>,
+    /// Upload state.
+    pub status: AttachmentStatus,
+    /// Belongs to an internal note (staff only).
+    pub internal: bool,
+    /// Reserved.
+    pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    row: AttachmentRow,
+}
+
+impl From<AttachmentRow> for TicketAttachment {
+    fn from(a: AttachmentRow) -> Self {
+        TicketAttachment {
+            id: ID(a.id.to_string()),
+            ticket_id: ID(a.ticket_id.to_string()),
+            message_id: a.message_id.map(|m| ID(m.to_string())),
+            file_name: a.file_name.clone(),
+            content_type: a.content_type.clone(),
+            byte_size: a.byte_size,
+            sha256: a.sha256.as_ref().map(hex::encode),
+            status: if a.status == "ready" { AttachmentStatus::Ready } else { AttachmentStatus::Pending },
+            internal: a.internal,
+            created_at: a.created_at,
+            row: a,
+        }
+    }
+}
+
+#[ComplexObject]
+impl TicketAttachment {
+    /// A download URL (5 minutes; `Content-Disposition: attachment` under the file
+    /// name); null while pending, and in subscriptions (read the ticket). Staff reading
+    /// another user's file leave an entry in that user's access log.
+    async fn url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let Ok(tx) = ctx.data::<RequestTx>() else { return Ok(None) };
+        Ok(data::<Arc<SupportFiles>>(ctx)?.url(tx, &self.row).await?)
+    }
+}
+
+/// Where and how to upload a reserved attachment.
+#[derive(SimpleObject)]
+pub struct TicketAttachmentUpload {
+    /// The reserved attachment (PENDING until confirmed).
+    pub attachment: TicketAttachment,
+    /// The presigned URL.
+    pub upload_url: String,
+    /// The HTTP method: PUT.
+    pub method: String,
+    /// Headers the upload must carry, exactly.
+    pub headers: Vec<UploadHeader>,
+    /// When the URL stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A header an attachment upload must carry.
+#[derive(SimpleObject)]
+pub struct UploadHeader {
+    /// Header name.
+    pub name: String,
+    /// Header value.
+    pub value: String,
+}
+
+/// Input of `createTicketAttachmentUpload`.
+#[derive(InputObject)]
+pub struct TicketAttachmentInput {
+    /// The ticket.
+    pub ticket_id: ID,
+    /// The file's name (1 to 200 characters, no slashes).
+    pub file_name: String,
+    /// `image/png`, `image/jpeg`, `image/webp` or `application/pdf`.
+    pub content_type: String,
+    /// Exact size in bytes (at most `PLINTH_SUPPORT_MAX_ATTACHMENT_BYTES`).
+    pub byte_size: i64,
+    /// SHA-256 of the bytes (hex), checked at confirmation when given.
+    pub sha256: Option<String>,
+    /// For an internal note (staff only).
+    #[graphql(default)]
+    pub internal: bool,
 }
 
 impl From<MessageRow> for TicketMessage {
@@ -160,8 +287,19 @@ impl From<MessageRow> for TicketMessage {
             body: m.body,
             internal: m.internal,
             created_at: m.created_at,
+            attachments: Vec::new(),
         }
     }
+}
+
+fn parse_ids(field: &str, ids: Option<Vec<ID>>) -> Result<Vec<Uuid>, AppError> {
+    ids.unwrap_or_default().iter().map(|i| parse_id(field, i)).collect()
+}
+
+/// The message with its attachments, read in the request.
+async fn with_files(tx: &RequestTx, m: MessageRow) -> Result<TicketMessage, AppError> {
+    let files = attachments::of_messages(tx, m.user_id, m.ticket_id, Some(&[m.id])).await?;
+    Ok(TicketMessage::with_attachments(m, files))
 }
 
 /// A live change of a ticket.
@@ -412,12 +550,70 @@ impl SupportMutation {
         Ok(service::open(tx, limits(ctx), input).await?.0.into())
     }
 
-    /// Adds a reply to a ticket: the owner's, or support's (shown by display name).
+    /// Adds a reply to a ticket: the owner's, or support's (shown by display name), with
+    /// the caller's confirmed uploads for this ticket (`attachmentIds`, at most 10).
+    ///
+    /// Errors: NOT_FOUND (ticket); BAD_USER_INPUT (`body`, `ticketId` closed,
+    /// `attachmentIds` not confirmed uploads of the caller for this ticket, already
+    /// sent, or internal); RATE_LIMITED.
     #[graphql(guard = "NoApiTokens.and(SignedIn)")]
-    async fn reply_ticket(&self, ctx: &Context<'_>, ticket_id: ID, body: String) -> Result<TicketMessage> {
+    async fn reply_ticket(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: ID,
+        body: String,
+        attachment_ids: Option<Vec<ID>>,
+    ) -> Result<TicketMessage> {
         let tx = data::<RequestTx>(ctx)?;
         let id = parse_id("ticketId", &ticket_id)?;
-        Ok(service::reply(tx, limits(ctx), id, self::body("body", &body)?).await?.into())
+        let files = parse_ids("attachmentIds", attachment_ids)?;
+        let m = service::reply(tx, limits(ctx), id, self::body("body", &body)?, &files).await?;
+        Ok(with_files(tx, m).await?)
+    }
+
+    /// Reserves a file on a ticket (the owner's, or staff's on a ticket they may read)
+    /// and returns a presigned URL to PUT its bytes to (15 minutes); then
+    /// `confirmTicketAttachment`, then send it with `replyTicket` or `addInternalNote`.
+    /// The owner's files count in its `STORAGE_BYTES` gauge.
+    ///
+    /// Errors: NOT_FOUND (ticket); FORBIDDEN (`internal` by a user); BAD_USER_INPUT
+    /// (`input.contentType` not PNG, JPEG, WebP or PDF; `input.byteSize` over the limit;
+    /// `input.fileName`; `input.sha256`; `input.ticketId` closed); QUOTA_EXCEEDED
+    /// (`STORAGE_BYTES`).
+    #[graphql(guard = "NoApiTokens.and(SignedIn)")]
+    async fn create_ticket_attachment_upload(
+        &self,
+        ctx: &Context<'_>,
+        input: TicketAttachmentInput,
+    ) -> Result<TicketAttachmentUpload> {
+        let tx = data::<RequestTx>(ctx)?;
+        let upload = NewUpload {
+            ticket_id: parse_id("input.ticketId", &input.ticket_id)?,
+            file_name: &input.file_name,
+            content_type: &input.content_type,
+            byte_size: input.byte_size,
+            sha256: input.sha256.as_deref(),
+            internal: input.internal,
+        };
+        let (row, put) = data::<Arc<SupportFiles>>(ctx)?.reserve(tx, upload).await?;
+        Ok(TicketAttachmentUpload {
+            attachment: row.into(),
+            upload_url: put.url,
+            method: "PUT".into(),
+            headers: put.headers.into_iter().map(|(name, value)| UploadHeader { name, value }).collect(),
+            expires_at: put.expires_at,
+        })
+    }
+
+    /// Confirms an uploaded attachment: checks its size, its type (declared and sniffed
+    /// from the bytes) and its SHA-256 when declared, then seals it (uploader only).
+    ///
+    /// Errors: NOT_FOUND; BAD_USER_INPUT (`id`: nothing uploaded, wrong size or type,
+    /// not the declared type, checksum mismatch; the upload is deleted); SERVICE_UNAVAILABLE.
+    #[graphql(guard = "NoApiTokens.and(SignedIn)")]
+    async fn confirm_ticket_attachment(&self, ctx: &Context<'_>, id: ID) -> Result<TicketAttachment> {
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(data::<Arc<SupportFiles>>(ctx)?.confirm(tx, parse_id("id", &id)?).await?.into())
     }
 
     /// Closes one of the caller's tickets.
@@ -454,12 +650,21 @@ impl SupportMutation {
         Ok(service::assign(tx, id, assignee).await?.into())
     }
 
-    /// Adds a staff-only note, never shown to the user (staff).
+    /// Adds a staff-only note, never shown to the user (staff), with the caller's
+    /// confirmed internal uploads (`attachmentIds`).
     #[graphql(guard = "NoApiTokens.and(Staff(Role::Support))")]
-    async fn add_internal_note(&self, ctx: &Context<'_>, ticket_id: ID, body: String) -> Result<TicketMessage> {
+    async fn add_internal_note(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: ID,
+        body: String,
+        attachment_ids: Option<Vec<ID>>,
+    ) -> Result<TicketMessage> {
         let tx = data::<RequestTx>(ctx)?;
         let id = parse_id("ticketId", &ticket_id)?;
-        Ok(service::add_note(tx, id, self::body("body", &body)?).await?.into())
+        let files = parse_ids("attachmentIds", attachment_ids)?;
+        let m = service::add_note(tx, id, self::body("body", &body)?, &files).await?;
+        Ok(with_files(tx, m).await?)
     }
 
     /// Sets a ticket's status (staff; RESOLVED stamps the resolution time).
@@ -489,9 +694,10 @@ impl SupportMutation {
 
 /// What an event of a ticket names: its message when one was added, else the ticket.
 /// Both are read again as the subscriber (the message first: ids never collide).
-async fn read_update(tx: RequestTx, id: Uuid) -> Result<Option<(TicketRow, Option<MessageRow>)>, AppError> {
+async fn read_update(tx: RequestTx, id: Uuid) -> Result<Option<(TicketRow, Option<TicketMessage>)>, AppError> {
     if let Some(m) = service::message(&tx, id).await? {
-        return Ok(service::peek(&tx, m.ticket_id).await?.map(|t| (t, Some(m))));
+        let Some(t) = service::peek(&tx, m.ticket_id).await? else { return Ok(None) };
+        return Ok(Some((t, Some(with_files(&tx, m).await?))));
     }
     Ok(service::peek(&tx, id).await?.map(|t| (t, None)))
 }
@@ -558,9 +764,7 @@ impl SupportSubscription {
             _ => None,
         };
         let read = |tx: RequestTx, id| async move {
-            Ok(read_update(tx, id)
-                .await?
-                .map(|(t, m)| TicketUpdate { ticket: t.into(), message: m.map(TicketMessage::from) }))
+            Ok(read_update(tx, id).await?.map(|(t, m)| TicketUpdate { ticket: t.into(), message: m }))
         };
         Ok(live::follow(data::<Arc<EventBus>>(ctx)?, reader, route, read).map(|r| r.map_err(Into::into)))
     }

@@ -2,7 +2,9 @@
 //! each user's access log), access grants, canned replies. Isolation is the database's:
 //! users see their own tickets and never an internal note, staff see what their role's
 //! policies allow.
+pub mod attachments;
 pub mod domain;
 pub mod graphql;
 pub mod service;
 pub mod store;
+pub mod tasks;

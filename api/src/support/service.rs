@@ -46,12 +46,12 @@ impl Default for SupportLimits {
 }
 
 /// The caller's claims. Errors: UNAUTHENTICATED.
-fn claims(tx: &RequestTx) -> AppResult<&UserClaims> {
+pub(super) fn claims(tx: &RequestTx) -> AppResult<&UserClaims> {
     tx.principal().claims().ok_or_else(|| AppError::Unauthenticated("sign in to do this".into()))
 }
 
 /// The caller's claims when it is staff. Errors: UNAUTHENTICATED, FORBIDDEN.
-fn staff(tx: &RequestTx) -> AppResult<&UserClaims> {
+pub(super) fn staff(tx: &RequestTx) -> AppResult<&UserClaims> {
     let c = claims(tx)?;
     if c.role.is_staff() && c.api.is_none() {
         Ok(c)
@@ -158,7 +158,7 @@ fn emit(tx: &RequestTx, ticket: &TicketRow, message: Option<&MessageRow>) {
 }
 
 /// Whom a visible ticket is to the caller.
-enum Side {
+pub(super) enum Side {
     /// The caller opened it.
     Owner,
     /// The caller is staff working on another user's ticket.
@@ -167,7 +167,7 @@ enum Side {
 
 /// The ticket and the caller's side of it. Errors: NOT_FOUND (absent, or not the
 /// caller's and the caller is not staff).
-async fn ticket_for(tx: &RequestTx, id: Uuid) -> AppResult<(TicketRow, Side, Uuid)> {
+pub(super) async fn ticket_for(tx: &RequestTx, id: Uuid) -> AppResult<(TicketRow, Side, Uuid)> {
     let c = claims(tx)?;
     let ticket = store::get_ticket(tx, id).await?.ok_or_else(ticket_not_found)?;
     if ticket.user_id == c.user_id {
@@ -216,9 +216,17 @@ pub async fn log_access(
 /// Adds a reply: the owner's (reopens a pending or resolved ticket), or staff's (the
 /// first one stamps the first response; the ticket then waits for the user).
 ///
+/// `attachments` are the caller's confirmed uploads for this ticket, sent with it.
+///
 /// Errors: UNAUTHENTICATED; NOT_FOUND; BAD_USER_INPUT (`ticketId`: closed, reopen it
-/// first); RATE_LIMITED (the owner's messages per hour); INTERNAL.
-pub async fn reply(tx: &RequestTx, limits: SupportLimits, ticket_id: Uuid, body: Body) -> AppResult<MessageRow> {
+/// first; `attachmentIds`); RATE_LIMITED (the owner's messages per hour); INTERNAL.
+pub async fn reply(
+    tx: &RequestTx,
+    limits: SupportLimits,
+    ticket_id: Uuid,
+    body: Body,
+    attachments: &[Uuid],
+) -> AppResult<MessageRow> {
     let (ticket, side, me) = ticket_for(tx, ticket_id).await?;
     if ticket.status == TicketStatus::Closed {
         return Err(AppError::bad_input("ticketId", "the ticket is closed; reopen it first"));
@@ -242,23 +250,25 @@ pub async fn reply(tx: &RequestTx, limits: SupportLimits, ticket_id: Uuid, body:
             .await?;
             let status =
                 matches!(ticket.status, TicketStatus::Pending | TicketStatus::Resolved).then_some(TicketStatus::Open);
+            super::attachments::attach(tx, &ticket, &message, attachments).await?;
             let ticket = store::update_ticket(tx, me, ticket_id, &TicketChange { status, ..Default::default() })
                 .await?
                 .ok_or_else(ticket_not_found)?;
             emit(tx, &ticket, Some(&message));
             Ok(message)
         }
-        Side::Staff => staff_message(tx, ticket, me, body, false).await,
+        Side::Staff => staff_message(tx, ticket, me, body, false, attachments).await,
     }
 }
 
-/// Adds a staff-only note to a ticket.
+/// Adds a staff-only note to a ticket, with the caller's internal uploads.
 ///
-/// Errors: UNAUTHENTICATED; FORBIDDEN (not staff); NOT_FOUND; INTERNAL.
-pub async fn add_note(tx: &RequestTx, ticket_id: Uuid, body: Body) -> AppResult<MessageRow> {
+/// Errors: UNAUTHENTICATED; FORBIDDEN (not staff); NOT_FOUND; BAD_USER_INPUT
+/// (`attachmentIds`); INTERNAL.
+pub async fn add_note(tx: &RequestTx, ticket_id: Uuid, body: Body, attachments: &[Uuid]) -> AppResult<MessageRow> {
     let me = staff(tx)?.user_id;
     let ticket = store::get_ticket(tx, ticket_id).await?.ok_or_else(ticket_not_found)?;
-    staff_message(tx, ticket, me, body, true).await
+    staff_message(tx, ticket, me, body, true, attachments).await
 }
 
 async fn staff_message(
@@ -267,6 +277,7 @@ async fn staff_message(
     me: Uuid,
     body: Body,
     internal: bool,
+    attachments: &[Uuid],
 ) -> AppResult<MessageRow> {
     let name = staff_name(tx, me).await?;
     let message = store::insert_message(
@@ -282,6 +293,7 @@ async fn staff_message(
         },
     )
     .await?;
+    super::attachments::attach(tx, &ticket, &message, attachments).await?;
     let change = if internal {
         TicketChange::default()
     } else {

@@ -650,3 +650,191 @@ pub async fn update_canned(
         .await?;
     r.as_ref().map(canned).transpose()
 }
+
+/// A ticket attachment as stored.
+#[derive(Clone, Debug)]
+pub struct AttachmentRow {
+    /// Its id.
+    pub id: Uuid,
+    /// The ticket's owner.
+    pub user_id: Uuid,
+    /// The ticket.
+    pub ticket_id: Uuid,
+    /// The message it is attached to, once sent.
+    pub message_id: Option<Uuid>,
+    /// Where its bytes are (the upload key while pending, the sealed key once ready).
+    pub object_key: String,
+    /// The name it was uploaded under.
+    pub file_name: String,
+    /// Its checked type.
+    pub content_type: String,
+    /// Its size.
+    pub byte_size: i64,
+    /// `pending` or `ready`.
+    pub status: String,
+    /// Who uploaded it.
+    pub uploaded_by: Option<Uuid>,
+    /// Whether staff uploaded it (not counted in the owner's storage).
+    pub by_staff: bool,
+    /// It belongs to an internal note (never visible to the user).
+    pub internal: bool,
+    /// The SHA-256 the uploader declared, checked at confirmation.
+    pub declared_sha256: Option<Vec<u8>>,
+    /// The SHA-256 of the checked bytes.
+    pub sha256: Option<Vec<u8>>,
+    /// Reserved.
+    pub created_at: DateTime<Utc>,
+}
+
+const ATTACHMENT_COLUMNS: &str = "id, user_id, ticket_id, message_id, object_key, file_name, content_type, byte_size, \
+     status, uploaded_by, by_staff, internal, declared_sha256, sha256, created_at";
+
+fn attachment(r: &QueryResult) -> AppResult<AttachmentRow> {
+    Ok(AttachmentRow {
+        id: r.try_get("", "id")?,
+        user_id: r.try_get("", "user_id")?,
+        ticket_id: r.try_get("", "ticket_id")?,
+        message_id: r.try_get("", "message_id")?,
+        object_key: r.try_get("", "object_key")?,
+        file_name: r.try_get("", "file_name")?,
+        content_type: r.try_get("", "content_type")?,
+        byte_size: r.try_get("", "byte_size")?,
+        status: r.try_get("", "status")?,
+        uploaded_by: r.try_get("", "uploaded_by")?,
+        by_staff: r.try_get("", "by_staff")?,
+        internal: r.try_get("", "internal")?,
+        declared_sha256: r.try_get("", "declared_sha256")?,
+        sha256: r.try_get("", "sha256")?,
+        created_at: utc(r.try_get("", "created_at")?),
+    })
+}
+
+/// A new attachment reservation.
+#[derive(Debug)]
+pub struct NewAttachment<'a> {
+    /// Its id.
+    pub id: Uuid,
+    /// The ticket's owner.
+    pub user_id: Uuid,
+    /// The ticket.
+    pub ticket_id: Uuid,
+    /// The upload key.
+    pub object_key: &'a str,
+    /// The file's name.
+    pub file_name: &'a str,
+    /// Its declared type.
+    pub content_type: &'a str,
+    /// Its declared size.
+    pub byte_size: i64,
+    /// The uploader.
+    pub uploaded_by: Uuid,
+    /// Whether the uploader is staff acting as staff.
+    pub by_staff: bool,
+    /// For an internal note.
+    pub internal: bool,
+    /// The declared SHA-256.
+    pub declared_sha256: Option<Vec<u8>>,
+}
+
+/// Inserts a reservation.
+///
+/// Errors: INTERNAL (database).
+pub async fn insert_attachment(db: &impl ConnectionTrait, a: &NewAttachment<'_>) -> AppResult<AttachmentRow> {
+    let r = db
+        .query_one(stmt(
+            format!(
+                "INSERT INTO ticket_attachments (id, user_id, ticket_id, object_key, file_name, content_type, byte_size,
+                   uploaded_by, by_staff, internal, declared_sha256)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {ATTACHMENT_COLUMNS}"
+            ),
+            [
+                a.id.into(),
+                a.user_id.into(),
+                a.ticket_id.into(),
+                a.object_key.into(),
+                a.file_name.into(),
+                a.content_type.into(),
+                a.byte_size.into(),
+                a.uploaded_by.into(),
+                a.by_staff.into(),
+                a.internal.into(),
+                a.declared_sha256.clone().into(),
+            ],
+        ))
+        .await?;
+    attachment(&r.ok_or_else(|| anyhow::anyhow!("INSERT RETURNING gave no row"))?)
+}
+
+/// One attachment the caller can see.
+///
+/// Errors: INTERNAL (database).
+pub async fn get_attachment(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<AttachmentRow>> {
+    let r = db
+        .query_one(stmt(format!("SELECT {ATTACHMENT_COLUMNS} FROM ticket_attachments WHERE id = $1"), [id.into()]))
+        .await?;
+    r.as_ref().map(attachment).transpose()
+}
+
+/// Marks an attachment checked: its sealed key and hash.
+///
+/// Errors: INTERNAL (database).
+pub async fn seal_attachment(
+    db: &impl ConnectionTrait,
+    a: &AttachmentRow,
+    object_key: &str,
+    sha256: &[u8],
+) -> AppResult<Option<AttachmentRow>> {
+    let r = db
+        .query_one(stmt(
+            format!(
+                "UPDATE ticket_attachments SET status = 'ready', object_key = $3, sha256 = $4
+                 WHERE user_id = $1 AND id = $2 RETURNING {ATTACHMENT_COLUMNS}"
+            ),
+            [a.user_id.into(), a.id.into(), object_key.into(), sha256.to_vec().into()],
+        ))
+        .await?;
+    r.as_ref().map(attachment).transpose()
+}
+
+/// Attaches a ready, unattached attachment to a message; whether it did.
+///
+/// Errors: INTERNAL (database).
+pub async fn attach_to_message(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    message_id: Uuid,
+) -> AppResult<bool> {
+    let done = db
+        .execute(stmt(
+            "UPDATE ticket_attachments SET message_id = $3
+             WHERE user_id = $1 AND id = $2 AND status = 'ready' AND message_id IS NULL",
+            [user_id.into(), id.into(), message_id.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The attachments of a ticket's messages the caller can see, oldest first.
+///
+/// Errors: INTERNAL (database).
+pub async fn list_attachments(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    ticket_id: Uuid,
+    message_ids: Option<&[Uuid]>,
+) -> AppResult<Vec<AttachmentRow>> {
+    let ids: Option<Vec<Uuid>> = message_ids.map(<[Uuid]>::to_vec);
+    let rows = db
+        .query_all(stmt(
+            format!(
+                "SELECT {ATTACHMENT_COLUMNS} FROM ticket_attachments
+                 WHERE user_id = $1 AND ticket_id = $2 AND message_id IS NOT NULL
+                   AND ($3::uuid[] IS NULL OR message_id = ANY($3))
+                 ORDER BY created_at, id LIMIT 2000"
+            ),
+            [user_id.into(), ticket_id.into(), ids.into()],
+        ))
+        .await?;
+    rows.iter().map(attachment).collect()
+}
