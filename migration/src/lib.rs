@@ -26,6 +26,7 @@ mod m20261201_000202_create_email_sequences;
 mod m20261201_000203_record_mail_events;
 mod m20261202_000501_create_support;
 mod m20261202_000502_seal_ticket_attachments;
+mod m20261202_000503_create_support_tools;
 pub mod normalize;
 pub mod rls;
 
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000203_record_mail_events::Migration),
             Box::new(m20261202_000501_create_support::Migration),
             Box::new(m20261202_000502_seal_ticket_attachments::Migration),
+            Box::new(m20261202_000503_create_support_tools::Migration),
         ]
     }
 }

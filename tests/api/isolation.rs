@@ -198,7 +198,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
     app.register("bob").await;
-    // Nobody but plinth_anon may execute them; PUBLIC may not.
+    // Only the roles named below may execute them; PUBLIC may not.
     let grantees: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT coalesce(r.rolname, 'PUBLIC')::text FROM pg_proc p
          CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
@@ -210,7 +210,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     .unwrap();
     let mut grantees = grantees;
     grantees.sort();
-    assert_eq!(grantees, ["plinth_anon", "plinth_system", "plinth_worker"]);
+    assert_eq!(grantees, ["plinth_admin", "plinth_anon", "plinth_system", "plinth_worker"]);
     // And each function has exactly its intended caller.
     let per_function: Vec<(String, String)> = sqlx::query_as(
         "SELECT p.proname::text, string_agg(r.rolname::text, ',' ORDER BY r.rolname) FROM pg_proc p
@@ -222,6 +222,9 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     .await
     .unwrap();
     let expected = [
+        ("admin_credit_quota", "plinth_admin"),
+        ("admin_revoke_sessions", "plinth_admin"),
+        ("admin_set_suspension", "plinth_admin"),
         ("billing_admins", "plinth_system"),
         ("billing_customers", "plinth_system"),
         ("billing_due", "plinth_system"),

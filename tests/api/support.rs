@@ -822,3 +822,259 @@ async fn attachments_on_s3() {
     assert_eq!(got.headers()["content-disposition"], "attachment; filename=\"invoice.pdf\"");
     assert_eq!(got.bytes().await.unwrap().as_ref(), PDF);
 }
+
+async fn login(app: &TestApp, user: &TestUser) -> Value {
+    app.gql(
+        None,
+        "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+        json!({ "i": { "email": user.email, "password": user.password } }),
+    )
+    .await
+}
+
+/// Item 4: support finds an account by id only through a ticket or a live grant, never
+/// by e-mail; admins find any by e-mail; the summary shows plan, usage, jobs and their
+/// logs, notifications and e-mails; every read is in the user's access log.
+#[tokio::test]
+async fn staff_find_accounts_and_read_summaries_within_their_role() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let mut ada = app.register("ada").await;
+    make_staff(&app, &mut ada, "admin", "Ada").await;
+    let draft = app.create_draft(&ann.access, "Boots").await;
+    let job = app
+        .gql(
+            Some(&ann.access),
+            "mutation($d: ID!) { createJob(input: {kind: SCAN, draftId: $d}) { id } }",
+            json!({ "d": draft }),
+        )
+        .await;
+    assert!(job["data"]["createJob"]["id"].is_string(), "{job}");
+    let ticket = open_ticket(&app, &ann, "Scan stuck").await;
+
+    let find = "query($id: ID!, $t: ID) { supportUser(id: $id, ticketId: $t) { id email role suspendedAt } }";
+    let r = app.gql(Some(&sam.access), find, json!({ "id": ann.id, "t": ticket })).await;
+    assert_eq!(r["data"]["supportUser"]["email"], ann.email.as_str(), "{r}");
+    let r = app.gql(Some(&sam.access), find, json!({ "id": bob.id })).await;
+    assert!(
+        r["data"]["supportUser"].is_null() && r["errors"].is_null(),
+        "support reads no account without a ticket: {r}"
+    );
+    let by_email = "query($e: String!) { supportUserByEmail(email: $e) { id } }";
+    assert_eq!(code(&app.gql(Some(&sam.access), by_email, json!({ "e": bob.email })).await), "FORBIDDEN");
+    let r = app.gql(Some(&ada.access), by_email, json!({ "e": bob.email.to_uppercase() })).await;
+    assert_eq!(r["data"]["supportUserByEmail"]["id"], bob.id.to_string(), "{r}");
+
+    let summary = "query($id: ID!, $t: ID) { supportAccountSummary(userId: $id, ticketId: $t) { plan accountState
+        user { email } usage { metric used credit } storageBytes recentJobs { kind status logs { message } }
+        invoices { status } notifications { kind } emailsSent { template status } } }";
+    let r = app.gql(Some(&sam.access), summary, json!({ "id": ann.id, "t": ticket })).await;
+    let s = &r["data"]["supportAccountSummary"];
+    assert_eq!((s["plan"].as_str(), s["accountState"].as_str()), (Some("free"), Some("free")), "{r}");
+    assert_eq!(s["recentJobs"][0]["kind"], "scan", "{r}");
+    assert!(s["emailsSent"].as_array().unwrap().iter().any(|e| e["template"] == "verify_email"), "{r}");
+    assert_eq!(code(&app.gql(Some(&sam.access), summary, json!({ "id": bob.id })).await), "NOT_FOUND");
+    // With Bob's grant, support reads his account too.
+    app.gql(Some(&bob.access), "mutation { grantSupportAccess(hours: 1) { id } }", json!({})).await;
+    let r = app.gql(Some(&sam.access), summary, json!({ "id": bob.id })).await;
+    assert_eq!(r["data"]["supportAccountSummary"]["user"]["email"], bob.email.as_str(), "{r}");
+
+    let log = access_actions(&app, &ann).await;
+    for entry in ["Sam:account.find", "Sam:account.summary"] {
+        assert!(log.contains(&entry.to_owned()), "{entry} not in {log:?}");
+    }
+    assert!(access_actions(&app, &bob).await.contains(&"Ada:account.find".to_owned()));
+}
+
+/// Item 4: each tool does what it says, is refused to those who may not use it (admin
+/// tools to support; every tool to users, workers and API tokens), and shows in the
+/// user's activity log as done by support.
+#[tokio::test]
+async fn staff_tools_act_at_once_are_admin_only_when_destructive_and_show_as_support() {
+    let app = TestApp::spawn().await;
+    let mut ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let mut ada = app.register("ada").await;
+    make_staff(&app, &mut ada, "admin", "Ada").await;
+    open_ticket(&app, &ann, "Help").await;
+    let t = app
+        .gql(
+            Some(&ann.access),
+            "mutation { createApiToken(input: {name: \"ci\", scopes: [\"drafts:read\"]}) { token } }",
+            json!({}),
+        )
+        .await;
+    let api_token = t["data"]["createApiToken"]["token"].as_str().unwrap_or_else(|| panic!("{t}")).to_owned();
+    let worker = app.worker_token(&["scan"]);
+
+    let resend = "mutation($u: ID!) { resendVerificationEmail(userId: $u) }";
+    let credit = "mutation($u: ID!) { creditQuota(userId: $u, metric: SCANS, amount: 5, reason: \"goodwill\") }";
+    let revoke = "mutation($u: ID!) { revokeUserSessions(userId: $u) }";
+    let suspend =
+        "mutation($u: ID!, $r: String!) { suspendUser(userId: $u, reason: $r) { suspendedAt suspensionReason } }";
+    let unsuspend = "mutation($u: ID!) { unsuspendUser(userId: $u, reason: \"appeal accepted\") { suspendedAt } }";
+    let tools = [
+        ("query($u: ID!) { supportUser(id: $u) { id } }", false),
+        ("query($u: ID!) { supportAccountSummary(userId: $u) { plan } }", false),
+        ("query($u: String!) { supportUserByEmail(email: $u) { id } }", true),
+        (resend, false),
+        (credit, true),
+        (revoke, true),
+        ("mutation($u: ID!) { suspendUser(userId: $u, reason: \"x\") { id } }", true),
+        (unsuspend, true),
+    ];
+    for (q, admin_only) in tools {
+        let vars = if q.contains("String!) { supportUserByEmail") {
+            json!({ "u": ann.email })
+        } else {
+            json!({ "u": ann.id })
+        };
+        for token in [&ann.access, &api_token, &worker] {
+            assert_eq!(code(&app.gql(Some(token), q, vars.clone()).await), "FORBIDDEN", "{q}");
+        }
+        assert_eq!(code(&app.gql(None, q, vars.clone()).await), "UNAUTHENTICATED", "{q}");
+        if admin_only {
+            assert_eq!(code(&app.gql(Some(&sam.access), q, vars.clone()).await), "FORBIDDEN", "support: {q}");
+        }
+    }
+
+    // Resend verification (support, through Ann's ticket): a new link is queued.
+    let queued = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM email_outbox WHERE user_id = $1 AND template = 'verify_email'",
+        )
+        .bind(ann.id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    };
+    let before = queued().await;
+    let r = app.gql(Some(&sam.access), resend, json!({ "u": ann.id })).await;
+    assert_eq!(r["data"]["resendVerificationEmail"], true, "{r}");
+    assert_eq!(queued().await, before + 1);
+    assert_eq!(
+        code(&app.gql(Some(&sam.access), resend, json!({ "u": bob.id })).await),
+        "NOT_FOUND",
+        "no ticket, no grant"
+    );
+
+    // A quota credit raises this period's limit.
+    let scans = |token: String| {
+        let app = &app;
+        async move {
+            let r = app.gql(Some(&token), "{ usage { metric limit } }", json!({})).await;
+            r["data"]["usage"].as_array().unwrap().iter().find(|u| u["metric"] == "SCANS").unwrap()["limit"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let plan_limit = scans(ann.access.clone()).await;
+    let r = app.gql(Some(&ada.access), credit, json!({ "u": ann.id })).await;
+    assert_eq!(r["data"]["creditQuota"], 5, "{r}");
+    assert_eq!(scans(ann.access.clone()).await, plan_limit + 5);
+    let bad = app
+        .gql(
+            Some(&ada.access),
+            "mutation($u: ID!) { creditQuota(userId: $u, metric: STORAGE_BYTES, amount: 5, reason: \"x\") }",
+            json!({ "u": ann.id }),
+        )
+        .await;
+    assert_eq!(bad["errors"][0]["extensions"]["field"], "metric", "{bad}");
+
+    // Revoking sessions: Ann's socket closes 4403, her token and refresh token are refused.
+    let mut ws = WsClient::connect(&app, Some(&ann.access)).await;
+    ws.subscribe("1", FOLLOW, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = app.gql(Some(&ada.access), revoke, json!({ "u": ann.id })).await;
+    assert!(r["data"]["revokeUserSessions"].as_i64().unwrap_or(0) >= 1, "{r}");
+    match ws.next(WAIT).await {
+        WsEvent::Closed(c) => assert_eq!(c, 4403),
+        other => panic!("expected the socket to close, got {other:?}"),
+    }
+    assert_eq!(
+        code(&app.gql(Some(&ann.access), "{ tickets { edges { node { id } } } }", json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    let refresh = app
+        .gql(
+            None,
+            "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }",
+            json!({ "t": ann.refresh }),
+        )
+        .await;
+    assert_eq!(code(&refresh), "UNAUTHENTICATED", "{refresh}");
+
+    // Suspension: sign-in refused with the reason; lifted, sign-in works again.
+    let r = app.gql(Some(&ada.access), suspend, json!({ "u": ann.id, "r": "chargeback fraud" })).await;
+    assert_eq!(r["data"]["suspendUser"]["suspensionReason"], "chargeback fraud", "{r}");
+    let refused = login(&app, &ann).await;
+    assert_eq!(code(&refused), "ACCOUNT_SUSPENDED", "{refused}");
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("chargeback fraud"));
+    let r = app.gql(Some(&ada.access), suspend, json!({ "u": ada.id, "r": "oops" })).await;
+    assert_eq!(code(&r), "FORBIDDEN", "an admin does not suspend itself: {r}");
+    let r = app.gql(Some(&ada.access), unsuspend, json!({ "u": ann.id })).await;
+    assert!(r["data"]["unsuspendUser"]["suspendedAt"].is_null(), "{r}");
+    let back = login(&app, &ann).await;
+    ann.access = back["data"]["login"]["accessToken"].as_str().unwrap_or_else(|| panic!("{back}")).to_owned();
+
+    // Ann's activity shows each step as done by support.
+    let r =
+        app.gql(Some(&ann.access), "{ activity(first: 50) { edges { node { action bySupport } } } }", json!({})).await;
+    let by_support: Vec<&str> = r["data"]["activity"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .filter(|e| e["node"]["bySupport"] == true)
+        .map(|e| e["node"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        by_support,
+        [
+            "support.unsuspend",
+            "support.suspend",
+            "support.revoke_sessions",
+            "support.quota_credit",
+            "support.resend_verification"
+        ],
+        "{r}"
+    );
+    let log = access_actions(&app, &ann).await;
+    assert!(
+        log.contains(&"Ada:support.suspend".to_owned()) && log.contains(&"Sam:support.resend_verification".to_owned()),
+        "{log:?}"
+    );
+}
+
+/// The admin functions check their caller themselves: the support role cannot execute
+/// them, and the admin role with a non-admin's id is refused.
+#[tokio::test]
+async fn admin_functions_refuse_anyone_but_a_signed_in_admin() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut conn = runtime_conn(&app).await;
+    for (role, caller) in [("plinth_support", bob.id), ("plinth_admin", bob.id), ("plinth_user", ann.id)] {
+        for sql in [
+            "SELECT * FROM priv.admin_revoke_sessions($1)",
+            "SELECT * FROM priv.admin_set_suspension($1, true, 'x')",
+            "SELECT priv.admin_credit_quota($1, 'scans', now(), 5)",
+        ] {
+            let mut tx = begin_as(&mut conn, role, caller).await;
+            let r = sqlx::query(sql).bind(ann.id).execute(&mut *tx).await;
+            assert!(r.is_err(), "{role} as a non-admin ran {sql}");
+            tx.rollback().await.ok();
+        }
+    }
+    let suspended: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT suspended_at FROM users WHERE id = $1")
+            .bind(ann.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(suspended.is_none());
+}

@@ -21,6 +21,7 @@ use crate::{
     plans::graphql::PlansQuery,
     quotas::graphql::QuotasQuery,
     support::graphql::{SupportMutation, SupportQuery, SupportSubscription},
+    support::tools_graphql::{SupportToolsMutation, SupportToolsQuery},
 };
 use async_graphql::{
     dataloader::{DataLoader, HashMapCache},
@@ -45,6 +46,7 @@ pub struct Query(
     ApiTokensQuery,
     EmailQuery,
     SupportQuery,
+    SupportToolsQuery,
 );
 
 /// Every domain's mutations.
@@ -60,6 +62,7 @@ pub struct Mutation(
     ApiTokensMutation,
     EmailMutation,
     SupportMutation,
+    SupportToolsMutation,
 );
 
 /// Every domain's subscriptions.

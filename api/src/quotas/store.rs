@@ -46,7 +46,8 @@ pub async fn paid_period(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<
 }
 
 /// Adds `n` to a counter of the period in one conditional statement: only while
-/// `used + n <= limit`. Returns the new total, or None when it would exceed the limit.
+/// `used + n <= limit + credit` (an admin's credit for the period, see
+/// `priv.admin_credit_quota`). Returns the new total, or None when it would exceed the limit.
 ///
 /// Errors: INTERNAL (database).
 pub async fn consume(
@@ -63,7 +64,8 @@ pub async fn consume(
             "INSERT INTO quota_usage AS q (user_id, metric, period_start, used)
              SELECT $1, $2, $3, $4 WHERE $4 <= $5
              ON CONFLICT (user_id, metric, period_start)
-               DO UPDATE SET used = q.used + EXCLUDED.used, updated_at = now() WHERE q.used + EXCLUDED.used <= $5
+               DO UPDATE SET used = q.used + EXCLUDED.used, updated_at = now()
+               WHERE q.used + EXCLUDED.used <= $5 + q.credit
              RETURNING used",
             [user_id.into(), metric.into(), period_start.into(), n.into(), limit.into()],
         ))
@@ -130,20 +132,20 @@ pub async fn record_notice(
     Ok(fresh.is_some())
 }
 
-/// The user's counters in the period starting at `period_start`.
+/// The user's counters in the period starting at `period_start`: used, and credited.
 ///
 /// Errors: INTERNAL (database).
 pub async fn counters(
     db: &impl ConnectionTrait,
     user_id: Uuid,
     period_start: DateTime<Utc>,
-) -> AppResult<Vec<(QuotaMetric, i64)>> {
+) -> AppResult<Vec<(QuotaMetric, i64, i64)>> {
     let rows = db
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT metric, used FROM quota_usage WHERE user_id = $1 AND period_start = $2",
+            "SELECT metric, used, credit FROM quota_usage WHERE user_id = $1 AND period_start = $2",
             [user_id.into(), period_start.into()],
         ))
         .await?;
-    rows.iter().map(|r| Ok((r.try_get("", "metric")?, r.try_get("", "used")?))).collect()
+    rows.iter().map(|r| Ok((r.try_get("", "metric")?, r.try_get("", "used")?, r.try_get("", "credit")?))).collect()
 }

@@ -8,3 +8,5 @@ pub mod graphql;
 pub mod service;
 pub mod store;
 pub mod tasks;
+pub mod tools;
+pub mod tools_graphql;
