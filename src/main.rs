@@ -70,6 +70,13 @@ enum MailCommand {
         #[arg(long, default_value = "fr")]
         locale: String,
     },
+    /// Queue the reminders due now (or at --at, an RFC 3339 time) and print how many;
+    /// each is sent once however often this runs.
+    Remind {
+        /// The moment to schedule for (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -133,6 +140,9 @@ fn main() -> ExitCode {
         Command::Server(ServerCommand::Mailer) => with(Config::from_env(), |c| c.base.log_format, mailer),
         Command::Server(ServerCommand::Mail { command: MailCommand::Test { to, locale } }) => {
             with(Config::from_env(), |c| c.base.log_format, |c| mail_test(c, to, locale))
+        }
+        Command::Server(ServerCommand::Mail { command: MailCommand::Remind { at } }) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| mail_remind(c, at))
         }
         Command::Server(ServerCommand::Admin { command: AdminCommand::Create { email } }) => {
             with(Config::from_env(), |c| c.base.log_format, |c| create_admin(c, email))
@@ -286,6 +296,24 @@ async fn mail_test(config: Config, to: String, locale: String) -> anyhow::Result
     services.database.shutdown().await?;
     let id = sent?;
     println!("sent through {} (provider id {})", services.delivery.provider_name(), id.unwrap_or_default());
+    Ok(())
+}
+
+/// `plinth mail remind`: the reminders due at a moment, queued once.
+async fn mail_remind(config: Config, at: Option<String>) -> anyhow::Result<()> {
+    let at = api::email::reminders::moment(at.as_deref()).map_err(|e| anyhow::anyhow!("--at: {e}"))?;
+    let public_url = config.server.public_url_or_addr();
+    let statement_timeout_ms = config.database.statement_timeout_ms;
+    let services = startup::Services::build(config, public_url.clone()).await?;
+    let reminders = api::email::reminders::Reminders {
+        pool: services.pool.clone(),
+        sealer: services.sealer.clone(),
+        public_url,
+        statement_timeout_ms,
+    };
+    let queued = reminders.run_at(at).await;
+    services.database.shutdown().await?;
+    println!("{} reminders queued", queued?);
     Ok(())
 }
 

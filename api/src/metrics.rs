@@ -29,6 +29,8 @@ pub struct Metrics {
     pub mail_pending: IntGauge,
     /// Age in seconds of the oldest waiting row (`plinth_mail_oldest_pending_seconds`).
     pub mail_oldest_pending_seconds: IntGauge,
+    mail_queued: IntGaugeVec,
+    mail_oldest_queued: IntGaugeVec,
 }
 
 impl Metrics {
@@ -68,13 +70,23 @@ impl Metrics {
         let mail_deliveries = IntCounterVec::new(
             Opts::new(
                 "mail_deliveries_total",
-                "Mail delivery attempts by template and outcome (sent, retried, failed)",
+                "Mail delivery attempts by template and outcome (sent, retried, failed, skipped)",
             ),
             &["template", "outcome"],
         )?;
         let mail_pending = IntGauge::new("mail_pending", "Outbox rows waiting to be sent")?;
         let mail_oldest_pending_seconds =
             IntGauge::new("mail_oldest_pending_seconds", "Age of the oldest outbox row waiting to be sent")?;
+        let mail_queued = IntGaugeVec::new(
+            Opts::new("mail_queued", "Outbox rows waiting to be sent, by template (from the database)"),
+            &["template"],
+        )?;
+        let mail_oldest_queued = IntGaugeVec::new(
+            Opts::new("mail_oldest_queued_seconds", "Age of the oldest outbox row waiting to be sent, by template"),
+            &["template"],
+        )?;
+        registry.register(Box::new(mail_queued.clone()))?;
+        registry.register(Box::new(mail_oldest_queued.clone()))?;
         registry.register(Box::new(mail_deliveries.clone()))?;
         registry.register(Box::new(mail_pending.clone()))?;
         registry.register(Box::new(mail_oldest_pending_seconds.clone()))?;
@@ -100,6 +112,8 @@ impl Metrics {
             mail_deliveries,
             mail_pending,
             mail_oldest_pending_seconds,
+            mail_queued,
+            mail_oldest_queued,
         })
     }
 
@@ -123,7 +137,19 @@ impl Metrics {
         }
     }
 
-    /// Records one delivery attempt: `outcome` is `sent`, `retried` or `failed`.
+    /// Sets the per-template backlog: (template, rows waiting, age in seconds of the
+    /// oldest); a template absent from it has nothing waiting.
+    pub fn mail_backlog(&self, backlog: &[(String, i64, i64)]) {
+        self.mail_queued.reset();
+        self.mail_oldest_queued.reset();
+        for (template, pending, oldest) in backlog {
+            self.mail_queued.with_label_values(&[template]).set(*pending);
+            self.mail_oldest_queued.with_label_values(&[template]).set(*oldest);
+        }
+    }
+
+    /// Records one delivery attempt: `outcome` is `sent`, `retried`, `failed`, or
+    /// `skipped` (not wanted any more when it was about to leave).
     pub fn mail_delivery(&self, template: &str, outcome: &str) {
         self.mail_deliveries.with_label_values(&[template, outcome]).inc();
     }

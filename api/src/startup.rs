@@ -2,7 +2,11 @@
 //! services, schema, routes, background tasks — and runs it. `main` and the black-box
 //! tests start the server through exactly this code.
 use crate::{
-    accounts::service::{AccountDeps, AccountService},
+    accounts::{
+        self,
+        privacy::{Privacy, PrivacyDeps},
+        service::{AccountDeps, AccountService},
+    },
     auth::{
         password::Passwords,
         ratelimit::RateLimiter,
@@ -129,6 +133,8 @@ pub struct Services {
     pub redis: Option<Arc<SharedRedis>>,
     /// Mail delivery (its loops start with `start_mail_workers`).
     pub delivery: Arc<Delivery>,
+    /// GDPR exports and account erasure.
+    pub privacy: Arc<Privacy>,
     /// The database's setup, kept to stop the embedded cluster at the end.
     pub database: DatabaseSetup,
 }
@@ -185,6 +191,23 @@ impl Services {
         });
         let photos = Arc::new(PhotoService::new(storage.clone(), config.storage.max_upload_bytes));
         let billing = Arc::new(billing_service(&config, &public_url, pool.clone(), bus.clone(), catalog.clone())?);
+        let privacy = Arc::new(Privacy::new(PrivacyDeps {
+            pool: pool.clone(),
+            storage: storage.clone(),
+            bus: bus.clone(),
+            cancel_subscription: billing.stripe_client().cloned().map(|stripe| {
+                let cancel: accounts::privacy::CancelSubscription = Arc::new(move |sub: String| {
+                    let stripe = stripe.clone();
+                    Box::pin(async move {
+                        stripe.cancel_subscription(&sub).await.map_err(|e| anyhow::anyhow!("cancelling {sub}: {e:?}"))
+                    })
+                });
+                cancel
+            }),
+            sealer: sealer.clone(),
+            config: config.accounts.clone(),
+            statement_timeout_ms: config.database.statement_timeout_ms,
+        }));
         revocations::load(&pool, &tokens, config.database.statement_timeout_ms).await?;
         tokio::spawn(revocations::follow(
             bus.clone(),
@@ -225,6 +248,7 @@ impl Services {
             metrics,
             redis,
             delivery,
+            privacy,
             database,
         })
     }
@@ -291,7 +315,7 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("reading the bound address")?;
         let public_url = config.server.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-        let services = Services::build(config, public_url).await?;
+        let services = Services::build(config, public_url.clone()).await?;
         let config = services.config.clone();
         let schema = graphql::builder(config.server.introspection)
             .data(services.accounts.clone())
@@ -299,6 +323,7 @@ impl Application {
             .data(services.sealer.clone())
             .data(services.bus.clone())
             .data(services.billing.clone())
+            .data(services.privacy.clone())
             .data(services.tokens.clone())
             .data(services.catalog.clone())
             .data(LiveSource {
@@ -339,11 +364,21 @@ impl Application {
                     config.storage.upload_sweep,
                     config.database.statement_timeout_ms,
                 ),
+                accounts::tasks::build_exports(services.privacy.clone(), config.accounts.sweep),
+                accounts::tasks::sweep_exports(services.privacy.clone(), config.accounts.sweep),
+                accounts::tasks::erase_due_accounts(services.privacy.clone(), config.accounts.sweep),
                 crate::email::sequences::task(
                     services.pool.clone(),
                     config.mail.sequences_every,
                     config.database.statement_timeout_ms,
                 ),
+                crate::email::reminders::Reminders {
+                    pool: services.pool.clone(),
+                    sealer: services.sealer.clone(),
+                    public_url: public_url.clone(),
+                    statement_timeout_ms: config.database.statement_timeout_ms,
+                }
+                .task(config.mail.sequences_every),
             ],
         );
         let mail = MailWorkers(services.start_mail_workers(config.mail.workers));

@@ -17,6 +17,9 @@ pub struct Model {
     pub locale: String,
     pub email_onboarding: bool,
     pub email_product_news: bool,
+    pub deletion_requested_at: Option<DateTimeWithTimeZone>,
+    pub deletion_scheduled_at: Option<DateTimeWithTimeZone>,
+    pub erasure_started_at: Option<DateTimeWithTimeZone>,
 }
 
 /// No relations are navigated through sea-orm.

@@ -24,6 +24,11 @@ mod m20261201_000104_record_worker_tokens;
 mod m20261201_000201_deliver_email;
 mod m20261201_000202_create_email_sequences;
 mod m20261201_000203_record_mail_events;
+mod m20261202_000301_create_data_exports;
+mod m20261202_000302_schedule_account_deletion;
+mod m20261202_000303_begin_erasure;
+mod m20261202_000401_schedule_email_reminders;
+mod m20261202_000402_change_email_address;
 mod m20261202_000501_create_support;
 mod m20261202_000502_seal_ticket_attachments;
 mod m20261202_000503_create_support_tools;
@@ -60,6 +65,11 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000201_deliver_email::Migration),
             Box::new(m20261201_000202_create_email_sequences::Migration),
             Box::new(m20261201_000203_record_mail_events::Migration),
+            Box::new(m20261202_000301_create_data_exports::Migration),
+            Box::new(m20261202_000302_schedule_account_deletion::Migration),
+            Box::new(m20261202_000303_begin_erasure::Migration),
+            Box::new(m20261202_000401_schedule_email_reminders::Migration),
+            Box::new(m20261202_000402_change_email_address::Migration),
             Box::new(m20261202_000501_create_support::Migration),
             Box::new(m20261202_000502_seal_ticket_attachments::Migration),
             Box::new(m20261202_000503_create_support_tools::Migration),

@@ -1358,3 +1358,38 @@ async fn poison_events_are_recorded_once_and_never_fail_forever() {
     let paid = event("evt_ok", "invoice.paid", t + 1, invoice("in_ok", &customer, "paid", 5880, t + 1));
     assert_eq!(app.deliver_webhook(&paid).await, (200, "applied".into()));
 }
+
+#[tokio::test]
+async fn the_trial_reminder_is_sent_once_per_trial_end_and_the_receipt_links_the_invoice_and_its_pdf() {
+    let stripe = FakeStripe::start().await;
+    let app = TestApp::builder().with_stripe(&stripe).spawn().await;
+    let ann = app.register("ann").await;
+    let customer = start_checkout(&app, &ann, "PRO").await;
+    let t = now();
+    let sub = subscription("sub_1", &customer, "trialing", "price_pro_monthly", t);
+    assert_eq!(app.deliver_webhook(&event("evt_sub", "customer.subscription.created", t, sub.clone())).await.0, 200);
+    // The scheduler finds the trial 3 days before its end (t + 14 days) ...
+    let moment = (at(t) + chrono::Duration::days(11) + chrono::Duration::hours(1)).to_rfc3339();
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM priv.email_reminders_run($1::timestamptz)")
+        .bind(&moment)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 1);
+    // ... then Stripe's trial_will_end arrives, twice under two ids: nothing more.
+    for id in ["evt_twe_1", "evt_twe_2"] {
+        let (status, _) =
+            app.deliver_webhook(&event(id, "customer.subscription.trial_will_end", t + 1, sub.clone())).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(templates_sent(&app, &ann).await.iter().filter(|t| *t == "trial_ending").count(), 1);
+    let data = app.last_mail(&ann.email, "trial_ending").await.unwrap();
+    let ends = at(t + 14 * 86_400).format("%Y-%m-%d").to_string();
+    assert_eq!(data["ends_on"], ends.as_str());
+    // The receipt carries Stripe's page of the invoice and its PDF.
+    let paid = event("evt_paid", "invoice.paid", t + 2, invoice("in_1", &customer, "paid", 5880, t + 2));
+    assert_eq!(app.deliver_webhook(&paid).await, (200, "applied".into()));
+    let receipt = app.last_mail(&ann.email, "receipt").await.unwrap();
+    assert_eq!(receipt["invoice_url"], "https://invoice.stripe.test/in_1");
+    assert_eq!(receipt["pdf_url"], "https://invoice.stripe.test/in_1/pdf");
+}

@@ -609,3 +609,367 @@ async fn the_sendgrid_webhook_is_refused_when_not_configured() {
     let (status, text) = post_events(&app, &key, chrono::Utc::now().timestamp(), &json!([])).await;
     assert_eq!((status, text.as_str()), (400, "the SendGrid event webhook is not configured"));
 }
+
+/// Runs the reminders scheduler's SQL as of `now() + offset`; the reminders it recorded.
+async fn run_reminders_sql(db: &sqlx::PgPool, at: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM priv.email_reminders_run($1::timestamptz)")
+        .bind(at)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+/// Runs `plinth mail remind --at now + hours` (the whole scheduler, tokens included).
+async fn remind(app: &TestApp, hours: i64) -> i64 {
+    let at = (chrono::Utc::now() + chrono::Duration::hours(hours)).to_rfc3339();
+    let out = app.cli(&["mail", "remind", "--at", &at]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout.trim().trim_end_matches(" reminders queued").parse().unwrap()
+}
+
+/// The accepted mails to `to` whose subject starts with `prefix`, waiting up to 15 s
+/// for at least `n`.
+async fn mails_starting(
+    sendgrid: &FakeSendGrid,
+    to: &str,
+    prefix: &str,
+    n: usize,
+) -> Vec<crate::helpers::sendgrid::Received> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got: Vec<_> = sendgrid
+            .accepted()
+            .into_iter()
+            .filter(|m| m.to() == to && m.body["subject"].as_str().unwrap_or_default().starts_with(prefix))
+            .collect();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "only {} mails {prefix:?} to {to}", got.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn verification_reminders_come_on_day_1_and_day_3_once_each_and_stop_once_verified() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_SEQUENCES_SECS", "3600").spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    sendgrid.wait_accepted(2).await;
+    assert_eq!(remind(&app, 12).await, 0, "nothing before day 1");
+    // Day 1: one each, however often the scheduler runs.
+    assert_eq!(remind(&app, 25).await, 2);
+    assert_eq!(remind(&app, 26).await, 0);
+    let reminder = &mails_starting(&sendgrid, &bob.email, "Rappel : Confirmez", 1).await[0];
+    assert!(reminder.content("text/plain").contains("pas encore confirmée"));
+    // The reminder carries a link of its own, sealed until sent, that works.
+    let token = token_in(&reminder.content("text/plain")).expect("a link");
+    assert!(!outbox_dump(&app).await.contains(&token));
+    let r = app.gql(None, "mutation($t: String!) { verifyEmail(token: $t) }", json!({ "t": token })).await;
+    assert_eq!(r["data"]["verifyEmail"], true, "{r}");
+    // Day 3: Ann only (Bob verified).
+    assert_eq!(remind(&app, 73).await, 1);
+    assert_eq!(remind(&app, 74).await, 0);
+    mails_starting(&sendgrid, &ann.email, "Rappel : Confirmez", 2).await;
+    let recorded: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT user_id, occurrence FROM email_reminders WHERE kind = 'verify_email' ORDER BY 2, 1")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    let mut expected = vec![(ann.id, "day1".to_owned()), (bob.id, "day1".to_owned())];
+    expected.sort();
+    expected.push((ann.id, "day3".to_owned()));
+    assert_eq!(recorded, expected);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mails_starting(&sendgrid, &bob.email, "Rappel", 0).await.len(), 1, "Bob got one reminder");
+}
+
+/// Makes `user` a subscriber of `status` (as the billing webhook would have recorded).
+async fn subscribe(
+    app: &TestApp,
+    user: Uuid,
+    id: &str,
+    status: &str,
+    past_due_since: Option<&str>,
+    trial_end: Option<&str>,
+) {
+    sqlx::query(
+        "INSERT INTO billing_subscriptions (user_id, subscription_id, customer_id, status, plan, billing_interval,
+                                            past_due_since, trial_end, version, status_rank)
+         VALUES ($1, $2, 'cus_' || $2, $3, 'pro', 'month', $4::timestamptz, $5::timestamptz, 1, 1)",
+    )
+    .bind(user)
+    .bind(id)
+    .bind(status)
+    .bind(past_due_since)
+    .bind(trial_end)
+    .execute(&app.db)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn payment_reminders_come_on_day_3_and_day_7_once_each_even_with_racing_instances_and_stop_once_paid() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_SEQUENCES_SECS", "3600").spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let since = "2030-03-01T10:00:00Z";
+    subscribe(&app, ann.id, "sub_ann", "past_due", Some(since), None).await;
+    subscribe(&app, bob.id, "sub_bob", "past_due", Some(since), None).await;
+    sqlx::query(
+        "INSERT INTO invoices (id, user_id, stripe_invoice_id, status, currency, hosted_invoice_url, stripe_created)
+         VALUES (gen_random_uuid(), $1, 'in_open', 'open', 'eur', 'https://invoice.stripe.com/i/ann', now())",
+    )
+    .bind(ann.id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(run_reminders_sql(&app.db, "2030-03-03T10:00:00Z").await, 0, "nothing before day 3");
+    // Day 3, with two instances running the scheduler at the same moment: one each.
+    let second = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&crate::helpers::admin_url(&app.database))
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        run_reminders_sql(&app.db, "2030-03-04T11:00:00Z"),
+        run_reminders_sql(&second, "2030-03-04T11:00:00Z")
+    );
+    assert_eq!(a + b, 2);
+    assert_eq!(run_reminders_sql(&app.db, "2030-03-05T11:00:00Z").await, 0);
+    let day3 = &mails_starting(&sendgrid, &ann.email, "Rappel : votre paiement", 1).await[0];
+    let text = day3.content("text/plain");
+    assert!(text.contains("depuis le 1er mars 2030"), "{text}");
+    assert!(text.contains("https://invoice.stripe.com/i/ann"), "{text}");
+    // Bob pays; Ann does not.
+    sqlx::query("UPDATE billing_subscriptions SET status = 'active', past_due_since = NULL WHERE user_id = $1")
+        .bind(bob.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(run_reminders_sql(&app.db, "2030-03-08T11:00:00Z").await, 1);
+    assert_eq!(run_reminders_sql(&app.db, "2030-03-09T11:00:00Z").await, 0);
+    mails_starting(&sendgrid, &ann.email, "Dernier rappel", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(mails_starting(&sendgrid, &bob.email, "Dernier rappel", 0).await.is_empty());
+    // And the in-app notice came with each.
+    assert_eq!(
+        app.count(&format!("notifications WHERE user_id = '{}' AND kind = 'payment_reminder'", ann.id)).await,
+        2
+    );
+    // A new past-due spell is another occurrence.
+    sqlx::query("UPDATE billing_subscriptions SET status = 'past_due', past_due_since = '2030-06-01T10:00:00Z' WHERE user_id = $1")
+        .bind(bob.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        run_reminders_sql(&app.db, "2030-06-04T11:00:00Z").await,
+        1,
+        "Bob's day 3; Ann's spell is past its windows"
+    );
+}
+
+#[tokio::test]
+async fn the_trial_reminder_is_dated_in_each_language_and_sent_once() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_SEQUENCES_SECS", "3600").spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let r = app.gql(Some(&bob.access), "mutation { updateProfile(input: { locale: EN }) { locale } }", json!({})).await;
+    assert_eq!(r["data"]["updateProfile"]["locale"], "EN", "{r}");
+    subscribe(&app, ann.id, "sub_ann", "trialing", None, Some("2030-12-03T12:00:00Z")).await;
+    subscribe(&app, bob.id, "sub_bob", "trialing", None, Some("2030-12-03T12:00:00Z")).await;
+    assert_eq!(run_reminders_sql(&app.db, "2030-11-30T11:00:00Z").await, 0, "more than 3 days before");
+    assert_eq!(run_reminders_sql(&app.db, "2030-11-30T13:00:00Z").await, 2);
+    assert_eq!(run_reminders_sql(&app.db, "2030-12-01T13:00:00Z").await, 0);
+    let fr = sendgrid.mail_of(&ann.email, "trial_ending").await;
+    let en = sendgrid.mail_of(&bob.email, "trial_ending").await;
+    assert!(fr.content("text/plain").contains("se termine le 3 décembre 2030"), "{}", fr.content("text/plain"));
+    assert!(fr.content("text/html").contains("le 3 décembre 2030"));
+    assert!(en.content("text/plain").contains("ends on December 3, 2030"), "{}", en.content("text/plain"));
+    // Stripe's trial_will_end for the same trial claims the same key: nothing more.
+    let (key,): (String,) =
+        sqlx::query_as("SELECT occurrence FROM email_reminders WHERE user_id = $1 AND kind = 'trial_ending'")
+            .bind(ann.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(key, "sub_ann:2030-12-03");
+}
+
+#[tokio::test]
+async fn mail_nobody_wants_any_more_is_skipped_when_it_would_leave_and_transactional_mail_still_goes() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_WORKERS", "0").spawn().await;
+    let [ann, bob, carol] = [app.register("ann").await, app.register("bob").await, app.register("carol").await];
+    // Queued while everyone still wanted it: the welcome, and a transactional notice to Bob.
+    assert_eq!(run_sequences(&app, "1 minute").await, 3);
+    sqlx::query(
+        "INSERT INTO email_outbox (id, user_id, to_email, template, subject, body_text, data)
+         VALUES (gen_random_uuid(), $1, $2, 'password_changed', 'x', 'x', '{}')",
+    )
+    .bind(bob.id)
+    .bind(&bob.email)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    // Then Ann unsubscribes and Bob's address bounces.
+    let m = "mutation { updateEmailPreferences(input: { onboarding: false }) { onboarding } }";
+    assert_eq!(app.gql(Some(&ann.access), m, json!({})).await["data"]["updateEmailPreferences"]["onboarding"], false);
+    sqlx::query("UPDATE users SET email_undeliverable_at = now(), email_undeliverable_reason = 'bounce' WHERE id = $1")
+        .bind(bob.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    // A worker starts.
+    let mailer = app.another_instance_with(&[("PLINTH_MAIL_WORKERS", "1")]).await;
+    let status = |who: &crate::helpers::TestUser, template: &'static str| {
+        let app = &app;
+        let email = who.email.clone();
+        async move {
+            let id = row_id(app, &email, template).await;
+            let status = settled(app, id).await;
+            let (reason,): (Option<String>,) = sqlx::query_as("SELECT skipped_reason FROM email_outbox WHERE id = $1")
+                .bind(id)
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+            (status, reason)
+        }
+    };
+    assert_eq!(
+        status(&ann, "onboarding_welcome").await,
+        ("skipped".into(), Some("unsubscribed from onboarding".into()))
+    );
+    assert_eq!(status(&bob, "onboarding_welcome").await, ("skipped".into(), Some("address undeliverable".into())));
+    assert_eq!(status(&bob, "password_changed").await, ("sent".into(), None));
+    assert_eq!(status(&carol, "onboarding_welcome").await, ("sent".into(), None));
+    assert_eq!(status(&ann, "verify_email").await, ("sent".into(), None));
+    let onboarding_to: Vec<String> = sendgrid
+        .accepted()
+        .into_iter()
+        .filter(|m| m.body["categories"][0] == "onboarding_welcome")
+        .map(|m| m.to().to_owned())
+        .collect();
+    assert_eq!(onboarding_to, vec![carol.email.clone()]);
+    let metrics = mailer.http().get(mailer.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(r#"plinth_mail_deliveries_total{outcome="skipped",template="onboarding_welcome"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_show_queued_sent_and_the_oldest_waiting_mail_per_template() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).spawn().await;
+    let ann = app.register("ann").await;
+    sendgrid.mail_of(&ann.email, "verify_email").await;
+    // One mail waiting for a later attempt, queued ten minutes ago.
+    sqlx::query(
+        "INSERT INTO email_outbox (id, user_id, to_email, template, subject, body_text, data, created_at, next_attempt_at)
+         VALUES (gen_random_uuid(), $1, $2, 'test', 'x', 'x', '{}', now() - interval '10 minutes', now() + interval '1 hour')",
+    )
+    .bind(ann.id)
+    .bind(&ann.email)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let metrics = loop {
+        let m = app.http().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        if m.contains(r#"plinth_mail_queued{template="test"} 1"#) {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(metrics.contains(r#"plinth_mail_deliveries_total{outcome="sent",template="verify_email"} 1"#), "{metrics}");
+    let oldest: i64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"plinth_mail_oldest_queued_seconds{template="test"} "#))
+        .expect("the oldest waiting mail's age")
+        .parse()
+        .unwrap();
+    assert!((600..700).contains(&oldest), "{oldest}");
+    assert!(!metrics.contains(r#"plinth_mail_queued{template="verify_email"}"#), "nothing of it waits");
+    assert!(metrics.contains("plinth_mail_pending 1"));
+}
+
+#[tokio::test]
+async fn changing_the_address_takes_effect_from_the_link_sent_to_it() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let login = "mutation($i: LoginInput!) { login(input: $i) { accessToken refreshToken } }";
+    let phone = app.gql(None, login, json!({ "i": { "email": ann.email, "password": ann.password } })).await;
+    let phone_refresh = phone["data"]["login"]["refreshToken"].as_str().unwrap().to_owned();
+    let update = "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { id email } }";
+    // Re-authentication: missing or wrong password, the existing error.
+    let r = app.gql(Some(&ann.access), update, json!({ "i": { "email": "new@example.org" } })).await;
+    assert_eq!(crate::helpers::code(&r), "BAD_USER_INPUT", "{r}");
+    let r = app
+        .gql(
+            Some(&ann.access),
+            update,
+            json!({ "i": { "email": "new@example.org", "currentPassword": "wrong password" } }),
+        )
+        .await;
+    assert_eq!(crate::helpers::code(&r), "BAD_USER_INPUT");
+    assert_eq!(r["errors"][0]["extensions"]["field"], "currentPassword", "{r}");
+    // An address that has an account: the same answer, and no mail to it.
+    let taken = app
+        .gql(
+            Some(&ann.access),
+            update,
+            json!({ "i": { "email": bob.email.to_uppercase(), "currentPassword": ann.password } }),
+        )
+        .await;
+    // A free address, written another way: normalized, and nothing changes yet.
+    let new_email = format!("ann.new-{}@example.org", &Uuid::new_v4().simple().to_string()[..8]);
+    let free = app
+        .gql(
+            Some(&ann.access),
+            update,
+            json!({ "i": { "email": format!("  {}", new_email.to_uppercase()), "currentPassword": ann.password } }),
+        )
+        .await;
+    assert_eq!(taken, free, "the answer does not tell which addresses have accounts");
+    assert_eq!(free["data"]["updateProfile"]["email"], ann.email.as_str(), "{free}");
+    let link_mail = sendgrid.mail_of(&new_email, "verify_email").await;
+    let token = token_in(&link_mail.content("text/plain")).expect("a link");
+    assert!(token.starts_with("plc_"), "{token}");
+    assert!(link_mail.content("text/plain").contains("rien ne change"));
+    assert!(!outbox_dump(&app).await.contains(&token));
+    assert_eq!(app.count(&format!("email_outbox WHERE lower(to_email) = lower('{}')", bob.email)).await, 1);
+    let me = app.gql(Some(&ann.access), "{ me { email } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["email"], ann.email.as_str());
+    // The link, opened without a session.
+    let r = app.gql(None, "mutation($t: String!) { verifyEmail(token: $t) }", json!({ "t": token })).await;
+    assert_eq!(r["data"]["verifyEmail"], true, "{r}");
+    let again = app.gql(None, "mutation($t: String!) { verifyEmail(token: $t) }", json!({ "t": token })).await;
+    assert_eq!(crate::helpers::code(&again), "BAD_USER_INPUT");
+    // The session that asked stays; the other is signed out.
+    let me = app.gql(Some(&ann.access), "{ me { email emailVerified } }", json!({})).await;
+    assert_eq!(me["data"]["me"], json!({ "email": new_email, "emailVerified": true }), "{me}");
+    let refresh = "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }";
+    let r = app.gql(None, refresh, json!({ "t": phone_refresh })).await;
+    assert_eq!(crate::helpers::code(&r), "UNAUTHENTICATED", "{r}");
+    let r = app.gql(None, refresh, json!({ "t": ann.refresh })).await;
+    assert!(r["data"]["refreshSession"]["accessToken"].is_string(), "{r}");
+    // Sign-in follows the address.
+    let old = app.gql(None, login, json!({ "i": { "email": ann.email, "password": ann.password } })).await;
+    assert_eq!(crate::helpers::code(&old), "UNAUTHENTICATED");
+    let new = app.gql(None, login, json!({ "i": { "email": new_email, "password": ann.password } })).await;
+    assert!(new["data"]["login"]["accessToken"].is_string(), "{new}");
+    // The old address is told, with the way to reach support.
+    let notice = sendgrid.mail_of(&ann.email, "email_changed").await;
+    let text = notice.content("text/plain");
+    assert!(text.contains(&new_email) && text.contains("/support"), "{text}");
+    assert_eq!(notice.body["subject"], "L'adresse e-mail de votre compte Plinth a changé");
+}

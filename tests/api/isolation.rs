@@ -210,7 +210,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     .unwrap();
     let mut grantees = grantees;
     grantees.sort();
-    assert_eq!(grantees, ["plinth_admin", "plinth_anon", "plinth_system", "plinth_worker"]);
+    assert_eq!(grantees, ["plinth_admin", "plinth_anon", "plinth_system", "plinth_user", "plinth_worker"]);
     // And each function has exactly its intended caller.
     let per_function: Vec<(String, String)> = sqlx::query_as(
         "SELECT p.proname::text, string_agg(r.rolname::text, ',' ORDER BY r.rolname) FROM pg_proc p
@@ -222,18 +222,26 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     .await
     .unwrap();
     let expected = [
+        ("accounts_due_for_deletion", "plinth_system"),
         ("admin_credit_quota", "plinth_admin"),
         ("admin_revoke_sessions", "plinth_admin"),
         ("admin_set_suspension", "plinth_admin"),
+        ("begin_erasure", "plinth_system"),
         ("billing_admins", "plinth_system"),
         ("billing_customers", "plinth_system"),
         ("billing_due", "plinth_system"),
         ("claim_job", "plinth_worker"),
+        ("confirm_email_change", "plinth_user"),
+        ("data_exports_claim", "plinth_system"),
+        ("data_exports_expired", "plinth_system"),
         ("email_backlog", "plinth_system"),
+        ("email_backlog_by_template", "plinth_system"),
         ("email_claim", "plinth_system"),
         ("email_provider_events", "plinth_system"),
         ("email_record", "plinth_system"),
+        ("email_reminders_run", "plinth_system"),
         ("email_sequences_run", "plinth_system"),
+        ("erase_account", "plinth_system"),
         ("expired_ticket_attachments", "plinth_system"),
         ("expired_uploads", "plinth_system"),
         ("forget_ticket_attachment", "plinth_system"),
@@ -304,4 +312,58 @@ async fn the_revocation_loader_reads_ended_sessions_ids_only_and_worker_tokens_a
     let mut tx = begin_as(&mut conn, "plinth_system", None).await;
     assert_eq!(tx.fetch_all("SELECT * FROM worker_tokens").await.unwrap().len(), 1);
     tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn confirming_a_change_of_address_works_only_for_the_links_own_account() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let hash = vec![7u8; 32];
+    sqlx::query(
+        "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, expires_at, new_email)
+         VALUES ($1, $2, 'change_email', $3, now() + interval '1 hour', 'ann.new@example.org')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(ann.id)
+    .bind(&hash)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let confirm = "SELECT new_email FROM priv.confirm_email_change($1, $2)";
+    let mut conn = runtime_conn(&app).await;
+    // Bob, naming Ann's account and her link's hash: nothing.
+    let mut tx = begin_as_user(&mut conn, bob.id).await;
+    let rows = sqlx::query(confirm).bind(ann.id).bind(&hash).fetch_all(&mut *tx).await.unwrap();
+    assert!(rows.is_empty());
+    tx.commit().await.unwrap();
+    // Ann with another hash: nothing. The server's own roles cannot call it.
+    let mut tx = begin_as_user(&mut conn, ann.id).await;
+    let rows = sqlx::query(confirm).bind(ann.id).bind(vec![8u8; 32]).fetch_all(&mut *tx).await.unwrap();
+    assert!(rows.is_empty());
+    tx.commit().await.unwrap();
+    for role in ["plinth_system", "plinth_anon", "plinth_worker"] {
+        let mut tx = begin_as(&mut conn, role, Some(&ann.id.to_string())).await;
+        assert!(sqlx::query(confirm).bind(ann.id).bind(&hash).fetch_all(&mut *tx).await.is_err(), "{role}");
+        tx.rollback().await.ok();
+    }
+    let (email,): (String,) =
+        sqlx::query_as("SELECT email::text FROM users WHERE id = $1").bind(ann.id).fetch_one(&app.db).await.unwrap();
+    assert_eq!(email, ann.email);
+    // Ann with her link: moved, once.
+    let mut tx = begin_as_user(&mut conn, ann.id).await;
+    let rows = sqlx::query(confirm).bind(ann.id).bind(&hash).fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let again = sqlx::query(confirm).bind(ann.id).bind(&hash).fetch_all(&mut *tx).await.unwrap();
+    assert!(again.is_empty());
+    tx.commit().await.unwrap();
+    let (email,): (String,) =
+        sqlx::query_as("SELECT email::text FROM users WHERE id = $1").bind(ann.id).fetch_one(&app.db).await.unwrap();
+    assert_eq!(email, "ann.new@example.org");
+    // And no runtime role may write an address directly.
+    let mut tx = begin_as_user(&mut conn, bob.id).await;
+    let direct =
+        sqlx::query("UPDATE users SET email = 'x@example.org' WHERE id = $1").bind(bob.id).execute(&mut *tx).await;
+    assert!(direct.is_err(), "users.email is not writable by plinth_user");
+    tx.rollback().await.ok();
 }

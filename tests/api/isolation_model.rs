@@ -1,5 +1,5 @@
 //! Isolation, proven over the wire as a state machine: random interleavings of three
-//! users' draft, marketplace-account and support-ticket operations, each aimed at any object that
+//! users' draft, marketplace-account, support-ticket and data-export (GDPR) operations, each aimed at any object that
 //! exists (so often another user's), checked against a model of who owns what. Every
 //! answer must match the model, another user's object must behave exactly as if it did
 //! not exist (NOT_FOUND, nothing changed), and after every step each user's whole view
@@ -26,19 +26,67 @@ const TICKET_FIELDS: &str = "{ id subject status messages { body } }";
 /// whoever owns them.
 #[derive(Clone, Debug)]
 enum Op {
-    CreateDraft { user: usize, title: String },
-    UpdateTitle { user: usize, draft: Index, title: String },
-    UpdateStatus { user: usize, draft: Index, status: &'static str },
-    DeleteDraft { user: usize, draft: Index },
-    RestoreDraft { user: usize, draft: Index },
-    ReadDraft { user: usize, draft: Index },
-    Connect { user: usize, name: String },
-    Rename { user: usize, account: Index, name: String },
-    Disconnect { user: usize, account: Index },
-    OpenTicket { user: usize, subject: String },
-    ReplyTicket { user: usize, ticket: Index, body: String },
-    CloseTicket { user: usize, ticket: Index },
-    ReopenTicket { user: usize, ticket: Index },
+    CreateDraft {
+        user: usize,
+        title: String,
+    },
+    UpdateTitle {
+        user: usize,
+        draft: Index,
+        title: String,
+    },
+    UpdateStatus {
+        user: usize,
+        draft: Index,
+        status: &'static str,
+    },
+    DeleteDraft {
+        user: usize,
+        draft: Index,
+    },
+    RestoreDraft {
+        user: usize,
+        draft: Index,
+    },
+    ReadDraft {
+        user: usize,
+        draft: Index,
+    },
+    Connect {
+        user: usize,
+        name: String,
+    },
+    Rename {
+        user: usize,
+        account: Index,
+        name: String,
+    },
+    Disconnect {
+        user: usize,
+        account: Index,
+    },
+    OpenTicket {
+        user: usize,
+        subject: String,
+    },
+    ReplyTicket {
+        user: usize,
+        ticket: Index,
+        body: String,
+    },
+    CloseTicket {
+        user: usize,
+        ticket: Index,
+    },
+    ReopenTicket {
+        user: usize,
+        ticket: Index,
+    },
+    /// `exportMyData`: the first request queues an export, later ones answer it (the
+    /// builder is kept idle, so it stays in progress).
+    RequestExport {
+        user: usize,
+    },
 }
 
 /// Valid titles and display names: no surrounding blanks, so the server's trimming
@@ -66,7 +114,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (user.clone(), name()).prop_map(|(user, subject)| Op::OpenTicket { user, subject }),
         2 => (user.clone(), any::<Index>(), name()).prop_map(|(user, ticket, body)| Op::ReplyTicket { user, ticket, body }),
         1 => (user.clone(), any::<Index>()).prop_map(|(user, ticket)| Op::CloseTicket { user, ticket }),
-        1 => (user, any::<Index>()).prop_map(|(user, ticket)| Op::ReopenTicket { user, ticket }),
+        1 => (user.clone(), any::<Index>()).prop_map(|(user, ticket)| Op::ReopenTicket { user, ticket }),
+        1 => user.prop_map(|user| Op::RequestExport { user }),
     ]
 }
 
@@ -122,6 +171,8 @@ struct Model {
     drafts: Vec<DraftRec>,
     accounts: Vec<AccountRec>,
     tickets: Vec<TicketRec>,
+    /// Each user's export in progress, by user.
+    exports: [Option<String>; USERS],
 }
 
 impl Model {
@@ -214,6 +265,7 @@ fn aim(model: &Model, op: &Op) -> String {
     match op {
         Op::CreateDraft { .. } => "a new draft".into(),
         Op::Connect { .. } => "a new account".into(),
+        Op::RequestExport { .. } => "the user's export".into(),
         Op::UpdateTitle { draft, .. }
         | Op::UpdateStatus { draft, .. }
         | Op::DeleteDraft { draft, .. }
@@ -353,6 +405,25 @@ async fn apply(app: &TestApp, users: &[TestUser], model: &mut Model, op: &Op) ->
             }
             Ok(())
         }
+        Op::RequestExport { user } => {
+            let r = gql(*user, "mutation { exportMyData { id status } }", json!({})).await;
+            let Some(id) = r["data"]["exportMyData"]["id"].as_str() else {
+                return Err(format!("exportMyData failed: {r}"));
+            };
+            match &model.exports[*user] {
+                Some(known) if known != id => {
+                    return Err(format!("a second request answered another export {id}, not {known}"))
+                }
+                Some(_) => {}
+                None => {
+                    if model.exports.iter().flatten().any(|other| other == id) {
+                        return Err(format!("the new export {id} is another user's"));
+                    }
+                    model.exports[*user] = Some(id.to_owned());
+                }
+            }
+            expect_data(&r, "exportMyData", &json!({ "id": id, "status": "PENDING" }))
+        }
         Op::Disconnect { user, account } => {
             let t = model.pick_account(account);
             let r = gql(
@@ -446,7 +517,8 @@ fn view_of(model: &Model, u: usize) -> (String, Vec<(String, String, Value)>) {
         "{{ drafts(first: 100) {{ edges {{ node {DRAFT_FIELDS} }} pageInfo {{ hasNextPage }} }}
            marketplaceAccounts {ACCOUNT_FIELDS}
            tickets(first: 100) {{ edges {{ node {TICKET_FIELDS} }} }}
-           dashboard {{ drafts {{ draft ready published archived total }} connectedAccounts }}"
+           dashboard {{ drafts {{ draft ready published archived total }} connectedAccounts }}
+           dataExports {{ id status }}"
     );
     let mut expected: Vec<(String, String, Value)> = Vec::new();
 
@@ -484,6 +556,9 @@ fn view_of(model: &Model, u: usize) -> (String, Vec<(String, String, Value)>) {
         let want = if t.owner == u { t.json() } else { Value::Null };
         expected.push((format!("t{i}"), format!("ticket(id) of {}", model.describe_ticket(Some(i))), want));
     }
+    let exports: Vec<Value> = model.exports[u].iter().map(|id| json!({ "id": id, "status": "PENDING" })).collect();
+    expected.push(("dataExports".into(), "dataExports".into(), Value::Array(exports)));
+
     for (i, d) in model.drafts.iter().enumerate() {
         query.push_str(&format!(" d{i}: draft(id: \"{}\") {DRAFT_FIELDS}", d.id));
         let want = if d.owner == u && !d.deleted { d.json() } else { Value::Null };
@@ -532,10 +607,12 @@ async fn check_views(app: &TestApp, users: &[TestUser], model: &Model) -> Result
 }
 
 async fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+    // The export builder idles: requested exports stay in progress.
     let app = TestApp::builder()
         .with_unlimited_free_plan()
         .with_env("PLINTH_SUPPORT_MAX_OPEN_TICKETS", "1000")
         .with_env("PLINTH_SUPPORT_MESSAGES_PER_HOUR", "1000")
+        .with_env("PLINTH_ACCOUNT_SWEEP_SECS", "3600")
         .spawn()
         .await;
     let mut users = Vec::with_capacity(USERS);

@@ -570,6 +570,8 @@ async fn furnish(app: &TestApp, user: &TestUser, title: &str) -> (String, String
     assert!(sent["errors"].is_null(), "sending an attachment failed: {sent}");
     let g = app.gql(Some(&user.access), "mutation { grantSupportAccess(hours: 1) { id } }", json!({})).await;
     assert!(g["data"]["grantSupportAccess"]["id"].is_string(), "grantSupportAccess failed: {g}");
+    let e = app.gql(Some(&user.access), "mutation { exportMyData { id } }", json!({})).await;
+    assert!(e["data"]["exportMyData"]["id"].is_string(), "exportMyData failed: {e}");
     (draft, photo["id"].as_str().unwrap().to_owned())
 }
 
@@ -580,7 +582,12 @@ async fn me(app: &TestApp, user: &TestUser) -> Value {
 #[tokio::test]
 async fn no_id_taking_field_reaches_another_users_rows() {
     let started = Instant::now();
-    let app = TestApp::builder().with_env("PLINTH_GRAPHQL_INTROSPECTION", "true").spawn().await;
+    // The export builder idles (exports stay pending), so the victim's rows hold still.
+    let app = TestApp::builder()
+        .with_env("PLINTH_GRAPHQL_INTROSPECTION", "true")
+        .with_env("PLINTH_ACCOUNT_SWEEP_SECS", "3600")
+        .spawn()
+        .await;
     let ann = app.register("ann").await;
     let bob = app.register("bob").await;
     let (draft, photo) = furnish(&app, &ann, "Ann's jacket").await;
@@ -623,6 +630,7 @@ async fn no_id_taking_field_reaches_another_users_rows() {
         "ticket_attachments.id",
         "support_access_grants.id",
         "support_access_log.id",
+        "data_exports.id",
     ] {
         assert!(ann_ids.iter().any(|(l, _)| l == table), "no {table} among {ann_ids:?}");
     }
@@ -638,6 +646,21 @@ async fn no_id_taking_field_reaches_another_users_rows() {
     let mut problems = sweep(&app, &schema, &ops, Some(&bob.access), &ann_ids, &bob_ids, &mut tally).await;
     problems.extend(sweep(&app, &schema, &ops, None, &ann_ids, &bob_ids, &mut tally).await);
     assert_eq!(me(&app, &bob).await, bob.id.to_string(), "the other user's token still works");
+    // The GDPR operations take no id: the other user's export is its own, and its
+    // deletion request with a wrong password changes nothing.
+    let mine = app.gql(Some(&bob.access), "mutation { exportMyData { id } }", json!({})).await;
+    let listed = app.gql(Some(&bob.access), "{ dataExports { id } }", json!({})).await;
+    let ann_export: String = sqlx::query_scalar("SELECT id::text FROM data_exports WHERE user_id = $1")
+        .bind(ann.id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_ne!(mine["data"]["exportMyData"]["id"].as_str(), Some(ann_export.as_str()), "{mine}");
+    assert!(!listed.to_string().contains(&ann_export), "{listed}");
+    let refused = app
+        .gql(Some(&bob.access), "mutation { deleteMyAccount(input: {currentPassword: \"not it\"}) { id } }", json!({}))
+        .await;
+    assert_eq!(crate::helpers::code(&refused), "BAD_USER_INPUT", "{refused}");
     let after = settled_snapshot(&app, ann.id).await;
 
     for (table, rows) in &before {

@@ -11,6 +11,7 @@ mod edge;
 mod edge_strings;
 mod email;
 mod faults;
+mod gdpr;
 mod identity;
 mod isolation;
 mod isolation_model;

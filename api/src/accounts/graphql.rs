@@ -1,12 +1,15 @@
 //! GraphQL adapters for accounts: parse, call the service, map the result.
-use super::service::{AccountService, SignedIn};
+use super::{
+    privacy::{ExportRow, Privacy},
+    service::{AccountService, ProfileChange, SignedIn},
+};
 use crate::{
     auth::guards::{scope, NoApiTokens, SignedIn as SignedInGuard},
     db::{data, RequestTx},
     error::AppError,
     model::{ApiScope, Locale, PlanCode, Role},
 };
-use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::users;
 use std::sync::Arc;
@@ -28,6 +31,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// The language of its e-mail.
     pub locale: Locale,
+    /// When the account will be erased (`deleteMyAccount`); null when no deletion is
+    /// scheduled. Signing in before then cancels it.
+    pub deletion_scheduled_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<users::Model> for User {
@@ -44,6 +50,7 @@ impl TryFrom<users::Model> for User {
             email_verified: m.email_verified_at.is_some(),
             created_at: m.created_at.with_timezone(&Utc),
             locale: Locale::parse(&m.locale).unwrap_or(Locale::Fr),
+            deletion_scheduled_at: m.deletion_scheduled_at.map(|t| t.with_timezone(&Utc)),
         })
     }
 }
@@ -90,6 +97,73 @@ pub struct RegisterInput {
 pub struct UpdateProfileInput {
     /// The language of the account's e-mail.
     pub locale: Option<Locale>,
+    /// A new e-mail address: a link goes to it, and it replaces the current one once
+    /// that link is opened (the answer still shows the current address). Requires
+    /// `currentPassword`.
+    pub email: Option<String>,
+    /// The account's password, required to change `email`.
+    pub current_password: Option<String>,
+}
+
+/// Input of `deleteMyAccount`.
+#[derive(InputObject)]
+pub struct DeleteMyAccountInput {
+    /// The account's current password (re-authentication).
+    pub current_password: String,
+}
+
+/// Where a data export is in its life.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataExportStatus {
+    /// Queued.
+    Pending,
+    /// Being built.
+    Running,
+    /// Downloadable until `expiresAt`.
+    Ready,
+    /// Could not be built; ask again.
+    Failed,
+    /// Its archive was deleted.
+    Expired,
+}
+
+/// An archive of every row and object of the account (GDPR), built by the server.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct DataExport {
+    /// Its id.
+    pub id: ID,
+    /// Where it is.
+    pub status: DataExportStatus,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When its archive was ready.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// When its archive is deleted.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The archive's size in bytes, once ready.
+    pub byte_size: Option<i64>,
+    /// A download URL of the zip archive, valid for 15 minutes, while ready.
+    pub download_url: Option<String>,
+}
+
+async fn data_export(privacy: &Privacy, row: ExportRow) -> Result<DataExport> {
+    let status = match row.status.as_str() {
+        "pending" => DataExportStatus::Pending,
+        "running" => DataExportStatus::Running,
+        "ready" => DataExportStatus::Ready,
+        "failed" => DataExportStatus::Failed,
+        _ => DataExportStatus::Expired,
+    };
+    let download_url = privacy.download_url(&row).await?;
+    Ok(DataExport {
+        id: ID(row.id.to_string()),
+        status,
+        created_at: row.created_at,
+        completed_at: row.completed_at,
+        expires_at: row.expires_at,
+        byte_size: row.byte_size,
+        download_url,
+    })
 }
 
 /// Input of `login`.
@@ -114,6 +188,18 @@ impl AccountsQuery {
         let user = data::<Arc<AccountService>>(ctx)?.me(tx).await?;
         Ok(user.map(User::try_from).transpose()?)
     }
+
+    /// The signed-in account's data exports, newest first (at most 20).
+    #[graphql(guard = "NoApiTokens.and(SignedInGuard)")]
+    async fn data_exports(&self, ctx: &Context<'_>) -> Result<Vec<DataExport>> {
+        let tx = data::<RequestTx>(ctx)?;
+        let privacy = data::<Arc<Privacy>>(ctx)?;
+        let mut out = Vec::new();
+        for row in privacy.exports(tx).await? {
+            out.push(data_export(privacy, row).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// Account mutations.
@@ -122,11 +208,17 @@ pub struct AccountsMutation;
 
 #[Object]
 impl AccountsMutation {
-    /// Changes the signed-in account's profile (the language of its e-mail).
+    /// Changes the signed-in account's profile: the language of its e-mail, or its
+    /// address (confirmed from a link sent to the new one).
     #[graphql(guard = "NoApiTokens")]
     async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
         let tx = data::<RequestTx>(ctx)?;
-        let user = data::<Arc<AccountService>>(ctx)?.update_profile(tx, input.locale).await?;
+        let change = ProfileChange {
+            locale: input.locale,
+            email: input.email.as_deref(),
+            current_password: input.current_password.as_deref(),
+        };
+        let user = data::<Arc<AccountService>>(ctx)?.update_profile(tx, change).await?;
         Ok(User::try_from(user)?)
     }
 
@@ -195,6 +287,27 @@ impl AccountsMutation {
         let tx = data::<RequestTx>(ctx)?;
         let svc = data::<Arc<AccountService>>(ctx)?;
         Ok(svc.reset_password(tx, &token, &new_password).await?)
+    }
+
+    /// Queues an archive of every row and object of the signed-in account (GDPR); a
+    /// notification and an e-mail announce it. While one is in progress, asking again
+    /// answers it.
+    #[graphql(guard = "NoApiTokens.and(SignedInGuard)")]
+    async fn export_my_data(&self, ctx: &Context<'_>) -> Result<DataExport> {
+        let tx = data::<RequestTx>(ctx)?;
+        let privacy = data::<Arc<Privacy>>(ctx)?;
+        let (row, _) = privacy.request_export(tx).await?;
+        data_export(privacy, row).await
+    }
+
+    /// Schedules the erasure of the signed-in account after a grace period (its
+    /// password proves it is the owner); signing in before `deletionScheduledAt`
+    /// cancels it.
+    #[graphql(guard = "NoApiTokens.and(SignedInGuard)")]
+    async fn delete_my_account(&self, ctx: &Context<'_>, input: DeleteMyAccountInput) -> Result<User> {
+        let tx = data::<RequestTx>(ctx)?;
+        let svc = data::<Arc<AccountService>>(ctx)?;
+        Ok(User::try_from(svc.schedule_deletion(tx, &input.current_password).await?)?)
     }
 
     /// Changes the signed-in account's password; its other sessions end.

@@ -39,10 +39,21 @@ use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// How long an e-mail verification link works.
-const VERIFY_EMAIL_TTL_HOURS: i64 = 48;
+// How long an e-mail verification (or change-of-address) link works.
+use crate::email::templates::VERIFY_EMAIL_TTL_HOURS;
 /// How long a password-reset link works.
 const RESET_PASSWORD_TTL_HOURS: i64 = 1;
+
+/// What `updateProfile` changes; each `Some` field is set.
+#[derive(Debug, Default)]
+pub struct ProfileChange<'a> {
+    /// The language of the account's mail.
+    pub locale: Option<Locale>,
+    /// A new address (changed once confirmed from the link sent to it).
+    pub email: Option<&'a str>,
+    /// The current password, required with `email`.
+    pub current_password: Option<&'a str>,
+}
 
 /// The tokens of a signed-in session and its account.
 #[derive(Debug)]
@@ -146,7 +157,17 @@ impl AccountService {
             return Err(AppError::Unauthenticated("invalid e-mail or password".into()));
         };
         tx.acting_as_user(found.role, found.id, async {
-            let user = load_user(tx, found.id).await?;
+            let mut user = load_user(tx, found.id).await?;
+            if user.erasure_started_at.is_some() {
+                // The grace period is over and the erasure has begun (Stripe, objects):
+                // the account is as good as gone, and answers like an unknown one.
+                tracing::info!("sign-in refused: the account is being erased");
+                return Err(AppError::Unauthenticated("invalid e-mail or password".into()));
+            }
+            if user.deletion_scheduled_at.is_some() {
+                // Signing in during the grace period keeps the account.
+                user = self.cancel_deletion(tx, user.id).await?;
+            }
             let session = self.open_session(tx, &user).await?;
             let subject = Some(("session", session.0));
             activity::record(tx, Entry::by_user(user.id, "session.login", subject, json!({}))).await?;
@@ -257,10 +278,15 @@ impl AccountService {
         Ok(true)
     }
 
-    /// Marks the address of a verification link's account as verified.
+    /// Marks the address of a verification link's account as verified; a link that
+    /// confirms a new address (see [`Self::update_profile`]) moves the account to it.
     ///
-    /// Errors: BAD_USER_INPUT (`token`: invalid, expired or used); INTERNAL.
+    /// Errors: BAD_USER_INPUT (`token`: invalid, expired or used); CONFLICT (the new
+    /// address got an account since); INTERNAL.
     pub async fn verify_email(&self, tx: &RequestTx, token: &str) -> AppResult<bool> {
+        if opaque::parse(Kind::ChangeEmail, token).is_some() {
+            return self.confirm_email_change(tx, token).await;
+        }
         consume_token(tx, Kind::VerifyEmail, "verify_email", token, |user_id| async move {
             store::mark_email_verified(tx, user_id).await?;
             activity::record(tx, Entry::by_user(user_id, "account.verify_email", None, json!({}))).await?;
@@ -328,12 +354,81 @@ impl AccountService {
         Ok(true)
     }
 
+    /// Schedules the erasure of the caller's account after the grace period
+    /// (`PLINTH_ACCOUNT_DELETION_GRACE_DAYS`), once the current password is proven; the
+    /// owner is told by mail and notification, with the date. Signing in before the date
+    /// cancels it. Asking again keeps the first date.
+    ///
+    /// Errors: UNAUTHENTICATED; BAD_USER_INPUT (`currentPassword`: not the current
+    /// password); INTERNAL.
+    pub async fn schedule_deletion(&self, tx: &RequestTx, current: &str) -> AppResult<users::Model> {
+        let user_id = tx.user_id()?;
+        let user = load_user(tx, user_id).await?;
+        let ok = self.passwords.verify(&SecretString::from(current.to_owned()), Some(&user.password_hash)).await?;
+        if !ok {
+            return Err(AppError::bad_input("currentPassword", "is not the current password"));
+        }
+        if user.deletion_scheduled_at.is_some() {
+            return Ok(user);
+        }
+        let due = Utc::now() + ChronoDuration::days(self.config.accounts.deletion_grace_days);
+        tx.execute(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "UPDATE users SET deletion_requested_at = now(), deletion_scheduled_at = $2, updated_at = now()
+              WHERE id = $1",
+            [user_id.into(), due.into()],
+        ))
+        .await?;
+        let on = due.format("%Y-%m-%d").to_string();
+        crate::notifications::service::notify(tx, user_id, templates::account_deletion_scheduled(&on)).await?;
+        activity::record(tx, Entry::by_user(user_id, "account.deletion_scheduled", None, json!({ "at": due }))).await?;
+        load_user(tx, user_id).await
+    }
+
+    /// Cancels the scheduled erasure of `user_id` (the transaction acts for it) and
+    /// tells the owner in the app.
+    async fn cancel_deletion(&self, tx: &RequestTx, user_id: Uuid) -> AppResult<users::Model> {
+        tx.execute(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "UPDATE users SET deletion_requested_at = NULL, deletion_scheduled_at = NULL, updated_at = now()
+              WHERE id = $1 AND erasure_started_at IS NULL",
+            [user_id.into()],
+        ))
+        .await?;
+        let message = templates::account_deletion_canceled();
+        let id = Uuid::now_v7();
+        crate::notifications::store::insert(
+            tx,
+            id,
+            user_id,
+            message.template,
+            &message.subject,
+            &message.body,
+            &message.data,
+        )
+        .await?;
+        tx.emit(Event::NotificationAdded { user_id, notification_id: id });
+        activity::record(tx, Entry::by_user(user_id, "account.deletion_canceled", None, json!({}))).await?;
+        tracing::info!(user_id = %user_id, "a sign-in cancelled the account's deletion");
+        load_user(tx, user_id).await
+    }
+
     /// Changes the caller's profile: each `Some` field is set.
     ///
-    /// Errors: UNAUTHENTICATED; INTERNAL.
-    pub async fn update_profile(&self, tx: &RequestTx, locale: Option<Locale>) -> AppResult<users::Model> {
+    /// A new address (`email`, with `current_password` to prove it is the owner asking)
+    /// does not replace the current one yet: a link sealed in the outbox goes to it, and
+    /// the change happens when that link comes back ([`Self::verify_email`]). One address
+    /// is one account, and the answer does not tell whether another account has the new
+    /// address: then no link is sent, and the caller sees the same result.
+    ///
+    /// Errors: UNAUTHENTICATED; BAD_USER_INPUT (`email`; `currentPassword`: missing or
+    /// not the current password); RATE_LIMITED; INTERNAL.
+    pub async fn update_profile(&self, tx: &RequestTx, change: ProfileChange<'_>) -> AppResult<users::Model> {
         let user_id = tx.user_id()?;
-        if let Some(locale) = locale {
+        if let Some(email) = change.email {
+            self.request_email_change(tx, email, change.current_password).await?;
+        }
+        if let Some(locale) = change.locale {
             tx.execute(sea_orm::Statement::from_sql_and_values(
                 sea_orm::DbBackend::Postgres,
                 "UPDATE users SET locale = $1, updated_at = now() WHERE id = $2",
@@ -344,6 +439,73 @@ impl AccountService {
                 .await?;
         }
         load_user(tx, user_id).await
+    }
+
+    async fn request_email_change(&self, tx: &RequestTx, email: &str, current_password: Option<&str>) -> AppResult<()> {
+        let claims = tx.principal().claims().ok_or_else(|| AppError::Unauthenticated("sign in to do this".into()))?;
+        let email = EmailAddress::parse("email", email)?;
+        let current = current_password
+            .ok_or_else(|| AppError::bad_input("currentPassword", "is required to change the e-mail address"))?;
+        self.throttle("change_email", &email, tx.meta()).await?;
+        let user = load_user(tx, claims.user_id).await?;
+        let ok = self.passwords.verify(&SecretString::from(current.to_owned()), Some(&user.password_hash)).await?;
+        if !ok {
+            return Err(AppError::bad_input("currentPassword", "is not the current password"));
+        }
+        if user.email == email.as_str() {
+            return Ok(());
+        }
+        // A newer request replaces an older one: only the last link works.
+        store::drop_email_change_tokens(tx, user.id).await?;
+        let taken = tx.acting_as(DbRole::Anon, None, store::user_id_for_email(tx, email.as_str())).await?.is_some();
+        if taken {
+            // Nothing tells the caller: the same answer, and no mail to the other account.
+            tracing::info!(user_id = %user.id, "e-mail change to an address that has an account; no link sent");
+        } else {
+            let (token, parsed) = opaque::generate(Kind::ChangeEmail, user.id);
+            let expires_at = Utc::now() + ChronoDuration::hours(VERIFY_EMAIL_TTL_HOURS);
+            store::insert_email_change_token(
+                tx,
+                Uuid::now_v7(),
+                user.id,
+                parsed.hash,
+                email.as_str(),
+                claims.session_id,
+                expires_at,
+            )
+            .await?;
+            let message = templates::confirm_new_email(&self.public_url, &token);
+            outbox::enqueue_sealed(tx, &self.sealer, user.id, email.as_str(), message).await?;
+        }
+        activity::record(
+            tx,
+            Entry::by_user(user.id, "account.request_email_change", None, json!({ "email": email.as_str() })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Confirms a change of address from the link sent to the new one: the account
+    /// moves to it (verified), every session but the one that asked is signed out, and
+    /// the old address is told, with the way to reach support.
+    async fn confirm_email_change(&self, tx: &RequestTx, token: &str) -> AppResult<bool> {
+        let invalid = || AppError::bad_input("token", "is invalid, expired or already used");
+        let parsed = opaque::parse(Kind::ChangeEmail, token).ok_or_else(invalid)?;
+        let user_id = parsed.user_id;
+        tx.acting_as_user(Role::User, user_id, async {
+            let Some(changed) = store::confirm_email_change(tx, user_id, parsed.hash).await? else {
+                return Err(invalid());
+            };
+            for session_id in store::revoke_sessions(tx, user_id, None, changed.session_id, "email_changed").await? {
+                tx.emit(Event::SessionsRevoked { user_id, session_id: Some(session_id) });
+            }
+            let message = templates::email_changed(&changed.old_email, &changed.new_email);
+            outbox::enqueue(tx, user_id, &changed.old_email, message).await?;
+            let data = json!({ "from": changed.old_email, "to": changed.new_email });
+            activity::record(tx, Entry::by_user(user_id, "account.email_changed", None, data)).await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Creates an admin account with a generated password (printed once by the CLI).
@@ -639,6 +801,9 @@ async fn insert_user(
         locale: Set(locale.as_str().to_owned()),
         email_onboarding: Set(true),
         email_product_news: Set(true),
+        deletion_requested_at: Set(None),
+        deletion_scheduled_at: Set(None),
+        erasure_started_at: Set(None),
         created_at: Set(now.into()),
         updated_at: Set(now.into()),
     }

@@ -307,3 +307,74 @@ pub async fn suspension(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<O
         .await?;
     Ok(row.map(|r| r.try_get::<String>("", "suspension_reason")).transpose()?)
 }
+
+/// Invalidates the account's pending change-of-address links.
+///
+/// Errors: INTERNAL (database).
+pub async fn drop_email_change_tokens(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE one_time_tokens SET used_at = now() WHERE user_id = $1 AND purpose = 'change_email' AND used_at IS NULL",
+        [user_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Stores a change-of-address link's hash with the new address and the session that
+/// asked.
+///
+/// Errors: INTERNAL (database).
+pub async fn insert_email_change_token(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    user_id: Uuid,
+    hash: Vec<u8>,
+    new_email: &str,
+    session_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> AppResult<()> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, expires_at, new_email, session_id)
+         VALUES ($1, $2, 'change_email', $3, $4, $5, $6)",
+        [id.into(), user_id.into(), hash.into(), expires_at.into(), new_email.into(), session_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A confirmed change of address.
+#[derive(Debug)]
+pub struct EmailChanged {
+    /// The address the account had.
+    pub old_email: String,
+    /// The address it has now.
+    pub new_email: String,
+    /// The session that asked for the change (kept signed in).
+    pub session_id: Option<Uuid>,
+}
+
+/// Spends the change link `hash` of `user_id` and moves the account to its address
+/// (`priv.confirm_email_change`); None when the link is not valid.
+///
+/// Errors: CONFLICT (the address got an account since); INTERNAL (database).
+pub async fn confirm_email_change(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    hash: Vec<u8>,
+) -> AppResult<Option<EmailChanged>> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT old_email, new_email, session_id FROM priv.confirm_email_change($1, $2)",
+            [user_id.into(), hash.into()],
+        ))
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(EmailChanged {
+        old_email: r.try_get("", "old_email")?,
+        new_email: r.try_get("", "new_email")?,
+        session_id: r.try_get("", "session_id")?,
+    }))
+}

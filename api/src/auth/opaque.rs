@@ -16,6 +16,8 @@ pub enum Kind {
     VerifyEmail,
     /// Password reset link.
     ResetPassword,
+    /// Confirms a new address for the account (sent to that address).
+    ChangeEmail,
 }
 
 impl Kind {
@@ -24,6 +26,7 @@ impl Kind {
             Kind::Refresh => "plr_",
             Kind::VerifyEmail => "plv_",
             Kind::ResetPassword => "plp_",
+            Kind::ChangeEmail => "plc_",
         }
     }
 }

@@ -27,7 +27,9 @@ pub async fn plan_and_state(db: &impl ConnectionTrait, user_id: Uuid) -> AppResu
 }
 
 /// Users whose access tokens issued before an instant are refused, for revocations
-/// younger than `since` (older ones concern only expired tokens).
+/// younger than `since` (older ones concern only expired tokens); erased accounts
+/// (`erased_accounts`, whose own revocation rows went with them) refuse every token
+/// issued up to their erasure.
 ///
 /// Errors: INTERNAL (database).
 pub async fn user_revocations(
@@ -37,7 +39,9 @@ pub async fn user_revocations(
     let rows = db
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT user_id, revoked_before FROM token_revocations WHERE revoked_before > $1",
+            "SELECT user_id, revoked_before FROM token_revocations WHERE revoked_before > $1
+             UNION ALL
+             SELECT account_id, erased_at + interval '1 second' FROM erased_accounts WHERE erased_at > $1",
             [since.into()],
         ))
         .await?;

@@ -85,6 +85,12 @@ impl BillingService {
         })
     }
 
+    /// The Stripe client, when billing is configured (account erasure cancels the
+    /// subscription through it).
+    pub fn stripe_client(&self) -> Option<&StripeApi> {
+        self.stripe.as_ref()
+    }
+
     /// A system transaction for billing work started by Stripe or a sweeper.
     ///
     /// Errors: INTERNAL (no connection).

@@ -421,6 +421,19 @@ impl StripeApi {
         self.call("listing invoices", None, |c| c.get_query("/invoices", &query)).await
     }
 
+    /// Cancels a subscription now (`DELETE /v1/subscriptions/{id}`: no proration, no
+    /// further invoice), as an account's erasure requires; one already gone counts as
+    /// cancelled.
+    ///
+    /// Errors: `StripeFailure` (Unavailable; Failed).
+    pub async fn cancel_subscription(&self, subscription: &str) -> Result<(), StripeFailure> {
+        let path = format!("/subscriptions/{subscription}");
+        match self.call::<serde_json::Value, _, _>("cancelling a subscription", None, |c| c.delete(&path)).await {
+            Ok(_) | Err(StripeFailure::Missing) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A charge (for the customer of a dispute).
     ///
     /// Errors: `StripeFailure` (Missing; Unavailable; Failed).

@@ -261,9 +261,15 @@ impl BillingService {
                 let sub: StripeSubscription = event.object().map_err(malformed)?;
                 let trial: TrialEnd = event.object().map_err(malformed)?;
                 let plan = self.snapshot(&sub, customer).plan.map(|(p, _)| self.plan_name(p)).unwrap_or_default();
-                let ends = ts(trial.trial_end).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
-                let message = templates::billing(EmailTemplate::TrialEnding, &plan, &format!("on {ends}"));
-                notifications::notify(tx, user_id, message).await?;
+                // Once per trial end: the reminders scheduler may have told the user
+                // already (same key), and a later trial is another occurrence.
+                if let Some(ends) = ts(trial.trial_end) {
+                    let occurrence = format!("{}:{}", sub.id, ends.format("%Y-%m-%d"));
+                    if crate::email::reminders::claim(tx, user_id, "trial_ending", &occurrence).await? {
+                        let message = templates::trial_ending(&plan, ends.date_naive());
+                        notifications::notify(tx, user_id, message).await?;
+                    }
+                }
             }
             _ if kind.starts_with("customer.subscription.") => {
                 let sub: StripeSubscription = event.object().map_err(malformed)?;
@@ -320,7 +326,7 @@ impl BillingService {
         let plan = self.plan_name(store::read_account(tx, user_id).await?.unwrap_or_default().plan);
         let message = match event.kind.as_str() {
             "invoice.paid" if inv.amount_paid.unwrap_or(0) > 0 => {
-                Some(templates::billing(EmailTemplate::Receipt, &plan, &number))
+                Some(templates::receipt(&plan, &number, inv.hosted_invoice_url.as_deref(), inv.invoice_pdf.as_deref()))
             }
             "invoice.payment_failed" => {
                 Some(templates::billing(EmailTemplate::PaymentFailed, &plan, &format!("Invoice {number} is unpaid.")))

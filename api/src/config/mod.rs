@@ -8,6 +8,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use std::{collections::HashMap, fmt, path::PathBuf, str::FromStr};
 
+mod accounts;
 mod auth;
 mod billing;
 mod database;
@@ -17,6 +18,7 @@ mod server;
 mod storage;
 mod support;
 mod worker;
+pub use accounts::AccountsConfig;
 pub use auth::AuthConfig;
 pub use billing::BillingConfig;
 pub use database::DatabaseConfig;
@@ -115,7 +117,17 @@ macro_rules! section {
         }
     )*};
 }
-section!(ServerConfig, DatabaseConfig, AuthConfig, StorageConfig, JobsConfig, BillingConfig, MailConfig, SupportConfig);
+section!(
+    ServerConfig,
+    DatabaseConfig,
+    AuthConfig,
+    StorageConfig,
+    JobsConfig,
+    BillingConfig,
+    MailConfig,
+    AccountsConfig,
+    SupportConfig
+);
 
 /// Everything the server needs to start. Secrets are `SecretString`, so neither Debug
 /// nor a log line can print them.
@@ -139,6 +151,8 @@ pub struct Config {
     pub billing: BillingConfig,
     /// Mail delivery.
     pub mail: MailConfig,
+    /// GDPR exports and account deletion.
+    pub accounts: AccountsConfig,
     /// Support's limits.
     pub support: SupportConfig,
 }
@@ -173,6 +187,7 @@ impl Config {
             jobs: JobsConfig::read(&v)?,
             billing: BillingConfig::read(&v)?,
             mail: MailConfig::read(&v)?,
+            accounts: AccountsConfig::read(&v)?,
             support: SupportConfig::read(&v)?,
         };
         config.check_production()?;

@@ -75,6 +75,8 @@ struct Claimed {
     locale: String,
     sealed: Option<Vec<u8>>,
     attempts: i32,
+    /// Why the row was skipped instead of claimed (already marked `skipped`).
+    skip_reason: Option<String>,
 }
 
 /// What became of one attempt.
@@ -108,6 +110,20 @@ impl Delivery {
             return Ok(0);
         }
         let n = claimed.len();
+        let (skipped, claimed): (Vec<Claimed>, Vec<Claimed>) =
+            claimed.into_iter().partition(|row| row.skip_reason.is_some());
+        for row in &skipped {
+            self.metrics.mail_delivery(&row.template, "skipped");
+            tracing::info!(
+                outbox_id = %row.id,
+                template = row.template,
+                reason = row.skip_reason.as_deref().unwrap_or_default(),
+                "mail skipped"
+            );
+        }
+        if claimed.is_empty() {
+            return Ok(n);
+        }
         let outcomes: Vec<(Claimed, Outcome)> = futures_util::stream::iter(claimed)
             .map(|row| async move {
                 let outcome = self.attempt(&row).await;
@@ -188,8 +204,12 @@ impl Delivery {
         let rows = tx
             .query_all(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT * FROM priv.email_claim($1, $2)",
-                [(self.settings.batch as i32).into(), (self.settings.lease.as_millis() as i64).into()],
+                "SELECT * FROM priv.email_claim($1, $2, string_to_array($3, ','))",
+                [
+                    (self.settings.batch as i32).into(),
+                    (self.settings.lease.as_millis() as i64).into(),
+                    onboarding_templates().join(",").into(),
+                ],
             ))
             .await?;
         tx.commit_without_events().await?;
@@ -204,6 +224,7 @@ impl Delivery {
                     locale: r.try_get("", "locale")?,
                     sealed: r.try_get("", "sealed_secret")?,
                     attempts: r.try_get("", "attempts")?,
+                    skip_reason: r.try_get("", "skip_reason")?,
                 })
             })
             .collect()
@@ -330,8 +351,11 @@ impl Delivery {
         Ok(())
     }
 
-    /// Updates the backlog gauges (pending rows, age of the oldest).
-    async fn observe(&self) -> anyhow::Result<()> {
+    /// Updates the backlog gauges (pending rows and the age of the oldest, in all and
+    /// per template). Public so tests and commands can refresh them on demand.
+    ///
+    /// Errors: the database's.
+    pub async fn observe(&self) -> anyhow::Result<()> {
         let tx = self.begin().await?;
         let row = tx
             .query_one(Statement::from_string(
@@ -339,13 +363,31 @@ impl Delivery {
                 "SELECT pending AS n, oldest_seconds AS oldest FROM priv.email_backlog()",
             ))
             .await?;
+        let per_template = tx
+            .query_all(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT template, pending, oldest_seconds FROM priv.email_backlog_by_template()",
+            ))
+            .await?;
         tx.commit_without_events().await?;
+        let backlog = per_template
+            .iter()
+            .map(|r| {
+                Ok((r.try_get::<String>("", "template")?, r.try_get("", "pending")?, r.try_get("", "oldest_seconds")?))
+            })
+            .collect::<anyhow::Result<Vec<(String, i64, i64)>>>()?;
+        self.metrics.mail_backlog(&backlog);
         if let Some(row) = row {
             self.metrics.mail_pending.set(row.try_get("", "n")?);
             self.metrics.mail_oldest_pending_seconds.set(row.try_get("", "oldest")?);
         }
         Ok(())
     }
+}
+
+/// The templates the onboarding preference stops (checked again when a row leaves).
+fn onboarding_templates() -> Vec<String> {
+    EmailTemplate::ALL.iter().filter(|t| t.preference() == Some("onboarding")).map(|t| t.as_str().to_owned()).collect()
 }
 
 /// Wakes `wake`'s waiters whenever a transaction that queued mail commits

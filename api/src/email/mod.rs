@@ -8,6 +8,7 @@ pub mod events;
 pub mod graphql;
 pub mod preferences;
 pub mod provider;
+pub mod reminders;
 pub mod render;
 pub mod sequences;
 pub mod service;

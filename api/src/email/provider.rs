@@ -151,8 +151,7 @@ impl Provider for SendGrid {
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+                .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
             let text = response.text().await.unwrap_or_default();
             let detail = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
@@ -166,6 +165,37 @@ impl Provider for SendGrid {
             }
         })
     }
+}
+
+/// The longest `Retry-After` honoured: a provider asking for more (or a clock far off)
+/// does not park a row for longer; the worker's `max_backoff` caps it further.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
+
+/// A `Retry-After` value (RFC 9110 §10.2.3) as a delay from `now`: delta-seconds, or an
+/// HTTP-date in any of the three forms a recipient must accept (IMF-fixdate, the
+/// obsolete RFC 850 and asctime forms). A date in the past is no delay; the delay is at
+/// most [`RETRY_AFTER_CAP`]; an unreadable value is None (the backoff alone applies).
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a u64 is "a very long time".
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(RETRY_AFTER_CAP));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).map(|d| d.with_timezone(&chrono::Utc)).ok().or_else(|| {
+        // RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT"; asctime: "Sun Nov  6 08:49:37 1994".
+        let rfc850 = value
+            .strip_suffix(" GMT")
+            .and_then(|v| v.split_once(", "))
+            .and_then(|(_, rest)| chrono::NaiveDateTime::parse_from_str(rest, "%d-%b-%y %H:%M:%S").ok());
+        let asctime = || {
+            let squeezed = value.split_whitespace().collect::<Vec<_>>().join(" ");
+            chrono::NaiveDateTime::parse_from_str(&squeezed, "%a %b %e %H:%M:%S %Y").ok()
+        };
+        rfc850.or_else(asctime).map(|n| n.and_utc())
+    })?;
+    let ahead = (at - now).to_std().unwrap_or(Duration::ZERO);
+    Some(ahead.min(RETRY_AFTER_CAP))
 }
 
 fn network_reason(e: &reqwest::Error) -> String {
@@ -272,5 +302,33 @@ impl Provider for FileMailer {
             tracing::info!(path = %path.display(), template = mail.template, "mail written as a file");
             Ok(Some(mail.id.to_string()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn retry_after_is_read_in_both_forms_and_capped() {
+        let now = chrono::Utc.with_ymd_and_hms(1994, 11, 6, 8, 49, 7).unwrap();
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        // delta-seconds
+        assert_eq!(parse_retry_after("120", now), secs(120));
+        assert_eq!(parse_retry_after(" 0 ", now), secs(0));
+        assert_eq!(parse_retry_after("86400", now), Some(RETRY_AFTER_CAP));
+        assert_eq!(parse_retry_after("99999999999999999999999", now), Some(RETRY_AFTER_CAP));
+        // HTTP-date: IMF-fixdate, then the two obsolete forms, 30 s after `now`
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), secs(30));
+        assert_eq!(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now), secs(30));
+        assert_eq!(parse_retry_after("Sun Nov  6 08:49:37 1994", now), secs(30));
+        // a date already past is no wait; one far ahead is capped
+        assert_eq!(parse_retry_after("Sat, 05 Nov 1994 08:49:37 GMT", now), secs(0));
+        assert_eq!(parse_retry_after("Mon, 06 Nov 1995 08:49:37 GMT", now), Some(RETRY_AFTER_CAP));
+        // unreadable: the backoff alone decides
+        for bad in ["", "-5", "1.5", "soon", "Sun, 06 Nov 1994"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
     }
 }

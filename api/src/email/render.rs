@@ -54,7 +54,70 @@ const SOURCES: &[(&str, &str)] = sources!(
     "onboarding_scan.en.j2",
     "onboarding_tips.fr.j2",
     "onboarding_tips.en.j2",
+    "data_export_ready.fr.j2",
+    "data_export_ready.en.j2",
+    "account_deletion_scheduled.fr.j2",
+    "account_deletion_scheduled.en.j2",
+    "email_changed.fr.j2",
+    "email_changed.en.j2",
+    "payment_reminder.fr.j2",
+    "payment_reminder.en.j2",
+    "support_reply.fr.j2",
+    "support_reply.en.j2",
 );
+
+const MONTHS_FR: [&str; 12] = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+];
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// A date as people read it in `locale`: "3 décembre 2026", "December 3, 2026"
+/// (`1er` for the first of a French month). `value` is a date (`2026-12-03`) or an RFC
+/// 3339 time (its UTC date).
+pub fn long_date(value: &str, locale: Locale) -> Option<String> {
+    use chrono::Datelike;
+    let date = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .or_else(|| chrono::DateTime::parse_from_rfc3339(value).ok().map(|d| d.naive_utc().date()))?;
+    let (day, month, year) = (date.day(), date.month0() as usize, date.year());
+    Some(match locale {
+        Locale::Fr if day == 1 => format!("1er {} {year}", MONTHS_FR[month]),
+        Locale::Fr => format!("{day} {} {year}", MONTHS_FR[month]),
+        Locale::En => format!("{} {day}, {year}", MONTHS_EN[month]),
+    })
+}
+
+/// The `long_date` filter: the date in the mail's locale (the `locale` variable).
+fn long_date_filter(state: &minijinja::State, value: String) -> Result<String, minijinja::Error> {
+    let locale =
+        state.lookup("locale").and_then(|l| l.as_str().and_then(|l| Locale::parse(l).ok())).unwrap_or(Locale::Fr);
+    long_date(&value, locale)
+        .ok_or_else(|| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("not a date: {value:?}")))
+}
 
 /// A message written out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +175,7 @@ impl Renderer {
                     minijinja::escape_formatter(out, state, value)
                 }
             });
+            env.add_filter("long_date", long_date_filter);
             for (name, source) in SOURCES {
                 env.add_template(name, source).with_context(|| format!("compiling {name}"))?;
             }
@@ -198,8 +262,36 @@ pub fn sample_data(template: EmailTemplate) -> (Value, Option<&'static str>) {
         EmailTemplate::DisputeCreated => {
             (json!({ "plan": "Pro", "detail": "Charge ch_1 disputed.", "dispute": "dp_1", "user_id": "0000" }), None)
         }
-        EmailTemplate::Receipt => (json!({ "plan": "Pro", "detail": "INV-0001" }), None),
-        EmailTemplate::TrialEnding => (json!({ "plan": "Pro", "detail": "on 2026-12-04" }), None),
+        EmailTemplate::DataExportReady => (json!({ "expires_on": "2026-12-09" }), None),
+        EmailTemplate::AccountDeletionScheduled => (json!({ "deletion_on": "2026-12-16" }), None),
+        EmailTemplate::Receipt => (
+            json!({
+                "plan": "Pro",
+                "detail": "INV-0001",
+                "invoice_url": "https://invoice.stripe.com/i/sample",
+                "pdf_url": "https://pay.stripe.com/invoice/sample/pdf",
+            }),
+            None,
+        ),
+        EmailTemplate::TrialEnding => {
+            (json!({ "plan": "Pro", "detail": "on 2026-12-03", "ends_on": "2026-12-03" }), None)
+        }
+        EmailTemplate::EmailChanged => (
+            json!({ "old_email": "ann@example.com", "new_email": "ann.new@example.org", "support_email": "support@plinth.example" }),
+            None,
+        ),
+        EmailTemplate::PaymentReminder => (
+            json!({ "plan": "Pro", "day": 7, "since": "2026-11-26", "invoice_url": "https://invoice.stripe.com/i/sample" }),
+            None,
+        ),
+        EmailTemplate::SupportReply => (
+            json!({
+                "ticket_subject": "Photos stuck in \"processing\"",
+                "excerpt": "Hello, the scan finished on our side: could you refresh the page?",
+                "link": "https://plinth.example/support/tickets/0000",
+            }),
+            None,
+        ),
         _ => (json!({ "plan": "Pro", "detail": "" }), None),
     }
 }
@@ -223,6 +315,64 @@ mod tests {
                 insta::assert_snapshot!(format!("{name}_html"), out.html);
             }
         }
+    }
+
+    #[test]
+    fn variants_render_in_both_locales() {
+        let r = Renderer::new("https://plinth.example").unwrap();
+        let link = Some("https://plinth.example/verify-email?token=SAMPLE");
+        let base = "https://plinth.example/verify-email";
+        let cases = [
+            ("verify_email_reminder", EmailTemplate::VerifyEmail, json!({ "link_base": base, "reminder": 3 }), link),
+            ("verify_email_change", EmailTemplate::VerifyEmail, json!({ "link_base": base, "change": true }), link),
+            (
+                "payment_reminder_day3",
+                EmailTemplate::PaymentReminder,
+                json!({ "plan": "Pro", "day": 3, "since": "2026-12-01", "invoice_url": null }),
+                None,
+            ),
+        ];
+        for (name, template, data, link) in cases {
+            for locale in Locale::ALL {
+                let out = r.render(template, *locale, &data, link, None).unwrap();
+                let name = format!("{name}_{}", locale.as_str());
+                insta::assert_snapshot!(format!("{name}_subject"), out.subject);
+                insta::assert_snapshot!(format!("{name}_text"), out.text);
+                insta::assert_snapshot!(format!("{name}_html"), out.html);
+            }
+        }
+    }
+
+    #[test]
+    fn dates_are_written_in_the_mail_language() {
+        assert_eq!(long_date("2026-12-03", Locale::Fr).as_deref(), Some("3 décembre 2026"));
+        assert_eq!(long_date("2026-12-03", Locale::En).as_deref(), Some("December 3, 2026"));
+        assert_eq!(long_date("2027-02-01T10:00:00Z", Locale::Fr).as_deref(), Some("1er février 2027"));
+        assert_eq!(long_date("2027-08-15T23:30:00-02:00", Locale::En).as_deref(), Some("August 16, 2027"));
+        assert_eq!(long_date("soon", Locale::En), None);
+        let r = Renderer::new("https://plinth.example").unwrap();
+        let data = json!({ "plan": "Pro", "detail": "", "ends_on": "2026-12-03" });
+        let fr = r.render(EmailTemplate::TrialEnding, Locale::Fr, &data, None, None).unwrap();
+        let en = r.render(EmailTemplate::TrialEnding, Locale::En, &data, None, None).unwrap();
+        assert!(fr.text.contains("le 3 décembre 2026") && fr.html.contains("le 3 décembre 2026"), "{}", fr.text);
+        assert!(en.text.contains("on December 3, 2026") && en.html.contains("on December 3, 2026"), "{}", en.text);
+    }
+
+    #[test]
+    fn the_receipt_links_the_invoice_page_and_its_pdf() {
+        let r = Renderer::new("https://plinth.example").unwrap();
+        let (data, _) = sample_data(EmailTemplate::Receipt);
+        for locale in Locale::ALL {
+            let out = r.render(EmailTemplate::Receipt, *locale, &data, None, None).unwrap();
+            for part in [&out.text, &out.html] {
+                assert!(part.contains("https://invoice.stripe.com/i/sample"), "{part}");
+                assert!(part.contains("https://pay.stripe.com/invoice/sample/pdf"), "{part}");
+            }
+        }
+        // An invoice without links (an old event) still gives a receipt, pointing at billing.
+        let bare = json!({ "plan": "Pro", "detail": "INV-0002" });
+        let out = r.render(EmailTemplate::Receipt, Locale::En, &bare, None, None).unwrap();
+        assert!(out.text.contains("https://plinth.example/billing"));
     }
 
     #[test]

@@ -7,6 +7,9 @@
 use crate::model::{EmailTemplate, QuotaMetric};
 use serde_json::json;
 
+/// How long an e-mail verification link works (the mails say 48 hours).
+pub const VERIFY_EMAIL_TTL_HOURS: i64 = 48;
+
 /// A rendered message.
 #[derive(Clone, Debug)]
 pub struct Message {
@@ -34,6 +37,15 @@ pub fn verify_email(public_url: &str, token: &str) -> Message {
     }
 }
 
+/// Asks the owner of a new address to confirm it before it replaces the account's.
+pub fn confirm_new_email(public_url: &str, token: &str) -> Message {
+    let mut m = verify_email(public_url, token);
+    m.subject = "Confirm the new address of your Plinth account".into();
+    m.body = "Confirm this address to make it the one of your Plinth account (the link works for 48 hours).".into();
+    m.data["change"] = json!(true);
+    m
+}
+
 /// Sends a password-reset link.
 pub fn reset_password(public_url: &str, token: &str) -> Message {
     let link_base = format!("{public_url}/reset-password");
@@ -57,6 +69,67 @@ pub fn password_changed() -> Message {
         data: json!({}),
         secret: None,
     }
+}
+
+/// Tells the old address that the account's address changed to `new_email` (sent once
+/// the new address is confirmed), with the way to reach support if it was not the owner.
+pub fn email_changed(old_email: &str, new_email: &str) -> Message {
+    Message {
+        template: EmailTemplate::EmailChanged,
+        subject: "The e-mail address of your Plinth account changed".into(),
+        body: format!(
+            "The e-mail address of your Plinth account is now {new_email}; your other sessions were signed out.\n\n\
+             If it was not you, contact support now."
+        ),
+        data: json!({ "old_email": old_email, "new_email": new_email }),
+        secret: None,
+    }
+}
+
+/// Support answered a ticket: its subject, the start of the answer, and the link to the
+/// conversation (for the support issue, which queues it).
+pub fn support_reply(ticket_subject: &str, reply: &str, link: &str) -> Message {
+    let excerpt = excerpt(reply, 400);
+    Message {
+        template: EmailTemplate::SupportReply,
+        subject: format!("Support replied: {ticket_subject}"),
+        body: format!("Plinth support replied to \"{ticket_subject}\":\n\n{excerpt}\n\n{link}"),
+        data: json!({ "ticket_subject": ticket_subject, "excerpt": excerpt, "link": link }),
+        secret: None,
+    }
+}
+
+/// The receipt of a paid invoice, with Stripe's page for it and its PDF when Stripe
+/// gave them.
+pub fn receipt(plan: &str, number: &str, invoice_url: Option<&str>, pdf_url: Option<&str>) -> Message {
+    let mut m = billing(EmailTemplate::Receipt, plan, number);
+    m.data["invoice_url"] = json!(invoice_url);
+    m.data["pdf_url"] = json!(pdf_url);
+    for (label, url) in [("Invoice", invoice_url), ("PDF", pdf_url)] {
+        if let Some(url) = url {
+            m.body.push_str(&format!("\n{label}: {url}"));
+        }
+    }
+    m
+}
+
+/// The trial of `plan` ends on `ends_on` (written in the mail's language).
+pub fn trial_ending(plan: &str, ends_on: chrono::NaiveDate) -> Message {
+    let mut m = billing(EmailTemplate::TrialEnding, plan, &format!("on {}", ends_on.format("%Y-%m-%d")));
+    m.data["ends_on"] = json!(ends_on.format("%Y-%m-%d").to_string());
+    m
+}
+
+/// The first `max` characters of `text` on one paragraph, cut at a word, with an
+/// ellipsis when cut.
+fn excerpt(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let cut: String = flat.chars().take(max).collect();
+    let cut = cut.rsplit_once(' ').map(|(head, _)| head.to_owned()).unwrap_or(cut);
+    format!("{cut}…")
 }
 
 /// A billing message: what happened to the subscription, in the user's words.
@@ -123,6 +196,42 @@ pub fn quota(metric: QuotaMetric, threshold: i64, used: i64, limit: i64) -> Mess
     }
 }
 
+/// A data export is ready to download until `expires_on` (a date, `YYYY-MM-DD`).
+pub fn data_export_ready(expires_on: &str) -> Message {
+    Message {
+        template: EmailTemplate::DataExportReady,
+        subject: "Your Plinth data export is ready".into(),
+        body: format!("The archive of your data is ready: download it from the app before {expires_on}."),
+        data: json!({ "expires_on": expires_on }),
+        secret: None,
+    }
+}
+
+/// The account will be deleted on `deletion_on` (a date, `YYYY-MM-DD`) unless its owner
+/// signs in before.
+pub fn account_deletion_scheduled(deletion_on: &str) -> Message {
+    Message {
+        template: EmailTemplate::AccountDeletionScheduled,
+        subject: format!("Your Plinth account will be deleted on {deletion_on}"),
+        body: format!(
+            "Your account will be deleted on {deletion_on}. Sign in before that date to cancel the deletion."
+        ),
+        data: json!({ "deletion_on": deletion_on }),
+        secret: None,
+    }
+}
+
+/// A sign-in cancelled the account's scheduled deletion (in the app only).
+pub fn account_deletion_canceled() -> Message {
+    Message {
+        template: EmailTemplate::AccountDeletionCanceled,
+        subject: "Your account's deletion was cancelled".into(),
+        body: "You signed in during the grace period, so your account will not be deleted.".into(),
+        data: json!({}),
+        secret: None,
+    }
+}
+
 /// A message that proves the provider works (`plinth mail test`).
 pub fn test_message() -> Message {
     Message {
@@ -131,5 +240,23 @@ pub fn test_message() -> Message {
         body: "This message tests the configured mail provider.".into(),
         data: json!({}),
         secret: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_support_reply_carries_an_excerpt_cut_at_a_word() {
+        let long = format!("Hello,\n\n{}", "word ".repeat(200));
+        let m = support_reply("Scan stuck", &long, "https://plinth.example/support/tickets/1");
+        let excerpt = m.data["excerpt"].as_str().unwrap();
+        assert!(excerpt.starts_with("Hello, word word") && excerpt.ends_with("word…"), "{excerpt}");
+        assert!(excerpt.chars().count() <= 401);
+        assert_eq!(m.data["ticket_subject"], "Scan stuck");
+        assert_eq!(m.data["link"], "https://plinth.example/support/tickets/1");
+        let short = support_reply("Hi", "Done.", "https://x");
+        assert_eq!(short.data["excerpt"], "Done.");
     }
 }

@@ -342,12 +342,16 @@ vocabulary! {
         ResetPassword = "reset_password",
         /// The password was changed.
         PasswordChanged = "password_changed",
+        /// The account's address was changed (to the old address).
+        EmailChanged = "email_changed",
         /// A subscription started.
         SubscriptionStarted = "subscription_started",
         /// The trial ends soon.
         TrialEnding = "trial_ending",
         /// A payment failed.
         PaymentFailed = "payment_failed",
+        /// A reminder on day 3 and day 7 of a past-due account.
+        PaymentReminder = "payment_reminder",
         /// The account was suspended.
         Suspended = "suspended",
         /// The account works again after a suspension or grace.
@@ -372,8 +376,16 @@ vocabulary! {
         OnboardingScan = "onboarding_scan",
         /// Onboarding, day 7: tips.
         OnboardingTips = "onboarding_tips",
+        /// Support answered a ticket (for the support issue).
+        SupportReply = "support_reply",
         /// Mail to the address bounced (a notification in the app; mailed to nobody).
         AddressUndeliverable = "address_undeliverable",
+        /// A data export (GDPR) is ready to download.
+        DataExportReady = "data_export_ready",
+        /// The account's deletion was scheduled after a grace period.
+        AccountDeletionScheduled = "account_deletion_scheduled",
+        /// A sign-in cancelled the account's scheduled deletion (a notification only).
+        AccountDeletionCanceled = "account_deletion_canceled",
     }
 }
 
@@ -391,7 +403,7 @@ vocabulary! {
 impl EmailTemplate {
     /// Whether the message is ever mailed (some are notifications only).
     pub fn is_mailed(self) -> bool {
-        self != EmailTemplate::AddressUndeliverable
+        !matches!(self, EmailTemplate::AddressUndeliverable | EmailTemplate::AccountDeletionCanceled)
     }
 
     /// The preference that stops this mail (it then carries an unsubscribe link), or None

@@ -361,6 +361,16 @@ fn answer(rec: &Recorded, state: &State) -> (u16, Value) {
                 subs.into_iter().filter(|s| rec.get("customer").is_none_or(|c| s["customer"] == c)).collect();
             list(rec, subs, "/v1/subscriptions")
         }
+        ["DELETE", "v1", "subscriptions", id] => {
+            let mut subs = state.subscriptions.lock().unwrap();
+            match subs.iter_mut().find(|s| s["id"] == *id) {
+                Some(s) => {
+                    s["status"] = json!("canceled");
+                    (200, s.clone())
+                }
+                None => missing("subscription", id),
+            }
+        }
         ["GET", "v1", "invoices"] => {
             let all = state.invoices.lock().unwrap().clone();
             let mine: Vec<Value> =
