@@ -32,6 +32,7 @@ mod m20261202_000402_change_email_address;
 mod m20261202_000501_create_support;
 mod m20261202_000502_seal_ticket_attachments;
 mod m20261202_000503_create_support_tools;
+mod m20261202_000504_notify_ticket_replies;
 pub mod normalize;
 pub mod rls;
 
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000501_create_support::Migration),
             Box::new(m20261202_000502_seal_ticket_attachments::Migration),
             Box::new(m20261202_000503_create_support_tools::Migration),
+            Box::new(m20261202_000504_notify_ticket_replies::Migration),
         ]
     }
 }

@@ -1078,3 +1078,51 @@ async fn admin_functions_refuse_anyone_but_a_signed_in_admin() {
             .unwrap();
     assert!(suspended.is_none());
 }
+
+/// Item 5 (in-app part): a staff reply notifies the user at once, live over
+/// `notificationAdded`; an internal note does not; the user's reply notifies the
+/// ticket's assignee. No e-mail is queued for either (the delayed e-mail is not built).
+#[tokio::test]
+async fn replies_notify_the_other_side_in_the_app_at_once() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let ticket = open_ticket(&app, &ann, "Scan stuck").await;
+    let mut ws = WsClient::connect(&app, Some(&ann.access)).await;
+    ws.subscribe("n", "subscription { notificationAdded { kind title } }", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    app.gql(Some(&sam.access), NOTE, json!({ "t": ticket, "b": "internal only" })).await;
+    let r = reply(&app, &sam.access, &ticket, "Restart it, please.").await;
+    assert!(r["errors"].is_null(), "{r}");
+    match ws.next(WAIT).await {
+        WsEvent::Next(p) => assert_eq!(
+            p["data"]["notificationAdded"],
+            json!({ "kind": "support_reply", "title": "Support replied: Scan stuck" }),
+            "the note notified nobody; the reply did: {p}"
+        ),
+        other => panic!("expected a notification, got {other:?}"),
+    }
+    let mails: i64 = sqlx::query_scalar("SELECT count(*) FROM email_outbox WHERE template = 'support_reply'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(mails, 0);
+
+    // Assigned to Sam, Ann's reply notifies him.
+    app.gql(
+        Some(&sam.access),
+        "mutation($t: ID!, $a: ID) { assignTicket(ticketId: $t, assigneeId: $a) { id } }",
+        json!({ "t": ticket, "a": sam.id }),
+    )
+    .await;
+    let r = reply(&app, &ann.access, &ticket, "Done, still stuck.").await;
+    assert!(r["errors"].is_null(), "{r}");
+    let n = app.gql(Some(&sam.access), "{ notifications { kind title } }", json!({})).await;
+    assert_eq!(
+        n["data"]["notifications"],
+        json!([{ "kind": "support_reply", "title": "The user replied: Scan stuck" }]),
+        "{n}"
+    );
+}

@@ -14,9 +14,11 @@ use super::{
 use crate::{
     activity::service::{self as activity, Entry},
     db::RequestTx,
+    email::templates,
     error::{AppError, AppResult},
     events::Event,
     model::Role,
+    notifications::service as notifications,
     pagination::{Page, PageRequest},
     principal::UserClaims,
 };
@@ -254,6 +256,11 @@ pub async fn reply(
             let ticket = store::update_ticket(tx, me, ticket_id, &TicketChange { status, ..Default::default() })
                 .await?
                 .ok_or_else(ticket_not_found)?;
+            if let Some(assignee) = ticket.assignee_id.filter(|a| *a != me) {
+                let mut note = templates::support_reply(&ticket.subject, body.as_str(), &ticket_link(ticket.id));
+                note.subject = format!("The user replied: {}", ticket.subject);
+                notifications::notify_in_app(tx, assignee, &note).await?;
+            }
             emit(tx, &ticket, Some(&message));
             Ok(message)
         }
@@ -301,10 +308,22 @@ async fn staff_message(
         TicketChange { status, first_response: true, ..Default::default() }
     };
     let updated = store::update_ticket(tx, ticket.user_id, ticket.id, &change).await?.ok_or_else(ticket_not_found)?;
+    if !internal {
+        // At once in the app (live when connected). The e-mail (template `support_reply`)
+        // for users who do not come back within minutes is not sent yet: it needs a
+        // scheduled row and a sweeper (issue 14, item 5, left).
+        let note = templates::support_reply(&ticket.subject, body.as_str(), &ticket_link(ticket.id));
+        notifications::notify_in_app(tx, ticket.user_id, &note).await?;
+    }
     let action = if internal { "ticket.note" } else { "ticket.reply" };
     log_access(tx, ticket.user_id, action, Some(ticket.id), None).await?;
     emit(tx, &updated, Some(&message));
     Ok(message)
+}
+
+/// Where a ticket is read in the web app (relative to the public URL).
+pub fn ticket_link(id: Uuid) -> String {
+    format!("/support/tickets/{id}")
 }
 
 /// The owner closes its ticket.
