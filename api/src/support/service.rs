@@ -252,7 +252,7 @@ pub async fn reply(
             .await?;
             let status =
                 matches!(ticket.status, TicketStatus::Pending | TicketStatus::Resolved).then_some(TicketStatus::Open);
-            super::attachments::attach(tx, &ticket, &message, attachments).await?;
+            attach(tx, &ticket, &message, attachments).await?;
             let ticket = store::update_ticket(tx, me, ticket_id, &TicketChange { status, ..Default::default() })
                 .await?
                 .ok_or_else(ticket_not_found)?;
@@ -300,7 +300,7 @@ async fn staff_message(
         },
     )
     .await?;
-    super::attachments::attach(tx, &ticket, &message, attachments).await?;
+    attach(tx, &ticket, &message, attachments).await?;
     let change = if internal {
         TicketChange::default()
     } else {
@@ -319,6 +319,37 @@ async fn staff_message(
     log_access(tx, ticket.user_id, action, Some(ticket.id), None).await?;
     emit(tx, &updated, Some(&message));
     Ok(message)
+}
+
+/// Attachments one message may carry.
+pub const MAX_PER_MESSAGE: usize = 10;
+
+/// Attaches the caller's ready, unattached uploads of this ticket to a message it just
+/// wrote (an internal note's files must be internal ones, a reply's must not).
+///
+/// Errors: BAD_USER_INPUT (`attachmentIds`: too many, unknown, pending, already sent,
+/// another ticket's, or internal for a reply and the reverse); INTERNAL.
+pub async fn attach(tx: &RequestTx, ticket: &TicketRow, message: &MessageRow, ids: &[Uuid]) -> AppResult<()> {
+    if ids.len() > MAX_PER_MESSAGE {
+        return Err(AppError::bad_input("attachmentIds", format!("at most {MAX_PER_MESSAGE} files per message")));
+    }
+    let me = claims(tx)?.user_id;
+    for id in ids {
+        let refuse = || {
+            AppError::bad_input(
+                "attachmentIds",
+                format!("{id} is not a confirmed upload of yours for this ticket that is not sent yet"),
+            )
+        };
+        let row = store::get_attachment(tx, *id).await?.ok_or_else(refuse)?;
+        if row.uploaded_by != Some(me) || row.ticket_id != ticket.id || row.internal != message.internal {
+            return Err(refuse());
+        }
+        if !store::attach_to_message(tx, row.user_id, row.id, message.id).await? {
+            return Err(refuse());
+        }
+    }
+    Ok(())
 }
 
 /// Where a ticket is read in the web app (relative to the public URL).
