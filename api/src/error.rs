@@ -36,6 +36,9 @@ pub enum AppError {
     /// The subscription is suspended (billing): premium operations are refused, data
     /// stays readable.
     SubscriptionInactive,
+    /// An admin suspended the account (`suspendUser`): it cannot sign in or refresh
+    /// its session until the suspension is lifted. The message carries the reason.
+    AccountSuspended(String),
     /// Too many attempts; retry after the given number of seconds.
     RateLimited {
         /// Seconds until a retry may succeed.
@@ -84,6 +87,7 @@ impl AppError {
             AppError::BadUserInput { .. } => "BAD_USER_INPUT",
             AppError::RateLimited { .. } => "RATE_LIMITED",
             AppError::SubscriptionInactive => "SUBSCRIPTION_INACTIVE",
+            AppError::AccountSuspended(_) => "ACCOUNT_SUSPENDED",
             AppError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             AppError::Conflict(_) => "CONFLICT",
             AppError::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
@@ -125,6 +129,9 @@ impl AppError {
             }
             AppError::SubscriptionInactive => {
                 "your subscription is suspended; pay the open invoice in the billing portal to resume".into()
+            }
+            AppError::AccountSuspended(reason) => {
+                format!("this account is suspended ({reason}); contact support to have it lifted")
             }
             AppError::Internal(_) => "internal error".into(),
         }
@@ -271,6 +278,7 @@ mod tests {
             AppError::bad_input("f", ""),
             AppError::RateLimited { retry_after_secs: 1 },
             AppError::SubscriptionInactive,
+            AppError::AccountSuspended(String::new()),
             AppError::QuotaExceeded { metric: QuotaMetric::Scans, limit: 1, resets_at: None },
             AppError::Conflict(String::new()),
             AppError::ServiceUnavailable(String::new()),
@@ -290,6 +298,7 @@ mod tests {
                 | AppError::BadUserInput { .. }
                 | AppError::RateLimited { .. }
                 | AppError::SubscriptionInactive
+                | AppError::AccountSuspended(_)
                 | AppError::QuotaExceeded { .. }
                 | AppError::Conflict(_)
                 | AppError::ServiceUnavailable(_)

@@ -40,6 +40,18 @@ pub enum Event {
         /// The notification.
         notification_id: Uuid,
     },
+    /// A support ticket changed: a message was added (an internal note when
+    /// `internal`), or its status or assignee changed.
+    TicketChanged {
+        /// The ticket's owner.
+        user_id: Uuid,
+        /// The ticket.
+        ticket_id: Uuid,
+        /// The message added, if any.
+        message_id: Option<Uuid>,
+        /// Whether that message is a staff-only note (never routed to the owner).
+        internal: bool,
+    },
     /// An API token was revoked: every instance refuses it from now on.
     ApiTokenRevoked {
         /// Revocation id of its authority block.

@@ -36,6 +36,7 @@ pub mod secretbox;
 pub mod shared_redis;
 pub mod startup;
 pub mod storage;
+pub mod support;
 pub mod tasks;
 pub mod telemetry;
 

@@ -331,6 +331,14 @@ impl Application {
                 statement_timeout_ms: config.database.statement_timeout_ms,
             })
             .data(QueueSettings { lease: config.jobs.lease })
+            .data(Arc::new(crate::support::attachments::SupportFiles::new(
+                services.storage.clone(),
+                config.support.max_attachment_bytes,
+            )))
+            .data(crate::support::service::SupportLimits {
+                max_open_tickets: config.support.max_open_tickets,
+                messages_per_hour: config.support.messages_per_hour,
+            })
             .finish();
         let tasks = Supervisor::start(
             services.pool.clone(),
@@ -345,6 +353,12 @@ impl Application {
                 ),
                 billing::tasks::expire_grace(services.billing.clone(), config.jobs.sweep * 12),
                 photos::tasks::sweep_expired_uploads(
+                    services.pool.clone(),
+                    services.storage.clone(),
+                    config.storage.upload_sweep,
+                    config.database.statement_timeout_ms,
+                ),
+                crate::support::tasks::sweep_expired_attachments(
                     services.pool.clone(),
                     services.storage.clone(),
                     config.storage.upload_sweep,

@@ -191,6 +191,33 @@ impl Storage {
         }
     }
 
+    /// A URL to download `key` as a file, valid for `ttl`: like [`Storage::presign_get`],
+    /// with `Content-Disposition: attachment; filename="<name>"` (the name reduced to
+    /// characters that need no quoting), so a browser saves it rather than rendering it.
+    ///
+    /// Errors: INTERNAL (signing failed).
+    pub async fn presign_download(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_type: &str,
+        name: &str,
+    ) -> anyhow::Result<String> {
+        let name = safe_file_name(name);
+        match self {
+            Storage::S3 { bucket, .. } => {
+                let queries = std::collections::HashMap::from([
+                    ("response-content-type".to_owned(), content_type.to_owned()),
+                    ("response-content-disposition".to_owned(), attachment_disposition(&name)),
+                ]);
+                bucket.presign_get(key, ttl.as_secs() as u32, Some(queries)).await.context("presigning a GET")
+            }
+            Storage::Local(local) => {
+                Ok(local.url_named("get", key, (Utc::now() + ttl).timestamp(), content_type, 0, &name))
+            }
+        }
+    }
+
     /// Stores `bytes` under `key` with `content_type` (a server-side write: the
     /// confirmed copy of an upload).
     ///
@@ -293,24 +320,46 @@ pub struct LocalGrant {
     pub content_type: String,
     /// For `put`: the exact size the upload must have.
     pub size: u64,
+    /// For `get`: serve as a download (`Content-Disposition: attachment`) under this name.
+    pub download_name: Option<String>,
 }
 
 impl LocalStore {
-    fn signature(&self, op: &str, key: &str, expires: i64, content_type: &str, size: u64) -> String {
+    /// What a URL's signature covers: the operation, key, expiry, type and size, and
+    /// for a download under a file name (`attachment` disposition) that name too.
+    fn signed_text(op: &str, key: &str, expires: i64, content_type: &str, size: u64, name: &str) -> String {
+        let mut text = format!("{op}\n{key}\n{expires}\n{content_type}\n{size}");
+        if !name.is_empty() {
+            text.push('\n');
+            text.push_str(name);
+        }
+        text
+    }
+
+    fn signature(&self, op: &str, key: &str, expires: i64, content_type: &str, size: u64, name: &str) -> String {
         let mut mac = HmacSha256::new_from_slice(&self.signing_key).expect("HMAC takes any key size");
-        mac.update(format!("{op}\n{key}\n{expires}\n{content_type}\n{size}").as_bytes());
+        mac.update(Self::signed_text(op, key, expires, content_type, size, name).as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 
     fn url(&self, op: &str, key: &str, expires: i64, content_type: &str, size: u64) -> String {
-        let sig = self.signature(op, key, expires, content_type, size);
+        self.url_named(op, key, expires, content_type, size, "")
+    }
+
+    fn url_named(&self, op: &str, key: &str, expires: i64, content_type: &str, size: u64, name: &str) -> String {
+        let sig = self.signature(op, key, expires, content_type, size, name);
         let mut url = url::Url::parse(&format!("{}/storage/{key}", self.base_url)).expect("base URL");
-        url.query_pairs_mut()
-            .append_pair("op", op)
-            .append_pair("exp", &expires.to_string())
-            .append_pair("ct", content_type)
-            .append_pair("len", &size.to_string())
-            .append_pair("sig", &sig);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("op", op)
+                .append_pair("exp", &expires.to_string())
+                .append_pair("ct", content_type)
+                .append_pair("len", &size.to_string());
+            if !name.is_empty() {
+                q.append_pair("dl", name);
+            }
+            q.append_pair("sig", &sig);
+        }
         url.to_string()
     }
 
@@ -321,15 +370,22 @@ impl LocalStore {
         let expires: i64 = get("exp")?.parse().ok()?;
         let content_type = get("ct").unwrap_or("");
         let size: u64 = get("len").unwrap_or("0").parse().ok()?;
+        let download_name = get("dl").unwrap_or("");
         let given = hex::decode(get("sig")?).ok()?;
         let mut mac = HmacSha256::new_from_slice(&self.signing_key).ok()?;
-        mac.update(format!("{op}\n{key}\n{expires}\n{content_type}\n{size}").as_bytes());
+        mac.update(Self::signed_text(op, key, expires, content_type, size, download_name).as_bytes());
         // Constant-time comparison, then expiry.
         mac.verify_slice(&given).ok()?;
         if expires < Utc::now().timestamp() || !valid_key(key) {
             return None;
         }
-        Some(LocalGrant { op: op.to_owned(), key: key.to_owned(), content_type: content_type.to_owned(), size })
+        Some(LocalGrant {
+            op: op.to_owned(),
+            key: key.to_owned(),
+            content_type: content_type.to_owned(),
+            size,
+            download_name: (!download_name.is_empty()).then(|| download_name.to_owned()),
+        })
     }
 
     /// The file of `key`; refuses keys that could leave the root.
@@ -391,11 +447,26 @@ impl LocalStore {
     }
 }
 
-/// `inline; filename="<name>"`, the name reduced to characters that need no quoting.
-pub fn inline_disposition(name: &str) -> String {
+/// A file name reduced to characters that need no quoting (at most 100; `file` when
+/// nothing is left).
+pub fn safe_file_name(name: &str) -> String {
     let safe: String =
         name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).take(100).collect();
-    format!("inline; filename=\"{safe}\"")
+    if safe.trim_matches('.').is_empty() {
+        "file".to_owned()
+    } else {
+        safe
+    }
+}
+
+/// `inline; filename="<name>"`, the name reduced to characters that need no quoting.
+pub fn inline_disposition(name: &str) -> String {
+    format!("inline; filename=\"{}\"", safe_file_name(name))
+}
+
+/// `attachment; filename="<name>"`, the name reduced to characters that need no quoting.
+pub fn attachment_disposition(name: &str) -> String {
+    format!("attachment; filename=\"{}\"", safe_file_name(name))
 }
 
 /// Object keys are ours (`u/<uuid>/p/<uuid>`): lower-case hex, digits, dashes and

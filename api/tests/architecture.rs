@@ -55,6 +55,7 @@ const DOMAINS: &[&str] = &[
     "accounts",
     "billing",
     "business",
+    "support",
 ];
 
 fn src() -> PathBuf {

@@ -29,6 +29,10 @@ mod m20261202_000302_schedule_account_deletion;
 mod m20261202_000303_begin_erasure;
 mod m20261202_000401_schedule_email_reminders;
 mod m20261202_000402_change_email_address;
+mod m20261202_000501_create_support;
+mod m20261202_000502_seal_ticket_attachments;
+mod m20261202_000503_create_support_tools;
+mod m20261202_000504_notify_ticket_replies;
 mod m20261202_000601_record_subscription_history;
 mod m20261202_000602_create_business_metrics;
 pub mod normalize;
@@ -69,6 +73,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000303_begin_erasure::Migration),
             Box::new(m20261202_000401_schedule_email_reminders::Migration),
             Box::new(m20261202_000402_change_email_address::Migration),
+            Box::new(m20261202_000501_create_support::Migration),
+            Box::new(m20261202_000502_seal_ticket_attachments::Migration),
+            Box::new(m20261202_000503_create_support_tools::Migration),
+            Box::new(m20261202_000504_notify_ticket_replies::Migration),
             Box::new(m20261202_000601_record_subscription_history::Migration),
             Box::new(m20261202_000602_create_business_metrics::Migration),
         ]

@@ -1,5 +1,5 @@
 //! Isolation, proven over the wire as a state machine: random interleavings of three
-//! users' draft, marketplace-account and data-export (GDPR) operations, each aimed at any object that
+//! users' draft, marketplace-account, support-ticket and data-export (GDPR) operations, each aimed at any object that
 //! exists (so often another user's), checked against a model of who owns what. Every
 //! answer must match the model, another user's object must behave exactly as if it did
 //! not exist (NOT_FOUND, nothing changed), and after every step each user's whole view
@@ -20,6 +20,7 @@ const ABSENT: &str = "00000000-0000-7000-8000-000000000000";
 
 const DRAFT_FIELDS: &str = "{ id title status }";
 const ACCOUNT_FIELDS: &str = "{ id displayName status }";
+const TICKET_FIELDS: &str = "{ id subject status messages { body } }";
 
 /// One step: `user` acts; `draft`/`account` pick among ALL objects in the model,
 /// whoever owns them.
@@ -64,6 +65,23 @@ enum Op {
         user: usize,
         account: Index,
     },
+    OpenTicket {
+        user: usize,
+        subject: String,
+    },
+    ReplyTicket {
+        user: usize,
+        ticket: Index,
+        body: String,
+    },
+    CloseTicket {
+        user: usize,
+        ticket: Index,
+    },
+    ReopenTicket {
+        user: usize,
+        ticket: Index,
+    },
     /// `exportMyData`: the first request queues an export, later ones answer it (the
     /// builder is kept idle, so it stays in progress).
     RequestExport {
@@ -93,6 +111,10 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (user.clone(), name()).prop_map(|(user, name)| Op::Connect { user, name }),
         2 => (user.clone(), any::<Index>(), name()).prop_map(|(user, account, name)| Op::Rename { user, account, name }),
         3 => (user.clone(), any::<Index>()).prop_map(|(user, account)| Op::Disconnect { user, account }),
+        1 => (user.clone(), name()).prop_map(|(user, subject)| Op::OpenTicket { user, subject }),
+        2 => (user.clone(), any::<Index>(), name()).prop_map(|(user, ticket, body)| Op::ReplyTicket { user, ticket, body }),
+        1 => (user.clone(), any::<Index>()).prop_map(|(user, ticket)| Op::CloseTicket { user, ticket }),
+        1 => (user.clone(), any::<Index>()).prop_map(|(user, ticket)| Op::ReopenTicket { user, ticket }),
         1 => user.prop_map(|user| Op::RequestExport { user }),
     ]
 }
@@ -126,16 +148,58 @@ impl AccountRec {
     }
 }
 
+#[derive(Clone, Debug)]
+struct TicketRec {
+    id: String,
+    owner: usize,
+    subject: String,
+    closed: bool,
+    messages: Vec<String>,
+}
+
+impl TicketRec {
+    fn json(&self) -> Value {
+        let messages: Vec<Value> = self.messages.iter().map(|b| json!({ "body": b })).collect();
+        json!({ "id": self.id, "subject": self.subject, "status": if self.closed { "CLOSED" } else { "OPEN" },
+                "messages": messages })
+    }
+}
+
 /// Every object, in creation order, with its owner: a user's part is the rows it owns.
 #[derive(Default)]
 struct Model {
     drafts: Vec<DraftRec>,
     accounts: Vec<AccountRec>,
+    tickets: Vec<TicketRec>,
     /// Each user's export in progress, by user.
     exports: [Option<String>; USERS],
 }
 
 impl Model {
+    fn pick_ticket(&self, i: &Index) -> Option<usize> {
+        (!self.tickets.is_empty()).then(|| i.index(self.tickets.len()))
+    }
+
+    fn ticket_id(&self, t: Option<usize>) -> String {
+        t.map_or_else(|| ABSENT.to_owned(), |t| self.tickets[t].id.clone())
+    }
+
+    fn describe_ticket(&self, t: Option<usize>) -> String {
+        match t {
+            None => format!("absent ticket {ABSENT}"),
+            Some(t) => {
+                let k = &self.tickets[t];
+                format!(
+                    "ticket #{t} {} of u{} ({}, {} messages)",
+                    k.id,
+                    k.owner,
+                    if k.closed { "closed" } else { "open" },
+                    k.messages.len()
+                )
+            }
+        }
+    }
+
     fn pick_draft(&self, i: &Index) -> Option<usize> {
         (!self.drafts.is_empty()).then(|| i.index(self.drafts.len()))
     }
@@ -209,6 +273,10 @@ fn aim(model: &Model, op: &Op) -> String {
         | Op::ReadDraft { draft, .. } => model.describe_draft(model.pick_draft(draft)),
         Op::Rename { account, .. } | Op::Disconnect { account, .. } => {
             model.describe_account(model.pick_account(account))
+        }
+        Op::OpenTicket { .. } => "a new ticket".into(),
+        Op::ReplyTicket { ticket, .. } | Op::CloseTicket { ticket, .. } | Op::ReopenTicket { ticket, .. } => {
+            model.describe_ticket(model.pick_ticket(ticket))
         }
     }
 }
@@ -374,6 +442,71 @@ async fn apply(app: &TestApp, users: &[TestUser], model: &mut Model, op: &Op) ->
             }
             Ok(())
         }
+        Op::OpenTicket { user, subject } => {
+            let r = gql(
+                *user,
+                "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id subject status messages { body } } }",
+                json!({ "i": { "subject": subject, "category": "OTHER", "body": subject } }),
+            )
+            .await;
+            let Some(id) = r["data"]["openTicket"]["id"].as_str() else {
+                return Err(format!("openTicket failed: {r}"));
+            };
+            let rec = TicketRec {
+                id: id.to_owned(),
+                owner: *user,
+                subject: subject.clone(),
+                closed: false,
+                messages: vec![subject.clone()],
+            };
+            expect_data(&r, "openTicket", &rec.json())?;
+            model.tickets.push(rec);
+            Ok(())
+        }
+        Op::ReplyTicket { user, ticket, body } => {
+            let t = model.pick_ticket(ticket);
+            let r = gql(
+                *user,
+                "mutation($t: ID!, $b: String!) { replyTicket(ticketId: $t, body: $b) { body } }",
+                json!({ "t": model.ticket_id(t), "b": body }),
+            )
+            .await;
+            match t.filter(|&t| model.tickets[t].owner == *user) {
+                Some(t) if model.tickets[t].closed => {
+                    if crate::helpers::code(&r) != "BAD_USER_INPUT" {
+                        return Err(format!("expected BAD_USER_INPUT (closed), the server answered {r}"));
+                    }
+                }
+                Some(t) => {
+                    model.tickets[t].messages.push(body.clone());
+                    expect_data(&r, "replyTicket", &json!({ "body": body }))?;
+                }
+                None => expect_not_found(&r)?,
+            }
+            Ok(())
+        }
+        Op::CloseTicket { user, ticket } | Op::ReopenTicket { user, ticket } => {
+            let t = model.pick_ticket(ticket);
+            let (field, query) = match op {
+                Op::CloseTicket { .. } => (
+                    "closeTicket",
+                    "mutation($id: ID!) { closeTicket(id: $id) { id subject status messages { body } } }",
+                ),
+                _ => (
+                    "reopenTicket",
+                    "mutation($id: ID!) { reopenTicket(id: $id) { id subject status messages { body } } }",
+                ),
+            };
+            let r = gql(*user, query, json!({ "id": model.ticket_id(t) })).await;
+            match t.filter(|&t| model.tickets[t].owner == *user) {
+                Some(t) => {
+                    model.tickets[t].closed = matches!(op, Op::CloseTicket { .. });
+                    expect_data(&r, field, &model.tickets[t].json())?;
+                }
+                None => expect_not_found(&r)?,
+            }
+            Ok(())
+        }
     }
 }
 
@@ -383,6 +516,7 @@ fn view_of(model: &Model, u: usize) -> (String, Vec<(String, String, Value)>) {
     let mut query = format!(
         "{{ drafts(first: 100) {{ edges {{ node {DRAFT_FIELDS} }} pageInfo {{ hasNextPage }} }}
            marketplaceAccounts {ACCOUNT_FIELDS}
+           tickets(first: 100) {{ edges {{ node {TICKET_FIELDS} }} }}
            dashboard {{ drafts {{ draft ready published archived total }} connectedAccounts }}
            dataExports {{ id status }}"
     );
@@ -413,6 +547,15 @@ fn view_of(model: &Model, u: usize) -> (String, Vec<(String, String, Value)>) {
         }),
     ));
 
+    // Newest first.
+    let tickets: Vec<Value> =
+        model.tickets.iter().rev().filter(|t| t.owner == u).map(|t| json!({ "node": t.json() })).collect();
+    expected.push(("tickets".into(), "tickets(first: 100)".into(), json!({ "edges": tickets })));
+    for (i, t) in model.tickets.iter().enumerate() {
+        query.push_str(&format!(" t{i}: ticket(id: \"{}\") {TICKET_FIELDS}", t.id));
+        let want = if t.owner == u { t.json() } else { Value::Null };
+        expected.push((format!("t{i}"), format!("ticket(id) of {}", model.describe_ticket(Some(i))), want));
+    }
     let exports: Vec<Value> = model.exports[u].iter().map(|id| json!({ "id": id, "status": "PENDING" })).collect();
     expected.push(("dataExports".into(), "dataExports".into(), Value::Array(exports)));
 
@@ -465,7 +608,13 @@ async fn check_views(app: &TestApp, users: &[TestUser], model: &Model) -> Result
 
 async fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     // The export builder idles: requested exports stay in progress.
-    let app = TestApp::builder().with_unlimited_free_plan().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "3600").spawn().await;
+    let app = TestApp::builder()
+        .with_unlimited_free_plan()
+        .with_env("PLINTH_SUPPORT_MAX_OPEN_TICKETS", "1000")
+        .with_env("PLINTH_SUPPORT_MESSAGES_PER_HOUR", "1000")
+        .with_env("PLINTH_ACCOUNT_SWEEP_SECS", "3600")
+        .spawn()
+        .await;
     let mut users = Vec::with_capacity(USERS);
     for name in ["ann", "bob", "cat"] {
         users.push(app.register(name).await);

@@ -510,7 +510,8 @@ async fn rows_mentioning(app: &TestApp, user: Uuid, ids: &[(String, Uuid)]) -> V
 }
 
 /// Gives a user a draft with a confirmed photo, a marketplace account, two queued
-/// jobs, and the activity those leave; returns the draft's and photo's ids.
+/// jobs, a support ticket about the draft, a support access grant, and the activity
+/// those leave; returns the draft's and photo's ids.
 async fn furnish(app: &TestApp, user: &TestUser, title: &str) -> (String, String) {
     let draft = app.create_draft(&user.access, title).await;
     let photo = app.upload_photo(&user.access, Some(&draft), "image/png", &png(2, 2)).await;
@@ -540,6 +541,35 @@ async fn furnish(app: &TestApp, user: &TestUser, title: &str) -> (String, String
             .await;
         assert!(j["data"]["createJob"]["id"].is_string(), "createJob failed: {j}");
     }
+    let t = app
+        .gql(
+            Some(&user.access),
+            "mutation($d: ID!) { openTicket(input: {subject: \"Help\", category: JOBS, body: \"stuck\", draftId: $d}) { id } }",
+            json!({ "d": draft }),
+        )
+        .await;
+    assert!(t["data"]["openTicket"]["id"].is_string(), "openTicket failed: {t}");
+    // A file sent with a reply (ticket_attachments).
+    let image = png(2, 1);
+    let a = app
+        .gql(
+            Some(&user.access),
+            "mutation($i: TicketAttachmentInput!) { createTicketAttachmentUpload(input: $i) { attachment { id } uploadUrl headers { name value } } }",
+            json!({ "i": { "ticketId": t["data"]["openTicket"]["id"], "fileName": "a.png", "contentType": "image/png", "byteSize": image.len() } }),
+        )
+        .await;
+    let up = &a["data"]["createTicketAttachmentUpload"];
+    assert!(app.put_upload(up, image).await.status().is_success(), "attachment upload failed: {a}");
+    let sent = app
+        .gql(
+            Some(&user.access),
+            "mutation($t: ID!, $a: ID!) { confirmTicketAttachment(id: $a) { id } replyTicket(ticketId: $t, body: \"file\", attachmentIds: [$a]) { id } }",
+            json!({ "t": t["data"]["openTicket"]["id"], "a": up["attachment"]["id"] }),
+        )
+        .await;
+    assert!(sent["errors"].is_null(), "sending an attachment failed: {sent}");
+    let g = app.gql(Some(&user.access), "mutation { grantSupportAccess(hours: 1) { id } }", json!({})).await;
+    assert!(g["data"]["grantSupportAccess"]["id"].is_string(), "grantSupportAccess failed: {g}");
     let e = app.gql(Some(&user.access), "mutation { exportMyData { id } }", json!({})).await;
     assert!(e["data"]["exportMyData"]["id"].is_string(), "exportMyData failed: {e}");
     (draft, photo["id"].as_str().unwrap().to_owned())
@@ -562,13 +592,55 @@ async fn no_id_taking_field_reaches_another_users_rows() {
     let bob = app.register("bob").await;
     let (draft, photo) = furnish(&app, &ann, "Ann's jacket").await;
     furnish(&app, &bob, "Bob's boots").await;
+    // Support answers Ann and notes something internal: her tickets hold staff rows too.
+    let staff = app.register("sam").await;
+    sqlx::query("UPDATE users SET role = 'support', display_name = 'Sam' WHERE id = $1")
+        .bind(staff.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let login = app
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+            json!({ "i": { "email": staff.email, "password": staff.password } }),
+        )
+        .await;
+    let staff_token = login["data"]["login"]["accessToken"].as_str().unwrap().to_owned();
+    let ticket: Uuid =
+        sqlx::query_scalar("SELECT id FROM tickets WHERE user_id = $1").bind(ann.id).fetch_one(&app.db).await.unwrap();
+    for q in [
+        "mutation($t: ID!) { replyTicket(ticketId: $t, body: \"On it\") { id } }",
+        "mutation($t: ID!) { addInternalNote(ticketId: $t, body: \"internal\") { id } }",
+    ] {
+        let r = app.gql(Some(&staff_token), q, json!({ "t": ticket })).await;
+        assert!(r["errors"].is_null(), "{q}: {r}");
+    }
 
     let ann_ids = ids_of(&app, ann.id).await;
-    let bob_ids: Vec<Uuid> = ids_of(&app, bob.id).await.into_iter().map(|(_, id)| id).collect();
+    // The other user's own ids fill the other slots of a multi-id field: one of each
+    // kind (table and column) is enough to show a victim id is refused beside a valid
+    // one, and keeps the sweep linear in the victim's ids (every one of which is tried).
+    let mut bob_ids: Vec<Uuid> = Vec::new();
+    let mut kinds_seen = std::collections::HashSet::new();
+    for (label, id) in ids_of(&app, bob.id).await {
+        if kinds_seen.insert(label) {
+            bob_ids.push(id);
+        }
+    }
     for (table, id) in [("drafts", &draft), ("photos", &photo)] {
         assert!(ann_ids.iter().any(|(l, i)| l.starts_with(table) && i.to_string() == *id), "{table}: {ann_ids:?}");
     }
-    for table in ["marketplace_accounts.id", "activity_log.id", "data_exports.id"] {
+    for table in [
+        "marketplace_accounts.id",
+        "activity_log.id",
+        "tickets.id",
+        "ticket_messages.id",
+        "ticket_attachments.id",
+        "support_access_grants.id",
+        "support_access_log.id",
+        "data_exports.id",
+    ] {
         assert!(ann_ids.iter().any(|(l, _)| l == table), "no {table} among {ann_ids:?}");
     }
 

@@ -23,3 +23,4 @@ mod ops;
 mod photos;
 mod quotas;
 mod serve;
+mod support;

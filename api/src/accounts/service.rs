@@ -265,6 +265,23 @@ impl AccountService {
         Ok(true)
     }
 
+    /// Sends a new verification link to another account, for support staff (the
+    /// staff's own policies decide whether the account is visible and the token and
+    /// e-mail may be written); false when it is already verified.
+    ///
+    /// Errors: NOT_FOUND (not visible to the caller); INTERNAL.
+    pub async fn send_verification_for(&self, tx: &RequestTx, user_id: Uuid) -> AppResult<bool> {
+        let user = users::Entity::find_by_id(user_id)
+            .one(tx)
+            .await?
+            .ok_or_else(|| AppError::NotFound("user not found".into()))?;
+        if user.email_verified_at.is_some() {
+            return Ok(false);
+        }
+        self.send_verification(tx, &user).await?;
+        Ok(true)
+    }
+
     /// Marks the address of a verification link's account as verified; a link that
     /// confirms a new address (see [`Self::update_profile`]) moves the account to it.
     ///
@@ -561,6 +578,10 @@ impl AccountService {
         user: users::Model,
         (session_id, refresh_token): (Uuid, String),
     ) -> AppResult<SignedIn> {
+        // A suspended account gets no token: sign-in and refresh stop here (rolled back).
+        if let Some(reason) = store::suspension(tx, user.id).await? {
+            return Err(AppError::AccountSuspended(reason));
+        }
         let role = Role::parse(&user.role).map_err(|e| AppError::Internal(e.into()))?;
         let e = entitlements::current(tx, &self.catalog, user.id).await?;
         let grant =

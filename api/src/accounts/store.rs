@@ -294,6 +294,20 @@ pub async fn seal_refresh_successor(
     Ok(())
 }
 
+/// Why the account is suspended, when an admin suspended it.
+///
+/// Errors: INTERNAL (database).
+pub async fn suspension(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Option<String>> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT suspension_reason FROM users WHERE id = $1 AND suspended_at IS NOT NULL",
+            [user_id.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<String>("", "suspension_reason")).transpose()?)
+}
+
 /// Invalidates the account's pending change-of-address links.
 ///
 /// Errors: INTERNAL (database).

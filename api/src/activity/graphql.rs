@@ -25,6 +25,9 @@ pub struct ActivityEntry {
     pub data: Json<serde_json::Value>,
     /// When.
     pub created_at: DateTime<Utc>,
+    /// Done by support staff on the account (a staff tool), not by its owner or the
+    /// system.
+    pub by_support: bool,
 }
 
 impl From<activity_log::Model> for ActivityEntry {
@@ -36,6 +39,7 @@ impl From<activity_log::Model> for ActivityEntry {
             subject_id: m.subject_id.map(|s| ID(s.to_string())),
             data: Json(m.data),
             created_at: m.created_at.with_timezone(&Utc),
+            by_support: m.actor_id.is_some_and(|a| a != m.user_id),
         }
     }
 }

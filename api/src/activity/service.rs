@@ -6,7 +6,7 @@ use crate::{
     pagination::{self, Page, PageRequest},
 };
 use entity::activity_log::{self, Column};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use uuid::Uuid;
 
 /// One entry to append.
@@ -55,7 +55,9 @@ impl<'a> Entry<'a> {
 /// Errors: INTERNAL (database).
 pub async fn record(tx: &RequestTx, entry: Entry<'_>) -> AppResult<()> {
     let meta = tx.meta();
-    activity_log::ActiveModel {
+    // A plain INSERT, no RETURNING: staff append to a log they may not read back
+    // (`activity_log_support`).
+    let model = activity_log::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(entry.user_id),
         actor_id: Set(entry.actor_id),
@@ -66,9 +68,8 @@ pub async fn record(tx: &RequestTx, entry: Entry<'_>) -> AppResult<()> {
         ip: Set(meta.ip.clone()),
         request_id: Set(Some(meta.request_id.clone()).filter(|s| !s.is_empty())),
         created_at: Set(chrono::Utc::now().into()),
-    }
-    .insert(tx)
-    .await?;
+    };
+    activity_log::Entity::insert(model).exec_without_returning(tx).await?;
     Ok(())
 }
 

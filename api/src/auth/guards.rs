@@ -81,13 +81,18 @@ impl Guard for UserOrWorker {
 }
 
 /// Staff of at least `role` (support: support or admin; admin: admin only), through a
-/// session token (never an API token). Refuses with UNAUTHENTICATED or FORBIDDEN.
+/// session token (never an API token or a worker's). Refuses anonymous callers with
+/// UNAUTHENTICATED, everyone else with FORBIDDEN.
 pub struct Staff(pub Role);
 
 impl Guard for Staff {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
-        let Principal::User(c) = principal(ctx)? else {
-            return Err(AppError::Unauthenticated("sign in to do this".into()).into());
+        let c = match principal(ctx)? {
+            Principal::User(c) => c,
+            Principal::Worker(_) | Principal::System => {
+                return Err(AppError::Forbidden(format!("only staff may call {}", field_name(ctx))).into())
+            }
+            Principal::Anonymous => return Err(AppError::Unauthenticated("sign in to do this".into()).into()),
         };
         let allowed = c.api.is_none()
             && match self.0 {

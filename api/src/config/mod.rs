@@ -16,6 +16,7 @@ mod jobs;
 mod mail;
 mod server;
 mod storage;
+mod support;
 mod worker;
 pub use accounts::AccountsConfig;
 pub use auth::AuthConfig;
@@ -25,6 +26,7 @@ pub use jobs::JobsConfig;
 pub use mail::{MailConfig, MailProvider};
 pub use server::ServerConfig;
 pub use storage::StorageConfig;
+pub use support::SupportConfig;
 pub use worker::WorkerConfig;
 
 /// Where the process runs; production refuses every embedded default.
@@ -123,7 +125,8 @@ section!(
     JobsConfig,
     BillingConfig,
     MailConfig,
-    AccountsConfig
+    AccountsConfig,
+    SupportConfig
 );
 
 /// Everything the server needs to start. Secrets are `SecretString`, so neither Debug
@@ -150,6 +153,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// GDPR exports and account deletion.
     pub accounts: AccountsConfig,
+    /// Support's limits.
+    pub support: SupportConfig,
 }
 
 impl Config {
@@ -183,6 +188,7 @@ impl Config {
             billing: BillingConfig::read(&v)?,
             mail: MailConfig::read(&v)?,
             accounts: AccountsConfig::read(&v)?,
+            support: SupportConfig::read(&v)?,
         };
         config.check_production()?;
         Ok(config)

@@ -34,8 +34,11 @@ SELECT
      FROM (SELECT status, count(*) AS n FROM jobs WHERE user_id = $1 GROUP BY status) j)
     AS jobs,
   (SELECT count(*) FROM photos WHERE user_id = $1 AND status = 'ready') AS photo_count,
-  -- The storage gauge's definition (quotas::store::gauge): confirmed and reserved bytes.
-  (SELECT coalesce(sum(byte_size), 0)::bigint FROM photos WHERE user_id = $1) AS storage_bytes,
+  -- The storage gauge's definition (quotas::store::gauge): confirmed and reserved bytes
+  -- of photos and of the user's own ticket attachments.
+  ((SELECT coalesce(sum(byte_size), 0) FROM photos WHERE user_id = $1)
+   + (SELECT coalesce(sum(byte_size), 0) FROM ticket_attachments WHERE user_id = $1 AND NOT by_staff))::bigint
+    AS storage_bytes,
   (SELECT count(*) FROM marketplace_accounts WHERE user_id = $1 AND status = 'connected') AS connected_accounts,
   (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.created_at DESC, a.id DESC), '[]'::jsonb)
      FROM (SELECT * FROM activity_log WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2) a)

@@ -21,6 +21,8 @@ use crate::{
     photos::graphql::{PhotosByDraft, PhotosMutation, PhotosQuery},
     plans::graphql::PlansQuery,
     quotas::graphql::QuotasQuery,
+    support::graphql::{SupportMutation, SupportQuery, SupportSubscription},
+    support::tools_graphql::{SupportToolsMutation, SupportToolsQuery},
 };
 use async_graphql::{
     dataloader::{DataLoader, HashMapCache},
@@ -45,6 +47,8 @@ pub struct Query(
     ApiTokensQuery,
     EmailQuery,
     BusinessQuery,
+    SupportQuery,
+    SupportToolsQuery,
 );
 
 /// Every domain's mutations.
@@ -59,11 +63,13 @@ pub struct Mutation(
     NotificationsMutation,
     ApiTokensMutation,
     EmailMutation,
+    SupportMutation,
+    SupportToolsMutation,
 );
 
 /// Every domain's subscriptions.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(JobsSubscription, NotificationsSubscription);
+pub struct Subscription(JobsSubscription, NotificationsSubscription, SupportSubscription);
 
 /// The API's schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -46,7 +46,8 @@ pub async fn put_object(
 }
 
 /// Serves an object through a presigned GET URL, as the type the URL was signed for
-/// (the checked one), never sniffed, inline under the object's name.
+/// (the checked one), never sniffed, inline under the object's name, or as a download
+/// under the file name the URL was signed for.
 #[handler]
 pub async fn get_object(
     Data(state): Data<&Arc<HttpState>>,
@@ -71,7 +72,13 @@ pub async fn get_object(
                 .with_content_type(ct.clone())
                 .with_header(header::CACHE_CONTROL, "private, max-age=900")
                 .with_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-                .with_header(header::CONTENT_DISPOSITION, crate::storage::inline_disposition(&format!("{name}.{ext}")))
+                .with_header(
+                    header::CONTENT_DISPOSITION,
+                    match &grant.download_name {
+                        Some(file) => crate::storage::attachment_disposition(file),
+                        None => crate::storage::inline_disposition(&format!("{name}.{ext}")),
+                    },
+                )
                 .into_response()
         }
         Err(_) => StatusCode::NOT_FOUND.into_response(),

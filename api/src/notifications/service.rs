@@ -24,6 +24,19 @@ pub async fn notify(tx: &RequestTx, user_id: Uuid, message: Message) -> AppResul
     Ok(())
 }
 
+/// Records `message` as a notification of `user_id` and tells its live subscriptions
+/// once `tx` commits, without e-mail (the caller decides whether one follows: support
+/// replies are mailed only to users who did not come back in time). The notification's
+/// id.
+///
+/// Errors: INTERNAL (database, or a policy refusing the insert).
+pub async fn notify_in_app(tx: &RequestTx, user_id: Uuid, message: &Message) -> AppResult<Uuid> {
+    let id = Uuid::now_v7();
+    store::insert(tx, id, user_id, message.template, &message.subject, &message.body, &message.data).await?;
+    tx.emit(Event::NotificationAdded { user_id, notification_id: id });
+    Ok(id)
+}
+
 /// The caller's notifications, newest first (at most `LIST_LIMIT`).
 ///
 /// Errors: UNAUTHENTICATED; INTERNAL (database).

@@ -169,8 +169,10 @@ pub async fn usage(tx: &RequestTx) -> AppResult<Vec<Usage>> {
         let limit = claims.quota(metric).unwrap_or(0);
         match metric.kind() {
             MetricKind::Counter => {
-                let used = counted.iter().find(|(m, _)| *m == metric).map(|(_, u)| *u).unwrap_or(0);
-                out.push(Usage { metric, used, limit, resets_at: Some(end) });
+                let (used, credit) =
+                    counted.iter().find(|(m, _, _)| *m == metric).map(|(_, u, c)| (*u, *c)).unwrap_or((0, 0));
+                // A credit for the period raises its limit.
+                out.push(Usage { metric, used, limit: limit + credit, resets_at: Some(end) });
             }
             MetricKind::Gauge => {
                 let used = store::gauge(tx, claims.user_id, metric).await?;

@@ -46,7 +46,8 @@ pub async fn paid_period(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<
 }
 
 /// Adds `n` to a counter of the period in one conditional statement: only while
-/// `used + n <= limit`. Returns the new total, or None when it would exceed the limit.
+/// `used + n <= limit + credit` (an admin's credit for the period, see
+/// `priv.admin_credit_quota`). Returns the new total, or None when it would exceed the limit.
 ///
 /// Errors: INTERNAL (database).
 pub async fn consume(
@@ -63,7 +64,8 @@ pub async fn consume(
             "INSERT INTO quota_usage AS q (user_id, metric, period_start, used)
              SELECT $1, $2, $3, $4 WHERE $4 <= $5
              ON CONFLICT (user_id, metric, period_start)
-               DO UPDATE SET used = q.used + EXCLUDED.used, updated_at = now() WHERE q.used + EXCLUDED.used <= $5
+               DO UPDATE SET used = q.used + EXCLUDED.used, updated_at = now()
+               WHERE q.used + EXCLUDED.used <= $5 + q.credit
              RETURNING used",
             [user_id.into(), metric.into(), period_start.into(), n.into(), limit.into()],
         ))
@@ -87,9 +89,10 @@ pub async fn lock_gauges(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<
     Ok(())
 }
 
-/// What a gauge measures now: connected marketplace accounts, or bytes of photos,
-/// confirmed and reserved (a pending upload counts until it is confirmed or its
-/// reservation is swept); the dashboard reads the same definition.
+/// What a gauge measures now: connected marketplace accounts, or bytes of photos and of
+/// the user's own ticket attachments (not staff's), confirmed and reserved (a pending
+/// upload counts until it is confirmed or its reservation is swept); the dashboard
+/// reads the same definition.
 ///
 /// Errors: INTERNAL (database).
 pub async fn gauge(db: &impl ConnectionTrait, user_id: Uuid, metric: QuotaMetric) -> AppResult<i64> {
@@ -97,7 +100,11 @@ pub async fn gauge(db: &impl ConnectionTrait, user_id: Uuid, metric: QuotaMetric
         QuotaMetric::ConnectedAccounts => {
             "SELECT count(*)::bigint AS n FROM marketplace_accounts WHERE user_id = $1 AND status = 'connected'"
         }
-        QuotaMetric::StorageBytes => "SELECT coalesce(sum(byte_size), 0)::bigint AS n FROM photos WHERE user_id = $1",
+        QuotaMetric::StorageBytes => {
+            "SELECT ((SELECT coalesce(sum(byte_size), 0) FROM photos WHERE user_id = $1)
+                   + (SELECT coalesce(sum(byte_size), 0) FROM ticket_attachments WHERE user_id = $1 AND NOT by_staff)
+                    )::bigint AS n"
+        }
         other => return Err(anyhow::anyhow!("{other} is not a gauge").into()),
     };
     let row = db.query_one(Statement::from_sql_and_values(DbBackend::Postgres, sql, [user_id.into()])).await?;
@@ -125,20 +132,20 @@ pub async fn record_notice(
     Ok(fresh.is_some())
 }
 
-/// The user's counters in the period starting at `period_start`.
+/// The user's counters in the period starting at `period_start`: used, and credited.
 ///
 /// Errors: INTERNAL (database).
 pub async fn counters(
     db: &impl ConnectionTrait,
     user_id: Uuid,
     period_start: DateTime<Utc>,
-) -> AppResult<Vec<(QuotaMetric, i64)>> {
+) -> AppResult<Vec<(QuotaMetric, i64, i64)>> {
     let rows = db
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT metric, used FROM quota_usage WHERE user_id = $1 AND period_start = $2",
+            "SELECT metric, used, credit FROM quota_usage WHERE user_id = $1 AND period_start = $2",
             [user_id.into(), period_start.into()],
         ))
         .await?;
-    rows.iter().map(|r| Ok((r.try_get("", "metric")?, r.try_get("", "used")?))).collect()
+    rows.iter().map(|r| Ok((r.try_get("", "metric")?, r.try_get("", "used")?, r.try_get("", "credit")?))).collect()
 }
