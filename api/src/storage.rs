@@ -293,6 +293,30 @@ impl Storage {
         }
     }
 
+    /// Deletes every object whose key starts with the folder `prefix` (a valid key; the
+    /// objects under `prefix/`): an erased account's whole footprint, whatever kind of
+    /// object put it there, including uploads that landed after its rows were listed.
+    /// How many objects went.
+    ///
+    /// Errors: an invalid prefix; the store's (listing or deleting).
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, StorageError> {
+        if !valid_key(prefix) {
+            return Err(StorageError::Failed(anyhow::anyhow!("invalid object key prefix")));
+        }
+        match self {
+            Storage::S3 { bucket, timeout } => {
+                // ListObjectsV2, every page (rust-s3 follows the continuation tokens).
+                let pages = bounded(*timeout, "LIST objects", bucket.list(format!("{prefix}/"), None)).await?;
+                let keys: Vec<String> = pages.into_iter().flat_map(|p| p.contents.into_iter().map(|o| o.key)).collect();
+                for key in &keys {
+                    self.delete(key).await?;
+                }
+                Ok(keys.len())
+            }
+            Storage::Local(local) => Ok(local.delete_prefix(prefix).await?),
+        }
+    }
+
     /// The local store, when this is one.
     pub fn as_local(&self) -> Option<&LocalStore> {
         match self {
@@ -434,6 +458,31 @@ impl LocalStore {
         tokio::fs::read_to_string(Self::meta_path(&self.path(key).ok()?)).await.ok()
     }
 
+    async fn delete_prefix(&self, prefix: &str) -> anyhow::Result<usize> {
+        let dir = self.path(prefix)?;
+        let mut n = 0;
+        let mut pending = vec![dir.clone()];
+        while let Some(d) = pending.pop() {
+            let mut entries = match tokio::fs::read_dir(&d).await {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            while let Some(entry) = entries.next_entry().await? {
+                if entry.file_type().await?.is_dir() {
+                    pending.push(entry.path());
+                } else if entry.path().extension().is_none_or(|x| x != "meta") {
+                    n += 1;
+                }
+            }
+        }
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn delete(&self, key: &str) -> anyhow::Result<()> {
         let path = self.path(key)?;
         for p in [Self::meta_path(&path), path] {
@@ -481,6 +530,23 @@ pub fn valid_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_local_prefix_goes_whole_and_nothing_beside_it() {
+        let root = std::env::temp_dir().join(format!("plinth-prefix-{}", uuid::Uuid::new_v4()));
+        let store = Storage::local(root.clone(), b"k".to_vec(), "http://h".into());
+        for key in ["u/aa/p/1", "u/aa/tc/2", "u/ab/p/3"] {
+            store.put(key, "image/png", b"x").await.unwrap();
+        }
+        assert_eq!(store.delete_prefix("u/aa").await.unwrap(), 2);
+        assert!(store.head("u/aa/p/1").await.unwrap().is_none());
+        assert!(store.head("u/aa/tc/2").await.unwrap().is_none());
+        assert!(store.head("u/ab/p/3").await.unwrap().is_some(), "a sibling folder went");
+        assert_eq!(store.delete_prefix("u/aa").await.unwrap(), 0, "again: nothing, no error");
+        assert!(store.delete_prefix("../etc").await.is_err());
+        assert!(store.delete_prefix("u/aa/").await.is_err(), "an empty segment");
+        std::fs::remove_dir_all(root).ok();
+    }
 
     fn store() -> LocalStore {
         LocalStore { root: "/tmp/x".into(), signing_key: b"k".to_vec(), base_url: "http://h".into() }

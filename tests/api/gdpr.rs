@@ -644,3 +644,40 @@ async fn an_account_being_erased_is_locked_until_the_erasure_finishes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The erasure deletes the account's folders whole, so objects no row of the user's
+/// lists go too (a staff attachment hidden from the user's role, an upload that landed
+/// after the rows were read), on S3; another account's objects stay.
+#[tokio::test]
+async fn the_erasure_deletes_objects_no_row_lists_and_nobody_elses() {
+    let app = TestApp::builder().with_s3().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "1").spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let store = api::storage::Storage::s3(app.config.storage.s3.as_ref().unwrap()).unwrap();
+    let strays = [
+        format!("u/{}/tc/{}", ann.id, Uuid::new_v4()),
+        format!("u/{}/p/{}", ann.id, Uuid::new_v4()),
+        format!("x/{}/{}", ann.id, Uuid::new_v4()),
+    ];
+    let kept = format!("u/{}/p/{}", bob.id, Uuid::new_v4());
+    for key in strays.iter().chain([&kept]) {
+        store.put(key, "image/png", &png(8, 8)).await.unwrap();
+    }
+    let q = "mutation($p: String!) { deleteMyAccount(input: {currentPassword: $p}) { deletionScheduledAt } }";
+    let ok = app.gql(Some(&ann.access), q, json!({ "p": ann.password })).await;
+    assert!(ok["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{ok}");
+    sqlx::query("UPDATE users SET deletion_scheduled_at = now() - interval '1 second' WHERE id = $1")
+        .bind(ann.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.count(&format!("users WHERE id = '{}'", ann.id)).await > 0 {
+        assert!(Instant::now() < deadline, "the account was not erased");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for key in &strays {
+        assert!(store.head(key).await.unwrap().is_none(), "{key} outlived the erasure");
+    }
+    assert!(store.head(&kept).await.unwrap().is_some(), "the other account's object went");
+}

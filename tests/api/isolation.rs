@@ -210,7 +210,10 @@ async fn cross_tenant_functions_are_narrow_and_private() {
     .unwrap();
     let mut grantees = grantees;
     grantees.sort();
-    assert_eq!(grantees, ["plinth_admin", "plinth_anon", "plinth_metrics", "plinth_system", "plinth_user", "plinth_worker"]);
+    assert_eq!(
+        grantees,
+        ["plinth_admin", "plinth_anon", "plinth_metrics", "plinth_system", "plinth_user", "plinth_worker"]
+    );
     // And each function has exactly its intended caller.
     let per_function: Vec<(String, String)> = sqlx::query_as(
         "SELECT p.proname::text, string_agg(r.rolname::text, ',' ORDER BY r.rolname) FROM pg_proc p

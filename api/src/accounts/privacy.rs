@@ -448,6 +448,12 @@ impl Privacy {
         for key in &footprint.objects {
             self.deps.storage.delete(key).await?;
         }
+        // Then the account's folders whole: objects no row of the user's lists (a staff
+        // attachment on its ticket, hidden from the user's role; an upload that landed
+        // after the list was read).
+        for prefix in [format!("u/{user_id}"), format!("x/{user_id}")] {
+            self.deps.storage.delete_prefix(&prefix).await?;
+        }
         let tx = self.begin("accounts.erase_due").await?;
         let subject = Self::pseudonym(&self.deps.sealer, user_id);
         let erased = tx
