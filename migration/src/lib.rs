@@ -31,6 +31,7 @@ mod m20261202_000401_schedule_email_reminders;
 mod m20261202_000402_change_email_address;
 mod m20261202_000601_record_subscription_history;
 mod m20261202_000602_create_business_metrics;
+mod m20261202_000701_create_experiments;
 pub mod normalize;
 pub mod rls;
 
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000402_change_email_address::Migration),
             Box::new(m20261202_000601_record_subscription_history::Migration),
             Box::new(m20261202_000602_create_business_metrics::Migration),
+            Box::new(m20261202_000701_create_experiments::Migration),
         ]
     }
 }

@@ -15,6 +15,8 @@ use crate::{
     db::RequestTx,
     drafts::graphql::{DraftById, DraftsMutation, DraftsQuery},
     email::graphql::{EmailMutation, EmailQuery},
+    experiments::graphql::{ExperimentsMutation, ExperimentsQuery},
+    feedback::graphql::{FeedbackMutation, FeedbackQuery},
     jobs::graphql::{JobsMutation, JobsQuery, JobsSubscription, LogsByJob},
     marketplace::graphql::{MarketplaceMutation, MarketplaceQuery},
     notifications::graphql::{NotificationsMutation, NotificationsQuery, NotificationsSubscription},
@@ -45,6 +47,8 @@ pub struct Query(
     ApiTokensQuery,
     EmailQuery,
     BusinessQuery,
+    ExperimentsQuery,
+    FeedbackQuery,
 );
 
 /// Every domain's mutations.
@@ -59,6 +63,8 @@ pub struct Mutation(
     NotificationsMutation,
     ApiTokensMutation,
     EmailMutation,
+    ExperimentsMutation,
+    FeedbackMutation,
 );
 
 /// Every domain's subscriptions.
