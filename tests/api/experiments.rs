@@ -83,7 +83,8 @@ async fn assignment_is_deterministic_across_instances_sticky_and_weighted() {
     for i in 0..10 {
         let u = app.register(&format!("u{i}")).await;
         let want = expected("checkout.color", u.id, &arms);
-        let (a, b) = (variant(&app, &u.access, "checkout.color").await, variant(&other, &u.access, "checkout.color").await);
+        let (a, b) =
+            (variant(&app, &u.access, "checkout.color").await, variant(&other, &u.access, "checkout.color").await);
         assert_eq!(a["variant"], want.as_str(), "{u:?}");
         assert_eq!(b, a);
         assert_eq!(a["inExperiment"], true);
@@ -92,9 +93,10 @@ async fn assignment_is_deterministic_across_instances_sticky_and_weighted() {
     assert_eq!(rows, 10);
     // Concurrent first exposures of one user: one row, one answer.
     let late = app.register("late").await;
-    let answers =
-        futures::future::join_all((0..8).map(|i| variant(if i % 2 == 0 { &app } else { &other }, &late.access, "checkout.color")))
-            .await;
+    let answers = futures::future::join_all(
+        (0..8).map(|i| variant(if i % 2 == 0 { &app } else { &other }, &late.access, "checkout.color")),
+    )
+    .await;
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
     let mine: i64 = sqlx::query_scalar("SELECT count(*) FROM experiment_assignments WHERE user_id = $1")
         .bind(late.id)
@@ -145,7 +147,11 @@ async fn new_users_audience_and_stopping() {
     assert_eq!(code(&r), "NOT_FOUND");
     // Stop with the control as winner.
     let r = app
-        .gql(Some(&admin.access), "mutation { stopExperiment(key: \"onboarding\", winner: \"control\") { status winner } }", json!({}))
+        .gql(
+            Some(&admin.access),
+            "mutation { stopExperiment(key: \"onboarding\", winner: \"control\") { status winner } }",
+            json!({}),
+        )
         .await;
     assert_eq!(r["data"]["stopExperiment"], json!({ "status": "STOPPED", "winner": "control" }), "{r}");
     let v = variant(&app, &new.access, "onboarding").await;
@@ -261,23 +267,27 @@ async fn nps_is_limited_per_user_and_summarised_by_hand_numbers() {
     ];
     for (_, rows) in answers {
         let id = Uuid::now_v7();
-        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $1::text || '@example.com', 'x', $2)")
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $1::text || '@example.com', 'x', $2)",
+        )
+        .bind(id)
+        .bind(at(2024, 11, 1))
+        .execute(&app.db)
+        .await
+        .unwrap();
+        for (score, (m, d), comment) in rows {
+            let y = if *m == 12 { 2024 } else { 2025 };
+            sqlx::query(
+                "INSERT INTO nps_responses (id, user_id, score, comment, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(Uuid::now_v7())
             .bind(id)
-            .bind(at(2024, 11, 1))
+            .bind(score)
+            .bind(comment)
+            .bind(at(y, *m, *d))
             .execute(&app.db)
             .await
             .unwrap();
-        for (score, (m, d), comment) in rows {
-            let y = if *m == 12 { 2024 } else { 2025 };
-            sqlx::query("INSERT INTO nps_responses (id, user_id, score, comment, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(Uuid::now_v7())
-                .bind(id)
-                .bind(score)
-                .bind(comment)
-                .bind(at(y, *m, *d))
-                .execute(&app.db)
-                .await
-                .unwrap();
         }
     }
     let r = app.gql(Some(&admin.access), SUMMARY, json!({ "f": at(2025, 1, 1), "t": at(2025, 2, 1) })).await;
@@ -291,9 +301,11 @@ async fn nps_is_limited_per_user_and_summarised_by_hand_numbers() {
     close(&s["nps"], 25.0);
     assert_eq!(s["eligible"], 10);
     close(&s["responseRate"], 0.8);
-    let dist: Vec<i64> = s["distribution"].as_array().unwrap().iter().map(|d| d["respondents"].as_i64().unwrap()).collect();
+    let dist: Vec<i64> =
+        s["distribution"].as_array().unwrap().iter().map(|d| d["respondents"].as_i64().unwrap()).collect();
     assert_eq!(dist, [0, 0, 0, 1, 0, 0, 1, 1, 1, 2, 2]);
-    let comments: Vec<&str> = s["recentComments"].as_array().unwrap().iter().map(|c| c["comment"].as_str().unwrap()).collect();
+    let comments: Vec<&str> =
+        s["recentComments"].as_array().unwrap().iter().map(|c| c["comment"].as_str().unwrap()).collect();
     assert_eq!(comments, ["better now", "too slow", "broken"]);
     let r = app.gql(Some(&admin.access), SUMMARY, json!({ "f": at(2025, 2, 1), "t": at(2025, 1, 1) })).await;
     assert_eq!(code(&r), "BAD_USER_INPUT");
@@ -311,7 +323,11 @@ async fn admin_operations_are_forbidden_to_everyone_else() {
     let admin = with_role(&app, "admin", "admin").await;
     create(&app, &admin, "exp", &[("a", 1), ("b", 1)], "ALL").await;
     let r = app
-        .gql(Some(&admin.access), "mutation { createApiToken(input: {name: \"all\", scopes: [\"drafts:read\", \"usage:read\"]}) { token } }", json!({}))
+        .gql(
+            Some(&admin.access),
+            "mutation { createApiToken(input: {name: \"all\", scopes: [\"drafts:read\", \"usage:read\"]}) { token } }",
+            json!({}),
+        )
         .await;
     let api = r["data"]["createApiToken"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
     let range = json!({ "f": at(2025, 1, 1), "t": at(2025, 2, 1) });
@@ -346,7 +362,8 @@ async fn admin_operations_are_forbidden_to_everyone_else() {
     ] {
         assert_eq!(code(&app.gql(Some(&admin.access), CREATE, json!({ "i": bad })).await), "BAD_USER_INPUT", "{bad}");
     }
-    let taken = json!({ "i": { "key": "exp", "variants": [{ "name": "a", "weight": 1 }, { "name": "b", "weight": 1 }] } });
+    let taken =
+        json!({ "i": { "key": "exp", "variants": [{ "name": "a", "weight": 1 }, { "name": "b", "weight": 1 }] } });
     assert_eq!(code(&app.gql(Some(&admin.access), CREATE, taken).await), "CONFLICT");
 }
 
@@ -366,7 +383,9 @@ async fn users_never_see_each_others_assignments_or_answers() {
     let url = crate::helpers::admin_url(&app.database).replace("postgres@", "plinth_app@");
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     for table in ["experiment_assignments", "experiment_conversions", "nps_responses"] {
-        for (role, who, want) in [("plinth_user", bob.id, 0i64), ("plinth_user", ann.id, 1), ("plinth_admin", admin.id, 0)] {
+        for (role, who, want) in
+            [("plinth_user", bob.id, 0i64), ("plinth_user", ann.id, 1), ("plinth_admin", admin.id, 0)]
+        {
             let mut tx = pool.begin().await.unwrap();
             sqlx::query("SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true)")
                 .bind(role)
@@ -374,7 +393,8 @@ async fn users_never_see_each_others_assignments_or_answers() {
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut *tx).await.unwrap();
+            let n: i64 =
+                sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut *tx).await.unwrap();
             assert_eq!(n, want, "{table} as {role} {who}");
             tx.rollback().await.unwrap();
         }
@@ -387,11 +407,13 @@ async fn users_never_see_each_others_assignments_or_answers() {
         .unwrap();
     let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM experiments").fetch_one(&mut *tx).await.unwrap();
     assert_eq!(seen, 1, "definitions are readable");
-    assert!(sqlx::query("INSERT INTO experiment_assignments (user_id, experiment_key, variant) VALUES ($1, 'exp', 'a')")
-        .bind(ann.id)
-        .execute(&mut *tx)
-        .await
-        .is_err());
+    assert!(sqlx::query(
+        "INSERT INTO experiment_assignments (user_id, experiment_key, variant) VALUES ($1, 'exp', 'a')"
+    )
+    .bind(ann.id)
+    .execute(&mut *tx)
+    .await
+    .is_err());
     tx.rollback().await.unwrap();
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
@@ -399,7 +421,10 @@ async fn users_never_see_each_others_assignments_or_answers() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    assert!(sqlx::query("UPDATE experiments SET status = 'stopped', stopped_at = now()").execute(&mut *tx).await.is_err());
+    assert!(sqlx::query("UPDATE experiments SET status = 'stopped', stopped_at = now()")
+        .execute(&mut *tx)
+        .await
+        .is_err());
     tx.rollback().await.unwrap();
     // Over the API, bob's variant request records bob's row only.
     variant(&app, &bob.access, "exp").await;

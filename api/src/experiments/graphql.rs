@@ -206,8 +206,7 @@ impl ExperimentsMutation {
             ExperimentAudience::All => service::Audience::All,
             ExperimentAudience::NewUsers => service::Audience::NewUsers,
         };
-        let variants =
-            input.variants.into_iter().map(|v| store::Variant { name: v.name, weight: v.weight }).collect();
+        let variants = input.variants.into_iter().map(|v| store::Variant { name: v.name, weight: v.weight }).collect();
         Ok(service::create(tx, &input.key, &input.description, variants, audience).await?.into())
     }
 

@@ -76,9 +76,7 @@ pub struct Comment {
 /// Errors: INTERNAL.
 pub async fn summary(db: &impl ConnectionTrait, from: DateTime<Utc>, to: DateTime<Utc>) -> AppResult<Summary> {
     let mut s = Summary::default();
-    if let Some(r) =
-        db.query_one(stmt("SELECT * FROM metrics.nps_summary($1, $2)", [from.into(), to.into()])).await?
-    {
+    if let Some(r) = db.query_one(stmt("SELECT * FROM metrics.nps_summary($1, $2)", [from.into(), to.into()])).await? {
         s.respondents = r.try_get("", "respondents")?;
         s.promoters = r.try_get("", "promoters")?;
         s.passives = r.try_get("", "passives")?;
@@ -99,8 +97,9 @@ pub async fn comments(
     to: DateTime<Utc>,
     n: i32,
 ) -> AppResult<Vec<Comment>> {
-    let rows =
-        db.query_all(stmt("SELECT * FROM metrics.nps_comments($1, $2, $3)", [from.into(), to.into(), n.into()])).await?;
+    let rows = db
+        .query_all(stmt("SELECT * FROM metrics.nps_comments($1, $2, $3)", [from.into(), to.into(), n.into()]))
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(Comment {
