@@ -19,6 +19,8 @@ pub mod drafts;
 pub mod email;
 pub mod error;
 pub mod events;
+pub mod experiments;
+pub mod feedback;
 pub mod fsutil;
 pub mod graphql;
 pub mod http;

@@ -35,6 +35,7 @@ mod m20261202_000503_create_support_tools;
 mod m20261202_000504_notify_ticket_replies;
 mod m20261202_000601_record_subscription_history;
 mod m20261202_000602_create_business_metrics;
+mod m20261202_000701_create_experiments;
 pub mod normalize;
 pub mod rls;
 
@@ -79,6 +80,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000504_notify_ticket_replies::Migration),
             Box::new(m20261202_000601_record_subscription_history::Migration),
             Box::new(m20261202_000602_create_business_metrics::Migration),
+            Box::new(m20261202_000701_create_experiments::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ mod drafts;
 mod edge;
 mod edge_strings;
 mod email;
+mod experiments;
 mod faults;
 mod gdpr;
 mod identity;

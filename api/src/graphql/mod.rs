@@ -15,6 +15,8 @@ use crate::{
     db::RequestTx,
     drafts::graphql::{DraftById, DraftsMutation, DraftsQuery},
     email::graphql::{EmailMutation, EmailQuery},
+    experiments::graphql::{ExperimentsMutation, ExperimentsQuery},
+    feedback::graphql::{FeedbackMutation, FeedbackQuery},
     jobs::graphql::{JobsMutation, JobsQuery, JobsSubscription, LogsByJob},
     marketplace::graphql::{MarketplaceMutation, MarketplaceQuery},
     notifications::graphql::{NotificationsMutation, NotificationsQuery, NotificationsSubscription},
@@ -49,6 +51,8 @@ pub struct Query(
     BusinessQuery,
     SupportQuery,
     SupportToolsQuery,
+    ExperimentsQuery,
+    FeedbackQuery,
 );
 
 /// Every domain's mutations.
@@ -65,6 +69,8 @@ pub struct Mutation(
     EmailMutation,
     SupportMutation,
     SupportToolsMutation,
+    ExperimentsMutation,
+    FeedbackMutation,
 );
 
 /// Every domain's subscriptions.
