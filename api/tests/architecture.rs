@@ -56,6 +56,8 @@ const DOMAINS: &[&str] = &[
     "billing",
     "business",
     "support",
+    "experiments",
+    "feedback",
 ];
 
 fn src() -> PathBuf {

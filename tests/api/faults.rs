@@ -307,7 +307,10 @@ async fn postgres_refused_or_blackholed_fails_fast_writes_nothing_and_recovers()
             tokio::join!(run_fault(&pg, mode, fault, Duration::from_secs(3), &loads), during_fault);
         // What needs the database fails fast with its code...
         assert_eq!(code(&write), "SERVICE_UNAVAILABLE", "{fault}: {write}");
-        assert!(took < BUDGET + Duration::from_millis(500), "{fault}: the write took {took:?}");
+        // Bounded by the request deadline (a blackholed connection would otherwise hang
+        // for the kernel's TCP timeout); the margin is for a loaded 2-core CI, where the
+        // whole suite runs beside this test (2.0 s seen once with 0.5 s of margin).
+        assert!(took < BUDGET * 2, "{fault}: the write took {took:?}");
         assert_eq!(ready.0, 503, "{fault}: readiness {ready:?}");
         assert!(during[0].iter().all(|s| s.outcome != "hung"), "{fault}: a signed-in request hung");
         assert!(during[0].iter().any(|s| s.outcome == "SERVICE_UNAVAILABLE"), "{fault}: {:?}", during[0]);
