@@ -335,6 +335,7 @@ impl Application {
                 services.storage.clone(),
                 config.support.max_attachment_bytes,
             )))
+            .data(crate::accounts::graphql::ChatIdentity(config.support.chat_identity_secret.clone()))
             .data(crate::support::service::SupportLimits {
                 max_open_tickets: config.support.max_open_tickets,
                 messages_per_hour: config.support.messages_per_hour,

@@ -1196,3 +1196,52 @@ async fn a_staff_reply_is_mailed_once_only_when_its_notification_stays_unread_an
         .unwrap();
     assert_eq!(pending, 0);
 }
+
+/// HMAC-SHA256 written out (RFC 2104), independent of the server's crate.
+fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
+    let inner = Sha256::digest([pad(0x36), message.to_vec()].concat());
+    hex::encode(Sha256::digest([pad(0x5c), inner.to_vec()].concat()))
+}
+
+#[tokio::test]
+async fn the_signed_in_user_carries_the_chat_widget_identity_hash_only_when_a_secret_is_set() {
+    // RFC 4231, test case 2: the helper itself is right.
+    assert_eq!(
+        hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    let app = TestApp::builder().with_env("PLINTH_CHAT_IDENTITY_SECRET", "chat-s3cret").spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    for user in [&ann, &bob] {
+        let r = app.gql(Some(&user.access), "{ me { id chatIdentityHash } }", json!({})).await;
+        let want = hmac_sha256_hex(b"chat-s3cret", user.id.to_string().as_bytes());
+        assert_eq!(r["data"]["me"]["chatIdentityHash"], want, "{r}");
+    }
+    // The sign-in's answer carries it too.
+    let r = app
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { user { chatIdentityHash } } }",
+            json!({ "i": { "email": ann.email, "password": ann.password } }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["login"]["user"]["chatIdentityHash"],
+        hmac_sha256_hex(b"chat-s3cret", ann.id.to_string().as_bytes()),
+        "{r}"
+    );
+
+    let plain = TestApp::spawn().await;
+    let cat = plain.register("cat").await;
+    let r = plain.gql(Some(&cat.access), "{ me { chatIdentityHash } }", json!({})).await;
+    assert!(r["errors"].is_null(), "{r}");
+    assert_eq!(r["data"]["me"]["chatIdentityHash"], Value::Null);
+}

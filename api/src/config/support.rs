@@ -17,6 +17,9 @@ pub struct SupportConfig {
     /// `PLINTH_SUPPORT_REPLY_MAIL_SWEEP_SECS`: how often the due reply mails are looked
     /// for (30 s).
     pub reply_mail_sweep: std::time::Duration,
+    /// `PLINTH_CHAT_IDENTITY_SECRET`: the key of the chat widget's identity-verification
+    /// hash (HMAC-SHA256 of the user id); no hash when unset.
+    pub chat_identity_secret: Option<secrecy::SecretString>,
 }
 
 impl SupportConfig {
@@ -31,6 +34,7 @@ impl SupportConfig {
             reply_mail_sweep: std::time::Duration::from_secs(
                 v.parse("PLINTH_SUPPORT_REPLY_MAIL_SWEEP_SECS", 30u64)?.max(1),
             ),
+            chat_identity_secret: v.secret("PLINTH_CHAT_IDENTITY_SECRET"),
         })
     }
 }
