@@ -335,9 +335,11 @@ impl Application {
                 services.storage.clone(),
                 config.support.max_attachment_bytes,
             )))
+            .data(crate::accounts::graphql::ChatIdentity(config.support.chat_identity_secret.clone()))
             .data(crate::support::service::SupportLimits {
                 max_open_tickets: config.support.max_open_tickets,
                 messages_per_hour: config.support.messages_per_hour,
+                reply_mail_delay_secs: config.support.reply_mail_delay.as_secs() as i64,
             })
             .finish();
         let tasks = Supervisor::start(
@@ -364,6 +366,12 @@ impl Application {
                     config.storage.upload_sweep,
                     config.database.statement_timeout_ms,
                 ),
+                crate::support::tasks::ReplyMails {
+                    pool: services.pool.clone(),
+                    public_url: public_url.clone(),
+                    statement_timeout_ms: config.database.statement_timeout_ms,
+                }
+                .task(config.support.reply_mail_sweep),
                 accounts::tasks::build_exports(services.privacy.clone(), config.accounts.sweep),
                 accounts::tasks::sweep_exports(services.privacy.clone(), config.accounts.sweep),
                 accounts::tasks::erase_due_accounts(services.privacy.clone(), config.accounts.sweep),

@@ -36,6 +36,8 @@ mod m20261202_000504_notify_ticket_replies;
 mod m20261202_000601_record_subscription_history;
 mod m20261202_000602_create_business_metrics;
 mod m20261202_000701_create_experiments;
+mod m20261202_000801_schedule_support_reply_mail;
+mod m20261202_000802_create_support_metrics;
 pub mod normalize;
 pub mod rls;
 
@@ -81,6 +83,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000601_record_subscription_history::Migration),
             Box::new(m20261202_000602_create_business_metrics::Migration),
             Box::new(m20261202_000701_create_experiments::Migration),
+            Box::new(m20261202_000801_schedule_support_reply_mail::Migration),
+            Box::new(m20261202_000802_create_support_metrics::Migration),
         ]
     }
 }

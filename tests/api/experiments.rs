@@ -253,7 +253,9 @@ async fn nps_is_limited_per_user_and_summarised_by_hand_numbers() {
     }
     assert_eq!(app.count("nps_responses").await, 1);
 
-    let answers: [(i32, &[(i16, (u32, u32), Option<&str>)]); 10] = [
+    // (user, [(score, (month, day), comment)])
+    type Answers<'a> = [(i32, &'a [(i16, (u32, u32), Option<&'a str>)]); 10];
+    let answers: Answers = [
         (0, &[(10, (1, 10), None)]),
         (1, &[(10, (1, 11), None)]),
         (2, &[(9, (1, 12), None)]),

@@ -681,3 +681,120 @@ async fn the_erasure_deletes_objects_no_row_lists_and_nobody_elses() {
     }
     assert!(store.head(&kept).await.unwrap().is_some(), "the other account's object went");
 }
+
+/// The export carries the user's support tickets, their messages (never an internal
+/// note) and attachments (metadata and bytes), who at support looked at the account and
+/// the grants the user gave, experiment assignments and conversions, and NPS answers;
+/// nothing of another user.
+#[tokio::test]
+async fn an_export_holds_support_experiments_and_feedback_without_internal_notes() {
+    let app = TestApp::builder().with_s3().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "1").spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut sam = app.register("sam").await;
+    sqlx::query("UPDATE users SET role = 'support', display_name = 'Sam' WHERE id = $1")
+        .bind(sam.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    app.refresh_session(&mut sam).await;
+    let open = "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id } }";
+    let mut tickets = Vec::new();
+    for (user, subject) in [(&ann, "Ann's scan"), (&bob, "Bob's invoice")] {
+        let r = app
+            .gql(Some(&user.access), open, json!({ "i": { "subject": subject, "category": "JOBS", "body": "Help" } }))
+            .await;
+        tickets.push(r["data"]["openTicket"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned());
+    }
+    let reply = "mutation($t: ID!, $b: String!) { replyTicket(ticketId: $t, body: $b) { id } }";
+    let note = "mutation($t: ID!, $b: String!) { addInternalNote(ticketId: $t, body: $b) { id } }";
+    for (q, b) in [(reply, "Staff says restart"), (note, "SECRET internal remark")] {
+        let r = app.gql(Some(&sam.access), q, json!({ "t": tickets[0], "b": b })).await;
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    // A PDF Ann attaches.
+    let pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".to_vec();
+    let r = app
+        .gql(
+            Some(&ann.access),
+            "mutation($i: TicketAttachmentInput!) { createTicketAttachmentUpload(input: $i) { attachment { id status } uploadUrl headers { name value } } }",
+            json!({ "i": { "ticketId": tickets[0], "fileName": "log.pdf", "contentType": "application/pdf",
+                           "byteSize": pdf.len(), "sha256": sha256_hex(&pdf), "internal": false } }),
+        )
+        .await;
+    let up = r["data"]["createTicketAttachmentUpload"].clone();
+    assert!(up.is_object(), "{r}");
+    assert!(app.put_upload(&up, pdf.clone()).await.status().is_success());
+    let c = app
+        .gql(
+            Some(&ann.access),
+            "mutation($id: ID!) { confirmTicketAttachment(id: $id) { status } }",
+            json!({ "id": up["attachment"]["id"] }),
+        )
+        .await;
+    assert_eq!(c["data"]["confirmTicketAttachment"]["status"], "READY", "{c}");
+    // A grant, an experiment and an NPS answer, each for both users.
+    sqlx::query("INSERT INTO experiments (key, variants, audience) VALUES ('pricing-page', '[{\"name\": \"a\", \"weight\": 50}, {\"name\": \"b\", \"weight\": 50}]', 'all')")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    for (user, comment) in [(&ann, "Ann likes it"), (&bob, "Bob does not")] {
+        for sql in [
+            "INSERT INTO support_access_grants (id, user_id, expires_at) VALUES (gen_random_uuid(), $1, now() + interval '2 hours')",
+            "INSERT INTO experiment_assignments (user_id, experiment_key, variant) VALUES ($1, 'pricing-page', 'b')",
+            "INSERT INTO experiment_conversions (user_id, experiment_key, goal) VALUES ($1, 'pricing-page', 'paid')",
+        ] {
+            sqlx::query(sql).bind(user.id).execute(&app.db).await.unwrap();
+        }
+        sqlx::query("INSERT INTO nps_responses (id, user_id, score, comment) VALUES (gen_random_uuid(), $1, 9, $2)")
+            .bind(user.id)
+            .bind(comment)
+            .execute(&app.db)
+            .await
+            .unwrap();
+    }
+
+    let queued = export_now(&app, &ann).await;
+    let ready = export_in(&app, &ann, queued["id"].as_str().unwrap(), "READY").await;
+    let bytes = app.http().get(ready["downloadUrl"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    let files = unzip(&bytes);
+    let manifest: Value = serde_json::from_slice(file(&files, "README.json")).unwrap();
+    for (name, n) in [
+        ("tickets.jsonl", 1),
+        ("ticket_messages.jsonl", 2),
+        ("ticket_attachments.jsonl", 1),
+        ("support_access_grants.jsonl", 1),
+        ("experiment_assignments.jsonl", 1),
+        ("experiment_conversions.jsonl", 1),
+        ("nps_responses.jsonl", 1),
+    ] {
+        assert_eq!(manifest["counts"][name], n, "{name} in {manifest}");
+    }
+    assert_eq!(manifest["attachmentFiles"], 1, "{manifest}");
+    assert_eq!(jsonl(&files, "tickets.jsonl")[0]["subject"], "Ann's scan");
+    let messages = jsonl(&files, "ticket_messages.jsonl");
+    assert_eq!(messages[1]["body"], "Staff says restart");
+    assert_eq!(messages[1]["author"], json!({ "kind": "STAFF", "name": "Sam" }));
+    let attachment = &jsonl(&files, "ticket_attachments.jsonl")[0];
+    assert_eq!(attachment["fileName"], "log.pdf");
+    assert_eq!(file(&files, attachment["file"].as_str().unwrap()), pdf.as_slice());
+    let log = jsonl(&files, "support_access_log.jsonl");
+    assert!(log.iter().any(|l| l["action"] == "ticket.reply" && l["staffName"] == "Sam"), "{log:?}");
+    assert_eq!(
+        jsonl(&files, "experiment_assignments.jsonl")[0],
+        json!({ "experiment": "pricing-page", "variant": "b", "assignedAt": jsonl(&files, "experiment_assignments.jsonl")[0]["assignedAt"] })
+    );
+    assert_eq!(jsonl(&files, "experiment_conversions.jsonl")[0]["goal"], "paid");
+    assert_eq!(jsonl(&files, "nps_responses.jsonl")[0]["comment"], "Ann likes it");
+
+    let everything: String = files.iter().map(|(n, b)| format!("{n}\n{}\n", String::from_utf8_lossy(b))).collect();
+    for absent in ["SECRET internal remark", "Bob's invoice", "Bob does not", tickets[1].as_str(), &bob.id.to_string()]
+    {
+        assert!(!everything.contains(absent), "the archive contains {absent:?}");
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}

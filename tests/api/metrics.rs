@@ -360,6 +360,7 @@ async fn metrics_are_for_administrators_with_a_session_only() {
         "query($f: DateTime!, $t: DateTime!) { activation(from: $f, to: $t) { signups } }",
         "query($f: DateTime!, $t: DateTime!) { cohorts(from: $f, to: $t, metric: ACTIVE) { size } }",
         "query($f: DateTime!, $t: DateTime!) { usageTotals(from: $f, to: $t) { day } }",
+        "query($f: DateTime!, $t: DateTime!) { supportMetrics(from: $f, to: $t) { opened } }",
     ];
     for q in queries {
         for (who, token) in [("user", &user.access), ("support", &support.access), ("api token", &api_token)] {
@@ -388,6 +389,7 @@ async fn the_metrics_role_reads_across_tenants_only_for_an_administrator() {
     let support = with_role(&app, "sue", "support").await;
     history(&app, ann.id, "s1", at(2025, 1, 10), "pro", "month", "active").await;
     job(&app, ann.id, "scan", "succeeded", at(2025, 1, 11)).await;
+    ticket(&app, ann.id, at(2025, 1, 12), None, None, None).await;
     let url = crate::helpers::admin_url(&app.database).replace("postgres@", "plinth_app@");
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let count = |role: &'static str, user: Option<Uuid>, table: &'static str| {
@@ -406,7 +408,7 @@ async fn the_metrics_role_reads_across_tenants_only_for_an_administrator() {
             n.map_err(|e| e.to_string())
         }
     };
-    for table in ["billing_subscription_history", "jobs"] {
+    for table in ["billing_subscription_history", "jobs", "tickets"] {
         assert_eq!(count("plinth_metrics", Some(admin.id), table).await, Ok(1), "{table}");
         for user in [Some(ann.id), Some(support.id), None] {
             assert_eq!(count("plinth_metrics", user, table).await, Ok(0), "{table} as {user:?}");
@@ -546,4 +548,89 @@ async fn mrr_movements_reconcile_over_random_histories() {
             assert_eq!(got, want, "case {case} bucket {i}: rows {rows:?}");
         }
     }
+}
+
+/// A ticket of `user` straight in the database, opened at `created`.
+async fn ticket(
+    app: &TestApp,
+    user: Uuid,
+    created: DateTime<Utc>,
+    responded: Option<DateTime<Utc>>,
+    resolved: Option<DateTime<Utc>>,
+    closed: Option<DateTime<Utc>>,
+) {
+    sqlx::query(
+        "INSERT INTO tickets (id, user_id, subject, category, status, created_at, updated_at,
+                              first_response_at, resolved_at, closed_at)
+         VALUES ($1, $2, 'Help', 'other', CASE WHEN $6::timestamptz IS NOT NULL THEN 'closed'
+                 WHEN $5::timestamptz IS NOT NULL THEN 'resolved' ELSE 'open' END, $3, $3, $4, $5, $6)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(user)
+    .bind(created)
+    .bind(responded)
+    .bind(resolved)
+    .bind(closed)
+    .execute(&app.db)
+    .await
+    .unwrap();
+}
+
+/// Support figures of March 2025 (noon to noon, UTC), by hand. Opened in the range:
+/// T1 (response 1 h, resolved in 1 day), T2 (3 h, 3 days), T3 (5 h, open), T4 (no
+/// response), T5 (Mar 31, answered and resolved only after `to`): 5 opened; responses
+/// before `to` 3600, 10800, 18000 → median 10800, p90 10800 + 0.8 × 7200 = 16560;
+/// resolutions 86400, 259200 → median 172800. Outside: one from Feb 20 still open, one
+/// from Feb 1 resolved Feb 2, one from Feb 25 closed Mar 3, one from Apr 5. Backlog at
+/// `to`: Feb 20, T3, T4, T5 = 4.
+#[tokio::test]
+async fn support_metrics_of_a_known_fixture_match_the_hand_computed_numbers() {
+    let app = TestApp::spawn().await;
+    let admin = with_role(&app, "admin", "admin").await;
+    let (a, b) = (customer(&app, at(2025, 1, 1), true).await, customer(&app, at(2025, 1, 2), true).await);
+    let h = chrono::Duration::hours;
+    let d = chrono::Duration::days;
+    let t1 = at(2025, 3, 2);
+    ticket(&app, a, t1, Some(t1 + h(1)), Some(t1 + d(1)), None).await;
+    let t2 = at(2025, 3, 5);
+    ticket(&app, b, t2, Some(t2 + h(3)), Some(t2 + d(3)), None).await;
+    let t3 = at(2025, 3, 10);
+    ticket(&app, a, t3, Some(t3 + h(5)), None, None).await;
+    ticket(&app, b, at(2025, 3, 20), None, None, None).await;
+    let t5 = at(2025, 3, 31);
+    ticket(&app, a, t5, Some(t5 + d(1) + h(1)), Some(t5 + d(2)), None).await;
+    ticket(&app, b, at(2025, 2, 20), None, None, None).await;
+    ticket(&app, a, at(2025, 2, 1), Some(at(2025, 2, 1) + h(1)), Some(at(2025, 2, 2)), None).await;
+    ticket(&app, b, at(2025, 2, 25), None, None, Some(at(2025, 3, 3))).await;
+    ticket(&app, a, at(2025, 4, 5), None, None, None).await;
+
+    let r = app
+        .gql(
+            Some(&admin.access),
+            "query($f: DateTime!, $t: DateTime!) { supportMetrics(from: $f, to: $t) { opened responded
+                firstResponseMedianSeconds firstResponseP90Seconds resolved resolutionMedianSeconds backlog } }",
+            json!({ "f": at(2025, 3, 1), "t": at(2025, 4, 1) }),
+        )
+        .await;
+    let m = &r["data"]["supportMetrics"];
+    assert!(r["errors"].is_null(), "{r}");
+    assert_eq!((m["opened"].clone(), m["responded"].clone(), m["resolved"].clone()), (json!(5), json!(3), json!(2)));
+    close(&m["firstResponseMedianSeconds"], 10800.0);
+    close(&m["firstResponseP90Seconds"], 16560.0);
+    close(&m["resolutionMedianSeconds"], 172800.0);
+    assert_eq!(m["backlog"], 4, "{m}");
+
+    // An empty range: zero counts, no medians, the backlog still at its end.
+    let r = app
+        .gql(
+            Some(&admin.access),
+            "query($f: DateTime!, $t: DateTime!) { supportMetrics(from: $f, to: $t) { opened firstResponseMedianSeconds backlog } }",
+            json!({ "f": at(2025, 1, 1), "t": at(2025, 1, 2) }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["supportMetrics"],
+        json!({ "opened": 0, "firstResponseMedianSeconds": null, "backlog": 0 }),
+        "{r}"
+    );
 }

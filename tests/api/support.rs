@@ -1126,3 +1126,122 @@ async fn replies_notify_the_other_side_in_the_app_at_once() {
         "{n}"
     );
 }
+
+/// The `support_reply` mails queued so far: (user, locale, link).
+async fn reply_mails(app: &TestApp) -> Vec<(Uuid, String, String)> {
+    sqlx::query_as(
+        "SELECT user_id, locale, data->>'link' FROM email_outbox WHERE template = 'support_reply' ORDER BY created_at",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_staff_reply_is_mailed_once_only_when_its_notification_stays_unread_and_notes_never() {
+    let app = TestApp::builder()
+        .with_env("PLINTH_SUPPORT_REPLY_MAIL_DELAY_SECS", "2")
+        .with_env("PLINTH_SUPPORT_REPLY_MAIL_SWEEP_SECS", "1")
+        .with_env("PLINTH_PUBLIC_URL", "https://plinth.example")
+        .spawn()
+        .await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let r = app.gql(Some(&ann.access), "mutation { updateProfile(input: { locale: EN }) { locale } }", json!({})).await;
+    assert!(r["errors"].is_null(), "{r}");
+    let ann_ticket = open_ticket(&app, &ann, "Scan stuck").await;
+    let bob_ticket = open_ticket(&app, &bob, "Invoice").await;
+
+    // Ann never reads; Bob reads at once; a note is never mailed.
+    let r = app.gql(Some(&sam.access), NOTE, json!({ "t": ann_ticket, "b": "internal only" })).await;
+    assert!(r["errors"].is_null(), "{r}");
+    assert!(reply(&app, &sam.access, &ann_ticket, "Restart it.").await["errors"].is_null());
+    assert!(reply(&app, &sam.access, &bob_ticket, "Refunded.").await["errors"].is_null());
+    let r = app.gql(Some(&bob.access), "mutation { markNotificationsRead }", json!({})).await;
+    assert_eq!(r["data"]["markNotificationsRead"], 1, "{r}");
+    assert!(reply_mails(&app).await.is_empty(), "nothing before the delay");
+
+    let deadline = Instant::now() + WAIT;
+    while reply_mails(&app).await.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A few more sweeps: still one mail.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        reply_mails(&app).await,
+        vec![(ann.id, "en".to_owned(), format!("https://plinth.example/support/tickets/{ann_ticket}"))]
+    );
+    let scheduled: Vec<(Uuid, bool)> =
+        sqlx::query_as("SELECT user_id, mailed FROM support_reply_mails WHERE done_at IS NOT NULL ORDER BY mailed")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(scheduled, vec![(bob.id, false), (ann.id, true)], "two replies scheduled, the note not");
+
+    // Racing claimers (two direct calls and the app's own sweeper): one mail in all.
+    assert!(reply(&app, &sam.access, &ann_ticket, "Any news?").await["errors"].is_null());
+    let claim = "SELECT count(*) FROM priv.support_reply_mails_due(now() + interval '1 hour', 10)";
+    let (a, b) = tokio::join!(
+        sqlx::query_scalar::<_, i64>(claim).fetch_one(&app.db),
+        sqlx::query_scalar::<_, i64>(claim).fetch_one(&app.db)
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let by_app = reply_mails(&app).await.len() as i64 - 1;
+    assert_eq!(a.unwrap() + b.unwrap() + by_app, 1, "each reply claimed once");
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM support_reply_mails WHERE done_at IS NULL")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0);
+}
+
+/// HMAC-SHA256 written out (RFC 2104), independent of the server's crate.
+fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
+    let inner = Sha256::digest([pad(0x36), message.to_vec()].concat());
+    hex::encode(Sha256::digest([pad(0x5c), inner.to_vec()].concat()))
+}
+
+#[tokio::test]
+async fn the_signed_in_user_carries_the_chat_widget_identity_hash_only_when_a_secret_is_set() {
+    // RFC 4231, test case 2: the helper itself is right.
+    assert_eq!(
+        hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    let app = TestApp::builder().with_env("PLINTH_CHAT_IDENTITY_SECRET", "chat-s3cret").spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    for user in [&ann, &bob] {
+        let r = app.gql(Some(&user.access), "{ me { id chatIdentityHash } }", json!({})).await;
+        let want = hmac_sha256_hex(b"chat-s3cret", user.id.to_string().as_bytes());
+        assert_eq!(r["data"]["me"]["chatIdentityHash"], want, "{r}");
+    }
+    // The sign-in's answer carries it too.
+    let r = app
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { user { chatIdentityHash } } }",
+            json!({ "i": { "email": ann.email, "password": ann.password } }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["login"]["user"]["chatIdentityHash"],
+        hmac_sha256_hex(b"chat-s3cret", ann.id.to_string().as_bytes()),
+        "{r}"
+    );
+
+    let plain = TestApp::spawn().await;
+    let cat = plain.register("cat").await;
+    let r = plain.gql(Some(&cat.access), "{ me { chatIdentityHash } }", json!({})).await;
+    assert!(r["errors"].is_null(), "{r}");
+    assert_eq!(r["data"]["me"]["chatIdentityHash"], Value::Null);
+}

@@ -53,6 +53,62 @@ const KINDS: &[Kind] = &[
               FROM photos WHERE user_id = $1 ORDER BY created_at, id",
     },
     Kind {
+        file: "tickets.jsonl",
+        sql: "SELECT jsonb_build_object('id', id, 'subject', subject, 'category', upper(category),
+                'priority', upper(priority), 'status', upper(status), 'jobId', job_id, 'draftId', draft_id,
+                'createdAt', created_at, 'updatedAt', updated_at, 'firstResponseAt', first_response_at,
+                'resolvedAt', resolved_at, 'closedAt', closed_at) AS line
+              FROM tickets WHERE user_id = $1 ORDER BY created_at, id",
+    },
+    // Internal notes are not the user's to read: the user role's policy hides them,
+    // and the filter says so again.
+    Kind {
+        file: "ticket_messages.jsonl",
+        sql: "SELECT jsonb_build_object('id', id, 'ticketId', ticket_id,
+                'author', jsonb_build_object('kind', CASE WHEN author_is_staff THEN 'STAFF' ELSE 'USER' END,
+                                             'name', author_name),
+                'body', body, 'createdAt', created_at) AS line
+              FROM ticket_messages WHERE user_id = $1 AND NOT internal ORDER BY created_at, id",
+    },
+    Kind {
+        file: "ticket_attachments.jsonl",
+        sql: "SELECT jsonb_build_object('id', id, 'ticketId', ticket_id, 'messageId', message_id,
+                'fileName', file_name, 'contentType', content_type, 'byteSize', byte_size,
+                'sha256', encode(sha256, 'hex'), 'status', upper(status), 'createdAt', created_at,
+                'file', CASE WHEN status = 'ready' THEN 'attachments/' || id || '.' || split_part(content_type, '/', 2) END)
+                AS line
+              FROM ticket_attachments WHERE user_id = $1 AND NOT internal ORDER BY created_at, id",
+    },
+    Kind {
+        file: "support_access_grants.jsonl",
+        sql: "SELECT jsonb_build_object('id', id, 'createdAt', created_at, 'expiresAt', expires_at,
+                'revokedAt', revoked_at) AS line
+              FROM support_access_grants WHERE user_id = $1 ORDER BY created_at, id",
+    },
+    Kind {
+        file: "support_access_log.jsonl",
+        sql: "SELECT jsonb_build_object('id', id, 'staffName', staff_name, 'staffRole', upper(staff_role),
+                'action', action, 'ticketId', ticket_id, 'reason', reason, 'createdAt', created_at) AS line
+              FROM support_access_log WHERE user_id = $1 ORDER BY created_at, id",
+    },
+    Kind {
+        file: "experiment_assignments.jsonl",
+        sql: "SELECT jsonb_build_object('experiment', experiment_key, 'variant', variant, 'assignedAt', assigned_at)
+                AS line
+              FROM experiment_assignments WHERE user_id = $1 ORDER BY assigned_at, experiment_key",
+    },
+    Kind {
+        file: "experiment_conversions.jsonl",
+        sql: "SELECT jsonb_build_object('experiment', experiment_key, 'goal', goal, 'convertedAt', converted_at)
+                AS line
+              FROM experiment_conversions WHERE user_id = $1 ORDER BY converted_at, experiment_key, goal",
+    },
+    Kind {
+        file: "nps_responses.jsonl",
+        sql: "SELECT jsonb_build_object('id', id, 'score', score, 'comment', comment, 'createdAt', created_at) AS line
+              FROM nps_responses WHERE user_id = $1 ORDER BY created_at, id",
+    },
+    Kind {
         file: "jobs.jsonl",
         sql: "SELECT jsonb_build_object('id', id, 'kind', upper(kind), 'status', upper(status),
                 'progress', progress, 'message', message, 'draftId', draft_id, 'input', input, 'result', result,
@@ -169,10 +225,10 @@ const SINGLES: &[Kind] = &[
     },
 ];
 
-/// A photo whose bytes go into the archive.
+/// A photo or a ticket attachment whose bytes go into the archive.
 #[derive(Clone, Debug)]
 pub struct PhotoObject {
-    /// Its path in the archive (`photos/<id>.<ext>`).
+    /// Its path in the archive (`photos/<id>.<ext>`, `attachments/<id>.<ext>`).
     pub file: String,
     /// Its object key.
     pub key: String,
@@ -185,7 +241,7 @@ pub struct Collected {
     pub files: Vec<(String, String)>,
     /// Rows per file (`profile.json`: 1).
     pub counts: serde_json::Map<String, Value>,
-    /// The confirmed photos' objects.
+    /// The confirmed photos' and ticket attachments' objects.
     pub photos: Vec<PhotoObject>,
 }
 
@@ -211,6 +267,20 @@ pub async fn collect(db: &impl ConnectionTrait, user_id: Uuid) -> anyhow::Result
                     DbBackend::Postgres,
                     "SELECT object_key, 'photos/' || id || '.' || split_part(content_type, '/', 2) AS file
                        FROM photos WHERE user_id = $1 AND status = 'ready' ORDER BY created_at, id",
+                    [user_id.into()],
+                ))
+                .await?;
+            for r in keys {
+                out.photos.push(PhotoObject { file: r.try_get("", "file")?, key: r.try_get("", "object_key")? });
+            }
+        }
+        if kind.file == "ticket_attachments.jsonl" {
+            let keys = db
+                .query_all(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT object_key, 'attachments/' || id || '.' || split_part(content_type, '/', 2) AS file
+                       FROM ticket_attachments WHERE user_id = $1 AND status = 'ready' AND NOT internal
+                      ORDER BY created_at, id",
                     [user_id.into()],
                 ))
                 .await?;
@@ -260,6 +330,7 @@ pub fn manifest(
     created_at: chrono::DateTime<chrono::Utc>,
     collected: &Collected,
     photo_files: usize,
+    attachment_files: usize,
     missing: &[String],
 ) -> Value {
     json!({
@@ -270,6 +341,7 @@ pub fn manifest(
         "createdAt": created_at,
         "counts": collected.counts,
         "photoFiles": photo_files,
+        "attachmentFiles": attachment_files,
         "missingPhotoFiles": missing,
         "files": collected.files.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(),
     })
@@ -313,7 +385,9 @@ pub async fn build_archive(
     export_id: Uuid,
 ) -> anyhow::Result<(Vec<u8>, Value)> {
     let (photos, missing) = fetch_photos(storage, &collected.photos).await?;
-    let manifest = manifest(user_id, export_id, chrono::Utc::now(), &collected, photos.len(), &missing);
+    let attachments = photos.iter().filter(|(f, _)| f.starts_with("attachments/")).count();
+    let manifest =
+        manifest(user_id, export_id, chrono::Utc::now(), &collected, photos.len() - attachments, attachments, &missing);
     let counts = Value::Object(collected.counts.clone());
     let files = collected.files;
     let bytes = tokio::task::spawn_blocking(move || write_zip(&manifest, &files, &photos))

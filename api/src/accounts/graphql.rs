@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 /// A Plinth account.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct User {
     /// The account's id.
     pub id: ID,
@@ -34,6 +35,38 @@ pub struct User {
     /// When the account will be erased (`deleteMyAccount`); null when no deletion is
     /// scheduled. Signing in before then cancels it.
     pub deletion_scheduled_at: Option<DateTime<Utc>>,
+}
+
+/// The key of the chat widget's identity-verification hash
+/// (`PLINTH_CHAT_IDENTITY_SECRET`), in the schema's data; None when unset.
+#[derive(Clone, Default)]
+pub struct ChatIdentity(pub Option<secrecy::SecretString>);
+
+impl ChatIdentity {
+    /// HMAC-SHA256 of `user_id` (its hyphenated text) under the key, lowercase hex.
+    pub fn hash(&self, user_id: &str) -> Option<String> {
+        use hmac::{Hmac, Mac};
+        use secrecy::ExposeSecret;
+        let key = self.0.as_ref()?;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.expose_secret().as_bytes()).ok()?;
+        mac.update(user_id.as_bytes());
+        Some(hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+#[async_graphql::ComplexObject]
+impl User {
+    /// The identity-verification hash an embedded chat widget sends with this user's
+    /// id (HMAC-SHA256 of the id under the server's chat secret, hex), so a widget
+    /// cannot claim another user; null when no secret is configured, and for any
+    /// account but the caller's own.
+    async fn chat_identity_hash(&self, ctx: &Context<'_>) -> Option<String> {
+        let caller = ctx.data_opt::<RequestTx>().and_then(|tx| tx.user_id().ok());
+        if caller.is_some_and(|c| c.to_string() != self.id.as_str()) {
+            return None;
+        }
+        ctx.data_opt::<ChatIdentity>()?.hash(self.id.as_str())
+    }
 }
 
 impl TryFrom<users::Model> for User {

@@ -210,6 +210,27 @@ pub struct Activation {
     pub p90_seconds_to_first_job: Option<f64>,
 }
 
+/// Support figures of the tickets opened in [from, to), with their first staff
+/// response and resolution before `to` (seconds from opening; continuous percentiles),
+/// and the backlog at `to` (tickets neither resolved nor closed by then).
+#[derive(SimpleObject, Debug)]
+pub struct SupportMetrics {
+    /// Tickets opened.
+    pub opened: i64,
+    /// Of them, with a first staff response before `to`.
+    pub responded: i64,
+    /// Median time to the first response, in seconds.
+    pub first_response_median_seconds: Option<f64>,
+    /// 90th percentile of it, in seconds.
+    pub first_response_p90_seconds: Option<f64>,
+    /// Of them, resolved before `to`.
+    pub resolved: i64,
+    /// Median time to resolution, in seconds.
+    pub resolution_median_seconds: Option<f64>,
+    /// Tickets open at `to`.
+    pub backlog: i64,
+}
+
 /// One cell of a cohort table: the customers who signed up in month `cohort` (UTC),
 /// `monthsSince` months later.
 #[derive(SimpleObject, Debug)]
@@ -313,6 +334,28 @@ impl BusinessQuery {
             with_first_job: a.with_first_job,
             median_seconds_to_first_job: a.median_seconds,
             p90_seconds_to_first_job: a.p90_seconds,
+        })
+    }
+
+    /// Support figures of [from, to): tickets opened, first-response median and p90,
+    /// resolution median, backlog at `to`. Admin only.
+    #[graphql(guard = "NoApiTokens.and(Staff(Role::Admin))")]
+    async fn support_metrics(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<SupportMetrics> {
+        let tx = data::<RequestTx>(ctx)?;
+        let f = service::support(tx, from, to).await?;
+        Ok(SupportMetrics {
+            opened: f.opened,
+            responded: f.responded,
+            first_response_median_seconds: f.first_response_median_seconds,
+            first_response_p90_seconds: f.first_response_p90_seconds,
+            resolved: f.resolved,
+            resolution_median_seconds: f.resolution_median_seconds,
+            backlog: f.backlog,
         })
     }
 

@@ -143,6 +143,15 @@ pub async fn activation(
     as_metrics(tx, admin, store::activation(tx, from, to, days)).await
 }
 
+/// The support figures: tickets opened, first response, resolution, backlog at `to`.
+///
+/// Errors: UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT (range), INTERNAL.
+pub async fn support(tx: &RequestTx, from: DateTime<Utc>, to: DateTime<Utc>) -> AppResult<store::SupportFigures> {
+    let admin = admin(tx)?;
+    range(from, to)?;
+    as_metrics(tx, admin, store::support(tx, from, to)).await
+}
+
 /// The cohort table, up to now.
 ///
 /// Errors: UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT (range), INTERNAL.

@@ -273,3 +273,41 @@ pub async fn usage_totals(
         })
         .collect()
 }
+
+/// The support figures of a range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SupportFigures {
+    /// Tickets opened in the range.
+    pub opened: i64,
+    /// Of them, with a first staff response before its end.
+    pub responded: i64,
+    /// Median seconds from opening to the first response.
+    pub first_response_median_seconds: Option<f64>,
+    /// 90th percentile of the same.
+    pub first_response_p90_seconds: Option<f64>,
+    /// Of them, resolved before its end.
+    pub resolved: i64,
+    /// Median seconds from opening to resolution.
+    pub resolution_median_seconds: Option<f64>,
+    /// Tickets open at its end (neither resolved nor closed).
+    pub backlog: i64,
+}
+
+/// The support figures of [from, to).
+///
+/// Errors: INTERNAL (database).
+pub async fn support(db: &impl ConnectionTrait, from: DateTime<Utc>, to: DateTime<Utc>) -> AppResult<SupportFigures> {
+    let r = db
+        .query_one(stmt("SELECT * FROM metrics.support($1, $2)", [from.into(), to.into()]))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("metrics.support returned no row"))?;
+    Ok(SupportFigures {
+        opened: r.try_get("", "opened")?,
+        responded: r.try_get("", "responded")?,
+        first_response_median_seconds: r.try_get("", "first_response_median_seconds")?,
+        first_response_p90_seconds: r.try_get("", "first_response_p90_seconds")?,
+        resolved: r.try_get("", "resolved")?,
+        resolution_median_seconds: r.try_get("", "resolution_median_seconds")?,
+        backlog: r.try_get("", "backlog")?,
+    })
+}

@@ -39,11 +39,13 @@ pub struct SupportLimits {
     pub max_open_tickets: i64,
     /// Messages a user may write in any hour (staff are not limited).
     pub messages_per_hour: i64,
+    /// How long after a staff reply it is mailed to a user who has not read it.
+    pub reply_mail_delay_secs: i64,
 }
 
 impl Default for SupportLimits {
     fn default() -> Self {
-        SupportLimits { max_open_tickets: 5, messages_per_hour: 30 }
+        SupportLimits { max_open_tickets: 5, messages_per_hour: 30, reply_mail_delay_secs: 300 }
     }
 }
 
@@ -264,7 +266,7 @@ pub async fn reply(
             emit(tx, &ticket, Some(&message));
             Ok(message)
         }
-        Side::Staff => staff_message(tx, ticket, me, body, false, attachments).await,
+        Side::Staff => staff_message(tx, ticket, me, body, false, attachments, limits.reply_mail_delay_secs).await,
     }
 }
 
@@ -275,7 +277,7 @@ pub async fn reply(
 pub async fn add_note(tx: &RequestTx, ticket_id: Uuid, body: Body, attachments: &[Uuid]) -> AppResult<MessageRow> {
     let me = staff(tx)?.user_id;
     let ticket = store::get_ticket(tx, ticket_id).await?.ok_or_else(ticket_not_found)?;
-    staff_message(tx, ticket, me, body, true, attachments).await
+    staff_message(tx, ticket, me, body, true, attachments, 0).await
 }
 
 async fn staff_message(
@@ -285,6 +287,7 @@ async fn staff_message(
     body: Body,
     internal: bool,
     attachments: &[Uuid],
+    mail_delay_secs: i64,
 ) -> AppResult<MessageRow> {
     let name = staff_name(tx, me).await?;
     let message = store::insert_message(
@@ -309,11 +312,12 @@ async fn staff_message(
     };
     let updated = store::update_ticket(tx, ticket.user_id, ticket.id, &change).await?.ok_or_else(ticket_not_found)?;
     if !internal {
-        // At once in the app (live when connected). The e-mail (template `support_reply`)
-        // for users who do not come back within minutes is not sent yet: it needs a
-        // scheduled row and a sweeper (issue 14, item 5, left).
+        // At once in the app (live when connected); by e-mail (template `support_reply`)
+        // only if the notification is still unread after the delay: scheduled here, in
+        // this transaction, and sent by the sweeper of `tasks::mail_unread_replies`.
         let note = templates::support_reply(&ticket.subject, body.as_str(), &ticket_link(ticket.id));
-        notifications::notify_in_app(tx, ticket.user_id, &note).await?;
+        let notification = notifications::notify_in_app(tx, ticket.user_id, &note).await?;
+        store::schedule_reply_mail(tx, ticket.user_id, message.id, ticket.id, notification, mail_delay_secs).await?;
     }
     let action = if internal { "ticket.note" } else { "ticket.reply" };
     log_access(tx, ticket.user_id, action, Some(ticket.id), None).await?;

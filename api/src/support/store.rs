@@ -838,3 +838,24 @@ pub async fn list_attachments(
         .await?;
     rows.iter().map(attachment).collect()
 }
+
+/// Schedules the e-mail of a staff reply, due `delay_secs` from now, in the reply's
+/// transaction (the sweeper mails it only if `notification_id` is still unread then).
+///
+/// Errors: INTERNAL (database, or the policy refusing a note or another's message).
+pub async fn schedule_reply_mail(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    message_id: Uuid,
+    ticket_id: Uuid,
+    notification_id: Uuid,
+    delay_secs: i64,
+) -> AppResult<()> {
+    db.execute(stmt(
+        "INSERT INTO support_reply_mails (user_id, message_id, ticket_id, notification_id, due_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::double precision))",
+        [user_id.into(), message_id.into(), ticket_id.into(), notification_id.into(), (delay_secs as f64).into()],
+    ))
+    .await?;
+    Ok(())
+}

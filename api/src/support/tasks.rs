@@ -81,3 +81,69 @@ pub async fn sweep(
     tx.commit_without_events().await?;
     Ok(n)
 }
+
+/// Staff replies mailed per run.
+const MAIL_BATCH: i32 = 200;
+
+/// What the reply-mail sweeper needs.
+#[derive(Clone)]
+pub struct ReplyMails {
+    /// The runtime pool.
+    pub pool: DatabaseConnection,
+    /// Base of the ticket link in the mail.
+    pub public_url: String,
+    /// The statement timeout of its transaction.
+    pub statement_timeout_ms: u64,
+}
+
+impl ReplyMails {
+    /// Queues the mail of every staff reply due at `at` whose notification is still
+    /// unread (template `support_reply`, in the user's locale, linking to the ticket);
+    /// how many it queued. The claim (`priv.support_reply_mails_due`) and the outbox
+    /// rows share one transaction: a reply is mailed at most once, whatever the
+    /// instances and restarts, and a failed run leaves its replies to the next.
+    ///
+    /// Errors: the database's.
+    pub async fn run_at(&self, at: chrono::DateTime<chrono::Utc>) -> anyhow::Result<usize> {
+        let tx = RequestTx::begin(
+            &self.pool,
+            Principal::System,
+            RequestMeta::internal("support.reply-mails"),
+            self.statement_timeout_ms,
+        )
+        .await?;
+        let rows = tx
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT user_id, ticket_id, to_email, subject, body FROM priv.support_reply_mails_due($1, $2)",
+                [at.into(), MAIL_BATCH.into()],
+            ))
+            .await?;
+        let n = rows.len();
+        for row in rows {
+            let user_id: Uuid = row.try_get("", "user_id")?;
+            let ticket_id: Uuid = row.try_get("", "ticket_id")?;
+            let to: String = row.try_get("", "to_email")?;
+            let subject: String = row.try_get("", "subject")?;
+            let body: String = row.try_get("", "body")?;
+            let link = format!("{}{}", self.public_url, super::service::ticket_link(ticket_id));
+            let message = crate::email::templates::support_reply(&subject, &body, &link);
+            tx.acting_as_user(crate::model::Role::User, user_id, async {
+                crate::email::service::enqueue(&tx, user_id, &to, message).await.map(|_| ())
+            })
+            .await
+            .map_err(|e| e.into_anyhow())?;
+        }
+        tx.commit_without_events().await?;
+        Ok(n)
+    }
+
+    /// The background task: the replies due now, every `every`, on every instance
+    /// (claims skip each other's rows).
+    pub fn task(self, every: Duration) -> Task {
+        Task::new("support.reply_mails", every, Runs::EveryInstance, move || {
+            let this = self.clone();
+            async move { this.run_at(chrono::Utc::now()).await }
+        })
+    }
+}
