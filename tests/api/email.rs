@@ -1063,3 +1063,32 @@ async fn a_new_password_kills_a_change_of_address_asked_before_it() {
     let r = app.gql(None, VERIFY, json!({ "t": change })).await;
     assert_eq!(crate::helpers::code(&r), "BAD_USER_INPUT", "the change survived changePassword: {r}");
 }
+
+/// The bounce lookup's comparison (citext's equality named with its schema, as
+/// `priv.email_provider_events` writes it) can use `users_email_key`; `lower(email)`,
+/// which it replaced, could not and scanned every user for each batch.
+#[tokio::test]
+async fn the_bounce_lookup_can_use_the_address_index() {
+    let app = TestApp::spawn().await;
+    let mut tx = app.db.begin().await.unwrap();
+    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.unwrap();
+    let plan = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
+    let now: Vec<String> = plan(
+        "EXPLAIN SELECT id FROM public.users u WHERE u.email OPERATOR(public.=) 'ANN@example.com'::text::public.citext",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert!(now.iter().any(|l| l.contains("users_email_key")), "{now:#?}");
+    let before: Vec<String> =
+        plan("EXPLAIN SELECT id FROM public.users u WHERE lower(u.email::text) = lower('ANN@example.com')")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    assert!(!before.iter().any(|l| l.contains("users_email_key")), "{before:#?}");
+    let source: String = sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = 'email_provider_events'")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert!(source.contains("u.email OPERATOR(public.=) b.email::public.citext"), "{source}");
+}
