@@ -3,7 +3,11 @@
 use std::{fs, path::Path};
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    // Read when the script runs, not when it was compiled: one compiled script serves
+    // every checkout that shares a target dir (CI's clone, the main tree), and a path
+    // baked in at compile time named whichever checkout built it first.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("../policies");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = fs::read_dir(&dir)
         .expect("policies/")
