@@ -8,10 +8,12 @@ use crate::{
     db::{RequestMeta, RequestTx},
     metrics::Metrics,
     principal::Principal,
+    storage::Storage,
 };
 use futures_util::future::BoxFuture;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use std::{sync::Arc, time::Duration};
+use uuid::Uuid;
 
 /// How many instances run a task each interval.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,4 +133,45 @@ async fn claim_interval(pool: &DatabaseConnection, timeout_ms: u64, task: &Task)
         .is_some();
     tx.commit_without_events().await?;
     Ok(claimed)
+}
+
+/// Reservations an expired-reservation sweep handles per run.
+const RESERVATION_BATCH: i32 = 200;
+
+/// The first half of an expired-reservation sweep (photos, ticket attachments): lists
+/// `(user_id, id, object_key)` from `listing` (a `priv` function called with the age in
+/// seconds and [`RESERVATION_BATCH`]) in a committed system transaction of its own, then
+/// deletes each reservation's objects (its upload key and the sealed key `sealed` names,
+/// which a rolled-back confirmation may have left) holding no transaction. Returns the
+/// reservations whose objects are gone; the caller forgets their rows. A store failure
+/// stops the run before any row is forgotten, so nothing is lost.
+///
+/// Errors: the database's, the store's.
+pub async fn delete_expired_reservation_objects(
+    pool: &DatabaseConnection,
+    storage: &Storage,
+    meta: RequestMeta,
+    listing: &str,
+    older_than_secs: i32,
+    timeout_ms: u64,
+    sealed: impl Fn(Uuid, Uuid) -> String,
+) -> anyhow::Result<Vec<(Uuid, Uuid)>> {
+    let tx = RequestTx::begin(pool, Principal::System, meta, timeout_ms).await?;
+    let rows = tx
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("SELECT user_id, id, object_key FROM {listing}($1, $2)"),
+            [older_than_secs.into(), RESERVATION_BATCH.into()],
+        ))
+        .await?;
+    tx.commit_without_events().await?;
+    let mut expired = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (user_id, id, key): (Uuid, Uuid, String) =
+            (row.try_get("", "user_id")?, row.try_get("", "id")?, row.try_get("", "object_key")?);
+        storage.delete(&key).await?;
+        storage.delete(&sealed(user_id, id)).await?;
+        expired.push((user_id, id));
+    }
+    Ok(expired)
 }

@@ -8,16 +8,13 @@ use crate::{
     model::DbRole,
     principal::Principal,
     storage::Storage,
-    tasks::{Runs, Task},
+    tasks::{delete_expired_reservation_objects, Runs, Task},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use std::{sync::Arc, time::Duration};
-use uuid::Uuid;
 
 /// How long after its URL expires a reservation is kept (a confirmation in flight).
 pub const RESERVATION_GRACE: Duration = Duration::from_secs(15 * 60);
-/// Reservations handled per run.
-const BATCH: i32 = 200;
 
 /// Sweeps expired reservations every `every`, on one instance per interval.
 pub fn sweep_expired_uploads(
@@ -35,24 +32,16 @@ pub fn sweep_expired_uploads(
 async fn sweep(pool: &DatabaseConnection, storage: &Storage, timeout_ms: u64) -> anyhow::Result<usize> {
     let meta = || RequestMeta::internal("upload-sweeper");
     let older_than = (UPLOAD_URL_TTL + RESERVATION_GRACE).as_secs() as i32;
-    let tx = RequestTx::begin(pool, Principal::System, meta(), timeout_ms).await?;
-    let rows = tx
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT user_id, id, object_key FROM priv.expired_uploads($1, $2)",
-            [older_than.into(), BATCH.into()],
-        ))
-        .await?;
-    tx.commit_without_events().await?;
-    let mut expired = Vec::with_capacity(rows.len());
-    for row in rows {
-        let (user_id, id, key): (Uuid, Uuid, String) =
-            (row.try_get("", "user_id")?, row.try_get("", "id")?, row.try_get("", "object_key")?);
-        // Objects first, holding no transaction: a store that fails leaves the row.
-        storage.delete(&key).await?;
-        storage.delete(&confirmed_key(user_id, id)).await?;
-        expired.push((user_id, id));
-    }
+    let expired = delete_expired_reservation_objects(
+        pool,
+        storage,
+        meta(),
+        "priv.expired_uploads",
+        older_than,
+        timeout_ms,
+        confirmed_key,
+    )
+    .await?;
     if expired.is_empty() {
         return Ok(0);
     }
