@@ -17,6 +17,7 @@ use crate::{
     events::{Event, EventBus},
     model::Role,
     pagination::{page_cost, Cursor, PageRequest},
+    photos::graphql::HttpHeader,
     principal::Principal,
 };
 use async_graphql::{
@@ -242,18 +243,9 @@ pub struct TicketAttachmentUpload {
     /// The HTTP method: PUT.
     pub method: String,
     /// Headers the upload must carry, exactly.
-    pub headers: Vec<UploadHeader>,
+    pub headers: Vec<HttpHeader>,
     /// When the URL stops working.
     pub expires_at: DateTime<Utc>,
-}
-
-/// A header an attachment upload must carry.
-#[derive(SimpleObject)]
-pub struct UploadHeader {
-    /// Header name.
-    pub name: String,
-    /// Header value.
-    pub value: String,
 }
 
 /// Input of `createTicketAttachmentUpload`.
@@ -600,7 +592,7 @@ impl SupportMutation {
             attachment: row.into(),
             upload_url: put.url,
             method: "PUT".into(),
-            headers: put.headers.into_iter().map(|(name, value)| UploadHeader { name, value }).collect(),
+            headers: put.headers.into_iter().map(|(name, value)| HttpHeader { name, value }).collect(),
             expires_at: put.expires_at,
         })
     }
