@@ -52,6 +52,22 @@ async fn furnish(app: &TestApp, user: &TestUser, title: &str, side: u32) -> (Vec
     (bytes, token)
 }
 
+/// `deleteMyAccount` with the user's own password, checked to have scheduled it.
+async fn schedule_deletion(app: &TestApp, user: &TestUser) {
+    let q = "mutation($p: String!) { deleteMyAccount(input: {currentPassword: $p}) { deletionScheduledAt } }";
+    let ok = app.gql(Some(&user.access), q, json!({ "p": user.password })).await;
+    assert!(ok["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{ok}");
+}
+
+/// The test's clock: the user's grace period ends (its due date moves to the past).
+async fn end_grace_period(app: &TestApp, user: &TestUser) {
+    sqlx::query("UPDATE users SET deletion_scheduled_at = now() - interval '1 second' WHERE id = $1")
+        .bind(user.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+}
+
 async fn export_now(app: &TestApp, user: &TestUser) -> Value {
     let r = app.gql(Some(&user.access), &format!("mutation {{ exportMyData {EXPORT_FIELDS} }}"), json!({})).await;
     assert!(r["data"]["exportMyData"].is_object(), "exportMyData failed: {r}");
@@ -312,9 +328,7 @@ async fn the_end_of_the_grace_period_erases_rows_objects_tokens_and_archives_inv
     let ready = export_in(&app, &ann, export["id"].as_str().unwrap(), "READY").await;
     let export_url = ready["downloadUrl"].as_str().unwrap().to_owned();
 
-    let q = "mutation($p: String!) { deleteMyAccount(input: {currentPassword: $p}) { deletionScheduledAt } }";
-    let ok = app.gql(Some(&ann.access), q, json!({ "p": ann.password })).await;
-    assert!(ok["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{ok}");
+    schedule_deletion(&app, &ann).await;
     // During the grace period the account works.
     assert_eq!(
         app.gql(Some(&api_token), "{ drafts(first: 1) { edges { node { id } } } }", json!({})).await["errors"],
@@ -322,11 +336,7 @@ async fn the_end_of_the_grace_period_erases_rows_objects_tokens_and_archives_inv
     );
 
     // The grace period ends (the clock of the test: the due date moves to the past).
-    sqlx::query("UPDATE users SET deletion_scheduled_at = now() - interval '1 second' WHERE id = $1")
-        .bind(ann.id)
-        .execute(&app.db)
-        .await
-        .unwrap();
+    end_grace_period(&app, &ann).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while app.count(&format!("users WHERE id = '{}'", ann.id)).await > 0 {
         assert!(Instant::now() < deadline, "the account was not erased");
@@ -420,16 +430,10 @@ async fn the_end_of_the_grace_period_erases_rows_objects_tokens_and_archives_inv
 async fn a_sign_in_after_the_erasure_began_is_refused_and_cancels_nothing() {
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
-    let q = "mutation($p: String!) { deleteMyAccount(input: {currentPassword: $p}) { deletionScheduledAt } }";
-    let ok = app.gql(Some(&ann.access), q, json!({ "p": ann.password })).await;
-    assert!(ok["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{ok}");
+    schedule_deletion(&app, &ann).await;
     // The grace period ends and the sweeper marks the account (its first step), as
     // the system role through the same function.
-    sqlx::query("UPDATE users SET deletion_scheduled_at = now() - interval '1 second' WHERE id = $1")
-        .bind(ann.id)
-        .execute(&app.db)
-        .await
-        .unwrap();
+    end_grace_period(&app, &ann).await;
     let begun: bool =
         sqlx::query_scalar("SELECT priv.begin_erasure($1, now())").bind(ann.id).fetch_one(&app.db).await.unwrap();
     assert!(begun);
@@ -603,16 +607,10 @@ async fn an_account_being_erased_is_locked_until_the_erasure_finishes() {
     stripe.set_subscriptions(vec![sub.clone()]);
     assert_eq!(app.deliver_webhook(&event("evt_s", "customer.subscription.created", t, sub)).await.0, 200);
     app.refresh_session(&mut ann).await;
-    let q = "mutation($p: String!) { deleteMyAccount(input: {currentPassword: $p}) { deletionScheduledAt } }";
-    let ok = app.gql(Some(&ann.access), q, json!({ "p": ann.password })).await;
-    assert!(ok["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{ok}");
+    schedule_deletion(&app, &ann).await;
 
     let mut held = stripe.hold("DELETE /v1/subscriptions/sub_ann");
-    sqlx::query("UPDATE users SET deletion_scheduled_at = now() - interval '1 second' WHERE id = $1")
-        .bind(ann.id)
-        .execute(&app.db)
-        .await
-        .unwrap();
+    end_grace_period(&app, &ann).await;
     tokio::time::timeout(Duration::from_secs(30), held.arrived()).await.expect("the sweeper never called Stripe");
     // The mark is committed and announced before Stripe is called.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -663,14 +661,8 @@ async fn the_erasure_deletes_objects_no_row_lists_and_nobody_elses() {
     for key in strays.iter().chain([&kept]) {
         store.put(key, "image/png", &png(8, 8)).await.unwrap();
     }
-    let q = "mutation($p: String!) { deleteMyAccount(input: {currentPassword: $p}) { deletionScheduledAt } }";
-    let ok = app.gql(Some(&ann.access), q, json!({ "p": ann.password })).await;
-    assert!(ok["data"]["deleteMyAccount"]["deletionScheduledAt"].is_string(), "{ok}");
-    sqlx::query("UPDATE users SET deletion_scheduled_at = now() - interval '1 second' WHERE id = $1")
-        .bind(ann.id)
-        .execute(&app.db)
-        .await
-        .unwrap();
+    schedule_deletion(&app, &ann).await;
+    end_grace_period(&app, &ann).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while app.count(&format!("users WHERE id = '{}'", ann.id)).await > 0 {
         assert!(Instant::now() < deadline, "the account was not erased");
