@@ -140,6 +140,10 @@ chmod 700 "$DST" "$SOCK_SRC" "$SOCK_DST"
 PORT_SRC=$(free_port)
 PORT_DST=$(free_port)
 while [ "$PORT_DST" = "$PORT_SRC" ]; do PORT_DST=$(free_port); done
+# As in production: the cluster's superuser (pgBackRest's connection, and these checks')
+# is not the application's owner; the owner creates roles and bypasses RLS (its SECURITY
+# DEFINER functions read across tenants) but is no superuser.
+SUPERUSER=postgres
 OWNER=plinth_owner
 DB=plinth
 OWNER_PW=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
@@ -195,7 +199,7 @@ log-level-file=detail
 pg1-path=$SRC
 pg1-port=$PORT_SRC
 pg1-socket-path=$SOCK_SRC
-pg1-user=$OWNER
+pg1-user=$SUPERUSER
 EOF
 mkdir -p "$WORK/pgbackrest-log"
 chmod 600 "$CONF"
@@ -204,12 +208,8 @@ BACKREST=(pgbackrest "--config=$CONF" --stanza=plinth)
 
 # ---------------------------------------------------------------------------- source cluster
 say "PostgreSQL $PG_VERSION from $PG_BIN, source on 127.0.0.1:$PORT_SRC, work dir $WORK"
-printf '%s\n' "$OWNER_PW" >"$WORK/pwfile"
-chmod 600 "$WORK/pwfile"
-[ -z "$RUN_AS" ] || chown "$RUN_AS:" "$WORK/pwfile"
-as_pg "$PG_BIN/initdb" -D "$SRC" -U "$OWNER" --pwfile="$WORK/pwfile" -E UTF8 --locale=C \
+as_pg "$PG_BIN/initdb" -D "$SRC" -U "$SUPERUSER" -E UTF8 --locale=C \
   --auth-local=trust --auth-host=scram-sha-256 >"$LOGS/initdb.log" 2>&1
-rm -f "$WORK/pwfile"
 # The unix socket lives in a 0700 dir of the cluster's user, so "trust" there reaches only
 # that user (and root); TCP asks for passwords.
 cat >>"$SRC/postgresql.conf" <<EOF
@@ -227,8 +227,9 @@ shared_buffers = 32MB
 timezone = 'UTC'
 EOF
 as_pg "$PG_BIN/pg_ctl" -D "$SRC" -l "$LOGS/source.log" -w -t 60 start >/dev/null 7>&- 8>&-
-psql_src() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$SOCK_SRC" -p "$PORT_SRC" -U "$OWNER" "$@"; }
-psql_src -d postgres -c "CREATE DATABASE $DB" >/dev/null
+psql_src() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$SOCK_SRC" -p "$PORT_SRC" -U "$SUPERUSER" "$@"; }
+psql_src -d postgres -c "CREATE ROLE $OWNER LOGIN CREATEROLE BYPASSRLS PASSWORD '$OWNER_PW'" >/dev/null
+psql_src -d postgres -c "CREATE DATABASE $DB OWNER $OWNER" >/dev/null
 phase_done "source cluster (initdb, start)"
 
 as_pg "${BACKREST[@]}" stanza-create >"$LOGS/stanza-create.log" 2>&1
@@ -340,7 +341,7 @@ phase_done "pgbackrest restore --type=time"
 # (a restored copy must not push a new timeline into the source's repository).
 as_pg "$PG_BIN/pg_ctl" -D "$DST" -l "$LOGS/restored.log" -w -t 120 \
   -o "-p $PORT_DST -k $SOCK_DST -c archive_mode=off" start >/dev/null 7>&- 8>&-
-psql_dst() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$SOCK_DST" -p "$PORT_DST" -U "$OWNER" "$@"; }
+psql_dst() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$SOCK_DST" -p "$PORT_DST" -U "$SUPERUSER" "$@"; }
 for _ in $(seq 1 120); do
   [ "$(psql_dst -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && break
   sleep 1
@@ -398,6 +399,10 @@ check "tenant tables without RLS (user_id column, RLS off)" "" \
          AND NOT c.relrowsecurity")"
 check "policies same as the source" "$SOURCE_POLICIES" "$(psql_dst -d "$DB" -c "$POLICY_QUERY")"
 
+check "owner role: superuser, bypassrls, createrole, owns the tables" "f t t t" \
+  "$(psql_dst -d "$DB" -c "SELECT concat_ws(' ', r.rolsuper, r.rolbypassrls, r.rolcreaterole,
+       NOT EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = 'public' AND t.tableowner <> r.rolname))
+     FROM pg_roles r WHERE r.rolname = '$OWNER'")"
 check "runtime role: superuser, bypassrls, inherit" "f f f" \
   "$(psql_dst -d "$DB" -c "SELECT concat_ws(' ', rolsuper, rolbypassrls, rolinherit) FROM pg_roles WHERE rolname = 'plinth_app'")"
 check "app roles (plinth_*) that are superuser or bypass RLS" "" \
@@ -429,6 +434,8 @@ EXPECTED_A=$(sed -E 's/.*drafts_a=([0-9]+).*/\1/' <<<"$EXPECTED_COUNTS")
 check "runtime role as user A: users and drafts seen (only its own)" "users=1 drafts=$EXPECTED_A others=0" \
   "$(psql_app_dst -c "$AS_A SELECT format('users=%s drafts=%s others=%s', (SELECT count(*) FROM users),
       (SELECT count(*) FROM drafts), (SELECT count(*) FROM drafts WHERE user_id <> '$USER_A')); COMMIT;")"
+check "sign-in lookup (SECURITY DEFINER, as plinth_anon) finds user A by e-mail" "$USER_A" \
+  "$(psql_app_dst -c "BEGIN; SET LOCAL ROLE plinth_anon; SELECT id FROM priv.login_lookup('drill-a@example.com'); COMMIT;")"
 check "runtime role as user A: writing a draft of user B" "new row violates row-level security policy" \
   "$(refusal "$AS_A INSERT INTO drafts (id, user_id, title) VALUES (gen_random_uuid(), '$USER_B', 'cross-tenant'); COMMIT;" \
     "new row violates row-level security policy")"
@@ -459,6 +466,7 @@ if [ "${PLINTH_DRILL_TAMPER:-}" = 1 ]; then
 known row (title | description | price) as of T
 tables with RLS and their FORCE flag same as the source
 tables with RLS enabled but not FORCEd
+owner role: superuser, bypassrls, createrole, owns the tables
 runtime role: superuser, bypassrls, inherit
 app roles (plinth_*) that are superuser or bypass RLS
 objects owned by the runtime or app roles
