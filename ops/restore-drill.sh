@@ -121,6 +121,25 @@ free_port() {
   die "no free port found"
 }
 
+# start_cluster DIR LOG OPTIONS: starts the cluster in DIR on a free port and prints the
+# port. Another process may bind a port between the look and PostgreSQL's bind: then it
+# tries another one.
+start_cluster() {
+  local dir=$1 log=$2 opts=$3 port before
+  for _ in 1 2 3 4 5; do
+    port=$(free_port)
+    before=0
+    if [ -f "$log" ]; then before=$(wc -l <"$log"); fi
+    if as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$log" -w -t 120 -o "-p $port $opts" start >/dev/null 7>&- 8>&-; then
+      echo "$port"
+      return 0
+    fi
+    tail -n +$((before + 1)) "$log" | grep -q "Address already in use" || return 1
+    say "port $port was taken meanwhile; trying another"
+  done
+  return 1
+}
+
 # ---------------------------------------------------------------------------- layout
 # Under /var/tmp (or PLINTH_DRILL_DIR): the cluster's user must reach it, which a private
 # TMPDIR may not let it.
@@ -137,9 +156,6 @@ mkdir -p "$REPO" "$SOCK_SRC" "$SOCK_DST" "$LOGS" "$WORK/lock" "$WORK/spool" "$DS
 chmod 700 "$DST" "$SOCK_SRC" "$SOCK_DST"
 [ -z "$RUN_AS" ] || chown -R "$RUN_AS:" "$WORK"
 
-PORT_SRC=$(free_port)
-PORT_DST=$(free_port)
-while [ "$PORT_DST" = "$PORT_SRC" ]; do PORT_DST=$(free_port); done
 # As in production: the cluster's superuser (pgBackRest's connection, and these checks')
 # is not the application's owner; the owner creates roles and bypasses RLS (its SECURITY
 # DEFINER functions read across tenants) but is no superuser.
@@ -180,6 +196,28 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+
+# ---------------------------------------------------------------------------- source cluster
+as_pg "$PG_BIN/initdb" -D "$SRC" -U "$SUPERUSER" -E UTF8 --locale=C \
+  --auth-local=trust --auth-host=scram-sha-256 >"$LOGS/initdb.log" 2>&1
+# The unix socket lives in a 0700 dir of the cluster's user, so "trust" there reaches only
+# that user (and root); TCP asks for passwords.
+cat >>"$SRC/postgresql.conf" <<EOF
+
+# restore drill
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$SOCK_SRC'
+unix_socket_permissions = 0700
+wal_level = replica
+archive_mode = on
+archive_command = 'pgbackrest --config=$CONF --stanza=plinth archive-push %p'
+max_wal_senders = 3
+shared_buffers = 32MB
+timezone = 'UTC'
+EOF
+# The port is given at each start, never written down: the restored copy gets its own.
+PORT_SRC=$(start_cluster "$SRC" "$LOGS/source.log" "") || die "the source cluster did not start"
+say "PostgreSQL $PG_VERSION from $PG_BIN, source on 127.0.0.1:$PORT_SRC, work dir $WORK"
 CIPHER_PASS=$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')
 cat >"$CONF" <<EOF
 [global]
@@ -205,28 +243,6 @@ mkdir -p "$WORK/pgbackrest-log"
 chmod 600 "$CONF"
 [ -z "$RUN_AS" ] || chown -R "$RUN_AS:" "$CONF" "$WORK/pgbackrest-log"
 BACKREST=(pgbackrest "--config=$CONF" --stanza=plinth)
-
-# ---------------------------------------------------------------------------- source cluster
-say "PostgreSQL $PG_VERSION from $PG_BIN, source on 127.0.0.1:$PORT_SRC, work dir $WORK"
-as_pg "$PG_BIN/initdb" -D "$SRC" -U "$SUPERUSER" -E UTF8 --locale=C \
-  --auth-local=trust --auth-host=scram-sha-256 >"$LOGS/initdb.log" 2>&1
-# The unix socket lives in a 0700 dir of the cluster's user, so "trust" there reaches only
-# that user (and root); TCP asks for passwords.
-cat >>"$SRC/postgresql.conf" <<EOF
-
-# restore drill
-listen_addresses = '127.0.0.1'
-port = $PORT_SRC
-unix_socket_directories = '$SOCK_SRC'
-unix_socket_permissions = 0700
-wal_level = replica
-archive_mode = on
-archive_command = 'pgbackrest --config=$CONF --stanza=plinth archive-push %p'
-max_wal_senders = 3
-shared_buffers = 32MB
-timezone = 'UTC'
-EOF
-as_pg "$PG_BIN/pg_ctl" -D "$SRC" -l "$LOGS/source.log" -w -t 60 start >/dev/null 7>&- 8>&-
 psql_src() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$SOCK_SRC" -p "$PORT_SRC" -U "$SUPERUSER" "$@"; }
 psql_src -d postgres -c "CREATE ROLE $OWNER LOGIN CREATEROLE BYPASSRLS PASSWORD '$OWNER_PW'" >/dev/null
 psql_src -d postgres -c "CREATE DATABASE $DB OWNER $OWNER" >/dev/null
@@ -339,8 +355,8 @@ phase_done "pgbackrest restore --type=time"
 
 # The restored configuration is the source's: its own port and socket, and no archiving
 # (a restored copy must not push a new timeline into the source's repository).
-as_pg "$PG_BIN/pg_ctl" -D "$DST" -l "$LOGS/restored.log" -w -t 120 \
-  -o "-p $PORT_DST -k $SOCK_DST -c archive_mode=off" start >/dev/null 7>&- 8>&-
+PORT_DST=$(start_cluster "$DST" "$LOGS/restored.log" "-k $SOCK_DST -c archive_mode=off") ||
+  die "the restored cluster did not start"
 psql_dst() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$SOCK_DST" -p "$PORT_DST" -U "$SUPERUSER" "$@"; }
 for _ in $(seq 1 120); do
   [ "$(psql_dst -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && break
