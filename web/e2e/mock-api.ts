@@ -14,7 +14,7 @@ export interface Recorded {
   socket?: WebSocketRoute;
 }
 
-type Answer = { data?: unknown; errors?: unknown[] } | ((variables: Record<string, unknown>, n: number) => { data?: unknown; errors?: unknown[] });
+export type Answer = { data?: unknown; errors?: unknown[] } | ((variables: Record<string, unknown>, n: number) => { data?: unknown; errors?: unknown[] });
 
 const now = new Date('2026-11-20T10:00:00Z').toISOString();
 const job = (over: Record<string, unknown> = {}) => ({
@@ -77,7 +77,11 @@ export const defaults: Record<string, Answer> = {
   },
 };
 
-export async function mockApi(page: Page, opts: { signedIn?: boolean; answers?: Record<string, Answer> } = {}) {
+export async function mockApi(
+  page: Page,
+  opts: { signedIn?: boolean; answers?: Record<string, Answer>; user?: Partial<typeof user> } = {},
+) {
+  const me = { ...user, ...opts.user };
   const rec: Recorded = { auth: [], graphql: [], wsInit: [], subs: new Map() };
   let signedIn = opts.signedIn ?? false;
   let tokenN = 0;
@@ -86,7 +90,7 @@ export async function mockApi(page: Page, opts: { signedIn?: boolean; answers?: 
   const authAnswer = () => ({
     accessToken: `token-${++tokenN}`,
     expiresAt: new Date(Date.now() + 15 * 60_000).toISOString(),
-    user,
+    user: me,
   });
 
   await page.route('**/auth/*', async (route) => {
