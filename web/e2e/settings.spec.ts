@@ -96,6 +96,33 @@ test('settings: export my data, then schedule the account deletion after a confi
   await expect(page).toHaveURL(/\/en\/login/);
 });
 
+const sessions: Answer = {
+  data: {
+    sessions: [
+      { id: 's1', createdAt: '2026-11-20T09:00:00Z', lastUsedAt: '2026-11-20T10:00:00Z', expiresAt: '2026-12-20T10:00:00Z', userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36', ip: '127.0.0.1', current: true },
+      { id: 's2', createdAt: '2026-11-01T09:00:00Z', lastUsedAt: '2026-11-15T10:00:00Z', expiresAt: '2026-12-15T10:00:00Z', userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1', ip: '203.0.113.9', current: false },
+    ],
+  },
+};
+
+test('sessions: end another device, then this one (which signs out here)', async ({ page }) => {
+  const rec = await mockApi(page, { signedIn: true, answers: { ...settings, Sessions: sessions, RevokeSession: { data: { revokeSession: true } } } });
+  await page.goto('/app/settings');
+  await page.getByRole('link', { name: 'Voir et fermer vos sessions' }).click();
+  const list = page.getByRole('list', { name: 'Sessions' });
+  await expect(list.getByRole('listitem').filter({ hasText: 'Chrome sur Linux' })).toContainText('Cet appareil');
+  await page.getByRole('button', { name: 'Fermer la session : Safari sur iOS' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Fermer cette session ?' });
+  await expect(dialog).toContainText('L’appareil devra se reconnecter.');
+  await dialog.getByRole('button', { name: 'Fermer la session' }).click();
+  await expect(list.getByRole('listitem')).toHaveCount(1);
+  expect(rec.graphql.find((g) => g.operationName === 'RevokeSession')?.variables).toEqual({ id: 's2' });
+  await page.getByRole('button', { name: 'Fermer la session : Chrome sur Linux' }).click();
+  await expect(dialog).toContainText('vous serez déconnecté ici');
+  await dialog.getByRole('button', { name: 'Fermer la session' }).click();
+  await expect(page).toHaveURL(/\/login/);
+});
+
 const prompt = (variant: string | null, createdAt = '2026-01-01T00:00:00Z'): Answer => ({
   data: { me: { id: 'u1', createdAt }, experimentVariant: variant ? { variant, inExperiment: true, status: 'RUNNING' } : null },
 });
@@ -159,6 +186,8 @@ screens(
   [
     { path: '/app/settings', name: 'app-settings', signedIn: true, h1: /Paramètres/ },
     { path: '/app/settings', name: 'app-settings-en', signedIn: true, h1: /Settings/, locale: 'en' },
+    { path: '/app/sessions', name: 'app-sessions', signedIn: true, h1: /Appareils connectés/, answers: { Sessions: sessions } },
+    { path: '/app/sessions', name: 'app-sessions-en', signedIn: true, h1: /Signed-in devices/, locale: 'en', answers: { Sessions: sessions } },
     { path: '/app', name: 'app-overview-nps', signedIn: true, h1: /Vue d’ensemble/, answers: { NpsPrompt: prompt('ask-now') } },
   ],
   settings,
