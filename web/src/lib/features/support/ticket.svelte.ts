@@ -1,7 +1,7 @@
 // One ticket, kept live: read once, then every `ticketUpdated` event for it (status
 // changes and new messages) is merged in. Users and staff use it alike; staff also see
 // internal notes (the server routes those to staff only).
-import { api, fetchOnce } from '$lib/api/app.svelte';
+import { createSubscription, fetchOnce } from '$lib/api/app.svelte';
 import type { ApiError } from '$lib/api/errors';
 import { TicketDocument, TicketUpdatedDocument, type MessageFieldsFragment, type TicketQuery } from '$lib/gql/graphql';
 import { addMessage, newerTicket } from './labels';
@@ -12,7 +12,6 @@ export type FullTicket = NonNullable<TicketQuery['ticket']>;
 export function followTicket(id: () => string) {
   let ticket = $state<FullTicket | null | undefined>(undefined);
   let error = $state<ApiError | undefined>(undefined);
-  let live = $state(false);
 
   async function load() {
     const r = await fetchOnce(TicketDocument, { id: id() });
@@ -24,23 +23,18 @@ export function followTicket(id: () => string) {
   }
 
   $effect(() => {
-    const current = id();
+    id();
     void load();
-    const sub = api()
-      .client.subscription(TicketUpdatedDocument, { id: current })
-      .subscribe((r) => {
-        live = !r.error;
-        const u = r.data?.ticketUpdated;
-        if (!u || !ticket || u.ticket.id !== ticket.id) return;
-        ticket = { ...newerTicket(ticket, u.ticket), messages: ticket.messages };
-        if (u.message) {
-          ticket.messages = addMessage(ticket.messages, u.message);
-          // Live messages carry no download URLs: read the ticket for them.
-          if (u.message.attachments.length > 0) void load();
-        }
-      });
-    live = true;
-    return () => sub.unsubscribe();
+  });
+  const sub = createSubscription(TicketUpdatedDocument, () => ({ id: id() }), (d) => {
+    const u = d.ticketUpdated;
+    if (!ticket || u.ticket.id !== ticket.id) return;
+    ticket = { ...newerTicket(ticket, u.ticket), messages: ticket.messages };
+    if (u.message) {
+      ticket.messages = addMessage(ticket.messages, u.message);
+      // Live messages carry no download URLs: read the ticket for them.
+      if (u.message.attachments.length > 0) void load();
+    }
   });
 
   return {
@@ -51,7 +45,7 @@ export function followTicket(id: () => string) {
       return error;
     },
     get live() {
-      return live;
+      return sub.live;
     },
     reload: load,
     /** A message this tab just sent (the event may come later, or first). */
