@@ -24,6 +24,18 @@ function world(start: { verified?: boolean; connected?: boolean; photos?: boolea
         jobs: { nodes: w.jobs },
       },
     }),
+    Dashboard: {
+      data: {
+        dashboard: {
+          drafts: { draft: 0, ready: 0, published: 0, archived: 0, total: 0 },
+          jobs: { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 },
+          photoCount: 0,
+          storageBytes: 0,
+          connectedAccounts: 0,
+          recentActivity: [],
+        },
+      },
+    },
     RequestEmailVerification: { data: { requestEmailVerification: true } },
     ConnectMarketplace: { data: { connectMarketplaceAccount: { id: 'm1', platform: 'VINTED', displayName: 'Ma boutique', status: 'CONNECTED' } } },
     StartFirstDraft: (v) => ({ data: { createDraft: draft([], { title: (v.input as { title: string }).title }) } }),
@@ -48,6 +60,9 @@ test('a new user is walked from sign-up to the prepared draft', async ({ page })
   await page.getByLabel('Mot de passe').fill('a long enough password');
   await page.getByRole('checkbox').check();
   await page.getByRole('button', { name: 'Créer mon compte' }).click();
+  await expect(page).toHaveURL(/\/app$/);
+  // A new account's overview points to the wizard.
+  await page.getByRole('main').getByRole('link', { name: 'Bien démarrer' }).click();
   await expect(page).toHaveURL(/\/app\/onboarding$/);
   await expect(page.getByRole('heading', { level: 2 })).toHaveText('1. Confirmer l’adresse');
   await expect(page.getByRole('button', { name: /Confirmer l’adresse/ })).toHaveAttribute('aria-current', 'step');
