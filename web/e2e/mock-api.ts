@@ -35,6 +35,16 @@ const job = (over: Record<string, unknown> = {}) => ({
 });
 export const sampleJob = job;
 
+/** The dashboard of an account that has done nothing yet. */
+export const emptyDashboard = {
+  drafts: { draft: 0, ready: 0, published: 0, archived: 0, total: 0 },
+  jobs: { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 },
+  photoCount: 0,
+  storageBytes: 0,
+  connectedAccounts: 0,
+  recentActivity: [],
+};
+
 export const defaults: Record<string, Answer> = {
   BillingState: { data: { billing: { plan: 'FREE', state: 'FREE', graceUntil: null } } },
   Notifications: { data: { notifications: [] } },

@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { mockApi, pushNext, type Answer } from './mock-api';
+import { emptyDashboard, mockApi, pushNext, type Answer } from './mock-api';
 import { screens } from './screens';
 
 // The onboarding wizard against the mocked API: sign up → confirm the address → connect
@@ -24,18 +24,7 @@ function world(start: { verified?: boolean; connected?: boolean; photos?: boolea
         jobs: { nodes: w.jobs },
       },
     }),
-    Dashboard: {
-      data: {
-        dashboard: {
-          drafts: { draft: 0, ready: 0, published: 0, archived: 0, total: 0 },
-          jobs: { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 },
-          photoCount: 0,
-          storageBytes: 0,
-          connectedAccounts: 0,
-          recentActivity: [],
-        },
-      },
-    },
+    Dashboard: { data: { dashboard: emptyDashboard } },
     RequestEmailVerification: { data: { requestEmailVerification: true } },
     ConnectMarketplace: { data: { connectMarketplaceAccount: { id: 'm1', platform: 'VINTED', displayName: 'Ma boutique', status: 'CONNECTED' } } },
     StartFirstDraft: (v) => ({ data: { createDraft: draft([], { title: (v.input as { title: string }).title }) } }),
