@@ -9,16 +9,16 @@ use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const OPEN: &str = "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id subject category priority status } }";
-const REPLY: &str = "mutation($t: ID!, $b: String!) { replyTicket(ticketId: $t, body: $b) { id body bodyHtml internal author { kind name } } }";
-const NOTE: &str = "mutation($t: ID!, $b: String!) { addInternalNote(ticketId: $t, body: $b) { id internal } }";
-const TICKET: &str = "query($id: ID!) { ticket(id: $id) { id status firstResponseAt resolvedAt userId
+pub(crate) const OPEN: &str = "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id subject category priority status } }";
+pub(crate) const REPLY: &str = "mutation($t: ID!, $b: String!) { replyTicket(ticketId: $t, body: $b) { id body bodyHtml internal author { kind name } } }";
+pub(crate) const NOTE: &str = "mutation($t: ID!, $b: String!) { addInternalNote(ticketId: $t, body: $b) { id internal } }";
+pub(crate) const TICKET: &str = "query($id: ID!) { ticket(id: $id) { id status firstResponseAt resolvedAt userId
     messages { body bodyHtml internal author { kind name } } } }";
-const FOLLOW: &str = "subscription($id: ID) { ticketUpdated(id: $id) { ticket { id status } message { body internal author { kind name } } } }";
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const FOLLOW: &str = "subscription($id: ID) { ticketUpdated(id: $id) { ticket { id status } message { body internal author { kind name } } } }";
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// Makes `user` staff of `role` shown as `name`, and signs it in again.
-async fn make_staff(app: &TestApp, user: &mut TestUser, role: &str, name: &str) {
+pub(crate) async fn make_staff(app: &TestApp, user: &mut TestUser, role: &str, name: &str) {
     sqlx::query("UPDATE users SET role = $1, display_name = $2 WHERE id = $3")
         .bind(role)
         .bind(name)
@@ -37,7 +37,7 @@ async fn make_staff(app: &TestApp, user: &mut TestUser, role: &str, name: &str) 
     user.refresh = r["data"]["login"]["refreshToken"].as_str().unwrap().to_owned();
 }
 
-async fn open_ticket(app: &TestApp, user: &TestUser, subject: &str) -> String {
+pub(crate) async fn open_ticket(app: &TestApp, user: &TestUser, subject: &str) -> String {
     let r = app
         .gql(
             Some(&user.access),
@@ -48,18 +48,18 @@ async fn open_ticket(app: &TestApp, user: &TestUser, subject: &str) -> String {
     r["data"]["openTicket"]["id"].as_str().unwrap_or_else(|| panic!("openTicket: {r}")).to_owned()
 }
 
-async fn reply(app: &TestApp, token: &str, ticket: &str, body: &str) -> Value {
+pub(crate) async fn reply(app: &TestApp, token: &str, ticket: &str, body: &str) -> Value {
     app.gql(Some(token), REPLY, json!({ "t": ticket, "b": body })).await
 }
 
 /// A connection as the runtime login role, in a transaction switched as the server
 /// switches it.
-async fn runtime_conn(app: &TestApp) -> PgConnection {
+pub(crate) async fn runtime_conn(app: &TestApp) -> PgConnection {
     let url = admin_url(&app.database).replace("postgres@", "plinth_app@");
     PgConnection::connect(&url).await.unwrap()
 }
 
-async fn begin_as<'c>(conn: &'c mut PgConnection, role: &str, user: Uuid) -> Transaction<'c, Postgres> {
+pub(crate) async fn begin_as<'c>(conn: &'c mut PgConnection, role: &str, user: Uuid) -> Transaction<'c, Postgres> {
     let mut tx = conn.begin().await.unwrap();
     sqlx::query("SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true)")
         .bind(role)
@@ -70,7 +70,7 @@ async fn begin_as<'c>(conn: &'c mut PgConnection, role: &str, user: Uuid) -> Tra
     tx
 }
 
-async fn access_actions(app: &TestApp, user: &TestUser) -> Vec<String> {
+pub(crate) async fn access_actions(app: &TestApp, user: &TestUser) -> Vec<String> {
     let r = app
         .gql(
             Some(&user.access),
@@ -86,7 +86,7 @@ async fn access_actions(app: &TestApp, user: &TestUser) -> Vec<String> {
         .collect()
 }
 
-async fn next_update(ws: &mut WsClient) -> Value {
+pub(crate) async fn next_update(ws: &mut WsClient) -> Value {
     match ws.next(WAIT).await {
         WsEvent::Next(p) => {
             assert!(p["errors"].is_null(), "{p}");
