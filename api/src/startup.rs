@@ -384,6 +384,12 @@ impl Application {
                     config.storage.upload_sweep,
                     config.database.statement_timeout_ms,
                 ),
+                crate::support::tasks::extend_trials(
+                    services.pool.clone(),
+                    services.billing.stripe_client().cloned(),
+                    config.support.trial_sweep,
+                    config.database.statement_timeout_ms,
+                ),
                 crate::support::tasks::ReplyMails {
                     pool: services.pool.clone(),
                     public_url: public_url.clone(),

@@ -257,6 +257,8 @@ async fn cross_tenant_functions_are_narrow_and_private() {
         ("metrics_caller_is_admin", "plinth_metrics"),
         ("requeue_expired_jobs", "plinth_system"),
         ("support_reply_mails_due", "plinth_system"),
+        ("trial_extensions_claim", "plinth_system"),
+        ("trial_extensions_record", "plinth_system"),
         ("user_for_stripe_customer", "plinth_system"),
         ("user_id_for_email", "plinth_anon"),
     ];

@@ -9,9 +9,11 @@ use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-pub(crate) const OPEN: &str = "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id subject category priority status } }";
+pub(crate) const OPEN: &str =
+    "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id subject category priority status } }";
 pub(crate) const REPLY: &str = "mutation($t: ID!, $b: String!) { replyTicket(ticketId: $t, body: $b) { id body bodyHtml internal author { kind name } } }";
-pub(crate) const NOTE: &str = "mutation($t: ID!, $b: String!) { addInternalNote(ticketId: $t, body: $b) { id internal } }";
+pub(crate) const NOTE: &str =
+    "mutation($t: ID!, $b: String!) { addInternalNote(ticketId: $t, body: $b) { id internal } }";
 pub(crate) const TICKET: &str = "query($id: ID!) { ticket(id: $id) { id status firstResponseAt resolvedAt userId
     messages { body bodyHtml internal author { kind name } } } }";
 pub(crate) const FOLLOW: &str = "subscription($id: ID) { ticketUpdated(id: $id) { ticket { id status } message { body internal author { kind name } } } }";
@@ -83,6 +85,19 @@ pub(crate) async fn access_actions(app: &TestApp, user: &TestUser) -> Vec<String
         .unwrap_or_else(|| panic!("supportAccessLog: {r}"))
         .iter()
         .map(|e| format!("{}:{}", e["node"]["staffName"].as_str().unwrap(), e["node"]["action"].as_str().unwrap()))
+        .collect()
+}
+
+/// The actions of `user`'s activity log done by support, newest first.
+async fn done_by_support(app: &TestApp, user: &TestUser) -> Vec<String> {
+    let r =
+        app.gql(Some(&user.access), "{ activity(first: 50) { edges { node { action bySupport } } } }", json!({})).await;
+    r["data"]["activity"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .filter(|e| e["node"]["bySupport"] == true)
+        .map(|e| e["node"]["action"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -1023,25 +1038,15 @@ async fn staff_tools_act_at_once_are_admin_only_when_destructive_and_show_as_sup
     ann.access = back["data"]["login"]["accessToken"].as_str().unwrap_or_else(|| panic!("{back}")).to_owned();
 
     // Ann's activity shows each step as done by support.
-    let r =
-        app.gql(Some(&ann.access), "{ activity(first: 50) { edges { node { action bySupport } } } }", json!({})).await;
-    let by_support: Vec<&str> = r["data"]["activity"]["edges"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{r}"))
-        .iter()
-        .filter(|e| e["node"]["bySupport"] == true)
-        .map(|e| e["node"]["action"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        by_support,
+        done_by_support(&app, &ann).await,
         [
             "support.unsuspend",
             "support.suspend",
             "support.revoke_sessions",
             "support.quota_credit",
             "support.resend_verification"
-        ],
-        "{r}"
+        ]
     );
     let log = access_actions(&app, &ann).await;
     assert!(
@@ -1244,4 +1249,77 @@ async fn the_signed_in_user_carries_the_chat_widget_identity_hash_only_when_a_se
     let r = plain.gql(Some(&cat.access), "{ me { chatIdentityHash } }", json!({})).await;
     assert!(r["errors"].is_null(), "{r}");
     assert_eq!(r["data"]["me"]["chatIdentityHash"], Value::Null);
+}
+
+/// Item 4, extending a trial: admins only, audited at once (done by support); Stripe is
+/// called after the request commits (never inside its transaction), with the request's
+/// id as idempotency key, and Stripe's webhook then moves the account's trial end.
+#[tokio::test]
+async fn an_admin_extends_a_trial_through_stripe_after_the_commit_and_it_shows_as_support() {
+    use crate::helpers::stripe::{event, subscription, FakeStripe};
+    let stripe = FakeStripe::start().await;
+    let app = TestApp::builder().with_stripe(&stripe).with_env("PLINTH_SUPPORT_TRIAL_SWEEP_MS", "100").spawn().await;
+    let mut ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let mut ada = app.register("ada").await;
+    make_staff(&app, &mut ada, "admin", "Ada").await;
+
+    // Ann is on Pro's trial.
+    let t = chrono::Utc::now().timestamp();
+    let customer = app.subscribe_to_pro(&stripe, &mut ann, "sub_ann", "trialing", t).await;
+    let trial_end = t + 14 * 86_400;
+
+    let extend = "mutation($u: ID!, $d: Int!, $r: String!) { extendTrial(userId: $u, days: $d, reason: $r) {
+        id days trialEnd status error } }";
+    let vars = |user: Uuid, days: i32| json!({ "u": user, "d": days, "r": "Onboarding took a week" });
+    let worker = app.worker_token(&["scan"]);
+    for token in [&ann.access, &sam.access, &worker] {
+        assert_eq!(code(&app.gql(Some(token), extend, vars(ann.id, 7)).await), "FORBIDDEN");
+    }
+    let r = app.gql(Some(&ada.access), extend, vars(ann.id, 0)).await;
+    assert_eq!(r["errors"][0]["extensions"]["field"], "days", "{r}");
+    let r = app.gql(Some(&ada.access), extend, vars(bob.id, 7)).await;
+    assert_eq!(r["errors"][0]["extensions"]["field"], "userId", "no trial, nothing to extend: {r}");
+    assert_eq!(app.count("support_trial_extensions").await, 0, "refusals leave nothing");
+    assert!(stripe.requests_to("POST /v1/subscriptions/sub_ann").is_empty());
+
+    let r = app.gql(Some(&ada.access), extend, vars(ann.id, 7)).await;
+    let x = &r["data"]["extendTrial"];
+    assert_eq!((x["days"].as_i64(), x["status"].as_str()), (Some(7), Some("PENDING")), "{r}");
+    let wanted = trial_end + 7 * 86_400;
+    let asked = chrono::DateTime::parse_from_rfc3339(x["trialEnd"].as_str().unwrap()).unwrap().timestamp();
+    assert_eq!(asked, wanted);
+    let id = x["id"].as_str().unwrap().to_owned();
+
+    // Sent to Stripe after the commit, once, with the request's id as idempotency key.
+    let summary = "query($u: ID!) { supportAccountSummary(userId: $u) { trialEnd trialExtensions { id status } } }";
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = app.gql(Some(&ada.access), summary, json!({ "u": ann.id })).await;
+        if s["data"]["supportAccountSummary"]["trialExtensions"][0]["status"] == "DONE" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the extension was not sent: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = stripe.requests_to("POST /v1/subscriptions/sub_ann");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].get("trial_end"), Some(wanted.to_string().as_str()));
+    assert_eq!(calls[0].get("proration_behavior"), Some("none"));
+    assert_eq!(calls[0].idempotency_key.as_deref(), Some(format!("trial-extension-{id}").as_str()));
+
+    // Stripe's webhook then moves the account's trial end.
+    let mut sub = subscription("sub_ann", &customer, "trialing", "price_pro_monthly", t);
+    sub["trial_end"] = json!(wanted);
+    let changed = event("evt_sub_2", "customer.subscription.updated", t + 1, sub);
+    assert_eq!(app.deliver_webhook(&changed).await, (200, "applied".into()));
+    let s = app.gql(Some(&ada.access), summary, json!({ "u": ann.id })).await;
+    let end = s["data"]["supportAccountSummary"]["trialEnd"].as_str().unwrap_or_else(|| panic!("{s}"));
+    assert_eq!(chrono::DateTime::parse_from_rfc3339(end).unwrap().timestamp(), wanted, "{s}");
+
+    // Audited: done by support in Ann's activity, and in her access log.
+    assert_eq!(done_by_support(&app, &ann).await, ["support.extend_trial"]);
+    assert!(access_actions(&app, &ann).await.contains(&"Ada:support.extend_trial".to_owned()));
 }
