@@ -2,7 +2,7 @@
 //! the access log, and who may call what. Staff are ordinary accounts whose role the
 //! test sets in the database, then sign in again (the role travels in the token).
 
-use crate::helpers::{admin_url, code, png, TestApp, TestUser, WsClient, WsEvent};
+use crate::helpers::{admin_url, code, png, redacted, TestApp, TestUser, WsClient, WsEvent};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
@@ -111,33 +111,115 @@ pub(crate) async fn next_update(ws: &mut WsClient) -> Value {
     }
 }
 
+/// A Markdown record of GraphQL operations and their answers (ids and times redacted),
+/// written to the file `PLINTH_TRANSCRIPT` names when the test ends; nothing when unset.
+/// `PLINTH_TRANSCRIPT=/tmp/conversation.md scripts/test --test api a_whole_conversation`
+struct Transcript {
+    text: String,
+}
+
+impl Transcript {
+    fn new(title: &str) -> Self {
+        Transcript { text: format!("# {title}\n") }
+    }
+
+    fn block(&mut self, heading: &str, request: &str, answer_label: &str, answer: &Value) {
+        let answer = serde_json::to_string_pretty(&redacted(answer)).unwrap();
+        self.text.push_str(&format!(
+            "\n## {heading}\n\n```graphql\n{}\n```\n\n{answer_label}:\n\n```json\n{answer}\n```\n",
+            request.trim()
+        ));
+    }
+
+    /// Sends `query` as `token`, records it under `heading` (with its variables), and
+    /// returns the answer.
+    async fn gql(&mut self, app: &TestApp, heading: &str, token: &str, query: &str, vars: Value) -> Value {
+        let r = app.gql(Some(token), query, vars.clone()).await;
+        let request = if vars.as_object().is_some_and(|v| !v.is_empty()) {
+            format!("{query}\n# variables: {}", redacted(&vars))
+        } else {
+            query.to_owned()
+        };
+        self.block(heading, &request, "Answer", &r);
+        r
+    }
+
+    /// Records an event a subscription received.
+    fn event(&mut self, heading: &str, subscription: &str, payload: &Value) {
+        self.block(heading, subscription, "Event received on the WebSocket (`next`)", payload);
+    }
+
+    fn finish(self) {
+        if let Some(path) = std::env::var_os("PLINTH_TRANSCRIPT") {
+            std::fs::write(path, self.text).expect("writing the transcript");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_whole_conversation_internal_notes_stay_with_staff_and_every_staff_read_is_logged() {
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
     let mut sam = app.register("sam").await;
     make_staff(&app, &mut sam, "support", "Sam from Support").await;
+    let mut tr = Transcript::new("A support conversation: Ann (user) and Sam (support)");
 
-    let ticket = open_ticket(&app, &ann, "Scan stuck").await;
-    let inbox = app
+    let o = tr
         .gql(
-            Some(&sam.access),
-            "{ supportInbox(filter: {status: OPEN, search: \"stuck\"}) { edges { node { id subject userId } } } }",
+            &app,
+            "Ann opens a ticket",
+            &ann.access,
+            "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id subject category status createdAt } }",
+            json!({ "i": { "subject": "Scan stuck", "category": "JOBS", "body": "My scan is **stuck**." } }),
+        )
+        .await;
+    let ticket = o["data"]["openTicket"]["id"].as_str().unwrap_or_else(|| panic!("openTicket: {o}")).to_owned();
+    let mut ann_ws = WsClient::connect(&app, Some(&ann.access)).await;
+    ann_ws.subscribe("t", FOLLOW, json!({ "id": ticket })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let inbox = tr
+        .gql(
+            &app,
+            "Sam finds it in the support inbox",
+            &sam.access,
+            "{ supportInbox(filter: {status: OPEN, search: \"stuck\"}) { edges { node { id subject status userId } } } }",
             json!({}),
         )
         .await;
     assert_eq!(inbox["data"]["supportInbox"]["edges"][0]["node"]["id"], ticket.as_str(), "{inbox}");
     assert_eq!(inbox["data"]["supportInbox"]["edges"][0]["node"]["userId"], ann.id.to_string(), "{inbox}");
 
-    let r = reply(&app, &sam.access, &ticket, "Looking into it. <script>alert(1)</script>").await;
+    let r = tr
+        .gql(
+            &app,
+            "Sam replies",
+            &sam.access,
+            REPLY,
+            json!({ "t": ticket, "b": "Looking into it. <script>alert(1)</script>" }),
+        )
+        .await;
     assert_eq!(r["data"]["replyTicket"]["author"], json!({ "kind": "STAFF", "name": "Sam from Support" }), "{r}");
     assert!(!r["data"]["replyTicket"]["bodyHtml"].as_str().unwrap().contains("<script"), "{r}");
-    let n =
-        app.gql(Some(&sam.access), NOTE, json!({ "t": ticket, "b": "User on the free plan; worker 3 is slow." })).await;
+    let live = match ann_ws.next(WAIT).await {
+        WsEvent::Next(p) => p,
+        other => panic!("expected Sam's reply live, got {other:?}"),
+    };
+    tr.event("Ann receives Sam's reply live (she subscribed to the ticket before)", FOLLOW, &live);
+    assert_eq!(live["data"]["ticketUpdated"]["message"]["author"]["name"], "Sam from Support", "{live}");
+    let n = tr
+        .gql(
+            &app,
+            "Sam adds an internal note",
+            &sam.access,
+            NOTE,
+            json!({ "t": ticket, "b": "User on the free plan; worker 3 is slow." }),
+        )
+        .await;
     assert_eq!(n["data"]["addInternalNote"]["internal"], true, "{n}");
 
     // The owner sees the staff reply by display name and never the note.
-    let mine = app.gql(Some(&ann.access), TICKET, json!({ "id": ticket })).await;
+    let mine =
+        tr.gql(&app, "Ann reads the ticket: no internal note", &ann.access, TICKET, json!({ "id": ticket })).await;
     let t = &mine["data"]["ticket"];
     assert_eq!(t["status"], "PENDING", "{mine}");
     assert!(t["firstResponseAt"].is_string(), "{mine}");
@@ -148,26 +230,51 @@ async fn a_whole_conversation_internal_notes_stay_with_staff_and_every_staff_rea
     assert_eq!(t["messages"][0]["bodyHtml"], "<p>My scan is <strong>stuck</strong>.</p>\n", "{mine}");
 
     // Staff see the note.
-    let theirs = app.gql(Some(&sam.access), TICKET, json!({ "id": ticket })).await;
+    let theirs =
+        tr.gql(&app, "Sam reads the ticket: the note is there", &sam.access, TICKET, json!({ "id": ticket })).await;
     assert_eq!(theirs["data"]["ticket"]["messages"].as_array().unwrap().len(), 3, "{theirs}");
 
     // The user answers (the ticket waits for support again), support resolves it.
-    let r = reply(&app, &ann.access, &ticket, "Thanks!").await;
+    let r = tr.gql(&app, "Ann answers", &ann.access, REPLY, json!({ "t": ticket, "b": "Thanks!" })).await;
     assert_eq!(r["data"]["replyTicket"]["author"], json!({ "kind": "USER", "name": null }), "{r}");
-    let s = app
+    let s = tr
         .gql(
-            Some(&sam.access),
-            "mutation($t: ID!) { setTicketStatus(ticketId: $t, status: RESOLVED) { status resolvedAt } }",
+            &app,
+            "Sam resolves the ticket",
+            &sam.access,
+            "mutation($t: ID!) { setTicketStatus(ticketId: $t, status: RESOLVED) { status resolvedAt firstResponseAt } }",
             json!({ "t": ticket }),
         )
         .await;
     assert_eq!(s["data"]["setTicketStatus"]["status"], "RESOLVED", "{s}");
     assert!(s["data"]["setTicketStatus"]["resolvedAt"].is_string(), "{s}");
+    // Ann's socket: her own answer, then the resolution (never the note).
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        match ann_ws.next(WAIT).await {
+            WsEvent::Next(p) => events.push(p),
+            other => panic!("expected an update, got {other:?}"),
+        }
+    }
+    assert_eq!(events[1]["data"]["ticketUpdated"]["ticket"]["status"], "RESOLVED", "{events:?}");
+    assert!(!format!("{events:?}").contains("worker 3"), "the note reached Ann's socket");
+    tr.event("Ann receives the resolution live", FOLLOW, &events[1]);
 
+    let log = tr
+        .gql(
+            &app,
+            "Ann lists who at support read or acted on her data",
+            &ann.access,
+            "{ supportAccessLog(first: 20) { edges { node { staffName staffRole action ticketId } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(log["errors"].is_null(), "{log}");
     let log = access_actions(&app, &ann).await;
     for action in ["inbox.list", "ticket.reply", "ticket.note", "ticket.view", "ticket.status.resolved"] {
         assert!(log.iter().any(|l| l == &format!("Sam from Support:{action}")), "{action} not in {log:?}");
     }
+    tr.finish();
     // The user closes and reopens it.
     let c = app
         .gql(
@@ -1086,7 +1193,8 @@ async fn admin_functions_refuse_anyone_but_a_signed_in_admin() {
 
 /// Item 5 (in-app part): a staff reply notifies the user at once, live over
 /// `notificationAdded`; an internal note does not; the user's reply notifies the
-/// ticket's assignee. No e-mail is queued for either (the delayed e-mail is not built).
+/// ticket's assignee, live too. No e-mail is queued at once for either (a staff reply's
+/// e-mail waits for the delay: see the next test).
 #[tokio::test]
 async fn replies_notify_the_other_side_in_the_app_at_once() {
     let app = TestApp::spawn().await;
@@ -1115,15 +1223,30 @@ async fn replies_notify_the_other_side_in_the_app_at_once() {
         .unwrap();
     assert_eq!(mails, 0);
 
-    // Assigned to Sam, Ann's reply notifies him.
+    // Assigned to Sam, Ann's reply notifies him, live on his socket.
     app.gql(
         Some(&sam.access),
         "mutation($t: ID!, $a: ID) { assignTicket(ticketId: $t, assigneeId: $a) { id } }",
         json!({ "t": ticket, "a": sam.id }),
     )
     .await;
+    let mut sam_ws = WsClient::connect(&app, Some(&sam.access)).await;
+    sam_ws.subscribe("n", "subscription { notificationAdded { kind title body } }", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let r = reply(&app, &ann.access, &ticket, "Done, still stuck.").await;
     assert!(r["errors"].is_null(), "{r}");
+    match sam_ws.next(WAIT).await {
+        WsEvent::Next(p) => {
+            let n = &p["data"]["notificationAdded"];
+            assert_eq!(
+                (n["kind"].as_str(), n["title"].as_str()),
+                (Some("support_reply"), Some("The user replied: Scan stuck")),
+                "{p}"
+            );
+            assert!(n["body"].as_str().unwrap().contains("Done, still stuck."), "{p}");
+        }
+        other => panic!("expected the assignee's notification, got {other:?}"),
+    }
     let n = app.gql(Some(&sam.access), "{ notifications { kind title } }", json!({})).await;
     assert_eq!(
         n["data"]["notifications"],
