@@ -374,3 +374,76 @@ async fn the_bridge_tables_keep_to_their_owner_and_hide_internal_notes() {
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM chatwoot_outbox").fetch_one(&app.db).await.unwrap();
     assert_eq!(total, 3);
 }
+
+/// The webhook's functions: only the system role runs them; a conversation id reaches
+/// the one ticket it mirrors and no other; the notification function serves only a
+/// public message the bridge took in, once.
+#[tokio::test]
+async fn the_webhook_functions_are_the_system_roles_and_reach_one_ticket() {
+    let chatwoot = FakeChatwoot::start().await;
+    let app = TestApp::builder().with_chatwoot(&chatwoot).spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "admin", "Sam").await;
+    let anns = open_ticket(&app, &ann, "Ann's").await;
+    let bobs = open_ticket(&app, &bob, "Bob's").await;
+    let sams_reply = reply(&app, &sam.access, &bobs, "From Plinth").await;
+    let sams_reply: Uuid = sams_reply["data"]["replyTicket"]["id"].as_str().unwrap().parse().unwrap();
+    eventually("every copy", || all_sent(&app, 3)).await;
+    let conversation = conversation_of(&chatwoot, &anns);
+    let inbound = "SELECT user_id, ticket_id, message_id, fresh FROM priv.chatwoot_inbound_message($1, 77, $2, 'Eve', 'x', false)";
+    let notify = "SELECT priv.chatwoot_notify_reply($1, $2, $3, 't', 'b', '{}', 0)";
+
+    let mut conn = crate::support::runtime_conn(&app).await;
+    for (role, user) in
+        [("plinth_user", ann.id), ("plinth_support", sam.id), ("plinth_admin", sam.id), ("plinth_worker", ann.id)]
+    {
+        let mut tx = crate::support::begin_as(&mut conn, role, user).await;
+        let r = sqlx::query(inbound).bind(conversation).bind(Uuid::now_v7()).fetch_all(&mut *tx).await;
+        assert!(r.is_err(), "{role} ran chatwoot_inbound_message");
+        tx.rollback().await.unwrap();
+    }
+    // An unknown conversation: nothing. (The system role reads no user id.)
+    let mut tx = crate::support::begin_as(&mut conn, "plinth_system", Uuid::nil()).await;
+    let rows = sqlx::query(inbound).bind(999_999i64).bind(Uuid::now_v7()).fetch_all(&mut *tx).await.unwrap();
+    assert!(rows.is_empty());
+    // Ann's conversation: one message into Ann's ticket, once.
+    let first: (Uuid, Uuid, Option<Uuid>, bool) =
+        sqlx::query_as(inbound).bind(conversation).bind(Uuid::now_v7()).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!((first.0, first.1.to_string(), first.3), (ann.id, anns.clone(), true));
+    let again: (Uuid, Uuid, Option<Uuid>, bool) =
+        sqlx::query_as(inbound).bind(conversation).bind(Uuid::now_v7()).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!((again.2, again.3), (None, false), "a known Chatwoot message id changes nothing");
+    // The notification function serves that message once, and never Sam's own reply.
+    let served: bool = sqlx::query_scalar(notify)
+        .bind(ann.id)
+        .bind(first.2.unwrap())
+        .bind(Uuid::now_v7())
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let twice: bool = sqlx::query_scalar(notify)
+        .bind(ann.id)
+        .bind(first.2.unwrap())
+        .bind(Uuid::now_v7())
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let not_imported: bool = sqlx::query_scalar(notify)
+        .bind(bob.id)
+        .bind(sams_reply)
+        .bind(Uuid::now_v7())
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!((served, twice, not_imported), (true, false, false));
+    tx.commit().await.unwrap();
+    let per_ticket: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT user_id, count(*) FROM ticket_messages WHERE author_is_staff AND author_id IS NULL GROUP BY user_id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(per_ticket, [(ann.id, 1)], "Bob's ticket is untouched");
+}
