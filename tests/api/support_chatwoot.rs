@@ -8,7 +8,7 @@ use crate::{
     helpers::{
         chatwoot::FakeChatwoot,
         proxy::{Mode, Proxy},
-        TestApp, WsClient,
+        TestApp, TestUser, WsClient,
     },
     support::{access_actions, make_staff, next_update, open_ticket, reply, FOLLOW, NOTE, TICKET, WAIT},
 };
@@ -333,18 +333,34 @@ async fn a_black_holed_chatwoot_slows_no_request_and_the_outbox_delivers_once_it
     assert_eq!(chatwoot.conversations().len(), 1);
 }
 
-/// The outbox and the bridge's maps are the owner's to read, never another user's, and
-/// never a row about an internal note (by a bare SELECT as the runtime role).
-#[tokio::test]
-async fn the_bridge_tables_keep_to_their_owner_and_hide_internal_notes() {
+/// A bridged app where Ann and Bob each opened a ticket, and Sam is staff.
+struct Bridged {
+    chatwoot: FakeChatwoot,
+    app: TestApp,
+    ann: TestUser,
+    bob: TestUser,
+    sam: TestUser,
+    anns: String,
+    bobs: String,
+}
+
+async fn bridged(sams_role: &str) -> Bridged {
     let chatwoot = FakeChatwoot::start().await;
     let app = TestApp::builder().with_chatwoot(&chatwoot).spawn().await;
     let ann = app.register("ann").await;
     let bob = app.register("bob").await;
     let mut sam = app.register("sam").await;
-    make_staff(&app, &mut sam, "support", "Sam").await;
+    make_staff(&app, &mut sam, sams_role, "Sam").await;
     let anns = open_ticket(&app, &ann, "Ann's").await;
-    open_ticket(&app, &bob, "Bob's").await;
+    let bobs = open_ticket(&app, &bob, "Bob's").await;
+    Bridged { chatwoot, app, ann, bob, sam, anns, bobs }
+}
+
+/// The outbox and the bridge's maps are the owner's to read, never another user's, and
+/// never a row about an internal note (by a bare SELECT as the runtime role).
+#[tokio::test]
+async fn the_bridge_tables_keep_to_their_owner_and_hide_internal_notes() {
+    let Bridged { chatwoot, app, ann, bob, sam, anns, .. } = bridged("support").await;
     assert!(app.gql(Some(&sam.access), NOTE, json!({ "t": anns, "b": "internal" })).await["errors"].is_null());
     eventually("every copy", || all_sent(&app, 3)).await;
     let note = chatwoot.agent_writes(conversation_of(&chatwoot, &anns), "Chatwoot note", true);
@@ -380,14 +396,7 @@ async fn the_bridge_tables_keep_to_their_owner_and_hide_internal_notes() {
 /// public message the bridge took in, once.
 #[tokio::test]
 async fn the_webhook_functions_are_the_system_roles_and_reach_one_ticket() {
-    let chatwoot = FakeChatwoot::start().await;
-    let app = TestApp::builder().with_chatwoot(&chatwoot).spawn().await;
-    let ann = app.register("ann").await;
-    let bob = app.register("bob").await;
-    let mut sam = app.register("sam").await;
-    make_staff(&app, &mut sam, "admin", "Sam").await;
-    let anns = open_ticket(&app, &ann, "Ann's").await;
-    let bobs = open_ticket(&app, &bob, "Bob's").await;
+    let Bridged { chatwoot, app, ann, bob, sam, anns, bobs } = bridged("admin").await;
     let sams_reply = reply(&app, &sam.access, &bobs, "From Plinth").await;
     let sams_reply: Uuid = sams_reply["data"]["replyTicket"]["id"].as_str().unwrap().parse().unwrap();
     eventually("every copy", || all_sent(&app, 3)).await;
