@@ -425,27 +425,12 @@ async fn the_webhook_functions_are_the_system_roles_and_reach_one_ticket() {
         sqlx::query_as(inbound).bind(conversation).bind(Uuid::now_v7()).fetch_one(&mut *tx).await.unwrap();
     assert_eq!((again.2, again.3), (None, false), "a known Chatwoot message id changes nothing");
     // The notification function serves that message once, and never Sam's own reply.
-    let served: bool = sqlx::query_scalar(notify)
-        .bind(ann.id)
-        .bind(first.2.unwrap())
-        .bind(Uuid::now_v7())
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    let twice: bool = sqlx::query_scalar(notify)
-        .bind(ann.id)
-        .bind(first.2.unwrap())
-        .bind(Uuid::now_v7())
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    let not_imported: bool = sqlx::query_scalar(notify)
-        .bind(bob.id)
-        .bind(sams_reply)
-        .bind(Uuid::now_v7())
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+    let mut notified = Vec::new();
+    for (user, message) in [(ann.id, first.2.unwrap()), (ann.id, first.2.unwrap()), (bob.id, sams_reply)] {
+        let q = sqlx::query_scalar::<_, bool>(notify).bind(user).bind(message).bind(Uuid::now_v7());
+        notified.push(q.fetch_one(&mut *tx).await.unwrap());
+    }
+    let (served, twice, not_imported) = (notified[0], notified[1], notified[2]);
     assert_eq!((served, twice, not_imported), (true, false, false));
     tx.commit().await.unwrap();
     let per_ticket: Vec<(Uuid, i64)> = sqlx::query_as(
