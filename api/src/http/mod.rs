@@ -64,6 +64,7 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
         .at("/webhooks/stripe", poem::post(webhooks::stripe))
         .at("/webhooks/sendgrid", poem::post(webhooks::sendgrid))
+        .at("/webhooks/chatwoot", poem::post(webhooks::chatwoot))
         .at("/verify-email", get(pages::verify_email))
         .at("/reset-password", get(pages::reset_password))
         .at("/unsubscribe", get(pages::unsubscribe_page).post(pages::unsubscribe))
@@ -81,6 +82,7 @@ fn route_label(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         p if p.starts_with("/storage/") => "/storage",
         "/webhooks/stripe" => "/webhooks/stripe",
+        "/webhooks/chatwoot" => "/webhooks/chatwoot",
         _ => "other",
     }
 }
