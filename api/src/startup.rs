@@ -303,8 +303,10 @@ impl Drop for MailWorkers {
 }
 
 impl Application {
-    /// Binds `config.server.addr` (port 0 picks a free port) and builds everything.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    /// Binds `config.server.addr` (port 0 picks a free port) and builds everything;
+    /// `web` is the web app's build (`plinth_webapp::file`), served at every path the
+    /// API does not take.
+    pub async fn build(config: Config, web: http::webapp::WebFiles) -> anyhow::Result<Self> {
         let acceptor = TcpListener::bind(config.server.addr)
             .into_acceptor()
             .await
@@ -413,6 +415,7 @@ impl Application {
             billing: services.billing.clone(),
             redis: services.redis.clone(),
             sealer: services.sealer.clone(),
+            web,
         });
         Ok(Application {
             acceptor,

@@ -25,3 +25,4 @@ mod photos;
 mod quotas;
 mod serve;
 mod support;
+mod webapp;

@@ -6,6 +6,7 @@ pub mod health;
 pub mod metrics;
 pub mod pages;
 pub mod storage;
+pub mod webapp;
 pub mod webhooks;
 pub mod ws;
 
@@ -43,6 +44,8 @@ pub struct HttpState {
     pub redis: Option<Arc<crate::shared_redis::SharedRedis>>,
     /// Signs and checks the links of e-mails (unsubscribe).
     pub sealer: Arc<crate::secretbox::SecretBox>,
+    /// The web app's build, served at every other path.
+    pub web: webapp::WebFiles,
 }
 
 /// Per-request id, set by the middleware and read by handlers.
@@ -64,9 +67,9 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
         .at("/webhooks/stripe", poem::post(webhooks::stripe))
         .at("/webhooks/sendgrid", poem::post(webhooks::sendgrid))
-        .at("/verify-email", get(pages::verify_email))
-        .at("/reset-password", get(pages::reset_password))
         .at("/unsubscribe", get(pages::unsubscribe_page).post(pages::unsubscribe))
+        .at("/", get(webapp::serve))
+        .at("/*path", get(webapp::serve))
         .data(state);
     cors::for_origins(route, &origins).around(move |ep, req| observe(ep, req, metrics.clone(), limits))
 }

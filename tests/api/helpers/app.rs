@@ -261,9 +261,8 @@ impl TestApp {
         let mut all_vars = test_vars(&database, &data_dir, &plans_file, &vars);
         let (addr, process) = match host {
             Host::ThisProcess => {
-                let app = Application::build(Config::from_vars(all_vars.clone()).expect("test config"))
-                    .await
-                    .expect("building the app");
+                let config = Config::from_vars(all_vars.clone()).expect("test config");
+                let app = Application::build(config, plinth_webapp::file).await.expect("building the app");
                 let addr = app.addr();
                 tokio::spawn(app.run());
                 (addr, None)
