@@ -412,6 +412,7 @@ impl Application {
             metrics: services.metrics.clone(),
             storage: services.storage.clone(),
             bus: services.bus.clone(),
+            accounts: services.accounts.clone(),
             billing: services.billing.clone(),
             redis: services.redis.clone(),
             sealer: services.sealer.clone(),

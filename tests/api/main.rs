@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod api_tokens;
 mod billing;
+mod cookies;
 mod drafts;
 mod edge;
 mod edge_strings;

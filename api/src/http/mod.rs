@@ -1,5 +1,6 @@
 //! HTTP: the routes, and the middleware every request passes (request id, tracing
 //! span, metrics, body size limit).
+pub mod cookie_auth;
 pub mod cors;
 pub mod graphql;
 pub mod health;
@@ -38,6 +39,8 @@ pub struct HttpState {
     pub storage: Arc<Storage>,
     /// Live events (WebSocket revocations).
     pub bus: Arc<crate::events::EventBus>,
+    /// Accounts (the web app's cookie endpoints).
+    pub accounts: Arc<crate::accounts::service::AccountService>,
     /// Billing (Stripe webhooks).
     pub billing: Arc<crate::billing::service::BillingService>,
     /// The link to Redis, when configured (readiness detail, metrics).
@@ -65,6 +68,10 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(metrics::metrics))
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
+        .at("/auth/login", poem::post(cookie_auth::login))
+        .at("/auth/register", poem::post(cookie_auth::register))
+        .at("/auth/refresh", poem::post(cookie_auth::refresh))
+        .at("/auth/logout", poem::post(cookie_auth::logout))
         .at("/webhooks/stripe", poem::post(webhooks::stripe))
         .at("/webhooks/sendgrid", poem::post(webhooks::sendgrid))
         .at("/unsubscribe", get(pages::unsubscribe_page).post(pages::unsubscribe))
@@ -84,6 +91,10 @@ fn route_label(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         p if p.starts_with("/storage/") => "/storage",
         "/webhooks/stripe" => "/webhooks/stripe",
+        "/auth/login" => "/auth/login",
+        "/auth/register" => "/auth/register",
+        "/auth/refresh" => "/auth/refresh",
+        "/auth/logout" => "/auth/logout",
         _ => "other",
     }
 }
