@@ -288,13 +288,14 @@ pub struct Application {
     endpoint: poem::endpoint::BoxEndpoint<'static>,
     database: DatabaseSetup,
     tasks: Supervisor,
-    mail: MailWorkers,
+    loops: Loops,
 }
 
-/// The delivery loops of this process, stopped when dropped.
-struct MailWorkers(Vec<tokio::task::JoinHandle<()>>);
+/// The mail delivery loops and the in-process worker of this process, stopped when
+/// dropped.
+struct Loops(Vec<tokio::task::JoinHandle<()>>);
 
-impl Drop for MailWorkers {
+impl Drop for Loops {
     fn drop(&mut self) {
         for h in &self.0 {
             h.abort();
@@ -391,7 +392,10 @@ impl Application {
                 .task(config.mail.sequences_every),
             ],
         );
-        let mail = MailWorkers(services.start_mail_workers(config.mail.workers));
+        let mut loops = Loops(services.start_mail_workers(config.mail.workers));
+        if config.in_process_worker() {
+            loops.0.push(start_in_process_worker(&services.tokens, addr)?);
+        }
         let executor = Executor {
             schema,
             tokens: services.tokens.clone(),
@@ -424,7 +428,7 @@ impl Application {
             endpoint: http::routes(state).map_to_response().boxed(),
             database: services.database,
             tasks,
-            mail,
+            loops,
         })
     }
 
@@ -440,7 +444,7 @@ impl Application {
             .run_with_graceful_shutdown(self.endpoint, shutdown_signal(), Some(Duration::from_secs(10)))
             .await;
         self.tasks.stop();
-        drop(self.mail);
+        drop(self.loops);
         let stopped = self.database.shutdown().await;
         served.context("serving HTTP")?;
         stopped
@@ -448,13 +452,39 @@ impl Application {
 
     /// Serves until the process ends (tests).
     pub async fn run(self) -> std::io::Result<()> {
-        let Application { acceptor, endpoint, database, tasks, mail, .. } = self;
+        let Application { acceptor, endpoint, database, tasks, loops, .. } = self;
         let result = Server::new_with_acceptor(acceptor).run(endpoint).await;
-        drop(mail);
+        drop(loops);
         drop(tasks);
         drop(database);
         result
     }
+}
+
+/// The reference worker (`crates/worker`) in this process (`PLINTH_IN_PROCESS_WORKER`,
+/// development only): it claims every job kind from this server's own GraphQL endpoint,
+/// exactly as `plinth worker` would, with a worker token issued for this process alone
+/// (neither recorded nor shown; it ends with the process).
+///
+/// Errors: a token that cannot be built; the worker's HTTP client.
+fn start_in_process_worker(tokens: &TokenService, addr: SocketAddr) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use crate::model::JobKind;
+    let kinds = [JobKind::Scan, JobKind::Prepare, JobKind::Publish];
+    let token = tokens.issue_worker(uuid::Uuid::now_v7(), &kinds, Duration::from_secs(365 * 86_400))?;
+    // A server listening on every interface is reached on loopback.
+    let ip = if addr.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { addr.ip() };
+    let worker = plinth_worker::Worker::new(plinth_worker::WorkerSettings {
+        api_url: format!("http://{}/graphql", SocketAddr::new(ip, addr.port())),
+        token: token.into(),
+        kinds: kinds.iter().map(|k| k.as_str().to_uppercase()).collect(),
+        idle_poll: Duration::from_secs(1),
+    })?;
+    tracing::info!("the reference worker runs in this process (development; PLINTH_IN_PROCESS_WORKER=false stops it)");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = worker.run(std::future::pending()).await {
+            tracing::error!(error = format!("{e:#}"), "the in-process worker stopped");
+        }
+    }))
 }
 
 fn billing_service(

@@ -189,6 +189,8 @@ fn test_vars(database: &str, data_dir: &Path, plans_file: &Path, vars: &[(String
         ("PLINTH_MAIL_BACKOFF_MS".into(), "100".into()),
         ("PLINTH_MAIL_MAX_BACKOFF_MS".into(), "2000".into()),
         ("PLINTH_MAIL_POLL_MS".into(), "100".into()),
+        // Tests run their own workers, when and as they choose.
+        ("PLINTH_IN_PROCESS_WORKER".into(), "false".into()),
     ]);
     all.extend(vars.iter().cloned());
     all
