@@ -28,6 +28,13 @@
 //!   `CARGO_MANIFEST_DIR` when it runs, never through `env!`.
 //! - **Its own crate**, a dependency of the binary only (not of `api`): a change of the
 //!   web app recompiles this small crate and relinks the binary, never the `api` library.
+//!
+//! What it costs, measured on the 2-core machine while other builds ran (load 6 to 10):
+//! a fresh clone's first build of this crate 57 s with an empty npm cache (`npm ci`,
+//! `npm run build`, embedding; 17 s + 11 s for npm on a quiet machine), 69 s with a warm
+//! cache under heavier load; after a change to one web source 25 s (`npm run build` and
+//! this crate); nothing changed, 0.3 s (Cargo does not run the script). The build is
+//! about 2 MB (304 files with their `.br`/`.gz` siblings), embedded as it is.
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
