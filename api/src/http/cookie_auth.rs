@@ -58,13 +58,9 @@ struct Credentials {
 /// `POST /auth/login` `{email, password}`: 200 `AuthBody` and the cookie.
 #[handler]
 pub async fn login(req: &Request, Data(state): Data<&Arc<HttpState>>, remote: &RemoteAddr, body: Vec<u8>) -> Response {
-    let call = match Call::check(req, state, remote) {
-        Ok(call) => call,
+    let (call, creds) = match Call::with_credentials(req, state, remote, &body) {
+        Ok(checked) => checked,
         Err(refused) => return *refused,
-    };
-    let creds = match credentials(&body) {
-        Ok(c) => c,
-        Err(e) => return call.error(e, false),
     };
     call.sign_in(false, |tx| async move { state.accounts.login(&tx, &creds.email, &creds.password).await }).await
 }
@@ -77,13 +73,9 @@ pub async fn register(
     remote: &RemoteAddr,
     body: Vec<u8>,
 ) -> Response {
-    let call = match Call::check(req, state, remote) {
-        Ok(call) => call,
+    let (call, creds) = match Call::with_credentials(req, state, remote, &body) {
+        Ok(checked) => checked,
         Err(refused) => return *refused,
-    };
-    let creds = match credentials(&body) {
-        Ok(c) => c,
-        Err(e) => return call.error(e, false),
     };
     let locale = match creds.locale.as_deref().map(Locale::parse).transpose() {
         Ok(l) => l,
@@ -158,6 +150,24 @@ impl<'a> Call<'a> {
             accept_language: req.header(header::ACCEPT_LANGUAGE).map(|l| l.chars().take(256).collect()),
         };
         Ok(Call { state, meta })
+    }
+
+    /// [`Call::check`], then the body read as `{email, password, locale?}` (400 when it
+    /// is not).
+    fn with_credentials(
+        req: &Request,
+        state: &'a HttpState,
+        remote: &RemoteAddr,
+        body: &[u8],
+    ) -> Result<(Self, Credentials), Box<Response>> {
+        let call = Self::check(req, state, remote)?;
+        match serde_json::from_slice(body) {
+            Ok(creds) => Ok((call, creds)),
+            Err(_) => {
+                let bad = AppError::bad_input("body", "expected a JSON object with email and password (strings)");
+                Err(Box::new(call.error(bad, false)))
+            }
+        }
     }
 
     /// Runs `work` in an anonymous request transaction within the request's time
@@ -263,11 +273,6 @@ fn error_response(status: StatusCode, error: Value) -> Response {
         .content_type("application/json")
         .header(header::CACHE_CONTROL, "no-store")
         .body(json!({ "error": error }).to_string())
-}
-
-fn credentials(body: &[u8]) -> AppResult<Credentials> {
-    serde_json::from_slice(body)
-        .map_err(|_| AppError::bad_input("body", "expected a JSON object with email and password (strings)"))
 }
 
 /// `{accessToken, expiresAt, user: {id, email, role, plan}}`, in the GraphQL spellings.
