@@ -1,12 +1,11 @@
 import { defineConfig } from '@playwright/test';
+import base from '../../playwright.config';
 
 // Browser tests against the REAL server: `global-setup.ts` starts the debug `plinth serve`
 // binary on a random port with nothing configured (its own embedded PostgreSQL in a
 // temporary data dir, mail as .eml files there, the reference worker in-process), and
 // stops it afterwards. Run with `npm run e2e:server` after `cargo build` (scripts/test
 // does both); PLINTH_BIN names another binary.
-const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
 export default defineConfig({
   testDir: '.',
   outputDir: '../../test-results/server',
@@ -17,21 +16,7 @@ export default defineConfig({
   reporter: [['list']],
   timeout: 120_000,
   expect: { timeout: 15_000 },
-  use: {
-    browserName: 'chromium',
-    launchOptions: {
-      executablePath,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    },
-    trace: 'off',
-  },
+  // Debian's Chromium with the flags of the main config; the base URL is the server's,
+  // known once global-setup.ts has started it (the spec sets it).
+  use: { ...base.use, baseURL: undefined },
 });
