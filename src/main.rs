@@ -270,7 +270,7 @@ async fn worker_token(
 
 /// `plinth serve`: the whole server.
 async fn serve(config: Config) -> anyhow::Result<()> {
-    startup::Application::build(config).await?.run_until_stopped().await
+    startup::Application::build(config, plinth_webapp::file).await?.run_until_stopped().await
 }
 
 /// `plinth mailer`: the delivery loops alone, until SIGINT or SIGTERM.

@@ -7,6 +7,8 @@ const port = Number(process.env.E2E_PORT ?? 4173);
 
 export default defineConfig({
   testDir: 'e2e',
+  // e2e/server/ runs against the real server, with its own config (npm run e2e:server).
+  testIgnore: ['server/**'],
   outputDir: 'test-results',
   fullyParallel: true,
   workers: 2,

@@ -308,7 +308,8 @@ pub struct Application {
     loops: Loops,
 }
 
-/// The delivery loops of this process (mail, Chatwoot), stopped when dropped.
+/// The delivery loops of this process (mail, Chatwoot) and its in-process worker,
+/// stopped when dropped.
 struct Loops(Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for Loops {
@@ -320,8 +321,10 @@ impl Drop for Loops {
 }
 
 impl Application {
-    /// Binds `config.server.addr` (port 0 picks a free port) and builds everything.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    /// Binds `config.server.addr` (port 0 picks a free port) and builds everything;
+    /// `web` is the web app's build (`plinth_webapp::file`), served at every path the
+    /// API does not take.
+    pub async fn build(config: Config, web: http::webapp::WebFiles) -> anyhow::Result<Self> {
         let acceptor = TcpListener::bind(config.server.addr)
             .into_acceptor()
             .await
@@ -415,6 +418,9 @@ impl Application {
         );
         let mut loops = services.start_mail_workers(config.mail.workers);
         loops.extend(services.start_chatwoot_delivery()?);
+        if config.in_process_worker() {
+            loops.push(start_in_process_worker(&services.tokens, addr)?);
+        }
         let loops = Loops(loops);
         let executor = Executor {
             schema,
@@ -436,9 +442,11 @@ impl Application {
             metrics: services.metrics.clone(),
             storage: services.storage.clone(),
             bus: services.bus.clone(),
+            accounts: services.accounts.clone(),
             billing: services.billing.clone(),
             redis: services.redis.clone(),
             sealer: services.sealer.clone(),
+            web,
         });
         Ok(Application {
             acceptor,
@@ -477,6 +485,32 @@ impl Application {
         drop(database);
         result
     }
+}
+
+/// The reference worker (`crates/worker`) in this process (`PLINTH_IN_PROCESS_WORKER`,
+/// development only): it claims every job kind from this server's own GraphQL endpoint,
+/// exactly as `plinth worker` would, with a worker token issued for this process alone
+/// (neither recorded nor shown; it ends with the process).
+///
+/// Errors: a token that cannot be built; the worker's HTTP client.
+fn start_in_process_worker(tokens: &TokenService, addr: SocketAddr) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use crate::model::JobKind;
+    let kinds = [JobKind::Scan, JobKind::Prepare, JobKind::Publish];
+    let token = tokens.issue_worker(uuid::Uuid::now_v7(), &kinds, Duration::from_secs(365 * 86_400))?;
+    // A server listening on every interface is reached on loopback.
+    let ip = if addr.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { addr.ip() };
+    let worker = plinth_worker::Worker::new(plinth_worker::WorkerSettings {
+        api_url: format!("http://{}/graphql", SocketAddr::new(ip, addr.port())),
+        token: token.into(),
+        kinds: kinds.iter().map(|k| k.as_str().to_uppercase()).collect(),
+        idle_poll: Duration::from_secs(1),
+    })?;
+    tracing::info!("the reference worker runs in this process (development; PLINTH_IN_PROCESS_WORKER=false stops it)");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = worker.run(std::future::pending()).await {
+            tracing::error!(error = format!("{e:#}"), "the in-process worker stopped");
+        }
+    }))
 }
 
 fn billing_service(

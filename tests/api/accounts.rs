@@ -282,3 +282,94 @@ async fn activity_is_recorded_per_user() {
     let actions: Vec<_> = actions.into_iter().map(|a| a.0).collect();
     assert_eq!(actions, ["account.register", "session.login"]);
 }
+
+const SESSIONS: &str = "{ sessions { id createdAt lastUsedAt expiresAt userAgent ip current } }";
+const REVOKE_SESSION: &str = "mutation($id: ID!) { revokeSession(id: $id) }";
+
+/// Signs `user` in again from another client (its own User-Agent): the new session's
+/// access and refresh tokens.
+async fn sign_in_from(app: &TestApp, user: &crate::helpers::TestUser, user_agent: &str) -> (String, String) {
+    let resp = app
+        .http()
+        .post(app.url("/graphql"))
+        .header("user-agent", user_agent)
+        .json(&json!({ "query": LOGIN, "variables": { "i": { "email": user.email, "password": user.password } } }))
+        .send()
+        .await
+        .unwrap();
+    let r: Value = resp.json().await.unwrap();
+    let p = &r["data"]["login"];
+    (p["accessToken"].as_str().expect("signed in").to_owned(), p["refreshToken"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn sessions_lists_the_live_sign_ins_and_marks_the_current_one() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let (phone, _) = sign_in_from(&app, &ann, "Phone/1.0 (test)").await;
+    let (ended, ended_refresh) = sign_in_from(&app, &ann, "Old/1.0").await;
+    app.gql(None, "mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": ended_refresh })).await;
+    drop(ended);
+
+    let r = app.gql(Some(&ann.access), SESSIONS, json!({})).await;
+    let list = r["data"]["sessions"].as_array().unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(list.len(), 2, "the ended session is not listed: {r}");
+    let current: Vec<&Value> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["userAgent"], Value::Null, "registered without a User-Agent");
+    let other = list.iter().find(|s| s["current"] == false).unwrap();
+    assert_eq!((other["userAgent"].as_str(), other["ip"].as_str()), (Some("Phone/1.0 (test)"), Some("127.0.0.1")));
+    for field in ["createdAt", "lastUsedAt", "expiresAt"] {
+        assert!(other[field].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()), "{field}");
+    }
+    // From the phone, the phone's session is the current one; Bob sees only his own.
+    let r = app.gql(Some(&phone), SESSIONS, json!({})).await;
+    let mine = r["data"]["sessions"].as_array().unwrap().iter().find(|s| s["current"] == true).cloned().unwrap();
+    assert_eq!(mine["id"], other["id"]);
+    let bob = app.register("bob").await;
+    let r = app.gql(Some(&bob.access), SESSIONS, json!({})).await;
+    assert_eq!(r["data"]["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(code(&app.gql(None, SESSIONS, json!({})).await), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn revoking_a_session_refuses_its_tokens_at_once_and_only_its_owner_can() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let (phone, phone_refresh) = sign_in_from(&app, &ann, "Phone/1.0").await;
+    let r = app.gql(Some(&ann.access), SESSIONS, json!({})).await;
+    let phone_id = r["data"]["sessions"].as_array().unwrap().iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Not Bob's to end, whether it exists or not; nor anyone's without a session.
+    let bob = app.register("bob").await;
+    let r = app.gql(Some(&bob.access), REVOKE_SESSION, json!({ "id": phone_id })).await;
+    assert_eq!(code(&r), "NOT_FOUND", "{r}");
+    assert_eq!(
+        code(&app.gql(Some(&bob.access), REVOKE_SESSION, json!({ "id": uuid::Uuid::now_v7() })).await),
+        "NOT_FOUND"
+    );
+    assert_eq!(code(&app.gql(Some(&bob.access), REVOKE_SESSION, json!({ "id": "nope" })).await), "BAD_USER_INPUT");
+    assert_eq!(code(&app.gql(None, REVOKE_SESSION, json!({ "id": phone_id })).await), "UNAUTHENTICATED");
+    assert!(app.gql(Some(&phone), ME, json!({})).await["data"]["me"].is_object(), "Bob's attempts changed nothing");
+
+    let r = app.gql(Some(&ann.access), REVOKE_SESSION, json!({ "id": phone_id })).await;
+    assert_eq!(r["data"]["revokeSession"], true, "{r}");
+    assert_eq!(code(&app.gql(Some(&phone), ME, json!({})).await), "UNAUTHENTICATED", "refused at once");
+    assert_eq!(code(&app.gql(None, REFRESH, json!({ "t": phone_refresh })).await), "UNAUTHENTICATED");
+    assert_eq!(code(&app.gql(Some(&ann.access), REVOKE_SESSION, json!({ "id": phone_id })).await), "NOT_FOUND");
+    let r = app.gql(Some(&ann.access), SESSIONS, json!({})).await;
+    assert_eq!(r["data"]["sessions"].as_array().unwrap().len(), 1);
+    assert!(app.gql(Some(&ann.access), ME, json!({})).await["data"]["me"].is_object(), "the other session lives on");
+    let (action,): (String,) = sqlx::query_as(
+        "SELECT action FROM activity_log WHERE user_id = $1 AND subject_id = $2::uuid ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(ann.id)
+    .bind(&phone_id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(action, "session.revoke");
+}

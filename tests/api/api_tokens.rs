@@ -38,6 +38,8 @@ async fn a_token_does_what_its_scopes_allow_and_nothing_else() {
         "mutation { createApiToken(input: {name: \"x\", scopes: [\"drafts:read\"]}) { token } }",
         "{ apiTokens { id } }",
         "mutation { changePassword(currentPassword: \"a\", newPassword: \"bbbbbbbbbb\") }",
+        "{ sessions { id } }",
+        "mutation { revokeSession(id: \"0190f7a4-0000-7000-8000-000000000000\") }",
     ] {
         let r = app.gql(Some(&token), q, json!({})).await;
         assert_eq!(code(&r), "FORBIDDEN", "{q}: {r}");

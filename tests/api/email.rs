@@ -71,12 +71,9 @@ async fn with_nothing_configured_the_verification_mail_is_a_file_whose_link_work
         eml.lines().any(|l| l.trim_end().ends_with(&format!("/verify-email?token={token}"))),
         "no line of the file is the link: {eml}"
     );
-    // The page the link opens, then what its script sends.
-    let page = app.http().get(app.url(&format!("/verify-email?token={token}"))).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert!(page.text().await.unwrap().contains("verifyEmail(token: $token)"));
-    let r = app.gql(None, "mutation($t: String!) { verifyEmail(token: $t) }", json!({ "t": token })).await;
+    // The link opens the web app's page, then the page sends its operation.
+    crate::webapp::assert_serves_the_shell(&app, &format!("/verify-email?token={token}")).await;
+    let r = app.gql_operation(None, crate::webapp::ACCOUNT_OPERATIONS, "VerifyEmail", json!({ "token": token })).await;
     assert_eq!(r["data"]["verifyEmail"], true, "{r}");
     let me = app.gql(Some(&ann.access), "{ me { emailVerified } }", json!({})).await;
     assert_eq!(me["data"]["me"]["emailVerified"], true);
@@ -383,20 +380,11 @@ async fn the_password_reset_journey_over_http() {
     let text = mail.content("text/plain");
     let link = text.lines().find(|l| l.contains("/reset-password?token=")).expect("a link").trim().to_owned();
     assert!(link.starts_with(&app.url("/reset-password?token=")), "{link}");
-    // The page the link opens.
-    let page = app.http().get(&link).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    assert!(html.contains(r#"<input id="password""#) && html.contains("resetPassword(token: $token"));
-    // What its script posts: JSON to /graphql.
+    // The link opens the web app's page, which posts its operation as JSON to /graphql.
+    crate::webapp::assert_serves_the_shell(&app, link.strip_prefix(&app.url("")).unwrap()).await;
     let token = token_in(&link).unwrap();
-    let r = app
-        .gql(
-            None,
-            "mutation($token: String!, $newPassword: String!) { resetPassword(token: $token, newPassword: $newPassword) }",
-            json!({ "token": token, "newPassword": "a brand new secret" }),
-        )
-        .await;
+    let reset = json!({ "token": token, "newPassword": "a brand new secret" });
+    let r = app.gql_operation(None, crate::webapp::ACCOUNT_OPERATIONS, "ResetPassword", reset).await;
     assert_eq!(r["data"]["resetPassword"], true, "{r}");
     let login = "mutation($i: LoginInput!) { login(input: $i) { accessToken } }";
     let old = app.gql(None, login, json!({ "i": { "email": ann.email, "password": ann.password } })).await;

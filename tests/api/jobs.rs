@@ -104,6 +104,27 @@ async fn the_whole_loop_is_seen_live_by_its_owner_only() {
 }
 
 #[tokio::test]
+async fn in_development_the_server_runs_the_worker_itself() {
+    let app = TestApp::builder().with_env("PLINTH_IN_PROCESS_WORKER", "true").spawn().await;
+    let ann = app.register("ann").await;
+    let draft = app.create_draft(&ann.access, "Jacket").await;
+    let photo = app.upload_photo(&ann.access, Some(&draft), "image/png", &png(5, 2)).await;
+    sqlx::query("UPDATE photos SET width = NULL, height = NULL").execute(&app.db).await.unwrap();
+    let mut ws = WsClient::connect(&app, Some(&ann.access)).await;
+    ws.subscribe("all", SUB, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Nothing else runs: the server's own worker claims, scans and completes it.
+    let id = create_job(&app, &ann.access, "SCAN", Some(&draft)).await;
+    let seen = statuses_until(&mut ws, "SUCCEEDED").await;
+    assert!(seen.iter().all(|s| ["QUEUED", "RUNNING", "SUCCEEDED"].contains(&s.as_str())), "{seen:?}");
+    assert_eq!(job(&app, &ann.access, &id).await["progress"], 1.0);
+    let r = app
+        .gql(Some(&ann.access), "query($p: ID!) { photo(id: $p) { width height } }", json!({ "p": photo["id"] }))
+        .await;
+    assert_eq!(r["data"]["photo"], json!({ "width": 5, "height": 2 }));
+}
+
+#[tokio::test]
 async fn workers_are_confined_to_their_jobs_and_kinds() {
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;

@@ -199,6 +199,39 @@ async fn data_export(privacy: &Privacy, row: ExportRow) -> Result<DataExport> {
     })
 }
 
+/// One of the signed-in account's sessions: a sign-in and the refreshes that kept it.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Session {
+    /// Its id (for `revokeSession`).
+    pub id: ID,
+    /// When it signed in.
+    pub created_at: DateTime<Utc>,
+    /// When it last got tokens: the sign-in or the latest refresh.
+    pub last_used_at: DateTime<Utc>,
+    /// When it ends unless refreshed again (the refresh token's lifetime).
+    pub expires_at: DateTime<Utc>,
+    /// The `User-Agent` it signed in with (at most 256 characters); null when none was sent.
+    pub user_agent: Option<String>,
+    /// The client address it signed in from; null when unknown.
+    pub ip: Option<String>,
+    /// Whether this is the session of the token asking.
+    pub current: bool,
+}
+
+impl Session {
+    fn of(m: entity::sessions::Model, current: Option<uuid::Uuid>) -> Self {
+        Session {
+            id: ID(m.id.to_string()),
+            created_at: m.created_at.with_timezone(&Utc),
+            last_used_at: m.last_used_at.with_timezone(&Utc),
+            expires_at: m.expires_at.with_timezone(&Utc),
+            user_agent: m.user_agent,
+            ip: m.ip,
+            current: current == Some(m.id),
+        }
+    }
+}
+
 /// Input of `login`.
 #[derive(InputObject)]
 pub struct LoginInput {
@@ -220,6 +253,18 @@ impl AccountsQuery {
         let tx = data::<RequestTx>(ctx)?;
         let user = data::<Arc<AccountService>>(ctx)?.me(tx).await?;
         Ok(user.map(User::try_from).transpose()?)
+    }
+
+    /// The signed-in account's live sessions (not ended, not expired), most recently used
+    /// first (at most 100); `current` marks the caller's own.
+    ///
+    /// Errors: UNAUTHENTICATED.
+    #[graphql(guard = "NoApiTokens.and(SignedInGuard)")]
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
+        let tx = data::<RequestTx>(ctx)?;
+        let current = tx.principal().claims().map(|c| c.session_id);
+        let rows = data::<Arc<AccountService>>(ctx)?.sessions(tx).await?;
+        Ok(rows.into_iter().map(|m| Session::of(m, current)).collect())
     }
 
     /// The signed-in account's data exports, newest first (at most 20).
@@ -291,6 +336,20 @@ impl AccountsMutation {
     async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
         let tx = data::<RequestTx>(ctx)?;
         Ok(data::<Arc<AccountService>>(ctx)?.logout(tx, &refresh_token).await?)
+    }
+
+    /// Ends one of the signed-in account's sessions (its own included): its refresh
+    /// token stops working, its access tokens are refused at once on every instance and
+    /// its sockets close. True when ended.
+    ///
+    /// Errors: NOT_FOUND (not a live session of the caller's, another account's
+    /// included); BAD_USER_INPUT (`id`); UNAUTHENTICATED.
+    #[graphql(guard = "NoApiTokens.and(SignedInGuard)")]
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let tx = data::<RequestTx>(ctx)?;
+        let id = crate::error::parse_id("id", &id)?;
+        data::<Arc<AccountService>>(ctx)?.revoke_session(tx, id).await?;
+        Ok(true)
     }
 
     /// Sends a new e-mail verification link to the signed-in account.

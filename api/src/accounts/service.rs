@@ -244,6 +244,31 @@ impl AccountService {
         .await
     }
 
+    /// The caller's live sessions (sign-ins not ended nor expired), most recently used
+    /// first (at most 100): `last_used_at` is the sign-in or the latest refresh.
+    ///
+    /// Errors: UNAUTHENTICATED; INTERNAL.
+    pub async fn sessions(&self, tx: &RequestTx) -> AppResult<Vec<entity::sessions::Model>> {
+        let user_id = tx.user_id()?;
+        store::live_sessions(tx, user_id, 100).await
+    }
+
+    /// Ends one of the caller's live sessions (its own included): its refresh token stops
+    /// working and its access tokens are refused on every instance once this commits;
+    /// its sockets close.
+    ///
+    /// Errors: UNAUTHENTICATED; NOT_FOUND (not a live session of the caller's); INTERNAL.
+    pub async fn revoke_session(&self, tx: &RequestTx, session_id: Uuid) -> AppResult<()> {
+        let user_id = tx.user_id()?;
+        if store::revoke_sessions(tx, user_id, Some(session_id), None, "revoked_by_user").await?.is_empty() {
+            return Err(AppError::NotFound("no such session".into()));
+        }
+        tx.emit(Event::SessionsRevoked { user_id, session_id: Some(session_id) });
+        let subject = Some(("session", session_id));
+        activity::record(tx, Entry::by_user(user_id, "session.revoke", subject, json!({}))).await?;
+        Ok(())
+    }
+
     /// The caller's account; None when anonymous.
     ///
     /// Errors: INTERNAL.

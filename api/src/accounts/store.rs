@@ -2,6 +2,7 @@
 //! the two cross-tenant lookups by e-mail (`priv.*` functions, for sign-in and reset).
 use crate::{error::AppResult, model::Role};
 use chrono::{DateTime, Utc};
+use entity::sessions;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
@@ -110,6 +111,23 @@ pub async fn touch_live_session(db: &impl ConnectionTrait, user_id: Uuid, sessio
         ))
         .await?;
     Ok(live.is_some())
+}
+
+/// The user's live sessions (neither revoked nor expired), most recently used first,
+/// at most `limit`.
+///
+/// Errors: INTERNAL (database).
+pub async fn live_sessions(db: &impl ConnectionTrait, user_id: Uuid, limit: u64) -> AppResult<Vec<sessions::Model>> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    Ok(sessions::Entity::find()
+        .filter(sessions::Column::UserId.eq(user_id))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .filter(sessions::Column::ExpiresAt.gt(Utc::now()))
+        .order_by_desc(sessions::Column::LastUsedAt)
+        .order_by_desc(sessions::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
 }
 
 /// Revokes the user's live sessions, all of them or one, except `keep`; returns the ids

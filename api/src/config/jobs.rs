@@ -9,6 +9,11 @@ pub struct JobsConfig {
     pub lease: Duration,
     /// `PLINTH_JOB_SWEEP_SECS`: how often expired leases are returned to the queue (5).
     pub sweep: Duration,
+    /// `PLINTH_IN_PROCESS_WORKER`: whether `plinth serve` also runs the reference worker
+    /// (SCAN, PREPARE, PUBLISH) in its own process, so a job started on a laptop
+    /// finishes with nothing else to start. None (unset): on in development, off in
+    /// production, where `true` is refused (workers are their own process group there).
+    pub in_process_worker: Option<bool>,
 }
 
 impl JobsConfig {
@@ -16,6 +21,10 @@ impl JobsConfig {
         Ok(JobsConfig {
             lease: Duration::from_secs(v.parse("PLINTH_JOB_LEASE_SECS", 60)?),
             sweep: Duration::from_secs(v.parse("PLINTH_JOB_SWEEP_SECS", 5)?.max(1)),
+            in_process_worker: v
+                .get("PLINTH_IN_PROCESS_WORKER")
+                .map(|_| v.parse("PLINTH_IN_PROCESS_WORKER", false))
+                .transpose()?,
         })
     }
 }

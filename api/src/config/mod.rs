@@ -224,7 +224,19 @@ impl Config {
                 });
             }
         }
+        if self.jobs.in_process_worker == Some(true) {
+            return Err(ConfigError {
+                var: "PLINTH_IN_PROCESS_WORKER",
+                message: "the in-process worker is for development; in production run `plinth worker` as its own process group".into(),
+            });
+        }
         Ok(())
+    }
+
+    /// Whether `plinth serve` runs the reference worker in its process: as
+    /// `PLINTH_IN_PROCESS_WORKER` says, else in development only.
+    pub fn in_process_worker(&self) -> bool {
+        self.jobs.in_process_worker.unwrap_or(!self.is_production())
     }
 
     /// Whether this is a production process.
@@ -336,9 +348,23 @@ mod tests {
         let e = Config::from_vars(vars(&all)).unwrap_err();
         assert_eq!(e.var, "PLINTH_SENDGRID_API_KEY or PLINTH_SMTP_URL");
         all.push(("PLINTH_SMTP_URL", "smtp://relay:25"));
-        assert!(matches!(Config::from_vars(vars(&all)).unwrap().mail.provider, MailProvider::Smtp { .. }));
+        let production = Config::from_vars(vars(&all)).unwrap();
+        assert!(matches!(production.mail.provider, MailProvider::Smtp { .. }));
         let e = Config::from_vars(vars(&[("PLINTH_SMTP_URL", "http://relay")])).unwrap_err();
         assert_eq!(e.var, "PLINTH_SMTP_URL");
+        // Nor does production run the in-process worker, even when asked.
+        assert!(!production.in_process_worker());
+        all.push(("PLINTH_IN_PROCESS_WORKER", "true"));
+        assert_eq!(Config::from_vars(vars(&all)).unwrap_err().var, "PLINTH_IN_PROCESS_WORKER");
+    }
+
+    #[test]
+    fn development_runs_the_in_process_worker_unless_told_not_to() {
+        assert!(Config::from_vars(HashMap::new()).unwrap().in_process_worker());
+        let off = Config::from_vars(vars(&[("PLINTH_IN_PROCESS_WORKER", "false")])).unwrap();
+        assert!(!off.in_process_worker());
+        let e = Config::from_vars(vars(&[("PLINTH_IN_PROCESS_WORKER", "maybe")])).unwrap_err();
+        assert_eq!(e.var, "PLINTH_IN_PROCESS_WORKER");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! HTTP: the routes, and the middleware every request passes (request id, tracing
 //! span, metrics, body size limit).
+pub mod cookie_auth;
 pub mod cors;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
 pub mod pages;
 pub mod storage;
+pub mod webapp;
 pub mod webhooks;
 pub mod ws;
 
@@ -37,12 +39,16 @@ pub struct HttpState {
     pub storage: Arc<Storage>,
     /// Live events (WebSocket revocations).
     pub bus: Arc<crate::events::EventBus>,
+    /// Accounts (the web app's cookie endpoints).
+    pub accounts: Arc<crate::accounts::service::AccountService>,
     /// Billing (Stripe webhooks).
     pub billing: Arc<crate::billing::service::BillingService>,
     /// The link to Redis, when configured (readiness detail, metrics).
     pub redis: Option<Arc<crate::shared_redis::SharedRedis>>,
     /// Signs and checks the links of e-mails (unsubscribe).
     pub sealer: Arc<crate::secretbox::SecretBox>,
+    /// The web app's build, served at every other path.
+    pub web: webapp::WebFiles,
 }
 
 /// Per-request id, set by the middleware and read by handlers.
@@ -62,12 +68,16 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(metrics::metrics))
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
+        .at("/auth/login", poem::post(cookie_auth::login))
+        .at("/auth/register", poem::post(cookie_auth::register))
+        .at("/auth/refresh", poem::post(cookie_auth::refresh))
+        .at("/auth/logout", poem::post(cookie_auth::logout))
         .at("/webhooks/stripe", poem::post(webhooks::stripe))
         .at("/webhooks/sendgrid", poem::post(webhooks::sendgrid))
         .at("/webhooks/chatwoot", poem::post(webhooks::chatwoot))
-        .at("/verify-email", get(pages::verify_email))
-        .at("/reset-password", get(pages::reset_password))
         .at("/unsubscribe", get(pages::unsubscribe_page).post(pages::unsubscribe))
+        .at("/", get(webapp::serve))
+        .at("/*path", get(webapp::serve))
         .data(state);
     cors::for_origins(route, &origins).around(move |ep, req| observe(ep, req, metrics.clone(), limits))
 }
@@ -83,6 +93,10 @@ fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/storage/") => "/storage",
         "/webhooks/stripe" => "/webhooks/stripe",
         "/webhooks/chatwoot" => "/webhooks/chatwoot",
+        "/auth/login" => "/auth/login",
+        "/auth/register" => "/auth/register",
+        "/auth/refresh" => "/auth/refresh",
+        "/auth/logout" => "/auth/logout",
         _ => "other",
     }
 }

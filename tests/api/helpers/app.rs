@@ -189,6 +189,8 @@ fn test_vars(database: &str, data_dir: &Path, plans_file: &Path, vars: &[(String
         ("PLINTH_MAIL_BACKOFF_MS".into(), "100".into()),
         ("PLINTH_MAIL_MAX_BACKOFF_MS".into(), "2000".into()),
         ("PLINTH_MAIL_POLL_MS".into(), "100".into()),
+        // Tests run their own workers, when and as they choose.
+        ("PLINTH_IN_PROCESS_WORKER".into(), "false".into()),
     ]);
     all.extend(vars.iter().cloned());
     all
@@ -261,9 +263,8 @@ impl TestApp {
         let mut all_vars = test_vars(&database, &data_dir, &plans_file, &vars);
         let (addr, process) = match host {
             Host::ThisProcess => {
-                let app = Application::build(Config::from_vars(all_vars.clone()).expect("test config"))
-                    .await
-                    .expect("building the app");
+                let config = Config::from_vars(all_vars.clone()).expect("test config");
+                let app = Application::build(config, plinth_webapp::file).await.expect("building the app");
                 let addr = app.addr();
                 tokio::spawn(app.run());
                 (addr, None)

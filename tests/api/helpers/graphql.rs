@@ -6,7 +6,17 @@ impl TestApp {
     /// POSTs a GraphQL request as `token` (anonymous when None); returns the whole JSON
     /// response. The HTTP status must be a success: GraphQL errors travel in the body.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut req = self.client.post(self.url("/graphql")).json(&json!({ "query": query, "variables": variables }));
+        self.post_graphql(token, json!({ "query": query, "variables": variables })).await
+    }
+
+    /// [`TestApp::gql`] for the operation `name` of a document that has several (the web
+    /// app's `.graphql` files), as a client sends it: with `operationName`.
+    pub async fn gql_operation(&self, token: Option<&str>, document: &str, name: &str, variables: Value) -> Value {
+        self.post_graphql(token, json!({ "query": document, "operationName": name, "variables": variables })).await
+    }
+
+    async fn post_graphql(&self, token: Option<&str>, body: Value) -> Value {
+        let mut req = self.client.post(self.url("/graphql")).json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
