@@ -53,7 +53,14 @@ fn run() -> Result<(), String> {
     let lock = fs::File::create(web.join(".build.lock")).map_err(|e| format!("creating web/.build.lock: {e}"))?;
     lock.lock().map_err(|e| format!("locking web/.build.lock: {e}"))?;
 
-    if !is_current(&web) {
+    // The Dockerfile builds the web app in its own node stage and copies web/build in:
+    // then npm must not run (the Rust stage has no Node), and the build must be there.
+    println!("cargo:rerun-if-env-changed=PLINTH_WEB_PREBUILT");
+    let prebuilt = env::var_os("PLINTH_WEB_PREBUILT").is_some_and(|v| v == "1");
+    if prebuilt && !web.join(BUILT_MARKER).exists() {
+        return Err(format!("PLINTH_WEB_PREBUILT=1 but web/{BUILT_MARKER} is missing: build the web app first"));
+    }
+    if !prebuilt && !is_current(&web) {
         let node_modules = web.join("node_modules/.package-lock.json");
         if older(&node_modules, &web.join("package-lock.json")) {
             npm(&web, &["ci", "--no-audit", "--no-fund"])?;
