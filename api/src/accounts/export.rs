@@ -109,6 +109,12 @@ const KINDS: &[Kind] = &[
               FROM nps_responses WHERE user_id = $1 ORDER BY created_at, id",
     },
     Kind {
+        file: "ticket_csat.jsonl",
+        sql: "SELECT jsonb_build_object('ticketId', ticket_id, 'score', score, 'comment', comment,
+                'submittedAt', created_at) AS line
+              FROM ticket_csat WHERE user_id = $1 ORDER BY created_at, ticket_id",
+    },
+    Kind {
         file: "jobs.jsonl",
         sql: "SELECT jsonb_build_object('id', id, 'kind', upper(kind), 'status', upper(status),
                 'progress', progress, 'message', message, 'draftId', draft_id, 'input', input, 'result', result,
