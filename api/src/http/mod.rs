@@ -5,6 +5,7 @@ pub mod graphql;
 pub mod health;
 pub mod metrics;
 pub mod pages;
+pub mod reports;
 pub mod storage;
 pub mod webhooks;
 pub mod ws;
@@ -61,6 +62,7 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(metrics::metrics))
+        .at("/admin/metrics/:file", get(reports::export))
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
         .at("/webhooks/stripe", poem::post(webhooks::stripe))
         .at("/webhooks/sendgrid", poem::post(webhooks::sendgrid))
@@ -80,6 +82,7 @@ fn route_label(path: &str) -> &'static str {
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
         p if p.starts_with("/storage/") => "/storage",
+        p if p.starts_with("/admin/metrics/") => "/admin/metrics",
         "/webhooks/stripe" => "/webhooks/stripe",
         _ => "other",
     }
