@@ -42,6 +42,7 @@ mod m20261202_000901_bounce_lookup_by_index;
 mod m20261203_000201_create_ticket_csat;
 mod m20261203_000202_summarise_feedback_by_month;
 mod m20261203_000203_pseudonymize_subscription_history;
+mod m20261203_000204_speed_up_business_metrics;
 pub mod normalize;
 pub mod rls;
 
@@ -93,6 +94,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000201_create_ticket_csat::Migration),
             Box::new(m20261203_000202_summarise_feedback_by_month::Migration),
             Box::new(m20261203_000203_pseudonymize_subscription_history::Migration),
+            Box::new(m20261203_000204_speed_up_business_metrics::Migration),
         ]
     }
 }

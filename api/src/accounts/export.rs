@@ -124,6 +124,11 @@ const KINDS: &[Kind] = &[
               FROM jobs WHERE user_id = $1 ORDER BY created_at, id",
     },
     Kind {
+        file: "job_activity_months.jsonl",
+        sql: "SELECT jsonb_build_object('month', month) AS line
+              FROM job_activity_months WHERE user_id = $1 ORDER BY month",
+    },
+    Kind {
         file: "job_logs.jsonl",
         sql: "SELECT jsonb_build_object('id', id, 'jobId', job_id, 'level', level, 'message', message,
                 'createdAt', created_at) AS line
