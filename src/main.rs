@@ -69,7 +69,7 @@ enum ServerCommand {
 enum MetricsCommand {
     /// Write one metric as CSV (RFC 4180) to standard output or --out, as an
     /// administrator; logs go to standard error. The numbers are the GraphQL field's.
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
 }
 
 /// The parameters of `plinth metrics export`, named as the HTTP export's.
@@ -218,7 +218,12 @@ fn main() -> ExitCode {
         }
         Command::Server(ServerCommand::Metrics { command: MetricsCommand::Export(args) }) => {
             // Standard output is the CSV: logs go to standard error.
-            with_logs(Config::from_env(), |c| c.base.log_format, telemetry::init_to_stderr, |c| metrics_export(c, args))
+            with_logs(
+                Config::from_env(),
+                |c| c.base.log_format,
+                telemetry::init_to_stderr,
+                |c| metrics_export(c, *args),
+            )
         }
     }
 }

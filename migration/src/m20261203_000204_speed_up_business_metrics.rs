@@ -88,6 +88,16 @@ CREATE TRIGGER jobs_activity_month AFTER INSERT ON jobs
 CREATE STATISTICS jobs_day_stats ON ((created_at AT TIME ZONE 'UTC')::date) FROM jobs;
 ANALYZE jobs;
 
+-- Every change of a customer's MRR before the last of `pts` (metrics.mrr_changes) and
+-- the bucket it falls in: 0 before the first point, k in [pts[k], pts[k + 1]).
+CREATE FUNCTION metrics.bucketed_changes(pts timestamptz[])
+  RETURNS TABLE (user_id uuid, at timestamptz, before_cents bigint, after_cents bigint, paid_before boolean,
+                 k integer)
+  LANGUAGE sql STABLE
+  AS $$ SELECT c.*, width_bucket(c.at, pts) FROM metrics.mrr_changes(pts[array_upper(pts, 1)]) c $$;
+REVOKE ALL ON FUNCTION metrics.bucketed_changes(timestamptz[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION metrics.bucketed_changes(timestamptz[]) TO plinth_metrics;
+
 -- MRR per bucket with its movements (cents); closing − opening = the movements' sum.
 -- Bucket 0 gathers the changes before the first point (the opening state).
 CREATE OR REPLACE FUNCTION metrics.mrr(from_at timestamptz, to_at timestamptz, step text)
@@ -97,9 +107,7 @@ CREATE OR REPLACE FUNCTION metrics.mrr(from_at timestamptz, to_at timestamptz, s
   LANGUAGE sql STABLE
   AS $$
   WITH p AS (SELECT metrics.points(from_at, to_at, step) AS pts),
-  changes AS (
-    SELECT c.*, width_bucket(c.at, p.pts) AS k FROM p, metrics.mrr_changes(p.pts[array_upper(p.pts, 1)]) c
-  ),
+  changes AS (SELECT c.* FROM p, metrics.bucketed_changes(p.pts) c),
   moves AS (
     SELECT k,
       sum(after_cents) FILTER (WHERE before_cents = 0 AND NOT paid_before) AS new_cents,
@@ -135,9 +143,7 @@ CREATE OR REPLACE FUNCTION metrics.churn(from_at timestamptz, to_at timestamptz,
   LANGUAGE sql STABLE
   AS $$
   WITH p AS (SELECT metrics.points(from_at, to_at, step) AS pts),
-  changes AS (
-    SELECT c.*, width_bucket(c.at, p.pts) AS k FROM p, metrics.mrr_changes(p.pts[array_upper(p.pts, 1)]) c
-  ),
+  changes AS (SELECT c.* FROM p, metrics.bucketed_changes(p.pts) c),
   net AS (
     SELECT k, sum(after_cents - before_cents) AS cents, sum((after_cents > 0)::int - (before_cents > 0)::int) AS paying
     FROM changes GROUP BY k
@@ -241,8 +247,8 @@ CREATE OR REPLACE FUNCTION metrics.cohorts(from_at timestamptz, to_at timestampt
   -- Each cohort's MRR change per month (bucket 0: before the first month), run through
   -- the months: its MRR at each month's end.
   revenue_changes AS (
-    SELECT c.cohort, width_bucket(ch.at, p.pts) AS k, sum(ch.after_cents - ch.before_cents) AS cents
-    FROM p, metrics.mrr_changes(p.pts[array_upper(p.pts, 1)]) ch JOIN c ON c.id = ch.user_id
+    SELECT c.cohort, ch.k, sum(ch.after_cents - ch.before_cents) AS cents
+    FROM p, metrics.bucketed_changes(p.pts) ch JOIN c ON c.id = ch.user_id
     WHERE metric = 'revenue'
     GROUP BY 1, 2
   ),
@@ -290,7 +296,7 @@ impl MigrationTrait for Migration {
     }
 
     /// The indexes, statistics and the activity table go back; the functions keep their
-    /// new bodies (ACTIVE cohorts then fail: bring back the previous ones too, or go
+    /// new bodies (ACTIVE cohorts then fail: bring back the previous bodies too, or go
     /// down one more step) (the previous ones are in `m20261202_000602_create_business_metrics`).
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager

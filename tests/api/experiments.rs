@@ -269,29 +269,11 @@ async fn nps_is_limited_per_user_and_summarised_by_hand_numbers() {
         (9, &[]),
     ];
     for (_, rows) in answers {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $1::text || '@example.com', 'x', $2)",
-        )
-        .bind(id)
-        .bind(at(2024, 11, 1))
-        .execute(&app.db)
-        .await
-        .unwrap();
-        for (score, (m, d), comment) in rows {
-            let y = if *m == 12 { 2024 } else { 2025 };
-            sqlx::query(
-                "INSERT INTO nps_responses (id, user_id, score, comment, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(id)
-            .bind(score)
-            .bind(comment)
-            .bind(at(y, *m, *d))
-            .execute(&app.db)
-            .await
-            .unwrap();
-        }
+        let dated: Vec<_> = rows
+            .iter()
+            .map(|(score, (m, d), comment)| (*score, at(if *m == 12 { 2024 } else { 2025 }, *m, *d), *comment))
+            .collect();
+        respondent(&app, &dated).await;
     }
     let r = app.gql(Some(&admin.access), SUMMARY, json!({ "f": at(2025, 1, 1), "t": at(2025, 2, 1) })).await;
     assert!(r["errors"].is_null(), "{r}");
@@ -440,6 +422,32 @@ async fn users_never_see_each_others_assignments_or_answers() {
     assert_eq!(owners, [ann.id, bob.id]);
 }
 
+/// A customer signed up in November 2024 who gave these NPS answers (score, time,
+/// comment); its id.
+pub(crate) async fn respondent(app: &TestApp, answers: &[(i16, DateTime<Utc>, Option<&str>)]) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $1::text || '@example.com', 'x', $2)",
+    )
+    .bind(id)
+    .bind(at(2024, 11, 1))
+    .execute(&app.db)
+    .await
+    .unwrap();
+    for (score, when, comment) in answers {
+        sqlx::query("INSERT INTO nps_responses (id, user_id, score, comment, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(Uuid::now_v7())
+            .bind(id)
+            .bind(score)
+            .bind(comment)
+            .bind(when)
+            .execute(&app.db)
+            .await
+            .unwrap();
+    }
+    id
+}
+
 const EXPERIMENTS: &str =
     "{ experiments { key status winner startedAt stoppedAt resultsCsvPath variants { name weight } } }";
 
@@ -508,7 +516,9 @@ async fn experiments_are_listed_stopped_and_started_again_with_their_assignments
 async fn nps_is_given_per_month_by_hand_numbers() {
     let app = TestApp::spawn().await;
     let admin = with_role(&app, "admin", "admin").await;
-    let answers: [&[(i16, (u32, u32), Option<&str>)]; 6] = [
+    // Per user: (score, (month, day), comment).
+    type Answers<'a> = [&'a [(i16, (u32, u32), Option<&'a str>)]; 6];
+    let answers: Answers = [
         &[(10, (1, 10), None), (0, (1, 20), Some("down")), (9, (2, 5), Some("fixed"))],
         &[(9, (1, 16), None)],
         &[(3, (1, 25), Some("slow"))],
@@ -517,28 +527,8 @@ async fn nps_is_given_per_month_by_hand_numbers() {
         &[(10, (3, 2), Some("late"))],
     ];
     for rows in answers {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $1::text || '@example.com', 'x', $2)",
-        )
-        .bind(id)
-        .bind(at(2024, 11, 1))
-        .execute(&app.db)
-        .await
-        .unwrap();
-        for (score, (m, d), comment) in rows {
-            sqlx::query(
-                "INSERT INTO nps_responses (id, user_id, score, comment, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(id)
-            .bind(score)
-            .bind(comment)
-            .bind(at(2025, *m, *d))
-            .execute(&app.db)
-            .await
-            .unwrap();
-        }
+        let dated: Vec<_> = rows.iter().map(|(score, (m, d), comment)| (*score, at(2025, *m, *d), *comment)).collect();
+        respondent(&app, &dated).await;
     }
     let q = "query($f: DateTime!, $t: DateTime!, $n: Int!) { npsSummary(from: $f, to: $t, commentsLimit: $n) {
         respondents promoters passives detractors nps distribution { respondents }

@@ -4,8 +4,9 @@
 //! may fetch them; bad parameters; and the erasure of an account, which leaves past MRR
 //! as it was.
 use crate::{
+    experiments::respondent,
     helpers::{code, TestApp, TestUser},
-    metrics::{at, customer, history, known_fixture, ticket, with_role},
+    metrics::{admin_api_token, at, customer, history, known_fixture, ticket, with_role},
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -87,7 +88,7 @@ async fn query(app: &TestApp, admin: &TestUser, q: &str, vars: Value) -> Value {
 }
 
 /// Tickets of March 2025 (three rated: 5 and 4 in March, 2 in April), an experiment
-/// with assignments and a tracked goal, NPS answers in January and February.
+/// with assignments and a tracked goal, two NPS respondents (January and February).
 async fn more_fixture(app: &TestApp) {
     let (a, b) = (customer(app, at(2024, 12, 2), true).await, customer(app, at(2024, 12, 3), true).await);
     let h = chrono::Duration::hours;
@@ -118,18 +119,8 @@ async fn more_fixture(app: &TestApp) {
     ] {
         sqlx::query(sql).execute(&app.db).await.unwrap();
     }
-    for (user, score, day) in [(a, 10, (1, 10)), (b, 4, (1, 20)), (a, 8, (2, 3))] {
-        sqlx::query(
-            "INSERT INTO nps_responses (id, user_id, score, comment, created_at) VALUES ($1, $2, $3, 'why', $4)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(user)
-        .bind(score)
-        .bind(at(2025, day.0, day.1))
-        .execute(&app.db)
-        .await
-        .unwrap();
-    }
+    respondent(app, &[(10, at(2025, 1, 10), Some("why")), (8, at(2025, 2, 3), None)]).await;
+    respondent(app, &[(4, at(2025, 1, 20), Some("why"))]).await;
 }
 
 #[tokio::test]
@@ -343,14 +334,7 @@ async fn exports_are_for_administrators_and_refuse_bad_parameters() {
     let user = app.register("ann").await;
     let support = with_role(&app, "sue", "support").await;
     let admin = with_role(&app, "admin", "admin").await;
-    let r = app
-        .gql(
-            Some(&admin.access),
-            "mutation { createApiToken(input: {name: \"all\", scopes: [\"drafts:read\", \"activity:read\", \"billing:read\", \"usage:read\"]}) { token } }",
-            json!({}),
-        )
-        .await;
-    let api_token = r["data"]["createApiToken"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let api_token = admin_api_token(&app, &admin).await;
     let error = |body: &str| -> Value { serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}")) };
     let paths = [
         "/admin/metrics/mrr.csv?from=2025-01-01&to=2025-02-01",

@@ -307,7 +307,6 @@ async fn check_known_fixture(app: &TestApp, admin: &TestUser) {
     // Cohorts of January (u1, u3, u4). ACTIVE: January u1 and u3 created jobs, February
     // u4. REVENUE: MRR at each month's end: 1,900; 4,900 + 14,900; 14,900; 19,800.
     let cohorts = |metric: &str| {
-        let app = app;
         let token = admin.access.clone();
         let metric = metric.to_owned();
         let (jan, feb) = (jan.clone(), feb.clone());
@@ -352,6 +351,18 @@ async fn check_known_fixture(app: &TestApp, admin: &TestUser) {
     );
 }
 
+/// An API token of `admin`'s with every read scope (metrics refuse it all the same).
+pub(crate) async fn admin_api_token(app: &TestApp, admin: &TestUser) -> String {
+    let r = app
+        .gql(
+            Some(&admin.access),
+            "mutation { createApiToken(input: {name: \"all\", scopes: [\"drafts:read\", \"activity:read\", \"billing:read\", \"usage:read\"]}) { token } }",
+            json!({}),
+        )
+        .await;
+    r["data"]["createApiToken"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+}
+
 /// Every metric field refuses users, support staff and API tokens (an admin's
 /// included), and anonymous callers; bad ranges are BAD_USER_INPUT.
 #[tokio::test]
@@ -360,14 +371,7 @@ async fn metrics_are_for_administrators_with_a_session_only() {
     let user = app.register("ann").await;
     let support = with_role(&app, "sue", "support").await;
     let admin = with_role(&app, "admin", "admin").await;
-    let r = app
-        .gql(
-            Some(&admin.access),
-            "mutation { createApiToken(input: {name: \"all\", scopes: [\"drafts:read\", \"activity:read\", \"billing:read\", \"usage:read\"]}) { token } }",
-            json!({}),
-        )
-        .await;
-    let api_token = r["data"]["createApiToken"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let api_token = admin_api_token(&app, &admin).await;
     let range = json!({ "f": at(2025, 1, 1), "t": at(2025, 2, 1) });
     let queries = [
         "query($f: DateTime!, $t: DateTime!) { mrr(from: $f, to: $t, interval: DAY) { currency } }",
