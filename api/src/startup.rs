@@ -22,7 +22,7 @@ use crate::{
     config::{AuthConfig, Base, Config, DatabaseConfig},
     db::{self, live::LiveSource},
     email::{
-        delivery::{self, Delivery, DeliverySettings},
+        delivery::{Delivery, DeliverySettings},
         provider::{self, Provider},
         render::Renderer,
     },
@@ -260,11 +260,28 @@ impl Services {
             return Vec::new();
         }
         let wake = Arc::new(tokio::sync::Notify::new());
-        let mut handles = vec![tokio::spawn(delivery::listen(self.database.runtime_url.clone(), wake.clone()))];
+        let listener = db::listen(self.database.runtime_url.clone(), "plinth_email_outbox", wake.clone());
+        let mut handles = vec![tokio::spawn(listener)];
         for _ in 0..workers {
             handles.push(tokio::spawn(self.delivery.clone().run(wake.clone())));
         }
         handles
+    }
+
+    /// Starts the Chatwoot outbox's delivery loop and the listener that wakes it, when the
+    /// bridge is configured; the handles stop them (abort).
+    ///
+    /// Errors: the Chatwoot client cannot be built.
+    pub fn start_chatwoot_delivery(&self) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let Some(bridge) = &self.config.chatwoot else { return Ok(Vec::new()) };
+        let delivery = Arc::new(crate::support::chatwoot::delivery::Delivery::new(
+            self.pool.clone(),
+            bridge,
+            self.config.database.statement_timeout_ms,
+        )?);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let listener = db::listen(self.database.runtime_url.clone(), "plinth_chatwoot_outbox", wake.clone());
+        Ok(vec![tokio::spawn(listener), tokio::spawn(delivery.run(wake))])
     }
 }
 
@@ -288,13 +305,13 @@ pub struct Application {
     endpoint: poem::endpoint::BoxEndpoint<'static>,
     database: DatabaseSetup,
     tasks: Supervisor,
-    mail: MailWorkers,
+    loops: Loops,
 }
 
-/// The delivery loops of this process, stopped when dropped.
-struct MailWorkers(Vec<tokio::task::JoinHandle<()>>);
+/// The delivery loops of this process (mail, Chatwoot), stopped when dropped.
+struct Loops(Vec<tokio::task::JoinHandle<()>>);
 
-impl Drop for MailWorkers {
+impl Drop for Loops {
     fn drop(&mut self) {
         for h in &self.0 {
             h.abort();
@@ -340,6 +357,7 @@ impl Application {
                 max_open_tickets: config.support.max_open_tickets,
                 messages_per_hour: config.support.messages_per_hour,
                 reply_mail_delay_secs: config.support.reply_mail_delay.as_secs() as i64,
+                mirror: config.chatwoot.is_some(),
             })
             .finish();
         let tasks = Supervisor::start(
@@ -366,6 +384,12 @@ impl Application {
                     config.storage.upload_sweep,
                     config.database.statement_timeout_ms,
                 ),
+                crate::support::tasks::extend_trials(
+                    services.pool.clone(),
+                    services.billing.stripe_client().cloned(),
+                    config.support.trial_sweep,
+                    config.database.statement_timeout_ms,
+                ),
                 crate::support::tasks::ReplyMails {
                     pool: services.pool.clone(),
                     public_url: public_url.clone(),
@@ -389,7 +413,9 @@ impl Application {
                 .task(config.mail.sequences_every),
             ],
         );
-        let mail = MailWorkers(services.start_mail_workers(config.mail.workers));
+        let mut loops = services.start_mail_workers(config.mail.workers);
+        loops.extend(services.start_chatwoot_delivery()?);
+        let loops = Loops(loops);
         let executor = Executor {
             schema,
             tokens: services.tokens.clone(),
@@ -420,7 +446,7 @@ impl Application {
             endpoint: http::routes(state).map_to_response().boxed(),
             database: services.database,
             tasks,
-            mail,
+            loops,
         })
     }
 
@@ -436,7 +462,7 @@ impl Application {
             .run_with_graceful_shutdown(self.endpoint, shutdown_signal(), Some(Duration::from_secs(10)))
             .await;
         self.tasks.stop();
-        drop(self.mail);
+        drop(self.loops);
         let stopped = self.database.shutdown().await;
         served.context("serving HTTP")?;
         stopped
@@ -444,9 +470,9 @@ impl Application {
 
     /// Serves until the process ends (tests).
     pub async fn run(self) -> std::io::Result<()> {
-        let Application { acceptor, endpoint, database, tasks, mail, .. } = self;
+        let Application { acceptor, endpoint, database, tasks, loops, .. } = self;
         let result = Server::new_with_acceptor(acceptor).run(endpoint).await;
-        drop(mail);
+        drop(loops);
         drop(tasks);
         drop(database);
         result

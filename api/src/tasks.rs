@@ -135,6 +135,59 @@ async fn claim_interval(pool: &DatabaseConnection, timeout_ms: u64, task: &Task)
     Ok(claimed)
 }
 
+/// Runs `step` until the process ends: again at once while it answers that more is due
+/// (a full batch), else once `wake` is notified (a committed outbox row) or `poll` has
+/// passed. A failed step is logged under `what` and waits like an idle one. The delivery
+/// loops of the outboxes (mail, Chatwoot) are this.
+pub async fn run_woken<F, Fut>(what: &'static str, wake: Arc<tokio::sync::Notify>, poll: Duration, mut step: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    loop {
+        // Registered before the step, so a row committed meanwhile is not missed.
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match step().await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = format!("{e:#}"), what, "a delivery loop failed; retrying"),
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Runs one statement in a system transaction of its own (`source` names the work in
+/// logs) and commits it: an outbox's claim or record, a sweeper's step.
+///
+/// Errors: the database's.
+pub async fn run_system(
+    pool: &DatabaseConnection,
+    source: &str,
+    timeout_ms: u64,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> anyhow::Result<Vec<sea_orm::QueryResult>> {
+    let tx = RequestTx::begin(pool, Principal::System, RequestMeta::internal(source), timeout_ms).await?;
+    let rows = tx.query_all(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).await?;
+    tx.commit_without_events().await?;
+    Ok(rows)
+}
+
+/// The delay before retry number `attempts` (1-based) of an outbox row: exponential with
+/// jitter (half to all of `base * 2^(attempts-1)`), at least the other side's
+/// `Retry-After`, at most `max`. Shared by the outboxes (mail, Chatwoot, Stripe steps).
+pub fn backoff(attempts: i32, base: Duration, max: Duration, retry_after: Option<Duration>) -> Duration {
+    use rand::Rng;
+    let exp = base.saturating_mul(1u32 << (attempts.clamp(1, 20) - 1));
+    let jittered = exp.min(max).mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
+    jittered.max(retry_after.unwrap_or_default()).min(max)
+}
+
 /// Reservations an expired-reservation sweep handles per run.
 const RESERVATION_BATCH: i32 = 200;
 

@@ -7,7 +7,7 @@
 
 use crate::helpers::{
     code, png,
-    stripe::{event, invoice, subscription, FakeStripe},
+    stripe::{event, invoice, FakeStripe},
     TestApp, TestUser,
 };
 use serde_json::{json, Value};
@@ -290,15 +290,8 @@ async fn the_end_of_the_grace_period_erases_rows_objects_tokens_and_archives_inv
     let mut ann = app.register("ann").await;
     let bob = app.register("bob").await;
     // A paying customer with an invoice.
-    let r = app
-        .gql(Some(&ann.access), "mutation { startCheckout(input: {plan: PRO, interval: MONTH}) { url } }", json!({}))
-        .await;
-    assert!(r["data"]["startCheckout"]["url"].is_string(), "{r}");
-    let customer = app.stripe_customer(&ann).await;
     let t = chrono::Utc::now().timestamp();
-    let sub = subscription("sub_ann", &customer, "active", "price_pro_monthly", t);
-    stripe.set_subscriptions(vec![sub.clone()]);
-    assert_eq!(app.deliver_webhook(&event("evt_s", "customer.subscription.created", t, sub)).await.0, 200);
+    let customer = app.subscribe_to_pro(&stripe, &mut ann, "sub_ann", "active", t).await;
     let paid = invoice("in_ann", &customer, "paid", 4900, t);
     assert_eq!(app.deliver_webhook(&event("evt_i", "invoice.paid", t, paid)).await.0, 200);
     app.refresh_session(&mut ann).await;
@@ -597,16 +590,7 @@ async fn an_account_being_erased_is_locked_until_the_erasure_finishes() {
     let app =
         TestApp::builder().with_stripe(&stripe).with_redis().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "1").spawn().await;
     let mut ann = app.register("ann").await;
-    let r = app
-        .gql(Some(&ann.access), "mutation { startCheckout(input: {plan: PRO, interval: MONTH}) { url } }", json!({}))
-        .await;
-    assert!(r["data"]["startCheckout"]["url"].is_string(), "{r}");
-    let customer = app.stripe_customer(&ann).await;
-    let t = chrono::Utc::now().timestamp();
-    let sub = subscription("sub_ann", &customer, "active", "price_pro_monthly", t);
-    stripe.set_subscriptions(vec![sub.clone()]);
-    assert_eq!(app.deliver_webhook(&event("evt_s", "customer.subscription.created", t, sub)).await.0, 200);
-    app.refresh_session(&mut ann).await;
+    app.subscribe_to_pro(&stripe, &mut ann, "sub_ann", "active", chrono::Utc::now().timestamp()).await;
     schedule_deletion(&app, &ann).await;
 
     let mut held = stripe.hold("DELETE /v1/subscriptions/sub_ann");

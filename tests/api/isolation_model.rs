@@ -1,15 +1,21 @@
 //! Isolation, proven over the wire as a state machine: random interleavings of three
-//! users' draft, marketplace-account, support-ticket (CSAT ratings included) and data-export (GDPR) operations, each aimed at any object that
+//! users' draft, marketplace-account, support-ticket (CSAT ratings included) and
+//! data-export (GDPR) operations, and of a support agent's replies and internal notes,
+//! each aimed at any object that
 //! exists (so often another user's), checked against a model of who owns what. Every
 //! answer must match the model, another user's object must behave exactly as if it did
 //! not exist (NOT_FOUND, nothing changed), and after every step each user's whole view
 //! — lists, lookups by id of every object, dashboard counts — must equal exactly their
-//! part of the model.
+//! part of the model. The support tables written behind the scenes are checked too, by
+//! a bare `SELECT` as each user: its staff replies' delayed e-mails
+//! (`support_reply_mails`) and its Chatwoot outbox rows (the bridge is on, pointed at an
+//! address where nothing listens), never a row of an internal note.
 
 use crate::helpers::{code, TestApp, TestUser};
 use futures::future::join_all;
 use proptest::{collection::vec, prelude::*, sample::Index, test_runner::TestCaseError};
 use serde_json::{json, Map, Value};
+use sqlx::{Connection, PgConnection};
 
 /// Users per case.
 const USERS: usize = 3;
@@ -93,6 +99,16 @@ enum Op {
     RequestExport {
         user: usize,
     },
+    /// The support agent replies to any ticket.
+    StaffReply {
+        ticket: Index,
+        body: String,
+    },
+    /// The support agent adds an internal note to any ticket.
+    StaffNote {
+        ticket: Index,
+        body: String,
+    },
 }
 
 /// Valid titles and display names: no surrounding blanks, so the server's trimming
@@ -123,6 +139,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (user.clone(), any::<Index>()).prop_map(|(user, ticket)| Op::ReopenTicket { user, ticket }),
         1 => (user.clone(), any::<Index>(), 1..=5).prop_map(|(user, ticket, score)| Op::RateTicket { user, ticket, score }),
         1 => user.prop_map(|user| Op::RequestExport { user }),
+        2 => (any::<Index>(), name()).prop_map(|(ticket, body)| Op::StaffReply { ticket, body }),
+        1 => (any::<Index>(), name()).prop_map(|(ticket, body)| Op::StaffNote { ticket, body }),
     ]
 }
 
@@ -160,8 +178,15 @@ struct TicketRec {
     id: String,
     owner: usize,
     subject: String,
-    closed: bool,
+    /// `OPEN`, `PENDING` (support answered) or `CLOSED`.
+    status: &'static str,
+    /// What the owner reads: its messages and support's replies, never a note.
     messages: Vec<String>,
+    /// The ids of support's replies (each schedules a delayed e-mail).
+    staff_replies: Vec<String>,
+    /// Chatwoot outbox rows the owner may read: one per message it may read and per
+    /// status change it made (a note's row is hidden from it).
+    outbox: usize,
     /// Its owner's CSAT score, once given.
     rating: Option<i32>,
 }
@@ -169,8 +194,11 @@ struct TicketRec {
 impl TicketRec {
     fn json(&self) -> Value {
         let messages: Vec<Value> = self.messages.iter().map(|b| json!({ "body": b })).collect();
-        json!({ "id": self.id, "subject": self.subject, "status": if self.closed { "CLOSED" } else { "OPEN" },
-                "messages": messages })
+        json!({ "id": self.id, "subject": self.subject, "status": self.status, "messages": messages })
+    }
+
+    fn closed(&self) -> bool {
+        self.status == "CLOSED"
     }
 }
 
@@ -198,13 +226,7 @@ impl Model {
             None => format!("absent ticket {ABSENT}"),
             Some(t) => {
                 let k = &self.tickets[t];
-                format!(
-                    "ticket #{t} {} of u{} ({}, {} messages)",
-                    k.id,
-                    k.owner,
-                    if k.closed { "closed" } else { "open" },
-                    k.messages.len()
-                )
+                format!("ticket #{t} {} of u{} ({}, {} messages)", k.id, k.owner, k.status, k.messages.len())
             }
         }
     }
@@ -287,13 +309,17 @@ fn aim(model: &Model, op: &Op) -> String {
         Op::ReplyTicket { ticket, .. }
         | Op::CloseTicket { ticket, .. }
         | Op::ReopenTicket { ticket, .. }
-        | Op::RateTicket { ticket, .. } => model.describe_ticket(model.pick_ticket(ticket)),
+        | Op::RateTicket { ticket, .. }
+        | Op::StaffReply { ticket, .. }
+        | Op::StaffNote { ticket, .. } => model.describe_ticket(model.pick_ticket(ticket)),
     }
 }
 
-/// Runs `op` against the server and the model, checking the server's answer.
+/// Runs `op` against the server and the model, checking the server's answer. The last
+/// of `users` is the support agent.
 async fn apply(app: &TestApp, users: &[TestUser], model: &mut Model, op: &Op) -> Result<(), String> {
     let gql = |user: usize, query: &'static str, vars: Value| app.gql(Some(&users[user].access), query, vars);
+    let staff = users.len() - 1;
     match op {
         Op::CreateDraft { user, title } => {
             let r = gql(
@@ -466,8 +492,10 @@ async fn apply(app: &TestApp, users: &[TestUser], model: &mut Model, op: &Op) ->
                 id: id.to_owned(),
                 owner: *user,
                 subject: subject.clone(),
-                closed: false,
+                status: "OPEN",
                 messages: vec![subject.clone()],
+                staff_replies: Vec::new(),
+                outbox: 1,
                 rating: None,
             };
             expect_data(&r, "openTicket", &rec.json())?;
@@ -483,16 +511,56 @@ async fn apply(app: &TestApp, users: &[TestUser], model: &mut Model, op: &Op) ->
             )
             .await;
             match t.filter(|&t| model.tickets[t].owner == *user) {
-                Some(t) if model.tickets[t].closed => {
+                Some(t) if model.tickets[t].closed() => {
                     if crate::helpers::code(&r) != "BAD_USER_INPUT" {
                         return Err(format!("expected BAD_USER_INPUT (closed), the server answered {r}"));
                     }
                 }
                 Some(t) => {
-                    model.tickets[t].messages.push(body.clone());
+                    let k = &mut model.tickets[t];
+                    k.messages.push(body.clone());
+                    k.outbox += 1;
+                    k.status = "OPEN";
                     expect_data(&r, "replyTicket", &json!({ "body": body }))?;
                 }
                 None => expect_not_found(&r)?,
+            }
+            Ok(())
+        }
+        Op::StaffReply { ticket, body } | Op::StaffNote { ticket, body } => {
+            let t = model.pick_ticket(ticket);
+            let note = matches!(op, Op::StaffNote { .. });
+            let (field, query) = if note {
+                (
+                    "addInternalNote",
+                    "mutation($t: ID!, $b: String!) { addInternalNote(ticketId: $t, body: $b) { id body } }",
+                )
+            } else {
+                ("replyTicket", "mutation($t: ID!, $b: String!) { replyTicket(ticketId: $t, body: $b) { id body } }")
+            };
+            let r = gql(staff, query, json!({ "t": model.ticket_id(t), "b": body })).await;
+            match t {
+                None => expect_not_found(&r)?,
+                Some(t) if model.tickets[t].closed() && !note => {
+                    if crate::helpers::code(&r) != "BAD_USER_INPUT" {
+                        return Err(format!("expected BAD_USER_INPUT (closed), the server answered {r}"));
+                    }
+                }
+                Some(t) => {
+                    let Some(id) = r["data"][field]["id"].as_str() else {
+                        return Err(format!("{field} by support failed: {r}"));
+                    };
+                    let k = &mut model.tickets[t];
+                    if !note {
+                        k.messages.push(body.clone());
+                        k.staff_replies.push(id.to_owned());
+                        k.outbox += 1;
+                        if k.status == "OPEN" {
+                            k.status = "PENDING";
+                        }
+                    }
+                    expect_data(&r, field, &json!({ "id": id, "body": body }))?;
+                }
             }
             Ok(())
         }
@@ -511,8 +579,18 @@ async fn apply(app: &TestApp, users: &[TestUser], model: &mut Model, op: &Op) ->
             let r = gql(*user, query, json!({ "id": model.ticket_id(t) })).await;
             match t.filter(|&t| model.tickets[t].owner == *user) {
                 Some(t) => {
-                    model.tickets[t].closed = matches!(op, Op::CloseTicket { .. });
-                    expect_data(&r, field, &model.tickets[t].json())?;
+                    let k = &mut model.tickets[t];
+                    // Closing a closed ticket, or reopening an open one, changes nothing.
+                    let status = match op {
+                        Op::CloseTicket { .. } => "CLOSED",
+                        _ if k.closed() => "OPEN",
+                        _ => k.status,
+                    };
+                    if status != k.status {
+                        k.outbox += 1;
+                    }
+                    k.status = status;
+                    expect_data(&r, field, &k.json())?;
                 }
                 None => expect_not_found(&r)?,
             }
@@ -527,7 +605,7 @@ async fn apply(app: &TestApp, users: &[TestUser], model: &mut Model, op: &Op) ->
             )
             .await;
             match t.filter(|&t| model.tickets[t].owner == *user) {
-                Some(t) if !model.tickets[t].closed || model.tickets[t].rating.is_some() => {
+                Some(t) if !model.tickets[t].closed() || model.tickets[t].rating.is_some() => {
                     if code(&r) != "CONFLICT" {
                         return Err(format!("expected CONFLICT (open or rated), the server answered {r}"));
                     }
@@ -639,28 +717,78 @@ async fn check_views(app: &TestApp, users: &[TestUser], model: &Model) -> Result
     }
 }
 
+/// Each user's rows of the tables written behind the scenes, by a bare `SELECT` as the
+/// runtime role switched to that user: exactly its tickets' staff replies' scheduled
+/// e-mails, and exactly its Chatwoot outbox rows (none of another's, none of a note).
+async fn check_tables(conn: &mut PgConnection, users: &[TestUser], model: &Model) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (u, user) in users.iter().enumerate().take(USERS) {
+        let mut tx = conn.begin().await.map_err(|e| e.to_string())?;
+        sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
+            .bind(user.id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mine: Vec<&TicketRec> = model.tickets.iter().filter(|t| t.owner == u).collect();
+        let mut want_mails: Vec<String> = mine.iter().flat_map(|t| t.staff_replies.clone()).collect();
+        want_mails.sort();
+        let mut mails: Vec<String> = sqlx::query_scalar("SELECT message_id::text FROM support_reply_mails")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+        mails.sort();
+        if mails != want_mails {
+            problems.push(format!("u{u}'s support_reply_mails: expected {want_mails:?}, got {mails:?}"));
+        }
+        let outbox: Vec<String> = sqlx::query_scalar("SELECT ticket_id::text FROM chatwoot_outbox")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+        let want: usize = mine.iter().map(|t| t.outbox).sum();
+        if outbox.len() != want || outbox.iter().any(|t| !mine.iter().any(|m| m.id == *t)) {
+            problems.push(format!("u{u}'s chatwoot_outbox: expected {want} rows of its tickets, got {outbox:?}"));
+        }
+        tx.rollback().await.map_err(|e| e.to_string())?;
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n  "))
+    }
+}
+
 async fn run(ops: &[Op]) -> Result<(), TestCaseError> {
-    // The export builder idles: requested exports stay in progress.
+    // The export builder idles: requested exports stay in progress. The Chatwoot bridge
+    // is on, towards a port where nothing listens: its outbox rows stay pending.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let app = TestApp::builder()
         .with_unlimited_free_plan()
         .with_env("PLINTH_SUPPORT_MAX_OPEN_TICKETS", "1000")
         .with_env("PLINTH_SUPPORT_MESSAGES_PER_HOUR", "1000")
         .with_env("PLINTH_ACCOUNT_SWEEP_SECS", "3600")
+        .with_chatwoot_at(&format!("http://{nowhere}"))
         .spawn()
         .await;
-    let mut users = Vec::with_capacity(USERS);
-    for name in ["ann", "bob", "cat"] {
+    let mut users = Vec::with_capacity(USERS + 1);
+    for name in ["ann", "bob", "cat", "sam"] {
         users.push(app.register(name).await);
     }
+    crate::support::make_staff(&app, &mut users[USERS], "support", "Sam").await;
+    let mut conn = crate::support::runtime_conn(&app).await;
     let mut model = Model::default();
-    check_views(&app, &users, &model).await.map_err(|e| TestCaseError::fail(format!("before any step:\n  {e}")))?;
+    check_views(&app, &users[..USERS], &model)
+        .await
+        .map_err(|e| TestCaseError::fail(format!("before any step:\n  {e}")))?;
     for (step, op) in ops.iter().enumerate() {
         let aimed = aim(&model, op);
         apply(&app, &users, &mut model, op).await.map_err(|e| {
             TestCaseError::fail(format!("step {step} {op:?}, aimed at {aimed}, answered wrongly:\n  {e}"))
         })?;
-        check_views(&app, &users, &model).await.map_err(|e| {
+        check_views(&app, &users[..USERS], &model).await.map_err(|e| {
             TestCaseError::fail(format!("views diverged after step {step} {op:?}, aimed at {aimed}:\n  {e}"))
+        })?;
+        check_tables(&mut conn, &users, &model).await.map_err(|e| {
+            TestCaseError::fail(format!("tables diverged after step {step} {op:?}, aimed at {aimed}:\n  {e}"))
         })?;
     }
     Ok(())

@@ -7,6 +7,7 @@
 //! file.
 
 use crate::helpers::{png, TestApp, TestUser};
+use futures::StreamExt;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
 use std::{
@@ -335,70 +336,95 @@ async fn sweep(
     own_ids: &[Uuid],
     tally: &mut Tally,
 ) -> Vec<String> {
+    // Fields are independent of each other: a few in flight at once keep the server and
+    // the database busy while one request waits (the sweep is thousands of requests).
+    // `buffered` keeps the fields' order, so the problems read the same on every run.
+    let swept: Vec<FieldSweep> = futures::stream::iter(ops)
+        .map(|op| sweep_field(app, schema, op, token, victim_ids, own_ids))
+        .buffered(4)
+        .collect()
+        .await;
+    let mut problems = Vec::new();
+    for field in swept {
+        tally.fields += 1;
+        tally.variants += field.variants;
+        tally.calls += field.requests;
+        problems.extend(field.problems);
+    }
+    problems
+}
+
+/// What sweeping one field found.
+struct FieldSweep {
+    problems: Vec<String>,
+    variants: usize,
+    requests: usize,
+}
+
+/// Calls one id-taking field with each of the victim's ids in every variant (see
+/// [`sweep`]), and each time with a nonexistent id to compare the answers.
+async fn sweep_field(
+    app: &TestApp,
+    schema: &Schema,
+    op: &Op,
+    token: Option<&str>,
+    victim_ids: &[(String, Uuid)],
+    own_ids: &[Uuid],
+) -> FieldSweep {
     let who = if token.is_some() { "the other user" } else { "anonymous" };
     let allowed: &[&str] =
         if token.is_some() { &["NOT_FOUND", "FORBIDDEN"] } else { &["UNAUTHENTICATED", "NOT_FOUND", "FORBIDDEN"] };
     let mut caller = Caller { app, schema, token, requests: 0 };
     let mut problems = Vec::new();
-    let mut picks: HashMap<String, HashMap<String, usize>> = HashMap::new();
-    for op in ops {
-        tally.fields += 1;
-        let picks = picks.entry(format!("{}.{}", op.root, op.name)).or_default();
-        let mut built = 0;
-        for (label, id) in victim_ids {
-            for variant in variants(op, own_ids) {
-                let Some((query, vars, resp)) = caller.call(op, &variant, *id, picks).await else {
-                    continue;
-                };
-                built += 1;
-                tally.variants += 1;
-                let ctx = || {
-                    format!(
-                        "{who}: {}.{} with {label} {id}\n  {query}\n  variables {vars}\n  -> {resp}",
-                        op.root, op.name
-                    )
-                };
-                let data = &resp["data"][op.name.as_str()];
-                let err = &resp["errors"][0];
-                let code = err["extensions"]["code"].as_str();
-                if !data.is_null() {
-                    problems.push(format!("LEAK (non-null data) {}", ctx()));
-                    continue;
+    let mut picks: HashMap<String, usize> = HashMap::new();
+    let picks = &mut picks;
+    let mut variants_called = 0;
+    for (label, id) in victim_ids {
+        for variant in variants(op, own_ids) {
+            let Some((query, vars, resp)) = caller.call(op, &variant, *id, picks).await else {
+                continue;
+            };
+            variants_called += 1;
+            let ctx = || {
+                format!("{who}: {}.{} with {label} {id}\n  {query}\n  variables {vars}\n  -> {resp}", op.root, op.name)
+            };
+            let data = &resp["data"][op.name.as_str()];
+            let err = &resp["errors"][0];
+            let code = err["extensions"]["code"].as_str();
+            if !data.is_null() {
+                problems.push(format!("LEAK (non-null data) {}", ctx()));
+                continue;
+            }
+            let exercised = match code {
+                None => resp["errors"].as_array().is_none_or(Vec::is_empty),
+                Some("BAD_USER_INPUT") => {
+                    let field = err["extensions"]["field"].as_str().unwrap_or("");
+                    let leaf = field.rsplit('.').next().unwrap_or(field);
+                    op.slots.iter().any(|s| s.path.last().map(String::as_str) == Some(leaf))
                 }
-                let exercised = match code {
-                    None => resp["errors"].as_array().is_none_or(Vec::is_empty),
-                    Some("BAD_USER_INPUT") => {
-                        let field = err["extensions"]["field"].as_str().unwrap_or("");
-                        let leaf = field.rsplit('.').next().unwrap_or(field);
-                        op.slots.iter().any(|s| s.path.last().map(String::as_str) == Some(leaf))
-                    }
-                    Some(c) => allowed.contains(&c),
-                };
-                if !exercised {
-                    problems.push(format!("UNEXPECTED ANSWER (code {code:?}) {}", ctx()));
-                    continue;
-                }
-                // The same call about an id that does not exist must be answered alike,
-                // or the answer tells whether the victim's id exists.
-                let random = Uuid::new_v4();
-                let Some((_, _, baseline)) = caller.call(op, &variant, random, picks).await else {
-                    continue;
-                };
-                let norm = |v: &Value, id: &Uuid| v.to_string().replace(&id.to_string(), "<id>");
-                if norm(&resp, id) != norm(&baseline, &random) {
-                    problems.push(format!(
-                        "EXISTENCE ORACLE (answer differs from a nonexistent id's: {baseline}) {}",
-                        ctx()
-                    ));
-                }
+                Some(c) => allowed.contains(&c),
+            };
+            if !exercised {
+                problems.push(format!("UNEXPECTED ANSWER (code {code:?}) {}", ctx()));
+                continue;
+            }
+            // The same call about an id that does not exist must be answered alike,
+            // or the answer tells whether the victim's id exists.
+            let random = Uuid::new_v4();
+            let Some((_, _, baseline)) = caller.call(op, &variant, random, picks).await else {
+                continue;
+            };
+            let norm = |v: &Value, id: &Uuid| v.to_string().replace(&id.to_string(), "<id>");
+            if norm(&resp, id) != norm(&baseline, &random) {
+                problems
+                    .push(format!("EXISTENCE ORACLE (answer differs from a nonexistent id's: {baseline}) {}", ctx()));
             }
         }
-        if built == 0 {
-            problems.push(format!("{who}: {}.{} could not be called at all", op.root, op.name));
-        }
     }
-    tally.calls += caller.requests;
-    problems
+    if variants_called == 0 {
+        problems.push(format!("{who}: {}.{} could not be called at all", op.root, op.name));
+    }
+    FieldSweep { problems, variants: variants_called, requests: caller.requests }
 }
 
 /// Public tables that have a `user_id` column, from the catalog.

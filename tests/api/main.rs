@@ -26,3 +26,4 @@ mod photos;
 mod quotas;
 mod serve;
 mod support;
+mod support_chatwoot;

@@ -2,23 +2,25 @@
 //! the access log, and who may call what. Staff are ordinary accounts whose role the
 //! test sets in the database, then sign in again (the role travels in the token).
 
-use crate::helpers::{admin_url, code, png, TestApp, TestUser, WsClient, WsEvent};
+use crate::helpers::{admin_url, code, png, redacted, TestApp, TestUser, WsClient, WsEvent};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const OPEN: &str = "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id subject category priority status } }";
-const REPLY: &str = "mutation($t: ID!, $b: String!) { replyTicket(ticketId: $t, body: $b) { id body bodyHtml internal author { kind name } } }";
-const NOTE: &str = "mutation($t: ID!, $b: String!) { addInternalNote(ticketId: $t, body: $b) { id internal } }";
-const TICKET: &str = "query($id: ID!) { ticket(id: $id) { id status firstResponseAt resolvedAt userId
+pub(crate) const OPEN: &str =
+    "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id subject category priority status } }";
+pub(crate) const REPLY: &str = "mutation($t: ID!, $b: String!) { replyTicket(ticketId: $t, body: $b) { id body bodyHtml internal author { kind name } } }";
+pub(crate) const NOTE: &str =
+    "mutation($t: ID!, $b: String!) { addInternalNote(ticketId: $t, body: $b) { id internal } }";
+pub(crate) const TICKET: &str = "query($id: ID!) { ticket(id: $id) { id status firstResponseAt resolvedAt userId
     messages { body bodyHtml internal author { kind name } } } }";
-const FOLLOW: &str = "subscription($id: ID) { ticketUpdated(id: $id) { ticket { id status } message { body internal author { kind name } } } }";
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const FOLLOW: &str = "subscription($id: ID) { ticketUpdated(id: $id) { ticket { id status } message { body internal author { kind name } } } }";
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// Makes `user` staff of `role` shown as `name`, and signs it in again.
-async fn make_staff(app: &TestApp, user: &mut TestUser, role: &str, name: &str) {
+pub(crate) async fn make_staff(app: &TestApp, user: &mut TestUser, role: &str, name: &str) {
     sqlx::query("UPDATE users SET role = $1, display_name = $2 WHERE id = $3")
         .bind(role)
         .bind(name)
@@ -37,7 +39,7 @@ async fn make_staff(app: &TestApp, user: &mut TestUser, role: &str, name: &str) 
     user.refresh = r["data"]["login"]["refreshToken"].as_str().unwrap().to_owned();
 }
 
-async fn open_ticket(app: &TestApp, user: &TestUser, subject: &str) -> String {
+pub(crate) async fn open_ticket(app: &TestApp, user: &TestUser, subject: &str) -> String {
     let r = app
         .gql(
             Some(&user.access),
@@ -48,18 +50,18 @@ async fn open_ticket(app: &TestApp, user: &TestUser, subject: &str) -> String {
     r["data"]["openTicket"]["id"].as_str().unwrap_or_else(|| panic!("openTicket: {r}")).to_owned()
 }
 
-async fn reply(app: &TestApp, token: &str, ticket: &str, body: &str) -> Value {
+pub(crate) async fn reply(app: &TestApp, token: &str, ticket: &str, body: &str) -> Value {
     app.gql(Some(token), REPLY, json!({ "t": ticket, "b": body })).await
 }
 
 /// A connection as the runtime login role, in a transaction switched as the server
 /// switches it.
-async fn runtime_conn(app: &TestApp) -> PgConnection {
+pub(crate) async fn runtime_conn(app: &TestApp) -> PgConnection {
     let url = admin_url(&app.database).replace("postgres@", "plinth_app@");
     PgConnection::connect(&url).await.unwrap()
 }
 
-async fn begin_as<'c>(conn: &'c mut PgConnection, role: &str, user: Uuid) -> Transaction<'c, Postgres> {
+pub(crate) async fn begin_as<'c>(conn: &'c mut PgConnection, role: &str, user: Uuid) -> Transaction<'c, Postgres> {
     let mut tx = conn.begin().await.unwrap();
     sqlx::query("SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true)")
         .bind(role)
@@ -70,7 +72,7 @@ async fn begin_as<'c>(conn: &'c mut PgConnection, role: &str, user: Uuid) -> Tra
     tx
 }
 
-async fn access_actions(app: &TestApp, user: &TestUser) -> Vec<String> {
+pub(crate) async fn access_actions(app: &TestApp, user: &TestUser) -> Vec<String> {
     let r = app
         .gql(
             Some(&user.access),
@@ -86,7 +88,20 @@ async fn access_actions(app: &TestApp, user: &TestUser) -> Vec<String> {
         .collect()
 }
 
-async fn next_update(ws: &mut WsClient) -> Value {
+/// The actions of `user`'s activity log done by support, newest first.
+async fn done_by_support(app: &TestApp, user: &TestUser) -> Vec<String> {
+    let r =
+        app.gql(Some(&user.access), "{ activity(first: 50) { edges { node { action bySupport } } } }", json!({})).await;
+    r["data"]["activity"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .filter(|e| e["node"]["bySupport"] == true)
+        .map(|e| e["node"]["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub(crate) async fn next_update(ws: &mut WsClient) -> Value {
     match ws.next(WAIT).await {
         WsEvent::Next(p) => {
             assert!(p["errors"].is_null(), "{p}");
@@ -96,33 +111,115 @@ async fn next_update(ws: &mut WsClient) -> Value {
     }
 }
 
+/// A Markdown record of GraphQL operations and their answers (ids and times redacted),
+/// written to the file `PLINTH_TRANSCRIPT` names when the test ends; nothing when unset.
+/// `PLINTH_TRANSCRIPT=/tmp/conversation.md scripts/test --test api a_whole_conversation`
+struct Transcript {
+    text: String,
+}
+
+impl Transcript {
+    fn new(title: &str) -> Self {
+        Transcript { text: format!("# {title}\n") }
+    }
+
+    fn block(&mut self, heading: &str, request: &str, answer_label: &str, answer: &Value) {
+        let answer = serde_json::to_string_pretty(&redacted(answer)).unwrap();
+        self.text.push_str(&format!(
+            "\n## {heading}\n\n```graphql\n{}\n```\n\n{answer_label}:\n\n```json\n{answer}\n```\n",
+            request.trim()
+        ));
+    }
+
+    /// Sends `query` as `token`, records it under `heading` (with its variables), and
+    /// returns the answer.
+    async fn gql(&mut self, app: &TestApp, heading: &str, token: &str, query: &str, vars: Value) -> Value {
+        let r = app.gql(Some(token), query, vars.clone()).await;
+        let request = if vars.as_object().is_some_and(|v| !v.is_empty()) {
+            format!("{query}\n# variables: {}", redacted(&vars))
+        } else {
+            query.to_owned()
+        };
+        self.block(heading, &request, "Answer", &r);
+        r
+    }
+
+    /// Records an event a subscription received.
+    fn event(&mut self, heading: &str, subscription: &str, payload: &Value) {
+        self.block(heading, subscription, "Event received on the WebSocket (`next`)", payload);
+    }
+
+    fn finish(self) {
+        if let Some(path) = std::env::var_os("PLINTH_TRANSCRIPT") {
+            std::fs::write(path, self.text).expect("writing the transcript");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_whole_conversation_internal_notes_stay_with_staff_and_every_staff_read_is_logged() {
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
     let mut sam = app.register("sam").await;
     make_staff(&app, &mut sam, "support", "Sam from Support").await;
+    let mut tr = Transcript::new("A support conversation: Ann (user) and Sam (support)");
 
-    let ticket = open_ticket(&app, &ann, "Scan stuck").await;
-    let inbox = app
+    let o = tr
         .gql(
-            Some(&sam.access),
-            "{ supportInbox(filter: {status: OPEN, search: \"stuck\"}) { edges { node { id subject userId } } } }",
+            &app,
+            "Ann opens a ticket",
+            &ann.access,
+            "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id subject category status createdAt } }",
+            json!({ "i": { "subject": "Scan stuck", "category": "JOBS", "body": "My scan is **stuck**." } }),
+        )
+        .await;
+    let ticket = o["data"]["openTicket"]["id"].as_str().unwrap_or_else(|| panic!("openTicket: {o}")).to_owned();
+    let mut ann_ws = WsClient::connect(&app, Some(&ann.access)).await;
+    ann_ws.subscribe("t", FOLLOW, json!({ "id": ticket })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let inbox = tr
+        .gql(
+            &app,
+            "Sam finds it in the support inbox",
+            &sam.access,
+            "{ supportInbox(filter: {status: OPEN, search: \"stuck\"}) { edges { node { id subject status userId } } } }",
             json!({}),
         )
         .await;
     assert_eq!(inbox["data"]["supportInbox"]["edges"][0]["node"]["id"], ticket.as_str(), "{inbox}");
     assert_eq!(inbox["data"]["supportInbox"]["edges"][0]["node"]["userId"], ann.id.to_string(), "{inbox}");
 
-    let r = reply(&app, &sam.access, &ticket, "Looking into it. <script>alert(1)</script>").await;
+    let r = tr
+        .gql(
+            &app,
+            "Sam replies",
+            &sam.access,
+            REPLY,
+            json!({ "t": ticket, "b": "Looking into it. <script>alert(1)</script>" }),
+        )
+        .await;
     assert_eq!(r["data"]["replyTicket"]["author"], json!({ "kind": "STAFF", "name": "Sam from Support" }), "{r}");
     assert!(!r["data"]["replyTicket"]["bodyHtml"].as_str().unwrap().contains("<script"), "{r}");
-    let n =
-        app.gql(Some(&sam.access), NOTE, json!({ "t": ticket, "b": "User on the free plan; worker 3 is slow." })).await;
+    let live = match ann_ws.next(WAIT).await {
+        WsEvent::Next(p) => p,
+        other => panic!("expected Sam's reply live, got {other:?}"),
+    };
+    tr.event("Ann receives Sam's reply live (she subscribed to the ticket before)", FOLLOW, &live);
+    assert_eq!(live["data"]["ticketUpdated"]["message"]["author"]["name"], "Sam from Support", "{live}");
+    let n = tr
+        .gql(
+            &app,
+            "Sam adds an internal note",
+            &sam.access,
+            NOTE,
+            json!({ "t": ticket, "b": "User on the free plan; worker 3 is slow." }),
+        )
+        .await;
     assert_eq!(n["data"]["addInternalNote"]["internal"], true, "{n}");
 
     // The owner sees the staff reply by display name and never the note.
-    let mine = app.gql(Some(&ann.access), TICKET, json!({ "id": ticket })).await;
+    let mine =
+        tr.gql(&app, "Ann reads the ticket: no internal note", &ann.access, TICKET, json!({ "id": ticket })).await;
     let t = &mine["data"]["ticket"];
     assert_eq!(t["status"], "PENDING", "{mine}");
     assert!(t["firstResponseAt"].is_string(), "{mine}");
@@ -133,26 +230,51 @@ async fn a_whole_conversation_internal_notes_stay_with_staff_and_every_staff_rea
     assert_eq!(t["messages"][0]["bodyHtml"], "<p>My scan is <strong>stuck</strong>.</p>\n", "{mine}");
 
     // Staff see the note.
-    let theirs = app.gql(Some(&sam.access), TICKET, json!({ "id": ticket })).await;
+    let theirs =
+        tr.gql(&app, "Sam reads the ticket: the note is there", &sam.access, TICKET, json!({ "id": ticket })).await;
     assert_eq!(theirs["data"]["ticket"]["messages"].as_array().unwrap().len(), 3, "{theirs}");
 
     // The user answers (the ticket waits for support again), support resolves it.
-    let r = reply(&app, &ann.access, &ticket, "Thanks!").await;
+    let r = tr.gql(&app, "Ann answers", &ann.access, REPLY, json!({ "t": ticket, "b": "Thanks!" })).await;
     assert_eq!(r["data"]["replyTicket"]["author"], json!({ "kind": "USER", "name": null }), "{r}");
-    let s = app
+    let s = tr
         .gql(
-            Some(&sam.access),
-            "mutation($t: ID!) { setTicketStatus(ticketId: $t, status: RESOLVED) { status resolvedAt } }",
+            &app,
+            "Sam resolves the ticket",
+            &sam.access,
+            "mutation($t: ID!) { setTicketStatus(ticketId: $t, status: RESOLVED) { status resolvedAt firstResponseAt } }",
             json!({ "t": ticket }),
         )
         .await;
     assert_eq!(s["data"]["setTicketStatus"]["status"], "RESOLVED", "{s}");
     assert!(s["data"]["setTicketStatus"]["resolvedAt"].is_string(), "{s}");
+    // Ann's socket: her own answer, then the resolution (never the note).
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        match ann_ws.next(WAIT).await {
+            WsEvent::Next(p) => events.push(p),
+            other => panic!("expected an update, got {other:?}"),
+        }
+    }
+    assert_eq!(events[1]["data"]["ticketUpdated"]["ticket"]["status"], "RESOLVED", "{events:?}");
+    assert!(!format!("{events:?}").contains("worker 3"), "the note reached Ann's socket");
+    tr.event("Ann receives the resolution live", FOLLOW, &events[1]);
 
+    let log = tr
+        .gql(
+            &app,
+            "Ann lists who at support read or acted on her data",
+            &ann.access,
+            "{ supportAccessLog(first: 20) { edges { node { staffName staffRole action ticketId } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(log["errors"].is_null(), "{log}");
     let log = access_actions(&app, &ann).await;
     for action in ["inbox.list", "ticket.reply", "ticket.note", "ticket.view", "ticket.status.resolved"] {
         assert!(log.iter().any(|l| l == &format!("Sam from Support:{action}")), "{action} not in {log:?}");
     }
+    tr.finish();
     // The user closes and reopens it.
     let c = app
         .gql(
@@ -1023,25 +1145,15 @@ async fn staff_tools_act_at_once_are_admin_only_when_destructive_and_show_as_sup
     ann.access = back["data"]["login"]["accessToken"].as_str().unwrap_or_else(|| panic!("{back}")).to_owned();
 
     // Ann's activity shows each step as done by support.
-    let r =
-        app.gql(Some(&ann.access), "{ activity(first: 50) { edges { node { action bySupport } } } }", json!({})).await;
-    let by_support: Vec<&str> = r["data"]["activity"]["edges"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{r}"))
-        .iter()
-        .filter(|e| e["node"]["bySupport"] == true)
-        .map(|e| e["node"]["action"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        by_support,
+        done_by_support(&app, &ann).await,
         [
             "support.unsuspend",
             "support.suspend",
             "support.revoke_sessions",
             "support.quota_credit",
             "support.resend_verification"
-        ],
-        "{r}"
+        ]
     );
     let log = access_actions(&app, &ann).await;
     assert!(
@@ -1081,7 +1193,8 @@ async fn admin_functions_refuse_anyone_but_a_signed_in_admin() {
 
 /// Item 5 (in-app part): a staff reply notifies the user at once, live over
 /// `notificationAdded`; an internal note does not; the user's reply notifies the
-/// ticket's assignee. No e-mail is queued for either (the delayed e-mail is not built).
+/// ticket's assignee, live too. No e-mail is queued at once for either (a staff reply's
+/// e-mail waits for the delay: see the next test).
 #[tokio::test]
 async fn replies_notify_the_other_side_in_the_app_at_once() {
     let app = TestApp::spawn().await;
@@ -1110,15 +1223,30 @@ async fn replies_notify_the_other_side_in_the_app_at_once() {
         .unwrap();
     assert_eq!(mails, 0);
 
-    // Assigned to Sam, Ann's reply notifies him.
+    // Assigned to Sam, Ann's reply notifies him, live on his socket.
     app.gql(
         Some(&sam.access),
         "mutation($t: ID!, $a: ID) { assignTicket(ticketId: $t, assigneeId: $a) { id } }",
         json!({ "t": ticket, "a": sam.id }),
     )
     .await;
+    let mut sam_ws = WsClient::connect(&app, Some(&sam.access)).await;
+    sam_ws.subscribe("n", "subscription { notificationAdded { kind title body } }", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let r = reply(&app, &ann.access, &ticket, "Done, still stuck.").await;
     assert!(r["errors"].is_null(), "{r}");
+    match sam_ws.next(WAIT).await {
+        WsEvent::Next(p) => {
+            let n = &p["data"]["notificationAdded"];
+            assert_eq!(
+                (n["kind"].as_str(), n["title"].as_str()),
+                (Some("support_reply"), Some("The user replied: Scan stuck")),
+                "{p}"
+            );
+            assert!(n["body"].as_str().unwrap().contains("Done, still stuck."), "{p}");
+        }
+        other => panic!("expected the assignee's notification, got {other:?}"),
+    }
     let n = app.gql(Some(&sam.access), "{ notifications { kind title } }", json!({})).await;
     assert_eq!(
         n["data"]["notifications"],
@@ -1244,4 +1372,77 @@ async fn the_signed_in_user_carries_the_chat_widget_identity_hash_only_when_a_se
     let r = plain.gql(Some(&cat.access), "{ me { chatIdentityHash } }", json!({})).await;
     assert!(r["errors"].is_null(), "{r}");
     assert_eq!(r["data"]["me"]["chatIdentityHash"], Value::Null);
+}
+
+/// Item 4, extending a trial: admins only, audited at once (done by support); Stripe is
+/// called after the request commits (never inside its transaction), with the request's
+/// id as idempotency key, and Stripe's webhook then moves the account's trial end.
+#[tokio::test]
+async fn an_admin_extends_a_trial_through_stripe_after_the_commit_and_it_shows_as_support() {
+    use crate::helpers::stripe::{event, subscription, FakeStripe};
+    let stripe = FakeStripe::start().await;
+    let app = TestApp::builder().with_stripe(&stripe).with_env("PLINTH_SUPPORT_TRIAL_SWEEP_MS", "100").spawn().await;
+    let mut ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let mut ada = app.register("ada").await;
+    make_staff(&app, &mut ada, "admin", "Ada").await;
+
+    // Ann is on Pro's trial.
+    let t = chrono::Utc::now().timestamp();
+    let customer = app.subscribe_to_pro(&stripe, &mut ann, "sub_ann", "trialing", t).await;
+    let trial_end = t + 14 * 86_400;
+
+    let extend = "mutation($u: ID!, $d: Int!, $r: String!) { extendTrial(userId: $u, days: $d, reason: $r) {
+        id days trialEnd status error } }";
+    let vars = |user: Uuid, days: i32| json!({ "u": user, "d": days, "r": "Onboarding took a week" });
+    let worker = app.worker_token(&["scan"]);
+    for token in [&ann.access, &sam.access, &worker] {
+        assert_eq!(code(&app.gql(Some(token), extend, vars(ann.id, 7)).await), "FORBIDDEN");
+    }
+    let r = app.gql(Some(&ada.access), extend, vars(ann.id, 0)).await;
+    assert_eq!(r["errors"][0]["extensions"]["field"], "days", "{r}");
+    let r = app.gql(Some(&ada.access), extend, vars(bob.id, 7)).await;
+    assert_eq!(r["errors"][0]["extensions"]["field"], "userId", "no trial, nothing to extend: {r}");
+    assert_eq!(app.count("support_trial_extensions").await, 0, "refusals leave nothing");
+    assert!(stripe.requests_to("POST /v1/subscriptions/sub_ann").is_empty());
+
+    let r = app.gql(Some(&ada.access), extend, vars(ann.id, 7)).await;
+    let x = &r["data"]["extendTrial"];
+    assert_eq!((x["days"].as_i64(), x["status"].as_str()), (Some(7), Some("PENDING")), "{r}");
+    let wanted = trial_end + 7 * 86_400;
+    let asked = chrono::DateTime::parse_from_rfc3339(x["trialEnd"].as_str().unwrap()).unwrap().timestamp();
+    assert_eq!(asked, wanted);
+    let id = x["id"].as_str().unwrap().to_owned();
+
+    // Sent to Stripe after the commit, once, with the request's id as idempotency key.
+    let summary = "query($u: ID!) { supportAccountSummary(userId: $u) { trialEnd trialExtensions { id status } } }";
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = app.gql(Some(&ada.access), summary, json!({ "u": ann.id })).await;
+        if s["data"]["supportAccountSummary"]["trialExtensions"][0]["status"] == "DONE" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the extension was not sent: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = stripe.requests_to("POST /v1/subscriptions/sub_ann");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].get("trial_end"), Some(wanted.to_string().as_str()));
+    assert_eq!(calls[0].get("proration_behavior"), Some("none"));
+    assert_eq!(calls[0].idempotency_key.as_deref(), Some(format!("trial-extension-{id}").as_str()));
+
+    // Stripe's webhook then moves the account's trial end.
+    let mut sub = subscription("sub_ann", &customer, "trialing", "price_pro_monthly", t);
+    sub["trial_end"] = json!(wanted);
+    let changed = event("evt_sub_2", "customer.subscription.updated", t + 1, sub);
+    assert_eq!(app.deliver_webhook(&changed).await, (200, "applied".into()));
+    let s = app.gql(Some(&ada.access), summary, json!({ "u": ann.id })).await;
+    let end = s["data"]["supportAccountSummary"]["trialEnd"].as_str().unwrap_or_else(|| panic!("{s}"));
+    assert_eq!(chrono::DateTime::parse_from_rfc3339(end).unwrap().timestamp(), wanted, "{s}");
+
+    // Audited: done by support in Ann's activity, and in her access log.
+    assert_eq!(done_by_support(&app, &ann).await, ["support.extend_trial"]);
+    assert!(access_actions(&app, &ann).await.contains(&"Ada:support.extend_trial".to_owned()));
 }

@@ -14,7 +14,7 @@ export interface Recorded {
   socket?: WebSocketRoute;
 }
 
-type Answer = { data?: unknown; errors?: unknown[] } | ((variables: Record<string, unknown>, n: number) => { data?: unknown; errors?: unknown[] });
+export type Answer = { data?: unknown; errors?: unknown[] } | ((variables: Record<string, unknown>, n: number) => { data?: unknown; errors?: unknown[] });
 
 const now = new Date('2026-11-20T10:00:00Z').toISOString();
 const job = (over: Record<string, unknown> = {}) => ({
@@ -34,6 +34,16 @@ const job = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 export const sampleJob = job;
+
+/** The dashboard of an account that has done nothing yet. */
+export const emptyDashboard = {
+  drafts: { draft: 0, ready: 0, published: 0, archived: 0, total: 0 },
+  jobs: { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 },
+  photoCount: 0,
+  storageBytes: 0,
+  connectedAccounts: 0,
+  recentActivity: [],
+};
 
 export const defaults: Record<string, Answer> = {
   BillingState: { data: { billing: { plan: 'FREE', state: 'FREE', graceUntil: null } } },
@@ -77,7 +87,11 @@ export const defaults: Record<string, Answer> = {
   },
 };
 
-export async function mockApi(page: Page, opts: { signedIn?: boolean; answers?: Record<string, Answer> } = {}) {
+export async function mockApi(
+  page: Page,
+  opts: { signedIn?: boolean; answers?: Record<string, Answer>; user?: Partial<typeof user> } = {},
+) {
+  const me = { ...user, ...opts.user };
   const rec: Recorded = { auth: [], graphql: [], wsInit: [], subs: new Map() };
   let signedIn = opts.signedIn ?? false;
   let tokenN = 0;
@@ -86,7 +100,7 @@ export async function mockApi(page: Page, opts: { signedIn?: boolean; answers?: 
   const authAnswer = () => ({
     accessToken: `token-${++tokenN}`,
     expiresAt: new Date(Date.now() + 15 * 60_000).toISOString(),
-    user,
+    user: me,
   });
 
   await page.route('**/auth/*', async (route) => {

@@ -28,7 +28,7 @@ use stripe::{
     CreateCheckoutSession, CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
     CreateCheckoutSessionCustomerUpdateAddress, CreateCheckoutSessionCustomerUpdateName,
     CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData, CreateCheckoutSessionTaxIdCollection,
-    CreateCustomer, CustomerId, ErrorCode, Metadata, RequestStrategy, StripeError,
+    CreateCustomer, CustomerId, ErrorCode, Metadata, RequestStrategy, Scheduled, StripeError, UpdateSubscription,
 };
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -432,6 +432,23 @@ impl StripeApi {
             Ok(_) | Err(StripeFailure::Missing) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Moves a subscription's trial end to `trial_end` (unix seconds) without proration
+    /// (`POST /v1/subscriptions/{id}` with `trial_end` and `proration_behavior=none`),
+    /// with idempotency key `key` (a staff request's id: its retries have one effect).
+    /// The account's billing state follows from Stripe's `customer.subscription.updated`.
+    ///
+    /// Errors: `StripeFailure` (Missing: no such subscription; Unavailable; Failed:
+    /// Stripe refused, e.g. a trial end more than two years ahead).
+    pub async fn extend_trial(&self, subscription: &str, trial_end: i64, key: &str) -> Result<(), StripeFailure> {
+        let mut params = UpdateSubscription::new();
+        params.trial_end = Some(Scheduled::at(trial_end));
+        // The subscription's own enum: async-stripe exports a same-named one of subscription items.
+        params.proration_behavior = Some(stripe::generated::billing::subscription::SubscriptionProrationBehavior::None);
+        let path = format!("/subscriptions/{subscription}");
+        let _: Created = self.call("extending a trial", Some(key), |c| c.post_form(&path, &params)).await?;
+        Ok(())
     }
 
     /// A charge (for the customer of a dispute).

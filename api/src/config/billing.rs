@@ -39,16 +39,7 @@ impl BillingConfig {
             stripe_secret_key: v.secret("PLINTH_STRIPE_SECRET_KEY"),
             stripe_api_base,
             stripe_timeout: Duration::from_millis(v.parse("PLINTH_STRIPE_TIMEOUT_MS", 5000u64)?.max(1)),
-            webhook_secrets: v
-                .get("PLINTH_STRIPE_WEBHOOK_SECRET")
-                .map(|s| {
-                    s.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| SecretString::from(s.to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            webhook_secrets: v.secrets("PLINTH_STRIPE_WEBHOOK_SECRET"),
             webhook_tolerance_secs: v.parse("PLINTH_STRIPE_WEBHOOK_TOLERANCE_SECS", 300)?,
             success_url: v.get("PLINTH_BILLING_SUCCESS_URL"),
             cancel_url: v.get("PLINTH_BILLING_CANCEL_URL"),

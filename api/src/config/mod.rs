@@ -11,6 +11,7 @@ use std::{collections::HashMap, fmt, path::PathBuf, str::FromStr};
 mod accounts;
 mod auth;
 mod billing;
+mod chatwoot;
 mod database;
 mod jobs;
 mod mail;
@@ -21,6 +22,7 @@ mod worker;
 pub use accounts::AccountsConfig;
 pub use auth::AuthConfig;
 pub use billing::BillingConfig;
+pub use chatwoot::ChatwootConfig;
 pub use database::DatabaseConfig;
 pub use jobs::JobsConfig;
 pub use mail::{MailConfig, MailProvider};
@@ -155,6 +157,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// Support's limits.
     pub support: SupportConfig,
+    /// The Chatwoot bridge; None when it is off (`PLINTH_CHATWOOT_URL` unset).
+    pub chatwoot: Option<ChatwootConfig>,
 }
 
 impl Config {
@@ -189,6 +193,7 @@ impl Config {
             mail: MailConfig::read(&v)?,
             accounts: AccountsConfig::read(&v)?,
             support: SupportConfig::read(&v)?,
+            chatwoot: ChatwootConfig::read(&v)?,
         };
         config.check_production()?;
         Ok(config)
@@ -249,6 +254,19 @@ impl Vars {
 
     fn secret(&self, name: &str) -> Option<SecretString> {
         self.get(name).map(SecretString::from)
+    }
+
+    /// A comma-separated list of secrets (two during a rotation); empty when unset.
+    fn secrets(&self, name: &str) -> Vec<SecretString> {
+        self.get(name)
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| SecretString::from(s.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn parse<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>

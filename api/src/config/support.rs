@@ -20,6 +20,9 @@ pub struct SupportConfig {
     /// `PLINTH_CHAT_IDENTITY_SECRET`: the key of the chat widget's identity-verification
     /// hash (HMAC-SHA256 of the user id); no hash when unset.
     pub chat_identity_secret: Option<secrecy::SecretString>,
+    /// `PLINTH_SUPPORT_TRIAL_SWEEP_MS`: how often trial extensions staff asked for are
+    /// looked for and sent to Stripe (1000).
+    pub trial_sweep: std::time::Duration,
 }
 
 impl SupportConfig {
@@ -35,6 +38,7 @@ impl SupportConfig {
                 v.parse("PLINTH_SUPPORT_REPLY_MAIL_SWEEP_SECS", 30u64)?.max(1),
             ),
             chat_identity_secret: v.secret("PLINTH_CHAT_IDENTITY_SECRET"),
+            trial_sweep: std::time::Duration::from_millis(v.parse("PLINTH_SUPPORT_TRIAL_SWEEP_MS", 1000u64)?.max(10)),
         })
     }
 }

@@ -134,3 +134,28 @@ async fn set_identity(
     tx.execute(stmt).await?;
     Ok(())
 }
+
+/// Wakes `wake`'s waiters whenever a transaction that wrote to an outbox whose trigger
+/// announces it on `channel` commits (`NOTIFY plinth_email_outbox`,
+/// `plinth_chatwoot_outbox`), reconnecting after a second when the link drops (and waking
+/// them then, for whatever arrived meanwhile).
+pub async fn listen(runtime_url: String, channel: &'static str, wake: std::sync::Arc<tokio::sync::Notify>) {
+    use sea_orm::sqlx::postgres::PgListener;
+    loop {
+        match PgListener::connect(&runtime_url).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(channel).await {
+                    tracing::warn!(error = %e, channel, "LISTEN failed");
+                } else {
+                    while listener.recv().await.is_ok() {
+                        wake.notify_waiters();
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, channel, "connecting an outbox listener"),
+        }
+        // Whatever arrived while the link was down is found by this wake-up.
+        wake.notify_waiters();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -29,7 +29,6 @@ use crate::{
     secretbox::SecretBox,
 };
 use futures_util::StreamExt;
-use rand::Rng;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::json;
 use std::{sync::Arc, time::Duration};
@@ -137,30 +136,22 @@ impl Delivery {
     }
 
     /// Runs until the process ends: a batch whenever new mail is announced
-    /// (`LISTEN plinth_email_outbox` on `listen_url`), or every `poll` otherwise.
+    /// (`db::listen` on `plinth_email_outbox`), or every `poll` otherwise.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>) {
-        loop {
-            let notified = wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let handled = match self.run_once().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = format!("{e:#}"), "mail delivery failed; retrying");
-                    0
+        let poll = self.settings.poll;
+        crate::tasks::run_woken("mail delivery", wake, poll, move || {
+            let this = self.clone();
+            async move {
+                if this.run_once().await? >= this.settings.batch as usize {
+                    return Ok(true);
                 }
-            };
-            if handled >= self.settings.batch as usize {
-                continue;
+                if let Err(e) = this.observe().await {
+                    tracing::debug!(error = format!("{e:#}"), "reading the outbox's backlog");
+                }
+                Ok(false)
             }
-            if let Err(e) = self.observe().await {
-                tracing::debug!(error = format!("{e:#}"), "reading the outbox's backlog");
-            }
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep(self.settings.poll) => {}
-            }
-        }
+        })
+        .await
     }
 
     /// The provider's name (`sendgrid`, `smtp`, `file`).
@@ -284,10 +275,7 @@ impl Delivery {
     /// `backoff * 2^(attempt-1)`), at least the provider's `Retry-After`, at most
     /// `max_backoff`.
     fn delay(&self, attempts: i32, retry_after: Option<Duration>) -> Duration {
-        let exp = self.settings.backoff.saturating_mul(1u32 << (attempts.clamp(1, 20) - 1));
-        let capped = exp.min(self.settings.max_backoff);
-        let jittered = capped.mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
-        jittered.max(retry_after.unwrap_or_default()).min(self.settings.max_backoff)
+        crate::tasks::backoff(attempts, self.settings.backoff, self.settings.max_backoff, retry_after)
     }
 
     async fn record(&self, outcomes: &[(Claimed, Outcome)]) -> anyhow::Result<()> {
@@ -388,27 +376,4 @@ impl Delivery {
 /// The templates the onboarding preference stops (checked again when a row leaves).
 fn onboarding_templates() -> Vec<String> {
     EmailTemplate::ALL.iter().filter(|t| t.preference() == Some("onboarding")).map(|t| t.as_str().to_owned()).collect()
-}
-
-/// Wakes `wake`'s waiters whenever a transaction that queued mail commits
-/// (`NOTIFY plinth_email_outbox`), reconnecting after a second when the link drops.
-pub async fn listen(runtime_url: String, wake: Arc<Notify>) {
-    use sea_orm::sqlx::postgres::PgListener;
-    loop {
-        match PgListener::connect(&runtime_url).await {
-            Ok(mut listener) => {
-                if let Err(e) = listener.listen("plinth_email_outbox").await {
-                    tracing::warn!(error = %e, "LISTEN plinth_email_outbox failed");
-                } else {
-                    while listener.recv().await.is_ok() {
-                        wake.notify_waiters();
-                    }
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "connecting the outbox listener"),
-        }
-        // Whatever arrived while the link was down is found by this wake-up.
-        wake.notify_waiters();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }

@@ -66,6 +66,7 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
         .at("/webhooks/stripe", poem::post(webhooks::stripe))
         .at("/webhooks/sendgrid", poem::post(webhooks::sendgrid))
+        .at("/webhooks/chatwoot", poem::post(webhooks::chatwoot))
         .at("/verify-email", get(pages::verify_email))
         .at("/reset-password", get(pages::reset_password))
         .at("/unsubscribe", get(pages::unsubscribe_page).post(pages::unsubscribe))
@@ -84,6 +85,7 @@ fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/storage/") => "/storage",
         p if p.starts_with("/admin/metrics/") => "/admin/metrics",
         "/webhooks/stripe" => "/webhooks/stripe",
+        "/webhooks/chatwoot" => "/webhooks/chatwoot",
         _ => "other",
     }
 }

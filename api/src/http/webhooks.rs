@@ -1,3 +1,5 @@
+//! The webhooks: Stripe's, SendGrid's and Chatwoot's (below).
+//!
 //! POST /webhooks/stripe: Stripe's events. 400 (nothing written) for a bad or stale
 //! signature or a body that is no Stripe event (a NUL anywhere, no id); 200 once the
 //! event is durably recorded, a redelivery included, and for a signed event whose object
@@ -65,6 +67,71 @@ pub async fn sendgrid(req: &Request, Data(state): Data<&Arc<HttpState>>, body: B
         Ok(changed) => (StatusCode::OK, format!("applied {changed}")).into_response(),
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "sendgrid webhook failed; SendGrid will retry");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// `POST /webhooks/chatwoot`: Chatwoot's signed `message_created` deliveries (see
+/// `support::chatwoot::webhook`). 401 for a missing, bad or stale signature, or when the
+/// bridge or its secret is not configured; 400 for a signed body that is not a Chatwoot
+/// message event; nothing is written for either. 200 once the message is taken in
+/// (`applied`), for a redelivery (`duplicate`) and for what the bridge does not take in
+/// (`ignored: ...`); 500 for our own failures (a Chatwoot that retries redelivers).
+#[handler]
+pub async fn chatwoot(req: &Request, Data(state): Data<&Arc<HttpState>>, body: Body) -> Response {
+    use crate::support::chatwoot::webhook::{self, Applied, Parsed, Refused};
+    use secrecy::ExposeSecret;
+    let Ok(bytes) = body.into_bytes_limit(MAX_EVENT_BYTES).await else {
+        return (StatusCode::BAD_REQUEST, "unreadable or oversized body").into_response();
+    };
+    let Some(bridge) = &state.config.chatwoot else {
+        return (StatusCode::UNAUTHORIZED, "the Chatwoot bridge is not configured (PLINTH_CHATWOOT_URL)")
+            .into_response();
+    };
+    let secrets: Vec<String> = bridge.webhook_secrets.iter().map(|s| s.expose_secret().to_owned()).collect();
+    let checked = webhook::verify(
+        &bytes,
+        req.header("x-chatwoot-signature"),
+        req.header("x-chatwoot-timestamp"),
+        &secrets,
+        bridge.webhook_tolerance_secs,
+        chrono::Utc::now().timestamp(),
+    )
+    .and_then(|()| webhook::parse(&bytes, bridge.account_id, bridge.inbox_id));
+    let message = match checked {
+        Ok(Parsed::Message(m)) => m,
+        Ok(Parsed::Ignored(why)) => return (StatusCode::OK, format!("ignored: {why}")).into_response(),
+        Err(Refused::Unauthorized(why)) => {
+            tracing::warn!(why, "chatwoot webhook refused");
+            return (StatusCode::UNAUTHORIZED, why).into_response();
+        }
+        Err(Refused::Malformed(why)) => {
+            tracing::warn!(why, "chatwoot webhook refused");
+            return (StatusCode::BAD_REQUEST, why).into_response();
+        }
+    };
+    let delivery = req.header("x-chatwoot-delivery").unwrap_or_default().chars().take(64).collect::<String>();
+    let delay = state.config.support.reply_mail_delay.as_secs() as i64;
+    let timeout = state.config.database.statement_timeout_ms;
+    match webhook::apply(&state.pool, &state.bus, timeout, delay, &message).await {
+        Ok(applied) => {
+            tracing::info!(
+                delivery,
+                chatwoot_message_id = message.message_id,
+                conversation_id = message.conversation_id,
+                outcome = ?applied,
+                "chatwoot webhook"
+            );
+            let text = match applied {
+                Applied::Added => "applied",
+                Applied::Duplicate => "duplicate",
+                Applied::UnknownConversation => "ignored: a conversation that mirrors no ticket",
+            };
+            (StatusCode::OK, text).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), delivery, "chatwoot webhook failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }

@@ -611,7 +611,7 @@ impl SupportMutation {
     /// Closes one of the caller's tickets.
     #[graphql(guard = "NoApiTokens.and(SignedIn)")]
     async fn close_ticket(&self, ctx: &Context<'_>, id: ID) -> Result<Ticket> {
-        Ok(service::close(data::<RequestTx>(ctx)?, parse_id("id", &id)?).await?.into())
+        Ok(service::close(data::<RequestTx>(ctx)?, limits(ctx), parse_id("id", &id)?).await?.into())
     }
 
     /// Reopens one of the caller's resolved or closed tickets.
@@ -655,7 +655,7 @@ impl SupportMutation {
         let tx = data::<RequestTx>(ctx)?;
         let id = parse_id("ticketId", &ticket_id)?;
         let files = parse_ids("attachmentIds", attachment_ids)?;
-        let m = service::add_note(tx, id, self::body("body", &body)?, &files).await?;
+        let m = service::add_note(tx, limits(ctx), id, self::body("body", &body)?, &files).await?;
         Ok(with_files(tx, m).await?)
     }
 
@@ -663,7 +663,7 @@ impl SupportMutation {
     #[graphql(guard = "NoApiTokens.and(Staff(Role::Support))")]
     async fn set_ticket_status(&self, ctx: &Context<'_>, ticket_id: ID, status: TicketStatus) -> Result<Ticket> {
         let tx = data::<RequestTx>(ctx)?;
-        Ok(service::set_status(tx, parse_id("ticketId", &ticket_id)?, status).await?.into())
+        Ok(service::set_status(tx, limits(ctx), parse_id("ticketId", &ticket_id)?, status).await?.into())
     }
 
     /// Creates a canned reply (admins).

@@ -3,6 +3,7 @@
 //! users see their own tickets and never an internal note, staff see what their role's
 //! policies allow.
 pub mod attachments;
+pub mod chatwoot;
 pub mod domain;
 pub mod graphql;
 pub mod service;

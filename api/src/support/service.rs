@@ -32,7 +32,7 @@ pub const MESSAGES_LIMIT: i64 = 500;
 pub const MAX_GRANT_HOURS: i32 = 720;
 
 /// A user's limits (configuration: `PLINTH_SUPPORT_MAX_OPEN_TICKETS`,
-/// `PLINTH_SUPPORT_MESSAGES_PER_HOUR`).
+/// `PLINTH_SUPPORT_MESSAGES_PER_HOUR`), and what a change of a ticket sets off.
 #[derive(Clone, Copy, Debug)]
 pub struct SupportLimits {
     /// Open or pending tickets a user may have at once.
@@ -41,12 +41,37 @@ pub struct SupportLimits {
     pub messages_per_hour: i64,
     /// How long after a staff reply it is mailed to a user who has not read it.
     pub reply_mail_delay_secs: i64,
+    /// Whether tickets are mirrored to Chatwoot (`PLINTH_CHATWOOT_URL` set): each message
+    /// and status change queues a row of the Chatwoot outbox in its transaction.
+    pub mirror: bool,
 }
 
 impl Default for SupportLimits {
     fn default() -> Self {
-        SupportLimits { max_open_tickets: 5, messages_per_hour: 30, reply_mail_delay_secs: 300 }
+        SupportLimits { max_open_tickets: 5, messages_per_hour: 30, reply_mail_delay_secs: 300, mirror: false }
     }
+}
+
+/// Queues the Chatwoot copy of `message` when the bridge is on.
+async fn mirror_message(tx: &RequestTx, limits: SupportLimits, message: &MessageRow) -> AppResult<()> {
+    if limits.mirror {
+        store::queue_mirror(tx, message.user_id, message.ticket_id, Some(message.id), None).await?;
+    }
+    Ok(())
+}
+
+/// Queues the Chatwoot conversation's new status when the bridge is on and `ticket`'s
+/// status changed from `before`.
+async fn mirror_status(
+    tx: &RequestTx,
+    limits: SupportLimits,
+    before: TicketStatus,
+    ticket: &TicketRow,
+) -> AppResult<()> {
+    if limits.mirror && before != ticket.status {
+        store::queue_mirror(tx, ticket.user_id, ticket.id, None, Some(ticket.status)).await?;
+    }
+    Ok(())
 }
 
 /// The caller's claims. Errors: UNAUTHENTICATED.
@@ -135,6 +160,7 @@ pub async fn open(tx: &RequestTx, limits: SupportLimits, input: OpenTicket) -> A
         },
     )
     .await?;
+    mirror_message(tx, limits, &message).await?;
     activity::record(tx, Entry::by_user(user_id, "ticket.open", Some(("ticket", ticket.id)), json!({}))).await?;
     emit(tx, &ticket, Some(&message));
     Ok((ticket, message))
@@ -267,6 +293,7 @@ pub async fn reply(
             let status =
                 matches!(ticket.status, TicketStatus::Pending | TicketStatus::Resolved).then_some(TicketStatus::Open);
             attach(tx, &ticket, &message, attachments).await?;
+            mirror_message(tx, limits, &message).await?;
             let ticket = store::update_ticket(tx, me, ticket_id, &TicketChange { status, ..Default::default() })
                 .await?
                 .ok_or_else(ticket_not_found)?;
@@ -278,7 +305,7 @@ pub async fn reply(
             emit(tx, &ticket, Some(&message));
             Ok(message)
         }
-        Side::Staff => staff_message(tx, ticket, me, body, false, attachments, limits.reply_mail_delay_secs).await,
+        Side::Staff => staff_message(tx, limits, ticket, me, body, false, attachments).await,
     }
 }
 
@@ -286,20 +313,26 @@ pub async fn reply(
 ///
 /// Errors: UNAUTHENTICATED; FORBIDDEN (not staff); NOT_FOUND; BAD_USER_INPUT
 /// (`attachmentIds`); INTERNAL.
-pub async fn add_note(tx: &RequestTx, ticket_id: Uuid, body: Body, attachments: &[Uuid]) -> AppResult<MessageRow> {
+pub async fn add_note(
+    tx: &RequestTx,
+    limits: SupportLimits,
+    ticket_id: Uuid,
+    body: Body,
+    attachments: &[Uuid],
+) -> AppResult<MessageRow> {
     let me = staff(tx)?.user_id;
     let ticket = store::get_ticket(tx, ticket_id).await?.ok_or_else(ticket_not_found)?;
-    staff_message(tx, ticket, me, body, true, attachments, 0).await
+    staff_message(tx, limits, ticket, me, body, true, attachments).await
 }
 
 async fn staff_message(
     tx: &RequestTx,
+    limits: SupportLimits,
     ticket: TicketRow,
     me: Uuid,
     body: Body,
     internal: bool,
     attachments: &[Uuid],
-    mail_delay_secs: i64,
 ) -> AppResult<MessageRow> {
     let name = staff_name(tx, me).await?;
     let message = store::insert_message(
@@ -316,6 +349,7 @@ async fn staff_message(
     )
     .await?;
     attach(tx, &ticket, &message, attachments).await?;
+    mirror_message(tx, limits, &message).await?;
     let change = if internal {
         TicketChange::default()
     } else {
@@ -329,7 +363,8 @@ async fn staff_message(
         // this transaction, and sent by the sweeper of `tasks::mail_unread_replies`.
         let note = templates::support_reply(&ticket.subject, body.as_str(), &ticket_link(ticket.id));
         let notification = notifications::notify_in_app(tx, ticket.user_id, &note).await?;
-        store::schedule_reply_mail(tx, ticket.user_id, message.id, ticket.id, notification, mail_delay_secs).await?;
+        let delay = limits.reply_mail_delay_secs;
+        store::schedule_reply_mail(tx, ticket.user_id, message.id, ticket.id, notification, delay).await?;
     }
     let action = if internal { "ticket.note" } else { "ticket.reply" };
     log_access(tx, ticket.user_id, action, Some(ticket.id), None).await?;
@@ -376,7 +411,7 @@ pub fn ticket_link(id: Uuid) -> String {
 /// The owner closes its ticket.
 ///
 /// Errors: UNAUTHENTICATED; NOT_FOUND; INTERNAL.
-pub async fn close(tx: &RequestTx, id: Uuid) -> AppResult<TicketRow> {
+pub async fn close(tx: &RequestTx, limits: SupportLimits, id: Uuid) -> AppResult<TicketRow> {
     let (ticket, side, me) = ticket_for(tx, id).await?;
     if !matches!(side, Side::Owner) {
         return Err(ticket_not_found());
@@ -384,8 +419,10 @@ pub async fn close(tx: &RequestTx, id: Uuid) -> AppResult<TicketRow> {
     if ticket.status == TicketStatus::Closed {
         return Ok(ticket);
     }
+    let before = ticket.status;
     let change = TicketChange { status: Some(TicketStatus::Closed), ..Default::default() };
     let ticket = store::update_ticket(tx, me, id, &change).await?.ok_or_else(ticket_not_found)?;
+    mirror_status(tx, limits, before, &ticket).await?;
     activity::record(tx, Entry::by_user(me, "ticket.close", Some(("ticket", id)), json!({}))).await?;
     emit(tx, &ticket, None);
     Ok(ticket)
@@ -410,8 +447,10 @@ pub async fn reopen(tx: &RequestTx, limits: SupportLimits, id: Uuid) -> AppResul
             format!("you have {} open tickets already; close one before reopening another", limits.max_open_tickets),
         ));
     }
+    let before = ticket.status;
     let change = TicketChange { status: Some(TicketStatus::Open), ..Default::default() };
     let ticket = store::update_ticket(tx, me, id, &change).await?.ok_or_else(ticket_not_found)?;
+    mirror_status(tx, limits, before, &ticket).await?;
     activity::record(tx, Entry::by_user(me, "ticket.reopen", Some(("ticket", id)), json!({}))).await?;
     emit(tx, &ticket, None);
     Ok(ticket)
@@ -420,11 +459,13 @@ pub async fn reopen(tx: &RequestTx, limits: SupportLimits, id: Uuid) -> AppResul
 /// Staff set a ticket's status (resolving stamps the resolution time).
 ///
 /// Errors: UNAUTHENTICATED; FORBIDDEN; NOT_FOUND; INTERNAL.
-pub async fn set_status(tx: &RequestTx, id: Uuid, status: TicketStatus) -> AppResult<TicketRow> {
+pub async fn set_status(tx: &RequestTx, limits: SupportLimits, id: Uuid, status: TicketStatus) -> AppResult<TicketRow> {
     staff(tx)?;
     let ticket = store::get_ticket(tx, id).await?.ok_or_else(ticket_not_found)?;
+    let before = ticket.status;
     let change = TicketChange { status: Some(status), ..Default::default() };
     let ticket = store::update_ticket(tx, ticket.user_id, id, &change).await?.ok_or_else(ticket_not_found)?;
+    mirror_status(tx, limits, before, &ticket).await?;
     log_access(tx, ticket.user_id, &format!("ticket.status.{status}"), Some(id), None).await?;
     emit(tx, &ticket, None);
     Ok(ticket)

@@ -859,3 +859,39 @@ pub async fn schedule_reply_mail(
     .await?;
     Ok(())
 }
+
+/// The Chatwoot conversation status a ticket status maps to (Chatwoot has no closed:
+/// a closed ticket's conversation is resolved).
+pub fn chatwoot_status(status: TicketStatus) -> &'static str {
+    match status {
+        TicketStatus::Open => "open",
+        TicketStatus::Pending => "pending",
+        TicketStatus::Resolved | TicketStatus::Closed => "resolved",
+    }
+}
+
+/// Queues a row of the Chatwoot outbox: the copy of message `message_id`, or the
+/// conversation's new `status`, of the ticket. The policies allow a user its own
+/// messages and status changes, staff theirs.
+///
+/// Errors: INTERNAL (database, or a policy refusing the row).
+pub async fn queue_mirror(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    ticket_id: Uuid,
+    message_id: Option<Uuid>,
+    status: Option<TicketStatus>,
+) -> AppResult<()> {
+    db.execute(stmt(
+        "INSERT INTO chatwoot_outbox (id, user_id, ticket_id, message_id, status) VALUES ($1, $2, $3, $4, $5)",
+        [
+            Uuid::now_v7().into(),
+            user_id.into(),
+            ticket_id.into(),
+            message_id.into(),
+            status.map(|s| chatwoot_status(s).to_owned()).into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}

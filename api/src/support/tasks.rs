@@ -8,7 +8,7 @@ use crate::{
     db::{RequestMeta, RequestTx},
     principal::Principal,
     storage::Storage,
-    tasks::{delete_expired_reservation_objects, Runs, Task},
+    tasks::{delete_expired_reservation_objects, run_system, Runs, Task},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use std::{sync::Arc, time::Duration};
@@ -136,4 +136,90 @@ impl ReplyMails {
             async move { this.run_at(chrono::Utc::now()).await }
         })
     }
+}
+
+/// Trial extensions sent per run.
+const TRIAL_BATCH: i32 = 20;
+/// Attempts before a trial extension is marked failed (each attempt is already a
+/// Stripe call with its own retries, within `PLINTH_STRIPE_TIMEOUT_MS`).
+const TRIAL_MAX_ATTEMPTS: i32 = 10;
+/// The first retry's delay, doubled at each attempt up to `TRIAL_MAX_BACKOFF`.
+const TRIAL_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest delay between attempts.
+const TRIAL_MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// How long a claimed request is left to its instance (a Stripe call is bounded well below).
+const TRIAL_LEASE: Duration = Duration::from_secs(120);
+
+/// Sends the trial extensions admins asked for (`tools::extend_trial`) to Stripe, every
+/// `every`, on every instance (claims skip each other's rows); nothing when billing is
+/// not configured. Each request is claimed in a short committed transaction
+/// (`priv.trial_extensions_claim`), sent holding no transaction (idempotency key
+/// `trial-extension-<id>`), and its outcome recorded in another
+/// (`priv.trial_extensions_record`): done; retried with backoff when Stripe did not
+/// answer; failed when Stripe refused, or after `TRIAL_MAX_ATTEMPTS`.
+pub fn extend_trials(
+    pool: DatabaseConnection,
+    stripe: Option<crate::billing::stripe::StripeApi>,
+    every: Duration,
+    timeout_ms: u64,
+) -> Task {
+    Task::new("support.extend_trials", every, Runs::EveryInstance, move || {
+        let (pool, stripe) = (pool.clone(), stripe.clone());
+        async move {
+            match stripe {
+                Some(stripe) => send_trial_extensions(&pool, &stripe, timeout_ms).await,
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// One run of `extend_trials`: how many requests it handled. Public so tests can drain
+/// the queue.
+///
+/// Errors: the database's (claimed requests are taken again after their lease).
+pub async fn send_trial_extensions(
+    pool: &DatabaseConnection,
+    stripe: &crate::billing::stripe::StripeApi,
+    timeout_ms: u64,
+) -> anyhow::Result<usize> {
+    use crate::billing::stripe::StripeFailure;
+    let statement = |sql: &'static str, values| run_system(pool, "support.extend_trials", timeout_ms, sql, values);
+    let claimed = statement(
+        "SELECT id, user_id, subscription_id, trial_end, attempts FROM priv.trial_extensions_claim($1, $2)",
+        vec![TRIAL_BATCH.into(), (TRIAL_LEASE.as_millis() as i64).into()],
+    )
+    .await?;
+    for row in &claimed {
+        let id: Uuid = row.try_get("", "id")?;
+        let user_id: Uuid = row.try_get("", "user_id")?;
+        let subscription: String = row.try_get("", "subscription_id")?;
+        let trial_end: chrono::DateTime<chrono::FixedOffset> = row.try_get("", "trial_end")?;
+        let attempts: i32 = row.try_get("", "attempts")?;
+        let key = format!("trial-extension-{id}");
+        let (outcome, reason, delay) = match stripe.extend_trial(&subscription, trial_end.timestamp(), &key).await {
+            Ok(()) => ("done", None, 0),
+            Err(StripeFailure::Unavailable(why)) if attempts < TRIAL_MAX_ATTEMPTS => {
+                let delay = crate::tasks::backoff(attempts, TRIAL_BACKOFF, TRIAL_MAX_BACKOFF, None);
+                ("retry", Some(why), delay.as_millis() as i64)
+            }
+            Err(StripeFailure::Unavailable(why)) => {
+                ("failed", Some(format!("gave up after {attempts} attempts: {why}")), 0)
+            }
+            Err(StripeFailure::Missing) => ("failed", Some(format!("Stripe has no subscription {subscription}")), 0),
+            Err(StripeFailure::Failed(e)) => ("failed", Some(format!("{e:#}")), 0),
+        };
+        match &reason {
+            None => tracing::info!(extension_id = %id, user_id = %user_id, "trial extended at Stripe"),
+            Some(why) => {
+                tracing::warn!(extension_id = %id, user_id = %user_id, outcome, why = why.as_str(), "trial not extended")
+            }
+        }
+        statement(
+            "SELECT priv.trial_extensions_record($1, $2, $3, $4, $5, $6)",
+            vec![user_id.into(), id.into(), attempts.into(), outcome.into(), reason.into(), delay.into()],
+        )
+        .await?;
+    }
+    Ok(claimed.len())
 }

@@ -6,8 +6,10 @@
 //! Who may do what is the database's first: support reads an account only through a
 //! ticket it opened or a live grant, admins read all (role-specific policies); the
 //! destructive steps (suspension, signing out, quota credits) are `priv.admin_*`
-//! functions only `plinth_admin` may execute. The checks here answer FORBIDDEN early
-//! and clearly.
+//! functions only `plinth_admin` may execute, and a trial extension is a row only
+//! `plinth_admin` may insert, sent to Stripe after the commit by `tasks::extend_trials`
+//! (no network call inside a request's transaction). The checks here answer FORBIDDEN
+//! early and clearly.
 use super::service;
 use crate::{
     accounts::{domain::EmailAddress, service::AccountService},
@@ -27,6 +29,8 @@ use uuid::Uuid;
 pub const REASON_MAX: usize = 500;
 /// Largest single quota credit.
 pub const MAX_CREDIT: i64 = 1_000_000;
+/// Longest single trial extension, in days.
+pub const MAX_TRIAL_DAYS: i32 = 90;
 
 fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
@@ -162,6 +166,44 @@ pub struct AccountSummary {
     pub notifications: Vec<(String, String, DateTime<Utc>)>,
     /// The 20 newest e-mails: (template, status, queued, sent).
     pub emails: Vec<EmailLine>,
+    /// The 10 newest trial extensions staff asked for.
+    pub trial_extensions: Vec<TrialExtensionRow>,
+}
+
+/// A trial extension staff asked for, and what Stripe made of it.
+#[derive(Clone, Debug)]
+pub struct TrialExtensionRow {
+    /// Its id (the idempotency key of its Stripe call: `trial-extension-<id>`).
+    pub id: Uuid,
+    /// Days added.
+    pub days: i32,
+    /// The trial end asked for.
+    pub trial_end: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+    /// `pending` (queued or retrying), `done`, `failed`.
+    pub state: String,
+    /// Stripe's refusal, or the last transient failure.
+    pub last_error: Option<String>,
+    /// Asked.
+    pub created_at: DateTime<Utc>,
+    /// Stripe applied it.
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+const TRIAL_EXTENSION_COLUMNS: &str = "id, days, trial_end, reason, state, last_error, created_at, done_at";
+
+fn trial_extension(r: &QueryResult) -> AppResult<TrialExtensionRow> {
+    Ok(TrialExtensionRow {
+        id: r.try_get("", "id")?,
+        days: r.try_get("", "days")?,
+        trial_end: at(r, "trial_end")?.unwrap_or_default(),
+        reason: r.try_get("", "reason")?,
+        state: r.try_get("", "state")?,
+        last_error: r.try_get("", "last_error")?,
+        created_at: at(r, "created_at")?.unwrap_or_default(),
+        done_at: at(r, "done_at")?,
+    })
 }
 
 /// The summary of an account the caller may read, logged as `account.summary`.
@@ -255,6 +297,18 @@ pub async fn summary(tx: &RequestTx, id: Uuid, ticket_id: Option<Uuid>) -> AppRe
             ))
         })
         .collect::<AppResult<Vec<_>>>()?;
+    let trial_extensions = tx
+        .query_all(stmt(
+            &format!(
+                "SELECT {TRIAL_EXTENSION_COLUMNS} FROM support_trial_extensions WHERE user_id = $1
+                 ORDER BY created_at DESC, id DESC LIMIT 10"
+            ),
+            [id.into()],
+        ))
+        .await?
+        .iter()
+        .map(trial_extension)
+        .collect::<AppResult<Vec<_>>>()?;
     service::log_access(tx, id, "account.summary", ticket_id, None).await?;
     Ok(AccountSummary {
         account,
@@ -267,6 +321,7 @@ pub async fn summary(tx: &RequestTx, id: Uuid, ticket_id: Option<Uuid>) -> AppRe
         invoices,
         notifications,
         emails,
+        trial_extensions,
     })
 }
 
@@ -411,4 +466,75 @@ pub async fn credit_quota(
     let data = json!({ "metric": metric.as_str(), "amount": amount, "periodEnd": end, "reason": reason });
     record(tx, me, user_id, "support.quota_credit", Some(&reason), data).await?;
     Ok(total)
+}
+
+/// Extends the account's trial by `days` (admins), with a reason: the new trial end (the
+/// current one, or now if it passed, plus the days) is recorded with the audit in this
+/// transaction and sent to Stripe after the commit, with retries (`tasks::extend_trials`;
+/// the row shows the outcome). The account must be on a Stripe trial (`trialing`).
+///
+/// Errors: UNAUTHENTICATED; FORBIDDEN (not an admin; billing not configured);
+/// BAD_USER_INPUT (`days` outside 1..90, `reason`, `userId`: no subscription on a trial);
+/// NOT_FOUND; INTERNAL.
+pub async fn extend_trial(
+    tx: &RequestTx,
+    billing_enabled: bool,
+    user_id: Uuid,
+    days: i32,
+    reason: &str,
+) -> AppResult<TrialExtensionRow> {
+    let me = admin(tx)?;
+    if !billing_enabled {
+        return Err(AppError::Forbidden("billing is not configured on this server (PLINTH_STRIPE_SECRET_KEY)".into()));
+    }
+    if !(1..=MAX_TRIAL_DAYS).contains(&days) {
+        return Err(AppError::bad_input("days", format!("must be between 1 and {MAX_TRIAL_DAYS}")));
+    }
+    let reason = parse_reason(reason)?;
+    account(tx, "id", user_id.into()).await?.ok_or_else(user_not_found)?;
+    let billing = tx
+        .query_one(stmt(
+            "SELECT subscription_id, subscription_status, trial_end FROM billing_accounts WHERE user_id = $1",
+            [user_id.into()],
+        ))
+        .await?;
+    let trial = match &billing {
+        Some(r) => {
+            let sub: Option<String> = r.try_get("", "subscription_id")?;
+            let status: Option<String> = r.try_get("", "subscription_status")?;
+            sub.filter(|_| status.as_deref() == Some("trialing")).map(|s| Ok::<_, AppError>((s, at(r, "trial_end")?)))
+        }
+        None => None,
+    }
+    .transpose()?;
+    let Some((subscription, current_end)) = trial else {
+        return Err(AppError::bad_input(
+            "userId",
+            "the account has no subscription on a trial; grant a quota credit instead",
+        ));
+    };
+    let from = current_end.filter(|end| *end > Utc::now()).unwrap_or_else(Utc::now);
+    let trial_end = from + chrono::Duration::days(i64::from(days));
+    let row = tx
+        .query_one(stmt(
+            &format!(
+                "INSERT INTO support_trial_extensions (id, user_id, requested_by, subscription_id, days, trial_end, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TRIAL_EXTENSION_COLUMNS}"
+            ),
+            [
+                Uuid::now_v7().into(),
+                user_id.into(),
+                me.into(),
+                subscription.into(),
+                days.into(),
+                trial_end.into(),
+                reason.clone().into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("INSERT RETURNING gave no row"))?;
+    let extension = trial_extension(&row)?;
+    let data = json!({ "days": days, "trialEnd": trial_end, "reason": reason, "extensionId": extension.id });
+    record(tx, me, user_id, "support.extend_trial", Some(&reason), data).await?;
+    Ok(extension)
 }

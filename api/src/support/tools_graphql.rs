@@ -1,15 +1,16 @@
 //! GraphQL adapters for the staff tools: finding an account, its summary, and the
 //! steps staff take on it (each audited in the account's support access log and
 //! shown in its activity log as done by support).
-use super::tools::{self, AccountRow, AccountSummary};
+use super::tools::{self, AccountRow, AccountSummary, TrialExtensionRow};
 use crate::{
     accounts::service::AccountService,
     auth::guards::{NoApiTokens, Staff},
+    billing::service::BillingService,
     db::{data, RequestTx},
     error::parse_id,
     model::{QuotaMetric, Role},
 };
-use async_graphql::{Context, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, Enum, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -127,6 +128,58 @@ pub struct SupportEmail {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// Where a trial extension stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum TrialExtensionStatus {
+    /// Queued, or retrying while Stripe does not answer.
+    Pending,
+    /// Stripe moved the trial end.
+    Done,
+    /// Stripe refused (see `error`), or never answered.
+    Failed,
+}
+
+/// A trial extension staff asked for. Stripe is called after the request commits; the
+/// account's `trialEnd` follows once Stripe's webhook tells Plinth.
+#[derive(SimpleObject)]
+pub struct SupportTrialExtension {
+    /// Its id.
+    pub id: ID,
+    /// Days added.
+    pub days: i32,
+    /// The trial end asked for: the current one (or now, if it passed) plus `days`.
+    pub trial_end: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+    /// Where it stands.
+    pub status: TrialExtensionStatus,
+    /// Stripe's refusal, or the last failure while retrying.
+    pub error: Option<String>,
+    /// Asked.
+    pub created_at: DateTime<Utc>,
+    /// When Stripe applied it.
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+impl From<TrialExtensionRow> for SupportTrialExtension {
+    fn from(t: TrialExtensionRow) -> Self {
+        SupportTrialExtension {
+            id: ID(t.id.to_string()),
+            days: t.days,
+            trial_end: t.trial_end,
+            reason: t.reason,
+            status: match t.state.as_str() {
+                "done" => TrialExtensionStatus::Done,
+                "failed" => TrialExtensionStatus::Failed,
+                _ => TrialExtensionStatus::Pending,
+            },
+            error: t.last_error,
+            created_at: t.created_at,
+            done_at: t.done_at,
+        }
+    }
+}
+
 /// An account at a glance, for support.
 #[derive(SimpleObject)]
 pub struct SupportAccountSummary {
@@ -150,6 +203,8 @@ pub struct SupportAccountSummary {
     pub notifications: Vec<SupportNotification>,
     /// The 20 newest e-mails.
     pub emails_sent: Vec<SupportEmail>,
+    /// The 10 newest trial extensions staff asked for.
+    pub trial_extensions: Vec<SupportTrialExtension>,
 }
 
 impl From<AccountSummary> for SupportAccountSummary {
@@ -198,6 +253,7 @@ impl From<AccountSummary> for SupportAccountSummary {
                 .into_iter()
                 .map(|(template, status, created_at, sent_at)| SupportEmail { template, status, created_at, sent_at })
                 .collect(),
+            trial_extensions: s.trial_extensions.into_iter().map(SupportTrialExtension::from).collect(),
         }
     }
 }
@@ -310,5 +366,27 @@ impl SupportToolsMutation {
     ) -> Result<i64> {
         let tx = data::<RequestTx>(ctx)?;
         Ok(tools::credit_quota(tx, parse_id("userId", &user_id)?, metric, i64::from(amount), &reason).await?)
+    }
+
+    /// Extends the account's Stripe trial by `days` (1 to 90; admins), with a reason (1 to
+    /// 500 characters). The request is recorded and audited now (`support.extend_trial`
+    /// in the user's activity, done by support) and sent to Stripe right after, with
+    /// retries: the answer is PENDING; `supportAccountSummary.trialExtensions` shows the
+    /// outcome.
+    ///
+    /// Errors: FORBIDDEN (support, users, workers, API tokens; billing not configured);
+    /// BAD_USER_INPUT (`days`, `reason`, `userId`: the account is not on a Stripe trial);
+    /// NOT_FOUND.
+    #[graphql(guard = "NoApiTokens.and(Staff(Role::Admin))")]
+    async fn extend_trial(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        days: i32,
+        reason: String,
+    ) -> Result<SupportTrialExtension> {
+        let tx = data::<RequestTx>(ctx)?;
+        let billing = data::<Arc<BillingService>>(ctx)?.stripe_client().is_some();
+        Ok(tools::extend_trial(tx, billing, parse_id("userId", &user_id)?, days, &reason).await?.into())
     }
 }

@@ -2,7 +2,13 @@
 //! (accept, and never answer) or refuse it (nothing listens): the faults of a network
 //! or a dependency that is down, restarting or stuck. Leaving a fault closes the
 //! connections it held, as a restarted dependency would.
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::watch,
@@ -24,6 +30,7 @@ pub struct Proxy {
     /// Where clients connect.
     pub addr: SocketAddr,
     mode: watch::Sender<Mode>,
+    accepted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -33,8 +40,14 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (mode, _) = watch::channel(Mode::Pass);
-        let task = tokio::spawn(serve(listener, addr, target, mode.clone()));
-        Proxy { addr, mode, task }
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(serve(listener, addr, target, mode.clone(), accepted.clone()));
+        Proxy { addr, mode, accepted, task }
+    }
+
+    /// Connections accepted so far, whatever the mode (a blackholed one is held silent).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Switches what the proxy does, at once, for new and held connections.
@@ -57,7 +70,13 @@ impl Drop for Proxy {
     }
 }
 
-async fn serve(mut listener: TcpListener, addr: SocketAddr, target: SocketAddr, mode: watch::Sender<Mode>) {
+async fn serve(
+    mut listener: TcpListener,
+    addr: SocketAddr,
+    target: SocketAddr,
+    mode: watch::Sender<Mode>,
+    accepted: Arc<AtomicUsize>,
+) {
     let mut rx = mode.subscribe();
     loop {
         if *rx.borrow_and_update() == Mode::Refuse {
@@ -77,7 +96,8 @@ async fn serve(mut listener: TcpListener, addr: SocketAddr, target: SocketAddr, 
             continue;
         }
         tokio::select! {
-            accepted = listener.accept() => if let Ok((client, _)) = accepted {
+            conn = listener.accept() => if let Ok((client, _)) = conn {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(connection(client, target, mode.subscribe()));
             },
             changed = rx.changed() => if changed.is_err() { return },

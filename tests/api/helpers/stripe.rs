@@ -6,8 +6,9 @@
 //! Like Stripe, it answers a repeated idempotency key with the first answer (and refuses
 //! the key with other parameters), answers `resource_missing` for customers it does not
 //! have (404 on reads, 400 on a create that names one), keeps customers (deleted ones
-//! included), sessions, tax ids, invoices and charges; and a test can make the next
-//! requests to a route fail (429, 5xx) or hold them until released.
+//! included), sessions, tax ids, invoices, charges and subscriptions (a `trial_end` update
+//! applies to the one listed); and a test can make the next requests to a route fail
+//! (429, 5xx) or hold them until released.
 use super::{TestApp, TestUser};
 use api::billing::signature::sign;
 use poem::{
@@ -361,6 +362,18 @@ fn answer(rec: &Recorded, state: &State) -> (u16, Value) {
                 subs.into_iter().filter(|s| rec.get("customer").is_none_or(|c| s["customer"] == c)).collect();
             list(rec, subs, "/v1/subscriptions")
         }
+        ["POST", "v1", "subscriptions", id] => {
+            let mut subs = state.subscriptions.lock().unwrap();
+            match subs.iter_mut().find(|s| s["id"] == *id) {
+                Some(s) => {
+                    if let Some(end) = rec.get("trial_end").and_then(|t| t.parse::<i64>().ok()) {
+                        s["trial_end"] = json!(end);
+                    }
+                    (200, s.clone())
+                }
+                None => missing("subscription", id),
+            }
+        }
         ["DELETE", "v1", "subscriptions", id] => {
             let mut subs = state.subscriptions.lock().unwrap();
             match subs.iter_mut().find(|s| s["id"] == *id) {
@@ -478,5 +491,36 @@ impl TestApp {
             .unwrap()
             .flatten()
             .unwrap_or_else(|| panic!("no Stripe customer recorded for {}: no checkout started", user.email))
+    }
+}
+
+impl TestApp {
+    /// Puts `user` on Pro, monthly, as Stripe would: a checkout (which creates its
+    /// customer), then the `customer.subscription.created` of `sub_<name>` in `status`
+    /// (`active`, `trialing`), dated `t` and listed by the stand-in; then a fresh session
+    /// (the plan change revoked the user's tokens). The customer's id.
+    pub async fn subscribe_to_pro(
+        &self,
+        stripe: &FakeStripe,
+        user: &mut TestUser,
+        subscription_id: &str,
+        status: &str,
+        t: i64,
+    ) -> String {
+        let r = self
+            .gql(
+                Some(&user.access),
+                "mutation { startCheckout(input: {plan: PRO, interval: MONTH}) { url } }",
+                json!({}),
+            )
+            .await;
+        assert!(r["data"]["startCheckout"]["url"].is_string(), "{r}");
+        let customer = self.stripe_customer(user).await;
+        let sub = subscription(subscription_id, &customer, status, "price_pro_monthly", t);
+        stripe.set_subscriptions(vec![sub.clone()]);
+        let created = event(&format!("evt_{subscription_id}"), "customer.subscription.created", t, sub);
+        assert_eq!(self.deliver_webhook(&created).await.0, 200);
+        self.refresh_session(user).await;
+        customer
     }
 }

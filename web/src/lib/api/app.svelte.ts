@@ -86,6 +86,36 @@ export function createQuery<D, V extends AnyVariables>(
   };
 }
 
+/**
+ * Follows a subscription while the calling component lives (again whenever `variables()`
+ * changes; `null` variables pause it); `live` says whether the socket delivers.
+ * Must be called during component initialisation.
+ */
+export function createSubscription<D, V extends AnyVariables>(
+  doc: TypedDocumentNode<D, V>,
+  variables: () => V | null,
+  onData: (d: D) => void,
+) {
+  let live = $state(false);
+  $effect(() => {
+    const vars = variables();
+    if (vars === null) return;
+    const sub = api()
+      .client.subscription(doc, vars)
+      .subscribe((r) => {
+        live = !r.error;
+        if (r.data) onData(r.data);
+      });
+    live = true;
+    return () => sub.unsubscribe();
+  });
+  return {
+    get live() {
+      return live;
+    },
+  };
+}
+
 /** Runs a mutation; the first error is mapped. */
 export async function mutate<D, V extends AnyVariables>(doc: TypedDocumentNode<D, V>, variables: V): Promise<Result<D>> {
   const r = await api().client.mutation(doc, variables).toPromise();

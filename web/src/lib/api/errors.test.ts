@@ -65,8 +65,9 @@ describe('describeError', () => {
         expect(v.message, code).not.toBe('');
         titles.add(v.title);
       }
-      // GRAPHQL_PARSE_FAILED and GRAPHQL_VALIDATION_FAILED share "update the app".
-      expect(titles.size).toBe(ERROR_CODES.length - 1);
+      // UNSUPPORTED_MEDIA_TYPE, GRAPHQL_PARSE_FAILED and GRAPHQL_VALIDATION_FAILED share
+      // "update the app": each means this build sends what the server no longer takes.
+      expect(titles.size).toBe(ERROR_CODES.length - 2);
     }
     expect(describeError(sample.CONFLICT, 'fr').message).not.toBe(describeError(sample.CONFLICT, 'en').message);
   });
@@ -101,6 +102,15 @@ describe('describeError', () => {
     expect(internal.message).toContain('req-42');
     expect(internal.requestId).toBe('req-42');
     expect(internal.retryable).toBe(true);
+  });
+
+  it('ACCOUNT_SUSPENDED quotes the reason the admin gave; 413 and 415 have their codes', () => {
+    const err: ApiError = { code: 'ACCOUNT_SUSPENDED', serverMessage: 'this account is suspended (chargeback fraud); contact support to have it lifted' };
+    expect(describeError(err, 'fr').message).toContain('« chargeback fraud »');
+    expect(describeError(err, 'en').message).toContain('“chargeback fraud”');
+    expect(describeError({ code: 'ACCOUNT_SUSPENDED', serverMessage: '' }, 'en').message).not.toContain('reason');
+    expect(fromHttp(413).code).toBe('QUERY_TOO_COMPLEX');
+    expect(fromHttp(415).code).toBe('UNSUPPORTED_MEDIA_TYPE');
   });
 
   it('BAD_USER_INPUT names the field to attach the message to', () => {

@@ -10,10 +10,13 @@ export const ERROR_CODES = [
   'BAD_USER_INPUT',
   'QUOTA_EXCEEDED',
   'SUBSCRIPTION_INACTIVE',
+  'ACCOUNT_SUSPENDED',
   'RATE_LIMITED',
   'CONFLICT',
   'INTERNAL',
   'QUERY_TOO_COMPLEX',
+  'RESPONSE_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
   'SERVICE_UNAVAILABLE',
@@ -100,6 +103,8 @@ export function fromHttp(status: number | undefined, message = ''): ApiError {
   if (status === 403) return { code: 'FORBIDDEN', serverMessage: message };
   if (status === 404) return { code: 'NOT_FOUND', serverMessage: message };
   if (status === 409) return { code: 'CONFLICT', serverMessage: message };
+  if (status === 413) return { code: 'QUERY_TOO_COMPLEX', serverMessage: message };
+  if (status === 415) return { code: 'UNSUPPORTED_MEDIA_TYPE', serverMessage: message };
   if (status === 429) return { code: 'RATE_LIMITED', serverMessage: message };
   if (status >= 502 && status <= 504) return { code: 'SERVICE_UNAVAILABLE', serverMessage: message };
   if (status >= 500) return { code: 'INTERNAL', serverMessage: message };

@@ -115,6 +115,14 @@ export function describeError(err: ApiError, locale: Locale): ErrorView {
           : 'Paid features are suspended; your data stays readable. Pay the open invoice to resume.',
         action: { label: fr ? 'Aller à la facturation' : 'Go to billing', href: '/app/billing' },
       };
+    case 'ACCOUNT_SUSPENDED':
+      return {
+        ...base,
+        title: fr ? 'Compte suspendu' : 'Account suspended',
+        message: fr
+          ? `Un administrateur a suspendu ce compte${reason(err, locale)}. Contactez le support ; la connexion reste refusée tant que la suspension n’est pas levée.`
+          : `An administrator suspended this account${reason(err, locale)}. Contact support; signing in stays refused until the suspension is lifted.`,
+      };
     case 'RATE_LIMITED': {
       const secs = Math.max(1, Math.ceil(err.retryAfter ?? 1));
       return {
@@ -152,6 +160,15 @@ export function describeError(err: ApiError, locale: Locale): ErrorView {
           ? 'Cette demande dépasse les limites du serveur. Affichez moins d’éléments à la fois.'
           : 'This request exceeds the server’s limits. Show fewer items at a time.',
       };
+    case 'RESPONSE_TOO_LARGE':
+      return {
+        ...base,
+        title: fr ? 'Réponse trop volumineuse' : 'Answer too large',
+        message: fr
+          ? 'La réponse dépasserait la taille permise. Affichez moins d’éléments à la fois ou réduisez la période.'
+          : 'The answer would exceed the allowed size. Show fewer items at a time or shorten the period.',
+      };
+    case 'UNSUPPORTED_MEDIA_TYPE':
     case 'GRAPHQL_PARSE_FAILED':
     case 'GRAPHQL_VALIDATION_FAILED':
       return {
@@ -188,6 +205,18 @@ export function describeError(err: ApiError, locale: Locale): ErrorView {
         message: fr ? "Quelque chose n'a pas fonctionné. Réessayez." : 'Something did not work. Try again.',
       };
   }
+}
+
+/** ACCOUNT_SUSPENDED: the server's message carries the admin's reason in parentheses. */
+export function suspensionReason(serverMessage: string): string | undefined {
+  const m = /suspended \((.+)\)/.exec(serverMessage);
+  return m?.[1]?.trim() || undefined;
+}
+
+function reason(err: ApiError, locale: Locale): string {
+  const r = suspensionReason(err.serverMessage);
+  if (!r) return '';
+  return locale === 'fr' ? ` (motif : « ${r} »)` : ` (reason: “${r}”)`;
 }
 
 /** The server's reason after the field name, for BAD_USER_INPUT (`title: too long`). */
