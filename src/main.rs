@@ -2,6 +2,7 @@
 use api::{
     auth::workers,
     config::{Base, Config, ConfigError, DatabaseConfig, LogFormat, Section, WorkerConfig},
+    reports::service::{self as reports, Metric},
     startup, telemetry,
 };
 use clap::{Parser, Subcommand};
@@ -57,6 +58,71 @@ enum ServerCommand {
         #[command(subcommand)]
         command: MailCommand,
     },
+    /// Business metrics.
+    Metrics {
+        #[command(subcommand)]
+        command: MetricsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MetricsCommand {
+    /// Write one metric as CSV (RFC 4180) to standard output or --out, as an
+    /// administrator; logs go to standard error. The numbers are the GraphQL field's.
+    Export(Box<ExportArgs>),
+}
+
+/// The parameters of `plinth metrics export`, named as the HTTP export's.
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// mrr, churn, conversion, activation, cohorts, supportMetrics, usageTotals,
+    /// experimentResults or npsSummary.
+    metric: String,
+    /// Start of the range: RFC 3339 or YYYY-MM-DD (UTC midnight).
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the range (exclusive), as --from.
+    #[arg(long)]
+    to: Option<String>,
+    /// Buckets of mrr and churn: DAY, WEEK or MONTH (default MONTH).
+    #[arg(long)]
+    interval: Option<String>,
+    /// Window of activation, in days (default 7).
+    #[arg(long)]
+    within_days: Option<String>,
+    /// What cohorts count: ACTIVE or REVENUE (default ACTIVE).
+    #[arg(long)]
+    cohort: Option<String>,
+    /// The experiment of experimentResults.
+    #[arg(long)]
+    key: Option<String>,
+    /// Its goal (default: every derived and tracked goal).
+    #[arg(long)]
+    goal: Option<String>,
+    /// The administrator to act as, by e-mail (default: the first administrator).
+    #[arg(long)]
+    admin: Option<String>,
+    /// Write the CSV to this file instead of standard output.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+impl ExportArgs {
+    /// The given parameters as name–value pairs.
+    fn pairs(&self) -> Vec<(String, String)> {
+        [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("interval", &self.interval),
+            ("withinDays", &self.within_days),
+            ("cohort", &self.cohort),
+            ("key", &self.key),
+            ("goal", &self.goal),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.clone().map(|v| (name.to_owned(), v)))
+        .collect()
+    }
 }
 
 #[derive(Subcommand)]
@@ -150,6 +216,15 @@ fn main() -> ExitCode {
         Command::Server(ServerCommand::Billing { command: BillingCommand::Reconcile }) => {
             with(Config::from_env(), |c| c.base.log_format, reconcile)
         }
+        Command::Server(ServerCommand::Metrics { command: MetricsCommand::Export(args) }) => {
+            // Standard output is the CSV: logs go to standard error.
+            with_logs(
+                Config::from_env(),
+                |c| c.base.log_format,
+                telemetry::init_to_stderr,
+                |c| metrics_export(c, *args),
+            )
+        }
     }
 }
 
@@ -159,9 +234,19 @@ fn with<C, F: std::future::Future<Output = anyhow::Result<()>>>(
     log_format: impl FnOnce(&C) -> LogFormat,
     command: impl FnOnce(C) -> F,
 ) -> ExitCode {
+    with_logs(config, log_format, telemetry::init, command)
+}
+
+/// [`with`], its logs installed by `logs`.
+fn with_logs<C, F: std::future::Future<Output = anyhow::Result<()>>>(
+    config: Result<C, ConfigError>,
+    log_format: impl FnOnce(&C) -> LogFormat,
+    logs: fn(LogFormat),
+    command: impl FnOnce(C) -> F,
+) -> ExitCode {
     match config {
         Ok(c) => {
-            telemetry::init(log_format(&c));
+            logs(log_format(&c));
             execute(command(c))
         }
         Err(e) => config_error(e),
@@ -340,5 +425,32 @@ async fn reconcile(config: Config) -> anyhow::Result<()> {
         println!("{line}");
     }
     println!("reconciled: {} change(s)", changes.len());
+    Ok(())
+}
+
+/// `plinth metrics export`: one metric as CSV, to standard output or `--out`.
+async fn metrics_export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
+    let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+    let metric = Metric::parse(&args.metric)
+        .ok_or_else(|| anyhow::anyhow!("no metric {:?}: one of {}", args.metric, names.join(", ")))?;
+    let timeout = config.database.statement_timeout_ms;
+    let public_url = config.server.public_url_or_addr();
+    let services = startup::Services::build(config, public_url).await?;
+    let admin = args.admin.as_deref();
+    let exported =
+        reports::export_as_operator(&services.pool, timeout, &services.catalog, admin, metric, &args.pairs()).await;
+    services.database.shutdown().await?;
+    let export = exported?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &export.csv).map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display()))?
+        }
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&export.csv)?;
+            out.flush()?;
+        }
+    }
     Ok(())
 }

@@ -34,6 +34,7 @@ pub mod photos;
 pub mod plans;
 pub mod principal;
 pub mod quotas;
+pub mod reports;
 pub mod secretbox;
 pub mod shared_redis;
 pub mod startup;

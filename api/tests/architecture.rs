@@ -58,6 +58,7 @@ const DOMAINS: &[&str] = &[
     "support",
     "experiments",
     "feedback",
+    "reports",
 ];
 
 fn src() -> PathBuf {

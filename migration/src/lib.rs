@@ -41,6 +41,10 @@ mod m20261202_000802_create_support_metrics;
 mod m20261202_000901_bounce_lookup_by_index;
 mod m20261203_000101_create_chatwoot_bridge;
 mod m20261203_000102_queue_trial_extensions;
+mod m20261203_000201_create_ticket_csat;
+mod m20261203_000202_summarise_feedback_by_month;
+mod m20261203_000203_pseudonymize_subscription_history;
+mod m20261203_000204_speed_up_business_metrics;
 pub mod normalize;
 pub mod rls;
 
@@ -91,6 +95,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000901_bounce_lookup_by_index::Migration),
             Box::new(m20261203_000101_create_chatwoot_bridge::Migration),
             Box::new(m20261203_000102_queue_trial_extensions::Migration),
+            Box::new(m20261203_000201_create_ticket_csat::Migration),
+            Box::new(m20261203_000202_summarise_feedback_by_month::Migration),
+            Box::new(m20261203_000203_pseudonymize_subscription_history::Migration),
+            Box::new(m20261203_000204_speed_up_business_metrics::Migration),
         ]
     }
 }

@@ -1,7 +1,8 @@
-//! Experiments and NPS over the wire: deterministic, sticky assignment across two
-//! instances; weights; the new-users audience; stopping; idempotent exposure and
-//! conversions; results and NPS summaries on fixtures worked out by hand; who may call
-//! what; and that no user sees another's assignment or answer.
+//! Experiments and feedback over the wire: deterministic, sticky assignment across two
+//! instances; weights; the new-users audience; stopping and starting again; the admin
+//! list; idempotent exposure and conversions; results, NPS summaries (per month too)
+//! and CSAT figures on fixtures worked out by hand; who may call what; and that no user
+//! sees another's assignment, answer or rating.
 use crate::helpers::{code, TestApp, TestUser};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -268,29 +269,11 @@ async fn nps_is_limited_per_user_and_summarised_by_hand_numbers() {
         (9, &[]),
     ];
     for (_, rows) in answers {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $1::text || '@example.com', 'x', $2)",
-        )
-        .bind(id)
-        .bind(at(2024, 11, 1))
-        .execute(&app.db)
-        .await
-        .unwrap();
-        for (score, (m, d), comment) in rows {
-            let y = if *m == 12 { 2024 } else { 2025 };
-            sqlx::query(
-                "INSERT INTO nps_responses (id, user_id, score, comment, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(id)
-            .bind(score)
-            .bind(comment)
-            .bind(at(y, *m, *d))
-            .execute(&app.db)
-            .await
-            .unwrap();
-        }
+        let dated: Vec<_> = rows
+            .iter()
+            .map(|(score, (m, d), comment)| (*score, at(if *m == 12 { 2024 } else { 2025 }, *m, *d), *comment))
+            .collect();
+        respondent(&app, &dated).await;
     }
     let r = app.gql(Some(&admin.access), SUMMARY, json!({ "f": at(2025, 1, 1), "t": at(2025, 2, 1) })).await;
     assert!(r["errors"].is_null(), "{r}");
@@ -336,6 +319,8 @@ async fn admin_operations_are_forbidden_to_everyone_else() {
     let admin_ops = [
         ("mutation { createExperiment(input: {key: \"x\", variants: [{name: \"a\", weight: 1}, {name: \"b\", weight: 1}]}) { key } }", json!({})),
         ("mutation { stopExperiment(key: \"exp\") { key } }", json!({})),
+        ("mutation { startExperiment(key: \"exp\") { key } }", json!({})),
+        ("query { experiments { key } }", json!({})),
         ("query { experimentResults(key: \"exp\", goal: \"g\") { goal } }", json!({})),
         (SUMMARY, range.clone()),
     ];
@@ -435,4 +420,284 @@ async fn users_never_see_each_others_assignments_or_answers() {
         .await
         .unwrap();
     assert_eq!(owners, [ann.id, bob.id]);
+}
+
+/// A customer signed up in November 2024 who gave these NPS answers (score, time,
+/// comment); its id.
+pub(crate) async fn respondent(app: &TestApp, answers: &[(i16, DateTime<Utc>, Option<&str>)]) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $1::text || '@example.com', 'x', $2)",
+    )
+    .bind(id)
+    .bind(at(2024, 11, 1))
+    .execute(&app.db)
+    .await
+    .unwrap();
+    for (score, when, comment) in answers {
+        sqlx::query("INSERT INTO nps_responses (id, user_id, score, comment, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(Uuid::now_v7())
+            .bind(id)
+            .bind(score)
+            .bind(comment)
+            .bind(when)
+            .execute(&app.db)
+            .await
+            .unwrap();
+    }
+    id
+}
+
+const EXPERIMENTS: &str =
+    "{ experiments { key status winner startedAt stoppedAt resultsCsvPath variants { name weight } } }";
+
+/// Administrators list every experiment, newest first, with status, variants, start and
+/// the path of its results as CSV; a stopped experiment starts again with its
+/// assignments kept (a user keeps its variant, nobody is assigned twice).
+#[tokio::test]
+async fn experiments_are_listed_stopped_and_started_again_with_their_assignments() {
+    let app = TestApp::spawn().await;
+    let admin = with_role(&app, "admin", "admin").await;
+    let ann = app.register("ann").await;
+    create(&app, &admin, "first", &[("a", 1), ("b", 1)], "ALL").await;
+    create(&app, &admin, "second", &[("x", 3), ("y", 1)], "NEW_USERS").await;
+    let seen = variant(&app, &ann.access, "first").await;
+    assert_eq!(seen["inExperiment"], true);
+    let stop = "mutation($k: String!) { stopExperiment(key: $k) { status stoppedAt } }";
+    let start = "mutation($k: String!) { startExperiment(key: $k) { key status winner stoppedAt } }";
+    let r = app.gql(Some(&admin.access), stop, json!({ "k": "first" })).await;
+    assert_eq!(r["data"]["stopExperiment"]["status"], "STOPPED", "{r}");
+
+    let r = app.gql(Some(&admin.access), EXPERIMENTS, json!({})).await;
+    let list = r["data"]["experiments"].as_array().unwrap_or_else(|| panic!("{r}"));
+    let keys: Vec<&str> = list.iter().map(|e| e["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["second", "first"]);
+    assert_eq!(list[1]["status"], "STOPPED");
+    assert!(list[1]["stoppedAt"].is_string() && list[0]["stoppedAt"].is_null(), "{r}");
+    assert_eq!(list[0]["variants"], json!([{ "name": "x", "weight": 3 }, { "name": "y", "weight": 1 }]));
+    assert_eq!(list[1]["resultsCsvPath"], "/admin/metrics/experimentResults.csv?key=first");
+    let csv = app.http().get(app.url("/admin/metrics/experimentResults.csv?key=first")).bearer_auth(&admin.access);
+    assert_eq!(csv.send().await.unwrap().status(), 200);
+
+    // Started again: running, no winner, Ann keeps her variant and her one row.
+    let r = app.gql(Some(&admin.access), start, json!({ "k": "first" })).await;
+    assert_eq!(
+        r["data"]["startExperiment"],
+        json!({ "key": "first", "status": "RUNNING", "winner": null, "stoppedAt": null }),
+        "{r}"
+    );
+    let again = variant(&app, &ann.access, "first").await;
+    assert_eq!((&again["variant"], &again["status"]), (&seen["variant"], &json!("RUNNING")));
+    assert_eq!(app.count("experiment_assignments").await, 1);
+    // Starting a running one is a conflict; an unknown one is not found.
+    let r = app.gql(Some(&admin.access), start, json!({ "k": "first" })).await;
+    assert_eq!(code(&r), "CONFLICT", "{r}");
+    let r = app.gql(Some(&admin.access), start, json!({ "k": "nope" })).await;
+    assert_eq!(code(&r), "NOT_FOUND", "{r}");
+    // Nobody else lists or starts them.
+    let support = with_role(&app, "sue", "support").await;
+    for token in [&ann.access, &support.access] {
+        assert_eq!(code(&app.gql(Some(token), EXPERIMENTS, json!({})).await), "FORBIDDEN");
+        assert_eq!(code(&app.gql(Some(token), start, json!({ "k": "first" })).await), "FORBIDDEN");
+    }
+}
+
+/// NPS per month over a range, by hand (from Jan 15 to Mar 1, noon UTC):
+/// - A answers 10 on Jan 10 (before the range), 0 on Jan 20, 9 on Feb 5; B 9 on Jan 16;
+///   C 3 on Jan 25; D 7 on Feb 10; E 6 on Feb 20 then 10 on Feb 25; F 10 on Mar 2 (after).
+/// - January: A 0, B 9, C 3 → 1 promoter, 2 detractors of 3: NPS 100 × (1 − 2) ÷ 3.
+/// - February: A 9, D 7, E 10 (latest) → 2 promoters, 1 passive: 100 × 2 ÷ 3.
+/// - March (Mar 1 to noon): nobody, NPS null.
+/// - The range, each one's latest: A 9, B 9, C 3, D 7, E 10 → 3 promoters, 1 passive,
+///   1 detractor of 5: NPS 40; distribution 3: 1, 7: 1, 9: 2, 10: 1.
+///
+/// The newest comments, as many as asked for.
+#[tokio::test]
+async fn nps_is_given_per_month_by_hand_numbers() {
+    let app = TestApp::spawn().await;
+    let admin = with_role(&app, "admin", "admin").await;
+    // Per user: (score, (month, day), comment).
+    type Answers<'a> = [&'a [(i16, (u32, u32), Option<&'a str>)]; 6];
+    let answers: Answers = [
+        &[(10, (1, 10), None), (0, (1, 20), Some("down")), (9, (2, 5), Some("fixed"))],
+        &[(9, (1, 16), None)],
+        &[(3, (1, 25), Some("slow"))],
+        &[(7, (2, 10), None)],
+        &[(6, (2, 20), None), (10, (2, 25), Some("love it"))],
+        &[(10, (3, 2), Some("late"))],
+    ];
+    for rows in answers {
+        let dated: Vec<_> = rows.iter().map(|(score, (m, d), comment)| (*score, at(2025, *m, *d), *comment)).collect();
+        respondent(&app, &dated).await;
+    }
+    let q = "query($f: DateTime!, $t: DateTime!, $n: Int!) { npsSummary(from: $f, to: $t, commentsLimit: $n) {
+        respondents promoters passives detractors nps distribution { respondents }
+        months { start respondents promoters passives detractors nps } recentComments { comment } } }";
+    let r = app.gql(Some(&admin.access), q, json!({ "f": at(2025, 1, 15), "t": at(2025, 3, 1), "n": 2 })).await;
+    let s = &r["data"]["npsSummary"];
+    assert!(r["errors"].is_null(), "{r}");
+    let months: Vec<(&str, [i64; 4])> = s["months"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let n = |k: &str| m[k].as_i64().unwrap();
+            (m["start"].as_str().unwrap(), [n("respondents"), n("promoters"), n("passives"), n("detractors")])
+        })
+        .collect();
+    assert_eq!(
+        months,
+        [
+            ("2025-01-01T00:00:00+00:00", [3, 1, 0, 2]),
+            ("2025-02-01T00:00:00+00:00", [3, 2, 1, 0]),
+            ("2025-03-01T00:00:00+00:00", [0, 0, 0, 0]),
+        ]
+    );
+    close(&s["months"][0]["nps"], -100.0 / 3.0);
+    close(&s["months"][1]["nps"], 200.0 / 3.0);
+    assert!(s["months"][2]["nps"].is_null());
+    assert_eq!(
+        (s["respondents"].as_i64(), s["promoters"].as_i64(), s["passives"].as_i64()),
+        (Some(5), Some(3), Some(1))
+    );
+    close(&s["nps"], 40.0);
+    let dist: Vec<i64> =
+        s["distribution"].as_array().unwrap().iter().map(|d| d["respondents"].as_i64().unwrap()).collect();
+    assert_eq!(dist, [0, 0, 0, 1, 0, 0, 0, 1, 0, 2, 1]);
+    assert_eq!(s["recentComments"], json!([{ "comment": "love it" }, { "comment": "fixed" }]));
+    for n in [-1, 101] {
+        let r = app.gql(Some(&admin.access), q, json!({ "f": at(2025, 1, 15), "t": at(2025, 3, 1), "n": n })).await;
+        assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    }
+}
+
+const CSAT: &str = "mutation($i: SubmitCsatInput!) { submitCsat(input: $i) { ticketId score comment submittedAt } }";
+
+/// CSAT: a ticket's owner rates it once it is resolved or closed, once (1 to 5, an
+/// optional comment); nobody else can, not even through the database role; an open
+/// ticket cannot be rated; API tokens cannot. Administrators read it in
+/// `supportMetrics`, by hand: ratings 5, 4, 2 and 1 in the range (one more outside):
+/// 4 ratings, average 3, 2 satisfied, CSAT 0.5.
+#[tokio::test]
+async fn csat_is_given_once_by_the_owner_of_a_resolved_ticket_and_counted_for_admins() {
+    let app = TestApp::spawn().await;
+    let admin = with_role(&app, "admin", "admin").await;
+    let support = with_role(&app, "sue", "support").await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let open = "mutation { openTicket(input: {subject: \"Help\", category: JOBS, body: \"stuck\"}) { id } }";
+    let r = app.gql(Some(&ann.access), open, json!({})).await;
+    let ticket = r["data"]["openTicket"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let rate = |token: &str, score: i32, comment: Option<&str>| {
+        let (app, token, ticket) = (&app, token.to_owned(), ticket.clone());
+        let comment = comment.map(str::to_owned);
+        async move {
+            app.gql(Some(&token), CSAT, json!({ "i": { "ticketId": ticket, "score": score, "comment": comment } }))
+                .await
+        }
+    };
+    // Open: not yet.
+    assert_eq!(code(&rate(&ann.access, 5, None).await), "CONFLICT");
+    // Resolved by support: Ann rates it; bad scores and comments are refused first.
+    let resolve = "mutation($t: ID!) { setTicketStatus(ticketId: $t, status: RESOLVED) { status } }";
+    let r = app.gql(Some(&support.access), resolve, json!({ "t": ticket })).await;
+    assert_eq!(r["data"]["setTicketStatus"]["status"], "RESOLVED", "{r}");
+    for (score, comment) in [(0, None), (6, None), (4, Some("x".repeat(1001))), (4, Some("bad\u{0}byte".into()))] {
+        let r = rate(&ann.access, score, comment.as_deref()).await;
+        assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    }
+    // Bob, support and an admin cannot rate Ann's ticket: as absent as an unknown one.
+    for token in [&bob.access, &support.access, &admin.access] {
+        assert_eq!(code(&rate(token, 5, None).await), "NOT_FOUND");
+    }
+    let r = app.gql(Some(&bob.access), CSAT, json!({ "i": { "ticketId": Uuid::now_v7(), "score": 5 } })).await;
+    assert_eq!(code(&r), "NOT_FOUND");
+    let r = rate(&ann.access, 4, Some("  quick, thanks  ")).await;
+    let given = &r["data"]["submitCsat"];
+    assert_eq!(
+        (given["ticketId"].as_str(), &given["score"], &given["comment"]),
+        (Some(ticket.as_str()), &json!(4), &json!("quick, thanks")),
+        "{r}"
+    );
+    // Once: again, or after a reopen and a close, is a conflict; the rating stays.
+    assert_eq!(code(&rate(&ann.access, 1, None).await), "CONFLICT");
+    for q in [
+        "mutation($t: ID!) { reopenTicket(id: $t) { status } }",
+        "mutation($t: ID!) { closeTicket(id: $t) { status } }",
+    ] {
+        assert!(app.gql(Some(&ann.access), q, json!({ "t": ticket })).await["errors"].is_null());
+    }
+    assert_eq!(code(&rate(&ann.access, 1, None).await), "CONFLICT");
+    let mine = "query($t: ID!) { ticketCsat(ticketId: $t) { score comment } }";
+    let r = app.gql(Some(&ann.access), mine, json!({ "t": ticket })).await;
+    assert_eq!(r["data"]["ticketCsat"], json!({ "score": 4, "comment": "quick, thanks" }), "{r}");
+    assert!(app.gql(Some(&bob.access), mine, json!({ "t": ticket })).await["data"]["ticketCsat"].is_null());
+    // API tokens take no part.
+    let r = app
+        .gql(
+            Some(&ann.access),
+            "mutation { createApiToken(input: {name: \"t\", scopes: [\"drafts:read\"]}) { token } }",
+            json!({}),
+        )
+        .await;
+    let api = r["data"]["createApiToken"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(code(&rate(&api, 5, None).await), "FORBIDDEN");
+    assert_eq!(code(&app.gql(Some(&api), mine, json!({ "t": ticket })).await), "FORBIDDEN");
+    // The database itself refuses a rating of an open ticket, or of another's ticket.
+    let other =
+        app.gql(Some(&bob.access), open, json!({})).await["data"]["openTicket"]["id"].as_str().unwrap().to_owned();
+    let url = crate::helpers::admin_url(&app.database).replace("postgres@", "plinth_app@");
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for (who, target) in [(bob.id, &other), (bob.id, &ticket)] {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SELECT set_config('role', 'plinth_user', true), set_config('plinth.user_id', $1, true)")
+            .bind(who.to_string())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let insert = sqlx::query("INSERT INTO ticket_csat (user_id, ticket_id, score) VALUES ($1, $2::uuid, 5)")
+            .bind(who)
+            .bind(target)
+            .execute(&mut *tx)
+            .await;
+        assert!(insert.is_err(), "{target}");
+        tx.rollback().await.ok();
+    }
+
+    // The figures: four more ratings in March 2025 (5, 2, 1 and Ann's 4 moved there),
+    // one in April.
+    sqlx::query("UPDATE ticket_csat SET created_at = $1").bind(at(2025, 3, 3)).execute(&app.db).await.unwrap();
+    for (score, day) in [(5, (3, 4)), (2, (3, 5)), (1, (3, 6)), (5, (4, 2))] {
+        sqlx::query(
+            "WITH t AS (INSERT INTO tickets (id, user_id, subject, category, status, resolved_at)
+                        VALUES (gen_random_uuid(), $1, 'x', 'other', 'resolved', $3) RETURNING user_id, id)
+             INSERT INTO ticket_csat (user_id, ticket_id, score, created_at) SELECT user_id, id, $2, $3 FROM t",
+        )
+        .bind(bob.id)
+        .bind(score)
+        .bind(at(2025, day.0, day.1))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    let r = app
+        .gql(
+            Some(&admin.access),
+            "query($f: DateTime!, $t: DateTime!) { supportMetrics(from: $f, to: $t) { csatResponses csatAverage csatSatisfied csat } }",
+            json!({ "f": at(2025, 3, 1), "t": at(2025, 4, 1) }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["supportMetrics"],
+        json!({ "csatResponses": 4, "csatAverage": 3.0, "csatSatisfied": 2, "csat": 0.5 }),
+        "{r}"
+    );
+    let r = app
+        .gql(
+            Some(&support.access),
+            "query($f: DateTime!, $t: DateTime!) { supportMetrics(from: $f, to: $t) { csat } }",
+            json!({ "f": at(2025, 3, 1), "t": at(2025, 4, 1) }),
+        )
+        .await;
+    assert_eq!(code(&r), "FORBIDDEN");
 }

@@ -1,6 +1,7 @@
 //! Isolation, proven over the wire as a state machine: random interleavings of three
-//! users' draft, marketplace-account, support-ticket and data-export (GDPR) operations,
-//! and of a support agent's replies and internal notes, each aimed at any object that
+//! users' draft, marketplace-account, support-ticket (CSAT ratings included) and
+//! data-export (GDPR) operations, and of a support agent's replies and internal notes,
+//! each aimed at any object that
 //! exists (so often another user's), checked against a model of who owns what. Every
 //! answer must match the model, another user's object must behave exactly as if it did
 //! not exist (NOT_FOUND, nothing changed), and after every step each user's whole view
@@ -87,6 +88,12 @@ enum Op {
         user: usize,
         ticket: Index,
     },
+    /// `submitCsat`: only the owner, of a closed ticket, once.
+    RateTicket {
+        user: usize,
+        ticket: Index,
+        score: i32,
+    },
     /// `exportMyData`: the first request queues an export, later ones answer it (the
     /// builder is kept idle, so it stays in progress).
     RequestExport {
@@ -130,6 +137,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (user.clone(), any::<Index>(), name()).prop_map(|(user, ticket, body)| Op::ReplyTicket { user, ticket, body }),
         1 => (user.clone(), any::<Index>()).prop_map(|(user, ticket)| Op::CloseTicket { user, ticket }),
         1 => (user.clone(), any::<Index>()).prop_map(|(user, ticket)| Op::ReopenTicket { user, ticket }),
+        1 => (user.clone(), any::<Index>(), 1..=5).prop_map(|(user, ticket, score)| Op::RateTicket { user, ticket, score }),
         1 => user.prop_map(|user| Op::RequestExport { user }),
         2 => (any::<Index>(), name()).prop_map(|(ticket, body)| Op::StaffReply { ticket, body }),
         1 => (any::<Index>(), name()).prop_map(|(ticket, body)| Op::StaffNote { ticket, body }),
@@ -179,6 +187,8 @@ struct TicketRec {
     /// Chatwoot outbox rows the owner may read: one per message it may read and per
     /// status change it made (a note's row is hidden from it).
     outbox: usize,
+    /// Its owner's CSAT score, once given.
+    rating: Option<i32>,
 }
 
 impl TicketRec {
@@ -299,6 +309,7 @@ fn aim(model: &Model, op: &Op) -> String {
         Op::ReplyTicket { ticket, .. }
         | Op::CloseTicket { ticket, .. }
         | Op::ReopenTicket { ticket, .. }
+        | Op::RateTicket { ticket, .. }
         | Op::StaffReply { ticket, .. }
         | Op::StaffNote { ticket, .. } => model.describe_ticket(model.pick_ticket(ticket)),
     }
@@ -485,6 +496,7 @@ async fn apply(app: &TestApp, users: &[TestUser], model: &mut Model, op: &Op) ->
                 messages: vec![subject.clone()],
                 staff_replies: Vec::new(),
                 outbox: 1,
+                rating: None,
             };
             expect_data(&r, "openTicket", &rec.json())?;
             model.tickets.push(rec);
@@ -579,6 +591,28 @@ async fn apply(app: &TestApp, users: &[TestUser], model: &mut Model, op: &Op) ->
                     }
                     k.status = status;
                     expect_data(&r, field, &k.json())?;
+                }
+                None => expect_not_found(&r)?,
+            }
+            Ok(())
+        }
+        Op::RateTicket { user, ticket, score } => {
+            let t = model.pick_ticket(ticket);
+            let r = gql(
+                *user,
+                "mutation($t: ID!, $s: Int!) { submitCsat(input: {ticketId: $t, score: $s}) { score } }",
+                json!({ "t": model.ticket_id(t), "s": score }),
+            )
+            .await;
+            match t.filter(|&t| model.tickets[t].owner == *user) {
+                Some(t) if !model.tickets[t].closed() || model.tickets[t].rating.is_some() => {
+                    if code(&r) != "CONFLICT" {
+                        return Err(format!("expected CONFLICT (open or rated), the server answered {r}"));
+                    }
+                }
+                Some(t) => {
+                    model.tickets[t].rating = Some(*score);
+                    expect_data(&r, "submitCsat", &json!({ "score": score }))?;
                 }
                 None => expect_not_found(&r)?,
             }

@@ -536,8 +536,9 @@ async fn rows_mentioning(app: &TestApp, user: Uuid, ids: &[(String, Uuid)]) -> V
 }
 
 /// Gives a user a draft with a confirmed photo, a marketplace account, two queued
-/// jobs, a support ticket about the draft, a support access grant, and the activity
-/// those leave; returns the draft's and photo's ids.
+/// jobs, a support ticket about the draft, a closed ticket with its CSAT rating, a
+/// support access grant, and the activity those leave; returns the draft's and photo's
+/// ids.
 async fn furnish(app: &TestApp, user: &TestUser, title: &str) -> (String, String) {
     let draft = app.create_draft(&user.access, title).await;
     let photo = app.upload_photo(&user.access, Some(&draft), "image/png", &png(2, 2)).await;
@@ -594,6 +595,22 @@ async fn furnish(app: &TestApp, user: &TestUser, title: &str) -> (String, String
         )
         .await;
     assert!(sent["errors"].is_null(), "sending an attachment failed: {sent}");
+    // A second ticket, closed and rated (ticket_csat).
+    let done = app
+        .gql(
+            Some(&user.access),
+            "mutation { openTicket(input: {subject: \"Done\", category: OTHER, body: \"ok\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let rated = app
+        .gql(
+            Some(&user.access),
+            "mutation($t: ID!) { closeTicket(id: $t) { id } submitCsat(input: {ticketId: $t, score: 4, comment: \"fine\"}) { score } }",
+            json!({ "t": done["data"]["openTicket"]["id"] }),
+        )
+        .await;
+    assert!(rated["errors"].is_null(), "rating a ticket failed: {done} {rated}");
     let g = app.gql(Some(&user.access), "mutation { grantSupportAccess(hours: 1) { id } }", json!({})).await;
     assert!(g["data"]["grantSupportAccess"]["id"].is_string(), "grantSupportAccess failed: {g}");
     let e = app.gql(Some(&user.access), "mutation { exportMyData { id } }", json!({})).await;
@@ -633,8 +650,11 @@ async fn no_id_taking_field_reaches_another_users_rows() {
         )
         .await;
     let staff_token = login["data"]["login"]["accessToken"].as_str().unwrap().to_owned();
-    let ticket: Uuid =
-        sqlx::query_scalar("SELECT id FROM tickets WHERE user_id = $1").bind(ann.id).fetch_one(&app.db).await.unwrap();
+    let ticket: Uuid = sqlx::query_scalar("SELECT id FROM tickets WHERE user_id = $1 AND status = 'open'")
+        .bind(ann.id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
     for q in [
         "mutation($t: ID!) { replyTicket(ticketId: $t, body: \"On it\") { id } }",
         "mutation($t: ID!) { addInternalNote(ticketId: $t, body: \"internal\") { id } }",

@@ -12,6 +12,7 @@ mod edge;
 mod edge_strings;
 mod email;
 mod experiments;
+mod exports;
 mod faults;
 mod gdpr;
 mod identity;

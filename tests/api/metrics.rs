@@ -20,16 +20,16 @@ use uuid::Uuid;
 /// Asserts a float field equals `want` to 1e-12 (sums in PostgreSQL and here may
 /// differ in the last bit).
 #[track_caller]
-fn close(v: &Value, want: f64) {
+pub(crate) fn close(v: &Value, want: f64) {
     let got = v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
     assert!((got - want).abs() < 1e-12, "{got} != {want}");
 }
 
-fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+pub(crate) fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
 }
 
-async fn with_role(app: &TestApp, name: &str, role: &str) -> TestUser {
+pub(crate) async fn with_role(app: &TestApp, name: &str, role: &str) -> TestUser {
     let mut u = app.register(name).await;
     sqlx::query("UPDATE users SET role = $2 WHERE id = $1").bind(u.id).bind(role).execute(&app.db).await.unwrap();
     app.refresh_session(&mut u).await;
@@ -43,12 +43,12 @@ const CHURN: &str = "query($f: DateTime!, $t: DateTime!, $i: MetricInterval!) { 
     start customersAtStart customersChurned openingCents churnedCents contractionCents expansionCents
     logoChurnRate revenueChurnRate netRevenueRetention } }";
 
-async fn mrr(app: &TestApp, token: &str, from: DateTime<Utc>, to: DateTime<Utc>, interval: &str) -> Value {
+pub(crate) async fn mrr(app: &TestApp, token: &str, from: DateTime<Utc>, to: DateTime<Utc>, interval: &str) -> Value {
     app.gql(Some(token), MRR, json!({ "f": from, "t": to, "i": interval })).await
 }
 
 /// A user row straight in the database (the fixture's customers), created at `created`.
-async fn customer(app: &TestApp, created: DateTime<Utc>, verified: bool) -> Uuid {
+pub(crate) async fn customer(app: &TestApp, created: DateTime<Utc>, verified: bool) -> Uuid {
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO users (id, email, password_hash, created_at, email_verified_at)
@@ -64,7 +64,15 @@ async fn customer(app: &TestApp, created: DateTime<Utc>, verified: bool) -> Uuid
 }
 
 /// One history row: `sub` of `user` is in `status` on `plan`/`interval` from `t`.
-async fn history(app: &TestApp, user: Uuid, sub: &str, t: DateTime<Utc>, plan: &str, interval: &str, status: &str) {
+pub(crate) async fn history(
+    app: &TestApp,
+    user: Uuid,
+    sub: &str,
+    t: DateTime<Utc>,
+    plan: &str,
+    interval: &str,
+    status: &str,
+) {
     let price: i64 = match (plan, interval) {
         ("starter", "month") => 1900,
         ("starter", "year") => 19000,
@@ -91,7 +99,7 @@ async fn history(app: &TestApp, user: Uuid, sub: &str, t: DateTime<Utc>, plan: &
     .unwrap();
 }
 
-async fn job(app: &TestApp, user: Uuid, kind: &str, status: &str, created: DateTime<Utc>) {
+pub(crate) async fn job(app: &TestApp, user: Uuid, kind: &str, status: &str, created: DateTime<Utc>) {
     sqlx::query(
         "INSERT INTO jobs (id, user_id, kind, status, created_at, updated_at, finished_at)
          VALUES ($1, $2, $3, $4, $5, $5, CASE WHEN $4 IN ('succeeded', 'failed') THEN $5 END)",
@@ -191,23 +199,31 @@ async fn webhooks_write_the_subscription_history_in_their_transaction() {
 async fn metrics_of_a_known_fixture_match_the_hand_computed_numbers() {
     let app = TestApp::spawn().await;
     let admin = with_role(&app, "admin", "admin").await;
-    let u1 = customer(&app, at(2025, 1, 5), true).await;
-    let u2 = customer(&app, at(2024, 12, 1), true).await;
-    let u3 = customer(&app, at(2025, 1, 20), true).await;
-    let u4 = customer(&app, at(2025, 1, 25), false).await;
-    history(&app, u1, "s1", at(2025, 1, 10), "starter", "month", "active").await;
-    history(&app, u1, "s1", at(2025, 2, 10), "pro", "month", "active").await;
-    history(&app, u1, "s1", at(2025, 3, 10), "pro", "month", "canceled").await;
-    history(&app, u1, "s1b", at(2025, 4, 10), "pro", "month", "active").await;
-    history(&app, u2, "s2", at(2024, 12, 1), "pro", "year", "active").await;
-    history(&app, u2, "s2", at(2025, 2, 15), "starter", "year", "active").await;
-    history(&app, u3, "s3", at(2025, 1, 20), "scale", "month", "trialing").await;
-    history(&app, u3, "s3", at(2025, 2, 3), "scale", "month", "active").await;
-    job(&app, u1, "scan", "succeeded", at(2025, 1, 7)).await;
-    job(&app, u3, "prepare", "succeeded", at(2025, 1, 30)).await;
-    job(&app, u4, "publish", "failed", at(2025, 2, 5)).await;
+    known_fixture(&app).await;
+    check_known_fixture(&app, &admin).await;
+}
 
-    let r = mrr(&app, &admin.access, at(2025, 1, 1), at(2025, 4, 30), "MONTH").await;
+/// The customers, subscriptions and jobs of the fixture above (its numbers are there).
+pub(crate) async fn known_fixture(app: &TestApp) {
+    let u1 = customer(app, at(2025, 1, 5), true).await;
+    let u2 = customer(app, at(2024, 12, 1), true).await;
+    let u3 = customer(app, at(2025, 1, 20), true).await;
+    let u4 = customer(app, at(2025, 1, 25), false).await;
+    history(app, u1, "s1", at(2025, 1, 10), "starter", "month", "active").await;
+    history(app, u1, "s1", at(2025, 2, 10), "pro", "month", "active").await;
+    history(app, u1, "s1", at(2025, 3, 10), "pro", "month", "canceled").await;
+    history(app, u1, "s1b", at(2025, 4, 10), "pro", "month", "active").await;
+    history(app, u2, "s2", at(2024, 12, 1), "pro", "year", "active").await;
+    history(app, u2, "s2", at(2025, 2, 15), "starter", "year", "active").await;
+    history(app, u3, "s3", at(2025, 1, 20), "scale", "month", "trialing").await;
+    history(app, u3, "s3", at(2025, 2, 3), "scale", "month", "active").await;
+    job(app, u1, "scan", "succeeded", at(2025, 1, 7)).await;
+    job(app, u3, "prepare", "succeeded", at(2025, 1, 30)).await;
+    job(app, u4, "publish", "failed", at(2025, 2, 5)).await;
+}
+
+async fn check_known_fixture(app: &TestApp, admin: &TestUser) {
+    let r = mrr(app, &admin.access, at(2025, 1, 1), at(2025, 4, 30), "MONTH").await;
     let buckets = r["data"]["mrr"]["buckets"].as_array().unwrap_or_else(|| panic!("{r}")).clone();
     let got: Vec<[i64; 8]> = buckets
         .iter()
@@ -291,7 +307,6 @@ async fn metrics_of_a_known_fixture_match_the_hand_computed_numbers() {
     // Cohorts of January (u1, u3, u4). ACTIVE: January u1 and u3 created jobs, February
     // u4. REVENUE: MRR at each month's end: 1,900; 4,900 + 14,900; 14,900; 19,800.
     let cohorts = |metric: &str| {
-        let app = &app;
         let token = admin.access.clone();
         let metric = metric.to_owned();
         let (jan, feb) = (jan.clone(), feb.clone());
@@ -336,6 +351,18 @@ async fn metrics_of_a_known_fixture_match_the_hand_computed_numbers() {
     );
 }
 
+/// An API token of `admin`'s with every read scope (metrics refuse it all the same).
+pub(crate) async fn admin_api_token(app: &TestApp, admin: &TestUser) -> String {
+    let r = app
+        .gql(
+            Some(&admin.access),
+            "mutation { createApiToken(input: {name: \"all\", scopes: [\"drafts:read\", \"activity:read\", \"billing:read\", \"usage:read\"]}) { token } }",
+            json!({}),
+        )
+        .await;
+    r["data"]["createApiToken"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+}
+
 /// Every metric field refuses users, support staff and API tokens (an admin's
 /// included), and anonymous callers; bad ranges are BAD_USER_INPUT.
 #[tokio::test]
@@ -344,14 +371,7 @@ async fn metrics_are_for_administrators_with_a_session_only() {
     let user = app.register("ann").await;
     let support = with_role(&app, "sue", "support").await;
     let admin = with_role(&app, "admin", "admin").await;
-    let r = app
-        .gql(
-            Some(&admin.access),
-            "mutation { createApiToken(input: {name: \"all\", scopes: [\"drafts:read\", \"activity:read\", \"billing:read\", \"usage:read\"]}) { token } }",
-            json!({}),
-        )
-        .await;
-    let api_token = r["data"]["createApiToken"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let api_token = admin_api_token(&app, &admin).await;
     let range = json!({ "f": at(2025, 1, 1), "t": at(2025, 2, 1) });
     let queries = [
         "query($f: DateTime!, $t: DateTime!) { mrr(from: $f, to: $t, interval: DAY) { currency } }",
@@ -551,7 +571,7 @@ async fn mrr_movements_reconcile_over_random_histories() {
 }
 
 /// A ticket of `user` straight in the database, opened at `created`.
-async fn ticket(
+pub(crate) async fn ticket(
     app: &TestApp,
     user: Uuid,
     created: DateTime<Utc>,

@@ -109,6 +109,12 @@ const KINDS: &[Kind] = &[
               FROM nps_responses WHERE user_id = $1 ORDER BY created_at, id",
     },
     Kind {
+        file: "ticket_csat.jsonl",
+        sql: "SELECT jsonb_build_object('ticketId', ticket_id, 'score', score, 'comment', comment,
+                'submittedAt', created_at) AS line
+              FROM ticket_csat WHERE user_id = $1 ORDER BY created_at, ticket_id",
+    },
+    Kind {
         file: "jobs.jsonl",
         sql: "SELECT jsonb_build_object('id', id, 'kind', upper(kind), 'status', upper(status),
                 'progress', progress, 'message', message, 'draftId', draft_id, 'input', input, 'result', result,
@@ -116,6 +122,11 @@ const KINDS: &[Kind] = &[
                 'cancelRequested', cancel_requested, 'runAfter', run_after, 'createdAt', created_at,
                 'updatedAt', updated_at, 'finishedAt', finished_at) AS line
               FROM jobs WHERE user_id = $1 ORDER BY created_at, id",
+    },
+    Kind {
+        file: "job_activity_months.jsonl",
+        sql: "SELECT jsonb_build_object('month', month) AS line
+              FROM job_activity_months WHERE user_id = $1 ORDER BY month",
     },
     Kind {
         file: "job_logs.jsonl",

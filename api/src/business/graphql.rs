@@ -94,7 +94,7 @@ impl From<store::MrrPoint> for MrrBucket {
             contraction_cents: p.contraction,
             churn_cents: p.churn,
             reactivation_cents: p.reactivation,
-            net_change_cents: p.closing - p.opening,
+            net_change_cents: p.net_change(),
             customers: p.customers,
         }
     }
@@ -186,11 +186,6 @@ pub struct Conversion {
     pub trial_to_paid_rate: Option<f64>,
 }
 
-fn ratio(a: i64, b: i64) -> Option<f64> {
-    #[allow(clippy::cast_precision_loss)]
-    (b > 0).then(|| a as f64 / b as f64)
-}
-
 /// Activation of the customers who signed up in [from, to): the share with a first
 /// successful job within `withinDays` of signing up, and the time to the first
 /// successful job (over those who had one, at any time; continuous percentiles).
@@ -212,7 +207,8 @@ pub struct Activation {
 
 /// Support figures of the tickets opened in [from, to), with their first staff
 /// response and resolution before `to` (seconds from opening; continuous percentiles),
-/// and the backlog at `to` (tickets neither resolved nor closed by then).
+/// the backlog at `to` (tickets neither resolved nor closed by then), and the CSAT of
+/// the ratings given in [from, to).
 #[derive(SimpleObject, Debug)]
 pub struct SupportMetrics {
     /// Tickets opened.
@@ -229,6 +225,16 @@ pub struct SupportMetrics {
     pub resolution_median_seconds: Option<f64>,
     /// Tickets open at `to`.
     pub backlog: i64,
+    /// CSAT ratings (1–5, given by a ticket's owner once it is resolved or closed)
+    /// given in [from, to), whenever their ticket was opened.
+    pub csat_responses: i64,
+    /// Their average score, 1 to 5 (null without ratings).
+    pub csat_average: Option<f64>,
+    /// Of them, ratings of 4 or 5 ("satisfied").
+    pub csat_satisfied: i64,
+    /// CSAT (customer satisfaction score), the standard definition: satisfied ratings
+    /// (4 or 5 on the 1–5 scale) ÷ ratings, a fraction (null without ratings).
+    pub csat: Option<f64>,
 }
 
 /// One cell of a cohort table: the customers who signed up in month `cohort` (UTC),
@@ -303,15 +309,15 @@ impl BusinessQuery {
         let tx = data::<RequestTx>(ctx)?;
         let f = service::conversion(tx, from, to).await?;
         Ok(Conversion {
+            verified_rate: f.verified_rate(),
+            trial_rate: f.trial_rate(),
+            paid_rate: f.paid_rate(),
+            trial_to_paid_rate: f.trial_to_paid_rate(),
             signups: f.signups,
             verified: f.verified,
             trials: f.trials,
             paid: f.paid,
             trials_paid: f.trials_paid,
-            verified_rate: ratio(f.verified, f.signups),
-            trial_rate: ratio(f.trials, f.signups),
-            paid_rate: ratio(f.paid, f.signups),
-            trial_to_paid_rate: ratio(f.trials_paid, f.trials),
         })
     }
 
@@ -330,7 +336,7 @@ impl BusinessQuery {
         Ok(Activation {
             signups: a.signups,
             activated: a.activated,
-            rate: ratio(a.activated, a.signups),
+            rate: a.rate(),
             with_first_job: a.with_first_job,
             median_seconds_to_first_job: a.median_seconds,
             p90_seconds_to_first_job: a.p90_seconds,
@@ -338,7 +344,7 @@ impl BusinessQuery {
     }
 
     /// Support figures of [from, to): tickets opened, first-response median and p90,
-    /// resolution median, backlog at `to`. Admin only.
+    /// resolution median, backlog at `to`, CSAT. Admin only.
     #[graphql(guard = "NoApiTokens.and(Staff(Role::Admin))")]
     async fn support_metrics(
         &self,
@@ -356,6 +362,10 @@ impl BusinessQuery {
             resolved: f.resolved,
             resolution_median_seconds: f.resolution_median_seconds,
             backlog: f.backlog,
+            csat: f.csat_satisfied_share(),
+            csat_responses: f.csat_responses,
+            csat_average: f.csat_average,
+            csat_satisfied: f.csat_satisfied,
         })
     }
 

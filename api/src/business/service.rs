@@ -49,13 +49,66 @@ pub enum CohortMetric {
     Revenue,
 }
 
+/// `a ÷ b`, `None` when `b` is 0: every rate of the metrics (GraphQL and CSV alike).
+#[allow(clippy::cast_precision_loss)]
+pub fn ratio(a: i64, b: i64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+impl store::MrrPoint {
+    /// `closing − opening`, which the movements add up to.
+    pub fn net_change(&self) -> i64 {
+        self.closing - self.opening
+    }
+}
+
+impl store::Funnel {
+    /// verified ÷ signups.
+    pub fn verified_rate(&self) -> Option<f64> {
+        ratio(self.verified, self.signups)
+    }
+
+    /// trials ÷ signups.
+    pub fn trial_rate(&self) -> Option<f64> {
+        ratio(self.trials, self.signups)
+    }
+
+    /// paid ÷ signups.
+    pub fn paid_rate(&self) -> Option<f64> {
+        ratio(self.paid, self.signups)
+    }
+
+    /// Trial-to-paid conversion: trials_paid ÷ trials.
+    pub fn trial_to_paid_rate(&self) -> Option<f64> {
+        ratio(self.trials_paid, self.trials)
+    }
+}
+
+impl store::Activation {
+    /// activated ÷ signups.
+    pub fn rate(&self) -> Option<f64> {
+        ratio(self.activated, self.signups)
+    }
+}
+
+impl store::SupportFigures {
+    /// CSAT, the standard definition: ratings of 4 or 5 ÷ ratings (a fraction; `None`
+    /// without ratings).
+    pub fn csat_satisfied_share(&self) -> Option<f64> {
+        ratio(self.csat_satisfied, self.csat_responses)
+    }
+}
+
 /// Most buckets one call may ask for.
 pub const MAX_BUCKETS: i64 = 1_000;
 /// Longest range of sign-ups or usage, in days.
 pub const MAX_RANGE_DAYS: i64 = 3_660;
 
-/// The administrator calling, or FORBIDDEN (UNAUTHENTICATED when anonymous).
-fn admin(tx: &RequestTx) -> AppResult<Uuid> {
+/// The administrator calling, with a session (never an API token), or FORBIDDEN
+/// (UNAUTHENTICATED when anonymous): who may read business metrics.
+///
+/// Errors: UNAUTHENTICATED, FORBIDDEN.
+pub fn admin(tx: &RequestTx) -> AppResult<Uuid> {
     match tx.principal() {
         Principal::User(c) if c.api.is_none() && c.role == Role::Admin => Ok(c.user_id),
         Principal::User(_) => Err(AppError::Forbidden("only administrators may read business metrics".into())),
@@ -143,7 +196,8 @@ pub async fn activation(
     as_metrics(tx, admin, store::activation(tx, from, to, days)).await
 }
 
-/// The support figures: tickets opened, first response, resolution, backlog at `to`.
+/// The support figures: tickets opened, first response, resolution, backlog at `to`,
+/// and the CSAT of the ratings given in the range.
 ///
 /// Errors: UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT (range), INTERNAL.
 pub async fn support(tx: &RequestTx, from: DateTime<Utc>, to: DateTime<Utc>) -> AppResult<store::SupportFigures> {

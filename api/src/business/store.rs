@@ -291,9 +291,15 @@ pub struct SupportFigures {
     pub resolution_median_seconds: Option<f64>,
     /// Tickets open at its end (neither resolved nor closed).
     pub backlog: i64,
+    /// CSAT ratings given in the range.
+    pub csat_responses: i64,
+    /// Their average score, 1 to 5.
+    pub csat_average: Option<f64>,
+    /// Of them, ratings of 4 or 5.
+    pub csat_satisfied: i64,
 }
 
-/// The support figures of [from, to).
+/// The support figures of [from, to): `metrics.support`, then `metrics.support_csat`.
 ///
 /// Errors: INTERNAL (database).
 pub async fn support(db: &impl ConnectionTrait, from: DateTime<Utc>, to: DateTime<Utc>) -> AppResult<SupportFigures> {
@@ -301,7 +307,14 @@ pub async fn support(db: &impl ConnectionTrait, from: DateTime<Utc>, to: DateTim
         .query_one(stmt("SELECT * FROM metrics.support($1, $2)", [from.into(), to.into()]))
         .await?
         .ok_or_else(|| anyhow::anyhow!("metrics.support returned no row"))?;
+    let csat = db
+        .query_one(stmt("SELECT * FROM metrics.support_csat($1, $2)", [from.into(), to.into()]))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("metrics.support_csat returned no row"))?;
     Ok(SupportFigures {
+        csat_responses: csat.try_get("", "responses")?,
+        csat_average: csat.try_get("", "average")?,
+        csat_satisfied: csat.try_get("", "satisfied")?,
         opened: r.try_get("", "opened")?,
         responded: r.try_get("", "responded")?,
         first_response_median_seconds: r.try_get("", "first_response_median_seconds")?,

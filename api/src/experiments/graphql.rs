@@ -6,7 +6,7 @@ use crate::{
     db::{data, RequestTx},
     model::Role,
 };
-use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 /// Who an experiment applies to.
@@ -53,8 +53,9 @@ pub struct CreateExperimentInput {
     pub audience: ExperimentAudience,
 }
 
-/// An experiment's definition.
+/// An experiment's definition (administrators read it).
 #[derive(SimpleObject, Debug)]
+#[graphql(complex)]
 pub struct Experiment {
     /// Its key.
     pub key: String,
@@ -68,10 +69,21 @@ pub struct Experiment {
     pub status: ExperimentStatus,
     /// Once stopped, the variant everybody gets (null: the control).
     pub winner: Option<String>,
-    /// When it started.
+    /// When it was created, and started (a restart keeps this time).
     pub started_at: DateTime<Utc>,
-    /// When it stopped.
+    /// When it stopped (null while running).
     pub stopped_at: Option<DateTime<Utc>>,
+}
+
+#[ComplexObject]
+impl Experiment {
+    /// Its results as CSV, every goal (derived and tracked) per variant: the path of
+    /// the admin export, relative to the API's origin, fetched with the administrator's
+    /// bearer token (`GET /admin/metrics/experimentResults.csv?key=...`). The same
+    /// numbers as `experimentResults(key, goal)`.
+    async fn results_csv_path(&self) -> String {
+        format!("/admin/metrics/experimentResults.csv?key={}", self.key)
+    }
 }
 
 impl From<store::Experiment> for Experiment {
@@ -158,6 +170,14 @@ impl ExperimentsQuery {
         }))
     }
 
+    /// Every experiment, the newest first, running and stopped, with its variants and
+    /// status. Admin only.
+    #[graphql(guard = "NoApiTokens.and(Staff(Role::Admin))")]
+    async fn experiments(&self, ctx: &Context<'_>) -> Result<Vec<Experiment>> {
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(service::list(tx).await?.into_iter().map(Into::into).collect())
+    }
+
     /// Results of experiment `key` on `goal`: a goal tracked with `trackConversion`, or
     /// `verified`, `first_job`, `paid` (derived from the data, after the exposure).
     /// Admin only.
@@ -168,7 +188,7 @@ impl ExperimentsQuery {
         let variants = rows
             .into_iter()
             .map(|r| {
-                let rate = service_rate(&r.counts);
+                let rate = r.rate();
                 let c = r.comparison;
                 VariantResult {
                     variant: r.counts.variant,
@@ -186,10 +206,6 @@ impl ExperimentsQuery {
             .collect();
         Ok(ExperimentResults { experiment: e.into(), goal, variants })
     }
-}
-
-fn service_rate(c: &store::VariantCounts) -> Option<f64> {
-    super::stats::Sample { exposed: c.exposed, converted: c.converted }.rate()
 }
 
 /// Experiments: definitions (admin) and conversions (users).
@@ -216,6 +232,16 @@ impl ExperimentsMutation {
     async fn stop_experiment(&self, ctx: &Context<'_>, key: String, winner: Option<String>) -> Result<Experiment> {
         let tx = data::<RequestTx>(ctx)?;
         Ok(service::stop(tx, &key, winner.as_deref()).await?.into())
+    }
+
+    /// Starts a stopped experiment again, with no winner: users keep the variants they
+    /// were assigned; new users are assigned as before. Admin only.
+    ///
+    /// Errors: NOT_FOUND, CONFLICT (it is running), FORBIDDEN.
+    #[graphql(guard = "NoApiTokens.and(Staff(Role::Admin))")]
+    async fn start_experiment(&self, ctx: &Context<'_>, key: String) -> Result<Experiment> {
+        let tx = data::<RequestTx>(ctx)?;
+        Ok(service::start(tx, &key).await?.into())
     }
 
     /// Records that the caller reached `goal` in experiment `experiment`, at most once

@@ -59,6 +59,13 @@ pub struct VariantResult {
     pub comparison: Option<Comparison>,
 }
 
+impl VariantResult {
+    /// converted ÷ exposed (`None` when nobody was exposed).
+    pub fn rate(&self) -> Option<f64> {
+        Sample { exposed: self.counts.exposed, converted: self.counts.converted }.rate()
+    }
+}
+
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     (1..=64).contains(&s.len())
@@ -163,6 +170,37 @@ pub async fn stop(tx: &RequestTx, key: &str, winner: Option<&str>) -> AppResult<
         }
     }
     store::stop(tx, key, winner).await?.ok_or_else(|| AppError::Conflict("the experiment is already stopped".into()))
+}
+
+/// Every experiment, the newest first.
+///
+/// Errors: UNAUTHENTICATED, FORBIDDEN, INTERNAL.
+pub async fn list(tx: &RequestTx) -> AppResult<Vec<Experiment>> {
+    admin(tx)?;
+    store::list(tx).await
+}
+
+/// Starts a stopped experiment again: it assigns and counts conversions as before,
+/// with the assignments it kept (a user keeps its variant), no winner. Its start time
+/// stays, so its results count derived goals (verified, first job, paid) reached while
+/// it was stopped too.
+///
+/// Errors: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, CONFLICT (running), INTERNAL.
+pub async fn start(tx: &RequestTx, key: &str) -> AppResult<Experiment> {
+    admin(tx)?;
+    store::find(tx, key).await?.ok_or_else(|| AppError::NotFound("no such experiment".into()))?;
+    store::restart(tx, key).await?.ok_or_else(|| AppError::Conflict("the experiment is running".into()))
+}
+
+/// The goals an experiment's results can be read on: the derived ones, then those
+/// tracked for it (with at least one conversion), counted as `plinth_metrics`.
+///
+/// Errors: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, INTERNAL.
+pub async fn goals(tx: &RequestTx, key: &str) -> AppResult<Vec<String>> {
+    let admin = admin(tx)?;
+    store::find(tx, key).await?.ok_or_else(|| AppError::NotFound("no such experiment".into()))?;
+    let tracked = tx.acting_as(DbRole::Metrics, Some(admin), store::tracked_goals(tx, key)).await?;
+    Ok(DERIVED_GOALS.iter().map(|g| (*g).to_owned()).chain(tracked).collect())
 }
 
 /// The caller's variant; `None` when there is no such experiment. Running: the

@@ -104,6 +104,31 @@ pub async fn stop(db: &impl ConnectionTrait, key: &str, winner: Option<&str>) ->
     row.as_ref().map(experiment).transpose()
 }
 
+/// Every definition, the newest first.
+///
+/// Errors: INTERNAL.
+pub async fn list(db: &impl ConnectionTrait) -> AppResult<Vec<Experiment>> {
+    let rows =
+        db.query_all(stmt(&format!("SELECT {COLUMNS} FROM experiments ORDER BY started_at DESC, key"), [])).await?;
+    rows.iter().map(experiment).collect()
+}
+
+/// Starts a stopped experiment again (no winner); `None` when absent or running.
+///
+/// Errors: INTERNAL.
+pub async fn restart(db: &impl ConnectionTrait, key: &str) -> AppResult<Option<Experiment>> {
+    let row = db
+        .query_one(stmt(
+            &format!(
+                "UPDATE experiments SET status = 'running', stopped_at = NULL, winner = NULL
+                 WHERE key = $1 AND status = 'stopped' RETURNING {COLUMNS}"
+            ),
+            [key.into()],
+        ))
+        .await?;
+    row.as_ref().map(experiment).transpose()
+}
+
 /// When the user signed up (its own row, through RLS).
 ///
 /// Errors: INTERNAL.
@@ -185,4 +210,12 @@ pub async fn results(db: &impl ConnectionTrait, key: &str, goal: &str) -> AppRes
             })
         })
         .collect()
+}
+
+/// The goals tracked for `key` (with a conversion), in order (as `plinth_metrics`).
+///
+/// Errors: INTERNAL.
+pub async fn tracked_goals(db: &impl ConnectionTrait, key: &str) -> AppResult<Vec<String>> {
+    let rows = db.query_all(stmt("SELECT goal FROM metrics.experiment_goals($1)", [key.into()])).await?;
+    rows.iter().map(|r| Ok(r.try_get("", "goal")?)).collect()
 }

@@ -70,12 +70,58 @@ impl Executor {
         meta: RequestMeta,
         request: async_graphql::Request,
     ) -> async_graphql::Response {
-        match tokio::time::timeout(self.request_timeout, self.run(principal, meta, request)).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => error_response(e),
+        match self.within_budget(self.run(principal, meta, request)).await {
+            Ok(resp) => resp,
+            Err(e) => error_response(e),
+        }
+    }
+
+    /// Runs `work` for the bearer of `authorization` exactly as a GraphQL request of
+    /// one root field runs (the HTTP routes that are not GraphQL, such as the CSV
+    /// exports): authenticated, counted against the caller's request rate, in its own
+    /// row-level-secured transaction, within the request's time budget; committed when
+    /// `work` succeeds, rolled back when it fails.
+    ///
+    /// Errors: UNAUTHENTICATED, RATE_LIMITED, SERVICE_UNAVAILABLE (past the budget),
+    /// `work`'s, INTERNAL (the commit).
+    pub async fn transact<T, F, Fut>(
+        &self,
+        authorization: Option<&str>,
+        meta: RequestMeta,
+        work: F,
+    ) -> Result<T, AppError>
+    where
+        F: FnOnce(RequestTx) -> Fut,
+        Fut: std::future::Future<Output = Result<T, AppError>>,
+    {
+        let principal = auth::authenticate(&self.tokens, authorization)?;
+        self.within_budget(async {
+            let tx = self.open(principal, meta, 1).await?;
+            match work(tx.clone()).await {
+                Ok(value) => {
+                    self.finish(&tx).await?;
+                    Ok(value)
+                }
+                Err(e) => {
+                    tx.rollback().await;
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    /// `work` within the request's time budget; past it, SERVICE_UNAVAILABLE (the
+    /// transaction is dropped unfinished: it rolls back).
+    async fn within_budget<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
+        match tokio::time::timeout(self.request_timeout, work).await {
+            Ok(done) => done,
             Err(_) => {
                 tracing::warn!(budget_ms = self.request_timeout.as_millis() as u64, "a request ran out of time");
-                error_response(AppError::ServiceUnavailable(format!(
+                Err(AppError::ServiceUnavailable(format!(
                     "the request did not finish within {} ms; nothing was done, retry shortly",
                     self.request_timeout.as_millis()
                 )))
@@ -90,17 +136,7 @@ impl Executor {
         mut request: async_graphql::Request,
     ) -> Result<async_graphql::Response, AppError> {
         let shape = limits::check(&mut request, &self.limits)?;
-        // A session token carries its limits: count the request before taking a
-        // connection. An API token's limits are read in its transaction first.
-        let counted_early = principal.api().is_none();
-        if counted_early {
-            ratelimit::check_request_rate(&self.limiter, &principal, shape.root_fields).await?;
-        }
-        let mut tx = RequestTx::new(&self.pool, principal, meta, self.statement_timeout_ms);
-        if let Err(e) = self.complete(&mut tx, counted_early, shape.root_fields).await {
-            tx.rollback().await;
-            return Err(e);
-        }
+        let tx = self.open(principal, meta, shape.root_fields).await?;
         let mut resp = self.schema.execute(with_request(request, tx.clone())).await;
         coded(&mut resp);
         if !resp.errors.is_empty() {
@@ -111,12 +147,34 @@ impl Executor {
             tx.rollback().await;
             return Err(AppError::ResponseTooLarge { max: self.max_response_bytes as u64 });
         }
-        if let Err(e) = api_tokens::touch(&tx).await {
+        self.finish(&tx).await?;
+        Ok(resp)
+    }
+
+    /// The request's transaction for `principal`, its `fields` root fields counted
+    /// against the caller's rate: a session token's before a connection is taken, an
+    /// API token's once its limits are read in the transaction.
+    async fn open(&self, principal: Principal, meta: RequestMeta, fields: u64) -> Result<RequestTx, AppError> {
+        let counted_early = principal.api().is_none();
+        if counted_early {
+            ratelimit::check_request_rate(&self.limiter, &principal, fields).await?;
+        }
+        let mut tx = RequestTx::new(&self.pool, principal, meta, self.statement_timeout_ms);
+        if let Err(e) = self.complete(&mut tx, counted_early, fields).await {
             tx.rollback().await;
             return Err(e);
         }
-        tx.commit(&self.bus).await.map_err(AppError::from_db)?;
-        Ok(resp)
+        Ok(tx)
+    }
+
+    /// Commits a request that succeeded (an API token's last use recorded with it) and
+    /// publishes its events.
+    async fn finish(&self, tx: &RequestTx) -> Result<(), AppError> {
+        if let Err(e) = api_tokens::touch(tx).await {
+            tx.rollback().await;
+            return Err(e);
+        }
+        tx.commit(&self.bus).await.map_err(AppError::from_db)
     }
 
     /// Completes an API token's claims and counts its request.

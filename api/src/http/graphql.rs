@@ -111,7 +111,7 @@ fn refusal(status: StatusCode, content_type: &str, err: AppError) -> Response {
 }
 
 /// INTERNAL errors carry the request id, so a user's report finds the log lines.
-fn with_request_id(mut resp: async_graphql::Response, request_id: &str) -> async_graphql::Response {
+pub(super) fn with_request_id(mut resp: async_graphql::Response, request_id: &str) -> async_graphql::Response {
     for err in &mut resp.errors {
         if is_internal(err) {
             err.extensions.get_or_insert_with(Default::default).set("requestId", request_id);

@@ -6,6 +6,7 @@ pub mod graphql;
 pub mod health;
 pub mod metrics;
 pub mod pages;
+pub mod reports;
 pub mod storage;
 pub mod webapp;
 pub mod webhooks;
@@ -67,6 +68,7 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(metrics::metrics))
+        .at("/admin/metrics/:file", get(reports::export))
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
         .at("/auth/login", poem::post(cookie_auth::login))
         .at("/auth/register", poem::post(cookie_auth::register))
@@ -91,6 +93,7 @@ fn route_label(path: &str) -> &'static str {
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
         p if p.starts_with("/storage/") => "/storage",
+        p if p.starts_with("/admin/metrics/") => "/admin/metrics",
         "/webhooks/stripe" => "/webhooks/stripe",
         "/webhooks/chatwoot" => "/webhooks/chatwoot",
         "/auth/login" => "/auth/login",
