@@ -28,7 +28,7 @@ function world(start: { verified?: boolean; connected?: boolean; photos?: boolea
     RequestEmailVerification: { data: { requestEmailVerification: true } },
     ConnectMarketplace: { data: { connectMarketplaceAccount: { id: 'm1', platform: 'VINTED', displayName: 'Ma boutique', status: 'CONNECTED' } } },
     StartFirstDraft: (v) => ({ data: { createDraft: draft([], { title: (v.input as { title: string }).title }) } }),
-    ReservePhoto: { data: { createUpload: { photo: { id: 'p1' }, uploadUrl: 'http://127.0.0.1:4173/storage/u1/p1?sig=abc', method: 'PUT', headers: [{ name: 'Content-Type', value: 'image/png' }] } } },
+    ReservePhoto: { data: { createUpload: { photo: { id: 'p1' }, uploadUrl: '/storage/u1/p1?sig=abc', method: 'PUT', headers: [{ name: 'Content-Type', value: 'image/png' }] } } },
     ConfirmPhoto: { data: { confirmUpload: photo } },
     StartOnboardingJob: (v) => ({ data: { createJob: job({ id: (v.input as { kind: string }).kind === 'SCAN' ? 'j1' : 'j2', kind: (v.input as { kind: string }).kind }) } }),
     PreparedDraft: { data: { draft: draft([photo], { description: '1 photo(s); the largest is 1×1 px.' }) } },

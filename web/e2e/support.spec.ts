@@ -52,7 +52,7 @@ test('a ticket: live reply from support, sanitized HTML, reply with a checked at
         },
       },
       CreateTicketAttachmentUpload: {
-        data: { createTicketAttachmentUpload: { attachment: { id: 'att1' }, uploadUrl: 'http://127.0.0.1:4173/storage/u1/att1?sig=abc', method: 'PUT', headers: [{ name: 'Content-Type', value: 'image/png' }] } },
+        data: { createTicketAttachmentUpload: { attachment: { id: 'att1' }, uploadUrl: '/storage/u1/att1?sig=abc', method: 'PUT', headers: [{ name: 'Content-Type', value: 'image/png' }] } },
       },
       ConfirmTicketAttachment: { data: { confirmTicketAttachment: { id: 'att1', messageId: null, fileName: 'capture.png', contentType: 'image/png', byteSize: 68, status: 'READY', internal: false, url: null } } },
       ReplyTicket: (v) => ({ data: { replyTicket: message({ id: 'm3', bodyHtml: `<p>${String(v.body)}</p>`, createdAt: at(9), attachments: [{ id: 'att1', messageId: 'm3', fileName: 'capture.png', contentType: 'image/png', byteSize: 68, status: 'READY', internal: false, url: '/storage/att1' }] }) } }),
