@@ -57,7 +57,7 @@ test('a visitor signs up from pricing, verifies the address, and onboards: conne
   await expect(page).toHaveURL(/\/app\/onboarding$/);
   const step = page.getByRole('heading', { level: 2, name: /^\d\. / });
   await expect(step).toHaveText('2. Connecter une plateforme');
-  await page.getByLabel('Plateforme').selectOption('VINTED');
+  await page.getByLabel('Plateforme', { exact: true }).selectOption('VINTED');
   await page.getByLabel('Nom du compte').fill('Ma boutique Vinted');
   await page.getByLabel('Identifiant sur la plateforme').fill('boutique-e2e');
   await page.getByLabel('Mot de passe ou jeton d’accès').fill('un jeton de test');
