@@ -8,8 +8,8 @@ import { screens } from './screens';
 
 const now = '2026-11-20T10:00:00Z';
 const png = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63000100000500010d0a2db40000000049454e44ae426082', 'hex');
-// A 1×1 image the CSP allows (img-src data:), so the thumbnails draw without a server.
-const pixel = `data:image/png;base64,${png.toString('base64')}`;
+// A small blue-grey image the CSP allows (img-src data:), so thumbnails draw without a server.
+const pixel = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAEUlEQVR4nGPomn0EjhiI4wAAF2EekS+CsYoAAAAASUVORK5CYII=';
 const photo = (id: string) => ({ id, url: pixel, width: 1200, height: 1600 });
 const draft = (photos: unknown[]) => ({
   id: 'd1',
