@@ -182,7 +182,7 @@ test('CSAT: an already rated ticket shows its rating, in English', async ({ page
   await page.addInitScript(() => localStorage.setItem('plinth.locale', 'en'));
   await mockApi(page, { signedIn: true, answers: rated });
   await page.goto('/app/support/tickets/tk1');
-  const csat = page.getByRole('region', { name: 'Rate this ticket' });
+  const csat = page.getByRole('region', { name: 'Your opinion of this ticket' });
   await expect(csat.getByRole('img', { name: '4 stars out of 5: Satisfied' })).toBeVisible();
   await expect(csat.getByText('Rapide et clair.')).toBeVisible();
   await expect(csat.getByRole('radio')).toHaveCount(0);
