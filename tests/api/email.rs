@@ -487,6 +487,60 @@ async fn onboarding_follows_the_data_and_stops_on_unsubscribe_and_on_payment() {
     assert!(sent.iter().all(|m| m.to() != bob.email || m.body["categories"][0] != "onboarding_scan"));
 }
 
+/// The page behind the unsubscribe link runs no script: its policy allows none (no
+/// `'unsafe-inline'`, no `script-src` at all under `default-src 'none'`), and its button
+/// is a plain form posting the one-click body to the link's own URL, which unsubscribes.
+#[tokio::test]
+async fn the_unsubscribe_page_is_a_plain_form_under_a_policy_without_scripts() {
+    let sendgrid = FakeSendGrid::start().await;
+    let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_SEQUENCES_SECS", "3600").spawn().await;
+    let eve = app.register("eve").await;
+    assert_eq!(run_sequences(&app, "1 minute").await, 1);
+    let welcome = sendgrid.mail_of(&eve.email, "onboarding_welcome").await;
+    let header = welcome.body["headers"]["List-Unsubscribe"].as_str().expect("List-Unsubscribe").to_owned();
+    let link = header.trim_start_matches('<').trim_end_matches('>').to_owned();
+
+    let page = app.http().get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+    assert!(directives.contains(&"default-src 'none'"), "{csp}");
+    assert!(directives.iter().all(|d| !d.starts_with("script-src")), "no script source at all: {csp}");
+    assert!(directives.contains(&"form-action 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("<script"), "{html}");
+    // The form: no action (it posts to the page's own URL, query string included), the
+    // RFC 8058 body as its one field.
+    assert!(html.contains(r#"<form method="post">"#), "{html}");
+    assert!(html.contains(r#"<input type="hidden" name="List-Unsubscribe" value="One-Click">"#), "{html}");
+    assert!(html.contains(r#"<button type="submit">"#), "{html}");
+
+    // What the browser sends when the button is pressed.
+    let prefs = "{ emailPreferences { onboarding productNews } }";
+    let r = app.gql(Some(&eve.access), prefs, json!({})).await;
+    assert_eq!(r["data"]["emailPreferences"]["onboarding"], true, "the GET changed nothing");
+    let done = app
+        .http()
+        .post(&link)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Origin", app.url(""))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert_eq!(done.headers()["content-security-policy"].to_str().unwrap(), csp);
+    assert!(done.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let text = done.text().await.unwrap();
+    assert!(text.contains("You are unsubscribed.") && !text.contains("<script"), "{text}");
+    let r = app.gql(Some(&eve.access), prefs, json!({})).await;
+    assert_eq!(r["data"]["emailPreferences"], json!({ "onboarding": false, "productNews": true }));
+
+    let bad = app.http().post(app.url("/unsubscribe?u=nope&c=onboarding&s=00")).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("This unsubscribe link is not valid."));
+}
+
 #[tokio::test]
 async fn email_preferences_are_read_and_changed_by_their_owner() {
     let app = TestApp::spawn().await;

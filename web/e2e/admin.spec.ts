@@ -60,11 +60,15 @@ export const adminAnswers: Record<string, Answer> = {
         eligible: 400,
         responseRate: 0.125,
         distribution: Array.from({ length: 11 }, (_, score) => ({ score, respondents: score >= 9 ? 12 : score >= 7 ? 7 : 2 })),
+        months: [
+          { start: month(8), respondents: 20, promoters: 8, passives: 6, detractors: 6, nps: 10 },
+          { start: month(9), respondents: 0, promoters: 0, passives: 0, detractors: 0, nps: null },
+          { start: month(10), respondents: 30, promoters: 17, passives: 9, detractors: 4, nps: 43.3333 },
+        ],
         recentComments: [{ score: 10, comment: 'Les analyses vont vite.', submittedAt: month(10) }],
       },
     },
   },
-  NpsPeriod: (v) => ({ data: { npsSummary: { respondents: 8, nps: String(v.from).startsWith('2026-10') ? 40 : 20 } } }),
   ExperimentResults: {
     data: {
       experimentResults: {
@@ -107,7 +111,14 @@ test('admin dashboard: the range drives every metric; charts, funnel, cohorts, N
   await expect(heat.getByRole('row').filter({ hasText: 'Sept 2026' })).toContainText('60%');
   await expect(page.getByRole('region', { name: 'NPS' })).toContainText('30');
   await expect(page.getByRole('listitem', { name: 'Score 10: 12 respondents' })).toBeVisible();
-  await expect(page.getByRole('region', { name: 'NPS' }).locator('canvas')).toHaveCount(1);
+  // NPS over time: the summary's own months, one request for the whole range.
+  const nps = page.getByRole('region', { name: 'NPS' });
+  await expect(nps.getByRole('img', { name: 'Line of the NPS per month' }).locator('canvas')).toHaveCount(1);
+  await nps.getByText('Show the data').click();
+  await expect(nps.getByRole('row').filter({ hasText: 'November 2026' })).toContainText('43');
+  await expect(nps.getByRole('row').filter({ hasText: 'November 2026' })).toContainText('17 / 9 / 4');
+  await expect(nps.getByRole('row').filter({ hasText: 'October 2026' })).toContainText('—');
+  expect(rec.graphql.filter((g) => g.operationName === 'Nps')).toHaveLength(1);
 
   // The preset and the dates drive every query.
   await page.getByRole('button', { name: '30 days' }).click();

@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { emptyDashboard, mockApi, pushNext, type Answer } from './mock-api';
+import { defaults, emptyDashboard, mockApi, pushNext, type Answer } from './mock-api';
 import { screens } from './screens';
 
 // The onboarding wizard against the mocked API: sign up → confirm the address → connect
@@ -49,9 +49,7 @@ test('a new user is walked from sign-up to the prepared draft', async ({ page })
   await page.getByLabel('Mot de passe').fill('a long enough password');
   await page.getByRole('checkbox').check();
   await page.getByRole('button', { name: 'Créer mon compte' }).click();
-  await expect(page).toHaveURL(/\/app$/);
-  // A new account's overview points to the wizard.
-  await page.getByRole('main').getByRole('link', { name: 'Bien démarrer' }).click();
+  // Sign-up lands on the wizard.
   await expect(page).toHaveURL(/\/app\/onboarding$/);
   await expect(page.getByRole('heading', { level: 2 })).toHaveText('1. Confirmer l’adresse');
   await expect(page.getByRole('button', { name: /Confirmer l’adresse/ })).toHaveAttribute('aria-current', 'step');
@@ -131,6 +129,43 @@ test('a returning user resumes at the first open step; a skipped step stays skip
   await expect(page.getByRole('button', { name: /Confirmer l’adresse \(passée\)/ })).toBeVisible();
   await page.getByRole('button', { name: /Confirmer l’adresse/ }).click();
   await expect(page.getByRole('heading', { level: 2 })).toHaveText('1. Confirmer l’adresse');
+});
+
+test('a new account’s overview opens the wizard until the tour is skipped; "finish later" keeps the overview for this tab', async ({ page }) => {
+  const { answers } = world();
+  await mockApi(page, { signedIn: true, answers });
+  await page.goto('/app');
+  await expect(page).toHaveURL(/\/app\/onboarding$/);
+  await expect(page.getByRole('heading', { level: 2 })).toHaveText('1. Confirmer l’adresse');
+  await page.getByRole('link', { name: 'Terminer plus tard' }).click();
+  await expect(page).toHaveURL(/\/app$/);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Vue d’ensemble');
+  // The overview still offers the wizard, which resumes where it was.
+  await page.getByRole('main').getByRole('link', { name: 'Bien démarrer' }).click();
+  await expect(page).toHaveURL(/\/app\/onboarding$/);
+  await page.getByRole('button', { name: 'Passer la prise en main' }).click();
+  await expect(page).toHaveURL(/\/app$/);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Vue d’ensemble');
+  // Skipped: a new tab (no "later" in it) opens on the overview too.
+  const other = await page.context().newPage();
+  await mockApi(other, { signedIn: true, answers });
+  await other.goto('/app');
+  await expect(other.getByRole('heading', { level: 1 })).toHaveText('Vue d’ensemble');
+  await expect(other).toHaveURL(/\/app$/);
+});
+
+test('a returning user with data, or whose tour is finished, stays on the overview', async ({ page }) => {
+  const { answers } = world({ verified: true, connected: true, photos: true, jobs: [job({ id: 'j2', kind: 'PREPARE', status: 'SUCCEEDED', progress: 1 }), job({ status: 'SUCCEEDED', progress: 1 })] });
+  await page.addInitScript(() => localStorage.setItem('plinth.locale', 'en'));
+  await mockApi(page, { signedIn: true, answers: { ...answers, Dashboard: defaults.Dashboard! } });
+  await page.goto('/app');
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Overview');
+  await expect(page).toHaveURL(/\/app$/);
+  // Every step done: the wizard says so and offers no skipping.
+  await page.goto('/app/onboarding');
+  await expect(page.getByText('Tour finished: your workspace is ready.')).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Skip the tour' })).toHaveCount(0);
+  expect(await page.evaluate(() => localStorage.getItem('plinth.onboarding.u1.tour'))).toBe('done');
 });
 
 test('a scan already running is followed, not started again', async ({ page }) => {

@@ -73,6 +73,8 @@ test('a ticket: live reply from support, sanitized HTML, reply with a checked at
   expect(await conv.locator('img').getAttribute('onerror')).toBeNull();
   await expect(conv.locator('script')).toHaveCount(0);
   await expect(conv.getByRole('link', { name: 'l’aide' })).toHaveAttribute('rel', 'noopener noreferrer nofollow');
+  // An open ticket asks for no rating.
+  await expect(page.getByRole('region', { name: 'Votre avis sur ce ticket' })).toHaveCount(0);
 
   await expect.poll(() => [...rec.subs.values()]).toContain('TicketUpdated');
   pushNext(rec, 'TicketUpdated', {
@@ -146,6 +148,63 @@ test('the link in support e-mails opens the ticket in the app', async ({ page })
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Mon analyse reste bloquée');
 });
 
+const resolved = {
+  ...supportAnswers,
+  Ticket: { data: { ticket: { ...ticket({ status: 'RESOLVED', resolvedAt: at(30) }), messages: [message(), message({ id: 'm2', author: { kind: 'STAFF', name: 'Camille' }, bodyHtml: '<p>C’est réparé : relancez l’analyse.</p>', createdAt: at(30) })] } } },
+  TicketCsat: { data: { ticketCsat: null } },
+};
+const rated = { ...resolved, TicketCsat: { data: { ticketCsat: { ticketId: 'tk1', score: 4, comment: 'Rapide et clair.', submittedAt: at(40) } } } };
+
+test('CSAT: a resolved ticket asks for 1 to 5 stars and a comment, then shows the rating given', async ({ page }) => {
+  const rec = await mockApi(page, {
+    signedIn: true,
+    answers: { ...resolved, SubmitCsat: (v) => ({ data: { submitCsat: { ...(v.input as object), submittedAt: at(45) } } }) },
+  });
+  await page.goto('/app/support/tickets/tk1');
+  const csat = page.getByRole('region', { name: 'Votre avis sur ce ticket' });
+  await expect(csat.getByRole('group', { name: 'Êtes-vous satisfait de l’aide reçue ?' })).toBeVisible();
+  expect(rec.graphql.find((g) => g.operationName === 'TicketCsat')?.variables).toEqual({ ticketId: 'tk1' });
+  await csat.getByRole('button', { name: 'Envoyer ma note' }).click();
+  await expect(csat.getByRole('alert')).toHaveText('Choisissez de 1 à 5 étoiles.');
+  expect(rec.graphql.filter((g) => g.operationName === 'SubmitCsat')).toHaveLength(0);
+  await csat.getByRole('radio', { name: '4 étoiles sur 5 : Satisfait' }).check();
+  await expect(csat.getByText('4 étoiles sur 5 : Satisfait', { exact: true }).last()).toBeVisible();
+  await csat.getByLabel('Un commentaire ? (facultatif)').fill('  Rapide et clair.  ');
+  await csat.getByRole('button', { name: 'Envoyer ma note' }).click();
+  await expect(csat.getByText('Merci pour votre note !')).toBeVisible();
+  await expect(csat.getByRole('img', { name: '4 étoiles sur 5 : Satisfait' })).toBeVisible();
+  await expect(csat.getByText('Rapide et clair.')).toBeVisible();
+  expect(rec.graphql.find((g) => g.operationName === 'SubmitCsat')?.variables).toEqual({ input: { ticketId: 'tk1', score: 4, comment: 'Rapide et clair.' } });
+  await expect(csat.getByRole('radio')).toHaveCount(0);
+});
+
+test('CSAT: an already rated ticket shows its rating, in English', async ({ page }) => {
+  await page.addInitScript(() => localStorage.setItem('plinth.locale', 'en'));
+  await mockApi(page, { signedIn: true, answers: rated });
+  await page.goto('/app/support/tickets/tk1');
+  const csat = page.getByRole('region', { name: 'Your opinion of this ticket' });
+  await expect(csat.getByRole('img', { name: '4 stars out of 5: Satisfied' })).toBeVisible();
+  await expect(csat.getByText('Rapide et clair.')).toBeVisible();
+  await expect(csat.getByRole('radio')).toHaveCount(0);
+});
+
+test('CSAT: a refused rating says why and reads the rating again', async ({ page }) => {
+  const rec = await mockApi(page, {
+    signedIn: true,
+    answers: {
+      ...resolved,
+      SubmitCsat: { data: null, errors: [{ message: 'not resolved', extensions: { code: 'CONFLICT' } }] },
+    },
+  });
+  await page.goto('/app/support/tickets/tk1');
+  const csat = page.getByRole('region', { name: 'Votre avis sur ce ticket' });
+  await csat.getByRole('radio', { name: '1 étoile sur 5 : Très insatisfait' }).check();
+  await csat.getByRole('button', { name: 'Envoyer ma note' }).click();
+  await expect(csat.getByRole('alert')).toBeVisible();
+  // The rating was read again (another tab may have rated it).
+  await expect.poll(() => rec.graphql.filter((g) => g.operationName === 'TicketCsat').length).toBe(2);
+});
+
 screens(
   [
     { path: '/app/support', name: 'app-support', signedIn: true, h1: /Support/ },
@@ -154,6 +213,10 @@ screens(
     { path: '/app/support/tickets/tk1', name: 'app-support-ticket', signedIn: true, h1: /Mon analyse/ },
     { path: '/app/support/tickets/tk1', name: 'app-support-ticket-en', signedIn: true, h1: /Mon analyse/, locale: 'en' },
     { path: '/app/support/access', name: 'app-support-access', signedIn: true, h1: /Accès du support/ },
+    { path: '/app/support/tickets/tk1', name: 'app-support-ticket-csat', signedIn: true, h1: /Mon analyse/, answers: resolved, ready: async (p) => void (await p.getByRole('radio').first().waitFor()) },
+    { path: '/app/support/tickets/tk1', name: 'app-support-ticket-csat-en', signedIn: true, h1: /Mon analyse/, locale: 'en', answers: resolved, ready: async (p) => void (await p.getByRole('radio').first().waitFor()) },
+    { path: '/app/support/tickets/tk1', name: 'app-support-ticket-rated', signedIn: true, h1: /Mon analyse/, answers: rated, ready: async (p) => void (await p.getByRole('img', { name: /4 étoiles/ }).waitFor()) },
+    { path: '/app/support/tickets/tk1', name: 'app-support-ticket-rated-en', signedIn: true, h1: /Mon analyse/, locale: 'en', answers: rated, ready: async (p) => void (await p.getByRole('img', { name: /4 stars/ }).waitFor()) },
   ],
   supportAnswers,
 );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { apiRange, ciDomain, cohortGrid, csvUrl, duration, heatColor, monthPeriods, presetRange, stackMrr, suggestInterval, validRange } from './metrics';
+import { apiRange, ciDomain, cohortGrid, csvUrl, duration, heatColor, npsSeries, presetRange, stackMrr, suggestInterval, validRange } from './metrics';
 
 describe('date ranges', () => {
   const now = new Date('2026-11-20T15:00:00Z');
@@ -18,13 +18,15 @@ describe('date ranges', () => {
     expect(suggestInterval({ from: '2026-08-01', to: '2026-11-30' })).toBe('WEEK');
     expect(suggestInterval({ from: '2025-12-01', to: '2026-11-30' })).toBe('MONTH');
   });
-  it('splits a range into at most six month-aligned periods', () => {
-    const p = monthPeriods({ from: '2025-12-01', to: '2026-11-20' });
-    expect(p).toHaveLength(6);
-    expect(p[0]).toEqual({ from: '2025-12-01T00:00:00Z', to: '2026-02-01T00:00:00Z', label: '2025-12' });
-    expect(p.at(-1)?.to).toBe('2026-11-21T00:00:00Z');
-    const short = monthPeriods({ from: '2026-10-15', to: '2026-11-20' });
-    expect(short.map((x) => x.from)).toEqual(['2026-10-15T00:00:00Z', '2026-11-01T00:00:00Z']);
+  it('draws NPS over time from the summary’s months, with gaps for empty months', () => {
+    const [x, y] = npsSeries([
+      { start: '2026-09-01T00:00:00Z', respondents: 4, nps: 25 },
+      { start: '2026-10-01T00:00:00Z', respondents: 0, nps: null },
+      { start: '2026-11-01T00:00:00Z', respondents: 3, nps: 33.33333 },
+    ]);
+    expect(x).toEqual([Date.UTC(2026, 8, 1) / 1000, Date.UTC(2026, 9, 1) / 1000, Date.UTC(2026, 10, 1) / 1000]);
+    expect(y).toEqual([25, null, 33.3]);
+    expect(npsSeries([])).toEqual([[], []]);
   });
 });
 

@@ -44,25 +44,21 @@ export function suggestInterval(r: DayRange): 'DAY' | 'WEEK' | 'MONTH' {
   return n <= 45 ? 'DAY' : n <= 200 ? 'WEEK' : 'MONTH';
 }
 
+export interface NpsMonthIn {
+  start: string;
+  respondents: number;
+  nps: number | null;
+}
+
 /**
- * Up to `max` periods of whole calendar months covering the range (for NPS over time):
- * each is `step` months long, the first starting at the month containing `from`; the
- * last ends at the range's end.
+ * The NPS-over-time line from `npsSummary.months` (oldest first, every month of the
+ * range): x in Unix seconds, y the month's NPS rounded to one decimal, null (a gap the
+ * line spans) for a month without respondents.
  */
-export function monthPeriods(r: DayRange, max = 6): { from: string; to: string; label: string }[] {
-  const start = new Date(`${r.from.slice(0, 7)}-01T00:00:00Z`);
-  const end = apiRange(r).to;
-  const months = (Number(r.to.slice(0, 4)) - start.getUTCFullYear()) * 12 + Number(r.to.slice(5, 7)) - 1 - start.getUTCMonth() + 1;
-  const step = Math.max(1, Math.ceil(months / max));
-  const out: { from: string; to: string; label: string }[] = [];
-  const cur = new Date(start);
-  while (cur.toISOString() < end) {
-    const from = cur.toISOString().replace('.000Z', 'Z');
-    cur.setUTCMonth(cur.getUTCMonth() + step);
-    const next = cur.toISOString().replace('.000Z', 'Z');
-    out.push({ from: from < apiRange(r).from ? apiRange(r).from : from, to: next > end ? end : next, label: from.slice(0, 7) });
-  }
-  return out;
+export function npsSeries(months: readonly NpsMonthIn[]): [number[], (number | null)[]] {
+  const x = months.map((m) => Date.parse(m.start) / 1000);
+  const y = months.map((m) => (m.respondents === 0 || m.nps === null ? null : Math.round(m.nps * 10) / 10));
+  return [x, y];
 }
 
 export interface MrrBucketIn {

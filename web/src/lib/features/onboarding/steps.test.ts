@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { factsOf, nextStep, resumeStep, workingDraft, type Facts } from './steps';
+import { allDone, deferTour, factsOf, loadTour, nextStep, opensWizard, resumeStep, saveTour, tourDeferred, workingDraft, type Facts } from './steps';
 
 const none: Facts = { verified: false, connected: false, photos: 0, scanned: false, prepared: false };
 
@@ -35,5 +35,50 @@ describe('where onboarding resumes', () => {
     expect(workingDraft([{ id: 'a', photos: [] }, { id: 'b', photos: [1] }])?.id).toBe('b');
     expect(workingDraft([{ id: 'a', photos: [] }])?.id).toBe('a');
     expect(workingDraft([])).toBeUndefined();
+  });
+});
+
+describe('sign-up lands on the wizard; returning users on the overview', () => {
+  const nothing = { photoCount: 0, jobs: { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 } };
+  it('sends a fresh account to the wizard until the tour is finished, skipped or put off', () => {
+    expect(opensWizard(nothing, null, false)).toBe(true);
+    expect(opensWizard(nothing, 'done', false)).toBe(false);
+    expect(opensWizard(nothing, 'skipped', false)).toBe(false);
+    expect(opensWizard(nothing, null, true)).toBe(false);
+  });
+
+  it('leaves an account that has photos or jobs on the overview', () => {
+    expect(opensWizard({ ...nothing, photoCount: 1 }, null, false)).toBe(false);
+    expect(opensWizard({ ...nothing, jobs: { ...nothing.jobs, failed: 1 } }, null, false)).toBe(false);
+  });
+
+  it('finishes the tour when every step is done', () => {
+    expect(allDone({ ...none, verified: true, connected: true, photos: 1, scanned: true })).toBe(false);
+    expect(allDone({ verified: true, connected: true, photos: 1, scanned: true, prepared: true })).toBe(true);
+  });
+
+  it('remembers the tour per user (browser) and "later" per tab; survives storage that throws', () => {
+    const mem = () => {
+      const m = new Map<string, string>();
+      return { getItem: (k: string) => m.get(k) ?? null, setItem: (k: string, v: string) => void m.set(k, v) };
+    };
+    const g = globalThis as unknown as Record<string, unknown>;
+    const saved = [g.localStorage, g.sessionStorage];
+    g.localStorage = mem();
+    g.sessionStorage = mem();
+    try {
+      expect(loadTour('u1')).toBeNull();
+      saveTour('u1', 'skipped');
+      expect(loadTour('u1')).toBe('skipped');
+      expect(loadTour('u2')).toBeNull();
+      expect(tourDeferred('u1')).toBe(false);
+      deferTour('u1');
+      expect(tourDeferred('u1')).toBe(true);
+      g.localStorage = { getItem: () => { throw new Error('denied'); }, setItem: () => { throw new Error('denied'); } };
+      expect(loadTour('u1')).toBeNull();
+      expect(() => saveTour('u1', 'done')).not.toThrow();
+    } finally {
+      [g.localStorage, g.sessionStorage] = saved;
+    }
   });
 });

@@ -77,5 +77,62 @@ export function saveSkipped(user: string, skipped: ReadonlySet<Step>): void {
   }
 }
 
-/** Photos the wizard takes: what the server accepts, 20 MiB by default (`PLINTH_MAX_UPLOAD_BYTES`). */
-export const PHOTO_RULE = { types: ['image/jpeg', 'image/png', 'image/webp', 'image/heic'], maxBytes: 20 * 1024 * 1024 } as const;
+/**
+ * The tour as a whole, in this browser: finished (every step done) or skipped ("skip the
+ * tour"). Either way the app opens on the overview again; otherwise a new account's
+ * overview sends it to the wizard (sign-up lands there directly).
+ */
+export type Tour = 'done' | 'skipped';
+const TOUR = (user: string) => `plinth.onboarding.${user}.tour`;
+const LATER = (user: string) => `plinth.onboarding.${user}.later`;
+
+export function loadTour(user: string): Tour | null {
+  try {
+    const v = globalThis.localStorage?.getItem(TOUR(user));
+    return v === 'done' || v === 'skipped' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+export function saveTour(user: string, tour: Tour): void {
+  try {
+    globalThis.localStorage?.setItem(TOUR(user), tour);
+  } catch {
+    // Private mode: asked again next time.
+  }
+}
+
+/** "Finish later": the overview stays put for the rest of this tab's life. */
+export function deferTour(user: string): void {
+  try {
+    globalThis.sessionStorage?.setItem(LATER(user), '1');
+  } catch {
+    // Private mode.
+  }
+}
+
+export function tourDeferred(user: string): boolean {
+  try {
+    return globalThis.sessionStorage?.getItem(LATER(user)) === '1';
+  } catch {
+    return false;
+  }
+}
+
+/** Every step done: the tour is finished. */
+export const allDone = (f: Facts) => STEPS.every((s) => isDone(s, f));
+
+/**
+ * Whether the overview sends this person to the wizard: an account that has done nothing
+ * yet (no photo, no job), whose tour is neither finished nor skipped in this browser nor
+ * put off in this tab.
+ */
+export function opensWizard(
+  d: { photoCount: number; jobs: { queued: number; running: number; succeeded: number; failed: number; canceled: number } },
+  tour: Tour | null,
+  deferred: boolean,
+): boolean {
+  const fresh = d.photoCount === 0 && d.jobs.queued + d.jobs.running + d.jobs.succeeded + d.jobs.failed + d.jobs.canceled === 0;
+  return fresh && tour === null && !deferred;
+}
