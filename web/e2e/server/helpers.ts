@@ -133,12 +133,12 @@ export async function register(request: APIRequestContext, email: string): Promi
   });
 }
 
-/** Signs in through the web app's form; lands on /app. */
+/** Signs in through the web app's form; lands on /app (whose overview opens the onboarding wizard for a new account). */
 export async function signIn(page: Page, email: string, password = PASSWORD): Promise<void> {
   await page.goto('/login');
   await page.getByLabel('Adresse e-mail').fill(email);
   await page.getByLabel('Mot de passe').fill(password);
   await page.getByRole('button', { name: 'Se connecter' }).click();
-  await expect(page).toHaveURL(/\/app$/);
+  await expect(page).toHaveURL(/\/app(\/onboarding)?$/);
   await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
 }

@@ -30,9 +30,12 @@ test('a visitor signs up from pricing, verifies the address, and onboards: conne
   await page.getByLabel('Mot de passe').fill(PASSWORD);
   await page.getByRole('checkbox', { name: /J’accepte les/ }).check();
   await page.getByRole('button', { name: 'Créer mon compte' }).click();
-  await expect(page).toHaveURL(/\/app$/);
+  // A new account starts with the onboarding wizard, at its first step.
+  await expect(page).toHaveURL(/\/app\/onboarding$/);
+  const step = page.getByRole('heading', { level: 2, name: /^\d\. / });
+  await expect(step).toHaveText('1. Confirmer l’adresse');
   await shot(page, 'app-first-visit');
-  clock.lap('sign-up form to signed-in /app');
+  clock.lap('sign-up form to signed-in onboarding');
 
   const link = await verificationLink(email);
   expect(new URL(link).origin).toBe(new URL(process.env.PLINTH_E2E_URL!).origin);
@@ -41,22 +44,18 @@ test('a visitor signs up from pricing, verifies the address, and onboards: conne
   await expect(page.getByText('Adresse confirmée')).toBeVisible();
   await shot(page, 'verified');
   await page.getByRole('link', { name: 'Aller à mon espace' }).click();
-  await expect(page).toHaveURL(/\/app$/);
+  // The overview opens the wizard while the tour is not finished.
+  await expect(page).toHaveURL(/\/app\/onboarding$/);
   clock.lap('verification link opened, address confirmed');
 
   // A reload keeps the session: the access token was in memory only, the HttpOnly
-  // refresh cookie brings a new one.
+  // refresh cookie brings a new one. The wizard resumes at the first step not done.
   await page.reload();
-  await expect(page).toHaveURL(/\/app$/);
-  await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
+  await expect(page).toHaveURL(/\/app\/onboarding$/);
+  await expect(step).toHaveText('2. Connecter une plateforme');
   expect((await page.context().cookies()).find((c) => c.name === 'plinth_refresh')?.httpOnly).toBe(true);
   clock.lap('reload restores the session (cookie)');
 
-  // The wizard resumes at the first step not done: the address is verified.
-  await page.getByRole('main').getByRole('link', { name: 'Bien démarrer' }).first().click();
-  await expect(page).toHaveURL(/\/app\/onboarding$/);
-  const step = page.getByRole('heading', { level: 2, name: /^\d\. / });
-  await expect(step).toHaveText('2. Connecter une plateforme');
   await page.getByLabel('Plateforme', { exact: true }).selectOption('VINTED');
   await page.getByLabel('Nom du compte').fill('Ma boutique Vinted');
   await page.getByLabel('Identifiant sur la plateforme').fill('boutique-e2e');
