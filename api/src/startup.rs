@@ -533,9 +533,10 @@ fn billing_service(
             .billing
             .success_url
             .clone()
-            .unwrap_or_else(|| format!("{public_url}/billing/success?session_id={{CHECKOUT_SESSION_ID}}")),
-        cancel_url: config.billing.cancel_url.clone().unwrap_or_else(|| format!("{public_url}/billing")),
-        portal_return_url: config.billing.return_url.clone().unwrap_or_else(|| format!("{public_url}/billing")),
+            .unwrap_or_else(|| format!("{public_url}/app/billing?session_id={{CHECKOUT_SESSION_ID}}")),
+        // The web app's billing page (`/billing` is no page of it).
+        cancel_url: config.billing.cancel_url.clone().unwrap_or_else(|| format!("{public_url}/app/billing")),
+        portal_return_url: config.billing.return_url.clone().unwrap_or_else(|| format!("{public_url}/app/billing")),
         grace_days: config.billing.grace_days,
         statement_timeout_ms: config.database.statement_timeout_ms,
     };

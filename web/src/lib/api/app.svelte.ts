@@ -1,6 +1,7 @@
 // The browser's single API instance, a reactive mirror of the session for components, and
 // small rune helpers for queries and mutations.
 import type { AnyVariables, TypedDocumentNode } from '@urql/core';
+import { untrack } from 'svelte';
 import { createApi, toApiError, type Api } from './client';
 import type { ApiError } from './errors';
 import type { SessionState } from './session';
@@ -10,6 +11,14 @@ let instance: Api | null = null;
 
 /** Reactive: the session's state (status, user, why it ended). */
 export const auth: SessionState = $state({ status: 'unknown', user: null });
+
+/**
+ * Reactive: how often the subscription socket connected again after its first connection.
+ * The server closes a user's sockets when their plan or account state changes (the
+ * tokens that opened them are revoked), so what arrived meanwhile may be missed: pages
+ * showing such state ask again (`refetchOnResync`).
+ */
+export const reconnects = $state({ n: 0 });
 
 /** Reactive: a request waiting out RATE_LIMITED (seconds), shown as a notice. */
 export const waiting = $state({ seconds: 0 });
@@ -22,6 +31,11 @@ export function api(): Api {
         waiting.seconds = s;
         setTimeout(() => (waiting.seconds = 0), s * 1000);
       },
+    });
+    let connected = false;
+    instance.ws.on('connected', () => {
+      if (connected) reconnects.n += 1;
+      connected = true;
     });
     instance.session.subscribe((s) => {
       auth.status = s.status;
@@ -84,6 +98,20 @@ export function createQuery<D, V extends AnyVariables>(
       nonce++;
     },
   };
+}
+
+/**
+ * Asks `q` again (network-only) whenever the socket reconnected or `also()` changed since
+ * the calling component started. Must be called during component initialisation.
+ */
+export function refetchOnResync(q: QueryState<unknown>, also: () => unknown = () => null): void {
+  let started = false;
+  $effect(() => {
+    void reconnects.n;
+    also();
+    if (started) untrack(() => q.refetch());
+    started = true;
+  });
 }
 
 /**
