@@ -142,7 +142,10 @@ impl Delivery {
         crate::tasks::run_woken("mail delivery", wake, poll, move || {
             let this = self.clone();
             async move {
-                if this.run_once().await? >= this.settings.batch as usize {
+                let handled = this.run_once().await?;
+                // The loop's last success (`plinth_task_last_success_timestamp_seconds`).
+                this.metrics.task_run("email.delivery", "ok");
+                if handled >= this.settings.batch as usize {
                     return Ok(true);
                 }
                 if let Err(e) = this.observe().await {
@@ -364,6 +367,13 @@ impl Delivery {
                 Ok((r.try_get::<String>("", "template")?, r.try_get("", "pending")?, r.try_get("", "oldest_seconds")?))
             })
             .collect::<anyhow::Result<Vec<(String, i64, i64)>>>()?;
+        // Every template has its series, 0 when nothing waits, so none disappears.
+        let mut backlog = backlog;
+        for template in EmailTemplate::ALL.iter().map(|t| t.as_str()) {
+            if !backlog.iter().any(|(t, ..)| t == template) {
+                backlog.push((template.to_owned(), 0, 0));
+            }
+        }
         self.metrics.mail_backlog(&backlog);
         if let Some(row) = row {
             self.metrics.mail_pending.set(row.try_get("", "n")?);
