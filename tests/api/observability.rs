@@ -23,7 +23,11 @@ async fn the_metrics_listener_serves_metrics_and_nothing_else() {
     let app = TestApp::builder().with_env("PLINTH_METRICS_ADDR", "127.0.0.1:0").spawn().await;
     let listener = app.metrics_addr.expect("a metrics listener");
     assert_ne!(listener.port(), app.addr.port());
-    assert!(app.scrape().await.contains("# TYPE plinth_http_requests_total counter"));
+    assert_eq!(get_status(&app, app.url("/healthz")).await, 200);
+    assert!(app
+        .scrape()
+        .await
+        .contains("plinth_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"));
     for path in ["/graphql", "/healthz", "/readyz", "/", "/metrics/x"] {
         assert_eq!(get_status(&app, format!("http://{listener}{path}")).await, 404, "{path} on the metrics listener");
     }
