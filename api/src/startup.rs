@@ -303,9 +303,48 @@ pub struct Application {
     acceptor: TcpAcceptor,
     addr: SocketAddr,
     endpoint: poem::endpoint::BoxEndpoint<'static>,
+    metrics: Option<MetricsListener>,
     database: DatabaseSetup,
     tasks: Supervisor,
     loops: Loops,
+}
+
+/// The metrics listener (`PLINTH_METRICS_ADDR`): bound at build, served with the app.
+struct MetricsListener {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    endpoint: poem::endpoint::BoxEndpoint<'static>,
+}
+
+impl MetricsListener {
+    async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpAcceptor, SocketAddr)> {
+        let acceptor = TcpListener::bind(addr)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {addr} (PLINTH_METRICS_ADDR)"))?;
+        let bound = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("reading the metrics listener's address")?;
+        Ok((acceptor, bound))
+    }
+
+    /// Serves it on a task of its own, stopped when the returned guard drops.
+    fn spawn(listener: Option<Self>) -> Loops {
+        Loops(
+            listener
+                .map(|m| {
+                    tokio::spawn(async move {
+                        if let Err(e) = Server::new_with_acceptor(m.acceptor).run(m.endpoint).await {
+                            tracing::error!(error = %e, addr = %m.addr, "the metrics listener stopped");
+                        }
+                    })
+                })
+                .into_iter()
+                .collect(),
+        )
+    }
 }
 
 /// The delivery loops of this process (mail, Chatwoot) and its in-process worker,
@@ -334,6 +373,16 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("reading the bound address")?;
+        let metrics_acceptor = match config.server.metrics_addr {
+            Some(at) => Some(MetricsListener::bind(at).await?),
+            None if config.is_production() => {
+                tracing::warn!(
+                    "PLINTH_METRICS_ADDR is not set: /metrics is not served (production keeps it off PLINTH_ADDR)"
+                );
+                None
+            }
+            None => None,
+        };
         let public_url = config.server.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
         let services = Services::build(config, public_url.clone()).await?;
         let config = services.config.clone();
@@ -371,6 +420,12 @@ impl Application {
                 jobs::tasks::requeue_expired(
                     services.pool.clone(),
                     services.bus.clone(),
+                    config.jobs.sweep,
+                    config.database.statement_timeout_ms,
+                ),
+                jobs::tasks::observe_queue(
+                    services.pool.clone(),
+                    services.metrics.clone(),
                     config.jobs.sweep,
                     config.database.statement_timeout_ms,
                 ),
@@ -448,9 +503,15 @@ impl Application {
             sealer: services.sealer.clone(),
             web,
         });
+        let metrics = metrics_acceptor.map(|(acceptor, addr)| MetricsListener {
+            acceptor,
+            addr,
+            endpoint: http::metrics_routes(state.clone()).map_to_response().boxed(),
+        });
         Ok(Application {
             acceptor,
             addr,
+            metrics,
             endpoint: http::routes(state).map_to_response().boxed(),
             database: services.database,
             tasks,
@@ -463,9 +524,15 @@ impl Application {
         self.addr
     }
 
+    /// Where the metrics listener listens, when `PLINTH_METRICS_ADDR` set one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
+    }
+
     /// Serves until SIGINT or SIGTERM, then drains and stops the embedded cluster.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.addr, "listening; GraphiQL at http://{}/graphql", self.addr);
+        tracing::info!(addr = %self.addr, metrics_addr = ?self.metrics_addr(), "listening");
+        let _metrics = MetricsListener::spawn(self.metrics);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.endpoint, shutdown_signal(), Some(Duration::from_secs(10)))
             .await;
@@ -478,7 +545,8 @@ impl Application {
 
     /// Serves until the process ends (tests).
     pub async fn run(self) -> std::io::Result<()> {
-        let Application { acceptor, endpoint, database, tasks, loops, .. } = self;
+        let Application { acceptor, endpoint, database, tasks, loops, metrics, .. } = self;
+        let _metrics = MetricsListener::spawn(metrics);
         let result = Server::new_with_acceptor(acceptor).run(endpoint).await;
         drop(loops);
         drop(tasks);

@@ -22,6 +22,7 @@ mod isolation_sweep;
 mod jobs;
 mod marketplace;
 mod metrics;
+mod observability;
 mod ops;
 mod photos;
 mod quotas;

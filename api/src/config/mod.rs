@@ -368,6 +368,28 @@ mod tests {
     }
 
     #[test]
+    fn graphiql_introspection_and_the_metrics_listener_depend_on_the_environment() {
+        let dev = Config::from_vars(HashMap::new()).unwrap();
+        assert!(dev.server.graphiql && dev.server.introspection);
+        assert_eq!(dev.server.metrics_addr, None);
+        let prod = ServerConfig::read(&Vars(vars(&[("PLINTH_ENV", "production")]))).unwrap();
+        assert!(!prod.graphiql && !prod.introspection);
+        let open = ServerConfig::read(&Vars(vars(&[
+            ("PLINTH_ENV", "production"),
+            ("PLINTH_GRAPHIQL", "true"),
+            ("PLINTH_GRAPHQL_INTROSPECTION", "true"),
+            ("PLINTH_METRICS_ADDR", "[::]:9091"),
+        ])))
+        .unwrap();
+        assert!(open.graphiql && open.introspection);
+        assert_eq!(open.metrics_addr.map(|a| a.port()), Some(9091));
+        let e = Config::from_vars(vars(&[("PLINTH_METRICS_ADDR", "9091")])).unwrap_err();
+        assert_eq!(e.var, "PLINTH_METRICS_ADDR");
+        let e = Config::from_vars(vars(&[("PLINTH_GRAPHIQL", "yes")])).unwrap_err();
+        assert_eq!(e.var, "PLINTH_GRAPHIQL");
+    }
+
+    #[test]
     fn the_pg_bin_dir_is_optional() {
         assert!(Config::from_vars(HashMap::new()).unwrap().database.pg_bin_dir.is_none());
         let c = Config::from_vars(vars(&[("PLINTH_PG_BIN_DIR", "/opt/pg/bin")])).unwrap();

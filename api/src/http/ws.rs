@@ -72,6 +72,7 @@ pub async fn graphql_ws(
         .max_message_size(Some(64 * 1024))
         .max_frame_size(Some(64 * 1024));
     websocket.config(config).protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
+        let _open = OpenSocket::count(&state.metrics.websockets_open);
         let (mut sink, mut stream) = socket.split();
         let first = match tokio::time::timeout(INIT_TIMEOUT, stream.next()).await {
             Err(_) => {
@@ -276,5 +277,21 @@ fn init_payload(msg: &Message) -> Result<serde_json::Map<String, serde_json::Val
             Some(_) => Err(First::Malformed("Invalid message received: the payload is not an object".into())),
         },
         Some(Ok(_)) => Err(First::NotInit),
+    }
+}
+
+/// One open socket in `plinth_websockets_open`, for as long as it lives.
+struct OpenSocket(prometheus::IntGauge);
+
+impl OpenSocket {
+    fn count(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        OpenSocket(gauge.clone())
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -328,6 +328,37 @@ pub async fn requeue_expired(tx: &RequestTx) -> AppResult<Vec<(Uuid, Uuid)>> {
     Ok(changed)
 }
 
+/// The queue across every tenant, per kind: (kind, queued, age in seconds of the oldest
+/// due queued job, running), read as the system role (`priv.job_queue_stats`) for the
+/// metrics.
+///
+/// Errors: the database's.
+pub async fn queue_stats(
+    pool: &sea_orm::DatabaseConnection,
+    statement_timeout_ms: u64,
+) -> anyhow::Result<Vec<(String, i64, i64, i64)>> {
+    use sea_orm::{DbBackend, Statement};
+    let system = crate::principal::Principal::System;
+    let tx = RequestTx::begin(pool, system, crate::db::RequestMeta::internal("metrics"), statement_timeout_ms).await?;
+    let rows = tx
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT kind, queued, running, oldest_due_seconds FROM priv.job_queue_stats()",
+        ))
+        .await?;
+    tx.commit_without_events().await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<String>("", "kind")?,
+                r.try_get("", "queued")?,
+                r.try_get("", "oldest_due_seconds")?,
+                r.try_get("", "running")?,
+            ))
+        })
+        .collect()
+}
+
 /// Retry delay after the `attempt`-th failure: 5 s doubling, at most 5 minutes.
 pub fn backoff(attempt: i32) -> chrono::Duration {
     let secs = 5i64.saturating_mul(1i64 << attempt.clamp(0, 16)).min(300);

@@ -28,6 +28,8 @@ const SHARED_KEYS: [&str; 2] = ["token_key", "credentials_key"];
 pub struct TestApp {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its metrics listener listens (`PLINTH_METRICS_ADDR`), if it has one.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its database's name.
     pub database: String,
     /// Superuser pool on its database, for assertions that look under RLS.
@@ -261,25 +263,31 @@ impl TestApp {
         let plans_file = data_dir.join("plans.toml");
         std::fs::write(&plans_file, &plans).unwrap();
         let mut all_vars = test_vars(&database, &data_dir, &plans_file, &vars);
-        let (addr, process) = match host {
+        let (addr, metrics_addr, process) = match host {
             Host::ThisProcess => {
                 let config = Config::from_vars(all_vars.clone()).expect("test config");
                 let app = Application::build(config, plinth_webapp::file).await.expect("building the app");
-                let addr = app.addr();
+                let (addr, metrics_addr) = (app.addr(), app.metrics_addr());
                 tokio::spawn(app.run());
-                (addr, None)
+                (addr, metrics_addr, None)
             }
             Host::OwnProcess => {
-                // A port of its own, known before the start (released just before it).
-                let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+                // Ports of its own, known before the start (released just before it).
+                let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+                let addr = free();
                 all_vars.insert("PLINTH_ADDR".into(), addr.to_string());
-                (addr, Some(serve_in_own_process(&all_vars, &data_dir, addr).await))
+                let metrics_addr = all_vars.contains_key("PLINTH_METRICS_ADDR").then(free);
+                if let Some(m) = metrics_addr {
+                    all_vars.insert("PLINTH_METRICS_ADDR".into(), m.to_string());
+                }
+                (addr, metrics_addr, Some(serve_in_own_process(&all_vars, &data_dir, addr).await))
             }
         };
         let config = Config::from_vars(all_vars).expect("test config");
         let db = PgPoolOptions::new().max_connections(2).connect(&admin_url(&database)).await.unwrap();
         TestApp {
             addr,
+            metrics_addr,
             database,
             db,
             data_dir,
@@ -306,6 +314,18 @@ impl TestApp {
     /// `http://addr/path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Its Prometheus text: from the metrics listener when it has one, else from
+    /// `/metrics` on its address (development).
+    pub async fn scrape(&self) -> String {
+        let url = match self.metrics_addr {
+            Some(m) => format!("http://{m}/metrics"),
+            None => self.url("/metrics"),
+        };
+        let resp = self.client.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "GET /metrics");
+        resp.text().await.unwrap()
     }
 
     /// The HTTP client.
