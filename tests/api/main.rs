@@ -25,6 +25,7 @@ mod metrics;
 mod ops;
 mod photos;
 mod quotas;
+mod release;
 mod serve;
 mod support;
 mod support_chatwoot;
