@@ -231,10 +231,11 @@ async fn mail(config: &Config) -> anyhow::Result<String> {
         }
         MailProvider::Smtp { url } => {
             use lettre::{AsyncSmtpTransport, Tokio1Executor};
-            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-                .map_err(|_| anyhow::anyhow!("PLINTH_SMTP_URL is not a usable SMTP URL"))?
-                .timeout(Some(TIMEOUT))
-                .build();
+            let transport: AsyncSmtpTransport<Tokio1Executor> =
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                    .map_err(|_| anyhow::anyhow!("PLINTH_SMTP_URL is not a usable SMTP URL"))?
+                    .timeout(Some(TIMEOUT))
+                    .build();
             // Connecting says EHLO (and STARTTLS) and authenticates when the URL has
             // credentials; then NOOP.
             let ok = transport.test_connection().await.map_err(|e| anyhow::anyhow!("SMTP: {e}"))?;

@@ -106,7 +106,11 @@ pub async fn missing_migrations(conn: &impl ConnectionTrait) -> anyhow::Result<V
                 // No history at all: nothing was migrated.
                 Some("42P01") => Default::default(),
                 // Refused: the grant (and whatever follows it) is not applied yet.
-                Some("42501") => return Ok(known.into_iter().skip_while(|m| m != HISTORY_GRANT).collect()),
+                Some("42501") => {
+                    let missing: Vec<String> = known.into_iter().skip_while(|m| m != HISTORY_GRANT).collect();
+                    anyhow::ensure!(!missing.is_empty(), "the runtime role may not read seaql_migrations");
+                    return Ok(missing);
+                }
                 _ => return Err(anyhow::Error::new(e).context("reading the applied migrations")),
             },
         };

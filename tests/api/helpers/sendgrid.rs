@@ -143,9 +143,8 @@ impl FakeSendGrid {
     }
 }
 
-#[handler]
 /// `GET /v3/scopes`: the key's scopes, or 401 for another key (what `plinth doctor` asks).
-#[poem::handler]
+#[handler]
 async fn scopes(req: &Request) -> Response {
     if req.header("authorization") != Some(&format!("Bearer {}", FakeSendGrid::API_KEY)) {
         return Response::builder().status(poem::http::StatusCode::UNAUTHORIZED).body("{\"errors\":[]}");
@@ -153,6 +152,7 @@ async fn scopes(req: &Request) -> Response {
     Response::builder().content_type("application/json").body(json!({ "scopes": ["mail.send"] }).to_string())
 }
 
+#[handler]
 async fn mail_send(req: &Request, body: Body, Data(state): Data<&Arc<State>>) -> Response {
     let authorization = req.header("authorization").map(str::to_owned);
     let body: Value = serde_json::from_slice(&body.into_vec().await.unwrap_or_default()).unwrap_or(Value::Null);
