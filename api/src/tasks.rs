@@ -44,7 +44,7 @@ pub enum Runs {
 
 /// Key of the session-level advisory lock its leader holds ("plinth" and 1; the
 /// migrations' lock is "plinth" alone). Advisory locks are per database.
-pub const LEADER_LOCK: i64 = 0x706c_696e_7468_01;
+pub const LEADER_LOCK: i64 = 0x0070_6c69_6e74_6801;
 
 /// How often an instance that does not lead tries for the lock, and how often the
 /// leader pings its connection.

@@ -291,7 +291,7 @@ async fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
     let out =
         std::process::Command::new(env!("CARGO_BIN_EXE_plinth")).env("PLINTH_ENV", "production").output().unwrap();
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.starts_with("plinth: DATABASE_URL: "), "{err}");
+    assert!(err.starts_with("plinth: PLINTH_APP_DATABASE_URL or DATABASE_URL: "), "{err}");
 }
 
 #[tokio::test]
