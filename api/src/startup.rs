@@ -411,7 +411,7 @@ impl Application {
                 mirror: config.chatwoot.is_some(),
             })
             .finish();
-        let (leadership, campaign) = crate::tasks::elect(services.database.runtime_url.clone());
+        let (leadership, campaign) = crate::tasks::elect(services.database.runtime_url.clone()).await;
         let mut scheduled = vec![
             jobs::tasks::requeue_expired(
                 services.pool.clone(),

@@ -73,54 +73,85 @@ impl Leadership {
 }
 
 /// Campaigns for the leadership of the scheduled work on `runtime_url`'s database until
-/// the handle is aborted (which closes its connection, releasing the lock).
-pub fn elect(runtime_url: String) -> (Leadership, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = watch::channel(false);
-    (Leadership(rx), tokio::spawn(campaign(runtime_url, tx)))
-}
-
-async fn campaign(runtime_url: String, leading: watch::Sender<bool>) {
-    use sea_orm::sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection, PgConnection};
+/// the handle is aborted (which closes its connection, releasing the lock). The first
+/// try is made before this returns, so an instance that wins at start runs its first
+/// ticks at once, before it serves.
+pub async fn elect(runtime_url: String) -> (Leadership, tokio::task::JoinHandle<()>) {
+    use sea_orm::sqlx::{postgres::PgConnectOptions, ConnectOptions};
     let options = match runtime_url.parse::<PgConnectOptions>() {
         Ok(o) => o.application_name(LEADER_APPLICATION_NAME).disable_statement_logging(),
         Err(e) => {
             tracing::error!(error = %e, "the leader's connection cannot be configured: no scheduled work here");
-            return;
+            return (Leadership(watch::channel(false).1), tokio::spawn(async {}));
         }
     };
-    loop {
-        let mut conn = match tokio::time::timeout(LEADER_RETRY * 2, PgConnection::connect_with(&options)).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(_)) | Err(_) => {
-                tokio::time::sleep(LEADER_RETRY).await;
-                continue;
-            }
-        };
-        // Try for the lock on this connection until it is ours or the connection fails.
-        let won = loop {
-            let tried = sea_orm::sqlx::query_scalar::<sea_orm::sqlx::Postgres, bool>("SELECT pg_try_advisory_lock($1)")
-                .bind(LEADER_LOCK)
-                .fetch_one(&mut conn);
-            match tokio::time::timeout(LEADER_RETRY * 2, tried).await {
-                Ok(Ok(true)) => break true,
-                Ok(Ok(false)) => tokio::time::sleep(LEADER_RETRY).await,
-                _ => break false,
-            }
-        };
-        if won {
-            tracing::info!("this instance leads the scheduled work");
-            leading.send_replace(true);
-            // Hold it while the connection answers.
-            loop {
-                tokio::time::sleep(LEADER_RETRY).await;
-                let ping = sea_orm::sqlx::query("SELECT 1").execute(&mut conn);
-                if !matches!(tokio::time::timeout(LEADER_RETRY * 2, ping).await, Ok(Ok(_))) {
-                    break;
-                }
-            }
-            leading.send_replace(false);
-            tracing::warn!("the leader's connection failed: stepping down until the lock is won again");
+    let won = match connect(&options).await {
+        Some(mut conn) => try_lock(&mut conn).await.unwrap_or(false).then_some(conn),
+        None => None,
+    };
+    let (tx, rx) = watch::channel(won.is_some());
+    (Leadership(rx), tokio::spawn(campaign(options, tx, won)))
+}
+
+type LeaderConnection = sea_orm::sqlx::PgConnection;
+
+/// A connection of its own for the lock, or None (after a pause) when it fails.
+async fn connect(options: &sea_orm::sqlx::postgres::PgConnectOptions) -> Option<LeaderConnection> {
+    use sea_orm::sqlx::Connection;
+    match tokio::time::timeout(LEADER_RETRY * 2, LeaderConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => Some(conn),
+        _ => {
+            tokio::time::sleep(LEADER_RETRY).await;
+            None
         }
+    }
+}
+
+/// One try for the lock: whether it is ours; None when the connection failed.
+async fn try_lock(conn: &mut LeaderConnection) -> Option<bool> {
+    let tried = sea_orm::sqlx::query_scalar::<sea_orm::sqlx::Postgres, bool>("SELECT pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(conn);
+    tokio::time::timeout(LEADER_RETRY * 2, tried).await.ok()?.ok()
+}
+
+async fn campaign(
+    options: sea_orm::sqlx::postgres::PgConnectOptions,
+    leading: watch::Sender<bool>,
+    mut won: Option<LeaderConnection>,
+) {
+    loop {
+        let mut conn = match won.take() {
+            Some(conn) => conn,
+            None => {
+                let Some(mut conn) = connect(&options).await else { continue };
+                // Try for the lock on this connection until it is ours or the connection fails.
+                let ours = loop {
+                    match try_lock(&mut conn).await {
+                        Some(true) => break true,
+                        Some(false) => tokio::time::sleep(LEADER_RETRY).await,
+                        None => break false,
+                    }
+                };
+                if !ours {
+                    tokio::time::sleep(LEADER_RETRY).await;
+                    continue;
+                }
+                conn
+            }
+        };
+        tracing::info!("this instance leads the scheduled work");
+        leading.send_replace(true);
+        // Hold it while the connection answers.
+        loop {
+            tokio::time::sleep(LEADER_RETRY).await;
+            let ping = sea_orm::sqlx::query("SELECT 1").execute(&mut conn);
+            if !matches!(tokio::time::timeout(LEADER_RETRY * 2, ping).await, Ok(Ok(_))) {
+                break;
+            }
+        }
+        leading.send_replace(false);
+        tracing::warn!("the leader's connection failed: stepping down until the lock is won again");
         // Closing the session releases the lock (if the server still holds it).
         drop(conn);
         tokio::time::sleep(LEADER_RETRY).await;
