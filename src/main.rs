@@ -26,6 +26,14 @@ enum Command {
     Server(ServerCommand),
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Check a production configuration without starting: variables, keys, Stripe
+    /// prices, the database as the runtime role, the schema, Redis, the bucket, the mail
+    /// provider. One line per check; exits non-zero when any fails.
+    Doctor {
+        /// Print a JSON array of {check, ok, detail} instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the reference job worker against PLINTH_API_URL with PLINTH_WORKER_TOKEN.
     Worker {
         /// Job kinds to claim.
@@ -194,6 +202,7 @@ fn main() -> ExitCode {
             print!("{}", api::graphql::sdl());
             ExitCode::SUCCESS
         }
+        Command::Doctor { json } => doctor(json),
         Command::Worker { kinds } => with(WorkerConfig::from_env(), |c| c.log_format, |c| work(c, kinds)),
         Command::Server(ServerCommand::Migrate) => {
             let sections = Base::from_env().and_then(|b| Ok((b, DatabaseConfig::from_env()?)));
@@ -274,6 +283,38 @@ fn execute(command: impl std::future::Future<Output = anyhow::Result<()>>) -> Ex
             eprintln!("plinth: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `plinth doctor`: every check on standard output (logs on standard error), whatever
+/// the configuration holds; exit 1 when a check fails.
+fn doctor(json: bool) -> ExitCode {
+    telemetry::init_to_stderr(LogFormat::Pretty);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("plinth: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks = runtime.block_on(api::doctor::run(std::env::vars().collect()));
+    if json {
+        match serde_json::to_string_pretty(&checks) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("plinth: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        for c in &checks {
+            println!("{} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.check, c.detail);
+        }
+    }
+    if checks.iter().all(|c| c.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -363,11 +404,22 @@ async fn mailer(config: Config) -> anyhow::Result<()> {
     let public_url = config.server.public_url_or_addr();
     let workers = config.mail.workers.max(1);
     let services = startup::Services::build(config, public_url).await?;
-    let handles = services.start_mail_workers(workers);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (listener, loops) = services.start_mail_workers_until(workers, stopping);
     eprintln!("plinth mailer: {workers} delivery loop(s) running");
     startup::shutdown_signal().await;
-    for h in &handles {
-        h.abort();
+    // Flush: each loop ends after its batch under way (its sends recorded), within 10 s.
+    stop.send_replace(true);
+    let flushed = async {
+        for l in loops {
+            let _ = l.await;
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(10), flushed).await.is_err() {
+        eprintln!("plinth mailer: a batch did not end in time; its rows are retried after their lease");
+    }
+    if let Some(l) = listener {
+        l.abort();
     }
     services.database.shutdown().await
 }

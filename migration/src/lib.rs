@@ -46,6 +46,7 @@ mod m20261203_000202_summarise_feedback_by_month;
 mod m20261203_000203_pseudonymize_subscription_history;
 mod m20261203_000204_speed_up_business_metrics;
 mod m20261204_000101_observe_job_queue;
+mod m20261204_000201_read_migration_history;
 pub mod normalize;
 pub mod rls;
 
@@ -101,6 +102,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000203_pseudonymize_subscription_history::Migration),
             Box::new(m20261203_000204_speed_up_business_metrics::Migration),
             Box::new(m20261204_000101_observe_job_queue::Migration),
+            Box::new(m20261204_000201_read_migration_history::Migration),
         ]
     }
 }

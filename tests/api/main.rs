@@ -26,6 +26,7 @@ mod observability;
 mod ops;
 mod photos;
 mod quotas;
+mod release;
 mod serve;
 mod support;
 mod support_chatwoot;

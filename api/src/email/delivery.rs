@@ -135,11 +135,12 @@ impl Delivery {
         Ok(n)
     }
 
-    /// Runs until the process ends: a batch whenever new mail is announced
-    /// (`db::listen` on `plinth_email_outbox`), or every `poll` otherwise.
-    pub async fn run(self: Arc<Self>, wake: Arc<Notify>) {
+    /// Runs until `stop` (its batch under way finishes: the drain flushes it): a batch
+    /// whenever new mail is announced (`db::listen` on `plinth_email_outbox`), or every
+    /// `poll` otherwise.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, stop: crate::tasks::Stop) {
         let poll = self.settings.poll;
-        crate::tasks::run_woken("mail delivery", wake, poll, move || {
+        crate::tasks::run_woken("mail delivery", wake, poll, stop, move || {
             let this = self.clone();
             async move {
                 let handled = this.run_once().await?;

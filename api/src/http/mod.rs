@@ -2,6 +2,7 @@
 //! span, metrics, body size limit).
 pub mod cookie_auth;
 pub mod cors;
+pub mod drain;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
@@ -50,6 +51,8 @@ pub struct HttpState {
     pub sealer: Arc<crate::secretbox::SecretBox>,
     /// The web app's build, served at every other path.
     pub web: webapp::WebFiles,
+    /// The drain SIGTERM starts (sockets close, readiness fails).
+    pub drain: drain::Drain,
 }
 
 /// What a handler tells the request's log line (a response extension): the GraphQL

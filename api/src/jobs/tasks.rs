@@ -10,10 +10,10 @@ use crate::{
 use sea_orm::DatabaseConnection;
 use std::{sync::Arc, time::Duration};
 
-/// Requeues expired leases every `every`; safe on any number of instances (the
-/// function takes rows with SKIP LOCKED).
+/// Requeues expired leases every `every`, on the leader (the function takes rows with
+/// SKIP LOCKED, so an overlap at a handover is harmless too).
 pub fn requeue_expired(pool: DatabaseConnection, bus: Arc<EventBus>, every: Duration, timeout_ms: u64) -> Task {
-    Task::new("jobs.requeue_expired", every, Runs::EveryInstance, move || {
+    Task::new("jobs.requeue_expired", every, Runs::OneInstance, move || {
         let (pool, bus) = (pool.clone(), bus.clone());
         async move {
             let tx =
