@@ -59,6 +59,7 @@ const DOMAINS: &[&str] = &[
     "experiments",
     "feedback",
     "reports",
+    "imports",
 ];
 
 fn src() -> PathBuf {
