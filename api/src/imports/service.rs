@@ -7,7 +7,7 @@
 //! their original ids (`import_records`) and one activity entry. A batch commits whole or
 //! not at all, so a run stopped anywhere (a crash, Ctrl-C between batches) resumes where
 //! it stopped: what the mapping holds is skipped. New ids are derived from the account
-//! and the original id (UUID v5), so a photo's object stored before its batch committed is
+//! and the original id (a SHA-256 of both), so a photo's object stored before its batch committed is
 //! overwritten, not duplicated, by the next run. History consumes no counter; the gauges
 //! (storage, connected accounts) are checked before the first write and in every batch.
 use super::{
@@ -190,10 +190,19 @@ impl Report {
     }
 }
 
-/// The id a record gets here: derived from the account and its original id, so every
-/// run gives the same one.
+/// The id a record gets here: derived from the account and its original id (the first
+/// 16 bytes of a SHA-256, as a version 8 UUID), so every run gives the same one.
 pub fn new_id(user_id: Uuid, kind: Kind, original: &str) -> Uuid {
-    Uuid::new_v5(&user_id, format!("{}:{original}", kind.as_str()).as_bytes())
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(user_id.as_bytes())
+        .chain_update(kind.as_str().as_bytes())
+        .chain_update(b":")
+        .chain_update(original.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 impl Importer<'_> {
