@@ -316,7 +316,7 @@ pub fn read(
     c.skipped = skipped;
     folder.rejected.extend(rejected);
     let order = |f: &str| Kind::ALL.iter().position(|k| k.file() == f).unwrap_or(usize::MAX);
-    folder.rejected.sort_by(|a, b| (order(&a.file), a.line).cmp(&(order(&b.file), b.line)));
+    folder.rejected.sort_by_key(|r| (order(&r.file), r.line));
     Ok(folder)
 }
 
