@@ -25,6 +25,7 @@ pub mod feedback;
 pub mod fsutil;
 pub mod graphql;
 pub mod http;
+pub mod imports;
 pub mod jobs;
 pub mod marketplace;
 pub mod metrics;

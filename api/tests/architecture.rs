@@ -60,6 +60,7 @@ const DOMAINS: &[&str] = &[
     "experiments",
     "feedback",
     "reports",
+    "imports",
 ];
 
 fn src() -> PathBuf {

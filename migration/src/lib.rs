@@ -47,6 +47,7 @@ mod m20261203_000203_pseudonymize_subscription_history;
 mod m20261203_000204_speed_up_business_metrics;
 mod m20261204_000101_observe_job_queue;
 mod m20261204_000201_read_migration_history;
+mod m20261204_000301_create_import_records;
 pub mod normalize;
 pub mod rls;
 
@@ -103,6 +104,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000204_speed_up_business_metrics::Migration),
             Box::new(m20261204_000101_observe_job_queue::Migration),
             Box::new(m20261204_000201_read_migration_history::Migration),
+            Box::new(m20261204_000301_create_import_records::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ mod exports;
 mod faults;
 mod gdpr;
 mod identity;
+mod import;
 mod isolation;
 mod isolation_model;
 mod isolation_sweep;

@@ -100,6 +100,33 @@ pub async fn create(
     Ok(job)
 }
 
+/// Inserts jobs and their log lines brought by `plinth import` as they were (ids chosen
+/// by the importer, times kept). History is never run again: the importer gives a job
+/// that was still queued or running a final status before it gets here, and this
+/// refuses any other. No counter is consumed: the work was done (and paid) elsewhere.
+///
+/// Errors: UNAUTHENTICATED; SUBSCRIPTION_INACTIVE; BAD_USER_INPUT (a row of another
+/// account, a job not finished); INTERNAL.
+pub async fn insert_imported(tx: &RequestTx, rows: Vec<jobs::Model>, logs: Vec<job_logs::Model>) -> AppResult<()> {
+    let user_id = tx.active_user_id()?;
+    if rows.iter().any(|r| r.user_id != user_id) || logs.iter().any(|l| l.user_id != user_id) {
+        return Err(AppError::bad_input("jobs", "every imported job must belong to the caller"));
+    }
+    let finished = [JobStatus::Succeeded, JobStatus::Failed, JobStatus::Canceled];
+    if rows.iter().any(|r| !finished.iter().any(|s| s.as_str() == r.status)) {
+        return Err(AppError::bad_input("jobs", "only finished jobs are imported"));
+    }
+    if !rows.is_empty() {
+        jobs::Entity::insert_many(rows.into_iter().map(jobs::ActiveModel::from)).exec_without_returning(tx).await?;
+    }
+    if !logs.is_empty() {
+        job_logs::Entity::insert_many(logs.into_iter().map(job_logs::ActiveModel::from))
+            .exec_without_returning(tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Cancels a job: a queued one at once; a running one when its worker next reports.
 ///
 /// Errors: UNAUTHENTICATED; NOT_FOUND; CONFLICT (already ended); INTERNAL.
