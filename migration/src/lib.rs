@@ -45,6 +45,7 @@ mod m20261203_000201_create_ticket_csat;
 mod m20261203_000202_summarise_feedback_by_month;
 mod m20261203_000203_pseudonymize_subscription_history;
 mod m20261203_000204_speed_up_business_metrics;
+mod m20261204_000401_staff_read_ticket_csat;
 pub mod normalize;
 pub mod rls;
 
@@ -99,6 +100,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000202_summarise_feedback_by_month::Migration),
             Box::new(m20261203_000203_pseudonymize_subscription_history::Migration),
             Box::new(m20261203_000204_speed_up_business_metrics::Migration),
+            Box::new(m20261204_000401_staff_read_ticket_csat::Migration),
         ]
     }
 }
