@@ -48,6 +48,7 @@ mod m20261203_000204_speed_up_business_metrics;
 mod m20261204_000101_observe_job_queue;
 mod m20261204_000201_read_migration_history;
 mod m20261204_000301_create_import_records;
+mod m20261204_000401_staff_read_ticket_csat;
 pub mod normalize;
 pub mod rls;
 
@@ -105,6 +106,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000101_observe_job_queue::Migration),
             Box::new(m20261204_000201_read_migration_history::Migration),
             Box::new(m20261204_000301_create_import_records::Migration),
+            Box::new(m20261204_000401_staff_read_ticket_csat::Migration),
         ]
     }
 }
