@@ -37,7 +37,6 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("graphql", &["graphql"]),
     ("http", &["http"]),
     ("startup", &["startup"]),
-    ("doctor", &["doctor"]),
 ];
 
 /// Domains in the order references may run: each may use those before it, never after.
@@ -60,7 +59,6 @@ const DOMAINS: &[&str] = &[
     "experiments",
     "feedback",
     "reports",
-    "imports",
 ];
 
 fn src() -> PathBuf {

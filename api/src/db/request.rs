@@ -150,10 +150,7 @@ impl RequestTx {
         let mut write: RwLockWriteGuard<'_, Slot> = self.inner.slot.write().await;
         if matches!(*write, Slot::Pending) {
             let inner = &self.inner;
-            let waiting = crate::metrics::PoolWait::start();
-            let begun = inner.pool.begin().await;
-            drop(waiting);
-            let tx = begun?;
+            let tx = inner.pool.begin().await?;
             // The current identity: a fresh transaction begun inside a scope (after
             // `without_transaction`) keeps the scope's.
             let id = *inner.identity.lock().expect("identity");
