@@ -40,6 +40,9 @@ COPY . .
 # running npm itself.
 COPY --from=web /src/web/build web/build
 ENV PLINTH_WEB_PREBUILT=1
+# The commit built, for plinth_build_info (`.git` is not in the build context).
+ARG PLINTH_GIT_SHA=unknown
+ENV PLINTH_GIT_SHA=${PLINTH_GIT_SHA}
 RUN cargo build --release --locked --bin plinth
 
 # ------------------------------------------------------------------ runtime

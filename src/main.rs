@@ -26,6 +26,14 @@ enum Command {
     Server(ServerCommand),
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Check a production configuration without starting: variables, keys, Stripe
+    /// prices, the database as the runtime role, the schema, Redis, the bucket, the mail
+    /// provider. One line per check; exits non-zero when any fails.
+    Doctor {
+        /// Print a JSON array of {check, ok, detail} instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the reference job worker against PLINTH_API_URL with PLINTH_WORKER_TOKEN.
     Worker {
         /// Job kinds to claim.
@@ -57,6 +65,18 @@ enum ServerCommand {
     Mail {
         #[command(subcommand)]
         command: MailCommand,
+    },
+    /// Bring a folder in the import format (docs/import.md) into an account: checked
+    /// first, then written in batches as that account; run again to resume.
+    Import(ImportArgs),
+    /// Write an account's data (the GDPR export's rows and photos) as an import folder.
+    Export {
+        /// The account, by e-mail.
+        #[arg(long)]
+        user: String,
+        /// The folder to create (it must not exist or be empty).
+        #[arg(long)]
+        out: std::path::PathBuf,
     },
     /// Business metrics.
     Metrics {
@@ -123,6 +143,29 @@ impl ExportArgs {
         .filter_map(|(name, value)| value.clone().map(|v| (name.to_owned(), v)))
         .collect()
     }
+}
+
+/// The parameters of `plinth import`.
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The account to import into, by e-mail.
+    #[arg(long)]
+    user: String,
+    /// The folder to import.
+    #[arg(long)]
+    from: std::path::PathBuf,
+    /// Check everything and print the report; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Records per transaction.
+    #[arg(long, default_value_t = api::imports::service::DEFAULT_BATCH)]
+    batch_size: usize,
+    /// Pause between batches, in milliseconds (tests of an interrupted import).
+    #[arg(long, default_value_t = 0, hide = true)]
+    batch_pause_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -194,6 +237,7 @@ fn main() -> ExitCode {
             print!("{}", api::graphql::sdl());
             ExitCode::SUCCESS
         }
+        Command::Doctor { json } => doctor(json),
         Command::Worker { kinds } => with(WorkerConfig::from_env(), |c| c.log_format, |c| work(c, kinds)),
         Command::Server(ServerCommand::Migrate) => {
             let sections = Base::from_env().and_then(|b| Ok((b, DatabaseConfig::from_env()?)));
@@ -216,6 +260,16 @@ fn main() -> ExitCode {
         Command::Server(ServerCommand::Billing { command: BillingCommand::Reconcile }) => {
             with(Config::from_env(), |c| c.base.log_format, reconcile)
         }
+        // Standard output is the report: logs go to standard error.
+        Command::Server(ServerCommand::Import(args)) => {
+            with_logs(Config::from_env(), |c| c.base.log_format, telemetry::init_to_stderr, |c| import(c, args))
+        }
+        Command::Server(ServerCommand::Export { user, out }) => with_logs(
+            Config::from_env(),
+            |c| c.base.log_format,
+            telemetry::init_to_stderr,
+            |c| export_folder(c, user, out),
+        ),
         Command::Server(ServerCommand::Metrics { command: MetricsCommand::Export(args) }) => {
             // Standard output is the CSV: logs go to standard error.
             with_logs(
@@ -274,6 +328,38 @@ fn execute(command: impl std::future::Future<Output = anyhow::Result<()>>) -> Ex
             eprintln!("plinth: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `plinth doctor`: every check on standard output (logs on standard error), whatever
+/// the configuration holds; exit 1 when a check fails.
+fn doctor(json: bool) -> ExitCode {
+    telemetry::init_to_stderr(LogFormat::Pretty);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("plinth: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks = runtime.block_on(api::doctor::run(std::env::vars().collect()));
+    if json {
+        match serde_json::to_string_pretty(&checks) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("plinth: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        for c in &checks {
+            println!("{} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.check, c.detail);
+        }
+    }
+    if checks.iter().all(|c| c.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -363,11 +449,22 @@ async fn mailer(config: Config) -> anyhow::Result<()> {
     let public_url = config.server.public_url_or_addr();
     let workers = config.mail.workers.max(1);
     let services = startup::Services::build(config, public_url).await?;
-    let handles = services.start_mail_workers(workers);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (listener, loops) = services.start_mail_workers_until(workers, stopping);
     eprintln!("plinth mailer: {workers} delivery loop(s) running");
     startup::shutdown_signal().await;
-    for h in &handles {
-        h.abort();
+    // Flush: each loop ends after its batch under way (its sends recorded), within 10 s.
+    stop.send_replace(true);
+    let flushed = async {
+        for l in loops {
+            let _ = l.await;
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(10), flushed).await.is_err() {
+        eprintln!("plinth mailer: a batch did not end in time; its rows are retried after their lease");
+    }
+    if let Some(l) = listener {
+        l.abort();
     }
     services.database.shutdown().await
 }
@@ -452,5 +549,102 @@ async fn metrics_export(config: Config, args: ExportArgs) -> anyhow::Result<()> 
             out.flush()?;
         }
     }
+    Ok(())
+}
+
+/// `plinth import`: checks the folder, prints the report (stdout), imports in batches
+/// with a progress bar on a terminal or a line per batch otherwise (stderr). Ctrl-C
+/// stops between two batches; a second Ctrl-C is the default (immediate) one.
+async fn import(config: Config, args: ImportArgs) -> anyhow::Result<()> {
+    use api::imports::service::{Importer, Options, Progress};
+    use std::{
+        io::IsTerminal,
+        sync::{
+            atomic::{AtomicBool, Ordering},
+            Arc,
+        },
+    };
+    let timeout = config.database.statement_timeout_ms;
+    let public_url = config.server.public_url_or_addr();
+    let services = startup::Services::build(config, public_url).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, Ordering::SeqCst);
+                eprintln!("plinth import: stopping after the current batch (Ctrl-C)");
+            }
+        })
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let bar = indicatif::ProgressBar::hidden();
+    if terminal {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg} ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    }
+    let pause = std::time::Duration::from_millis(args.batch_pause_ms);
+    let progress = |p: Progress| {
+        if terminal {
+            bar.set_length(p.all_total as u64);
+            bar.set_position(p.all_done as u64);
+            bar.set_message(p.kind.file());
+        } else {
+            eprintln!(
+                "plinth import: {} {}/{} (all files {}/{})",
+                p.kind.file(),
+                p.done,
+                p.total,
+                p.all_done,
+                p.all_total
+            );
+        }
+    };
+    let importer = Importer {
+        pool: &services.pool,
+        statement_timeout_ms: timeout,
+        catalog: &services.catalog,
+        photos: &services.photos,
+        sealer: &services.sealer,
+    };
+    let options = Options { dry_run: args.dry_run, batch_size: args.batch_size, pause };
+    let result = importer.run(&args.user, &args.from, options, &stop, &progress).await;
+    bar.finish_and_clear();
+    watcher.abort();
+    services.database.shutdown().await?;
+    let report = result?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        } else {
+            write!(out, "{}", report.to_text())?;
+        }
+        out.flush()?;
+    }
+    if report.interrupted {
+        anyhow::bail!("interrupted: run the same command again to resume");
+    }
+    match report.stopped {
+        Some(why) if !report.dry_run => anyhow::bail!("{why}"),
+        _ => Ok(()),
+    }
+}
+
+/// `plinth export --user --out`: the account's data as an import folder.
+async fn export_folder(config: Config, user: String, out: std::path::PathBuf) -> anyhow::Result<()> {
+    let timeout = config.database.statement_timeout_ms;
+    let public_url = config.server.public_url_or_addr();
+    let services = startup::Services::build(config, public_url).await?;
+    let written = api::imports::service::export_folder(&services.pool, timeout, &services.storage, &user, &out).await;
+    services.database.shutdown().await?;
+    let manifest = written?;
+    println!("exported {user} to {}: {}", out.display(), manifest["counts"]);
     Ok(())
 }

@@ -49,8 +49,9 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 /// Where the database is, and the embedded cluster when Plinth runs its own.
 pub struct DatabaseSetup {
-    /// The owner connection (migrations).
-    pub owner_url: String,
+    /// The owner connection (`plinth migrate` only): None in production when only
+    /// `PLINTH_APP_DATABASE_URL` is set, as on the runtime machines.
+    pub owner_url: Option<String>,
     /// The runtime connection (`plinth_app`).
     pub runtime_url: String,
     /// Password set on `plinth_app` at migration, if any.
@@ -61,22 +62,28 @@ pub struct DatabaseSetup {
 }
 
 impl DatabaseSetup {
-    /// Uses `DATABASE_URL`, or starts the embedded cluster under the data dir (attaching
-    /// to it when another process, such as a running `plinth serve`, already runs it).
+    /// Uses `DATABASE_URL` (and `PLINTH_APP_DATABASE_URL`), or starts the embedded
+    /// cluster under the data dir (attaching to it when another process, such as a
+    /// running `plinth serve`, already runs it). In production `PLINTH_APP_DATABASE_URL`
+    /// alone is enough: the runtime never connects as the owner.
     ///
     /// Errors: a malformed URL; the embedded cluster's start (no binaries, a busy data
-    /// dir); production without `DATABASE_URL`.
+    /// dir); production with neither URL.
     pub async fn from_config(base: &Base, database: &DatabaseConfig) -> anyhow::Result<Self> {
+        let app_password = database.app_password.as_ref().map(|p| p.expose_secret().to_owned());
         if let Some(url) = &database.url {
             let owner_url = url.expose_secret().to_owned();
-            let app_password = database.app_password.as_ref().map(|p| p.expose_secret().to_owned());
             let runtime_url = match &database.app_url {
                 Some(u) => u.expose_secret().to_owned(),
                 None => db::runtime_url(&owner_url, app_password.as_deref())?,
             };
-            return Ok(DatabaseSetup { owner_url, runtime_url, app_password, embedded: None });
+            return Ok(DatabaseSetup { owner_url: Some(owner_url), runtime_url, app_password, embedded: None });
         }
-        anyhow::ensure!(!base.is_production(), "DATABASE_URL is required in production");
+        if let (true, Some(app_url)) = (base.is_production(), &database.app_url) {
+            let runtime_url = app_url.expose_secret().to_owned();
+            return Ok(DatabaseSetup { owner_url: None, runtime_url, app_password, embedded: None });
+        }
+        anyhow::ensure!(!base.is_production(), "DATABASE_URL or PLINTH_APP_DATABASE_URL is required in production");
         let dir = base.data_dir.join("postgres");
         let options = embedded_pg::Options { bin_dir: database.pg_bin_dir.clone() };
         let pg = EmbeddedPostgres::start(&dir, &options).await?;
@@ -86,12 +93,15 @@ impl DatabaseSetup {
         let owner_url = pg.owner_url().to_owned();
         let app_password = Some(pg.app_password().to_owned());
         let runtime_url = db::runtime_url(&owner_url, app_password.as_deref())?;
-        Ok(DatabaseSetup { owner_url, runtime_url, app_password, embedded: Some(pg) })
+        Ok(DatabaseSetup { owner_url: Some(owner_url), runtime_url, app_password, embedded: Some(pg) })
     }
 
     /// Runs the migrations as the owner.
+    ///
+    /// Errors: no owner connection (`DATABASE_URL`), or the migration's.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        db::migrate(&self.owner_url, self.app_password.as_deref()).await
+        let owner_url = self.owner_url.as_deref().context("DATABASE_URL (the owner) is required to migrate")?;
+        db::migrate(owner_url, self.app_password.as_deref()).await
     }
 
     /// Stops the embedded cluster if this process started it; an attached one keeps running.
@@ -140,14 +150,23 @@ pub struct Services {
 }
 
 impl Services {
-    /// Prepares the database (migrating it) and builds every service; `public_url` is
-    /// where clients reach this instance (links in e-mails, local storage URLs).
+    /// Prepares the database and builds every service; `public_url` is where clients
+    /// reach this instance (links in e-mails, local storage URLs). In development the
+    /// database is migrated first; in production it never is (`plinth migrate`, Fly's
+    /// release command, does that as the owner): this connects as the runtime role only.
+    /// Either way a schema that lacks a migration of this binary stops the start, naming
+    /// the first one missing.
+    ///
+    /// Errors: the database (unreachable, behind), a service's settings.
     pub async fn build(config: Config, public_url: String) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let database = DatabaseSetup::from_config(&config.base, &config.database).await?;
-        database.migrate().await?;
+        if !config.base.is_production() {
+            database.migrate().await?;
+        }
         let acquire = Duration::from_millis(config.database.acquire_timeout_ms);
         let pool = db::connect_runtime(&database.runtime_url, config.database.pool_size, acquire).await?;
+        db::ensure_schema_current(&pool).await?;
         // Redis is optional at run time: an instance starts degraded without it.
         let redis = match &config.redis_url {
             Some(url) => {
@@ -256,23 +275,34 @@ impl Services {
     /// Starts `workers` delivery loops and the listener that wakes them; the handles
     /// stop them (abort).
     pub fn start_mail_workers(&self, workers: u32) -> Vec<tokio::task::JoinHandle<()>> {
+        let (listener, loops) = self.start_mail_workers_until(workers, crate::tasks::never_stop());
+        listener.into_iter().chain(loops).collect()
+    }
+
+    /// Starts `workers` delivery loops, which end after their batch under way once
+    /// `stop` says so, and the listener that wakes them (abort it): (listener, loops).
+    pub fn start_mail_workers_until(
+        &self,
+        workers: u32,
+        stop: crate::tasks::Stop,
+    ) -> (Option<tokio::task::JoinHandle<()>>, Vec<tokio::task::JoinHandle<()>>) {
         if workers == 0 {
-            return Vec::new();
+            return (None, Vec::new());
         }
         let wake = Arc::new(tokio::sync::Notify::new());
         let listener = db::listen(self.database.runtime_url.clone(), "plinth_email_outbox", wake.clone());
-        let mut handles = vec![tokio::spawn(listener)];
-        for _ in 0..workers {
-            handles.push(tokio::spawn(self.delivery.clone().run(wake.clone())));
-        }
-        handles
+        let loops = (0..workers).map(|_| tokio::spawn(self.delivery.clone().run(wake.clone(), stop.clone()))).collect();
+        (Some(tokio::spawn(listener)), loops)
     }
 
     /// Starts the Chatwoot outbox's delivery loop and the listener that wakes it, when the
     /// bridge is configured; the handles stop them (abort).
     ///
     /// Errors: the Chatwoot client cannot be built.
-    pub fn start_chatwoot_delivery(&self) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    pub fn start_chatwoot_delivery(
+        &self,
+        stop: crate::tasks::Stop,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
         let Some(bridge) = &self.config.chatwoot else { return Ok(Vec::new()) };
         let delivery = Arc::new(crate::support::chatwoot::delivery::Delivery::new(
             self.pool.clone(),
@@ -281,7 +311,7 @@ impl Services {
         )?);
         let wake = Arc::new(tokio::sync::Notify::new());
         let listener = db::listen(self.database.runtime_url.clone(), "plinth_chatwoot_outbox", wake.clone());
-        Ok(vec![tokio::spawn(listener), tokio::spawn(delivery.run(wake))])
+        Ok(vec![tokio::spawn(listener), tokio::spawn(delivery.run(wake, stop))])
     }
 }
 
@@ -303,13 +333,70 @@ pub struct Application {
     acceptor: TcpAcceptor,
     addr: SocketAddr,
     endpoint: poem::endpoint::BoxEndpoint<'static>,
+    metrics: Option<MetricsListener>,
     database: DatabaseSetup,
     tasks: Supervisor,
     loops: Loops,
+    /// Starts the sockets' close, and waits for them.
+    drain: http::drain::DrainControl,
+    /// Tells the delivery loops and the in-process worker to stop after their step.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// The delivery loops, waited for (flushed) at the drain.
+    flushing: Loops,
+    /// The in-process worker, waited for before the server stops accepting (it talks
+    /// to this server).
+    worker: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The delivery loops of this process (mail, Chatwoot) and its in-process worker,
-/// stopped when dropped.
+/// The metrics listener (`PLINTH_METRICS_ADDR`): bound at build, served with the app.
+struct MetricsListener {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    endpoint: poem::endpoint::BoxEndpoint<'static>,
+}
+
+impl MetricsListener {
+    async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpAcceptor, SocketAddr)> {
+        let acceptor = TcpListener::bind(addr)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {addr} (PLINTH_METRICS_ADDR)"))?;
+        let bound = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("reading the metrics listener's address")?;
+        Ok((acceptor, bound))
+    }
+
+    /// Serves it on a task of its own, stopped when the returned guard drops.
+    fn spawn(listener: Option<Self>) -> Loops {
+        Loops(
+            listener
+                .map(|m| {
+                    tokio::spawn(async move {
+                        if let Err(e) = Server::new_with_acceptor(m.acceptor).run(m.endpoint).await {
+                            tracing::error!(error = %e, addr = %m.addr, "the metrics listener stopped");
+                        }
+                    })
+                })
+                .into_iter()
+                .collect(),
+        )
+    }
+}
+
+/// How long the drain waits for the in-process worker's job under way.
+const WORKER_GRACE: Duration = Duration::from_secs(10);
+/// How long the server waits for requests in flight once it stopped accepting.
+const REQUEST_GRACE: Duration = Duration::from_secs(10);
+/// How long the drain waits for sockets to take their close.
+const SOCKET_GRACE: Duration = Duration::from_secs(3);
+/// How long the drain waits for the delivery loops' batches under way.
+const FLUSH_GRACE: Duration = Duration::from_secs(5);
+
+/// Loops of this process (listeners, the leader's campaign, delivery loops), stopped
+/// when dropped.
 struct Loops(Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for Loops {
@@ -334,6 +421,16 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("reading the bound address")?;
+        let metrics_acceptor = match config.server.metrics_addr {
+            Some(at) => Some(MetricsListener::bind(at).await?),
+            None if config.is_production() => {
+                tracing::warn!(
+                    "PLINTH_METRICS_ADDR is not set: /metrics is not served (production keeps it off PLINTH_ADDR)"
+                );
+                None
+            }
+            None => None,
+        };
         let public_url = config.server.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
         let services = Services::build(config, public_url.clone()).await?;
         let config = services.config.clone();
@@ -363,65 +460,88 @@ impl Application {
                 mirror: config.chatwoot.is_some(),
             })
             .finish();
+        let (leadership, campaign) = crate::tasks::elect(services.database.runtime_url.clone()).await;
+        let mut scheduled = vec![
+            jobs::tasks::requeue_expired(
+                services.pool.clone(),
+                services.bus.clone(),
+                config.jobs.sweep,
+                config.database.statement_timeout_ms,
+            ),
+            jobs::tasks::observe_queue(
+                services.pool.clone(),
+                services.metrics.clone(),
+                config.jobs.sweep,
+                config.database.statement_timeout_ms,
+            ),
+            billing::tasks::expire_grace(services.billing.clone(), config.jobs.sweep * 12),
+            photos::tasks::sweep_expired_uploads(
+                services.pool.clone(),
+                services.storage.clone(),
+                config.storage.upload_sweep,
+                config.database.statement_timeout_ms,
+            ),
+            crate::support::tasks::sweep_expired_attachments(
+                services.pool.clone(),
+                services.storage.clone(),
+                config.storage.upload_sweep,
+                config.database.statement_timeout_ms,
+            ),
+            crate::support::tasks::extend_trials(
+                services.pool.clone(),
+                services.billing.stripe_client().cloned(),
+                config.support.trial_sweep,
+                config.database.statement_timeout_ms,
+            ),
+            crate::support::tasks::ReplyMails {
+                pool: services.pool.clone(),
+                public_url: public_url.clone(),
+                statement_timeout_ms: config.database.statement_timeout_ms,
+            }
+            .task(config.support.reply_mail_sweep),
+            accounts::tasks::build_exports(services.privacy.clone(), config.accounts.sweep),
+            accounts::tasks::sweep_exports(services.privacy.clone(), config.accounts.sweep),
+            accounts::tasks::erase_due_accounts(services.privacy.clone(), config.accounts.sweep),
+            crate::email::sequences::task(
+                services.pool.clone(),
+                config.mail.sequences_every,
+                config.database.statement_timeout_ms,
+            ),
+            crate::email::reminders::Reminders {
+                pool: services.pool.clone(),
+                sealer: services.sealer.clone(),
+                public_url: public_url.clone(),
+                statement_timeout_ms: config.database.statement_timeout_ms,
+            }
+            .task(config.mail.sequences_every),
+        ];
+        if let Some(every) = config.billing_reconcile_every() {
+            scheduled.push(billing::tasks::reconcile(services.billing.clone(), every));
+        }
         let tasks = Supervisor::start(
             services.pool.clone(),
             services.metrics.clone(),
             config.database.statement_timeout_ms,
-            vec![
-                jobs::tasks::requeue_expired(
-                    services.pool.clone(),
-                    services.bus.clone(),
-                    config.jobs.sweep,
-                    config.database.statement_timeout_ms,
-                ),
-                billing::tasks::expire_grace(services.billing.clone(), config.jobs.sweep * 12),
-                photos::tasks::sweep_expired_uploads(
-                    services.pool.clone(),
-                    services.storage.clone(),
-                    config.storage.upload_sweep,
-                    config.database.statement_timeout_ms,
-                ),
-                crate::support::tasks::sweep_expired_attachments(
-                    services.pool.clone(),
-                    services.storage.clone(),
-                    config.storage.upload_sweep,
-                    config.database.statement_timeout_ms,
-                ),
-                crate::support::tasks::extend_trials(
-                    services.pool.clone(),
-                    services.billing.stripe_client().cloned(),
-                    config.support.trial_sweep,
-                    config.database.statement_timeout_ms,
-                ),
-                crate::support::tasks::ReplyMails {
-                    pool: services.pool.clone(),
-                    public_url: public_url.clone(),
-                    statement_timeout_ms: config.database.statement_timeout_ms,
-                }
-                .task(config.support.reply_mail_sweep),
-                accounts::tasks::build_exports(services.privacy.clone(), config.accounts.sweep),
-                accounts::tasks::sweep_exports(services.privacy.clone(), config.accounts.sweep),
-                accounts::tasks::erase_due_accounts(services.privacy.clone(), config.accounts.sweep),
-                crate::email::sequences::task(
-                    services.pool.clone(),
-                    config.mail.sequences_every,
-                    config.database.statement_timeout_ms,
-                ),
-                crate::email::reminders::Reminders {
-                    pool: services.pool.clone(),
-                    sealer: services.sealer.clone(),
-                    public_url: public_url.clone(),
-                    statement_timeout_ms: config.database.statement_timeout_ms,
-                }
-                .task(config.mail.sequences_every),
-            ],
+            leadership,
+            scheduled,
         );
-        let mut loops = services.start_mail_workers(config.mail.workers);
-        loops.extend(services.start_chatwoot_delivery()?);
-        if config.in_process_worker() {
-            loops.push(start_in_process_worker(&services.tokens, addr)?);
+        // The delivery loops end after their batch under way once the drain says stop.
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let (listener, mut flushing) = services.start_mail_workers_until(config.mail.workers, stopping.clone());
+        let mut loops: Vec<_> = listener.into_iter().collect();
+        loops.push(campaign);
+        let mut chatwoot = services.start_chatwoot_delivery(stopping.clone())?;
+        if let Some(delivery) = chatwoot.pop() {
+            flushing.push(delivery);
         }
+        loops.extend(chatwoot);
+        let worker = if config.in_process_worker() {
+            Some(start_in_process_worker(&services.tokens, addr, stopping)?)
+        } else {
+            None
+        };
         let loops = Loops(loops);
+        let (drain, drain_control) = http::drain::Drain::new();
         let executor = Executor {
             schema,
             tokens: services.tokens.clone(),
@@ -447,14 +567,25 @@ impl Application {
             redis: services.redis.clone(),
             sealer: services.sealer.clone(),
             web,
+            drain,
+        });
+        let metrics = metrics_acceptor.map(|(acceptor, addr)| MetricsListener {
+            acceptor,
+            addr,
+            endpoint: http::metrics_routes(state.clone()).map_to_response().boxed(),
         });
         Ok(Application {
             acceptor,
             addr,
+            metrics,
             endpoint: http::routes(state).map_to_response().boxed(),
             database: services.database,
             tasks,
             loops,
+            drain: drain_control,
+            stop,
+            flushing: Loops(flushing),
+            worker,
         })
     }
 
@@ -463,24 +594,76 @@ impl Application {
         self.addr
     }
 
-    /// Serves until SIGINT or SIGTERM, then drains and stops the embedded cluster.
+    /// Where the metrics listener listens, when `PLINTH_METRICS_ADDR` set one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains: readiness fails and every WebSocket
+    /// closes with 1012 (reconnect); the delivery loops and the in-process worker stop
+    /// after their step under way (the worker's job ends while this server still
+    /// answers it); then the server stops accepting and finishes the requests in flight;
+    /// the scheduled tasks stop (the leader's lock goes with its connection), the
+    /// delivery loops' last batches are waited for, and the embedded cluster stops.
+    /// Each wait is bounded; the whole fits fly.toml's `kill_timeout` (30 s).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.addr, "listening; GraphiQL at http://{}/graphql", self.addr);
-        let served = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.endpoint, shutdown_signal(), Some(Duration::from_secs(10)))
-            .await;
-        self.tasks.stop();
-        drop(self.loops);
-        let stopped = self.database.shutdown().await;
+        let metrics_addr = self.metrics_addr();
+        let Application {
+            acceptor,
+            addr,
+            endpoint,
+            metrics,
+            database,
+            tasks,
+            loops,
+            drain,
+            stop,
+            mut flushing,
+            worker,
+        } = self;
+        tracing::info!(addr = %addr, metrics_addr = ?metrics_addr, "listening");
+        let _metrics = MetricsListener::spawn(metrics);
+        let signal = async {
+            shutdown_signal().await;
+            drain.start();
+            stop.send_replace(true);
+            if let Some(mut worker) = worker {
+                if tokio::time::timeout(WORKER_GRACE, &mut worker).await.is_err() {
+                    // Its job's lease expires and the lease sweeper requeues it.
+                    tracing::warn!("the in-process worker's job did not end in time; left to its lease");
+                    worker.abort();
+                }
+            }
+        };
+        let served =
+            Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(endpoint, signal, Some(REQUEST_GRACE)).await;
+        let open = drain.sockets_closed(SOCKET_GRACE).await;
+        if open > 0 {
+            tracing::warn!(open, "sockets still open at the end of the drain");
+        }
+        tasks.stop();
+        drop(loops);
+        let flush = futures_util::future::join_all(flushing.0.iter_mut());
+        if tokio::time::timeout(FLUSH_GRACE, flush).await.is_err() {
+            tracing::warn!("a delivery batch did not end in time; its rows are retried after their lease");
+        }
+        drop(flushing);
+        let stopped = database.shutdown().await;
+        tracing::info!("drained");
         served.context("serving HTTP")?;
         stopped
     }
 
     /// Serves until the process ends (tests).
     pub async fn run(self) -> std::io::Result<()> {
-        let Application { acceptor, endpoint, database, tasks, loops, .. } = self;
+        let Application { acceptor, endpoint, database, tasks, loops, flushing, worker, metrics, .. } = self;
+        let _metrics = MetricsListener::spawn(metrics);
         let result = Server::new_with_acceptor(acceptor).run(endpoint).await;
         drop(loops);
+        drop(flushing);
+        if let Some(w) = worker {
+            w.abort();
+        }
         drop(tasks);
         drop(database);
         result
@@ -493,7 +676,11 @@ impl Application {
 /// (neither recorded nor shown; it ends with the process).
 ///
 /// Errors: a token that cannot be built; the worker's HTTP client.
-fn start_in_process_worker(tokens: &TokenService, addr: SocketAddr) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+fn start_in_process_worker(
+    tokens: &TokenService,
+    addr: SocketAddr,
+    mut stop: crate::tasks::Stop,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use crate::model::JobKind;
     let kinds = [JobKind::Scan, JobKind::Prepare, JobKind::Publish];
     let token = tokens.issue_worker(uuid::Uuid::now_v7(), &kinds, Duration::from_secs(365 * 86_400))?;
@@ -507,7 +694,7 @@ fn start_in_process_worker(tokens: &TokenService, addr: SocketAddr) -> anyhow::R
     })?;
     tracing::info!("the reference worker runs in this process (development; PLINTH_IN_PROCESS_WORKER=false stops it)");
     Ok(tokio::spawn(async move {
-        if let Err(e) = worker.run(std::future::pending()).await {
+        if let Err(e) = worker.run(async move { crate::tasks::stopped(&mut stop).await }).await {
             tracing::error!(error = format!("{e:#}"), "the in-process worker stopped");
         }
     }))

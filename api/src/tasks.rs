@@ -2,8 +2,24 @@
 //! a name, an interval, how many instances run it, and the work; startup hands them all
 //! to one [`Supervisor`], which runs each on its interval, records every run in the
 //! metrics (`plinth_task_runs_total`, `plinth_task_last_success_timestamp_seconds`) and
-//! logs failures. A task that must run on one instance per interval claims the interval
-//! in `scheduled_tasks` first, so any number of instances run it once.
+//! logs failures.
+//!
+//! Scheduled work that must happen once per interval however many instances run
+//! ([`Runs::OneInstance`]: the sweepers, the reminder and onboarding schedules, the
+//! nightly reconciliation with Stripe) runs on the **leader** only: the instance holding
+//! a session-level PostgreSQL advisory lock ([`LEADER_LOCK`], `pg_try_advisory_lock`)
+//! on a connection of its own, outside the pool ([`elect`]). A session lock rather than
+//! a lock per run: it names one instance for as long as it lives (a per-run
+//! transaction lock only serializes runs, so two instances whose ticks are apart would
+//! each run the interval, and a long run would pin a pooled connection in a transaction
+//! for its whole length). The lock ends with its session: a leader that stops, crashes
+//! or loses its connection releases it at once (PostgreSQL drops a closed session's
+//! locks), and a leader that cannot ping its connection steps down, closing it; the
+//! other instances try for the lock every [`LEADER_RETRY`]. Each run still claims its
+//! interval in `scheduled_tasks` first, so the moment of a handover (the old leader's
+//! connection gone but not yet noticed, or a new leader ticking at once) cannot run one
+//! interval twice. Work safe in parallel (mail delivery, rows taken with SKIP LOCKED)
+//! stays [`Runs::EveryInstance`].
 use crate::{
     db::{RequestMeta, RequestTx},
     metrics::Metrics,
@@ -13,6 +29,7 @@ use crate::{
 use futures_util::future::BoxFuture;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use std::{sync::Arc, time::Duration};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 /// How many instances run a task each interval.
@@ -21,8 +38,124 @@ pub enum Runs {
     /// Every instance, on its own schedule: the work is safe in parallel (rows taken
     /// with `FOR UPDATE SKIP LOCKED`).
     EveryInstance,
-    /// One instance per interval, whichever claims it first.
+    /// The leader only, once per interval (claimed in `scheduled_tasks`).
     OneInstance,
+}
+
+/// Key of the session-level advisory lock its leader holds ("plinth" and 1; the
+/// migrations' lock is "plinth" alone). Advisory locks are per database.
+pub const LEADER_LOCK: i64 = 0x0070_6c69_6e74_6801;
+
+/// How often an instance that does not lead tries for the lock, and how often the
+/// leader pings its connection.
+pub const LEADER_RETRY: Duration = Duration::from_secs(2);
+
+/// The name the leader's connection shows in `pg_stat_activity`.
+pub const LEADER_APPLICATION_NAME: &str = "plinth-leader";
+
+/// Whether this instance leads the scheduled work now, and the moments that changes.
+#[derive(Clone)]
+pub struct Leadership(watch::Receiver<bool>);
+
+impl Leadership {
+    /// Whether this instance leads now.
+    pub fn is_leader(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once this instance leads (`true`) or no longer does (`false`); never
+    /// when the campaign has ended.
+    async fn until(&mut self, leading: bool) {
+        if self.0.wait_for(|l| *l == leading).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Campaigns for the leadership of the scheduled work on `runtime_url`'s database until
+/// the handle is aborted (which closes its connection, releasing the lock). The first
+/// try is made before this returns, so an instance that wins at start runs its first
+/// ticks at once, before it serves.
+pub async fn elect(runtime_url: String) -> (Leadership, tokio::task::JoinHandle<()>) {
+    use sea_orm::sqlx::{postgres::PgConnectOptions, ConnectOptions};
+    let options = match runtime_url.parse::<PgConnectOptions>() {
+        Ok(o) => o.application_name(LEADER_APPLICATION_NAME).disable_statement_logging(),
+        Err(e) => {
+            tracing::error!(error = %e, "the leader's connection cannot be configured: no scheduled work here");
+            return (Leadership(watch::channel(false).1), tokio::spawn(async {}));
+        }
+    };
+    let won = match connect(&options).await {
+        Some(mut conn) => try_lock(&mut conn).await.unwrap_or(false).then_some(conn),
+        None => None,
+    };
+    let (tx, rx) = watch::channel(won.is_some());
+    (Leadership(rx), tokio::spawn(campaign(options, tx, won)))
+}
+
+type LeaderConnection = sea_orm::sqlx::PgConnection;
+
+/// A connection of its own for the lock, or None (after a pause) when it fails.
+async fn connect(options: &sea_orm::sqlx::postgres::PgConnectOptions) -> Option<LeaderConnection> {
+    use sea_orm::sqlx::Connection;
+    match tokio::time::timeout(LEADER_RETRY * 2, LeaderConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => Some(conn),
+        _ => {
+            tokio::time::sleep(LEADER_RETRY).await;
+            None
+        }
+    }
+}
+
+/// One try for the lock: whether it is ours; None when the connection failed.
+async fn try_lock(conn: &mut LeaderConnection) -> Option<bool> {
+    let tried = sea_orm::sqlx::query_scalar::<sea_orm::sqlx::Postgres, bool>("SELECT pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(conn);
+    tokio::time::timeout(LEADER_RETRY * 2, tried).await.ok()?.ok()
+}
+
+async fn campaign(
+    options: sea_orm::sqlx::postgres::PgConnectOptions,
+    leading: watch::Sender<bool>,
+    mut won: Option<LeaderConnection>,
+) {
+    loop {
+        let mut conn = match won.take() {
+            Some(conn) => conn,
+            None => {
+                let Some(mut conn) = connect(&options).await else { continue };
+                // Try for the lock on this connection until it is ours or the connection fails.
+                let ours = loop {
+                    match try_lock(&mut conn).await {
+                        Some(true) => break true,
+                        Some(false) => tokio::time::sleep(LEADER_RETRY).await,
+                        None => break false,
+                    }
+                };
+                if !ours {
+                    tokio::time::sleep(LEADER_RETRY).await;
+                    continue;
+                }
+                conn
+            }
+        };
+        tracing::info!("this instance leads the scheduled work");
+        leading.send_replace(true);
+        // Hold it while the connection answers.
+        loop {
+            tokio::time::sleep(LEADER_RETRY).await;
+            let ping = sea_orm::sqlx::query("SELECT 1").execute(&mut conn);
+            if !matches!(tokio::time::timeout(LEADER_RETRY * 2, ping).await, Ok(Ok(_))) {
+                break;
+            }
+        }
+        leading.send_replace(false);
+        tracing::warn!("the leader's connection failed: stepping down until the lock is won again");
+        // Closing the session releases the lock (if the server still holds it).
+        drop(conn);
+        tokio::time::sleep(LEADER_RETRY).await;
+    }
 }
 
 /// The work of one run: how many things it handled (logged when not zero).
@@ -58,11 +191,33 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Starts one loop per task.
-    pub fn start(pool: DatabaseConnection, metrics: Metrics, statement_timeout_ms: u64, tasks: Vec<Task>) -> Self {
+    /// Starts one loop per task; the [`Runs::OneInstance`] ones run while `leadership`
+    /// says this instance leads.
+    pub fn start(
+        pool: DatabaseConnection,
+        metrics: Metrics,
+        statement_timeout_ms: u64,
+        leadership: Leadership,
+        tasks: Vec<Task>,
+    ) -> Self {
         let handles = tasks
             .into_iter()
-            .map(|task| tokio::spawn(run_loop(pool.clone(), metrics.clone(), statement_timeout_ms, task)))
+            .map(|task| {
+                let (pool, metrics, leadership) = (pool.clone(), metrics.clone(), leadership.clone());
+                tokio::spawn(async move {
+                    match task.runs {
+                        Runs::EveryInstance => run_loop(&pool, &metrics, statement_timeout_ms, &task, None).await,
+                        Runs::OneInstance => {
+                            let mut leadership = leadership;
+                            loop {
+                                leadership.until(true).await;
+                                let lost = leadership.clone();
+                                run_loop(&pool, &metrics, statement_timeout_ms, &task, Some(lost)).await;
+                            }
+                        }
+                    }
+                })
+            })
             .collect();
         Supervisor { handles }
     }
@@ -81,13 +236,29 @@ impl Drop for Supervisor {
     }
 }
 
-async fn run_loop(pool: DatabaseConnection, metrics: Metrics, timeout_ms: u64, task: Task) {
+/// Runs `task` on its interval (the first run at once) until `leader`, when given, says
+/// this instance no longer leads; a run under way then finishes.
+async fn run_loop(
+    pool: &DatabaseConnection,
+    metrics: &Metrics,
+    timeout_ms: u64,
+    task: &Task,
+    mut leader: Option<Leadership>,
+) {
     let mut tick = tokio::time::interval(task.every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        match &mut leader {
+            Some(l) => tokio::select! {
+                _ = tick.tick() => {}
+                _ = l.until(false) => return,
+            },
+            None => {
+                tick.tick().await;
+            }
+        }
         if task.runs == Runs::OneInstance {
-            match claim_interval(&pool, timeout_ms, &task).await {
+            match claim_interval(pool, timeout_ms, task).await {
                 Ok(true) => {}
                 Ok(false) => {
                     metrics.task_run(task.name, "skipped");
@@ -135,16 +306,40 @@ async fn claim_interval(pool: &DatabaseConnection, timeout_ms: u64, task: &Task)
     Ok(claimed)
 }
 
-/// Runs `step` until the process ends: again at once while it answers that more is due
-/// (a full batch), else once `wake` is notified (a committed outbox row) or `poll` has
-/// passed. A failed step is logged under `what` and waits like an idle one. The delivery
-/// loops of the outboxes (mail, Chatwoot) are this.
-pub async fn run_woken<F, Fut>(what: &'static str, wake: Arc<tokio::sync::Notify>, poll: Duration, mut step: F)
-where
+/// A loop's stop: `true` once it should end after its current step (the drain).
+pub type Stop = watch::Receiver<bool>;
+
+/// A stop that never comes.
+pub fn never_stop() -> Stop {
+    watch::channel(false).1
+}
+
+/// Resolves once `stop` says so; never when its sender is gone without saying it.
+pub async fn stopped(stop: &mut Stop) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Runs `step` until `stop` (a step under way finishes: a delivery in flight is
+/// recorded, not abandoned to its lease): again at once while it answers that more is
+/// due (a full batch), else once `wake` is notified (a committed outbox row) or `poll`
+/// has passed. A failed step is logged under `what` and waits like an idle one. The
+/// delivery loops of the outboxes (mail, Chatwoot) are this.
+pub async fn run_woken<F, Fut>(
+    what: &'static str,
+    wake: Arc<tokio::sync::Notify>,
+    poll: Duration,
+    mut stop: Stop,
+    mut step: F,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<bool>>,
 {
     loop {
+        if *stop.borrow() {
+            return;
+        }
         // Registered before the step, so a row committed meanwhile is not missed.
         let notified = wake.notified();
         tokio::pin!(notified);
@@ -157,6 +352,7 @@ where
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(poll) => {}
+            _ = stopped(&mut stop) => return,
         }
     }
 }

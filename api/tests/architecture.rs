@@ -37,6 +37,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("graphql", &["graphql"]),
     ("http", &["http"]),
     ("startup", &["startup"]),
+    ("doctor", &["doctor"]),
 ];
 
 /// Domains in the order references may run: each may use those before it, never after.
@@ -59,6 +60,7 @@ const DOMAINS: &[&str] = &[
     "experiments",
     "feedback",
     "reports",
+    "imports",
 ];
 
 fn src() -> PathBuf {

@@ -45,6 +45,10 @@ mod m20261203_000201_create_ticket_csat;
 mod m20261203_000202_summarise_feedback_by_month;
 mod m20261203_000203_pseudonymize_subscription_history;
 mod m20261203_000204_speed_up_business_metrics;
+mod m20261204_000101_observe_job_queue;
+mod m20261204_000201_read_migration_history;
+mod m20261204_000301_create_import_records;
+mod m20261204_000401_staff_read_ticket_csat;
 pub mod normalize;
 pub mod rls;
 
@@ -99,6 +103,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000202_summarise_feedback_by_month::Migration),
             Box::new(m20261203_000203_pseudonymize_subscription_history::Migration),
             Box::new(m20261203_000204_speed_up_business_metrics::Migration),
+            Box::new(m20261204_000101_observe_job_queue::Migration),
+            Box::new(m20261204_000201_read_migration_history::Migration),
+            Box::new(m20261204_000301_create_import_records::Migration),
+            Box::new(m20261204_000401_staff_read_ticket_csat::Migration),
         ]
     }
 }

@@ -257,7 +257,10 @@ async fn a_page_with_photos_costs_a_constant_number_of_queries() {
     for _ in 0..100 {
         let text = app.http().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
         let ran = |task: &str| text.lines().any(|l| l.starts_with("plinth_task_runs_total") && l.contains(task));
-        if ran("jobs.requeue_expired") && ran("billing.expire_grace") && ran("email.sequences") {
+        if ["jobs.requeue_expired", "jobs.observe_queue", "billing.expire_grace", "email.sequences"]
+            .into_iter()
+            .all(ran)
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -537,8 +537,8 @@ async fn rows_mentioning(app: &TestApp, user: Uuid, ids: &[(String, Uuid)]) -> V
 
 /// Gives a user a draft with a confirmed photo, a marketplace account, two queued
 /// jobs, a support ticket about the draft, a closed ticket with its CSAT rating, a
-/// support access grant, and the activity those leave; returns the draft's and photo's
-/// ids.
+/// support access grant, an import mapping, and the activity those leave; returns the
+/// draft's and photo's ids.
 async fn furnish(app: &TestApp, user: &TestUser, title: &str) -> (String, String) {
     let draft = app.create_draft(&user.access, title).await;
     let photo = app.upload_photo(&user.access, Some(&draft), "image/png", &png(2, 2)).await;
@@ -615,6 +615,14 @@ async fn furnish(app: &TestApp, user: &TestUser, title: &str) -> (String, String
     assert!(g["data"]["grantSupportAccess"]["id"].is_string(), "grantSupportAccess failed: {g}");
     let e = app.gql(Some(&user.access), "mutation { exportMyData { id } }", json!({})).await;
     assert!(e["data"]["exportMyData"]["id"].is_string(), "exportMyData failed: {e}");
+    // What `plinth import` leaves beside an imported row: its mapping (import_records).
+    sqlx::query("INSERT INTO import_records (user_id, kind, original_id, new_id) VALUES ($1, 'draft', $2, $3::uuid)")
+        .bind(user.id)
+        .bind(format!("legacy-{title}"))
+        .bind(&draft)
+        .execute(&app.db)
+        .await
+        .unwrap();
     (draft, photo["id"].as_str().unwrap().to_owned())
 }
 

@@ -1,7 +1,7 @@
 //! Operations: health, readiness, metrics, the SDL, request limits, WebSocket
 //! authentication, and the command line.
 
-use crate::helpers::{code, connect_ws, TestApp};
+use crate::helpers::{code, connect_ws, stripe::FakeStripe, TestApp};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -31,33 +31,102 @@ fn series(metrics: &str, name: &str) -> f64 {
     metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
 }
 
-#[tokio::test]
-async fn a_one_instance_task_runs_once_per_interval_across_instances() {
-    // The grace sweeper runs every 12 × PLINTH_JOB_SWEEP_SECS; its first tick is at start.
-    let a = TestApp::builder().with_env("PLINTH_JOB_SWEEP_SECS", "5").spawn().await;
-    let b = a.another_instance().await;
-    let ok = "plinth_task_runs_total{outcome=\"ok\",task=\"billing.expire_grace\"}";
-    let skipped = "plinth_task_runs_total{outcome=\"skipped\",task=\"billing.expire_grace\"}";
-    let every = "plinth_task_runs_total{outcome=\"ok\",task=\"jobs.requeue_expired\"}";
-    let mut seen = (0.0, 0.0, 0.0, 0.0);
-    for _ in 0..100 {
-        let ma = a.http().get(a.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        let mb = b.http().get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        seen = (
-            series(&ma, ok) + series(&mb, ok),
-            series(&ma, skipped) + series(&mb, skipped),
-            series(&ma, every),
-            series(&mb, every),
-        );
-        if seen.0 + seen.1 >= 2.0 && seen.2 >= 1.0 && seen.3 >= 1.0 {
-            break;
+/// The scheduler's leaders on `app`'s database: the backends holding its advisory lock.
+async fn leaders(app: &TestApp) -> Vec<i32> {
+    let rows: Vec<(i32,)> = sqlx::query_as(
+        "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .bind(api::tasks::LEADER_APPLICATION_NAME)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    rows.into_iter().map(|r| r.0).collect()
+}
+
+/// The sum of a series over both instances' metrics.
+async fn both(a: &TestApp, b: &TestApp, name: &str) -> f64 {
+    let ma = a.http().get(a.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let mb = b.http().get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    series(&ma, name) + series(&mb, name)
+}
+
+/// Polls `done` every 100 ms, up to 30 s.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    for _ in 0..300 {
+        if done().await {
+            return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    // Both instances ticked at start: one ran the sweep, the other found the interval
-    // claimed; the lease sweeper, safe in parallel, ran on both.
-    assert_eq!((seen.0, seen.1), (1.0, 1.0), "ok and skipped runs of the one-instance task: {seen:?}");
-    assert!(seen.2 >= 1.0 && seen.3 >= 1.0, "every-instance task on both: {seen:?}");
+    panic!("never happened: {what}");
+}
+
+#[tokio::test]
+async fn scheduled_work_runs_once_per_interval_on_the_leader_across_instances() {
+    // Two instances of one deployment. The lease sweeper runs every minute, the grace
+    // sweeper every 12 minutes, the mail schedules every 5 and the reconciliation with
+    // Stripe every hour, on whichever instance leads; the export builder (safe in
+    // parallel) on both.
+    let stripe = FakeStripe::start().await;
+    let a = TestApp::builder()
+        .with_stripe(&stripe)
+        .with_env("PLINTH_JOB_SWEEP_SECS", "60")
+        .with_env("PLINTH_BILLING_RECONCILE_SECS", "3600")
+        .spawn()
+        .await;
+    let b = a.another_instance().await;
+    let ok = |task: &str| format!("plinth_task_runs_total{{outcome=\"ok\",task=\"{task}\"}}");
+    let skipped = |task: &str| format!("plinth_task_runs_total{{outcome=\"skipped\",task=\"{task}\"}}");
+    eventually("one leader, its scheduled runs, the parallel task on both", || async {
+        leaders(&a).await.len() == 1
+            && both(&a, &b, &ok("billing.expire_grace")).await >= 1.0
+            && both(&a, &b, &ok("jobs.requeue_expired")).await >= 1.0
+            && !stripe.requests_to("GET /v1/subscriptions").is_empty()
+            && series(
+                &a.http().get(a.url("/metrics")).send().await.unwrap().text().await.unwrap(),
+                &ok("accounts.build_exports"),
+            ) >= 1.0
+            && series(
+                &b.http().get(b.url("/metrics")).send().await.unwrap().text().await.unwrap(),
+                &ok("accounts.build_exports"),
+            ) >= 1.0
+    })
+    .await;
+    // Exactly one instance leads, and only it ran the scheduled work, once per interval
+    // (the lease sweeper's is a minute, the others' far longer than this test): the
+    // other never even tried to claim an interval.
+    assert_eq!(leaders(&a).await.len(), 1);
+    let ma = a.http().get(a.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let mb = b.http().get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let (led, other) = if series(&ma, &ok("billing.expire_grace")) > 0.0 { (&ma, &mb) } else { (&mb, &ma) };
+    for task in
+        ["billing.expire_grace", "jobs.requeue_expired", "email.sequences", "email.reminders", "billing.reconcile"]
+    {
+        assert!(series(led, &ok(task)) >= 1.0, "{task} ran on the leader");
+        assert_eq!(series(other, &ok(task)) + series(other, &skipped(task)), 0.0, "{task} ran where no leader is");
+    }
+    for task in ["billing.expire_grace", "email.sequences", "email.reminders", "billing.reconcile"] {
+        assert_eq!(series(led, &ok(task)), 1.0, "{task} ran once");
+    }
+    assert_eq!(
+        stripe.requests_to("GET /v1/subscriptions").len(),
+        1,
+        "one reconciliation listed Stripe's subscriptions"
+    );
+
+    // The leader loses its connection: the server drops its lock, an instance (either)
+    // wins it and ticks at once, but the interval was run: nothing runs twice.
+    let leader = leaders(&a).await[0];
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(leader).execute(&a.db).await.unwrap();
+    eventually("a new leader, which finds the reconciliation's interval taken", || async {
+        leaders(&a).await.iter().any(|pid| *pid != leader) && both(&a, &b, &skipped("billing.reconcile")).await >= 1.0
+    })
+    .await;
+    assert_eq!(leaders(&a).await.len(), 1, "one leader after the handover");
+    assert_eq!(both(&a, &b, &ok("billing.reconcile")).await, 1.0, "the reconciliation ran again");
+    assert_eq!(stripe.requests_to("GET /v1/subscriptions").len(), 1, "Stripe listed twice");
     let last_success = "plinth_task_last_success_timestamp_seconds{task=\"billing.expire_grace\"}";
     let ma = a.http().get(a.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let mb = b.http().get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -222,7 +291,7 @@ async fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
     let out =
         std::process::Command::new(env!("CARGO_BIN_EXE_plinth")).env("PLINTH_ENV", "production").output().unwrap();
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.starts_with("plinth: DATABASE_URL: "), "{err}");
+    assert!(err.starts_with("plinth: PLINTH_APP_DATABASE_URL or DATABASE_URL: "), "{err}");
 }
 
 #[tokio::test]

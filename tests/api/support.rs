@@ -365,6 +365,62 @@ async fn the_user_role_never_reads_an_internal_note_even_with_a_bare_select() {
     tx.rollback().await.unwrap();
 }
 
+/// Staff read a ticket's CSAT rating with the ticket (`ticket` and, batched, the
+/// inbox), a read logged like any other; another user never reads it, and its own
+/// unrated ticket shows none.
+#[tokio::test]
+async fn staff_read_a_tickets_csat_rating_and_another_user_never_does() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let mut sam = app.register("sam").await;
+    make_staff(&app, &mut sam, "support", "Sam").await;
+    let ticket = open_ticket(&app, &ann, "Rated").await;
+    let unrated = open_ticket(&app, &ann, "Unrated").await;
+    let bobs = open_ticket(&app, &bob, "Bob's").await;
+    let resolve = "mutation($t: ID!) { setTicketStatus(ticketId: $t, status: RESOLVED) { status } }";
+    let r = app.gql(Some(&sam.access), resolve, json!({ "t": ticket })).await;
+    assert_eq!(r["data"]["setTicketStatus"]["status"], "RESOLVED", "{r}");
+    let rate = "mutation($t: ID!) { submitCsat(input: {ticketId: $t, score: 2, comment: \"slow\"}) { score } }";
+    let r = app.gql(Some(&ann.access), rate, json!({ "t": ticket })).await;
+    assert_eq!(r["data"]["submitCsat"]["score"], 2, "{r}");
+    let rating = json!({ "score": 2, "comment": "slow", "ticketId": ticket });
+
+    // Staff: on the ticket (logged), and on every ticket of the inbox.
+    let one = "query($id: ID!) { ticket(id: $id) { csat { score comment ticketId } } }";
+    let r = app.gql(Some(&sam.access), one, json!({ "id": ticket })).await;
+    assert_eq!(r["data"]["ticket"]["csat"], rating, "{r}");
+    assert!(access_actions(&app, &ann).await.contains(&"Sam:ticket.view".to_owned()));
+    let inbox = "{ supportInbox(first: 50) { edges { node { id csat { score comment ticketId } } } } }";
+    let r = app.gql(Some(&sam.access), inbox, json!({})).await;
+    let edges = r["data"]["supportInbox"]["edges"].as_array().unwrap_or_else(|| panic!("{r}"));
+    let csat_of = |id: &str| edges.iter().find(|e| e["node"]["id"] == id).map(|e| e["node"]["csat"].clone());
+    assert_eq!(csat_of(&ticket), Some(rating.clone()), "{r}");
+    assert_eq!(csat_of(&unrated), Some(Value::Null), "{r}");
+    assert_eq!(csat_of(&bobs), Some(Value::Null), "{r}");
+
+    // The owner reads its own; Bob reads neither the ticket nor, with a bare select, the rating.
+    let r = app.gql(Some(&ann.access), "{ tickets { edges { node { id csat { score } } } } }", json!({})).await;
+    let mine = r["data"]["tickets"]["edges"].as_array().unwrap_or_else(|| panic!("{r}"));
+    assert!(mine.iter().any(|e| e["node"]["id"] == ticket.as_str() && e["node"]["csat"]["score"] == 2), "{r}");
+    let r = app.gql(Some(&bob.access), one, json!({ "id": ticket })).await;
+    assert!(r["data"]["ticket"].is_null() && r["errors"].is_null(), "{r}");
+    let r = app.gql(Some(&bob.access), "{ tickets { edges { node { id csat { score } } } } }", json!({})).await;
+    assert_eq!(r["data"]["tickets"]["edges"], json!([{ "node": { "id": bobs, "csat": null } }]), "{r}");
+    let mut conn = runtime_conn(&app).await;
+    for (role, user, seen) in [("plinth_user", bob.id, 0), ("plinth_support", sam.id, 1), ("plinth_user", ann.id, 1)] {
+        let mut tx = begin_as(&mut conn, role, user).await;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM ticket_csat").fetch_one(&mut *tx).await.unwrap();
+        assert_eq!(n, seen, "{role}");
+        tx.rollback().await.unwrap();
+    }
+    // Staff still cannot rate, nor change a rating.
+    let mut tx = begin_as(&mut conn, "plinth_support", sam.id).await;
+    let changed = sqlx::query("UPDATE ticket_csat SET score = 5").execute(&mut *tx).await;
+    assert!(changed.is_err(), "support changed a rating");
+    tx.rollback().await.unwrap();
+}
+
 #[tokio::test]
 async fn support_reads_an_account_only_through_a_ticket_or_a_live_grant_and_admins_read_all() {
     let app = TestApp::spawn().await;

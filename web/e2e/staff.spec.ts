@@ -28,6 +28,7 @@ const staffAnswers: Record<string, Answer> = {
           message(),
           message({ id: 'm2', author: { kind: 'STAFF', name: 'Camille' }, internal: true, bodyHtml: '<p>Le worker a redémarré à 9 h.</p>', createdAt: at(2) }),
         ],
+        csat: null,
       },
     },
   },
@@ -156,6 +157,29 @@ test('support staff: a conversation with a distinct internal note, canned reply,
   await expect(resend).toContainText('« support.resend_verification » sera inscrit');
   await resend.getByRole('button', { name: 'Confirmer' }).click();
   await expect(panel.getByText('Lien envoyé.')).toBeVisible();
+});
+
+test('support staff: a ticket shows its CSAT rating once the user rated it, or that it is not rated yet', async ({ page }) => {
+  const resolved = { ...ticket({ userId: 'u1', status: 'RESOLVED', resolvedAt: at(20), updatedAt: at(20) }), messages: [message()] };
+  const rating = { ticketId: 'tk1', score: 2, comment: 'Réponse lente,\nmais résolu.', submittedAt: at(25) };
+  let shown: Record<string, unknown> = { ...resolved, csat: rating };
+  const rec = await mockApi(page, { signedIn: true, user: staff, answers: { ...staffAnswers, Ticket: () => ({ data: { ticket: shown } }) } });
+  await page.goto('/app/staff/tickets/tk1');
+  const csat = page.getByRole('region', { name: 'Satisfaction (CSAT)' });
+  await expect(csat).toContainText('2 étoiles sur 5 : Insatisfait');
+  await expect(csat.locator('blockquote')).toHaveText('Réponse lente,\nmais résolu.');
+  await expect(csat.locator('time')).toHaveAttribute('datetime', at(25));
+  expect(rec.graphql.find((g) => g.operationName === 'Ticket')?.variables).toEqual({ id: 'tk1' });
+
+  // An open ticket cannot be rated yet; a resolved one not rated says so (in English here).
+  shown = { ...resolved, status: 'OPEN', resolvedAt: null, csat: null };
+  await page.reload();
+  await expect(csat).toContainText('L’utilisateur pourra évaluer ce ticket une fois résolu ou fermé.');
+  await expect(csat.locator('blockquote')).toHaveCount(0);
+  shown = { ...resolved, csat: null };
+  await page.addInitScript(() => localStorage.setItem('plinth.locale', 'en'));
+  await page.reload();
+  await expect(csat).toContainText('The user has not rated this ticket yet.');
 });
 
 test('admin: find an account by e-mail, credit quota and suspend with a reason', async ({ page }) => {

@@ -41,7 +41,7 @@ export const supportAnswers: Record<string, Answer> = {
       : v.status === 'RESOLVED'
         ? { data: { tickets: connection([]) } }
         : { data: { tickets: connection([ticket(), ticket({ id: 'tk2', subject: 'Facture en double', category: 'BILLING', status: 'PENDING' })], true) } },
-  Ticket: { data: { ticket: { ...ticket(), messages: [message(), message({ id: 'm2', author: { kind: 'STAFF', name: 'Camille' }, bodyHtml: '<p>Nous regardons cela. Pouvez-vous joindre une capture ?</p>', createdAt: at(5) })] } } },
+  Ticket: { data: { ticket: { ...ticket(), messages: [message(), message({ id: 'm2', author: { kind: 'STAFF', name: 'Camille' }, bodyHtml: '<p>Nous regardons cela. Pouvez-vous joindre une capture ?</p>', createdAt: at(5) })], csat: null } } },
   TicketSubjects: { data: { drafts: { nodes: [{ id: 'd1', title: 'Veste en jean Levi’s' }] }, jobs: { nodes: [{ id: 'j1', kind: 'SCAN', status: 'RUNNING', createdAt: at(0) }] } } },
   SupportAccess: {
     data: {

@@ -406,3 +406,47 @@ pub async fn build_archive(
         .context("the archive's compression task")??;
     Ok((bytes, counts))
 }
+
+/// Writes the export of `user_id` as a folder at `out` (created) instead of a zip: the
+/// same manifest, row files and objects, each object fetched and written in turn so the
+/// photos are never all in memory. This is the folder `plinth import` reads. Returns the
+/// manifest.
+///
+/// Errors: the store's, the file system's.
+pub async fn write_folder(
+    collected: Collected,
+    storage: &Storage,
+    user_id: Uuid,
+    export_id: Uuid,
+    out: &std::path::Path,
+) -> anyhow::Result<Value> {
+    let write = |path: std::path::PathBuf, bytes: Vec<u8>| async move {
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        tokio::fs::write(&path, bytes).await.with_context(|| format!("writing {}", path.display()))
+    };
+    tokio::fs::create_dir_all(out).await.with_context(|| format!("creating {}", out.display()))?;
+    let mut missing = Vec::new();
+    let (mut photo_files, mut attachment_files) = (0, 0);
+    for p in &collected.photos {
+        match storage.head(&p.key).await? {
+            Some(_) => {
+                write(out.join(&p.file), storage.get(&p.key).await?).await?;
+                if p.file.starts_with("attachments/") {
+                    attachment_files += 1;
+                } else {
+                    photo_files += 1;
+                }
+            }
+            None => missing.push(p.file.clone()),
+        }
+    }
+    for (name, body) in &collected.files {
+        write(out.join(name), body.clone().into_bytes()).await?;
+    }
+    let manifest =
+        manifest(user_id, export_id, chrono::Utc::now(), &collected, photo_files, attachment_files, &missing);
+    write(out.join("README.json"), serde_json::to_string_pretty(&manifest)?.into_bytes()).await?;
+    Ok(manifest)
+}

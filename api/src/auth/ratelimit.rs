@@ -59,7 +59,12 @@ impl RateLimiter {
     /// whole lot refused.
     pub async fn hit_n(&self, key: &str, n: u64, limit: u32, window: Duration) -> Decision {
         let (count, left) = self.add(key, n, window).await;
-        decide(count, limit, left)
+        let decision = decide(count, limit, left);
+        if matches!(decision, Decision::Limited { .. }) {
+            let label = crate::metrics::rate_limit_label(key);
+            crate::metrics::shared().rate_limit_refusals.with_label_values(&[label]).inc();
+        }
+        decision
     }
 
     /// Adds `n` (0: only reads) to `key`'s count in its window, which starts with the

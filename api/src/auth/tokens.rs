@@ -214,6 +214,8 @@ impl TokenService {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = Utc::now();
         let cached = self.cache.lock().expect("token cache").get(&key).cloned();
+        let hit = if cached.is_some() { "hit" } else { "miss" };
+        crate::metrics::shared().token_cache.with_label_values(&[hit]).inc();
         let principal = match cached {
             Some(p) => p,
             None => {

@@ -36,6 +36,22 @@ impl BillingService {
     }
 }
 
+/// Reconciles with Stripe every `every` (a day: the nightly `plinth billing reconcile`),
+/// on the leader: Stripe is the truth, and what a lost webhook left behind is repaired.
+/// Returns the number of changes.
+pub fn reconcile(billing: Arc<BillingService>, every: Duration) -> Task {
+    Task::new("billing.reconcile", every, Runs::OneInstance, move || {
+        let billing = billing.clone();
+        async move {
+            let changes = billing.reconcile().await.map_err(|e| e.into_anyhow())?;
+            for change in &changes {
+                tracing::info!(change = %change, "billing reconciled");
+            }
+            Ok(changes.len())
+        }
+    })
+}
+
 /// Derives again, every `every`, on one instance per interval, the accounts whose grace
 /// ended or whose cancellation came due.
 pub fn expire_grace(billing: Arc<BillingService>, every: Duration) -> Task {

@@ -27,6 +27,9 @@ pub struct BillingConfig {
     pub grace_days: i64,
     /// `PLINTH_PLANS_FILE`: a plan catalog instead of the built-in `plans.toml`.
     pub plans_file: Option<PathBuf>,
+    /// `PLINTH_BILLING_RECONCILE_SECS`: how often the leader reconciles with Stripe
+    /// (0: never); unset: nightly (86400) in production, never in development.
+    pub reconcile_secs: Option<u64>,
 }
 
 impl BillingConfig {
@@ -46,6 +49,10 @@ impl BillingConfig {
             return_url: v.get("PLINTH_BILLING_RETURN_URL"),
             grace_days: v.parse("PLINTH_BILLING_GRACE_DAYS", 7)?,
             plans_file: v.get("PLINTH_PLANS_FILE").map(PathBuf::from),
+            reconcile_secs: match v.get("PLINTH_BILLING_RECONCILE_SECS") {
+                None => None,
+                Some(_) => Some(v.parse("PLINTH_BILLING_RECONCILE_SECS", 0)?),
+            },
         })
     }
 }

@@ -205,7 +205,8 @@ impl Config {
             return Ok(());
         }
         let required: [(&'static str, bool); 9] = [
-            ("DATABASE_URL", self.database.url.is_some()),
+            // The runtime connects as plinth_app only: its own URL, or DATABASE_URL's host.
+            ("PLINTH_APP_DATABASE_URL or DATABASE_URL", self.database.app_url.is_some() || self.database.url.is_some()),
             ("PLINTH_TOKEN_KEY", self.auth.token_key.is_some()),
             ("REDIS_URL", self.redis_url.is_some()),
             ("PLINTH_S3_ENDPOINT", self.storage.s3.is_some()),
@@ -231,6 +232,15 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// How often the leader reconciles billing with Stripe: as
+    /// `PLINTH_BILLING_RECONCILE_SECS` says (0: never), else nightly in production and
+    /// never in development; never without Stripe.
+    pub fn billing_reconcile_every(&self) -> Option<std::time::Duration> {
+        let default = if self.is_production() { 86_400 } else { 0 };
+        let secs = self.billing.reconcile_secs.unwrap_or(default);
+        (secs > 0 && self.billing.stripe_secret_key.is_some()).then(|| std::time::Duration::from_secs(secs))
     }
 
     /// Whether `plinth serve` runs the reference worker in its process: as
@@ -323,10 +333,13 @@ mod tests {
     #[test]
     fn production_refuses_embedded_defaults() {
         let e = Config::from_vars(vars(&[("PLINTH_ENV", "production")])).unwrap_err();
-        assert_eq!(e.var, "DATABASE_URL");
+        assert_eq!(e.var, "PLINTH_APP_DATABASE_URL or DATABASE_URL");
         let e = Config::from_vars(vars(&[("PLINTH_ENV", "production"), ("DATABASE_URL", "postgres://u:p@db/x")]))
             .unwrap_err();
         assert_eq!(e.var, "PLINTH_TOKEN_KEY");
+        // The runtime's own URL is enough: the owner's stays on the release machine.
+        let app_only = [("PLINTH_ENV", "production"), ("PLINTH_APP_DATABASE_URL", "postgres://plinth_app:p@db/x")];
+        assert_eq!(Config::from_vars(vars(&app_only)).unwrap_err().var, "PLINTH_TOKEN_KEY");
     }
 
     #[test]
@@ -365,6 +378,28 @@ mod tests {
         assert!(!off.in_process_worker());
         let e = Config::from_vars(vars(&[("PLINTH_IN_PROCESS_WORKER", "maybe")])).unwrap_err();
         assert_eq!(e.var, "PLINTH_IN_PROCESS_WORKER");
+    }
+
+    #[test]
+    fn graphiql_introspection_and_the_metrics_listener_depend_on_the_environment() {
+        let dev = Config::from_vars(HashMap::new()).unwrap();
+        assert!(dev.server.graphiql && dev.server.introspection);
+        assert_eq!(dev.server.metrics_addr, None);
+        let prod = ServerConfig::read(&Vars(vars(&[("PLINTH_ENV", "production")]))).unwrap();
+        assert!(!prod.graphiql && !prod.introspection);
+        let open = ServerConfig::read(&Vars(vars(&[
+            ("PLINTH_ENV", "production"),
+            ("PLINTH_GRAPHIQL", "true"),
+            ("PLINTH_GRAPHQL_INTROSPECTION", "true"),
+            ("PLINTH_METRICS_ADDR", "[::]:9091"),
+        ])))
+        .unwrap();
+        assert!(open.graphiql && open.introspection);
+        assert_eq!(open.metrics_addr.map(|a| a.port()), Some(9091));
+        let e = Config::from_vars(vars(&[("PLINTH_METRICS_ADDR", "9091")])).unwrap_err();
+        assert_eq!(e.var, "PLINTH_METRICS_ADDR");
+        let e = Config::from_vars(vars(&[("PLINTH_GRAPHIQL", "yes")])).unwrap_err();
+        assert_eq!(e.var, "PLINTH_GRAPHIQL");
     }
 
     #[test]

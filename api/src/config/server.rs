@@ -12,8 +12,15 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// `PLINTH_MAX_BODY_BYTES`: request body size limit (1 MiB).
     pub max_body_bytes: usize,
-    /// `PLINTH_GRAPHQL_INTROSPECTION`: allow schema introspection (true).
+    /// `PLINTH_METRICS_ADDR`: a listener of its own serving `GET /metrics` only (none by
+    /// default). In production `/metrics` is served there alone, never on `PLINTH_ADDR`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `PLINTH_GRAPHQL_INTROSPECTION`: allow schema introspection (true in development,
+    /// false in production).
     pub introspection: bool,
+    /// `PLINTH_GRAPHIQL`: serve GraphiQL at `GET /graphql` (true in development, false
+    /// in production, where `GET /graphql` then answers 404).
+    pub graphiql: bool,
     /// `PLINTH_CLIENT_IP_HEADER`: header set by a trusted proxy (e.g. `Fly-Client-IP`).
     pub client_ip_header: Option<String>,
     /// `PLINTH_REQUEST_TIMEOUT_MS`: the time budget of one GraphQL request (10000); past
@@ -32,11 +39,18 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub(super) fn read(v: &Vars) -> Result<Self, ConfigError> {
+        // What a browser or a stranger may explore is off by default in production.
+        let development = !super::Base::read(v)?.is_production();
         Ok(ServerConfig {
             addr: v.parse("PLINTH_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             public_url: v.get("PLINTH_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
             max_body_bytes: v.parse("PLINTH_MAX_BODY_BYTES", 1 << 20)?,
-            introspection: v.parse("PLINTH_GRAPHQL_INTROSPECTION", true)?,
+            metrics_addr: match v.get("PLINTH_METRICS_ADDR") {
+                None => None,
+                Some(_) => Some(v.parse("PLINTH_METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 0)))?),
+            },
+            introspection: v.parse("PLINTH_GRAPHQL_INTROSPECTION", development)?,
+            graphiql: v.parse("PLINTH_GRAPHIQL", development)?,
             client_ip_header: v.get("PLINTH_CLIENT_IP_HEADER"),
             request_timeout_ms: v.parse("PLINTH_REQUEST_TIMEOUT_MS", 10_000)?,
             max_response_bytes: v.parse("PLINTH_MAX_RESPONSE_BYTES", 4 << 20)?,

@@ -84,6 +84,64 @@ pub async fn migrate(owner_url: &str, app_password: Option<&str>) -> anyhow::Res
     Ok(())
 }
 
+/// The migration that lets the runtime role read `seaql_migrations`: while it is not
+/// applied, the read is refused, and this is the first migration the schema lacks.
+const HISTORY_GRANT: &str = "m20261204_000201_read_migration_history";
+
+/// The migrations this binary knows and the database has not applied, in order (empty:
+/// the schema is current). Read as the runtime role, which may read only the applied
+/// versions. Migrations the database has and this binary does not know (a newer release
+/// migrated while this one still runs) are allowed: expand/contract keeps the previous
+/// release working on the next schema (docs/deploy.md).
+///
+/// Errors: the database's, other than the refused read before the grant.
+pub async fn missing_migrations(conn: &impl ConnectionTrait) -> anyhow::Result<Vec<String>> {
+    let known: Vec<String> =
+        <migration::Migrator as MigratorTrait>::migrations().iter().map(|m| m.name().to_owned()).collect();
+    let sql = "SELECT version FROM seaql_migrations";
+    let applied: std::collections::HashSet<String> =
+        match conn.query_all(Statement::from_string(DbBackend::Postgres, sql)).await {
+            Ok(rows) => rows.iter().map(|r| r.try_get::<String>("", "version")).collect::<Result<_, _>>()?,
+            Err(e) => match sqlstate(&e).as_deref() {
+                // No history at all: nothing was migrated.
+                Some("42P01") => Default::default(),
+                // Refused: the grant (and whatever follows it) is not applied yet.
+                Some("42501") => {
+                    let missing: Vec<String> = known.into_iter().skip_while(|m| m != HISTORY_GRANT).collect();
+                    anyhow::ensure!(!missing.is_empty(), "the runtime role may not read seaql_migrations");
+                    return Ok(missing);
+                }
+                _ => return Err(anyhow::Error::new(e).context("reading the applied migrations")),
+            },
+        };
+    Ok(known.into_iter().filter(|m| !applied.contains(m)).collect())
+}
+
+/// Refuses to go on when the schema lacks a migration of this binary, naming the first.
+///
+/// Errors: the schema is behind, or the history cannot be read.
+pub async fn ensure_schema_current(conn: &impl ConnectionTrait) -> anyhow::Result<()> {
+    let missing = missing_migrations(conn).await?;
+    if let Some(first) = missing.first() {
+        anyhow::bail!(
+            "the database schema is behind this release: migration {first} is not applied ({} missing); \
+             run `plinth migrate` (Fly's release command) first",
+            missing.len()
+        );
+    }
+    Ok(())
+}
+
+/// The SQLSTATE of a database error, when the database answered one.
+pub fn sqlstate(err: &DbErr) -> Option<String> {
+    match err {
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => {
+            e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+        }
+        _ => None,
+    }
+}
+
 /// Whether the database answers (`SELECT 1` on the pool).
 ///
 /// Errors: the pool's or the database's.

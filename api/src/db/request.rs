@@ -150,7 +150,10 @@ impl RequestTx {
         let mut write: RwLockWriteGuard<'_, Slot> = self.inner.slot.write().await;
         if matches!(*write, Slot::Pending) {
             let inner = &self.inner;
-            let tx = inner.pool.begin().await?;
+            let waiting = crate::metrics::PoolWait::start();
+            let begun = inner.pool.begin().await;
+            drop(waiting);
+            let tx = begun?;
             // The current identity: a fresh transaction begun inside a scope (after
             // `without_transaction`) keeps the scope's.
             let id = *inner.identity.lock().expect("identity");

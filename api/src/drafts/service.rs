@@ -57,6 +57,24 @@ pub async fn create(tx: &RequestTx, fields: DraftFields) -> AppResult<drafts::Mo
     Ok(draft)
 }
 
+/// Inserts drafts brought by `plinth import` as they were (ids chosen by the importer,
+/// times and status kept), for the caller; activity is recorded by the importer once
+/// per batch. Every row must be the caller's: row-level security refuses the rest.
+///
+/// Errors: UNAUTHENTICATED; SUBSCRIPTION_INACTIVE; BAD_USER_INPUT (a row of another
+/// account); INTERNAL (database, a constraint).
+pub async fn insert_imported(tx: &RequestTx, rows: Vec<drafts::Model>) -> AppResult<()> {
+    let user_id = tx.active_user_id()?;
+    if rows.iter().any(|r| r.user_id != user_id) {
+        return Err(AppError::bad_input("drafts", "every imported draft must belong to the caller"));
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    drafts::Entity::insert_many(rows.into_iter().map(drafts::ActiveModel::from)).exec_without_returning(tx).await?;
+    Ok(())
+}
+
 /// Changes the given fields of one of the caller's drafts.
 ///
 /// Errors: UNAUTHENTICATED; NOT_FOUND; INTERNAL.

@@ -135,14 +135,18 @@ impl Delivery {
         Ok(n)
     }
 
-    /// Runs until the process ends: a batch whenever new mail is announced
-    /// (`db::listen` on `plinth_email_outbox`), or every `poll` otherwise.
-    pub async fn run(self: Arc<Self>, wake: Arc<Notify>) {
+    /// Runs until `stop` (its batch under way finishes: the drain flushes it): a batch
+    /// whenever new mail is announced (`db::listen` on `plinth_email_outbox`), or every
+    /// `poll` otherwise.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, stop: crate::tasks::Stop) {
         let poll = self.settings.poll;
-        crate::tasks::run_woken("mail delivery", wake, poll, move || {
+        crate::tasks::run_woken("mail delivery", wake, poll, stop, move || {
             let this = self.clone();
             async move {
-                if this.run_once().await? >= this.settings.batch as usize {
+                let handled = this.run_once().await?;
+                // The loop's last success (`plinth_task_last_success_timestamp_seconds`).
+                this.metrics.task_run("email.delivery", "ok");
+                if handled >= this.settings.batch as usize {
                     return Ok(true);
                 }
                 if let Err(e) = this.observe().await {
@@ -345,12 +349,6 @@ impl Delivery {
     /// Errors: the database's.
     pub async fn observe(&self) -> anyhow::Result<()> {
         let tx = self.begin().await?;
-        let row = tx
-            .query_one(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT pending AS n, oldest_seconds AS oldest FROM priv.email_backlog()",
-            ))
-            .await?;
         let per_template = tx
             .query_all(Statement::from_string(
                 DbBackend::Postgres,
@@ -358,17 +356,23 @@ impl Delivery {
             ))
             .await?;
         tx.commit_without_events().await?;
-        let backlog = per_template
+        let mut backlog = per_template
             .iter()
             .map(|r| {
                 Ok((r.try_get::<String>("", "template")?, r.try_get("", "pending")?, r.try_get("", "oldest_seconds")?))
             })
             .collect::<anyhow::Result<Vec<(String, i64, i64)>>>()?;
-        self.metrics.mail_backlog(&backlog);
-        if let Some(row) = row {
-            self.metrics.mail_pending.set(row.try_get("", "n")?);
-            self.metrics.mail_oldest_pending_seconds.set(row.try_get("", "oldest")?);
+        // The totals from the same rows (one snapshot: a row sent between two statements
+        // would count in one and not the other).
+        self.metrics.mail_pending.set(backlog.iter().map(|(_, n, _)| n).sum());
+        self.metrics.mail_oldest_pending_seconds.set(backlog.iter().map(|(.., o)| *o).max().unwrap_or(0));
+        // Every template has its series, 0 when nothing waits, so none disappears.
+        for template in EmailTemplate::ALL.iter().map(|t| t.as_str()) {
+            if !backlog.iter().any(|(t, ..)| t == template) {
+                backlog.push((template.to_owned(), 0, 0));
+            }
         }
+        self.metrics.mail_backlog(&backlog);
         Ok(())
     }
 }

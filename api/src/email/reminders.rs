@@ -2,8 +2,8 @@
 //! and day 3 after sign-up (none once verified), a past-due subscription on day 3 and
 //! day 7 of its spell (none once paid), a trial 3 days before it ends. Each is recorded
 //! once per occurrence in `email_reminders` (unique key: user, kind, occurrence), so
-//! restarts and any number of instances (`Runs::EveryInstance`) neither skip nor repeat
-//! one. `priv.email_reminders_run(at)` records what is due and queues the mail that
+//! restarts and overlapping runs neither skip nor repeat one; the task runs on the
+//! leader (`Runs::OneInstance`). `priv.email_reminders_run(at)` records what is due and queues the mail that
 //! needs no secret; verification reminders get their fresh one-time link here, in the
 //! same transaction (a failure rolls the record back with it, and the next run tries
 //! again).
@@ -95,7 +95,7 @@ impl Reminders {
 
     /// The background task: the reminders due now, every `every`.
     pub fn task(self, every: Duration) -> Task {
-        Task::new("email.reminders", every, Runs::EveryInstance, move || {
+        Task::new("email.reminders", every, Runs::OneInstance, move || {
             let this = self.clone();
             async move { this.run_at(Utc::now()).await }
         })

@@ -1,7 +1,8 @@
 //! Mail scheduled from the database: the onboarding sequence (welcome, connect a
 //! marketplace account, first scan, tips). `priv.email_sequences_run(at)` decides and
-//! records each step once per user in one statement, so any number of instances may run
-//! the task (`Runs::EveryInstance`) without skipping or repeating a step.
+//! records each step once per user in one statement, so even two runs at once (a
+//! leadership handover) neither skip nor repeat a step; the task runs on the leader
+//! (`Runs::OneInstance`).
 use crate::{
     db::{RequestMeta, RequestTx},
     principal::Principal,
@@ -31,7 +32,7 @@ pub async fn run_at(pool: &DatabaseConnection, at: DateTime<Utc>, statement_time
 
 /// The background task: the sequence steps due now, every `every`.
 pub fn task(pool: DatabaseConnection, every: Duration, statement_timeout_ms: u64) -> Task {
-    Task::new("email.sequences", every, Runs::EveryInstance, move || {
+    Task::new("email.sequences", every, Runs::OneInstance, move || {
         let pool = pool.clone();
         async move { run_at(&pool, Utc::now(), statement_timeout_ms).await }
     })

@@ -7,6 +7,7 @@ use crate::{
     db::{data, RequestTx},
     error::parse_id,
     model::Role,
+    support::graphql::CsatRating,
 };
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -117,19 +118,6 @@ pub struct NpsSummary {
 /// Feedback: the administrators' side, and the users' own CSAT.
 #[derive(Default)]
 pub struct FeedbackQuery;
-
-/// A CSAT rating of a ticket.
-#[derive(SimpleObject, Debug)]
-pub struct CsatRating {
-    /// The rated ticket.
-    pub ticket_id: ID,
-    /// 1 (very unsatisfied) to 5 (very satisfied).
-    pub score: i32,
-    /// Why, if said.
-    pub comment: Option<String>,
-    /// When it was given.
-    pub submitted_at: DateTime<Utc>,
-}
 
 impl From<store::Csat> for CsatRating {
     fn from(c: store::Csat) -> Self {

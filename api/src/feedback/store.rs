@@ -1,4 +1,5 @@
-//! All SQL of `nps_responses` and `ticket_csat`, and the calls to the `metrics`
+//! All SQL of `nps_responses` and `ticket_csat` (but support's read of ratings with
+//! their tickets, `support::store::csat_of`), and the calls to the `metrics`
 //! schema's NPS functions (migrations `m20261202_000701_create_experiments`,
 //! `m20261203_000201_create_ticket_csat`, `m20261203_000202_summarise_feedback_by_month`).
 use crate::error::AppResult;

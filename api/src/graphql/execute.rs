@@ -211,21 +211,21 @@ impl SocketExecutor {
     }
 
     fn counted(&self, resp: async_graphql::Response) -> async_graphql::Response {
-        for err in &resp.errors {
-            self.metrics.graphql_error(code_of(err).unwrap_or("UNKNOWN"));
-        }
+        self.metrics.graphql_errors(&resp.errors);
         resp
     }
 }
 
 impl async_graphql::Executor for SocketExecutor {
-    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+    async fn execute(&self, mut request: async_graphql::Request) -> async_graphql::Response {
+        let name = operation_name(&mut request);
         // The socket's token was verified when it opened: what revoked it since refuses
         // the operation, as HTTP would.
-        if let Err(e) = self.executor.tokens.not_revoked(&self.principal) {
-            return self.counted(error_response(e));
-        }
-        let resp = self.executor.execute_as(self.principal.clone(), self.meta(), request).await;
+        let resp = match self.executor.tokens.not_revoked(&self.principal) {
+            Err(e) => error_response(e),
+            Ok(()) => self.executor.execute_as(self.principal.clone(), self.meta(), request).await,
+        };
+        self.metrics.graphql_operation(name.as_deref(), resp.errors.is_empty());
         self.counted(resp)
     }
 
@@ -253,17 +253,31 @@ impl async_graphql::Executor for SocketExecutor {
                 }
             }
             let metrics = this.metrics.clone();
+            metrics.graphql_operation(operation_name(&mut request).as_deref(), true);
             async_graphql::Executor::execute_stream(&this.executor.schema, request, session_data)
                 .map(move |mut resp| {
                     coded(&mut resp);
-                    for err in &resp.errors {
-                        metrics.graphql_error(code_of(err).unwrap_or("UNKNOWN"));
-                    }
+                    metrics.graphql_errors(&resp.errors);
                     resp
                 })
                 .boxed()
         };
         futures_util::stream::once(first).flatten().boxed()
+    }
+}
+
+/// The name of the operation `request` runs: `operationName`, else the name of the
+/// document's only operation; None for an anonymous one (or a document that does not
+/// parse).
+pub fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
+    if let Some(name) = &request.operation_name {
+        return Some(name.clone());
+    }
+    match &request.parsed_query().ok()?.operations {
+        async_graphql::parser::types::DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+            ops.keys().next().map(|n| n.to_string())
+        }
+        _ => None,
     }
 }
 

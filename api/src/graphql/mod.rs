@@ -23,7 +23,7 @@ use crate::{
     photos::graphql::{PhotosByDraft, PhotosMutation, PhotosQuery},
     plans::graphql::PlansQuery,
     quotas::graphql::QuotasQuery,
-    support::graphql::{SupportMutation, SupportQuery, SupportSubscription},
+    support::graphql::{CsatByTicket, SupportMutation, SupportQuery, SupportSubscription},
     support::tools_graphql::{SupportToolsMutation, SupportToolsQuery},
 };
 use async_graphql::{
@@ -120,5 +120,6 @@ pub fn with_request(request: Request, tx: RequestTx) -> Request {
         .data(DataLoader::with_cache(PhotosByDraft(tx.clone()), tokio::spawn, HashMapCache::default()))
         .data(DataLoader::with_cache(DraftById(tx.clone()), tokio::spawn, HashMapCache::default()))
         .data(DataLoader::with_cache(LogsByJob(tx.clone()), tokio::spawn, HashMapCache::default()))
+        .data(DataLoader::with_cache(CsatByTicket(tx.clone()), tokio::spawn, HashMapCache::default()))
         .data(tx)
 }

@@ -16,10 +16,13 @@ use std::sync::Arc;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
-/// GraphiQL, for browsers.
+/// GraphiQL, for browsers; 404 when `PLINTH_GRAPHIQL` is off (production's default).
 #[handler]
-pub async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+pub async fn graphiql(Data(state): Data<&Arc<HttpState>>) -> Response {
+    if !state.config.server.graphiql {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish()).into_response()
 }
 
 /// Executes one GraphQL request for its caller.
@@ -45,13 +48,14 @@ pub async fn graphql_post(
         );
         return refusal(StatusCode::UNSUPPORTED_MEDIA_TYPE, content_type, err);
     }
-    let gql = match gql {
+    let mut gql = match gql {
         Ok(gql) => gql,
         Err(e) => {
             let err = AppError::GraphqlParseFailed(format!("the body is not a GraphQL request in JSON: {e}"));
             return refusal(StatusCode::BAD_REQUEST, content_type, err);
         }
     };
+    let operation = crate::graphql::execute::operation_name(&mut gql.0);
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let meta = RequestMeta {
         request_id: request_id.clone(),
@@ -59,11 +63,17 @@ pub async fn graphql_post(
         user_agent: req.header(header::USER_AGENT).map(|ua| ua.chars().take(256).collect()),
         accept_language: req.header(header::ACCEPT_LANGUAGE).map(|l| l.chars().take(256).collect()),
     };
-    let resp = state.executor.execute(req.header(header::AUTHORIZATION), meta, gql.0).await;
-    for err in &resp.errors {
-        state.metrics.graphql_error(crate::graphql::execute::code_of(err).unwrap_or("UNKNOWN"));
-    }
+    let (resp, user_id) = match crate::auth::authenticate(&state.executor.tokens, req.header(header::AUTHORIZATION)) {
+        Ok(principal) => {
+            let user_id = principal.user_id();
+            (state.executor.execute_as(principal, meta, gql.0).await, user_id)
+        }
+        Err(e) => (error_response(e), None),
+    };
+    state.metrics.graphql_operation(operation.as_deref(), resp.errors.is_empty());
+    state.metrics.graphql_errors(&resp.errors);
     let resp = with_request_id(resp, &request_id);
+    let logged = super::RequestLog { operation, user_id };
     let status = if wants_graphql_json && resp.data == Value::Null && resp.errors.iter().any(|e| e.path.is_empty()) {
         StatusCode::BAD_REQUEST
     } else {
@@ -77,7 +87,9 @@ pub async fn graphql_post(
             if let Some(Value::Number(n)) = retry_after {
                 builder = builder.header(header::RETRY_AFTER, n.to_string());
             }
-            builder.body(body)
+            let mut resp = builder.body(body);
+            resp.extensions_mut().insert(logged);
+            resp
         }
         Err(e) => {
             tracing::error!(error = %e, "serializing a GraphQL response");

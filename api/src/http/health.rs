@@ -9,10 +9,15 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// 200 only when the database answers; the body says `ready (degraded: redis)` while
-/// a configured Redis does not (the instance serves, with limits and events of its own).
+/// 200 only when the database answers and the instance is not draining (503
+/// `draining` after SIGTERM); the body says `ready (degraded: redis)` while a configured
+/// Redis does not (the instance serves, with limits and events of its own).
 #[handler]
 pub async fn readyz(Data(state): Data<&Arc<HttpState>>) -> impl IntoResponse {
+    // A draining instance leaves the proxy's rotation.
+    if state.drain.is_started() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining");
+    }
     let ping = tokio::time::timeout(std::time::Duration::from_secs(2), crate::db::ping(&state.pool)).await;
     match ping {
         Ok(Ok(_)) if state.redis.as_ref().is_some_and(|r| !r.is_up()) => (StatusCode::OK, "ready (degraded: redis)"),

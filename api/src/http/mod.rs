@@ -2,6 +2,7 @@
 //! span, metrics, body size limit).
 pub mod cookie_auth;
 pub mod cors;
+pub mod drain;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
@@ -50,6 +51,18 @@ pub struct HttpState {
     pub sealer: Arc<crate::secretbox::SecretBox>,
     /// The web app's build, served at every other path.
     pub web: webapp::WebFiles,
+    /// The drain SIGTERM starts (sockets close, readiness fails).
+    pub drain: drain::Drain,
+}
+
+/// What a handler tells the request's log line (a response extension): the GraphQL
+/// operation's name and the caller's user id. Never a token nor an e-mail address.
+#[derive(Clone, Debug, Default)]
+pub struct RequestLog {
+    /// The operation's name, when one was given.
+    pub operation: Option<String>,
+    /// The signed-in user (none for anonymous callers and workers).
+    pub user_id: Option<uuid::Uuid>,
 }
 
 /// Per-request id, set by the middleware and read by handlers.
@@ -67,7 +80,6 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/graphql/ws", get(ws::graphql_ws))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
-        .at("/metrics", get(metrics::metrics))
         .at("/admin/metrics/:file", get(reports::export))
         .at("/storage/*key", put(storage::put_object).get(storage::get_object))
         .at("/auth/login", poem::post(cookie_auth::login))
@@ -79,9 +91,17 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
         .at("/webhooks/chatwoot", poem::post(webhooks::chatwoot))
         .at("/unsubscribe", get(pages::unsubscribe_page).post(pages::unsubscribe))
         .at("/", get(webapp::serve))
-        .at("/*path", get(webapp::serve))
-        .data(state);
+        .at("/*path", get(webapp::serve));
+    // In production /metrics is on the metrics listener only (`metrics_routes`).
+    let route = if state.config.is_production() { route } else { route.at("/metrics", get(metrics::metrics)) };
+    let route = route.data(state);
     cors::for_origins(route, &origins).around(move |ep, req| observe(ep, req, metrics.clone(), limits))
+}
+
+/// The routes of the metrics listener (`PLINTH_METRICS_ADDR`): `GET /metrics`, nothing
+/// else.
+pub fn metrics_routes(state: Arc<HttpState>) -> impl Endpoint {
+    Route::new().at("/metrics", get(metrics::metrics)).data(state)
 }
 
 /// The fixed label of a path, so metrics have bounded cardinality.
@@ -95,7 +115,9 @@ fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/storage/") => "/storage",
         p if p.starts_with("/admin/metrics/") => "/admin/metrics",
         "/webhooks/stripe" => "/webhooks/stripe",
+        "/webhooks/sendgrid" => "/webhooks/sendgrid",
         "/webhooks/chatwoot" => "/webhooks/chatwoot",
+        "/unsubscribe" => "/unsubscribe",
         "/auth/login" => "/auth/login",
         "/auth/register" => "/auth/register",
         "/auth/refresh" => "/auth/refresh",
@@ -161,8 +183,17 @@ async fn observe<E: Endpoint>(
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    // The request's one info line.
+    let logged = resp.extensions_mut().remove::<RequestLog>().unwrap_or_default();
+    let user_id = logged.user_id.map(|u| u.to_string());
     span.in_scope(|| {
-        tracing::debug!(status = resp.status().as_u16(), elapsed_ms = elapsed.as_secs_f64() * 1e3, "request done")
+        tracing::info!(
+            status = resp.status().as_u16(),
+            elapsed_ms = elapsed.as_secs_f64() * 1e3,
+            operation = logged.operation.as_deref(),
+            user_id = user_id.as_deref(),
+            "request done"
+        )
     });
     Ok(resp)
 }

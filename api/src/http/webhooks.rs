@@ -19,24 +19,44 @@ pub async fn stripe(req: &Request, Data(state): Data<&Arc<HttpState>>, body: Bod
     let Ok(bytes) = body.into_bytes_limit(MAX_EVENT_BYTES).await else {
         return (StatusCode::BAD_REQUEST, "unreadable or oversized body").into_response();
     };
-    match state.billing.handle_webhook(&bytes, req.header("stripe-signature")).await {
+    let handled = state.billing.handle_webhook(&bytes, req.header("stripe-signature")).await;
+    // Read again only for the metrics, once the signature proved the body is Stripe's.
+    let event = || serde_json::from_slice::<EventHead>(&bytes).ok();
+    match handled {
         Ok(outcome) => {
             let text = match outcome {
                 WebhookOutcome::Applied => "applied",
                 WebhookOutcome::Duplicate => "duplicate",
                 WebhookOutcome::Ignored => "ignored",
             };
+            let head = event();
+            let lag = head.as_ref().filter(|_| outcome != WebhookOutcome::Duplicate).map(|h| {
+                let secs = chrono::Utc::now().timestamp().saturating_sub(h.created).max(0);
+                std::time::Duration::from_secs(secs as u64)
+            });
+            state.metrics.stripe_webhook(Some(head.as_ref().map_or("", |h| h.kind.as_str())), text, lag);
             (StatusCode::OK, text).into_response()
         }
         Err(WebhookError::Rejected(why)) => {
             tracing::warn!(why, "stripe webhook refused");
+            state.metrics.stripe_webhook(None, "rejected", None);
             (StatusCode::BAD_REQUEST, why).into_response()
         }
         Err(WebhookError::Internal(e)) => {
             tracing::error!(error = format!("{e:#}"), "stripe webhook failed; Stripe will retry");
+            state.metrics.stripe_webhook(Some(event().as_ref().map_or("", |h| h.kind.as_str())), "error", None);
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// What the metrics read of a verified Stripe event.
+#[derive(serde::Deserialize)]
+struct EventHead {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    created: i64,
 }
 
 /// `POST /webhooks/sendgrid`: SendGrid's signed event webhook. 400 (nothing written) for

@@ -14,7 +14,9 @@
 //! half of `PLINTH_WS_KEEPALIVE_SECS` gets a WebSocket ping frame at the next tick (one
 //! per `PLINTH_WS_KEEPALIVE_SECS`; RFC 6455 §5.5.2: every client answers with a pong by
 //! itself); a ping not answered by the next tick closes the socket with 3008 (IANA's
-//! "Timeout"), so a dead mobile connection is freed within two intervals.
+//! "Timeout"), so a dead mobile connection is freed within two intervals. When the
+//! instance drains (SIGTERM), every socket closes with 1012 ("Service restart"): the
+//! client reconnects, to another instance.
 use super::HttpState;
 use crate::{
     auth::{authenticate, revocations, tokens::TokenService},
@@ -40,6 +42,10 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio::sync::{broadcast::error::RecvError, watch};
+
+/// The close of a draining instance: 1012, "Service Restart" (IANA's registry), which
+/// clients treat as "reconnect".
+const RESTART: (u16, &str) = (1012, "Service restart: reconnect");
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,8 +78,18 @@ pub async fn graphql_ws(
         .max_message_size(Some(64 * 1024))
         .max_frame_size(Some(64 * 1024));
     websocket.config(config).protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
+        let _open = OpenSocket::count(&state.metrics.websockets_open);
+        let _draining = state.drain.socket();
+        let drain = state.drain.clone();
         let (mut sink, mut stream) = socket.split();
-        let first = match tokio::time::timeout(INIT_TIMEOUT, stream.next()).await {
+        let first = tokio::select! {
+            first = tokio::time::timeout(INIT_TIMEOUT, stream.next()) => first,
+            _ = drain.started() => {
+                let _ = sink.send(close(RESTART.0, RESTART.1)).await;
+                return;
+            }
+        };
+        let first = match first {
             Err(_) => {
                 let _ = sink.send(close(4408, "Connection initialisation timeout")).await;
                 return;
@@ -162,6 +178,7 @@ pub async fn graphql_ws(
                     None => break malformed_rx.try_recv().ok().map(|why| (4400, why)),
                 },
                 _ = until_expiry => break Some((4401, "Unauthorized: the token expired".to_owned())),
+                _ = drain.started() => break Some((RESTART.0, RESTART.1.to_owned())),
                 Some(why) = malformed_rx.recv() => break Some((4400, why)),
                 _ = keepalive_tick.tick() => {
                     // A revocation this instance learnt without an event (reloaded from
@@ -276,5 +293,21 @@ fn init_payload(msg: &Message) -> Result<serde_json::Map<String, serde_json::Val
             Some(_) => Err(First::Malformed("Invalid message received: the payload is not an object".into())),
         },
         Some(Ok(_)) => Err(First::NotInit),
+    }
+}
+
+/// One open socket in `plinth_websockets_open`, for as long as it lives.
+struct OpenSocket(prometheus::IntGauge);
+
+impl OpenSocket {
+    fn count(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        OpenSocket(gauge.clone())
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -100,6 +100,33 @@ pub async fn create(
     Ok(job)
 }
 
+/// Inserts jobs and their log lines brought by `plinth import` as they were (ids chosen
+/// by the importer, times kept). History is never run again: the importer gives a job
+/// that was still queued or running a final status before it gets here, and this
+/// refuses any other. No counter is consumed: the work was done (and paid) elsewhere.
+///
+/// Errors: UNAUTHENTICATED; SUBSCRIPTION_INACTIVE; BAD_USER_INPUT (a row of another
+/// account, a job not finished); INTERNAL.
+pub async fn insert_imported(tx: &RequestTx, rows: Vec<jobs::Model>, logs: Vec<job_logs::Model>) -> AppResult<()> {
+    let user_id = tx.active_user_id()?;
+    if rows.iter().any(|r| r.user_id != user_id) || logs.iter().any(|l| l.user_id != user_id) {
+        return Err(AppError::bad_input("jobs", "every imported job must belong to the caller"));
+    }
+    let finished = [JobStatus::Succeeded, JobStatus::Failed, JobStatus::Canceled];
+    if rows.iter().any(|r| !finished.iter().any(|s| s.as_str() == r.status)) {
+        return Err(AppError::bad_input("jobs", "only finished jobs are imported"));
+    }
+    if !rows.is_empty() {
+        jobs::Entity::insert_many(rows.into_iter().map(jobs::ActiveModel::from)).exec_without_returning(tx).await?;
+    }
+    if !logs.is_empty() {
+        job_logs::Entity::insert_many(logs.into_iter().map(job_logs::ActiveModel::from))
+            .exec_without_returning(tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Cancels a job: a queued one at once; a running one when its worker next reports.
 ///
 /// Errors: UNAUTHENTICATED; NOT_FOUND; CONFLICT (already ended); INTERNAL.
@@ -326,6 +353,37 @@ pub async fn requeue_expired(tx: &RequestTx) -> AppResult<Vec<(Uuid, Uuid)>> {
         tx.emit(Event::JobChanged { user_id: *user_id, job_id: *job_id });
     }
     Ok(changed)
+}
+
+/// The queue across every tenant, per kind: (kind, queued, age in seconds of the oldest
+/// due queued job, running), read as the system role (`priv.job_queue_stats`) for the
+/// metrics.
+///
+/// Errors: the database's.
+pub async fn queue_stats(
+    pool: &sea_orm::DatabaseConnection,
+    statement_timeout_ms: u64,
+) -> anyhow::Result<Vec<(String, i64, i64, i64)>> {
+    use sea_orm::{DbBackend, Statement};
+    let system = crate::principal::Principal::System;
+    let tx = RequestTx::begin(pool, system, crate::db::RequestMeta::internal("metrics"), statement_timeout_ms).await?;
+    let rows = tx
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT kind, queued, running, oldest_due_seconds FROM priv.job_queue_stats()",
+        ))
+        .await?;
+    tx.commit_without_events().await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<String>("", "kind")?,
+                r.try_get("", "queued")?,
+                r.try_get("", "oldest_due_seconds")?,
+                r.try_get("", "running")?,
+            ))
+        })
+        .collect()
 }
 
 /// Retry delay after the `attempt`-th failure: 5 s doubling, at most 5 minutes.

@@ -57,6 +57,47 @@ pub async fn connect(
     Ok(account)
 }
 
+/// Inserts accounts brought by `plinth import` as they were (ids chosen by the
+/// importer, times and status kept); credentials, when the import carries them, are
+/// sealed exactly as `connect` seals them. The caller checks the connected-accounts
+/// gauge first ([`quotas::check_gauge`]) in the same transaction.
+///
+/// Errors: UNAUTHENTICATED; SUBSCRIPTION_INACTIVE; BAD_USER_INPUT (credentials not an
+/// object or too large, a row of another account); INTERNAL.
+pub async fn insert_imported(
+    tx: &RequestTx,
+    sealer: &SecretBox,
+    rows: Vec<(accounts::Model, Option<serde_json::Value>)>,
+) -> AppResult<()> {
+    let user_id = tx.active_user_id()?;
+    let mut models = Vec::with_capacity(rows.len());
+    for (mut row, credentials) in rows {
+        if row.user_id != user_id {
+            return Err(AppError::bad_input("marketplaceAccounts", "every imported account must belong to the caller"));
+        }
+        row.display_name = display_name_of("displayName", &row.display_name)?;
+        row.credentials = match credentials {
+            None | Some(serde_json::Value::Null) => None,
+            Some(c) if !c.is_object() => return Err(AppError::bad_input("credentials", "must be a JSON object")),
+            Some(c) => {
+                let plain = serde_json::to_vec(&c).map_err(anyhow::Error::from)?;
+                if plain.len() > CREDENTIALS_MAX_BYTES {
+                    return Err(AppError::bad_input(
+                        "credentials",
+                        format!("must be at most {CREDENTIALS_MAX_BYTES} bytes"),
+                    ));
+                }
+                Some(sealer.seal(&plain, &aad(user_id, row.id))?)
+            }
+        };
+        models.push(accounts::ActiveModel::from(row));
+    }
+    if !models.is_empty() {
+        accounts::Entity::insert_many(models).exec_without_returning(tx).await?;
+    }
+    Ok(())
+}
+
 /// Renames an account.
 ///
 /// Errors: UNAUTHENTICATED; BAD_USER_INPUT (`displayName`); NOT_FOUND; INTERNAL.

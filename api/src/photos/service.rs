@@ -197,6 +197,71 @@ impl PhotoService {
         &self.storage
     }
 
+    /// The largest photo accepted, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Checks the bytes of a photo brought by `plinth import` as `confirm_upload` checks
+    /// an upload (size, a real image of the declared type, and the checksum the import
+    /// declares, when it does) and stores them at the photo's sealed key. Holds no
+    /// transaction: call it before the one that inserts the row
+    /// ([`PhotoService::insert_imported`]); the key is the photo's own, so a run that
+    /// stops in between leaves an object the next run overwrites.
+    ///
+    /// Errors: BAD_USER_INPUT (`file`: size, type, checksum); INTERNAL (storage).
+    pub async fn store_imported(
+        &self,
+        user_id: Uuid,
+        photo_id: Uuid,
+        content_type: &str,
+        bytes: Vec<u8>,
+        expected_sha256: Option<Vec<u8>>,
+    ) -> AppResult<StoredImport> {
+        let size = bytes.len() as u64;
+        if size == 0 || size > self.max_bytes {
+            return Err(AppError::bad_input("file", format!("must be between 1 and {} bytes", self.max_bytes)));
+        }
+        let expected = content_type.to_owned();
+        let (inspected, bytes) = tokio::task::spawn_blocking(move || (inspect(&bytes, &expected), bytes))
+            .await
+            .context("image inspection task")?;
+        let (width, height, sha256) = inspected
+            .ok_or_else(|| AppError::bad_input("file", "is not a readable image of the declared contentType"))?;
+        if expected_sha256.is_some_and(|e| e != sha256) {
+            return Err(AppError::bad_input("file", "its SHA-256 is not the declared sha256"));
+        }
+        let key = confirmed_key(user_id, photo_id);
+        self.storage.put(&key, content_type, &bytes).await?;
+        Ok(StoredImport { key, width, height, sha256, byte_size: size as i64 })
+    }
+
+    /// Inserts photos brought by `plinth import` whose bytes [`PhotoService::store_imported`]
+    /// stored, checking the storage gauge first in the same transaction: the import never
+    /// takes the account past its plan's storage.
+    ///
+    /// Errors: UNAUTHENTICATED; SUBSCRIPTION_INACTIVE; QUOTA_EXCEEDED (`STORAGE_BYTES`);
+    /// BAD_USER_INPUT (a row of another account, or not confirmed); INTERNAL.
+    pub async fn insert_imported(&self, tx: &RequestTx, rows: Vec<photos::Model>) -> AppResult<()> {
+        let user_id = tx.active_user_id()?;
+        let ready = PhotoStatus::Ready.as_str();
+        if rows
+            .iter()
+            .any(|r| r.user_id != user_id || r.status != ready || r.object_key != confirmed_key(user_id, r.id))
+        {
+            return Err(AppError::bad_input(
+                "photos",
+                "every imported photo must be the caller's, confirmed, at its key",
+            ));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        quotas::check_gauge(tx, QuotaMetric::StorageBytes, rows.iter().map(|r| r.byte_size).sum()).await?;
+        photos::Entity::insert_many(rows.into_iter().map(photos::ActiveModel::from)).exec_without_returning(tx).await?;
+        Ok(())
+    }
+
     async fn check_object(&self, photo: &photos::Model, key: &str) -> AppResult<Checked> {
         let info = self.storage.head(key).await?.ok_or_else(|| {
             AppError::bad_input("photoId", "nothing has been uploaded for this photo yet; PUT it to its upload URL")
@@ -229,6 +294,21 @@ impl PhotoService {
     }
 }
 
+/// Where and what an imported photo's checked bytes are.
+#[derive(Clone, Debug)]
+pub struct StoredImport {
+    /// Its sealed key.
+    pub key: String,
+    /// Width in pixels.
+    pub width: i32,
+    /// Height in pixels.
+    pub height: i32,
+    /// SHA-256 of the bytes.
+    pub sha256: Vec<u8>,
+    /// Size in bytes.
+    pub byte_size: i64,
+}
+
 /// An upload that passed the checks, and its bytes.
 struct Checked {
     width: i32,
@@ -247,8 +327,9 @@ pub fn confirmed_key(user_id: Uuid, photo_id: Uuid) -> String {
     format!("u/{user_id}/c/{photo_id}")
 }
 
-/// Width, height and SHA-256 of an image whose magic bytes match `content_type`.
-fn inspect(bytes: &[u8], content_type: &str) -> Option<(i32, i32, Vec<u8>)> {
+/// Width, height and SHA-256 of an image whose magic bytes match `content_type`; None
+/// when it is not a readable image of that type.
+pub fn inspect(bytes: &[u8], content_type: &str) -> Option<(i32, i32, Vec<u8>)> {
     let kind = imagesize::image_type(bytes).ok()?;
     let matches = matches!(
         (kind, content_type),

@@ -5,7 +5,7 @@ use super::{
     attachments::{self, NewUpload, SupportFiles},
     domain::{render_markdown, Body, Subject, TicketCategory, TicketPriority, TicketStatus},
     service::{self, OpenTicket, SupportLimits},
-    store::{AccessRow, AttachmentRow, CannedRow, MessageRow, TicketFilter, TicketRow},
+    store::{AccessRow, AttachmentRow, CannedRow, CsatRow, MessageRow, TicketFilter, TicketRow},
 };
 use crate::{
     auth::{
@@ -21,11 +21,13 @@ use crate::{
     principal::Principal,
 };
 use async_graphql::{
-    connection::Connection, ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, Subscription, ID,
+    connection::Connection,
+    dataloader::{DataLoader, HashMapCache, Loader},
+    ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, Subscription, ID,
 };
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 use uuid::Uuid;
 
 /// Messages assumed per ticket, for complexity.
@@ -105,6 +107,13 @@ impl Ticket {
             .collect())
     }
 
+    /// Its CSAT rating by its owner, null when not rated (yet). The owner and staff
+    /// read it; batched over a list of tickets. Null in subscriptions.
+    async fn csat(&self, ctx: &Context<'_>) -> Result<Option<CsatRating>> {
+        let Ok(loader) = ctx.data::<CsatLoader>() else { return Ok(None) };
+        Ok(loader.load_one((self.row.user_id, self.row.id)).await?.map(CsatRating::from))
+    }
+
     /// The account that opened it (staff only; null for users).
     async fn user_id(&self, ctx: &Context<'_>) -> Result<Option<ID>> {
         Ok(is_staff(data::<Principal>(ctx)?).then(|| ID(self.row.user_id.to_string())))
@@ -113,6 +122,45 @@ impl Ticket {
     /// The staff member handling it (staff only; null for users).
     async fn assignee_id(&self, ctx: &Context<'_>) -> Result<Option<ID>> {
         Ok(self.row.assignee_id.filter(|_| is_staff_ctx(ctx)).map(|a| ID(a.to_string())))
+    }
+}
+
+/// A CSAT rating of a ticket.
+#[derive(SimpleObject, Debug)]
+pub struct CsatRating {
+    /// The rated ticket.
+    pub ticket_id: ID,
+    /// 1 (very unsatisfied) to 5 (very satisfied).
+    pub score: i32,
+    /// Why, if said.
+    pub comment: Option<String>,
+    /// When it was given.
+    pub submitted_at: DateTime<Utc>,
+}
+
+impl From<CsatRow> for CsatRating {
+    fn from(c: CsatRow) -> Self {
+        CsatRating {
+            ticket_id: ID(c.ticket_id.to_string()),
+            score: c.score.into(),
+            comment: c.comment,
+            submitted_at: c.created_at,
+        }
+    }
+}
+
+/// The per-request (owner, ticket) → CSAT rating loader.
+pub type CsatLoader = DataLoader<CsatByTicket, HashMapCache>;
+
+/// CSAT ratings of tickets, batched, on the request's transaction (RLS decides).
+pub struct CsatByTicket(pub RequestTx);
+
+impl Loader<(Uuid, Uuid)> for CsatByTicket {
+    type Value = CsatRow;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[(Uuid, Uuid)]) -> Result<HashMap<(Uuid, Uuid), CsatRow>, Self::Error> {
+        Ok(service::csat_of(&self.0, keys).await?.into_iter().map(|c| ((c.user_id, c.ticket_id), c)).collect())
     }
 }
 

@@ -514,6 +514,14 @@ pub async fn messages(tx: &RequestTx, ticket: &TicketRow) -> AppResult<Vec<Messa
     store::list_messages(tx, ticket.user_id, ticket.id, MESSAGES_LIMIT).await
 }
 
+/// The CSAT ratings of visible tickets (`keys`: (owner, ticket) pairs): a user reads
+/// its own, staff those of the tickets they were shown (each already logged as read).
+///
+/// Errors: INTERNAL.
+pub async fn csat_of(tx: &RequestTx, keys: &[(Uuid, Uuid)]) -> AppResult<Vec<store::CsatRow>> {
+    store::csat_of(tx, keys).await
+}
+
 /// A page of the caller's tickets, newest first.
 ///
 /// Errors: UNAUTHENTICATED; INTERNAL.

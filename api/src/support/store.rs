@@ -895,3 +895,46 @@ pub async fn queue_mirror(
     .await?;
     Ok(())
 }
+
+/// A ticket's CSAT rating, as stored (`ticket_csat`, written by feedback).
+#[derive(Clone, Debug)]
+pub struct CsatRow {
+    /// The ticket's owner.
+    pub user_id: Uuid,
+    /// The rated ticket.
+    pub ticket_id: Uuid,
+    /// 1 to 5.
+    pub score: i16,
+    /// Why, if said.
+    pub comment: Option<String>,
+    /// When it was given.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The ratings of the tickets `keys` ((owner, ticket) pairs) the caller may read: a user
+/// its own, staff any (migration `m20261204_000401_staff_read_ticket_csat`).
+///
+/// Errors: INTERNAL.
+pub async fn csat_of(db: &impl ConnectionTrait, keys: &[(Uuid, Uuid)]) -> AppResult<Vec<CsatRow>> {
+    let (users, tickets): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+    let rows = db
+        .query_all(stmt(
+            "SELECT c.user_id, c.ticket_id, c.score, c.comment, c.created_at
+             FROM ticket_csat c
+             JOIN unnest($1::uuid[], $2::uuid[]) AS k(user_id, ticket_id)
+               ON c.user_id = k.user_id AND c.ticket_id = k.ticket_id",
+            [users.into(), tickets.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CsatRow {
+                user_id: r.try_get("", "user_id")?,
+                ticket_id: r.try_get("", "ticket_id")?,
+                score: r.try_get("", "score")?,
+                comment: r.try_get("", "comment")?,
+                created_at: utc(r.try_get("", "created_at")?),
+            })
+        })
+        .collect()
+}

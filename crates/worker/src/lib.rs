@@ -42,20 +42,34 @@ impl Worker {
         Ok(Worker { settings, http })
     }
 
-    /// Claims and runs jobs until `stop` resolves.
+    /// Claims and runs jobs until `stop` resolves. A job under way when it does runs to
+    /// its end (completed or failed, so its lease is released) before this returns: a
+    /// drain does not leave it to its lease's expiry.
     pub async fn run(&self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(stop);
+        let mut stopping = false;
         loop {
-            let worked = tokio::select! {
-                _ = &mut stop => return Ok(()),
-                r = self.run_once() => r,
+            let cycle = self.run_once();
+            tokio::pin!(cycle);
+            let worked = loop {
+                tokio::select! {
+                    r = &mut cycle => break r,
+                    _ = &mut stop, if !stopping => {
+                        stopping = true;
+                        tracing::info!("stopping once the job under way ends");
+                    }
+                }
             };
-            match worked {
-                Ok(true) => {}
-                Ok(false) => tokio::time::sleep(self.settings.idle_poll).await,
-                Err(e) => {
-                    tracing::warn!(error = format!("{e:#}"), "worker cycle failed");
-                    tokio::time::sleep(self.settings.idle_poll).await;
+            if let Err(e) = &worked {
+                tracing::warn!(error = format!("{e:#}"), "worker cycle failed");
+            }
+            if stopping {
+                return Ok(());
+            }
+            if !matches!(worked, Ok(true)) {
+                tokio::select! {
+                    _ = &mut stop => return Ok(()),
+                    _ = tokio::time::sleep(self.settings.idle_poll) => {}
                 }
             }
         }

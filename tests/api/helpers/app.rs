@@ -28,6 +28,8 @@ const SHARED_KEYS: [&str; 2] = ["token_key", "credentials_key"];
 pub struct TestApp {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its metrics listener listens (`PLINTH_METRICS_ADDR`), if it has one.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its database's name.
     pub database: String,
     /// Superuser pool on its database, for assertions that look under RLS.
@@ -56,6 +58,8 @@ pub struct TestAppBuilder {
     s3: bool,
     database_via: Option<SocketAddr>,
     own_process: bool,
+    /// The Stripe and SendGrid stand-ins' URLs of a production configuration.
+    production: Option<(String, String)>,
 }
 
 impl TestAppBuilder {
@@ -111,6 +115,17 @@ impl TestAppBuilder {
         self
     }
 
+    /// A production configuration (`PLINTH_ENV=production`) against the suite's
+    /// services: the database as `plinth_app` only (`PLINTH_APP_DATABASE_URL`, no owner
+    /// URL), Redis, a fresh bucket, generated keys, and these stand-ins for Stripe and
+    /// SendGrid.
+    pub fn in_production(mut self, stripe: &FakeStripe, sendgrid: &super::sendgrid::FakeSendGrid) -> Self {
+        self.production = Some((stripe.url.clone(), sendgrid.url.clone()));
+        self.redis = true;
+        self.s3 = true;
+        self
+    }
+
     /// Serves from a `plinth serve` process of its own (signals, process-wide state).
     pub fn in_its_own_process(mut self) -> Self {
         self.own_process = true;
@@ -150,11 +165,39 @@ impl TestAppBuilder {
             let url = format!("postgres://postgres@{via}/{database}");
             vars.push(("DATABASE_URL".to_owned(), url));
         }
+        if let Some((stripe, sendgrid)) = &self.production {
+            vars.extend(production_vars(&database, stripe, sendgrid));
+        }
         vars.extend(self.vars);
         let plans = plans_with(&self.plan_edits);
         let host = if self.own_process { Host::OwnProcess } else { Host::ThisProcess };
         TestApp::start(database, vars, plans, None, host).await
     }
+}
+
+/// The production settings of [`TestAppBuilder::in_production`] for `database`.
+fn production_vars(database: &str, stripe: &str, sendgrid: &str) -> Vec<(String, String)> {
+    use sha2::{Digest, Sha256};
+    // Keys derived from the database's name: every instance of the deployment shares them.
+    let key = |what: &str| hex::encode(Sha256::digest(format!("{what}:{database}")));
+    let runtime = api::db::runtime_url(&admin_url(database), None).unwrap();
+    [
+        ("PLINTH_ENV", "production".to_owned()),
+        // Unset (an empty value counts as unset): the runtime never holds the owner's URL.
+        ("DATABASE_URL", String::new()),
+        ("PLINTH_APP_DATABASE_URL", runtime),
+        ("PLINTH_TOKEN_KEY", format!("ed25519-private/{}", key("token"))),
+        ("PLINTH_CREDENTIALS_KEY", key("credentials")),
+        ("PLINTH_PUBLIC_URL", "http://127.0.0.1".to_owned()),
+        ("PLINTH_STRIPE_SECRET_KEY", FakeStripe::SECRET_KEY.to_owned()),
+        ("PLINTH_STRIPE_API_BASE", stripe.to_owned()),
+        ("PLINTH_STRIPE_WEBHOOK_SECRET", FakeStripe::WEBHOOK_SECRET.to_owned()),
+        ("PLINTH_SENDGRID_API_KEY", super::sendgrid::FakeSendGrid::API_KEY.to_owned()),
+        ("PLINTH_SENDGRID_API_BASE", sendgrid.to_owned()),
+        ("PLINTH_MAIL_FROM", "Plinth <no-reply@example.com>".to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .to_vec()
 }
 
 /// The built-in catalog with the Free plan's lines replaced. The request rate is lifted
@@ -261,25 +304,31 @@ impl TestApp {
         let plans_file = data_dir.join("plans.toml");
         std::fs::write(&plans_file, &plans).unwrap();
         let mut all_vars = test_vars(&database, &data_dir, &plans_file, &vars);
-        let (addr, process) = match host {
+        let (addr, metrics_addr, process) = match host {
             Host::ThisProcess => {
                 let config = Config::from_vars(all_vars.clone()).expect("test config");
                 let app = Application::build(config, plinth_webapp::file).await.expect("building the app");
-                let addr = app.addr();
+                let (addr, metrics_addr) = (app.addr(), app.metrics_addr());
                 tokio::spawn(app.run());
-                (addr, None)
+                (addr, metrics_addr, None)
             }
             Host::OwnProcess => {
-                // A port of its own, known before the start (released just before it).
-                let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+                // Ports of its own, known before the start (released just before it).
+                let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+                let addr = free();
                 all_vars.insert("PLINTH_ADDR".into(), addr.to_string());
-                (addr, Some(serve_in_own_process(&all_vars, &data_dir, addr).await))
+                let metrics_addr = all_vars.contains_key("PLINTH_METRICS_ADDR").then(free);
+                if let Some(m) = metrics_addr {
+                    all_vars.insert("PLINTH_METRICS_ADDR".into(), m.to_string());
+                }
+                (addr, metrics_addr, Some(serve_in_own_process(&all_vars, &data_dir, addr).await))
             }
         };
         let config = Config::from_vars(all_vars).expect("test config");
         let db = PgPoolOptions::new().max_connections(2).connect(&admin_url(&database)).await.unwrap();
         TestApp {
             addr,
+            metrics_addr,
             database,
             db,
             data_dir,
@@ -289,6 +338,12 @@ impl TestApp {
             process,
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
         }
+    }
+
+    /// Every variable it was configured with (the test defaults and its own), as a
+    /// `plinth` command of the same deployment would read them from the environment.
+    pub fn env(&self) -> HashMap<String, String> {
+        test_vars(&self.database, &self.data_dir, &self.data_dir.join("plans.toml"), &self.vars)
     }
 
     /// The id of its `plinth serve` process, when it has one of its own.
@@ -306,6 +361,18 @@ impl TestApp {
     /// `http://addr/path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Its Prometheus text: from the metrics listener when it has one, else from
+    /// `/metrics` on its address (development).
+    pub async fn scrape(&self) -> String {
+        let url = match self.metrics_addr {
+            Some(m) => format!("http://{m}/metrics"),
+            None => self.url("/metrics"),
+        };
+        let resp = self.client.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "GET /metrics");
+        resp.text().await.unwrap()
     }
 
     /// The HTTP client.

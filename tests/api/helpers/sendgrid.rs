@@ -75,7 +75,10 @@ impl FakeSendGrid {
     /// Starts on a random port.
     pub async fn start() -> FakeSendGrid {
         let state = Arc::new(State::default());
-        let app = Route::new().at("/v3/mail/send", poem::post(mail_send)).data(state.clone());
+        let app = Route::new()
+            .at("/v3/mail/send", poem::post(mail_send))
+            .at("/v3/scopes", poem::get(scopes))
+            .data(state.clone());
         let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
         let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
         tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
@@ -138,6 +141,15 @@ impl FakeSendGrid {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// `GET /v3/scopes`: the key's scopes, or 401 for another key (what `plinth doctor` asks).
+#[handler]
+async fn scopes(req: &Request) -> Response {
+    if req.header("authorization") != Some(&format!("Bearer {}", FakeSendGrid::API_KEY)) {
+        return Response::builder().status(poem::http::StatusCode::UNAUTHORIZED).body("{\"errors\":[]}");
+    }
+    Response::builder().content_type("application/json").body(json!({ "scopes": ["mail.send"] }).to_string())
 }
 
 #[handler]

@@ -162,9 +162,9 @@ impl Delivery {
     /// Runs until the process ends: whenever a committed row announces itself
     /// (`plinth_chatwoot_outbox`), when a retry comes due (`poll`), or at once while rows
     /// keep coming (the next row of a ticket waits for the one before it).
-    pub async fn run(self: Arc<Self>, wake: Arc<Notify>) {
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, stop: crate::tasks::Stop) {
         let poll = self.poll;
-        run_woken("chatwoot delivery", wake, poll, move || {
+        run_woken("chatwoot delivery", wake, poll, stop, move || {
             let this = self.clone();
             async move { Ok(this.run_once().await? > 0) }
         })

@@ -53,7 +53,7 @@ export function followTicket(id: () => string) {
       if (ticket) ticket.messages = addMessage(ticket.messages, m);
     },
     /** The ticket's header after this tab changed it. */
-    setSummary(t: Omit<FullTicket, 'messages'>) {
+    setSummary(t: Omit<FullTicket, 'messages' | 'csat'>) {
       if (ticket) ticket = { ...newerTicket(ticket, t), messages: ticket.messages };
     },
   };
