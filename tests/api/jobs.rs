@@ -104,6 +104,46 @@ async fn the_whole_loop_is_seen_live_by_its_owner_only() {
 }
 
 #[tokio::test]
+async fn following_one_job_starts_with_its_current_state_and_only_for_its_owner() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let draft = app.create_draft(&ann.access, "Jacket").await;
+    app.upload_photo(&ann.access, Some(&draft), "image/png", &png(4, 3)).await;
+    let id = create_job(&app, &ann.access, "SCAN", Some(&draft)).await;
+    // The job ends before anyone follows it (a client that subscribes just after
+    // `createJob` returns can be that late).
+    let worker = app.worker(&app.worker_token(&["scan"]), &["scan"]);
+    assert!(worker.run_once().await.unwrap());
+
+    let mut late = WsClient::connect(&app, Some(&ann.access)).await;
+    late.subscribe("one", SUB, json!({ "id": id })).await;
+    match late.next(WAIT).await {
+        WsEvent::Next(p) => {
+            assert_eq!(p["data"]["jobUpdated"]["id"], id.as_str());
+            assert_eq!(p["data"]["jobUpdated"]["status"], "SUCCEEDED", "{p}");
+        }
+        other => panic!("the job's current state first, got {other:?}"),
+    }
+    // Following all jobs sends nothing until something changes.
+    let mut all = WsClient::connect(&app, Some(&ann.access)).await;
+    all.subscribe("all", SUB, json!({})).await;
+    assert!(matches!(all.next(Duration::from_millis(500)).await, WsEvent::Timeout));
+    // Bob following Ann's job by its id learns nothing, not even that it exists.
+    let mut other = WsClient::connect(&app, Some(&bob.access)).await;
+    other.subscribe("one", SUB, json!({ "id": id })).await;
+    assert!(matches!(other.next(Duration::from_millis(500)).await, WsEvent::Timeout), "Bob saw Ann's job");
+    // Then each change, as before.
+    let next = create_job(&app, &ann.access, "PREPARE", Some(&draft)).await;
+    let mut follow = WsClient::connect(&app, Some(&ann.access)).await;
+    follow.subscribe("one", SUB, json!({ "id": next })).await;
+    assert_eq!(statuses_until(&mut follow, "QUEUED").await, ["QUEUED"]);
+    assert!(app.worker(&app.worker_token(&["prepare"]), &["prepare"]).run_once().await.unwrap());
+    let seen = statuses_until(&mut follow, "SUCCEEDED").await;
+    assert!(seen.iter().all(|s| s == "RUNNING" || s == "SUCCEEDED"), "{seen:?}");
+}
+
+#[tokio::test]
 async fn in_development_the_server_runs_the_worker_itself() {
     let app = TestApp::builder().with_env("PLINTH_IN_PROCESS_WORKER", "true").spawn().await;
     let ann = app.register("ann").await;

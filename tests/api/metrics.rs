@@ -654,3 +654,35 @@ async fn support_metrics_of_a_known_fixture_match_the_hand_computed_numbers() {
         "{r}"
     );
 }
+
+/// An admin's document asking for several metrics and for the admin's own rows at once:
+/// its root fields resolve concurrently in one transaction, yet no field's statement runs
+/// under the role another switched to (`plinth_metrics` has no right on `drafts`; the
+/// admin's role sees only the admin's drafts), and each answer is whole.
+#[tokio::test]
+async fn metric_fields_resolved_together_never_run_under_each_others_role() {
+    let app = TestApp::spawn().await;
+    let admin = with_role(&app, "admin", "admin").await;
+    let ann = app.register("ann").await;
+    app.create_draft(&ann.access, "Ann's").await;
+    app.create_draft(&admin.access, "The admin's").await;
+    let q = "query($f: DateTime!, $t: DateTime!) {
+        conversion(from: $f, to: $t) { signups verified }
+        activation(from: $f, to: $t, withinDays: 7) { signups activated }
+        drafts(first: 10) { nodes { title } }
+        again: conversion(from: $f, to: $t) { signups verified }
+        mine: drafts(first: 10) { nodes { title } } }";
+    let now = Utc::now();
+    let range = json!({ "f": now - chrono::Duration::days(1), "t": now + chrono::Duration::days(1) });
+    for _ in 0..25 {
+        let r = app.gql(Some(&admin.access), q, range.clone()).await;
+        assert!(r["errors"].is_null(), "{r}");
+        // Ann only: staff accounts are not sign-ups of the funnel.
+        assert_eq!(r["data"]["conversion"]["signups"], 1, "{r}");
+        assert_eq!(r["data"]["again"], r["data"]["conversion"]);
+        assert_eq!(r["data"]["activation"]["signups"], 1, "{r}");
+        for field in ["drafts", "mine"] {
+            assert_eq!(r["data"][field]["nodes"], json!([{ "title": "The admin's" }]), "{r}");
+        }
+    }
+}

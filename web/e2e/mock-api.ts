@@ -11,6 +11,8 @@ export interface Recorded {
   wsInit: unknown[];
   /** Open subscriptions on the socket: id → operation name. */
   subs: Map<string, string>;
+  /** Every `subscribe` message received, in order (operation names; resubscriptions count). */
+  subscribed: string[];
   socket?: WebSocketRoute;
 }
 
@@ -92,7 +94,7 @@ export async function mockApi(
   opts: { signedIn?: boolean; answers?: Record<string, Answer>; user?: Partial<typeof user> } = {},
 ) {
   const me = { ...user, ...opts.user };
-  const rec: Recorded = { auth: [], graphql: [], wsInit: [], subs: new Map() };
+  const rec: Recorded = { auth: [], graphql: [], wsInit: [], subs: new Map(), subscribed: [] };
   let signedIn = opts.signedIn ?? false;
   let tokenN = 0;
   const answers = { ...defaults, ...opts.answers };
@@ -141,7 +143,9 @@ export async function mockApi(
       } else if (msg.type === 'ping') {
         ws.send(JSON.stringify({ type: 'pong' }));
       } else if (msg.type === 'subscribe' && msg.id) {
-        rec.subs.set(msg.id, msg.payload?.query?.match(/subscription\s+(\w+)/)?.[1] ?? '');
+        const op = msg.payload?.query?.match(/subscription\s+(\w+)/)?.[1] ?? '';
+        rec.subs.set(msg.id, op);
+        rec.subscribed.push(op);
       } else if (msg.type === 'complete' && msg.id) {
         rec.subs.delete(msg.id);
       }

@@ -96,11 +96,21 @@ test('a new user is walked from sign-up to the prepared draft', async ({ page })
   pushNext(rec, 'FollowOnboardingJob', { jobUpdated: { ...job({ status: 'RUNNING', progress: 0.5, message: 'scanned 1 of 2', updatedAt: '2026-11-20T10:00:05Z' }), logs: [log('claimed by worker w1'), log('scanned 1 of 2')] } });
   await expect(page.getByRole('progressbar', { name: /Analyse des photos/ })).toHaveAttribute('aria-valuenow', '50');
   await expect(page.getByRole('list', { name: 'Journal en direct' })).toContainText('claimed by worker w1');
-  pushNext(rec, 'FollowOnboardingJob', { jobUpdated: { ...job({ status: 'SUCCEEDED', progress: 1, message: 'scanned 2 of 2', updatedAt: '2026-11-20T10:00:09Z' }), logs: [log('scanned 2 of 2')] } });
+  // The server's timestamps carry as many fraction digits as they need: 09.95 is after 09.9.
+  pushNext(rec, 'FollowOnboardingJob', { jobUpdated: { ...job({ status: 'RUNNING', progress: 1, message: 'scanned 2 of 2', updatedAt: '2026-11-20T10:00:09.9Z' }), logs: [log('scanned 2 of 2')] } });
+  await expect(page.getByRole('progressbar', { name: /Analyse des photos/ })).toHaveAttribute('aria-valuenow', '100');
+  // The update did not re-open the subscription (an event between the two would be lost).
+  expect(rec.subscribed.filter((n) => n === 'FollowOnboardingJob')).toHaveLength(1);
+  const succeeded = { jobUpdated: { ...job({ status: 'SUCCEEDED', progress: 1, message: 'scanned 2 of 2', updatedAt: '2026-11-20T10:00:09.95Z' }), logs: [log('scanned 2 of 2')] } };
+  pushNext(rec, 'FollowOnboardingJob', succeeded);
+  // The same state twice (the server's first answer, then the event) starts one preparation.
+  pushNext(rec, 'FollowOnboardingJob', succeeded);
   // The scan done, the draft is prepared the same way.
   await expect.poll(() => rec.graphql.filter((g) => g.operationName === 'StartOnboardingJob').at(-1)?.variables).toEqual({ input: { kind: 'PREPARE', draftId: 'd1' } });
   await expect(page.getByRole('progressbar', { name: /Préparation du brouillon/ })).toBeVisible();
   await expect.poll(() => [...rec.subs.values()].filter((n) => n === 'FollowOnboardingJob').length).toBe(1);
+  expect(rec.graphql.filter((g) => g.operationName === 'StartOnboardingJob')).toHaveLength(2);
+  expect(rec.subscribed.filter((n) => n === 'FollowOnboardingJob')).toHaveLength(2);
   pushNext(rec, 'FollowOnboardingJob', { jobUpdated: { ...job({ id: 'j2', kind: 'PREPARE', status: 'SUCCEEDED', progress: 1, message: 'writing the description', updatedAt: '2026-11-20T10:00:12Z' }), logs: [] } });
   await expect(page.getByText('Votre brouillon est prêt.')).toBeVisible();
   w.photos = true;

@@ -69,28 +69,53 @@ where
     F: Fn(RequestTx, Uuid) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Option<T>, AppError>> + Send,
 {
-    let state = (bus.subscribe(), reader, route, read, false);
-    futures_util::stream::unfold(state, |(mut rx, reader, route, read, done)| async move {
+    follow_from(bus, reader, None, route, read)
+}
+
+/// [`follow`], sending first the current state of `current` (when given and visible):
+/// the stream listens to the bus before that first read, so a change made between
+/// the subscriber's last look and its subscription is never lost (it is in the first
+/// item, or arrives as an event after it). A subscriber following one object (a job
+/// it just started) needs no separate query to catch up.
+pub fn follow_from<T, R, F, Fut>(
+    bus: &EventBus,
+    reader: Reader,
+    current: Option<Uuid>,
+    route: R,
+    read: F,
+) -> impl Stream<Item = Result<T, AppError>> + Send + 'static
+where
+    T: Send + 'static,
+    R: Fn(&Event) -> Option<Uuid> + Send + Sync + 'static,
+    F: Fn(RequestTx, Uuid) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Option<T>, AppError>> + Send,
+{
+    // Subscribed here, when the resolver runs: before the first read below.
+    let state = (bus.subscribe(), reader, route, read, current, false);
+    futures_util::stream::unfold(state, |(mut rx, reader, route, read, mut first, done)| async move {
         if done {
             return None;
         }
         loop {
-            let id = match rx.recv().await {
-                Ok(event) => match route(&event) {
-                    Some(id) => id,
-                    None => continue,
+            let id = match first.take() {
+                Some(id) => id,
+                None => match rx.recv().await {
+                    Ok(event) => match route(&event) {
+                        Some(id) => id,
+                        None => continue,
+                    },
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::info!(missed = n, "a slow subscriber was dropped");
+                        let e = AppError::RateLimited { retry_after_secs: 1 };
+                        return Some((Err(e), (rx, reader, route, read, None, true)));
+                    }
+                    Err(RecvError::Closed) => return None,
                 },
-                Err(RecvError::Lagged(n)) => {
-                    tracing::info!(missed = n, "a slow subscriber was dropped");
-                    let e = AppError::RateLimited { retry_after_secs: 1 };
-                    return Some((Err(e), (rx, reader, route, read, true)));
-                }
-                Err(RecvError::Closed) => return None,
             };
             match read_once(&reader, &read, id).await {
-                Ok(Some(item)) => return Some((Ok(item), (rx, reader, route, read, false))),
+                Ok(Some(item)) => return Some((Ok(item), (rx, reader, route, read, None, false))),
                 Ok(None) => continue,
-                Err(e) => return Some((Err(e), (rx, reader, route, read, true))),
+                Err(e) => return Some((Err(e), (rx, reader, route, read, None, true))),
             }
         }
     })

@@ -63,6 +63,16 @@ struct Inner {
     /// The identity statements run under now: the principal's, or the one a scope
     /// ([`RequestTx::acting_as`]) switched to until it ends.
     identity: Mutex<Identity>,
+    /// Held by an open scope for its whole length, and by every other statement of the
+    /// request while it runs: fields resolved concurrently (a query's root fields) never
+    /// run a statement under an identity another field switched to.
+    scope: tokio::sync::Mutex<()>,
+}
+
+tokio::task_local! {
+    /// The transaction (its `Inner`'s address) whose scope the current future runs in:
+    /// its statements pass the scope gate they are inside of.
+    static IN_SCOPE: usize;
 }
 
 /// A database role, and the user (and worker) it acts for.
@@ -109,6 +119,7 @@ impl RequestTx {
                 principal,
                 meta,
                 events: Mutex::default(),
+                scope: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -218,9 +229,14 @@ impl RequestTx {
     /// password, a refresh token, an e-mailed token, a new account), where a worker
     /// writes for a job's owner, where a sign-in lookup must run as `plinth_anon`.
     ///
-    /// Root mutation fields run one after another, so no other statement of the request
-    /// runs while a scope is open. When switching back fails the transaction is left
-    /// failed (Postgres refuses every later statement) and the error is returned.
+    /// No other statement of the request runs while a scope is open: query fields
+    /// resolve concurrently (an admin's `conversion` and `activation` in one document),
+    /// so the scope holds the transaction's scope gate from its first switch to its
+    /// switch back, and the statements of the other fields wait for it (`work` itself,
+    /// and a scope nested in it, pass; `work` must not wait on a DataLoader, whose loads
+    /// run in tasks of their own and would wait for the gate). When switching back fails
+    /// the transaction is left failed (Postgres refuses every later statement) and the
+    /// error is returned.
     ///
     /// Errors: `work`'s, or the database's (as `E`).
     pub async fn acting_as<T, E, Fut>(&self, role: DbRole, user_id: Option<Uuid>, work: Fut) -> Result<T, E>
@@ -228,19 +244,37 @@ impl RequestTx {
         Fut: std::future::Future<Output = Result<T, E>>,
         E: From<DbErr>,
     {
-        let scoped = Identity { role, user_id, worker_id: None };
-        let previous = self.switch_identity(scoped).await?;
-        let out = work.await;
-        match (self.switch_identity(previous).await, out) {
-            (Ok(_), out) => out,
-            // The work failed and left the transaction failed (a unique violation, say):
-            // its error is the answer; no later statement can run in it anyway.
-            (Err(_), Err(e)) => Err(e),
-            (Err(e), Ok(_)) => {
-                tracing::error!(error = %e, "switching a request back to its own identity failed");
-                Err(e.into())
-            }
+        let _gate = self.gate().await;
+        IN_SCOPE
+            .scope(self.scope_key(), async {
+                let scoped = Identity { role, user_id, worker_id: None };
+                let previous = self.switch_identity(scoped).await?;
+                let out = work.await;
+                match (self.switch_identity(previous).await, out) {
+                    (Ok(_), out) => out,
+                    // The work failed and left the transaction failed (a unique violation, say):
+                    // its error is the answer; no later statement can run in it anyway.
+                    (Err(_), Err(e)) => Err(e),
+                    (Err(e), Ok(_)) => {
+                        tracing::error!(error = %e, "switching a request back to its own identity failed");
+                        Err(e.into())
+                    }
+                }
+            })
+            .await
+    }
+
+    fn scope_key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// The scope gate for one statement or one scope; None inside this transaction's own
+    /// open scope (its statements and nested scopes go on under it).
+    async fn gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if IN_SCOPE.try_with(|k| *k == self.scope_key()).unwrap_or(false) {
+            return None;
         }
+        Some(self.inner.scope.lock().await)
     }
 
     /// [`RequestTx::acting_as`] for an account in its own role.
@@ -388,18 +422,22 @@ impl ConnectionTrait for RequestTx {
     }
 
     async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let _gate = self.gate().await;
         self.conn().await?.execute(stmt).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let _gate = self.gate().await;
         self.conn().await?.execute_unprepared(sql).await
     }
 
     async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let _gate = self.gate().await;
         self.conn().await?.query_one(stmt).await
     }
 
     async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let _gate = self.gate().await;
         self.conn().await?.query_all(stmt).await
     }
 

@@ -270,7 +270,9 @@ pub struct JobsSubscription;
 #[Subscription]
 impl JobsSubscription {
     /// Every change of one job (`id`), or of all the caller's jobs. Each event is read
-    /// again in the subscriber's own transaction before it is sent.
+    /// again in the subscriber's own transaction before it is sent. Following one job,
+    /// its current state comes first (nothing when it is absent or not yours), then
+    /// each change: a job that ended before the subscription began is still seen ending.
     #[graphql(guard = "scope(ApiScope::JobsRead).and(SignedIn)")]
     async fn job_updated(&self, ctx: &Context<'_>, id: Option<ID>) -> Result<impl Stream<Item = Result<Job>>> {
         let principal = data::<Principal>(ctx)?.clone();
@@ -289,6 +291,6 @@ impl JobsSubscription {
             _ => None,
         };
         let read = |tx: RequestTx, id| async move { service::get(&tx, id).await.map(|j| j.map(Job::from)) };
-        Ok(live::follow(data::<Arc<EventBus>>(ctx)?, reader, route, read).map(|r| r.map_err(Into::into)))
+        Ok(live::follow_from(data::<Arc<EventBus>>(ctx)?, reader, only, route, read).map(|r| r.map_err(Into::into)))
     }
 }

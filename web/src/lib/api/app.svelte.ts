@@ -115,8 +115,11 @@ export function refetchOnResync(q: QueryState<unknown>, also: () => unknown = ()
 }
 
 /**
- * Follows a subscription while the calling component lives (again whenever `variables()`
- * changes; `null` variables pause it); `live` says whether the socket delivers.
+ * Follows a subscription while the calling component lives (again whenever the value of
+ * `variables()` changes; `null` variables pause it); `live` says whether the socket delivers.
+ * Variables are compared by value: a handler that updates the state `variables()` reads
+ * (a followed job replaced by its newer state) keeps the subscription open, since
+ * re-opening it would lose what the server sends in between.
  * Must be called during component initialisation.
  */
 export function createSubscription<D, V extends AnyVariables>(
@@ -125,9 +128,13 @@ export function createSubscription<D, V extends AnyVariables>(
   onData: (d: D) => void,
 ) {
   let live = $state(false);
-  $effect(() => {
+  const key = $derived.by(() => {
     const vars = variables();
-    if (vars === null) return;
+    return vars === null ? null : JSON.stringify(vars);
+  });
+  $effect(() => {
+    if (key === null) return;
+    const vars = JSON.parse(key) as V;
     const sub = api()
       .client.subscription(doc, vars)
       .subscribe((r) => {

@@ -1,5 +1,6 @@
 import type { JobKind, JobStatus } from '$lib/gql/graphql';
 import type { Locale } from '$lib/i18n/locale';
+import { compareInstants } from '$lib/api/datetime';
 
 const KIND: Record<JobKind, [string, string]> = {
   SCAN: ['Analyse', 'Scan'],
@@ -25,7 +26,7 @@ export function mergeJob<J extends { id: string; updatedAt: string }>(list: J[],
   const i = list.findIndex((j) => j.id === job.id);
   if (i === -1) return [job, ...list];
   // Events can arrive out of order: keep the newest version.
-  if (list[i]!.updatedAt > job.updatedAt) return list;
+  if (compareInstants(list[i]!.updatedAt, job.updatedAt) > 0) return list;
   const copy = list.slice();
   copy[i] = job;
   return copy;

@@ -1,6 +1,7 @@
 // The staff inbox's pure logic: which tickets a filter keeps, and how a live
 // `supportInboxUpdated` event (ids and state only, no user content) changes the list.
 import type { SupportInboxUpdatedSubscription, TicketCategory, TicketStatus, TicketSummaryFragment } from '$lib/gql/graphql';
+import { compareInstants } from '$lib/api/datetime';
 
 type InboxUpdate = SupportInboxUpdatedSubscription['supportInboxUpdated'];
 
@@ -59,7 +60,7 @@ export function applyInboxUpdate<T extends Row>(
     return { items, unseen: matches(probe, f, me), replied };
   }
   const current = items[i]!;
-  if (current.updatedAt > u.updatedAt) return { items, unseen: false };
+  if (compareInstants(current.updatedAt, u.updatedAt) > 0) return { items, unseen: false };
   const next = { ...current, status: u.status, category: u.category, priority: u.priority, assigneeId: u.assigneeId ?? null, updatedAt: u.updatedAt };
   if (!matches(next, f, me)) return { items: items.filter((t) => t.id !== u.ticketId), unseen: false, replied };
   const copy = items.slice();

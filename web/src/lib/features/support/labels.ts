@@ -8,6 +8,7 @@ import type {
   TicketSummaryFragment,
 } from '$lib/gql/graphql';
 import type { Locale } from '$lib/i18n/locale';
+import { compareInstants } from '$lib/api/datetime';
 
 export const TICKET_STATUSES: TicketStatus[] = ['OPEN', 'PENDING', 'RESOLVED', 'CLOSED'];
 export const TICKET_CATEGORIES: TicketCategory[] = ['JOBS', 'BILLING', 'ACCOUNT', 'MARKETPLACE', 'OTHER'];
@@ -93,7 +94,7 @@ type Live = Pick<TicketSummaryFragment, 'id' | 'updatedAt'>;
 
 /** A ticket's header after a live update: the newer of the two versions. */
 export function newerTicket<T extends Live>(current: T, incoming: Partial<T> & Live): T {
-  return incoming.updatedAt >= current.updatedAt ? { ...current, ...incoming } : current;
+  return compareInstants(incoming.updatedAt, current.updatedAt) >= 0 ? { ...current, ...incoming } : current;
 }
 
 /** Messages after a live one arrives: appended once, in time order. */
@@ -104,7 +105,7 @@ export function addMessage<M extends Pick<MessageFieldsFragment, 'id' | 'created
     copy[i] = m;
     return copy;
   }
-  return [...list, m].sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+  return [...list, m].sort((a, b) => compareInstants(a.createdAt, b.createdAt));
 }
 
 /**
