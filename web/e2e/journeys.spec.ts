@@ -38,6 +38,18 @@ test('sign up for Pro yearly from pricing, then continue to checkout', async ({ 
   expect(rec.graphql.find((g) => g.operationName === 'StartCheckout')?.variables).toEqual({ input: { plan: 'PRO', interval: 'YEAR' } });
 });
 
+test('back from Checkout, the page says the plan is being activated until the webhooks make it so', async ({ page }) => {
+  const active = billing('PRO', 'ACTIVE');
+  const rec = await mockApi(page, { signedIn: true, answers: { Billing: (_v, n) => (n === 1 ? billing('FREE', 'FREE') : active) } });
+  await page.goto('/app/billing?session_id=cs_test_1');
+  const activating = page.getByRole('status').filter({ hasText: 'Paiement reçu. Activation de votre offre…' });
+  await expect(activating).toBeVisible();
+  // Asked again without a reload (every 5 s, or at once on a billing notification).
+  await expect(page.getByRole('status').filter({ hasText: 'Votre offre Pro est active. Merci !' })).toBeVisible({ timeout: 15_000 });
+  await expect(activating).toHaveCount(0);
+  expect(rec.graphql.filter((g) => g.operationName === 'Billing')).toHaveLength(2);
+});
+
 test('an address already taken offers to sign in', async ({ page }) => {
   await page.route('**/auth/register', (r) => r.fulfill({ status: 409, json: { error: { code: 'CONFLICT', message: 'an account with this e-mail already exists' } } }));
   await page.goto('/signup');

@@ -48,14 +48,16 @@ test('checkout on the Stripe stand-in, signed webhook, Pro shown live; then paym
 
   await page.getByRole('button', { name: 'Pay' }).click();
   await expect(page).toHaveURL(/\/app\/billing\?session_id=cs_test_\d+$/);
-  // Back before Stripe's webhooks: still Free.
+  // Back before Stripe's webhooks: still Free, and the page says the plan is on its way.
   await expect(current).toContainText('Gratuite');
+  await expect(page.getByRole('status').filter({ hasText: 'Paiement reçu. Activation de votre offre…' })).toBeVisible();
   await mark(page);
   clock.lap('paid, back on /app/billing (webhooks pending)');
 
   expect(await standIn(page, 'flush')).toEqual(['checkout.session.completed', 'customer.subscription.created', 'invoice.paid']);
   await expect(current.getByText('Pro', { exact: true })).toBeVisible({ timeout: 20_000 });
   await expect(current).toContainText('Active');
+  await expect(page.getByRole('status').filter({ hasText: 'Votre offre Pro est active. Merci !' })).toBeVisible();
   await expect(current).toContainText(/Essai gratuit jusqu’au/);
   await expect(page.getByRole('button', { name: 'Gérer le paiement et les factures' })).toBeVisible();
   expect(await stillMarked(page), 'the page was reloaded').toBe(true);
