@@ -169,6 +169,7 @@ async fn a_400_marks_the_row_failed_with_the_reason_and_erases_the_token() {
     let sendgrid = FakeSendGrid::start().await;
     sendgrid.fail_next(400, None);
     let app = TestApp::builder().with_sendgrid(&sendgrid).spawn().await;
+    after_the_first_scheduled_run(&app).await;
     let ann = app.register("ann").await;
     let id = row_id(&app, &ann.email, "verify_email").await;
     assert_eq!(settled(&app, id).await, "failed");
@@ -191,6 +192,7 @@ async fn a_row_that_keeps_failing_stops_after_the_last_attempt() {
         sendgrid.fail_next(503, None);
     }
     let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_MAX_ATTEMPTS", "3").spawn().await;
+    after_the_first_scheduled_run(&app).await;
     let ann = app.register("ann").await;
     let id = row_id(&app, &ann.email, "verify_email").await;
     assert_eq!(settled(&app, id).await, "failed");
@@ -211,6 +213,7 @@ async fn two_instances_with_two_workers_each_send_every_row_once() {
         .with_env("PLINTH_MAIL_BATCH", "5")
         .spawn()
         .await;
+    after_the_first_scheduled_run(&app).await;
     let other = app.another_instance().await;
     let ann = app.register("ann").await;
     sendgrid.wait_accepted(1).await;
