@@ -1,11 +1,19 @@
 //! `plinth`: the command line over the `api` library.
+//!
+//! Standard output carries a command's result only (with `--json`, one JSON document);
+//! logs and progress go to standard error, in colour only on a terminal without
+//! `NO_COLOR`. The long-running processes (`serve`, `mailer`, `worker`) print no result:
+//! their logs are their output and go to standard output, as a twelve-factor process's
+//! event stream does (and as `plinth serve`'s readers, the end-to-end setup among them,
+//! expect: they read the listen address from its `listening` line).
 use api::{
     auth::workers,
     config::{Base, Config, ConfigError, DatabaseConfig, LogFormat, Section, WorkerConfig},
     reports::service::{self as reports, Metric},
     startup, telemetry,
 };
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use serde_json::json;
 use plinth_worker::{Worker, WorkerSettings};
 use std::process::ExitCode;
 
@@ -40,6 +48,21 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "scan,prepare,publish")]
         kinds: Vec<String>,
     },
+    /// Print a shell completion script: `plinth completions bash > /etc/bash_completion.d/plinth`,
+    /// `plinth completions zsh > "${fpath[1]}/_plinth"`,
+    /// `plinth completions fish > ~/.config/fish/completions/plinth.fish`.
+    Completions {
+        /// bash, zsh or fish.
+        shell: CompletionShell,
+    },
+}
+
+/// The shells `plinth completions` writes for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// The commands that load the server's whole configuration (`Config`).
@@ -49,6 +72,9 @@ enum ServerCommand {
     Serve,
     /// Run pending database migrations and exit.
     Migrate,
+    /// Operator steps on a user account, as an administrator, audited as staff steps
+    /// are (the operator recorded as `cli:<OS user>@<host>`).
+    User(UserArgs),
     /// Billing tasks.
     Billing {
         #[command(subcommand)]
@@ -77,12 +103,98 @@ enum ServerCommand {
         /// The folder to create (it must not exist or be empty).
         #[arg(long)]
         out: std::path::PathBuf,
+        /// Print {user, out, counts} as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Business metrics.
     Metrics {
         #[command(subcommand)]
         command: MetricsCommand,
     },
+}
+
+/// `plinth user`: the administrator to act as, and the step.
+#[derive(clap::Args)]
+struct UserArgs {
+    /// The administrator the step is done as, by e-mail (default: the first
+    /// administrator); the audit records it beside the operator.
+    #[arg(long, global = true)]
+    admin: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: UserCommand,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Find the account with this address.
+    Find {
+        /// Its e-mail address.
+        email: String,
+    },
+    /// Show an account as staff see it: plan, usage, recent jobs, invoices, e-mails.
+    Show {
+        /// Its id or e-mail address.
+        user: String,
+    },
+    /// Suspend an account: it cannot sign in, its sessions end, its sockets close.
+    Suspend {
+        /// Its id or e-mail address.
+        user: String,
+        /// Why (1 to 500 characters, one line; the account's error message carries it).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a suspension.
+    Unsuspend {
+        /// Its id or e-mail address.
+        user: String,
+        /// Why (1 to 500 characters, one line).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Credit a counter for the account's current period: its limit this period is
+    /// the plan's plus every credit.
+    GrantCredit {
+        /// Its id or e-mail address.
+        user: String,
+        /// scans or preparations.
+        #[arg(long)]
+        metric: String,
+        /// How many, 1 to 1,000,000.
+        #[arg(long)]
+        amount: i64,
+        /// Why (1 to 500 characters, one line).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Sign the account out everywhere: its sessions end, its tokens are refused at
+    /// once, its sockets close.
+    RevokeSessions {
+        /// Its id or e-mail address.
+        user: String,
+    },
+    /// Give the account another role; its sessions end so the new one applies at once.
+    SetRole {
+        /// Its id or e-mail address.
+        user: String,
+        /// user, support or admin.
+        role: RoleArg,
+        /// Why (1 to 500 characters, one line).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// The roles `plinth user set-role` gives.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    User,
+    Support,
+    Admin,
 }
 
 #[derive(Subcommand)]
@@ -178,6 +290,9 @@ enum MailCommand {
         /// Its language: fr or en.
         #[arg(long, default_value = "fr")]
         locale: String,
+        /// Print {provider, providerId} as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Queue the reminders due now (or at --at, an RFC 3339 time) and print how many;
     /// each is sent once however often this runs.
@@ -185,13 +300,20 @@ enum MailCommand {
         /// The moment to schedule for (default: now).
         #[arg(long)]
         at: Option<String>,
+        /// Print {queued} as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(Subcommand)]
 enum BillingCommand {
     /// List subscriptions from Stripe and repair any drift; prints what it changed.
-    Reconcile,
+    Reconcile {
+        /// Print {changes: [..], count} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -201,6 +323,9 @@ enum AdminCommand {
         /// The admin's e-mail address.
         #[arg(long)]
         email: String,
+        /// Print {id, email, password} as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Issue a worker token for the given job kinds (printed once, recorded so it can be
     /// listed and revoked); `list` and `revoke ID` manage the issued ones.
@@ -214,17 +339,27 @@ enum AdminCommand {
         /// Days until the token expires.
         #[arg(long, default_value_t = 90)]
         days: u64,
+        /// Print {id, kinds, expiresAt, token} as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(Subcommand)]
 enum WorkerTokenAction {
     /// List issued worker tokens: id, kinds, root key id, issued, expires, revoked.
-    List,
+    List {
+        /// Print a JSON array of {id, kinds, keyId, createdAt, expiresAt, revokedAt}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a worker token: every instance refuses it at once and closes its sockets.
     Revoke {
         /// The worker token's id (as `list` shows it).
         id: uuid::Uuid,
+        /// Print {id, revoked} as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -238,57 +373,74 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Doctor { json } => doctor(json),
-        Command::Worker { kinds } => with(WorkerConfig::from_env(), |c| c.log_format, |c| work(c, kinds)),
+        Command::Completions { shell } => {
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "plinth", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        // The long-running processes log to standard output (see the module's docs).
+        Command::Worker { kinds } => {
+            with_logs(WorkerConfig::from_env(), |c| c.log_format, telemetry::init, |c| work(c, kinds))
+        }
         Command::Server(ServerCommand::Migrate) => {
             let sections = Base::from_env().and_then(|b| Ok((b, DatabaseConfig::from_env()?)));
             with(sections, |(b, _)| b.log_format, |(b, d)| migrate(b, d))
         }
-        Command::Server(ServerCommand::Admin { command: AdminCommand::WorkerToken { action, kinds, days } }) => {
-            with(Config::from_env(), |c| c.base.log_format, |c| worker_token(c, action, kinds, days))
+        Command::Server(ServerCommand::Admin {
+            command: AdminCommand::WorkerToken { action, kinds, days, json },
+        }) => with(Config::from_env(), |c| c.base.log_format, |c| worker_token(c, action, kinds, days, json)),
+        Command::Server(ServerCommand::Serve) => {
+            with_logs(Config::from_env(), |c| c.base.log_format, telemetry::init, serve)
         }
-        Command::Server(ServerCommand::Serve) => with(Config::from_env(), |c| c.base.log_format, serve),
-        Command::Server(ServerCommand::Mailer) => with(Config::from_env(), |c| c.base.log_format, mailer),
-        Command::Server(ServerCommand::Mail { command: MailCommand::Test { to, locale } }) => {
-            with(Config::from_env(), |c| c.base.log_format, |c| mail_test(c, to, locale))
+        Command::Server(ServerCommand::Mailer) => {
+            with_logs(Config::from_env(), |c| c.base.log_format, telemetry::init, mailer)
         }
-        Command::Server(ServerCommand::Mail { command: MailCommand::Remind { at } }) => {
-            with(Config::from_env(), |c| c.base.log_format, |c| mail_remind(c, at))
+        Command::Server(ServerCommand::Mail { command: MailCommand::Test { to, locale, json } }) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| mail_test(c, to, locale, json))
         }
-        Command::Server(ServerCommand::Admin { command: AdminCommand::Create { email } }) => {
-            with(Config::from_env(), |c| c.base.log_format, |c| create_admin(c, email))
+        Command::Server(ServerCommand::Mail { command: MailCommand::Remind { at, json } }) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| mail_remind(c, at, json))
         }
-        Command::Server(ServerCommand::Billing { command: BillingCommand::Reconcile }) => {
-            with(Config::from_env(), |c| c.base.log_format, reconcile)
+        Command::Server(ServerCommand::Admin { command: AdminCommand::Create { email, json } }) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| create_admin(c, email, json))
         }
-        // Standard output is the report: logs go to standard error.
-        Command::Server(ServerCommand::Import(args)) => {
-            with_logs(Config::from_env(), |c| c.base.log_format, telemetry::init_to_stderr, |c| import(c, args))
+        Command::Server(ServerCommand::Billing { command: BillingCommand::Reconcile { json } }) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| reconcile(c, json))
         }
-        Command::Server(ServerCommand::Export { user, out }) => with_logs(
-            Config::from_env(),
-            |c| c.base.log_format,
-            telemetry::init_to_stderr,
-            |c| export_folder(c, user, out),
-        ),
+        Command::Server(ServerCommand::User(args)) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| user_command(c, args))
+        }
+        Command::Server(ServerCommand::Import(args)) => with(Config::from_env(), |c| c.base.log_format, |c| import(c, args)),
+        Command::Server(ServerCommand::Export { user, out, json }) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| export_folder(c, user, out, json))
+        }
         Command::Server(ServerCommand::Metrics { command: MetricsCommand::Export(args) }) => {
-            // Standard output is the CSV: logs go to standard error.
-            with_logs(
-                Config::from_env(),
-                |c| c.base.log_format,
-                telemetry::init_to_stderr,
-                |c| metrics_export(c, *args),
-            )
+            with(Config::from_env(), |c| c.base.log_format, |c| metrics_export(c, *args))
         }
     }
 }
 
-/// Runs a command on the configuration it read, or stops with the variable at fault.
+/// Runs a command on the configuration it read, or stops with the variable at fault;
+/// its logs go to standard error (standard output is its result).
 fn with<C, F: std::future::Future<Output = anyhow::Result<()>>>(
     config: Result<C, ConfigError>,
     log_format: impl FnOnce(&C) -> LogFormat,
     command: impl FnOnce(C) -> F,
 ) -> ExitCode {
-    with_logs(config, log_format, telemetry::init, command)
+    with_logs(config, log_format, telemetry::init_to_stderr, command)
+}
+
+/// Writes `value` as pretty JSON and a newline to standard output.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
+    out.flush()?;
+    Ok(())
 }
 
 /// [`with`], its logs installed by `logs`.
@@ -391,6 +543,7 @@ async fn worker_token(
     action: Option<WorkerTokenAction>,
     kinds: Vec<String>,
     days: u64,
+    json: bool,
 ) -> anyhow::Result<()> {
     let kinds = kinds
         .iter()
@@ -408,10 +561,32 @@ async fn worker_token(
                 let ttl = std::time::Duration::from_secs(days * 86_400);
                 let (id, token) = workers::issue(&services.pool, &services.tokens, timeout, &kinds, ttl).await?;
                 let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-                println!("worker {id} may claim {}; token (shown once):", names.join(", "));
-                println!("{token}");
+                if json {
+                    let expires_at = services.tokens.verify(&token).ok().and_then(|p| p.worker().map(|w| w.expires_at));
+                    print_json(&json!({ "id": id, "kinds": names, "expiresAt": expires_at, "token": token }))?;
+                } else {
+                    println!("worker {id} may claim {}; token (shown once):", names.join(", "));
+                    println!("{token}");
+                }
             }
-            Some(WorkerTokenAction::List) => {
+            Some(WorkerTokenAction::List { json: true }) => {
+                let tokens: Vec<serde_json::Value> = workers::list(&services.pool, timeout)
+                    .await?
+                    .into_iter()
+                    .map(|t| {
+                        json!({
+                            "id": t.id,
+                            "kinds": t.kinds,
+                            "keyId": t.key_id,
+                            "createdAt": t.created_at,
+                            "expiresAt": t.expires_at,
+                            "revokedAt": t.revoked_at,
+                        })
+                    })
+                    .collect();
+                print_json(&serde_json::Value::Array(tokens))?;
+            }
+            Some(WorkerTokenAction::List { json: false }) => {
                 for t in workers::list(&services.pool, timeout).await? {
                     let revoked = t.revoked_at.map(|r| r.to_rfc3339()).unwrap_or_else(|| "-".into());
                     println!(
@@ -424,12 +599,16 @@ async fn worker_token(
                     );
                 }
             }
-            Some(WorkerTokenAction::Revoke { id }) => {
+            Some(WorkerTokenAction::Revoke { id, json }) => {
                 let revoked = workers::revoke(&services.pool, &services.bus, timeout, id)
                     .await
                     .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
                 anyhow::ensure!(revoked, "no worker token {id} (or it was already revoked)");
-                println!("worker token {id} revoked");
+                if json {
+                    print_json(&json!({ "id": id, "revoked": true }))?;
+                } else {
+                    println!("worker token {id} revoked");
+                }
             }
         }
         anyhow::Ok(())
@@ -470,19 +649,22 @@ async fn mailer(config: Config) -> anyhow::Result<()> {
 }
 
 /// `plinth mail test --to`: one message straight through the provider.
-async fn mail_test(config: Config, to: String, locale: String) -> anyhow::Result<()> {
+async fn mail_test(config: Config, to: String, locale: String, json: bool) -> anyhow::Result<()> {
     let locale = api::model::Locale::parse(&locale).map_err(|e| anyhow::anyhow!("--locale: {e}"))?;
     let public_url = config.server.public_url_or_addr();
     let services = startup::Services::build(config, public_url).await?;
     let sent = services.delivery.send_test(&to, locale).await;
     services.database.shutdown().await?;
     let id = sent?;
+    if json {
+        return print_json(&json!({ "provider": services.delivery.provider_name(), "providerId": id }));
+    }
     println!("sent through {} (provider id {})", services.delivery.provider_name(), id.unwrap_or_default());
     Ok(())
 }
 
 /// `plinth mail remind`: the reminders due at a moment, queued once.
-async fn mail_remind(config: Config, at: Option<String>) -> anyhow::Result<()> {
+async fn mail_remind(config: Config, at: Option<String>, json: bool) -> anyhow::Result<()> {
     let at = api::email::reminders::moment(at.as_deref()).map_err(|e| anyhow::anyhow!("--at: {e}"))?;
     let public_url = config.server.public_url_or_addr();
     let statement_timeout_ms = config.database.statement_timeout_ms;
@@ -495,29 +677,39 @@ async fn mail_remind(config: Config, at: Option<String>) -> anyhow::Result<()> {
     };
     let queued = reminders.run_at(at).await;
     services.database.shutdown().await?;
-    println!("{} reminders queued", queued?);
+    let queued = queued?;
+    if json {
+        return print_json(&json!({ "queued": queued }));
+    }
+    println!("{queued} reminders queued");
     Ok(())
 }
 
 /// `plinth admin create`: an admin account, through the server's services.
-async fn create_admin(config: Config, email: String) -> anyhow::Result<()> {
+async fn create_admin(config: Config, email: String, json: bool) -> anyhow::Result<()> {
     let public_url = config.server.public_url_or_addr();
     let services = startup::Services::build(config, public_url).await?;
     let created = services.accounts.create_admin(&email).await;
     services.database.shutdown().await?;
     let (user, password) = created.map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    if json {
+        return print_json(&json!({ "id": user.id, "email": user.email, "password": password }));
+    }
     println!("admin {} created with id {}", user.email, user.id);
     println!("password (shown once): {password}");
     Ok(())
 }
 
 /// `plinth billing reconcile`: Stripe's list against what is stored.
-async fn reconcile(config: Config) -> anyhow::Result<()> {
+async fn reconcile(config: Config, json: bool) -> anyhow::Result<()> {
     let public_url = config.server.public_url_or_addr();
     let services = startup::Services::build(config, public_url).await?;
     let result = services.billing.reconcile().await;
     services.database.shutdown().await?;
     let changes = result.map_err(|e| e.into_anyhow())?;
+    if json {
+        return print_json(&json!({ "changes": changes, "count": changes.len() }));
+    }
     for line in &changes {
         println!("{line}");
     }
@@ -638,13 +830,104 @@ async fn import(config: Config, args: ImportArgs) -> anyhow::Result<()> {
 }
 
 /// `plinth export --user --out`: the account's data as an import folder.
-async fn export_folder(config: Config, user: String, out: std::path::PathBuf) -> anyhow::Result<()> {
+async fn export_folder(config: Config, user: String, out: std::path::PathBuf, json: bool) -> anyhow::Result<()> {
     let timeout = config.database.statement_timeout_ms;
     let public_url = config.server.public_url_or_addr();
     let services = startup::Services::build(config, public_url).await?;
     let written = api::imports::service::export_folder(&services.pool, timeout, &services.storage, &user, &out).await;
     services.database.shutdown().await?;
     let manifest = written?;
+    if json {
+        return print_json(&json!({ "user": user, "out": out, "counts": manifest["counts"] }));
+    }
     println!("exported {user} to {}: {}", out.display(), manifest["counts"]);
     Ok(())
+}
+
+/// `plinth user ...`: one staff step as an administrator, audited with the operator.
+async fn user_command(config: Config, args: UserArgs) -> anyhow::Result<()> {
+    use api::support::operator::{self, Operator, Target, User};
+    let timeout = config.database.statement_timeout_ms;
+    let public_url = config.server.public_url_or_addr();
+    let services = startup::Services::build(config, public_url).await?;
+    let done = async {
+        let admin = reports::operator(&services.pool, timeout, args.admin.as_deref()).await?;
+        let op = Operator {
+            pool: &services.pool,
+            bus: &services.bus,
+            statement_timeout_ms: timeout,
+            admin,
+            label: operator::label(),
+        };
+        let show_user = |u: &User| -> anyhow::Result<()> {
+            if args.json {
+                return print_json(&serde_json::to_value(u)?);
+            }
+            let suspended = match (&u.suspended_at, &u.suspension_reason) {
+                (Some(at), reason) => format!("suspended {} ({})", at.to_rfc3339(), reason.as_deref().unwrap_or("")),
+                (None, _) => "active".to_owned(),
+            };
+            println!("{}\t{}\t{}\t{suspended}", u.id, u.email, u.role);
+            Ok(())
+        };
+        match &args.command {
+            UserCommand::Find { email } => show_user(&op.find(email).await?)?,
+            UserCommand::Show { user } => {
+                let summary = op.show(&Target::parse(user)).await?;
+                if args.json {
+                    print_json(&summary)?;
+                } else {
+                    println!("{}", serde_json::to_string_pretty(&summary)?);
+                }
+            }
+            UserCommand::Suspend { user, reason } => show_user(&op.suspend(&Target::parse(user), reason).await?)?,
+            UserCommand::Unsuspend { user, reason } => show_user(&op.unsuspend(&Target::parse(user), reason).await?)?,
+            UserCommand::RevokeSessions { user } => {
+                let result = op.revoke_sessions(&Target::parse(user)).await?;
+                if args.json {
+                    print_json(&result)?;
+                } else {
+                    println!("{}: {} session(s) ended", result["email"].as_str().unwrap_or(""), result["sessionsEnded"]);
+                }
+            }
+            UserCommand::GrantCredit { user, metric, amount, reason } => {
+                let metric = api::model::QuotaMetric::parse(&metric.trim().to_lowercase())
+                    .map_err(|_| anyhow::anyhow!("--metric: {metric:?} is not a counter (scans, preparations)"))?;
+                let result = op.grant_credit(&Target::parse(user), metric, *amount, reason).await?;
+                if args.json {
+                    print_json(&result)?;
+                } else {
+                    println!(
+                        "{}: {} {} credited; credit this period {}",
+                        result["email"].as_str().unwrap_or(""),
+                        amount,
+                        metric.as_str(),
+                        result["creditThisPeriod"]
+                    );
+                }
+            }
+            UserCommand::SetRole { user, role, reason } => {
+                let role = match role {
+                    RoleArg::User => api::model::Role::User,
+                    RoleArg::Support => api::model::Role::Support,
+                    RoleArg::Admin => api::model::Role::Admin,
+                };
+                let (account, changed) = op.set_role(&Target::parse(user), role, reason).await?;
+                if args.json {
+                    let mut value = serde_json::to_value(&account)?;
+                    value["changed"] = json!(changed);
+                    print_json(&value)?;
+                } else {
+                    show_user(&account)?;
+                    if !changed {
+                        eprintln!("plinth user set-role: {} already had the role {}", account.email, account.role);
+                    }
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    services.database.shutdown().await?;
+    done
 }

@@ -37,6 +37,9 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
     /// The client's Accept-Language, truncated (the locale of a new account).
     pub accept_language: Option<String>,
+    /// Who ran the command line step this is (`cli:<OS user>@<host>`), recorded in the
+    /// staff audit beside the administrator it acts as; None over the API.
+    pub operator: Option<String>,
 }
 
 impl RequestMeta {
@@ -44,6 +47,13 @@ impl RequestMeta {
     /// with what started it.
     pub fn internal(source: &str) -> Self {
         RequestMeta { request_id: source.to_owned(), ..Default::default() }
+    }
+
+    /// Meta for an operator's command (`plinth user ...`): `operator` (as
+    /// `cli:<OS user>@<host>`) is both the request id of its log lines and activity
+    /// entries and the operator of its staff-audit rows.
+    pub fn operator(operator: &str) -> Self {
+        RequestMeta { request_id: operator.to_owned(), operator: Some(operator.to_owned()), ..Default::default() }
     }
 }
 

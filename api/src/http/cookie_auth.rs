@@ -148,6 +148,7 @@ impl<'a> Call<'a> {
             ip: client_ip(req, remote, state.config.server.client_ip_header.as_deref()),
             user_agent: req.header(header::USER_AGENT).map(|ua| ua.chars().take(256).collect()),
             accept_language: req.header(header::ACCEPT_LANGUAGE).map(|l| l.chars().take(256).collect()),
+            operator: None,
         };
         Ok(Call { state, meta })
     }

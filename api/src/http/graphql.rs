@@ -62,6 +62,7 @@ pub async fn graphql_post(
         ip: client_ip(req, remote, state.config.server.client_ip_header.as_deref()),
         user_agent: req.header(header::USER_AGENT).map(|ua| ua.chars().take(256).collect()),
         accept_language: req.header(header::ACCEPT_LANGUAGE).map(|l| l.chars().take(256).collect()),
+        operator: None,
     };
     let (resp, user_id) = match crate::auth::authenticate(&state.executor.tokens, req.header(header::AUTHORIZATION)) {
         Ok(principal) => {

@@ -68,6 +68,7 @@ pub async fn graphql_ws(
         ip: super::graphql::client_ip(req, remote, state.config.server.client_ip_header.as_deref()),
         user_agent: req.header(header::USER_AGENT).map(|ua| ua.chars().take(256).collect()),
         accept_language: req.header(header::ACCEPT_LANGUAGE).map(|l| l.chars().take(256).collect()),
+        operator: None,
     };
     let keepalive = Duration::from_secs(state.config.server.ws_keepalive_secs);
     // Small buffers: clients send a few short messages, and an idle subscriber's

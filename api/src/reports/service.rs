@@ -574,7 +574,7 @@ pub async fn export_as_operator(
 /// `plinth_metrics` for it, exactly as for the administrator over HTTP.
 ///
 /// Errors: no such administrator, or the database.
-async fn operator(
+pub async fn operator(
     pool: &DatabaseConnection,
     statement_timeout_ms: u64,
     email: Option<&str>,

@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod chatwoot;
 pub mod domain;
 pub mod graphql;
+pub mod operator;
 pub mod service;
 pub mod store;
 pub mod tasks;

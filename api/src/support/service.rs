@@ -250,6 +250,7 @@ pub async fn log_access(
             action,
             ticket_id,
             reason,
+            operator: tx.meta().operator.as_deref(),
         },
     )
     .await

@@ -521,6 +521,8 @@ pub struct NewAccess<'a> {
     pub action: &'a str,
     /// Why: the ticket.
     pub ticket_id: Option<Uuid>,
+    /// Who ran the command line step (`cli:<OS user>@<host>`); None over the API.
+    pub operator: Option<&'a str>,
     /// A reason given.
     pub reason: Option<&'a str>,
 }
@@ -530,8 +532,9 @@ pub struct NewAccess<'a> {
 /// Errors: INTERNAL (database).
 pub async fn insert_access(db: &impl ConnectionTrait, a: &NewAccess<'_>) -> AppResult<()> {
     db.execute(stmt(
-        "INSERT INTO support_access_log (id, user_id, staff_id, staff_name, staff_role, action, ticket_id, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO support_access_log
+           (id, user_id, staff_id, staff_name, staff_role, action, ticket_id, reason, operator)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         [
             Uuid::now_v7().into(),
             a.user_id.into(),
@@ -541,6 +544,7 @@ pub async fn insert_access(db: &impl ConnectionTrait, a: &NewAccess<'_>) -> AppR
             a.action.into(),
             a.ticket_id.into(),
             a.reason.map(str::to_owned).into(),
+            a.operator.map(str::to_owned).into(),
         ],
     ))
     .await?;

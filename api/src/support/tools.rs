@@ -430,6 +430,36 @@ pub async fn unsuspend(tx: &RequestTx, user_id: Uuid, reason: &str) -> AppResult
     account(tx, "id", user_id.into()).await?.ok_or_else(user_not_found)
 }
 
+/// Gives the account another role (admins): `user`, `support` (staff who answer
+/// tickets) or `admin`. When the role changes, its sessions end and its access tokens
+/// are refused at once on every instance, so the new role applies from the next sign-in
+/// (a demoted admin keeps no admin token). The account afterwards, and whether the role
+/// changed. Rule: `priv.admin_set_role` (migration m20261205_000100).
+///
+/// Errors: UNAUTHENTICATED; FORBIDDEN (not an admin, or the admin itself);
+/// BAD_USER_INPUT (`reason`); NOT_FOUND; INTERNAL.
+pub async fn set_role(tx: &RequestTx, user_id: Uuid, role: Role, reason: &str) -> AppResult<(AccountRow, bool)> {
+    let me = admin(tx)?;
+    let reason = parse_reason(reason)?;
+    if user_id == me {
+        return Err(AppError::Forbidden("an admin does not change its own role".into()));
+    }
+    let before = account(tx, "id", user_id.into()).await?.ok_or_else(user_not_found)?;
+    let changed = before.role != role;
+    if changed {
+        let ended = revoked_ids(
+            tx,
+            "SELECT session_id FROM priv.admin_set_role($1, $2)",
+            vec![user_id.into(), role.as_str().into()],
+        )
+        .await?;
+        end_sessions(tx, user_id, &ended);
+    }
+    let data = json!({ "from": before.role.as_str(), "to": role.as_str(), "reason": reason });
+    record(tx, me, user_id, "support.set_role", Some(&reason), data).await?;
+    Ok((account(tx, "id", user_id.into()).await?.ok_or_else(user_not_found)?, changed))
+}
+
 /// Credits `amount` of a counter (scans, preparations) for the account's current
 /// period (admins): its limit this period is the plan's plus every credit. The credit
 /// of the period now.
