@@ -13,8 +13,8 @@ use api::{
     startup, telemetry,
 };
 use clap::{CommandFactory, Parser, Subcommand};
-use serde_json::json;
 use plinth_worker::{Worker, WorkerSettings};
+use serde_json::json;
 use std::process::ExitCode;
 
 #[global_allocator]
@@ -48,7 +48,9 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "scan,prepare,publish")]
         kinds: Vec<String>,
     },
-    /// Print a shell completion script: `plinth completions bash > /etc/bash_completion.d/plinth`,
+    /// Print a shell completion script (bash, zsh or fish).
+    ///
+    /// `plinth completions bash > /etc/bash_completion.d/plinth`,
     /// `plinth completions zsh > "${fpath[1]}/_plinth"`,
     /// `plinth completions fish > ~/.config/fish/completions/plinth.fish`.
     Completions {
@@ -379,8 +381,17 @@ fn main() -> ExitCode {
                 CompletionShell::Zsh => clap_complete::Shell::Zsh,
                 CompletionShell::Fish => clap_complete::Shell::Fish,
             };
-            clap_complete::generate(shell, &mut Cli::command(), "plinth", &mut std::io::stdout());
-            ExitCode::SUCCESS
+            // Written whole, so a closed pipe is an error message, not a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "plinth", &mut script);
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(&script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("plinth: writing the completion script: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         // The long-running processes log to standard output (see the module's docs).
         Command::Worker { kinds } => {
@@ -390,9 +401,9 @@ fn main() -> ExitCode {
             let sections = Base::from_env().and_then(|b| Ok((b, DatabaseConfig::from_env()?)));
             with(sections, |(b, _)| b.log_format, |(b, d)| migrate(b, d))
         }
-        Command::Server(ServerCommand::Admin {
-            command: AdminCommand::WorkerToken { action, kinds, days, json },
-        }) => with(Config::from_env(), |c| c.base.log_format, |c| worker_token(c, action, kinds, days, json)),
+        Command::Server(ServerCommand::Admin { command: AdminCommand::WorkerToken { action, kinds, days, json } }) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| worker_token(c, action, kinds, days, json))
+        }
         Command::Server(ServerCommand::Serve) => {
             with_logs(Config::from_env(), |c| c.base.log_format, telemetry::init, serve)
         }
@@ -414,7 +425,9 @@ fn main() -> ExitCode {
         Command::Server(ServerCommand::User(args)) => {
             with(Config::from_env(), |c| c.base.log_format, |c| user_command(c, args))
         }
-        Command::Server(ServerCommand::Import(args)) => with(Config::from_env(), |c| c.base.log_format, |c| import(c, args)),
+        Command::Server(ServerCommand::Import(args)) => {
+            with(Config::from_env(), |c| c.base.log_format, |c| import(c, args))
+        }
         Command::Server(ServerCommand::Export { user, out, json }) => {
             with(Config::from_env(), |c| c.base.log_format, |c| export_folder(c, user, out, json))
         }
@@ -887,7 +900,11 @@ async fn user_command(config: Config, args: UserArgs) -> anyhow::Result<()> {
                 if args.json {
                     print_json(&result)?;
                 } else {
-                    println!("{}: {} session(s) ended", result["email"].as_str().unwrap_or(""), result["sessionsEnded"]);
+                    println!(
+                        "{}: {} session(s) ended",
+                        result["email"].as_str().unwrap_or(""),
+                        result["sessionsEnded"]
+                    );
                 }
             }
             UserCommand::GrantCredit { user, metric, amount, reason } => {

@@ -37,17 +37,10 @@ where
     let _ = match format {
         LogFormat::Json => registry
             .with(
-                fmt::layer()
-                    .json()
-                    .with_ansi(false)
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_writer(writer),
+                fmt::layer().json().with_ansi(false).with_current_span(true).with_span_list(false).with_writer(writer),
             )
             .try_init(),
-        LogFormat::Pretty => {
-            registry.with(fmt::layer().compact().with_ansi(colour).with_writer(writer)).try_init()
-        }
+        LogFormat::Pretty => registry.with(fmt::layer().compact().with_ansi(colour).with_writer(writer)).try_init(),
     };
 }
 

@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod api_tokens;
 mod billing;
+mod cli;
 mod cookies;
 mod drafts;
 mod edge;
