@@ -239,6 +239,10 @@ struct ExportArgs {
     /// Write the CSV to this file instead of standard output.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Print the rows as a JSON array of objects keyed by the CSV's header instead
+    /// (numbers as numbers).
+    #[arg(long, conflicts_with = "out")]
+    json: bool,
 }
 
 impl ExportArgs {
@@ -743,6 +747,9 @@ async fn metrics_export(config: Config, args: ExportArgs) -> anyhow::Result<()> 
         reports::export_as_operator(&services.pool, timeout, &services.catalog, admin, metric, &args.pairs()).await;
     services.database.shutdown().await?;
     let export = exported?;
+    if args.json {
+        return print_json(&export.to_json()?);
+    }
     match &args.out {
         Some(path) => {
             std::fs::write(path, &export.csv).map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display()))?

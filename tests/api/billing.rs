@@ -439,13 +439,13 @@ async fn reconcile_repairs_drift_and_is_idempotent() {
         subscription("sub_x", "cus_nobody", "active", "price_pro_monthly", t),
     ]);
     // Async: the fake Stripe serves on this test's runtime while the CLI calls it.
-    let run = || {
-        app.cli(&["billing", "reconcile"])
+    let run = |json: bool| {
+        app.cli(if json { &["billing", "reconcile", "--json"][..] } else { &["billing", "reconcile"][..] })
             .env("PLINTH_STRIPE_SECRET_KEY", FakeStripe::SECRET_KEY)
             .env("PLINTH_STRIPE_API_BASE", &stripe.url)
             .output()
     };
-    let out = run().await.unwrap();
+    let out = run(false).await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("past_due pro -> active pro"), "{text}");
@@ -453,8 +453,10 @@ async fn reconcile_repairs_drift_and_is_idempotent() {
     let state: String =
         sqlx::query_scalar("SELECT account_state FROM billing_accounts").fetch_one(&app.db).await.unwrap();
     assert_eq!(state, "active");
-    let again = String::from_utf8(run().await.unwrap().stdout).unwrap();
-    assert!(again.contains("reconciled: 1 change(s)"), "only the unknown customer is reported again: {again}");
+    // Scripts read the changes as JSON (standard output holds nothing else).
+    let again: Value = serde_json::from_slice(&run(true).await.unwrap().stdout).expect("reconcile --json prints JSON");
+    assert_eq!(again["count"], 1, "only the unknown customer is reported again: {again}");
+    assert!(again["changes"][0].as_str().is_some_and(|c| c.contains("cus_nobody")), "{again}");
 }
 
 /// The instant `secs` (unix seconds) as GraphQL renders it, for comparisons.

@@ -301,6 +301,26 @@ async fn every_csv_export_gives_the_graphql_numbers() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8(out.stdout).unwrap(), http);
+    // --json: the same rows as objects keyed by the header, numbers as numbers.
+    let out = app
+        .cli(&["metrics", "export", "mrr", "--from", "2025-01-01T12:00:00Z", "--to", "2025-05-01T12:00:00Z"])
+        .args(["--interval", "WEEK", "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json_rows: Value = serde_json::from_slice(&out.stdout).expect("metrics export --json prints JSON");
+    let csv_rows = rows(&http);
+    assert_eq!(json_rows.as_array().map(Vec::len), Some(csv_rows.len()), "{json_rows}");
+    for (j, c) in json_rows.as_array().unwrap().iter().zip(&csv_rows) {
+        for (name, cell) in c {
+            let rendered = match &j[name] {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(&rendered, cell, "{name} in {j}");
+        }
+    }
     let file = app.data_dir.join("nps.csv");
     let out = app
         .cli(&["metrics", "export", "npsSummary", "--from", "2025-01-01T12:00:00Z", "--to", "2025-03-01T12:00:00Z"])

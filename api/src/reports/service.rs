@@ -104,6 +104,34 @@ pub struct Export {
     pub csv: Vec<u8>,
 }
 
+impl Export {
+    /// The CSV's rows as a JSON array of objects keyed by its header (`plinth metrics
+    /// export --json`): a cell that reads as a number is one, every other a string.
+    ///
+    /// Errors: a CSV this module did not write (a bug).
+    pub fn to_json(&self) -> anyhow::Result<serde_json::Value> {
+        let mut reader = csv::Reader::from_reader(self.csv.as_slice());
+        let header = reader.headers()?.clone();
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let record = record?;
+            let row: serde_json::Map<String, serde_json::Value> =
+                header.iter().zip(record.iter()).map(|(name, cell)| (name.to_owned(), cell_json(cell))).collect();
+            rows.push(serde_json::Value::Object(row));
+        }
+        Ok(serde_json::Value::Array(rows))
+    }
+}
+
+/// A CSV cell as JSON: a number when it is one written the way JSON writes it (so the
+/// text is kept exactly: `12.50` or `007` stay strings), else the text.
+fn cell_json(cell: &str) -> serde_json::Value {
+    match serde_json::from_str::<serde_json::Value>(cell) {
+        Ok(serde_json::Value::Number(n)) if n.to_string() == cell => serde_json::Value::Number(n),
+        _ => cell.into(),
+    }
+}
+
 /// The parameters of one export, as given.
 struct Params<'a> {
     pairs: &'a [(String, String)],
