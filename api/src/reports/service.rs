@@ -640,6 +640,18 @@ pub async fn operator(
 mod tests {
     use super::*;
 
+    #[test]
+    fn csv_cells_become_numbers_only_when_the_text_is_kept() {
+        assert_eq!(cell_json("12"), serde_json::json!(12));
+        assert_eq!(cell_json("-50"), serde_json::json!(-50));
+        assert_eq!(cell_json("0.25"), serde_json::json!(0.25));
+        for text in ["", "12.50", "007", "2025-01-01", "pro", " 1", "1e3", "NaN"] {
+            assert_eq!(cell_json(text), serde_json::json!(text), "{text:?}");
+        }
+        let export = Export { file_name: "x.csv".into(), csv: b"day,mrr,plan\r\n2025-01-01,1200,pro\r\n".to_vec() };
+        assert_eq!(export.to_json().unwrap(), serde_json::json!([{ "day": "2025-01-01", "mrr": 1200, "plan": "pro" }]));
+    }
+
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         p.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
     }
