@@ -228,6 +228,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
         ("accounts_due_for_deletion", "plinth_system"),
         ("admin_credit_quota", "plinth_admin"),
         ("admin_revoke_sessions", "plinth_admin"),
+        ("admin_set_role", "plinth_admin"),
         ("admin_set_suspension", "plinth_admin"),
         ("begin_erasure", "plinth_system"),
         ("billing_admins", "plinth_system"),

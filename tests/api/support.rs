@@ -1231,6 +1231,7 @@ async fn admin_functions_refuse_anyone_but_a_signed_in_admin() {
             "SELECT * FROM priv.admin_revoke_sessions($1)",
             "SELECT * FROM priv.admin_set_suspension($1, true, 'x')",
             "SELECT priv.admin_credit_quota($1, 'scans', now(), 5)",
+            "SELECT * FROM priv.admin_set_role($1, 'admin')",
         ] {
             let mut tx = begin_as(&mut conn, role, caller).await;
             let r = sqlx::query(sql).bind(ann.id).execute(&mut *tx).await;
@@ -1245,6 +1246,9 @@ async fn admin_functions_refuse_anyone_but_a_signed_in_admin() {
             .await
             .unwrap();
     assert!(suspended.is_none());
+    let role: String =
+        sqlx::query_scalar("SELECT role FROM users WHERE id = $1").bind(ann.id).fetch_one(&app.db).await.unwrap();
+    assert_eq!(role, "user");
 }
 
 /// Item 5 (in-app part): a staff reply notifies the user at once, live over
