@@ -897,7 +897,7 @@ async fn user_command(config: Config, args: UserArgs) -> anyhow::Result<()> {
                 if args.json {
                     print_json(&summary)?;
                 } else {
-                    println!("{}", serde_json::to_string_pretty(&summary)?);
+                    print_summary(&summary);
                 }
             }
             UserCommand::Suspend { user, reason } => show_user(&op.suspend(&Target::parse(user), reason).await?)?,
@@ -954,4 +954,37 @@ async fn user_command(config: Config, args: UserArgs) -> anyhow::Result<()> {
     .await;
     services.database.shutdown().await?;
     done
+}
+
+/// `plinth user show` for a person: the account, then a line per section.
+fn print_summary(s: &serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    let u = &s["user"];
+    println!("{}\t{}\t{}", text(&u["id"]), text(&u["email"]), text(&u["role"]));
+    if !u["suspendedAt"].is_null() {
+        println!("suspended {} ({})", text(&u["suspendedAt"]), text(&u["suspensionReason"]));
+    }
+    println!("plan {} ({}), trial end {}", text(&s["plan"]), text(&s["accountState"]), text(&s["trialEnd"]));
+    let list = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
+    let usage: Vec<String> = list(&s["usage"])
+        .iter()
+        .map(|u| format!("{} {} (+{} credit)", text(&u["metric"]), u["used"], u["credit"]))
+        .collect();
+    println!("usage: {}; storage {} bytes", usage.join(", "), s["storageBytes"]);
+    for j in list(&s["jobs"]) {
+        println!("job {} {} {} {}", text(&j["id"]), text(&j["kind"]), text(&j["status"]), text(&j["createdAt"]));
+    }
+    for i in list(&s["invoices"]) {
+        println!(
+            "invoice {} {} {} {} {}",
+            text(&i["number"]),
+            text(&i["status"]),
+            i["totalCents"],
+            text(&i["currency"]),
+            text(&i["createdAt"])
+        );
+    }
+    for e in list(&s["emails"]) {
+        println!("e-mail {} {} {}", text(&e["template"]), text(&e["status"]), text(&e["queuedAt"]));
+    }
 }

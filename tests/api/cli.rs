@@ -182,6 +182,9 @@ async fn operator_user_commands_act_through_the_staff_tools_and_are_audited() {
     assert_eq!(shown["user"]["email"], ann.email.as_str(), "{shown}");
     assert_eq!(shown["plan"], "free");
     assert!(shown["usage"].is_array() && shown["jobs"].is_array(), "{shown}");
+    let out = run(&app, &["user", "show", &ann.email]).await;
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success() && text.starts_with(&format!("{}\t{}\tuser\n", ann.id, ann.email)), "{text}");
 
     // Unknown accounts: a clear message, a non-zero exit, nothing on stdout.
     for args in [
