@@ -110,6 +110,8 @@ async fn data_commands_print_one_json_document_and_log_on_stderr() {
         .await;
     assert_eq!(r["data"]["login"]["user"]["role"], "ADMIN", "{r}");
 
+    let (sent, _) = json_of(&app, &["mail", "test", "--to", "ops@example.com", "--json"]).await;
+    assert!(sent["provider"].is_string(), "{sent}");
     let (reminded, _) = json_of(&app, &["mail", "remind", "--json"]).await;
     assert!(reminded["queued"].is_u64(), "{reminded}");
 
