@@ -47,6 +47,7 @@ const ACTIONS: Record<string, [string, string]> = {
   'support.suspend': ['Compte suspendu par le support', 'Account suspended by support'],
   'support.unsuspend': ['Suspension levée par le support', 'Suspension lifted by support'],
   'support.quota_credit': ['Crédit de quota accordé', 'Quota credit granted'],
+  'support.set_role': ['Rôle modifié par le support', 'Role changed by support'],
   'support.extend_trial': ['Essai prolongé', 'Trial extended'],
   'ticket.open': ['Demande de support ouverte', 'Support ticket opened'],
   'ticket.reply': ['Réponse à une demande', 'Ticket replied to'],
