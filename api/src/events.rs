@@ -25,6 +25,15 @@ pub enum Event {
         /// The job.
         job_id: Uuid,
     },
+    /// A job became due for a worker to claim (queued now): workers subscribed to
+    /// `jobQueued` for its kind are told to claim. It carries the job's id and kind
+    /// only, never its owner or input: workers hear it across tenants.
+    JobQueued {
+        /// The job.
+        job_id: Uuid,
+        /// Its kind, as stored (`scan`, `prepare`, `publish`).
+        kind: String,
+    },
     /// Access tokens of a user issued before `before` are no longer accepted (a plan or
     /// account-state change): every instance learns it within the publish latency.
     TokensRevoked {

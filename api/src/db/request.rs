@@ -60,6 +60,8 @@ struct Inner {
     principal: Principal,
     meta: RequestMeta,
     events: Mutex<Vec<Event>>,
+    /// Work to run once the transaction committed (a metric of what it did).
+    after_commit: Mutex<Vec<AfterCommit>>,
     /// The identity statements run under now: the principal's, or the one a scope
     /// ([`RequestTx::acting_as`]) switched to until it ends.
     identity: Mutex<Identity>,
@@ -74,6 +76,9 @@ tokio::task_local! {
     /// its statements pass the scope gate they are inside of.
     static IN_SCOPE: usize;
 }
+
+/// Work run once a transaction committed.
+type AfterCommit = Box<dyn FnOnce() + Send>;
 
 /// A database role, and the user (and worker) it acts for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +124,7 @@ impl RequestTx {
                 principal,
                 meta,
                 events: Mutex::default(),
+                after_commit: Mutex::default(),
                 scope: tokio::sync::Mutex::new(()),
             }),
         }
@@ -199,6 +205,19 @@ impl RequestTx {
     /// Queues an event for after the commit; dropped if the transaction rolls back.
     pub fn emit(&self, event: Event) {
         self.inner.events.lock().expect("pending events").push(event);
+    }
+
+    /// Runs `work` once the transaction committed (never when it rolls back): an
+    /// observation of what it did, such as a metric, that must not count undone work.
+    pub fn after_commit(&self, work: impl FnOnce() + Send + 'static) {
+        self.inner.after_commit.lock().expect("after-commit work").push(Box::new(work));
+    }
+
+    fn run_after_commit(&self) {
+        let work = std::mem::take(&mut *self.inner.after_commit.lock().expect("after-commit work"));
+        for w in work {
+            w();
+        }
     }
 
     /// The caller's account id. Errors: UNAUTHENTICATED for anyone else.
@@ -377,6 +396,7 @@ impl RequestTx {
             Slot::Pending => {}
             Slot::Done => return Ok(()),
         }
+        self.run_after_commit();
         let events = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
         bus.publish(&events).await;
         Ok(())
@@ -390,6 +410,7 @@ impl RequestTx {
         if let Slot::Open(tx) = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done) {
             tx.commit().await?;
         }
+        self.run_after_commit();
         let dropped = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
         if !dropped.is_empty() {
             tracing::error!(events = dropped.len(), "events emitted in a transaction committed without a bus");
@@ -401,6 +422,7 @@ impl RequestTx {
     pub async fn rollback(&self) {
         let slot = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done);
         self.inner.events.lock().expect("pending events").clear();
+        self.inner.after_commit.lock().expect("after-commit work").clear();
         if let Slot::Open(tx) = slot {
             if let Err(e) = tx.rollback().await {
                 tracing::warn!(error = %e, "rollback failed");
