@@ -162,6 +162,23 @@ impl EventBus {
         }
     }
 
+    /// Publishes `event` at `at` (at once when past), from a timer of this process: lost
+    /// if the process stops first, so never for a revocation (use [`EventBus::publish`]).
+    pub fn publish_at(&self, event: Event, at: chrono::DateTime<chrono::Utc>) {
+        let delay = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        let (local, redis) = (self.local.clone(), self.redis.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let sent = match &redis {
+                Some(link) => publish_one(link, &event).await,
+                None => false,
+            };
+            if !sent {
+                let _ = local.send(event);
+            }
+        });
+    }
+
     /// A receiver of every event from now on; it lags (and should be dropped) when its
     /// consumer falls `SUBSCRIBER_BUFFER` events behind.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -455,3 +455,34 @@ async fn only_workers_hear_of_queued_jobs_and_only_of_their_kinds() {
     assert_eq!(next_queued(&mut ws).await, json!({ "jobId": scan, "kind": "SCAN" }));
     assert!(matches!(ws.next(Duration::from_millis(500)).await, WsEvent::Timeout), "told of a PREPARE job");
 }
+
+#[tokio::test]
+async fn a_failed_attempt_is_announced_again_when_its_backoff_ends() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let worker = app.worker_token(&["scan"]);
+    let mut ws = WsClient::connect(&app, Some(&worker)).await;
+    ws.subscribe("q", QUEUED_SUB, json!({ "k": ["SCAN"] })).await;
+    assert!(next_queued(&mut ws).await["jobId"].is_null());
+    let id = create_job(&app, &ann.access, "SCAN", None).await;
+    assert_eq!(next_queued(&mut ws).await["jobId"], id.as_str());
+
+    let claimed = app.gql(Some(&worker), "mutation { claimJob(kinds: [SCAN]) { id } }", json!({})).await;
+    assert_eq!(claimed["data"]["claimJob"]["id"], id.as_str());
+    let failed = app
+        .gql(
+            Some(&worker),
+            "mutation($id: ID!) { failJob(id: $id, error: \"x\") { status runAfter } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(failed["data"]["failJob"]["status"], "QUEUED", "{failed}");
+    // Not told before it is due (the first backoff is 10 s), then told, and it is due.
+    assert!(matches!(ws.next(Duration::from_secs(8)).await, WsEvent::Timeout), "told before the backoff ended");
+    match ws.next(Duration::from_secs(10)).await {
+        WsEvent::Next(p) => assert_eq!(p["data"]["jobQueued"], json!({ "jobId": id, "kind": "SCAN" })),
+        other => panic!("the retry was not announced: {other:?}"),
+    }
+    let again = app.gql(Some(&worker), "mutation { claimJob(kinds: [SCAN]) { id } }", json!({})).await;
+    assert_eq!(again["data"]["claimJob"]["id"], id.as_str(), "due when announced");
+}

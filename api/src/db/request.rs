@@ -60,6 +60,8 @@ struct Inner {
     principal: Principal,
     meta: RequestMeta,
     events: Mutex<Vec<Event>>,
+    /// Events for later: each published when its time comes (see [`RequestTx::emit_at`]).
+    delayed: Mutex<Vec<(Event, chrono::DateTime<chrono::Utc>)>>,
     /// Work to run once the transaction committed (a metric of what it did).
     after_commit: Mutex<Vec<AfterCommit>>,
     /// The identity statements run under now: the principal's, or the one a scope
@@ -124,6 +126,7 @@ impl RequestTx {
                 principal,
                 meta,
                 events: Mutex::default(),
+                delayed: Mutex::default(),
                 after_commit: Mutex::default(),
                 scope: tokio::sync::Mutex::new(()),
             }),
@@ -205,6 +208,15 @@ impl RequestTx {
     /// Queues an event for after the commit; dropped if the transaction rolls back.
     pub fn emit(&self, event: Event) {
         self.inner.events.lock().expect("pending events").push(event);
+    }
+
+    /// Queues an event to publish at `at` (at once if past), once the transaction
+    /// committed: a job whose retry becomes due later. The timer lives in this process:
+    /// an instance that stops first never publishes it, so only a shortcut (workers
+    /// poll) may depend on it, never a revocation.
+    pub fn emit_at(&self, event: Event, at: chrono::DateTime<chrono::Utc>) {
+        debug_assert!(!event.is_revocation(), "a revocation cannot wait");
+        self.inner.delayed.lock().expect("delayed events").push((event, at));
     }
 
     /// Runs `work` once the transaction committed (never when it rolls back): an
@@ -399,6 +411,9 @@ impl RequestTx {
         self.run_after_commit();
         let events = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
         bus.publish(&events).await;
+        for (event, at) in std::mem::take(&mut *self.inner.delayed.lock().expect("delayed events")) {
+            bus.publish_at(event, at);
+        }
         Ok(())
     }
 
@@ -411,7 +426,10 @@ impl RequestTx {
             tx.commit().await?;
         }
         self.run_after_commit();
-        let dropped = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
+        let mut dropped = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
+        dropped.extend(
+            std::mem::take(&mut *self.inner.delayed.lock().expect("delayed events")).into_iter().map(|(e, _)| e),
+        );
         if !dropped.is_empty() {
             tracing::error!(events = dropped.len(), "events emitted in a transaction committed without a bus");
         }
@@ -423,6 +441,7 @@ impl RequestTx {
         let slot = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done);
         self.inner.events.lock().expect("pending events").clear();
         self.inner.after_commit.lock().expect("after-commit work").clear();
+        self.inner.delayed.lock().expect("delayed events").clear();
         if let Slot::Open(tx) = slot {
             if let Err(e) = tx.rollback().await {
                 tracing::warn!(error = %e, "rollback failed");

@@ -318,8 +318,10 @@ impl JobsSubscription {
     /// instead of waiting for its next poll. The first item comes at once, when the
     /// subscription listens: `jobId` null, for the jobs queued before. Each later item
     /// names one job queued since (its id and kind, nothing of its owner); another
-    /// worker may have claimed it first, so `claimJob` may answer null. Jobs due after
-    /// a retry's backoff are not announced: keep polling for those.
+    /// worker may have claimed it first, so `claimJob` may answer null. A job retried
+    /// after `failJob` is announced when its backoff ends, from a timer of the instance
+    /// that failed it; one whose lease expired is not announced: keep polling (more
+    /// slowly) for those, and for a timer lost with its instance.
     ///
     /// Errors: FORBIDDEN (not a worker token, or no kind allowed); UNAUTHENTICATED
     /// ends the stream when the token is revoked or expires.

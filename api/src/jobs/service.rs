@@ -98,7 +98,7 @@ pub async fn create(
     log_activity(tx, user_id, "job.create", job.id, json!({ "kind": kind })).await?;
     tx.emit(Event::JobChanged { user_id, job_id: job.id });
     // Due at once: workers listening for its kind claim it now rather than at their
-    // next poll. (Retries become due after a backoff; the workers' poll finds them.)
+    // next poll. (A retry is announced when its backoff ends: `fail`.)
     tx.emit(Event::JobQueued { job_id: job.id, kind: job.kind.clone() });
     Ok(job)
 }
@@ -334,8 +334,11 @@ pub async fn fail(tx: &RequestTx, id: Uuid, error: &str) -> AppResult<jobs::Mode
     model.lease_expires_at = Set(None);
     model.updated_at = Set(now.into());
     if retry {
+        let due = now + backoff(job.attempts);
         model.status = Set(JobStatus::Queued.as_str().to_owned());
-        model.run_after = Set((now + backoff(job.attempts)).into());
+        model.run_after = Set(due.into());
+        // Announced when it becomes due (workers' poll finds it too).
+        tx.emit_at(Event::JobQueued { job_id: job.id, kind: job.kind.clone() }, due);
     } else {
         model.status = Set(JobStatus::Failed.as_str().to_owned());
         model.finished_at = Set(Some(now.into()));

@@ -7,7 +7,7 @@
 //! It claims as soon as it is told: a `jobQueued` subscription over WebSocket
 //! (`/graphql/ws`, graphql-transport-ws, see [`listen`]) wakes it when a job of its
 //! kinds is queued. The poll stays as the fallback: every `idle_poll` while the queue is
-//! empty, which finds what no event announces (a retry once its backoff is over) and
+//! empty, which finds what no event announces (a job whose lease expired) and
 //! everything while the socket is down (reconnected with backoff meanwhile).
 //!
 //! It knows the server only through that API (it does not depend on the `api` crate)
