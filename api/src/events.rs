@@ -25,6 +25,15 @@ pub enum Event {
         /// The job.
         job_id: Uuid,
     },
+    /// A job became due for a worker to claim (queued now): workers subscribed to
+    /// `jobQueued` for its kind are told to claim. It carries the job's id and kind
+    /// only, never its owner or input: workers hear it across tenants.
+    JobQueued {
+        /// The job.
+        job_id: Uuid,
+        /// Its kind, as stored (`scan`, `prepare`, `publish`).
+        kind: String,
+    },
     /// Access tokens of a user issued before `before` are no longer accepted (a plan or
     /// account-state change): every instance learns it within the publish latency.
     TokensRevoked {
@@ -151,6 +160,23 @@ impl EventBus {
                 }
             }
         }
+    }
+
+    /// Publishes `event` at `at` (at once when past), from a timer of this process: lost
+    /// if the process stops first, so never for a revocation (use [`EventBus::publish`]).
+    pub fn publish_at(&self, event: Event, at: chrono::DateTime<chrono::Utc>) {
+        let delay = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        let (local, redis) = (self.local.clone(), self.redis.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let sent = match &redis {
+                Some(link) => publish_one(link, &event).await,
+                None => false,
+            };
+            if !sent {
+                let _ = local.send(event);
+            }
+        });
     }
 
     /// A receiver of every event from now on; it lags (and should be dropped) when its

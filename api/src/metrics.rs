@@ -37,6 +37,10 @@ pub struct Shared {
     /// Jobs whose lease expired: requeued, or failed when out of attempts
     /// (`plinth_job_lease_expiries_total`).
     pub lease_expiries: IntCounter,
+    /// Seconds from a job becoming due (queued, or its retry backoff over) to a worker
+    /// claiming it, by `kind` (`plinth_job_queue_wait_seconds`): observed once the
+    /// claim committed.
+    pub job_queue_wait: HistogramVec,
 }
 
 static SHARED: LazyLock<Shared> = LazyLock::new(|| Shared {
@@ -63,6 +67,15 @@ static SHARED: LazyLock<Shared> = LazyLock::new(|| Shared {
     lease_expiries: IntCounter::new(
         "plinth_job_lease_expiries_total",
         "Jobs whose worker lease expired (requeued, or failed when out of attempts)",
+    )
+    .expect("valid metric"),
+    job_queue_wait: HistogramVec::new(
+        HistogramOpts::new(
+            "plinth_job_queue_wait_seconds",
+            "Time from a job becoming due (queued, or its retry backoff over) to its claim by a worker, by kind",
+        )
+        .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
+        &["kind"],
     )
     .expect("valid metric"),
 });
@@ -279,6 +292,11 @@ impl Metrics {
         unprefixed.register(Box::new(shared.pool_acquire.clone()))?;
         unprefixed.register(Box::new(shared.pool_waiting.clone()))?;
         unprefixed.register(Box::new(shared.lease_expiries.clone()))?;
+        unprefixed.register(Box::new(shared.job_queue_wait.clone()))?;
+        for kind in job_kinds() {
+            // Exported from the start, before the first claim.
+            shared.job_queue_wait.with_label_values(&[kind]);
+        }
         unprefixed.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(Metrics {
             unprefixed,

@@ -370,3 +370,119 @@ async fn anonymous_sockets_cannot_follow_jobs() {
         other => panic!("{other:?}"),
     }
 }
+
+const QUEUED_SUB: &str = "subscription($k: [JobKind!]!) { jobQueued(kinds: $k) { jobId kind } }";
+
+/// The next `jobQueued` item on `ws`, or a panic naming what came instead.
+async fn next_queued(ws: &mut WsClient) -> Value {
+    match ws.next(WAIT).await {
+        WsEvent::Next(p) if p["errors"].is_null() => p["data"]["jobQueued"].clone(),
+        other => panic!("expected a jobQueued item, got {other:?}"),
+    }
+}
+
+/// The `extensions.code` of a subscription refused at once.
+async fn refusal(ws: &mut WsClient) -> String {
+    match ws.next(WAIT).await {
+        WsEvent::Next(p) => p["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("{p}")).to_owned(),
+        WsEvent::Other(v) => v["payload"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("{v}")).to_owned(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_idle_worker_claims_a_queued_job_when_told_not_at_its_next_poll() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let token = app.worker_token(&["scan"]);
+    // A poll far longer than this test's patience: only the event can wake it in time.
+    let worker = plinth_worker::Worker::new(plinth_worker::WorkerSettings {
+        api_url: app.url("/graphql"),
+        token: token.into(),
+        kinds: vec!["SCAN".into()],
+        idle_poll: Duration::from_secs(60),
+    })
+    .unwrap();
+    let mut listening = worker.listening();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move { worker.run(async move { stopped.await.unwrap_or(()) }).await });
+    tokio::time::timeout(WAIT, listening.wait_for(|l| *l)).await.expect("the worker listens").unwrap();
+
+    let mut owner = WsClient::connect(&app, Some(&ann.access)).await;
+    owner.subscribe("all", SUB, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let id = create_job(&app, &ann.access, "SCAN", None).await;
+    let seen = statuses_until(&mut owner, "SUCCEEDED").await;
+    assert!(seen.contains(&"SUCCEEDED".to_owned()), "{seen:?}");
+    assert_eq!(job(&app, &ann.access, &id).await["status"], "SUCCEEDED");
+
+    // The wait from queue to claim is measured once the claim committed.
+    let text = app.scrape().await;
+    let count = text
+        .lines()
+        .find(|l| l.starts_with("plinth_job_queue_wait_seconds_count{kind=\"scan\"}"))
+        .unwrap_or_else(|| panic!("no queue-wait histogram:\n{text}"));
+    assert!(count.ends_with(" 1"), "{count}");
+    assert!(text.contains("plinth_job_queue_wait_seconds_count{kind=\"prepare\"} 0"), "every kind from the start");
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn only_workers_hear_of_queued_jobs_and_only_of_their_kinds() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let draft = app.create_draft(&ann.access, "x").await;
+
+    // A user token and an anonymous socket are refused, with a code.
+    let mut user = WsClient::connect(&app, Some(&ann.access)).await;
+    user.subscribe("q", QUEUED_SUB, json!({ "k": ["SCAN"] })).await;
+    assert_eq!(refusal(&mut user).await, "FORBIDDEN");
+    let mut anonymous = WsClient::connect(&app, None).await;
+    anonymous.subscribe("q", QUEUED_SUB, json!({ "k": ["SCAN"] })).await;
+    assert_eq!(refusal(&mut anonymous).await, "FORBIDDEN");
+    // A worker cannot listen for kinds its token does not allow.
+    let mut scan_only = WsClient::connect(&app, Some(&app.worker_token(&["scan"]))).await;
+    scan_only.subscribe("q", QUEUED_SUB, json!({ "k": ["PREPARE"] })).await;
+    assert_eq!(refusal(&mut scan_only).await, "FORBIDDEN");
+
+    // A worker listening for SCAN (its token allows PREPARE too) hears of SCAN jobs only.
+    let mut ws = WsClient::connect(&app, Some(&app.worker_token(&["scan", "prepare"]))).await;
+    ws.subscribe("q", QUEUED_SUB, json!({ "k": ["SCAN"] })).await;
+    assert_eq!(next_queued(&mut ws).await, json!({ "jobId": null, "kind": null }), "first: it listens");
+    create_job(&app, &ann.access, "PREPARE", Some(&draft)).await;
+    let scan = create_job(&app, &ann.access, "SCAN", None).await;
+    assert_eq!(next_queued(&mut ws).await, json!({ "jobId": scan, "kind": "SCAN" }));
+    assert!(matches!(ws.next(Duration::from_millis(500)).await, WsEvent::Timeout), "told of a PREPARE job");
+}
+
+#[tokio::test]
+async fn a_failed_attempt_is_announced_again_when_its_backoff_ends() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let worker = app.worker_token(&["scan"]);
+    let mut ws = WsClient::connect(&app, Some(&worker)).await;
+    ws.subscribe("q", QUEUED_SUB, json!({ "k": ["SCAN"] })).await;
+    assert!(next_queued(&mut ws).await["jobId"].is_null());
+    let id = create_job(&app, &ann.access, "SCAN", None).await;
+    assert_eq!(next_queued(&mut ws).await["jobId"], id.as_str());
+
+    let claimed = app.gql(Some(&worker), "mutation { claimJob(kinds: [SCAN]) { id } }", json!({})).await;
+    assert_eq!(claimed["data"]["claimJob"]["id"], id.as_str());
+    let failed = app
+        .gql(
+            Some(&worker),
+            "mutation($id: ID!) { failJob(id: $id, error: \"x\") { status runAfter } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(failed["data"]["failJob"]["status"], "QUEUED", "{failed}");
+    // Not told before it is due (the first backoff is 10 s), then told, and it is due.
+    assert!(matches!(ws.next(Duration::from_secs(8)).await, WsEvent::Timeout), "told before the backoff ended");
+    match ws.next(Duration::from_secs(10)).await {
+        WsEvent::Next(p) => assert_eq!(p["data"]["jobQueued"], json!({ "jobId": id, "kind": "SCAN" })),
+        other => panic!("the retry was not announced: {other:?}"),
+    }
+    let again = app.gql(Some(&worker), "mutation { claimJob(kinds: [SCAN]) { id } }", json!({})).await;
+    assert_eq!(again["data"]["claimJob"]["id"], id.as_str(), "due when announced");
+}

@@ -38,6 +38,41 @@ async fn the_metrics_listener_serves_metrics_and_nothing_else() {
     assert!(graphiql.text().await.unwrap().to_lowercase().contains("graphiql"));
 }
 
+#[tokio::test]
+async fn graphiql_and_everything_its_page_loads_come_from_this_server() {
+    let app = TestApp::spawn().await;
+    let page = app.http().get(app.url("/graphql")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    // The browser itself refuses anything from another host.
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    for directive in ["default-src 'none'", "script-src 'self';", "connect-src 'self';", "font-src 'self' data:;"] {
+        assert!(policy.contains(directive), "{directive} in {policy}");
+    }
+    let html = page.text().await.unwrap();
+    let urls: Vec<&str> = html.split(['"', '\'']).filter(|s| s.starts_with('/') || s.contains("://")).collect();
+    let scripts = html.matches("<script src=").count();
+    let styles = html.matches("rel=\"stylesheet\"").count();
+    assert!(scripts >= 4 && styles >= 1, "{html}");
+    assert!(!html.contains("<script>"), "no inline script: {html}");
+    for url in &urls {
+        assert!(url.starts_with('/') && !url.starts_with("//"), "{url} is not this server's");
+        let resp = app.http().get(app.url(url)).header("accept-encoding", "br, gzip").send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{url}");
+        assert!(!resp.bytes().await.unwrap().is_empty(), "{url} is empty");
+    }
+    // GraphiQL's own stylesheet names no other host either (its fonts are data: URLs).
+    let css = app.http().get(app.url("/graphiql/vendor/graphiql.min.css")).send().await.unwrap().text().await.unwrap();
+    assert!(css.contains("@font-face") && !css.contains("@import"), "GraphiQL's CSS changed shape");
+    for (i, _) in css.match_indices("url(") {
+        let target = css[i + 4..].trim_start_matches(['"', '\'']);
+        assert!(
+            target.starts_with("data:") || (target.starts_with('/') && !target.starts_with("//")),
+            "{}",
+            css[i..].chars().take(60).collect::<String>()
+        );
+    }
+}
+
 /// Production's settings on top of a development app's (same database, already
 /// migrated): the keys, the public URL and a metrics listener; `extra` over them.
 async fn production(dev: &TestApp, extra: &[(&str, &str)]) -> TestApp {
@@ -61,6 +96,7 @@ async fn production_keeps_metrics_graphiql_and_introspection_off_the_public_list
     assert_eq!(get_status(&prod, prod.url("/metrics")).await, 404, "/metrics on the public listener");
     assert!(prod.scrape().await.contains("plinth_http_requests_total"), "/metrics on the metrics listener");
     assert_eq!(get_status(&prod, prod.url("/graphql")).await, 404, "GraphiQL");
+    assert_eq!(get_status(&prod, prod.url("/graphiql/vendor/graphiql.min.js")).await, 404, "GraphiQL's files");
     let schema = prod.gql(None, "{ __schema { queryType { name } } }", json!({})).await;
     assert!(schema["data"]["__schema"].is_null(), "introspection: {schema}");
     let plans = prod.gql(None, "{ plans { code } }", json!({})).await;
@@ -69,6 +105,7 @@ async fn production_keeps_metrics_graphiql_and_introspection_off_the_public_list
     // Both turned on explicitly.
     let open = production(&dev, &[("PLINTH_GRAPHIQL", "true"), ("PLINTH_GRAPHQL_INTROSPECTION", "true")]).await;
     assert_eq!(get_status(&open, open.url("/graphql")).await, 200, "GraphiQL");
+    assert_eq!(get_status(&open, open.url("/graphiql/vendor/graphiql.min.js")).await, 200, "GraphiQL's files");
     let schema = open.gql(None, "{ __schema { queryType { name } } }", json!({})).await;
     assert_eq!(schema["data"]["__schema"]["queryType"]["name"], "Query", "{schema}");
     assert_eq!(get_status(&open, open.url("/metrics")).await, 404, "/metrics stays off the public listener");

@@ -1,7 +1,8 @@
 // Reports the gzipped JavaScript each entry point loads before anything else happens,
 // and fails when a budget is exceeded:
 //   - public pages (prerendered HTML): ≤ 50 KB gzipped; most ship none;
-//   - the app shell (200.html, which /app and the account pages start from): ≤ 150 KB.
+//   - the app shell (200.html, which /app and the account pages start from): ≤ 150 KB;
+//   - GraphiQL (build/graphiql/, the server's explorer page) in no app chunk at all.
 // "Initial" = the <script>/modulepreload files named in the HTML plus their static
 // imports (Vite's manifest), not lazily loaded route chunks.
 import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
@@ -105,6 +106,13 @@ const all = readdirSync(join(BUILD, '_app/immutable'), { recursive: true })
   .filter((f) => f.endsWith('.js'));
 const totalAll = all.reduce((n, f) => n + gzSize(f), 0);
 console.log(`  all client JS (every route, lazily loaded): ${(totalAll / 1024).toFixed(1)} KB gzipped in ${all.length} files\n`);
+// The API explorer (GraphiQL and React, build/graphiql/) is the server's page at
+// GET /graphql, never part of the app: no app chunk may carry it.
+const carrying = all.filter((f) => /\bGraphiQL\b|react-dom\.production/.test(readFileSync(f, 'utf8')));
+if (carrying.length) {
+  console.error(`bundle-size: the app's chunks carry GraphiQL or React: ${carrying.join(', ')}`);
+  failed = true;
+}
 if (failed) {
   console.error('bundle-size: a budget is exceeded');
   process.exit(1);

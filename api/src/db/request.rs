@@ -70,6 +70,10 @@ struct Inner {
     principal: Principal,
     meta: RequestMeta,
     events: Mutex<Vec<Event>>,
+    /// Events for later: each published when its time comes (see [`RequestTx::emit_at`]).
+    delayed: Mutex<Vec<(Event, chrono::DateTime<chrono::Utc>)>>,
+    /// Work to run once the transaction committed (a metric of what it did).
+    after_commit: Mutex<Vec<AfterCommit>>,
     /// The identity statements run under now: the principal's, or the one a scope
     /// ([`RequestTx::acting_as`]) switched to until it ends.
     identity: Mutex<Identity>,
@@ -84,6 +88,9 @@ tokio::task_local! {
     /// its statements pass the scope gate they are inside of.
     static IN_SCOPE: usize;
 }
+
+/// Work run once a transaction committed.
+type AfterCommit = Box<dyn FnOnce() + Send>;
 
 /// A database role, and the user (and worker) it acts for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +136,8 @@ impl RequestTx {
                 principal,
                 meta,
                 events: Mutex::default(),
+                delayed: Mutex::default(),
+                after_commit: Mutex::default(),
                 scope: tokio::sync::Mutex::new(()),
             }),
         }
@@ -209,6 +218,28 @@ impl RequestTx {
     /// Queues an event for after the commit; dropped if the transaction rolls back.
     pub fn emit(&self, event: Event) {
         self.inner.events.lock().expect("pending events").push(event);
+    }
+
+    /// Queues an event to publish at `at` (at once if past), once the transaction
+    /// committed: a job whose retry becomes due later. The timer lives in this process:
+    /// an instance that stops first never publishes it, so only a shortcut (workers
+    /// poll) may depend on it, never a revocation.
+    pub fn emit_at(&self, event: Event, at: chrono::DateTime<chrono::Utc>) {
+        debug_assert!(!event.is_revocation(), "a revocation cannot wait");
+        self.inner.delayed.lock().expect("delayed events").push((event, at));
+    }
+
+    /// Runs `work` once the transaction committed (never when it rolls back): an
+    /// observation of what it did, such as a metric, that must not count undone work.
+    pub fn after_commit(&self, work: impl FnOnce() + Send + 'static) {
+        self.inner.after_commit.lock().expect("after-commit work").push(Box::new(work));
+    }
+
+    fn run_after_commit(&self) {
+        let work = std::mem::take(&mut *self.inner.after_commit.lock().expect("after-commit work"));
+        for w in work {
+            w();
+        }
     }
 
     /// The caller's account id. Errors: UNAUTHENTICATED for anyone else.
@@ -387,8 +418,12 @@ impl RequestTx {
             Slot::Pending => {}
             Slot::Done => return Ok(()),
         }
+        self.run_after_commit();
         let events = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
         bus.publish(&events).await;
+        for (event, at) in std::mem::take(&mut *self.inner.delayed.lock().expect("delayed events")) {
+            bus.publish_at(event, at);
+        }
         Ok(())
     }
 
@@ -400,7 +435,11 @@ impl RequestTx {
         if let Slot::Open(tx) = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done) {
             tx.commit().await?;
         }
-        let dropped = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
+        self.run_after_commit();
+        let mut dropped = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
+        dropped.extend(
+            std::mem::take(&mut *self.inner.delayed.lock().expect("delayed events")).into_iter().map(|(e, _)| e),
+        );
         if !dropped.is_empty() {
             tracing::error!(events = dropped.len(), "events emitted in a transaction committed without a bus");
         }
@@ -411,6 +450,8 @@ impl RequestTx {
     pub async fn rollback(&self) {
         let slot = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done);
         self.inner.events.lock().expect("pending events").clear();
+        self.inner.after_commit.lock().expect("after-commit work").clear();
+        self.inner.delayed.lock().expect("delayed events").clear();
         if let Slot::Open(tx) = slot {
             if let Err(e) = tx.rollback().await {
                 tracing::warn!(error = %e, "rollback failed");

@@ -4,25 +4,63 @@
 //! INTERNAL errors, `Retry-After` for RATE_LIMITED).
 use super::{HttpState, RequestId};
 use crate::{db::RequestMeta, error::AppError, graphql::execute::error_response};
-use async_graphql::{http::GraphiQLSource, ServerError, Value};
+use async_graphql::{ServerError, Value};
 use async_graphql_poem::GraphQLRequest;
 use poem::{
     handler,
     http::{header, StatusCode},
-    web::{Data, Html, RemoteAddr},
+    web::{Data, RemoteAddr},
     IntoResponse, Request, Response,
 };
 use std::sync::Arc;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
-/// GraphiQL, for browsers; 404 when `PLINTH_GRAPHIQL` is off (production's default).
+/// The explorer's page: GraphiQL from the web app's build (`/graphiql/vendor/`, the npm
+/// packages' own browser files, and `/graphiql/explorer.js`, which fills the
+/// Authorization header from the browser's web-app session: web/static/graphiql/).
+/// Nothing comes from another host, and the policy below refuses anything that would.
+const GRAPHIQL_PAGE: &str = r#"<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <meta name="robots" content="noindex">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Plinth API explorer</title>
+    <link rel="icon" href="/favicon.svg">
+    <link rel="stylesheet" href="/graphiql/vendor/graphiql.min.css">
+    <link rel="stylesheet" href="/graphiql/explorer.css">
+  </head>
+  <body>
+    <div id="graphiql">Loading the explorer...</div>
+    <script src="/graphiql/vendor/react.production.min.js"></script>
+    <script src="/graphiql/vendor/react-dom.production.min.js"></script>
+    <script src="/graphiql/vendor/graphiql.min.js"></script>
+    <script src="/graphiql/explorer.js"></script>
+  </body>
+</html>
+"#;
+
+/// The explorer's policy: its own origin only (inline styles and `data:` fonts and
+/// images are GraphiQL's; no inline script).
+const GRAPHIQL_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    font-src 'self' data:; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'none'";
+
+/// GraphiQL, for browsers, served wholly by this server (offline too); 404 when
+/// `PLINTH_GRAPHIQL` is off (production's default).
 #[handler]
 pub async fn graphiql(Data(state): Data<&Arc<HttpState>>) -> Response {
     if !state.config.server.graphiql {
         return StatusCode::NOT_FOUND.into_response();
     }
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish()).into_response()
+    Response::builder()
+        .content_type("text/html; charset=utf-8")
+        .header("content-security-policy", GRAPHIQL_POLICY)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::REFERRER_POLICY, "strict-origin-when-cross-origin")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(GRAPHIQL_PAGE)
 }
 
 /// Executes one GraphQL request for its caller.

@@ -8,6 +8,8 @@
 //!   segment with an extension (a missing chunk or image): 404. `/x/` redirects to `/x`
 //!   (the build's `trailingSlash: 'never'`). API paths that no route took (`/auth/x`,
 //!   `/webhooks/x`) are 404, never the shell.
+//! - `/graphiql/...` (the API explorer's scripts and styles, GET /graphql's page) is 404
+//!   when `PLINTH_GRAPHIQL` is off, like the page.
 //! - `_app/immutable/**` is content-hashed: `Cache-Control: public, max-age=31536000,
 //!   immutable`; everything else `no-cache` (revalidated with its `ETag`, a 304 when
 //!   `If-None-Match` names it).
@@ -58,6 +60,10 @@ pub async fn serve(req: &Request, Data(state): Data<&Arc<HttpState>>) -> Respons
         return with_security_headers(Response::builder().status(StatusCode::PERMANENT_REDIRECT))
             .header(header::LOCATION, target)
             .finish();
+    }
+    // The API explorer's files (GET /graphql) exist only where the explorer does.
+    if path.starts_with("/graphiql/") && !state.config.server.graphiql {
+        return not_found();
     }
     let files = state.web;
     let Some(name) = resolve(path.trim_start_matches('/'), files) else { return not_found() };

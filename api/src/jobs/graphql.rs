@@ -263,6 +263,25 @@ impl JobsMutation {
     }
 }
 
+/// What a worker listening with `jobQueued` is told: a job it may claim is due.
+#[derive(SimpleObject)]
+pub struct JobQueued {
+    /// The job queued. Null in the first item, sent as soon as the subscription
+    /// listens, and after the worker fell behind: then it stands for every job queued
+    /// before (claim until `claimJob` answers null).
+    pub job_id: Option<ID>,
+    /// Its kind; null with `jobId`.
+    pub kind: Option<JobKind>,
+}
+
+impl JobQueued {
+    /// "Claim what is due": the subscription's first item, and what a worker that fell
+    /// behind is told instead of the events it missed.
+    fn backlog() -> Self {
+        JobQueued { job_id: None, kind: None }
+    }
+}
+
 /// Live job updates.
 #[derive(Default)]
 pub struct JobsSubscription;
@@ -292,5 +311,67 @@ impl JobsSubscription {
         };
         let read = |tx: RequestTx, id| async move { service::get(&tx, id).await.map(|j| j.map(Job::from)) };
         Ok(live::follow_from(data::<Arc<EventBus>>(ctx)?, reader, only, route, read).map(|r| r.map_err(Into::into)))
+    }
+
+    /// Workers: tells the worker to claim (`claimJob`) as soon as a job of `kinds`
+    /// (those its token allows; FORBIDDEN when none is) is queued, on any instance,
+    /// instead of waiting for its next poll. The first item comes at once, when the
+    /// subscription listens: `jobId` null, for the jobs queued before. Each later item
+    /// names one job queued since (its id and kind, nothing of its owner); another
+    /// worker may have claimed it first, so `claimJob` may answer null. A job retried
+    /// after `failJob` is announced when its backoff ends, from a timer of the instance
+    /// that failed it; one whose lease expired is not announced: keep polling (more
+    /// slowly) for those, and for a timer lost with its instance.
+    ///
+    /// Errors: FORBIDDEN (not a worker token, or no kind allowed); UNAUTHENTICATED
+    /// ends the stream when the token is revoked or expires.
+    #[graphql(guard = "NoApiTokens.and(WorkerOnly)")]
+    async fn job_queued(
+        &self,
+        ctx: &Context<'_>,
+        kinds: Vec<JobKind>,
+    ) -> Result<impl Stream<Item = Result<JobQueued>>> {
+        let principal = data::<Principal>(ctx)?.clone();
+        let Some(worker) = principal.worker() else {
+            return Err(AppError::Forbidden("only a worker token may do this".into()).into());
+        };
+        let allowed: Vec<JobKind> = kinds.iter().filter(|k| worker.kinds.contains(k)).copied().collect();
+        if allowed.is_empty() {
+            return Err(AppError::Forbidden("this worker token may not claim these kinds of job".into()).into());
+        }
+        let recheck = live_check(data::<Arc<TokenService>>(ctx)?.clone(), ApiRule::NoApiTokens, "jobQueued");
+        // Subscribed here, before the first item is sent: nothing queued after it is missed.
+        let rx = data::<Arc<EventBus>>(ctx)?.subscribe();
+        let state = (rx, principal, allowed, recheck, Some(JobQueued::backlog()), false);
+        Ok(futures_util::stream::unfold(state, |(mut rx, principal, allowed, recheck, mut first, done)| async move {
+            use tokio::sync::broadcast::error::RecvError;
+            if done {
+                return None;
+            }
+            let item = match first.take() {
+                Some(item) => item,
+                None => loop {
+                    match rx.recv().await {
+                        Ok(Event::JobQueued { job_id, kind }) => match JobKind::parse(&kind) {
+                            Ok(kind) if allowed.contains(&kind) => {
+                                break JobQueued { job_id: Some(ID(job_id.to_string())), kind: Some(kind) }
+                            }
+                            _ => continue,
+                        },
+                        Ok(_) => continue,
+                        // A worker is told to claim, not what to claim: the events it
+                        // missed come down to one backlog item.
+                        Err(RecvError::Lagged(_)) => break JobQueued::backlog(),
+                        Err(RecvError::Closed) => return None,
+                    }
+                },
+            };
+            // The token checked again before each item: revoked or expired ends it.
+            let (item, done) = match recheck(&principal) {
+                Ok(()) => (Ok(item), false),
+                Err(e) => (Err(e.into()), true),
+            };
+            Some((item, (rx, principal, allowed, recheck, None, done)))
+        }))
     }
 }

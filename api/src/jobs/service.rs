@@ -97,6 +97,9 @@ pub async fn create(
     .await?;
     log_activity(tx, user_id, "job.create", job.id, json!({ "kind": kind })).await?;
     tx.emit(Event::JobChanged { user_id, job_id: job.id });
+    // Due at once: workers listening for its kind claim it now rather than at their
+    // next poll. (A retry is announced when its backoff ends: `fail`.)
+    tx.emit(Event::JobQueued { job_id: job.id, kind: job.kind.clone() });
     Ok(job)
 }
 
@@ -242,6 +245,11 @@ pub async fn claim(
         .await?
         .ok_or_else(|| anyhow::anyhow!("a claimed job is not visible to its worker"))?;
     append_log(tx, &job, "info", &format!("claimed (attempt {} of {})", job.attempts, job.max_attempts)).await?;
+    let waited = (Utc::now() - job.run_after.with_timezone(&Utc)).to_std().unwrap_or_default();
+    let kind = kind_of(&job)?;
+    tx.after_commit(move || {
+        crate::metrics::shared().job_queue_wait.with_label_values(&[kind.as_str()]).observe(waited.as_secs_f64());
+    });
     // The input is read as the owner (the worker's role cannot see drafts or photos),
     // in a scope: the rest of the worker's request runs as the worker again.
     let input = tx.acting_as_user(Role::User, owner, work_input(tx, photos, &job)).await?;
@@ -326,8 +334,11 @@ pub async fn fail(tx: &RequestTx, id: Uuid, error: &str) -> AppResult<jobs::Mode
     model.lease_expires_at = Set(None);
     model.updated_at = Set(now.into());
     if retry {
+        let due = now + backoff(job.attempts);
         model.status = Set(JobStatus::Queued.as_str().to_owned());
-        model.run_after = Set((now + backoff(job.attempts)).into());
+        model.run_after = Set(due.into());
+        // Announced when it becomes due (workers' poll finds it too).
+        tx.emit_at(Event::JobQueued { job_id: job.id, kind: job.kind.clone() }, due);
     } else {
         model.status = Set(JobStatus::Failed.as_str().to_owned());
         model.finished_at = Set(Some(now.into()));

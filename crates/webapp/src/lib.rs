@@ -34,7 +34,9 @@
 //! `npm run build`, embedding; 17 s + 11 s for npm on a quiet machine), 69 s with a warm
 //! cache under heavier load; after a change to one web source 25 s (`npm run build` and
 //! this crate); nothing changed, 0.3 s (Cargo does not run the script). The build is
-//! about 2 MB (304 files with their `.br`/`.gz` siblings), embedded as it is.
+//! about 2 MB (304 files with their `.br`/`.gz` siblings), embedded as it is, plus
+//! about 3 MB for the API explorer at `GET /graphql` (`graphiql/`: GraphiQL's and
+//! React's browser files and their siblings, copied by `web/scripts/graphiql.mjs`).
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;

@@ -4,12 +4,21 @@
 //! job's photos and measures them, PREPARE writes a description from the photos'
 //! metadata, PUBLISH marks the draft published. The listing engine plugs in the same way.
 //!
+//! It claims as soon as it is told: a `jobQueued` subscription over WebSocket
+//! (`/graphql/ws`, graphql-transport-ws, see [`listen`]) wakes it when a job of its
+//! kinds is queued. The poll stays as the fallback: every `idle_poll` while the queue is
+//! empty, which finds what no event announces (a job whose lease expired) and
+//! everything while the socket is down (reconnected with backoff meanwhile).
+//!
 //! It knows the server only through that API (it does not depend on the `api` crate)
 //! and reads no environment: the caller passes [`WorkerSettings`].
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+use tokio::sync::{watch, Notify};
+
+mod listen;
 
 /// The type of [`WorkerSettings::token`], re-exported so callers need no `secrecy` of their own.
 pub use secrecy::SecretString;
@@ -23,7 +32,7 @@ pub struct WorkerSettings {
     pub token: SecretString,
     /// Kinds to claim (`SCAN`, `PREPARE`, `PUBLISH`).
     pub kinds: Vec<String>,
-    /// Pause between claims when the queue is empty.
+    /// Pause between claims when the queue is empty and no `jobQueued` event came.
     pub idle_poll: Duration,
 }
 
@@ -31,6 +40,10 @@ pub struct WorkerSettings {
 pub struct Worker {
     settings: WorkerSettings,
     http: reqwest::Client,
+    /// Set by the `jobQueued` listener: claim now.
+    wake: Arc<Notify>,
+    /// Whether the listener's subscription is listening on the server right now.
+    listening: watch::Sender<bool>,
 }
 
 const JOB_FIELDS: &str = "id kind status input";
@@ -39,13 +52,23 @@ impl Worker {
     /// A worker with its own HTTP client.
     pub fn new(settings: WorkerSettings) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
-        Ok(Worker { settings, http })
+        let (listening, _) = watch::channel(false);
+        Ok(Worker { settings, http, wake: Arc::new(Notify::new()), listening })
+    }
+
+    /// Whether the worker hears `jobQueued` now: true once the server confirmed its
+    /// subscription listens (its first item), false while the socket is down.
+    pub fn listening(&self) -> watch::Receiver<bool> {
+        self.listening.subscribe()
     }
 
     /// Claims and runs jobs until `stop` resolves. A job under way when it does runs to
     /// its end (completed or failed, so its lease is released) before this returns: a
     /// drain does not leave it to its lease's expiry.
     pub async fn run(&self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let listener = tokio::spawn(listen::listen(self.settings.clone(), self.wake.clone(), self.listening.clone()));
+        // The listener ends with the worker, whichever way `run` returns.
+        let _listener = AbortOnDrop(listener);
         tokio::pin!(stop);
         let mut stopping = false;
         loop {
@@ -69,6 +92,7 @@ impl Worker {
             if !matches!(worked, Ok(true)) {
                 tokio::select! {
                     _ = &mut stop => return Ok(()),
+                    _ = self.wake.notified() => tracing::debug!("told a job was queued"),
                     _ = tokio::time::sleep(self.settings.idle_poll) => {}
                 }
             }
@@ -182,5 +206,14 @@ impl Worker {
             bail!("the API answered: {}", errors[0]["message"]);
         }
         Ok(resp["data"].clone())
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
