@@ -31,4 +31,5 @@ mod release;
 mod serve;
 mod support;
 mod support_chatwoot;
+mod traces;
 mod webapp;
