@@ -105,13 +105,15 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     use opentelemetry::trace::TracerProvider as _;
-    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+    use secrecy::ExposeSecret;
     use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(traces.endpoint.clone())
         .with_timeout(EXPORT_TIMEOUT)
+        .with_headers(traces.headers.iter().map(|(k, v)| (k.clone(), v.expose_secret().to_owned())).collect())
         .build()?;
     let batches = BatchSpanProcessor::builder(exporter)
         .with_batch_config(BatchConfigBuilder::default().with_scheduled_delay(traces.batch_delay).build())

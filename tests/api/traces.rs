@@ -12,6 +12,7 @@ async fn traced_app(collector: &FakeCollector, delay_ms: u64) -> TestApp {
         .with_env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url)
         .with_env("OTEL_SERVICE_NAME", "plinth-test")
         .with_env("OTEL_BSP_SCHEDULE_DELAY", &delay_ms.to_string())
+        .with_env("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=k%3D1")
         .in_its_own_process()
         .spawn()
         .await
@@ -113,6 +114,10 @@ async fn a_graphql_request_exports_one_trace_request_over_operation_over_stateme
     assert_eq!(register.attr("graphql.operation.type"), Some("mutation"));
     assert_eq!(register.attr("graphql.operation.name"), None);
     assert_no_secret(&collector, &user);
+    // The configured headers go with every export (a hosted collector's key).
+    let headers = collector.headers();
+    assert!(headers.iter().all(|h| h.get("x-collector-key").map(String::as_str) == Some("k=1")), "{headers:?}");
+    assert!(headers.iter().all(|h| h.get("content-type").map(String::as_str) == Some("application/x-protobuf")));
 }
 
 #[tokio::test]
@@ -130,4 +135,31 @@ async fn the_drain_sends_the_spans_still_buffered_before_the_process_exits() {
     assert!(status.success(), "exit status {status}");
     assert_me_trace(&collector.spans(), &request_id);
     assert_no_secret(&collector, &user);
+}
+
+#[tokio::test]
+async fn doctor_checks_the_collector_only_when_spans_are_exported() {
+    let traces = |checks: &[(String, bool, String)]| checks.iter().find(|c| c.0 == "traces").cloned().unwrap();
+    let collector = FakeCollector::start().await;
+    let app = TestApp::spawn().await;
+    let mut env = app.env();
+    let (_, checks) = crate::release::doctor_checks(&env).await;
+    let (_, ok, detail) = traces(&checks);
+    assert!(ok && detail.contains("off"), "{detail}");
+
+    env.insert("OTEL_EXPORTER_OTLP_ENDPOINT".into(), collector.url.clone());
+    env.insert("OTEL_EXPORTER_OTLP_HEADERS".into(), "x-collector-key=hunter2".into());
+    let (_, checks) = crate::release::doctor_checks(&env).await;
+    let (_, ok, detail) = traces(&checks);
+    assert!(ok, "{detail}");
+    assert!(detail.contains(&format!("{}/v1/traces", collector.url)), "{detail}");
+    assert_eq!(collector.headers().last().unwrap()["x-collector-key"], "hunter2");
+
+    // A collector that is not there fails the check, naming where, not the key.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    env.insert("OTEL_EXPORTER_OTLP_ENDPOINT".into(), format!("http://{closed}"));
+    let (_, checks) = crate::release::doctor_checks(&env).await;
+    let (_, ok, detail) = traces(&checks);
+    assert!(!ok, "{detail}");
+    assert!(detail.contains(&closed.to_string()) && !detail.contains("hunter2"), "{detail}");
 }

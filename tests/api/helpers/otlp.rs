@@ -44,6 +44,8 @@ impl ExportedSpan {
 
 #[derive(Default)]
 struct State {
+    /// Each request's headers, names lower-case.
+    headers: Mutex<Vec<HashMap<String, String>>>,
     bodies: Mutex<Vec<Vec<u8>>>,
     spans: Mutex<Vec<ExportedSpan>>,
 }
@@ -69,6 +71,11 @@ impl FakeCollector {
     /// Every span received so far.
     pub fn spans(&self) -> Vec<ExportedSpan> {
         self.state.spans.lock().unwrap().clone()
+    }
+
+    /// Every request's headers so far (names lower-case).
+    pub fn headers(&self) -> Vec<HashMap<String, String>> {
+        self.state.headers.lock().unwrap().clone()
     }
 
     /// Every body received so far, as received.
@@ -103,7 +110,13 @@ fn text(kv: &KeyValue) -> String {
 }
 
 #[handler]
-async fn export(body: Body, Data(state): Data<&Arc<State>>) -> Response {
+async fn export(req: &poem::Request, body: Body, Data(state): Data<&Arc<State>>) -> Response {
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    state.headers.lock().unwrap().push(headers);
     let bytes = body.into_vec().await.unwrap_or_default();
     let request = match ExportTraceServiceRequest::decode(bytes.as_slice()) {
         Ok(r) => r,
