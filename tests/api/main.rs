@@ -8,6 +8,7 @@ mod api_tokens;
 mod billing;
 mod cookies;
 mod drafts;
+mod drain;
 mod edge;
 mod edge_strings;
 mod email;

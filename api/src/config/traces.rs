@@ -133,8 +133,11 @@ mod tests {
         .unwrap();
         let headers: Vec<(&str, &str)> = t.headers.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
         assert_eq!(headers, vec![("api-key", "s3cr=t+x"), ("x-tenant", "eu")]);
-        let e = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_EXPORTER_OTLP_HEADERS", "bad key=hunter2")])
-            .unwrap_err();
+        let e = read(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "bad key=hunter2"),
+        ])
+        .unwrap_err();
         assert_eq!(e.var, "OTEL_EXPORTER_OTLP_HEADERS");
         assert!(!e.message.contains("hunter2"), "{}", e.message);
     }

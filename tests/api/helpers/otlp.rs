@@ -111,11 +111,8 @@ fn text(kv: &KeyValue) -> String {
 
 #[handler]
 async fn export(req: &poem::Request, body: Body, Data(state): Data<&Arc<State>>) -> Response {
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-        .collect();
+    let headers =
+        req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect();
     state.headers.lock().unwrap().push(headers);
     let bytes = body.into_vec().await.unwrap_or_default();
     let request = match ExportTraceServiceRequest::decode(bytes.as_slice()) {
