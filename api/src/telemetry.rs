@@ -173,7 +173,20 @@ pub fn sql_keyword(sql: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::sql_keyword;
+    use super::{sql_keyword, TRACE_TARGET};
+
+    // nextest runs each test in a process of its own: this one's global subscriber is
+    // the server's without an export, with the default filter.
+    #[test]
+    fn without_an_export_the_operation_and_statement_spans_are_never_built() {
+        std::env::remove_var("RUST_LOG");
+        super::init(crate::config::LogFormat::Pretty);
+        assert!(!super::exporting());
+        let statement = tracing::debug_span!(target: TRACE_TARGET, "sql", otel.name = "SELECT");
+        assert!(statement.is_disabled());
+        // The request's span is built as before (its fields are in every log line).
+        assert!(!tracing::info_span!("request", request_id = "r").is_disabled());
+    }
 
     #[test]
     fn a_statement_is_named_by_its_first_keyword_only() {
