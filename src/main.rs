@@ -408,9 +408,17 @@ fn main() -> ExitCode {
         Command::Server(ServerCommand::Admin { command: AdminCommand::WorkerToken { action, kinds, days, json } }) => {
             with(Config::from_env(), |c| c.base.log_format, |c| worker_token(c, action, kinds, days, json))
         }
-        Command::Server(ServerCommand::Serve) => {
-            with_logs(Config::from_env(), |c| c.base.log_format, telemetry::init, serve)
-        }
+        // The server alone exports spans (OTEL_EXPORTER_OTLP_ENDPOINT): one trace per request.
+        Command::Server(ServerCommand::Serve) => match Config::from_env() {
+            Ok(c) => {
+                telemetry::init_with_traces(c.base.log_format, c.base.traces.as_ref());
+                let code = execute(serve(c));
+                // The drain flushed the export; an early failure leaves spans to send.
+                telemetry::shutdown();
+                code
+            }
+            Err(e) => config_error(e),
+        },
         Command::Server(ServerCommand::Mailer) => {
             with_logs(Config::from_env(), |c| c.base.log_format, telemetry::init, mailer)
         }

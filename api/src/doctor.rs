@@ -2,8 +2,9 @@
 //! check is one [`Check`] (a name, whether it passed, a detail that never carries a
 //! secret): every required variable, the keys' formats, the Stripe prices, the
 //! database as the runtime role (reachable, unable to bypass row-level security, the
-//! schema current), Redis, the bucket (a probe object written and deleted) and the mail
-//! provider (SMTP: EHLO and AUTH; SendGrid: the API key against its base URL).
+//! schema current), Redis, the bucket (a probe object written and deleted), the mail
+//! provider (SMTP: EHLO and AUTH; SendGrid: the API key against its base URL) and the
+//! span export's collector when one is configured.
 use crate::{
     auth::tokens::TokenService,
     catalog::Catalog,
@@ -103,7 +104,25 @@ pub async fn run(vars: HashMap<String, String>) -> Vec<Check> {
     checks.push(Check::new("redis", redis(&config).await));
     checks.push(Check::new("s3", s3(&config).await));
     checks.push(Check::new("mail", mail(&config).await));
+    checks.push(Check::new("traces", traces(&config).await));
     checks
+}
+
+/// The span export, when configured: the collector accepts an empty export (an empty
+/// `ExportTraceServiceRequest` is an empty protobuf body) with the configured headers.
+async fn traces(config: &Config) -> anyhow::Result<String> {
+    let Some(traces) = &config.base.traces else {
+        return Ok("off (OTEL_EXPORTER_OTLP_ENDPOINT is not set)".into());
+    };
+    let client = reqwest::Client::builder().timeout(TIMEOUT).build()?;
+    let mut request = client.post(&traces.endpoint).header("content-type", "application/x-protobuf").body(Vec::new());
+    for (name, value) in &traces.headers {
+        request = request.header(name.as_str(), value.expose_secret());
+    }
+    let shown = traces.endpoint_shown();
+    let status = request.send().await.map_err(|e| anyhow::anyhow!("{shown}: {}", e.without_url()))?.status();
+    anyhow::ensure!(status.is_success(), "{shown} refused an empty export: HTTP {}", status.as_u16());
+    Ok(format!("{shown} accepts OTLP/HTTP exports (service.name {})", traces.service_name))
 }
 
 fn token_key(config: &Config) -> anyhow::Result<String> {

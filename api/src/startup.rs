@@ -604,8 +604,9 @@ impl Application {
     /// after their step under way (the worker's job ends while this server still
     /// answers it); then the server stops accepting and finishes the requests in flight;
     /// the scheduled tasks stop (the leader's lock goes with its connection), the
-    /// delivery loops' last batches are waited for, and the embedded cluster stops.
-    /// Each wait is bounded; the whole fits fly.toml's `kill_timeout` (30 s).
+    /// delivery loops' last batches are waited for, the embedded cluster stops, and the
+    /// spans not exported yet are sent (`telemetry`). Each wait is bounded; the whole
+    /// fits fly.toml's `kill_timeout` (30 s).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let metrics_addr = self.metrics_addr();
         let Application {
@@ -650,6 +651,8 @@ impl Application {
         drop(flushing);
         let stopped = database.shutdown().await;
         tracing::info!("drained");
+        // The spans still buffered leave last (the exporter's call blocks, bounded by its timeout).
+        let _ = tokio::task::spawn_blocking(crate::telemetry::shutdown).await;
         served.context("serving HTTP")?;
         stopped
     }

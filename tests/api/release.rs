@@ -204,7 +204,9 @@ async fn doctor(env: &std::collections::HashMap<String, String>, json: bool) -> 
 }
 
 /// The checks `plinth doctor --json` printed, by name: (ok, detail).
-async fn doctor_checks(env: &std::collections::HashMap<String, String>) -> (bool, Vec<(String, bool, String)>) {
+pub(crate) async fn doctor_checks(
+    env: &std::collections::HashMap<String, String>,
+) -> (bool, Vec<(String, bool, String)>) {
     let (ok, stdout) = doctor(env, true).await;
     let checks: Vec<Value> =
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not a JSON array ({e}): {stdout}"));

@@ -18,6 +18,7 @@ mod mail;
 mod server;
 mod storage;
 mod support;
+mod traces;
 mod worker;
 pub use accounts::AccountsConfig;
 pub use auth::AuthConfig;
@@ -29,6 +30,7 @@ pub use mail::{MailConfig, MailProvider};
 pub use server::ServerConfig;
 pub use storage::StorageConfig;
 pub use support::SupportConfig;
+pub use traces::TraceExport;
 pub use worker::WorkerConfig;
 
 /// Where the process runs; production refuses every embedded default.
@@ -68,6 +70,9 @@ pub struct Base {
     pub data_dir: PathBuf,
     /// `PLINTH_LOG_FORMAT`: `pretty` or `json`.
     pub log_format: LogFormat,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` and the other `OTEL_` variables: where spans are
+    /// exported (none by default).
+    pub traces: Option<TraceExport>,
 }
 
 impl Base {
@@ -93,6 +98,7 @@ impl Base {
             env,
             data_dir: v.get("PLINTH_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| ".data".into()),
             log_format: log_format(v)?,
+            traces: TraceExport::read(v)?,
         })
     }
 

@@ -24,6 +24,7 @@ use sea_orm::{
 };
 use std::sync::{Arc, Mutex};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Facts about the HTTP request, for logs, throttling and the activity log.
@@ -180,14 +181,20 @@ impl RequestTx {
         let mut write: RwLockWriteGuard<'_, Slot> = self.inner.slot.write().await;
         if matches!(*write, Slot::Pending) {
             let inner = &self.inner;
-            let waiting = crate::metrics::PoolWait::start();
-            let begun = inner.pool.begin().await;
-            drop(waiting);
-            let tx = begun?;
-            // The current identity: a fresh transaction begun inside a scope (after
-            // `without_transaction`) keeps the scope's.
-            let id = *inner.identity.lock().expect("identity");
-            super::set_identity(&tx, id.role, id.user_id, id.worker_id, Some(inner.statement_timeout_ms)).await?;
+            // One span for the connection's wait, BEGIN and the switch to the identity.
+            let tx = async {
+                let waiting = crate::metrics::PoolWait::start();
+                let begun = inner.pool.begin().await;
+                drop(waiting);
+                let tx = begun?;
+                // The current identity: a fresh transaction begun inside a scope (after
+                // `without_transaction`) keeps the scope's.
+                let id = *inner.identity.lock().expect("identity");
+                super::set_identity(&tx, id.role, id.user_id, id.worker_id, Some(inner.statement_timeout_ms)).await?;
+                Ok::<_, DbErr>(tx)
+            }
+            .instrument(statement_span("BEGIN"))
+            .await?;
             *write = Slot::Open(tx);
         }
         open(write.downgrade())
@@ -414,7 +421,7 @@ impl RequestTx {
     /// Errors: the commit's, as `DbErr` (nothing is published then).
     pub async fn commit(&self, bus: &EventBus) -> Result<(), DbErr> {
         match std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done) {
-            Slot::Open(tx) => tx.commit().await?,
+            Slot::Open(tx) => tx.commit().instrument(statement_span("COMMIT")).await?,
             Slot::Pending => {}
             Slot::Done => return Ok(()),
         }
@@ -433,7 +440,7 @@ impl RequestTx {
     /// Errors: the commit's, as `DbErr`.
     pub async fn commit_without_events(&self) -> Result<(), DbErr> {
         if let Slot::Open(tx) = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done) {
-            tx.commit().await?;
+            tx.commit().instrument(statement_span("COMMIT")).await?;
         }
         self.run_after_commit();
         let mut dropped = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
@@ -453,11 +460,25 @@ impl RequestTx {
         self.inner.after_commit.lock().expect("after-commit work").clear();
         self.inner.delayed.lock().expect("delayed events").clear();
         if let Slot::Open(tx) = slot {
-            if let Err(e) = tx.rollback().await {
+            if let Err(e) = tx.rollback().instrument(statement_span("ROLLBACK")).await {
                 tracing::warn!(error = %e, "rollback failed");
             }
         }
     }
+}
+
+/// The exported span of one statement (`telemetry`): named by its first keyword, with
+/// `db.system` and `db.operation.name`; never the statement's text nor its values. At
+/// DEBUG under the trace target: nothing is built when nothing exports.
+fn statement_span(sql: &str) -> tracing::Span {
+    tracing::debug_span!(
+        target: crate::telemetry::TRACE_TARGET,
+        "sql",
+        otel.name = crate::telemetry::sql_keyword(sql),
+        otel.kind = "client",
+        db.system = "postgresql",
+        db.operation.name = crate::telemetry::sql_keyword(sql),
+    )
 }
 
 fn finished() -> DbErr {
@@ -474,22 +495,25 @@ impl ConnectionTrait for RequestTx {
 
     async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let _gate = self.gate().await;
-        self.conn().await?.execute(stmt).await
+        let span = statement_span(&stmt.sql);
+        self.conn().await?.execute(stmt).instrument(span).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let _gate = self.gate().await;
-        self.conn().await?.execute_unprepared(sql).await
+        self.conn().await?.execute_unprepared(sql).instrument(statement_span(sql)).await
     }
 
     async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let _gate = self.gate().await;
-        self.conn().await?.query_one(stmt).await
+        let span = statement_span(&stmt.sql);
+        self.conn().await?.query_one(stmt).instrument(span).await
     }
 
     async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let _gate = self.gate().await;
-        self.conn().await?.query_all(stmt).await
+        let span = statement_span(&stmt.sql);
+        self.conn().await?.query_all(stmt).instrument(span).await
     }
 
     fn support_returning(&self) -> bool {

@@ -68,9 +68,11 @@ impl Executor {
         &self,
         principal: Principal,
         meta: RequestMeta,
-        request: async_graphql::Request,
+        mut request: async_graphql::Request,
     ) -> async_graphql::Response {
-        match self.within_budget(self.run(principal, meta, request)).await {
+        use tracing::Instrument;
+        let span = if crate::telemetry::exporting() { operation_span(&mut request) } else { tracing::Span::none() };
+        match self.within_budget(self.run(principal, meta, request)).instrument(span).await {
             Ok(resp) => resp,
             Err(e) => error_response(e),
         }
@@ -278,6 +280,43 @@ pub fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
             ops.keys().next().map(|n| n.to_string())
         }
         _ => None,
+    }
+}
+
+/// The exported span of one operation (`telemetry`), inside its request's: named
+/// `{type} {name}` as OpenTelemetry's GraphQL conventions say, with the operation's
+/// name and type only (never its document nor its variables).
+fn operation_span(request: &mut async_graphql::Request) -> tracing::Span {
+    let name = operation_name(request);
+    let ty = operation_type(request);
+    tracing::debug_span!(
+        target: crate::telemetry::TRACE_TARGET,
+        "graphql",
+        otel.name = %format_args!("{ty} {}", name.as_deref().unwrap_or("anonymous")),
+        graphql.operation.name = name.as_deref(),
+        graphql.operation.type = ty,
+    )
+}
+
+/// `query`, `mutation` or `subscription`: the type of the operation `request` runs
+/// (`unknown` when the document does not parse or names none of its operations).
+fn operation_type(request: &mut async_graphql::Request) -> &'static str {
+    use async_graphql::parser::types::DocumentOperations;
+    let wanted = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else { return "unknown" };
+    let ty = match &document.operations {
+        DocumentOperations::Single(op) => Some(op.node.ty),
+        DocumentOperations::Multiple(ops) => match wanted {
+            Some(name) => ops.iter().find(|(n, _)| n.as_str() == name).map(|(_, op)| op.node.ty),
+            None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+            None => None,
+        },
+    };
+    match ty {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "unknown",
     }
 }
 

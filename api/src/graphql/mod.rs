@@ -112,14 +112,21 @@ pub fn sdl() -> String {
     builder(true).finish().sdl()
 }
 
+/// Runs a DataLoader's batch on a task of its own inside the span that asked for it, so
+/// its statements stay in the request's trace (`telemetry`).
+fn spawn_in_span(load: futures_util::future::BoxFuture<'static, ()>) -> tokio::task::JoinHandle<()> {
+    use tracing::Instrument;
+    tokio::spawn(load.instrument(tracing::Span::current()))
+}
+
 /// Attaches a request's caller, transaction and DataLoaders. Loaders are created per
 /// request, on its transaction, so batching never mixes tenants and RLS applies to them.
 pub fn with_request(request: Request, tx: RequestTx) -> Request {
     request
         .data(tx.principal().clone())
-        .data(DataLoader::with_cache(PhotosByDraft(tx.clone()), tokio::spawn, HashMapCache::default()))
-        .data(DataLoader::with_cache(DraftById(tx.clone()), tokio::spawn, HashMapCache::default()))
-        .data(DataLoader::with_cache(LogsByJob(tx.clone()), tokio::spawn, HashMapCache::default()))
-        .data(DataLoader::with_cache(CsatByTicket(tx.clone()), tokio::spawn, HashMapCache::default()))
+        .data(DataLoader::with_cache(PhotosByDraft(tx.clone()), spawn_in_span, HashMapCache::default()))
+        .data(DataLoader::with_cache(DraftById(tx.clone()), spawn_in_span, HashMapCache::default()))
+        .data(DataLoader::with_cache(LogsByJob(tx.clone()), spawn_in_span, HashMapCache::default()))
+        .data(DataLoader::with_cache(CsatByTicket(tx.clone()), spawn_in_span, HashMapCache::default()))
         .data(tx)
 }

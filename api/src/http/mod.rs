@@ -167,7 +167,24 @@ async fn observe<E: Endpoint>(
     let route = route_label(req.uri().path());
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %method, route);
+    let span = if crate::telemetry::exporting() {
+        // The root of the request's trace (`telemetry`): its name and kind, and the status
+        // recorded below. The route is the bounded label, never the path with its ids.
+        tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %method,
+            route,
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = %method,
+            http.route = route,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        )
+    } else {
+        tracing::info_span!("request", request_id = %id, method = %method, route)
+    };
     let started = Instant::now();
     let max_body = if route == "/storage" { limits.upload } else { limits.api };
     let mut resp = match limit_body(&mut req, max_body) {
@@ -179,6 +196,11 @@ async fn observe<E: Endpoint>(
         },
     };
     let elapsed = started.elapsed();
+    // Fields only the exported span has (a no-op on the other).
+    span.record("http.response.status_code", resp.status().as_u16());
+    if resp.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     metrics.observe(method.as_str(), route, resp.status().as_u16(), elapsed);
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);

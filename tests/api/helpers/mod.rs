@@ -1,12 +1,13 @@
 //! The harness: a [`TestApp`] builder that starts the real server on a fresh database,
 //! a GraphQL client and its fixtures (users, drafts, photos), a WebSocket client,
-//! Stripe, SendGrid and Chatwoot stand-ins, and the machine's services the suite needs
+//! Stripe, SendGrid and Chatwoot stand-ins, an OpenTelemetry collector, and the machine's services the suite needs
 //! (PostgreSQL, Redis, an S3-compatible server), each failing with a line that says how
 //! to get it.
 mod app;
 pub mod chatwoot;
 mod fixtures;
 mod graphql;
+pub mod otlp;
 pub mod proxy;
 pub mod sendgrid;
 mod services;

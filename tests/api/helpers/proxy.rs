@@ -129,3 +129,69 @@ async fn connection(mut client: TcpStream, target: SocketAddr, mut mode: watch::
     }
     let _ = mode.changed().await;
 }
+
+/// A proxy whose target is set after it starts (a server whose address is known only
+/// once it runs, while its configuration must name the proxy first), and which holds
+/// each new connection for a delay before forwarding it: a slow network path.
+pub struct SlowProxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    state: Arc<SlowState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct SlowState {
+    target: std::sync::Mutex<Option<SocketAddr>>,
+    delay: std::sync::Mutex<std::time::Duration>,
+    /// Connections accepted while a delay was set.
+    delayed: AtomicUsize,
+}
+
+impl SlowProxy {
+    /// A proxy on a free loopback port, with no target yet and no delay.
+    pub async fn start() -> SlowProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(SlowState::default());
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let delay = *state.delay.lock().unwrap();
+                    if !delay.is_zero() {
+                        state.delayed.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(delay).await;
+                    }
+                    let Some(target) = *state.target.lock().unwrap() else { return };
+                    if let Ok(mut upstream) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                });
+            }
+        });
+        SlowProxy { addr, state, task }
+    }
+
+    /// Forwards to `target` from now on.
+    pub fn set_target(&self, target: SocketAddr) {
+        *self.state.target.lock().unwrap() = Some(target);
+    }
+
+    /// Holds each new connection `delay` before forwarding it (zero: at once).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        *self.state.delay.lock().unwrap() = delay;
+    }
+
+    /// Connections held for a delay so far.
+    pub fn delayed(&self) -> usize {
+        self.state.delayed.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SlowProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
