@@ -85,9 +85,13 @@ where
     W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     let logs = match format {
-        LogFormat::Json => {
-            fmt::layer().json().with_ansi(false).with_current_span(true).with_span_list(false).with_writer(writer).boxed()
-        }
+        LogFormat::Json => fmt::layer()
+            .json()
+            .with_ansi(false)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(writer)
+            .boxed(),
         LogFormat::Pretty => fmt::layer().compact().with_ansi(colour).with_writer(writer).boxed(),
     }
     .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER)));

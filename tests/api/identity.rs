@@ -268,14 +268,16 @@ async fn each_event_is_checked_against_the_subscribers_rights_before_it_is_sent(
 /// Which API scope each subscription field needs (None: no API token may follow it).
 /// A new subscription field fails the sweep until it is listed here.
 const SUBSCRIPTION_SCOPES: &[(&str, &str, Option<&str>)] = &[
+    ("jobQueued", "subscription { jobQueued(kinds: [SCAN]) { jobId } }", None),
     ("jobUpdated", "subscription { jobUpdated { id } }", Some("jobs:read")),
     ("notificationAdded", "subscription { notificationAdded { id } }", None),
     ("supportInboxUpdated", "subscription { supportInboxUpdated { ticketId } }", None),
     ("ticketUpdated", "subscription { ticketUpdated { ticket { id } } }", None),
 ];
 
-/// Subscriptions only staff may follow: a user's session is refused too.
-const STAFF_SUBSCRIPTIONS: &[&str] = &["supportInboxUpdated"];
+/// Subscriptions a user's session is refused too: staff's (the inbox) and workers'
+/// (`jobQueued`, for worker tokens only).
+const STAFF_SUBSCRIPTIONS: &[&str] = &["jobQueued", "supportInboxUpdated"];
 
 const SCOPES: &[&str] = &[
     "drafts:read",
