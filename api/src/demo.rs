@@ -92,7 +92,7 @@ pub async fn create(services: &Services, email: &str, url: String) -> anyhow::Re
     let timeout = services.config.database.statement_timeout_ms;
     let begin =
         |principal: Principal| RequestTx::new(&services.pool, principal, RequestMeta::internal("demo"), timeout);
-    let step = |what: &'static str| move |e: AppError| anyhow::anyhow!("{what}: {}", e.message());
+    let step = |what: &'static str| move |e: AppError| e.into_anyhow().context(what);
 
     // 1. Registration, as a visitor would (the verification e-mail goes to the outbox).
     let password: String = rand::thread_rng().sample_iter(&Alphanumeric).take(20).map(char::from).collect();
@@ -258,9 +258,9 @@ async fn run_jobs(services: &Services, me: &Principal, drafts: &[Uuid]) -> anyho
     let kinds = [JobKind::Scan, JobKind::Prepare, JobKind::Publish];
     let ttl = std::time::Duration::from_secs(3600);
     let (worker_id, token) = workers::issue(&services.pool, &services.tokens, timeout, &kinds, ttl).await?;
-    let worker = services.tokens.verify(&token).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let worker = services.tokens.verify(&token).map_err(AppError::into_anyhow)?;
     let begin = |p: &Principal| RequestTx::new(&services.pool, p.clone(), RequestMeta::internal("demo"), timeout);
-    let step = |what: &'static str| move |e: AppError| anyhow::anyhow!("{what}: {}", e.message());
+    let step = |what: &'static str| move |e: AppError| e.into_anyhow().context(what);
     let mut made = Vec::new();
     let plan: [(JobKind, usize, &str); 5] = [
         (JobKind::Publish, 3, "SUCCEEDED"),
@@ -325,7 +325,7 @@ async fn run_jobs(services: &Services, me: &Principal, drafts: &[Uuid]) -> anyho
     .await;
     let revoked = workers::revoke(&services.pool, &services.bus, timeout, worker_id).await;
     done?;
-    revoked.map_err(|e| anyhow::anyhow!("revoking the demo worker token: {}", e.message()))?;
+    revoked.map_err(|e| e.into_anyhow().context("revoking the demo worker token"))?;
     Ok(made)
 }
 
