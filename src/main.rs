@@ -109,6 +109,19 @@ enum ServerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Development only: create a demo account with something in every section (drafts
+    /// with photos, jobs in every status, notifications, invoices, a marketplace account,
+    /// a support ticket) and print how to sign in; its password is printed once. Refused
+    /// when PLINTH_ENV=production; refused when the address has an account already.
+    Demo {
+        /// The demo account's address.
+        #[arg(long, default_value = api::demo::DEFAULT_EMAIL)]
+        email: String,
+        /// Print {url, userId, email, password, drafts, photos, jobs, invoices,
+        /// marketplaceAccounts, ticketId} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Business metrics.
     Metrics {
         #[command(subcommand)]
@@ -443,6 +456,14 @@ fn main() -> ExitCode {
         Command::Server(ServerCommand::Export { user, out, json }) => {
             with(Config::from_env(), |c| c.base.log_format, |c| export_folder(c, user, out, json))
         }
+        Command::Server(ServerCommand::Demo { email, json }) => {
+            // Refused on PLINTH_ENV alone, before a production configuration is read.
+            if Base::from_env().is_ok_and(|b| b.is_production()) {
+                eprintln!("plinth demo: development only; refused because PLINTH_ENV=production");
+                return ExitCode::FAILURE;
+            }
+            with(Config::from_env(), |c| c.base.log_format, |c| demo(c, email, json))
+        }
         Command::Server(ServerCommand::Metrics { command: MetricsCommand::Export(args) }) => {
             with(Config::from_env(), |c| c.base.log_format, |c| metrics_export(c, *args))
         }
@@ -722,6 +743,46 @@ async fn create_admin(config: Config, email: String, json: bool) -> anyhow::Resu
     }
     println!("admin {} created with id {}", user.email, user.id);
     println!("password (shown once): {password}");
+    Ok(())
+}
+
+/// `plinth demo`: refused in production before anything connects; else the demo
+/// account, through the server's services.
+async fn demo(config: Config, email: String, json: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !config.base.is_production(),
+        "plinth demo is for development only: PLINTH_ENV=production refuses it"
+    );
+    let public_url = config.server.public_url_or_addr();
+    let services = startup::Services::build(config, public_url.clone()).await?;
+    let made = api::demo::create(&services, &email, format!("{}/", public_url.trim_end_matches('/'))).await;
+    services.database.shutdown().await?;
+    let d = made?;
+    if json {
+        let jobs: Vec<_> = d.jobs.iter().map(|(id, status)| json!({ "id": id, "status": status })).collect();
+        return print_json(&json!({
+            "url": d.url,
+            "userId": d.user_id,
+            "email": d.email,
+            "password": d.password,
+            "drafts": d.drafts,
+            "photos": d.photos,
+            "jobs": jobs,
+            "invoices": d.invoices,
+            "marketplaceAccounts": d.marketplace_accounts,
+            "ticketId": d.ticket_id,
+        }));
+    }
+    println!(
+        "demo account created: {} drafts, {} photos, {} jobs, {} invoices, 1 ticket",
+        d.drafts,
+        d.photos,
+        d.jobs.len(),
+        d.invoices
+    );
+    println!("sign in at {}", d.url);
+    println!("e-mail: {}", d.email);
+    println!("password (shown once): {}", d.password);
     Ok(())
 }
 

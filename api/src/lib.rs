@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod config;
 pub mod dashboard;
 pub mod db;
+pub mod demo;
 pub mod doctor;
 pub mod drafts;
 pub mod email;

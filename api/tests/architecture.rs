@@ -38,6 +38,8 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("http", &["http"]),
     ("startup", &["startup"]),
     ("doctor", &["doctor"]),
+    // `plinth demo` builds on the whole server's services.
+    ("demo", &["demo"]),
 ];
 
 /// Domains in the order references may run: each may use those before it, never after.

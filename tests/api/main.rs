@@ -8,6 +8,7 @@ mod api_tokens;
 mod billing;
 mod cli;
 mod cookies;
+mod demo;
 mod drafts;
 mod drain;
 mod edge;

@@ -1,0 +1,99 @@
+//! `plinth demo` (issue 20, item 4): on a fresh database and data dir it makes an
+//! account whose user signs in with the printed credentials and finds every section
+//! filled; a second run refuses (the address has an account) and says what to do;
+//! production refuses it before connecting anywhere.
+use crate::helpers::TestApp;
+use serde_json::{json, Value};
+
+const ESC: char = '\u{1b}';
+
+#[tokio::test]
+async fn demo_account_signs_in_and_every_section_is_filled() {
+    let app = TestApp::spawn().await;
+    let out = app.cli(&["demo", "--json"]).env("RUST_LOG", "info").output().await.unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "plinth demo failed:\n{stderr}");
+    assert!(!stdout.contains(ESC) && !stderr.contains(ESC));
+    let made: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}"));
+    let password = made["password"].as_str().expect("a password");
+    assert!(password.len() >= 16, "{made}");
+    assert!(!stderr.contains(password), "the password never reaches the logs");
+    assert!(made["url"].as_str().is_some_and(|u| u.starts_with("http")), "{made}");
+
+    let login = app
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+            json!({ "i": { "email": made["email"], "password": password } }),
+        )
+        .await;
+    let token = login["data"]["login"]["accessToken"].as_str().unwrap_or_else(|| panic!("{login}")).to_owned();
+    let r = app
+        .gql(
+            Some(&token),
+            "{ drafts(first: 50) { nodes { title description priceCents photos { url contentType width } } }
+               jobs(first: 50) { nodes { status logs { message } } }
+               notifications { id }
+               invoices(first: 50) { nodes { number status } }
+               marketplaceAccounts { id }
+               tickets(first: 10) { nodes { subject messages { body } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let d = &r["data"];
+
+    let drafts = d["drafts"]["nodes"].as_array().unwrap();
+    assert!(drafts.len() >= 3, "{r}");
+    for draft in drafts {
+        assert!(!draft["description"].as_str().unwrap().is_empty() && draft["priceCents"].is_i64(), "{draft}");
+        let photos = draft["photos"].as_array().unwrap();
+        assert!(!photos.is_empty(), "a draft without photos: {draft}");
+        for p in photos {
+            let url = p["url"].as_str().expect("a photo URL");
+            let url = if url.starts_with('/') { app.url(url) } else { url.to_owned() };
+            let got = reqwest::get(&url).await.unwrap();
+            assert_eq!(got.status(), 200, "{url}");
+            let ct = got.headers()["content-type"].to_str().unwrap().to_owned();
+            assert!(ct.starts_with("image/"), "{url}: {ct}");
+            let bytes = got.bytes().await.unwrap();
+            assert!(bytes.starts_with(b"\x89PNG"), "{url}: not a PNG");
+        }
+    }
+
+    let jobs = d["jobs"]["nodes"].as_array().unwrap();
+    for status in ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"] {
+        let job = jobs.iter().find(|j| j["status"] == status).unwrap_or_else(|| panic!("no {status} job: {r}"));
+        assert!(!job["logs"].as_array().unwrap().is_empty() || status == "QUEUED", "{job}");
+    }
+    assert!(!d["notifications"].as_array().unwrap().is_empty(), "{r}");
+    let invoices = d["invoices"]["nodes"].as_array().unwrap();
+    assert!(!invoices.is_empty() && invoices.iter().all(|i| i["status"] == "paid"), "{r}");
+    assert!(!d["marketplaceAccounts"].as_array().unwrap().is_empty(), "{r}");
+    let tickets = d["tickets"]["nodes"].as_array().unwrap();
+    assert!(tickets.len() == 1 && tickets[0]["messages"].as_array().unwrap().len() >= 2, "{r}");
+
+    // Run again: refused, nothing on stdout, the message says what to do.
+    let again = app.cli(&["demo", "--json"]).output().await.unwrap();
+    let err = String::from_utf8(again.stderr).unwrap();
+    assert_eq!(again.status.code(), Some(1), "{err}");
+    assert!(again.stdout.is_empty());
+    assert!(err.contains("has an account already") && err.contains("--email"), "{err}");
+    // Another address makes another demo account.
+    let other = app.cli(&["demo", "--email", "demo2@example.com", "--json"]).output().await.unwrap();
+    assert!(other.status.success(), "{}", String::from_utf8_lossy(&other.stderr));
+}
+
+#[tokio::test]
+async fn demo_is_refused_in_production() {
+    let app = TestApp::spawn().await;
+    let out = app.cli(&["demo", "--json"]).env("PLINTH_ENV", "production").output().await.unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success(), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(err.contains("development only") || err.contains("PLINTH_"), "{err}");
+    let users: (i64,) =
+        sqlx::query_as("SELECT count(*) FROM users WHERE email = 'demo@example.com'").fetch_one(&app.db).await.unwrap();
+    assert_eq!(users.0, 0);
+}
