@@ -232,6 +232,7 @@ async fn two_instances_with_two_workers_each_send_every_row_once() {
 async fn a_crash_between_sending_and_marking_sends_one_duplicate_at_most() {
     let sendgrid = FakeSendGrid::start().await;
     let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_WORKERS", "0").spawn().await;
+    after_the_first_scheduled_run(&app).await;
     let ann = app.register("ann").await;
     let id = row_id(&app, &ann.email, "verify_email").await;
     // A mailer whose provider answers slowly is killed once the mail reached it.
@@ -881,6 +882,7 @@ async fn the_trial_reminder_is_dated_in_each_language_and_sent_once() {
 async fn mail_nobody_wants_any_more_is_skipped_when_it_would_leave_and_transactional_mail_still_goes() {
     let sendgrid = FakeSendGrid::start().await;
     let app = TestApp::builder().with_sendgrid(&sendgrid).with_env("PLINTH_MAIL_WORKERS", "0").spawn().await;
+    after_the_first_scheduled_run(&app).await;
     let [ann, bob, carol] = [app.register("ann").await, app.register("bob").await, app.register("carol").await];
     // Queued while everyone still wanted it: the welcome, and a transactional notice to Bob.
     assert_eq!(run_sequences(&app, "1 minute").await, 3);
