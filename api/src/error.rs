@@ -311,9 +311,15 @@ mod tests {
             }
             assert!(doc.contains(&format!("| `{}` |", e.code())), "docs/errors.md lacks {}", e.code());
         }
-        for limit in
-            ["documentBytes", "expandedFields", "aliases", "authenticationFieldsPerDocument", "complexity", "depth"]
-        {
+        for limit in [
+            "documentBytes",
+            "expandedFields",
+            "aliases",
+            "authenticationFieldsPerDocument",
+            "complexity",
+            "depth",
+            "introspectionDepth",
+        ] {
             assert!(doc.contains(&format!("`{limit}`")), "docs/errors.md lacks the limit {limit}");
         }
     }

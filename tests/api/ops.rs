@@ -237,6 +237,12 @@ async fn introspection_can_be_turned_off() {
     let on = TestApp::spawn().await;
     let r = on.gql(None, "{ __schema { queryType { name } } }", json!({})).await;
     assert_eq!(r["data"]["__schema"]["queryType"]["name"], "Query", "{r}");
+    // The query GraphiQL and code generators send (graphql-js 16, 15 deep) is answered
+    // whole: the depth limit of ordinary fields does not apply under `__schema`.
+    let standard = include_str!("fixtures/introspection-graphql-js-16.graphql");
+    let r = on.gql(None, standard, json!({})).await;
+    assert!(r["errors"].is_null(), "{r}");
+    assert!(r["data"]["__schema"]["types"].as_array().is_some_and(|t| t.len() > 50), "{r}");
     let ok = app.gql(None, "{ me { id } }", json!({})).await;
     assert_eq!(ok["data"]["me"], Value::Null);
 }

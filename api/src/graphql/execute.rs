@@ -6,7 +6,7 @@
 //! transport only translate to this and back.
 use super::{
     limits::{self, Limits},
-    with_request, AppSchema, MAX_COMPLEXITY, MAX_DEPTH,
+    with_request, AppSchema, MAX_COMPLEXITY, MAX_INTROSPECTION_DEPTH,
 };
 use crate::{
     api_tokens::service as api_tokens,
@@ -336,7 +336,7 @@ fn coded(resp: &mut async_graphql::Response) {
         }
         let (code, extra): (&str, Option<(&str, u64)>) = match err.message.as_str() {
             "Query is too complex." => ("QUERY_TOO_COMPLEX", Some(("complexity", MAX_COMPLEXITY as u64))),
-            "Query is nested too deep." => ("QUERY_TOO_COMPLEX", Some(("depth", MAX_DEPTH as u64))),
+            "Query is nested too deep." => ("QUERY_TOO_COMPLEX", Some(("depth", MAX_INTROSPECTION_DEPTH as u64))),
             // A value (literal or variable) that does not coerce to its argument's type.
             m if m.starts_with("Invalid value for argument") || m.starts_with("Expected input type") => {
                 ("BAD_USER_INPUT", None)

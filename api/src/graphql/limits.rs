@@ -2,6 +2,7 @@
 //! its length, its parse, the fields it selects once every fragment spread is expanded
 //! (counted with memoisation, so `F0 { ...F1 ...F1 } F1 { ...F2 ...F2 } ...` is refused
 //! in microseconds instead of walked 2^n times by the depth and complexity visitors),
+//! its depth (`MAX_DEPTH`, and `MAX_INTROSPECTION_DEPTH` under `__schema`/`__type`),
 //! its aliases, the authentication mutations it asks for (one of each), and its text
 //! inputs (no NUL or control characters, bounded length, in literals and variables).
 //! Also reports what the rate budget needs: the operation's type and its root fields.
@@ -63,7 +64,7 @@ pub fn check(request: &mut async_graphql::Request, limits: &Limits) -> Result<Sh
     let operation_name = request.operation_name.clone();
     let doc = request.parsed_query().map_err(|e| AppError::GraphqlParseFailed(e.message))?;
     let op = select_operation(doc, operation_name.as_deref())?;
-    let mut walk = Walk { doc, memo: HashMap::new(), aliases: 0, limits };
+    let mut walk = Walk { doc, memo: HashMap::new(), depth_memo: HashMap::new(), aliases: 0, limits };
     let expanded = walk.expanded(&op.selection_set.node, 0);
     for frag in doc.fragments.values() {
         walk.count_aliases(&frag.node.selection_set.node);
@@ -71,6 +72,13 @@ pub fn check(request: &mut async_graphql::Request, limits: &Limits) -> Result<Sh
     walk.count_aliases(&op.selection_set.node);
     if expanded > limits.max_expanded_fields {
         return Err(too_complex("expandedFields", limits.max_expanded_fields));
+    }
+    let (plain, introspection) = walk.depth(&op.selection_set.node, false, 0);
+    if plain > super::MAX_DEPTH {
+        return Err(too_complex("depth", super::MAX_DEPTH as u64));
+    }
+    if introspection > super::MAX_INTROSPECTION_DEPTH {
+        return Err(too_complex("introspectionDepth", super::MAX_INTROSPECTION_DEPTH as u64));
     }
     if walk.aliases > limits.max_aliases {
         return Err(too_complex("aliases", limits.max_aliases));
@@ -110,6 +118,9 @@ struct Walk<'a> {
     /// Expanded field count of each fragment (None while it is being counted: a cycle,
     /// which validation refuses).
     memo: HashMap<&'a str, Option<u64>>,
+    /// Depths of each fragment (plain, introspection), by whether it is used under an
+    /// introspection field (None while being walked: a cycle).
+    depth_memo: HashMap<(&'a str, bool), Option<(usize, usize)>>,
     aliases: u64,
     limits: &'a Limits,
 }
@@ -151,6 +162,50 @@ impl<'a> Walk<'a> {
             }
         }
         n
+    }
+
+    /// The deepest paths of fields below `set` (fragments add no depth, as async-graphql
+    /// counts): (outside introspection, through `__schema` or `__type`); `intro` says
+    /// whether `set` is already under one. A leaf field is 1 deep.
+    fn depth(&mut self, set: &'a SelectionSet, intro: bool, level: usize) -> (usize, usize) {
+        if level > MAX_WALK_DEPTH {
+            return (MAX_WALK_DEPTH, MAX_WALK_DEPTH);
+        }
+        let (mut plain, mut deepest) = (0, 0);
+        for item in &set.items {
+            let (p, i) = match &item.node {
+                Selection::Field(f) => {
+                    let name = f.node.name.node.as_str();
+                    let under = intro || name == "__schema" || name == "__type";
+                    let (p, i) = self.depth(&f.node.selection_set.node, under, level + 1);
+                    if under {
+                        (0, 1 + p.max(i))
+                    } else {
+                        (1 + p, if i > 0 { 1 + i } else { 0 })
+                    }
+                }
+                Selection::InlineFragment(f) => self.depth(&f.node.selection_set.node, intro, level + 1),
+                Selection::FragmentSpread(s) => {
+                    let name = s.node.fragment_name.node.as_str();
+                    match self.depth_memo.get(&(name, intro)) {
+                        Some(Some(known)) => *known,
+                        Some(None) => (0, 0),
+                        None => match self.doc.fragments.get(&Name::new(name)) {
+                            None => (0, 0),
+                            Some(frag) => {
+                                self.depth_memo.insert((name, intro), None);
+                                let d = self.depth(&frag.node.selection_set.node, intro, level + 1);
+                                self.depth_memo.insert((name, intro), Some(d));
+                                d
+                            }
+                        },
+                    }
+                }
+            };
+            plain = plain.max(p);
+            deepest = deepest.max(i);
+        }
+        (plain, deepest)
     }
 
     fn count_aliases(&mut self, set: &SelectionSet) {
@@ -278,6 +333,31 @@ mod tests {
 
     fn shape(query: &str) -> Result<Shape, AppError> {
         check(&mut async_graphql::Request::new(query), &Limits::default())
+    }
+
+    #[test]
+    fn depth_counts_fields_not_fragments_and_introspection_has_its_own_bound() {
+        let nest = |n: usize| format!("{}id{}", "drafts { nodes { photos { ".repeat(n), " } } }".repeat(n));
+        // 3 fields per repetition and a leaf: 4 repetitions are 13 deep, 3 are 10.
+        assert!(shape(&format!("{{ {} }}", nest(3))).is_ok());
+        let deep = shape(&format!("{{ {} }}", nest(4))).unwrap_err();
+        assert!(matches!(deep, AppError::QueryTooComplex { limit: "depth", max: 12 }), "{deep:?}");
+        // The same depth through a fragment and an inline fragment (they add none).
+        let q = format!("query {{ ...F }} fragment F on Query {{ ... on Query {{ {} }} }}", nest(4));
+        assert!(matches!(shape(&q), Err(AppError::QueryTooComplex { limit: "depth", .. })));
+        // The standard introspection query (15 deep) passes; a deeper ofType chain does not.
+        let standard = include_str!("../../../tests/api/fixtures/introspection-graphql-js-16.graphql");
+        assert!(shape(standard).is_ok());
+        let chain = |n: usize| {
+            format!(
+                "{{ __schema {{ types {{ fields {{ type {{ {}name{} }} }} }} }} }}",
+                "ofType { ".repeat(n),
+                " }".repeat(n)
+            )
+        };
+        assert!(shape(&chain(15)).is_ok());
+        let deeper = shape(&chain(17)).unwrap_err();
+        assert!(matches!(deeper, AppError::QueryTooComplex { limit: "introspectionDepth", max: 20 }), "{deeper:?}");
     }
 
     #[test]

@@ -80,8 +80,15 @@ pub struct Subscription(JobsSubscription, NotificationsSubscription, SupportSubs
 /// The API's schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-/// Deepest selection accepted.
+/// Deepest selection accepted (`{ me { id } }` is 2 deep), checked by `limits::check`
+/// before validation.
 pub const MAX_DEPTH: usize = 12;
+/// Deepest selection accepted under `__schema` or `__type` (when introspection is on):
+/// the standard introspection query, graphql-js 16's `getIntrospectionQuery` that
+/// GraphiQL and code generators send, is 15 deep (its `TypeRef` chain of `ofType`), and
+/// introspection reads only the in-memory schema. Also the schema's own depth limit, a
+/// backstop for any path that would skip `limits::check`.
+pub const MAX_INTROSPECTION_DEPTH: usize = 20;
 /// Highest total complexity accepted. Each field costs 1; a connection field costs
 /// `first × its selection` (`pagination::page_cost`), a list field without `first` its
 /// selection times the estimate below (or its hard limit). A full page of 100 drafts with
@@ -96,7 +103,7 @@ pub const LOGS_PER_JOB_ESTIMATE: usize = 20;
 /// The schema with its limits, before per-process data is attached.
 pub fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, Subscription> {
     let builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .limit_depth(MAX_DEPTH)
+        .limit_depth(MAX_INTROSPECTION_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
         .limit_directives(16);

@@ -39,9 +39,14 @@ async function setQuery(page: Page, text: string) {
 test('the explorer loads only from the server, renders, and says how to paste a token', async ({ page }) => {
   const seen = await serverOnly(page);
   const csp = cspErrors(page);
+  const introspection = page.waitForResponse((r) => r.url().endsWith('/graphql') && r.request().method() === 'POST' && (r.request().postData() ?? '').includes('__schema'));
   await page.goto('/graphql');
   await expect(page.getByRole('button', { name: EXECUTE })).toBeVisible();
   await expect(page.getByText('Not signed in', { exact: false })).toBeVisible();
+  // The explorer's own introspection query (15 deep) is answered whole: docs and completion work.
+  const schema = (await (await introspection).json()) as { errors?: unknown; data?: { __schema?: { queryType?: { name: string } } } };
+  expect(schema.errors).toBeUndefined();
+  expect(schema.data?.__schema?.queryType?.name).toBe('Query');
 
   const origin = new URL(process.env.PLINTH_E2E_URL!).origin;
   const assets = seen.filter((r) => ['document', 'script', 'stylesheet', 'font'].includes(r.type));
