@@ -69,7 +69,8 @@ test('an expired token is refreshed once and the request retried; a second refus
       Dashboard: (_v, n) =>
         n === 1
           ? { data: null, errors: [{ message: 'expired', extensions: { code: 'UNAUTHENTICATED' } }] }
-          : { data: { dashboard: { drafts: { draft: 0, ready: 0, published: 0, archived: 0, total: 7 }, jobs: { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 }, photoCount: 0, storageBytes: 0, connectedAccounts: 0, recentActivity: [] } } },
+          : // Photos: not a fresh account, so the overview stays (a fresh one opens the wizard).
+            { data: { dashboard: { drafts: { draft: 0, ready: 0, published: 0, archived: 0, total: 7 }, jobs: { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 }, photoCount: 3, storageBytes: 0, connectedAccounts: 0, recentActivity: [] } } },
       Drafts: { data: null, errors: [{ message: 'revoked', extensions: { code: 'UNAUTHENTICATED' } }] },
     },
   });
