@@ -109,7 +109,7 @@ async fn sendgrid_receives_the_v3_payload_with_the_row_id() {
     let sendgrid = FakeSendGrid::start().await;
     let app = TestApp::builder().with_sendgrid(&sendgrid).spawn().await;
     let ann = app.register("ann").await;
-    let mail = sendgrid.mail_to(&ann.email).await;
+    let mail = sendgrid.mail_of(&ann.email, "verify_email").await;
     let id = row_id(&app, &ann.email, "verify_email").await;
     assert_eq!(mail.authorization.as_deref(), Some("Bearer SG.test-key"));
     assert_eq!(mail.outbox_id(), id.to_string());
@@ -142,7 +142,7 @@ async fn a_429_and_a_500_are_retried_with_backoff_honouring_retry_after() {
     // The scripted answers go to the first requests: none to the onboarding welcome.
     after_the_first_scheduled_run(&app).await;
     let ann = app.register("ann").await;
-    sendgrid.mail_to(&ann.email).await;
+    sendgrid.mail_of(&ann.email, "verify_email").await;
     let id = row_id(&app, &ann.email, "verify_email").await;
     assert_eq!(settled(&app, id).await, "sent");
     // This row's attempts only: the onboarding sequence may also welcome ann meanwhile
@@ -331,8 +331,8 @@ async fn the_locale_comes_from_the_input_then_accept_language_then_french() {
     assert_eq!(register("c@example.com", None, Some("de-DE, fr;q=0.5, en;q=0.7")).await, "EN");
     assert_eq!(register("d@example.com", Some("FR"), Some("en-US")).await, "FR");
     assert_eq!(register("e@example.com", None, Some("de, es")).await, "FR");
-    assert_eq!(sendgrid.mail_to("a@example.com").await.body["subject"], "Confirmez votre adresse e-mail");
-    assert_eq!(sendgrid.mail_to("b@example.com").await.body["subject"], "Confirm your e-mail address");
+    assert_eq!(sendgrid.mail_of("a@example.com", "verify_email").await.body["subject"], "Confirmez votre adresse e-mail");
+    assert_eq!(sendgrid.mail_of("b@example.com", "verify_email").await.body["subject"], "Confirm your e-mail address");
     let bad = app
         .gql(None, REGISTER, json!({ "i": { "email": "f@example.com", "password": "long enough pw", "locale": "DE" } }))
         .await;

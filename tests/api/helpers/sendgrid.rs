@@ -129,18 +129,6 @@ impl FakeSendGrid {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
-    /// The last accepted mail to `to`, waiting up to 15 s for it.
-    pub async fn mail_to(&self, to: &str) -> Received {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(r) = self.accepted().into_iter().rev().find(|r| r.to() == to) {
-                return r;
-            }
-            assert!(Instant::now() < deadline, "no mail to {to} reached the SendGrid stand-in");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
 /// `GET /v3/scopes`: the key's scopes, or 401 for another key (what `plinth doctor` asks).
