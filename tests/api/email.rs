@@ -331,7 +331,10 @@ async fn the_locale_comes_from_the_input_then_accept_language_then_french() {
     assert_eq!(register("c@example.com", None, Some("de-DE, fr;q=0.5, en;q=0.7")).await, "EN");
     assert_eq!(register("d@example.com", Some("FR"), Some("en-US")).await, "FR");
     assert_eq!(register("e@example.com", None, Some("de, es")).await, "FR");
-    assert_eq!(sendgrid.mail_of("a@example.com", "verify_email").await.body["subject"], "Confirmez votre adresse e-mail");
+    assert_eq!(
+        sendgrid.mail_of("a@example.com", "verify_email").await.body["subject"],
+        "Confirmez votre adresse e-mail"
+    );
     assert_eq!(sendgrid.mail_of("b@example.com", "verify_email").await.body["subject"], "Confirm your e-mail address");
     let bad = app
         .gql(None, REGISTER, json!({ "i": { "email": "f@example.com", "password": "long enough pw", "locale": "DE" } }))

@@ -17,10 +17,9 @@
 //! With `--server-pid`, the server's VmRSS is read before the sockets open and after
 //! all subscriptions are established and idle for 2 s.
 //!
-//! Usage: `ws_fanout --url http://127.0.0.1:PORT --users 10 --subscribers 1000
-//! --events 200 [--server-pid PID]`; see `bench/ws_fanout.sh`.
+//! Usage: `cargo run -p bench --release -- fanout --users 10 --subscribers 1000
+//! --events 200 [--redis]` (the bench starts the server; `--external --url` targets one).
 use chrono::{DateTime, Utc};
-use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::{
@@ -43,34 +42,34 @@ const IDLE_BEFORE_RSS: Duration = Duration::from_secs(2);
 /// Access tokens live 15 minutes at most; the whole run must stay well under that.
 const MAX_RUN_SECS: u64 = 600;
 
-#[derive(Parser, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 #[command(about = "jobUpdated fan-out latency and memory per idle subscriber")]
-struct Args {
+pub struct Args {
     /// Base URL of the server (GraphQL at /graphql, WebSocket at /graphql/ws).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
+    pub url: String,
     /// Users to register; subscribers and mutations are spread over them.
     #[arg(long, default_value_t = 10)]
-    users: usize,
+    pub users: usize,
     /// WebSocket subscriptions to open.
     #[arg(long, default_value_t = 1000)]
-    subscribers: usize,
+    pub subscribers: usize,
     /// Measured `createJob` mutations.
     #[arg(long, default_value_t = 200)]
-    events: usize,
+    pub events: usize,
     /// The server's pid, for VmRSS readings from /proc.
     #[arg(long)]
-    server_pid: Option<u32>,
+    pub server_pid: Option<u32>,
     /// Send each mutation as soon as the previous response arrived instead of waiting
     /// for the previous event's fan-out to finish.
     #[arg(long)]
-    back_to_back: bool,
+    pub back_to_back: bool,
     /// How long one event may take to reach all its subscribers.
     #[arg(long, default_value_t = 10_000)]
-    event_timeout_ms: u64,
+    pub event_timeout_ms: u64,
     /// Hard limit of the whole run, in seconds (at most 600: tokens expire after 900).
     #[arg(long, default_value_t = 300)]
-    max_secs: u64,
+    pub max_secs: u64,
 }
 
 /// What a subscriber task reports.
@@ -336,26 +335,24 @@ fn print_dist(label: &str, samples: &mut [Duration]) {
     );
 }
 
-#[tokio::main]
-async fn main() {
-    let args = Args::parse();
+/// Runs the benchmark with `args`; the process exit code (0: every check passed).
+pub async fn main(args: Args) -> i32 {
     if args.users == 0 || args.subscribers == 0 {
-        eprintln!("ws_fanout: --users and --subscribers must be positive");
-        std::process::exit(2);
+        eprintln!("fanout: --users and --subscribers must be positive");
+        return 2;
     }
     if args.max_secs > MAX_RUN_SECS {
-        eprintln!("ws_fanout: --max-secs is at most {MAX_RUN_SECS} (access tokens expire after 15 minutes)");
-        std::process::exit(2);
+        eprintln!("fanout: --max-secs is at most {MAX_RUN_SECS} (access tokens expire after 15 minutes)");
+        return 2;
     }
     // Whatever happens, the program ends.
     let hard_limit = args.max_secs + 30;
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(hard_limit));
-        eprintln!("ws_fanout: still running after {hard_limit}s; giving up");
+        eprintln!("fanout: still running after {hard_limit}s; giving up");
         std::process::exit(3);
     });
-    let code = run(args).await;
-    std::process::exit(code);
+    run(args).await
 }
 
 async fn run(args: Args) -> i32 {
@@ -368,7 +365,7 @@ async fn run(args: Args) -> i32 {
         graphql: format!("{base}/graphql"),
     };
     println!(
-        "ws_fanout: {} users, {} subscribers, {} events, {} against {base}",
+        "fanout: {} users, {} subscribers, {} events, {} against {base}",
         args.users,
         args.subscribers,
         args.events,
@@ -384,7 +381,7 @@ async fn run(args: Args) -> i32 {
         match r.as_ref().ok().and_then(|r| r["data"]["register"]["accessToken"].as_str()) {
             Some(t) => tokens.push(t.to_owned()),
             None => {
-                eprintln!("ws_fanout: registering {email} failed: {r:?}");
+                eprintln!("fanout: registering {email} failed: {r:?}");
                 return 1;
             }
         }
@@ -394,7 +391,7 @@ async fn run(args: Args) -> i32 {
     // Warm the mutation path (no subscribers yet), so the memory baseline includes it.
     for token in &tokens {
         if let Err(e) = create_job(&client, token).await {
-            eprintln!("ws_fanout: warm-up createJob failed: {e}");
+            eprintln!("fanout: warm-up createJob failed: {e}");
             return 1;
         }
     }
@@ -454,7 +451,7 @@ async fn run(args: Args) -> i32 {
         match create_job(&client, token).await {
             Ok((id, _, _)) => probes.push((id, u)),
             Err(e) => {
-                eprintln!("ws_fanout: probe createJob failed: {e}");
+                eprintln!("fanout: probe createJob failed: {e}");
                 return 1;
             }
         }

@@ -6,12 +6,12 @@
 //! Set-up. Events are only applied for a known Stripe customer, and a user's customer
 //! is created by the `startCheckout` mutation, which calls Stripe. So this program
 //! first starts its own minimal fake Stripe (the customer and checkout-session
-//! handlers of `tests/common/stripe.rs`, which an example cannot import) on the fixed
+//! handlers of `tests/common/stripe.rs`, which another crate cannot import) on the
 //! loopback port `--stripe-port`. The server must have been started with
 //! `PLINTH_STRIPE_API_BASE=http://127.0.0.1:<stripe-port>/` and any
 //! `PLINTH_STRIPE_SECRET_KEY`: it calls Stripe only when a checkout starts, never at
 //! start-up, so it can start before this program binds the port (one process, no
-//! background mode; `bench/webhooks.sh` does exactly this). It then registers `--users`
+//! background mode; the bench's `webhook` command does exactly this). It then registers `--users`
 //! users and calls `startCheckout` for each; the fake records the customer id it
 //! assigned to each e-mail, which is how the events find their customer.
 //!
@@ -32,11 +32,10 @@
 //! events, state changes and invoices are counted afterwards, to check that "applied"
 //! meant the work was done.
 //!
-//! Usage: `webhooks --url http://127.0.0.1:PORT --stripe-port 18184 --webhook-secret
-//! whsec_bench [--users 64 --events 20000 --concurrency 16 --redeliveries 5000]`; see
-//! `bench/webhooks.sh`.
+//! Usage: `cargo run -p bench --release -- webhook [--users 64 --events 20000
+//! --concurrency 16 --redeliveries 5000]` (the bench starts the server with its Stripe
+//! settings and picks the fake's port; `--external --url` targets a running one).
 use api::billing::signature::sign;
-use clap::Parser;
 use futures::StreamExt;
 use poem::{
     handler,
@@ -62,40 +61,40 @@ const PRICE: &str = "price_pro_monthly";
 /// Hard limit of `--max-secs`.
 const MAX_RUN_SECS: u64 = 600;
 
-#[derive(Parser, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 #[command(about = "Stripe webhook throughput and latency, and redelivery throughput")]
-struct Args {
+pub struct Args {
     /// Base URL of the server (GraphQL at /graphql, webhooks at /webhooks/stripe).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
+    pub url: String,
     /// Loopback port of the fake Stripe this program starts; the server's
     /// PLINTH_STRIPE_API_BASE must be http://127.0.0.1:<this port>/.
     #[arg(long, default_value_t = 18184)]
-    stripe_port: u16,
+    pub stripe_port: u16,
     /// A webhook signing secret the server accepts (PLINTH_STRIPE_WEBHOOK_SECRET).
     #[arg(long, default_value = "whsec_bench")]
-    webhook_secret: String,
+    pub webhook_secret: String,
     /// Users (Stripe customers) the events are spread over.
     #[arg(long, default_value_t = 64)]
-    users: usize,
+    pub users: usize,
     /// Measured distinct events.
     #[arg(long, default_value_t = 20_000)]
-    events: usize,
+    pub events: usize,
     /// Deliveries in flight.
     #[arg(long, default_value_t = 16)]
-    concurrency: usize,
+    pub concurrency: usize,
     /// Applied events sent again (capped at the number applied).
     #[arg(long, default_value_t = 5000)]
-    redeliveries: usize,
+    pub redeliveries: usize,
     /// Registrations and checkouts in flight during the set-up.
     #[arg(long, default_value_t = 8)]
-    setup_concurrency: usize,
+    pub setup_concurrency: usize,
     /// Superuser URL of the server's database, to count what was written.
     #[arg(long)]
-    database_url: Option<String>,
+    pub database_url: Option<String>,
     /// Hard limit of the whole run, in seconds; no delivery starts after it.
     #[arg(long, default_value_t = 300)]
-    max_secs: u64,
+    pub max_secs: u64,
 }
 
 // ---------------------------------------------------------------- the fake Stripe
@@ -412,26 +411,24 @@ impl Gql {
 
 // ---------------------------------------------------------------- main
 
-#[tokio::main]
-async fn main() {
-    let args = Args::parse();
+/// Runs the benchmark with `args`; the process exit code (0: every check passed).
+pub async fn main(args: Args) -> i32 {
     if args.users == 0 || args.concurrency == 0 || args.setup_concurrency == 0 {
-        eprintln!("webhooks: --users, --concurrency and --setup-concurrency must be positive");
-        std::process::exit(2);
+        eprintln!("webhook: --users, --concurrency and --setup-concurrency must be positive");
+        return 2;
     }
     if args.max_secs > MAX_RUN_SECS {
-        eprintln!("webhooks: --max-secs is at most {MAX_RUN_SECS}");
-        std::process::exit(2);
+        eprintln!("webhook: --max-secs is at most {MAX_RUN_SECS}");
+        return 2;
     }
     // Whatever happens, the program ends.
     let hard_limit = args.max_secs + 30;
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(hard_limit));
-        eprintln!("webhooks: still running after {hard_limit}s; giving up");
+        eprintln!("webhook: still running after {hard_limit}s; giving up");
         std::process::exit(3);
     });
-    let code = run(args).await;
-    std::process::exit(code);
+    run(args).await
 }
 
 async fn run(args: Args) -> i32 {
@@ -447,12 +444,12 @@ async fn run(args: Args) -> i32 {
     let stripe = match start_fake_stripe(args.stripe_port).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("webhooks: {e}");
+            eprintln!("webhook: {e}");
             return 1;
         }
     };
     println!(
-        "webhooks: {} users, {} events, {} in flight, {} redeliveries against {base} (fake Stripe on 127.0.0.1:{})",
+        "webhook: {} users, {} events, {} in flight, {} redeliveries against {base} (fake Stripe on 127.0.0.1:{})",
         args.users, args.events, args.concurrency, args.redeliveries, args.stripe_port
     );
 
@@ -475,7 +472,7 @@ async fn run(args: Args) -> i32 {
         match r {
             Ok(c) => customers[u] = c,
             Err(e) => {
-                eprintln!("webhooks: setting up user {u} failed: {e}");
+                eprintln!("webhook: setting up user {u} failed: {e}");
                 return 1;
             }
         }
@@ -527,7 +524,7 @@ async fn run(args: Args) -> i32 {
         for e in &wt.examples {
             println!("  {e}");
         }
-        eprintln!("webhooks: the warm-up events were not all applied; is the secret or the fake Stripe wrong?");
+        eprintln!("webhook: the warm-up events were not all applied; is the secret or the fake Stripe wrong?");
         return 1;
     }
 
