@@ -381,3 +381,53 @@ async fn confirming_a_change_of_address_works_only_for_the_links_own_account() {
     assert!(direct.is_err(), "users.email is not writable by plinth_user");
     tx.rollback().await.ok();
 }
+
+/// A request's transaction dropped unfinished (a request cancelled or out of time
+/// mid-statement) never lends its open transaction, nor its role and user, to the next
+/// request on the same pool: its connection is closed, not returned. With one pooled
+/// connection the next transaction would otherwise run inside the first one.
+#[tokio::test]
+async fn a_transaction_dropped_unfinished_is_never_reused() {
+    use api::{
+        db::{RequestMeta, RequestTx},
+        model::DbRole,
+        principal::Principal,
+    };
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let runtime = api::db::runtime_url(&crate::helpers::admin_url(&app.database), None).unwrap();
+    let pool = api::db::connect_runtime(&runtime, 1, std::time::Duration::from_secs(5)).await.unwrap();
+    let probe = "SELECT current_setting('role') AS role, current_setting('plinth.user_id', true) AS user_id, \
+                 current_setting('plinth.marker', true) AS marker, now() AS began";
+    let read = |tx: RequestTx| async move {
+        let row = tx.query_one(Statement::from_string(DbBackend::Postgres, probe)).await.unwrap().unwrap();
+        let get = |c: &str| row.try_get::<Option<String>>("", c).unwrap().unwrap_or_default();
+        (get("role"), get("user_id"), get("marker"), row.try_get::<chrono::DateTime<chrono::Utc>>("", "began").unwrap())
+    };
+    for finish in ["dropped", "rolled back", "committed"] {
+        let first = RequestTx::begin(&pool, Principal::System, RequestMeta::internal("test"), 5_000).await.unwrap();
+        first.act_for_system(DbRole::User, ann.id).await.unwrap();
+        first.execute_unprepared("SELECT set_config('plinth.marker', 'first', true)").await.unwrap();
+        let (role, user, marker, began_first) = read(first.clone()).await;
+        assert_eq!(
+            (role.as_str(), user.as_str(), marker.as_str()),
+            ("plinth_user", ann.id.to_string().as_str(), "first")
+        );
+        match finish {
+            "dropped" => drop(first),
+            "rolled back" => first.rollback().await,
+            _ => first.commit_without_events().await.unwrap(),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let next = RequestTx::begin(&pool, Principal::System, RequestMeta::internal("test"), 5_000).await.unwrap();
+        let (role, user, marker, began_next) = read(next.clone()).await;
+        assert_eq!(
+            (role.as_str(), user.as_str(), marker.as_str()),
+            ("plinth_system", "", ""),
+            "after the first was {finish}"
+        );
+        assert!(began_next > began_first, "a fresh transaction after the first was {finish}");
+        next.rollback().await;
+    }
+}

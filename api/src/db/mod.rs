@@ -20,9 +20,7 @@ pub use request::{data, RequestMeta, RequestTx};
 use crate::model::DbRole;
 use anyhow::Context;
 use migration::MigratorTrait;
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -159,37 +157,44 @@ pub fn runtime_url(owner_url: &str, app_password: Option<&str>) -> anyhow::Resul
     Ok(url.to_string())
 }
 
-/// Switches `tx` to `db_role` acting for `user_id` (and `worker_id`), in one statement;
-/// with `statement_timeout_ms`, also bounds its statements' time.
+/// The statement that begins a request's transaction and switches it to `db_role`
+/// acting for `user_id` (and `worker_id`), bounding its statements' time: one
+/// simple-protocol message, so the transaction is ready after one round trip. The
+/// values are inlined: a role name from [`DbRole`], UUIDs and a number, nothing a
+/// client wrote.
+fn begin_sql(db_role: DbRole, user_id: Option<Uuid>, worker_id: Option<Uuid>, statement_timeout_ms: u64) -> String {
+    // An empty id is what the policies read as "nobody": they match no row.
+    let user = user_id.map(|u| u.to_string()).unwrap_or_default();
+    let worker = worker_id.map(|w| w.to_string()).unwrap_or_default();
+    format!(
+        "BEGIN; SELECT set_config('role', '{}', true), set_config('plinth.user_id', '{user}', true), \
+         set_config('plinth.worker_id', '{worker}', true), set_config('statement_timeout', '{statement_timeout_ms}', true){}",
+        db_role.as_str(),
+        if db_role == DbRole::Metrics { NO_JIT } else { "" }
+    )
+}
+
+// The business metrics are a few analytic statements under a second, which JIT
+// compilation slows (by 50 to 170 ms each on the benchmark's 100,000 customers) far
+// more than it speeds them; it stays off for the rest of the transaction (no other
+// statement of a request costs enough to be compiled).
+const NO_JIT: &str = ", set_config('jit', 'off', true)";
+
+/// Switches the open transaction `tx` to `db_role` acting for `user_id` (and
+/// `worker_id`) until it ends or switches again, in one statement.
 async fn set_identity(
-    tx: &DatabaseTransaction,
+    tx: &impl ConnectionTrait,
     db_role: DbRole,
     user_id: Option<Uuid>,
     worker_id: Option<Uuid>,
-    statement_timeout_ms: Option<u64>,
 ) -> Result<(), DbErr> {
-    // An empty id is what the policies read as "nobody": they match no row.
     let user = user_id.map(|u| u.to_string()).unwrap_or_default();
     let worker = worker_id.map(|w| w.to_string()).unwrap_or_default();
     const SWITCH: &str = "SELECT set_config('role', $1, true), set_config('plinth.user_id', $2, true), \
                           set_config('plinth.worker_id', $3, true)";
-    // The business metrics are a few analytic statements under a second, which JIT
-    // compilation slows (by 50 to 170 ms each on the benchmark's 100,000 customers) far
-    // more than it speeds them; it stays off for the rest of the transaction (no other
-    // statement of a request costs enough to be compiled).
-    const NO_JIT: &str = ", set_config('jit', 'off', true)";
-    const TIMEOUT: &str = ", set_config('statement_timeout', $4, true)";
-    let mut values: Vec<sea_orm::Value> = vec![db_role.as_str().into(), user.into(), worker.into()];
-    let sql = match (statement_timeout_ms, db_role == DbRole::Metrics) {
-        (None, false) => SWITCH.to_owned(),
-        (None, true) => [SWITCH, NO_JIT].concat(),
-        (Some(ms), metrics) => {
-            values.push(ms.to_string().into());
-            [SWITCH, TIMEOUT, if metrics { NO_JIT } else { "" }].concat()
-        }
-    };
-    let stmt = Statement::from_sql_and_values(DbBackend::Postgres, &sql, values);
-    tx.execute(stmt).await?;
+    let sql = if db_role == DbRole::Metrics { [SWITCH, NO_JIT].concat() } else { SWITCH.to_owned() };
+    let values: Vec<sea_orm::Value> = vec![db_role.as_str().into(), user.into(), worker.into()];
+    tx.execute(Statement::from_sql_and_values(DbBackend::Postgres, &sql, values)).await?;
     Ok(())
 }
 

@@ -19,8 +19,9 @@ use crate::{
     principal::{Principal, WorkerClaims},
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
-    TransactionTrait,
+    sqlx::{self, pool::PoolConnection, Postgres},
+    ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
+    Statement,
 };
 use std::sync::{Arc, Mutex};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -112,9 +113,111 @@ enum Slot {
     /// Not begun: no statement yet.
     Pending,
     /// Begun, switched to the principal.
-    Open(DatabaseTransaction),
+    Open(OpenTx),
     /// Committed or rolled back.
     Done,
+}
+
+/// A begun transaction on a pooled connection of the runtime pool. Statements run on
+/// the connection as sea-orm runs them (prepared, cached per connection, values bound
+/// by sea-orm's own binder), one at a time.
+///
+/// Dropped unfinished (a request cancelled or out of time mid-statement), the
+/// connection is closed rather than returned to the pool: the server ends the
+/// transaction with the session, and no later request can ever run inside it.
+struct OpenTx {
+    conn: tokio::sync::Mutex<Option<PoolConnection<Postgres>>>,
+}
+
+impl Drop for OpenTx {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.get_mut().as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+impl OpenTx {
+    /// Takes a connection and begins the transaction switched to `id` in one round trip
+    /// (`db::begin_sql`).
+    async fn begin(pool: &DatabaseConnection, id: Identity, statement_timeout_ms: u64) -> Result<Self, DbErr> {
+        let waiting = crate::metrics::PoolWait::start();
+        let acquired = pool.get_postgres_connection_pool().acquire().await;
+        drop(waiting);
+        let mut conn = acquired.map_err(|e| match e {
+            sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+            e => DbErr::Conn(RuntimeErr::SqlxError(e)),
+        })?;
+        let sql = super::begin_sql(id.role, id.user_id, id.worker_id, statement_timeout_ms);
+        super::STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = sqlx::Executor::execute(&mut *conn, sql.as_str()).await {
+            conn.close_on_drop();
+            return Err(DbErr::Exec(RuntimeErr::SqlxError(e)));
+        }
+        Ok(OpenTx { conn: tokio::sync::Mutex::new(Some(conn)) })
+    }
+
+    /// Ends the transaction with `sql` (COMMIT or ROLLBACK) and gives the connection
+    /// back to the pool; on failure it is closed instead.
+    async fn finish(self, sql: &'static str) -> Result<(), DbErr> {
+        let mut slot = self.conn.lock().await;
+        let Some(mut conn) = slot.take() else { return Err(finished()) };
+        match sqlx::Executor::execute(&mut *conn, sql).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                conn.close_on_drop();
+                Err(DbErr::Exec(RuntimeErr::SqlxError(e)))
+            }
+        }
+    }
+
+    /// The connection, for one statement (counted in `plinth_db_statements_total`).
+    async fn lock(&self) -> Result<tokio::sync::MappedMutexGuard<'_, PoolConnection<Postgres>>, DbErr> {
+        let slot = self.conn.lock().await;
+        let conn = tokio::sync::MutexGuard::try_map(slot, Option::as_mut).map_err(|_| finished())?;
+        super::STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(conn)
+    }
+}
+
+/// sea-orm's statement as sqlx's query (sea-orm's own conversion).
+fn sqlx_query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, sea_query_binder::SqlxValues> {
+    let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
+    sqlx::query_with(&stmt.sql, sea_query_binder::SqlxValues(values))
+}
+
+#[sea_orm::prelude::async_trait::async_trait]
+impl ConnectionTrait for OpenTx {
+    fn get_database_backend(&self) -> DbBackend {
+        DbBackend::Postgres
+    }
+
+    async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let mut c = self.lock().await?;
+        sqlx_query(&stmt).execute(&mut **c).await.map(Into::into).map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e)))
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let mut c = self.lock().await?;
+        sqlx::Executor::execute(&mut **c, sql).await.map(Into::into).map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e)))
+    }
+
+    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let mut c = self.lock().await?;
+        let row = sqlx_query(&stmt).fetch_optional(&mut **c).await;
+        row.map(|r| r.map(Into::into)).map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e)))
+    }
+
+    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let mut c = self.lock().await?;
+        let rows = sqlx_query(&stmt).fetch_all(&mut **c).await;
+        rows.map(|rows| rows.into_iter().map(Into::into).collect()).map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e)))
+    }
+
+    fn support_returning(&self) -> bool {
+        true
+    }
 }
 
 impl std::fmt::Debug for RequestTx {
@@ -165,7 +268,7 @@ impl RequestTx {
     }
 
     /// The open transaction, begun (and switched to the principal) by the first caller.
-    async fn conn(&self) -> Result<RwLockReadGuard<'_, DatabaseTransaction>, DbErr> {
+    async fn conn(&self) -> Result<RwLockReadGuard<'_, OpenTx>, DbErr> {
         let open = |guard| {
             RwLockReadGuard::try_map(guard, |s| match s {
                 Slot::Open(tx) => Some(tx),
@@ -182,19 +285,11 @@ impl RequestTx {
         if matches!(*write, Slot::Pending) {
             let inner = &self.inner;
             // One span for the connection's wait, BEGIN and the switch to the identity.
-            let tx = async {
-                let waiting = crate::metrics::PoolWait::start();
-                let begun = inner.pool.begin().await;
-                drop(waiting);
-                let tx = begun?;
-                // The current identity: a fresh transaction begun inside a scope (after
-                // `without_transaction`) keeps the scope's.
-                let id = *inner.identity.lock().expect("identity");
-                super::set_identity(&tx, id.role, id.user_id, id.worker_id, Some(inner.statement_timeout_ms)).await?;
-                Ok::<_, DbErr>(tx)
-            }
-            .instrument(statement_span("BEGIN"))
-            .await?;
+            // The current identity: a fresh transaction begun inside a scope (after
+            // `without_transaction`) keeps the scope's.
+            let id = *inner.identity.lock().expect("identity");
+            let tx =
+                OpenTx::begin(&inner.pool, id, inner.statement_timeout_ms).instrument(statement_span("BEGIN")).await?;
             *write = Slot::Open(tx);
         }
         open(write.downgrade())
@@ -360,7 +455,7 @@ impl RequestTx {
         let conn = self.conn().await?;
         let previous = *self.inner.identity.lock().expect("identity");
         if previous != to {
-            super::set_identity(&conn, to.role, to.user_id, to.worker_id, None).await?;
+            super::set_identity(&*conn, to.role, to.user_id, to.worker_id).await?;
             *self.inner.identity.lock().expect("identity") = to;
         }
         Ok(previous)
@@ -398,7 +493,7 @@ impl RequestTx {
             .and_then(|r| r.map(|r| r.try_get::<bool>("", "wrote")).transpose())
             .map(|w| w.unwrap_or(false));
         match wrote {
-            Ok(false) => tx.rollback().await?,
+            Ok(false) => tx.finish("ROLLBACK").await?,
             Ok(true) => {
                 *slot = Slot::Open(tx);
                 return Err(AppError::bad_input(
@@ -421,7 +516,7 @@ impl RequestTx {
     /// Errors: the commit's, as `DbErr` (nothing is published then).
     pub async fn commit(&self, bus: &EventBus) -> Result<(), DbErr> {
         match std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done) {
-            Slot::Open(tx) => tx.commit().instrument(statement_span("COMMIT")).await?,
+            Slot::Open(tx) => tx.finish("COMMIT").instrument(statement_span("COMMIT")).await?,
             Slot::Pending => {}
             Slot::Done => return Ok(()),
         }
@@ -440,7 +535,7 @@ impl RequestTx {
     /// Errors: the commit's, as `DbErr`.
     pub async fn commit_without_events(&self) -> Result<(), DbErr> {
         if let Slot::Open(tx) = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done) {
-            tx.commit().instrument(statement_span("COMMIT")).await?;
+            tx.finish("COMMIT").instrument(statement_span("COMMIT")).await?;
         }
         self.run_after_commit();
         let mut dropped = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
@@ -460,7 +555,7 @@ impl RequestTx {
         self.inner.after_commit.lock().expect("after-commit work").clear();
         self.inner.delayed.lock().expect("delayed events").clear();
         if let Slot::Open(tx) = slot {
-            if let Err(e) = tx.rollback().instrument(statement_span("ROLLBACK")).await {
+            if let Err(e) = tx.finish("ROLLBACK").instrument(statement_span("ROLLBACK")).await {
                 tracing::warn!(error = %e, "rollback failed");
             }
         }
