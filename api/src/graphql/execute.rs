@@ -275,7 +275,7 @@ pub fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
     if let Some(name) = &request.operation_name {
         return Some(name.clone());
     }
-    match &request.parsed_query().ok()?.operations {
+    match &limits::parse(request).ok()?.operations {
         async_graphql::parser::types::DocumentOperations::Multiple(ops) if ops.len() == 1 => {
             ops.keys().next().map(|n| n.to_string())
         }
@@ -303,7 +303,7 @@ fn operation_span(request: &mut async_graphql::Request) -> tracing::Span {
 fn operation_type(request: &mut async_graphql::Request) -> &'static str {
     use async_graphql::parser::types::DocumentOperations;
     let wanted = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else { return "unknown" };
+    let Ok(document) = limits::parse(request) else { return "unknown" };
     let ty = match &document.operations {
         DocumentOperations::Single(op) => Some(op.node.ty),
         DocumentOperations::Multiple(ops) => match wanted {

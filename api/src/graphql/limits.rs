@@ -12,10 +12,14 @@ use async_graphql::{
     Name, Value as ConstValue, Variables,
 };
 use async_graphql_value::Value as Literal;
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    num::NonZeroUsize,
+    sync::{LazyLock, Mutex},
+};
 
 /// The limits of one document.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Limits {
     /// Longest query text, in bytes.
     pub max_document_bytes: usize,
@@ -60,9 +64,79 @@ pub fn check(request: &mut async_graphql::Request, limits: &Limits) -> Result<Sh
     if request.query.len() > limits.max_document_bytes {
         return Err(too_complex("documentBytes", limits.max_document_bytes as u64));
     }
+    let key =
+        ShapeKey { query: request.query.clone(), operation_name: request.operation_name.clone(), limits: *limits };
+    let cached = SHAPES.lock().expect("shape cache").get(&key).cloned();
+    let Some(shape) = cached else {
+        let shape = check_document(request, limits)?;
+        if key.query.len() <= CACHED_DOCUMENT_BYTES {
+            SHAPES.lock().expect("shape cache").put(key, shape.clone());
+        }
+        return Ok(shape);
+    };
+    // The document's shape is its text's; its text inputs are the variables'.
+    let variables = std::mem::take(&mut request.variables);
+    let checked = parse(request).and_then(|doc| {
+        let op = select_operation(doc, key.operation_name.as_deref())?;
+        check_texts(&variables, op, doc, limits)
+    });
+    request.variables = variables;
+    checked.map(|()| shape)
+}
+
+/// `request`'s parsed document, parsed at most once per request and, for a text seen
+/// recently, not at all (a copy of the cached parse).
+///
+/// Errors: GRAPHQL_PARSE_FAILED.
+pub fn parse(request: &mut async_graphql::Request) -> Result<&ExecutableDocument, AppError> {
+    if !request.data.contains_key(&std::any::TypeId::of::<Parsed>()) {
+        request.data.insert(Parsed);
+        let cached = DOCUMENTS.lock().expect("document cache").get(&request.query).cloned();
+        match cached {
+            Some(doc) => request.set_parsed_query(doc),
+            None if request.query.len() <= CACHED_DOCUMENT_BYTES => {
+                let query = request.query.clone();
+                if let Ok(doc) = request.parsed_query() {
+                    DOCUMENTS.lock().expect("document cache").put(query, doc.clone());
+                }
+            }
+            None => {}
+        }
+    }
+    request.parsed_query().map_err(|e| AppError::GraphqlParseFailed(e.message))
+}
+
+/// Marks a request whose document [`parse`] has looked up.
+struct Parsed;
+
+/// Documents up to this size are kept parsed, and their shapes (each cache holds at
+/// most [`CACHED_DOCUMENTS`]: a few MiB, whatever clients send).
+const CACHED_DOCUMENT_BYTES: usize = 8 * 1024;
+/// Documents kept.
+const CACHED_DOCUMENTS: usize = 512;
+
+/// Parsed documents by their text: clients send the same few documents again and
+/// again, and parsing (a PEG parser) is the costliest step before execution.
+static DOCUMENTS: LazyLock<Mutex<lru::LruCache<String, ExecutableDocument>>> =
+    LazyLock::new(|| Mutex::new(lru::LruCache::new(NonZeroUsize::new(CACHED_DOCUMENTS).expect("non-zero"))));
+
+/// Shapes of documents that passed every check of [`check`] but the text inputs, by
+/// text, operation and limits: the walks above are not repeated for them.
+static SHAPES: LazyLock<Mutex<lru::LruCache<ShapeKey, Shape>>> =
+    LazyLock::new(|| Mutex::new(lru::LruCache::new(NonZeroUsize::new(CACHED_DOCUMENTS).expect("non-zero"))));
+
+#[derive(PartialEq, Eq, Hash)]
+struct ShapeKey {
+    query: String,
+    operation_name: Option<String>,
+    limits: Limits,
+}
+
+/// [`check`] without the cache.
+fn check_document(request: &mut async_graphql::Request, limits: &Limits) -> Result<Shape, AppError> {
     let variables = request.variables.clone();
     let operation_name = request.operation_name.clone();
-    let doc = request.parsed_query().map_err(|e| AppError::GraphqlParseFailed(e.message))?;
+    let doc = parse(request)?;
     let op = select_operation(doc, operation_name.as_deref())?;
     let mut walk = Walk { doc, memo: HashMap::new(), depth_memo: HashMap::new(), aliases: 0, limits };
     let expanded = walk.expanded(&op.selection_set.node, 0);
