@@ -111,7 +111,7 @@ fn raw_zip(entries: &[(&str, u16, u32, Vec<u8>, u32)]) -> Vec<u8> {
             h.extend((name.len() as u16).to_le_bytes());
             h.extend(0u16.to_le_bytes());
             if central {
-                h.extend([0u8; 8]); // comment length, disk, internal attributes
+                h.extend([0u8; 6]); // comment length, disk, internal attributes
                 h.extend(0u32.to_le_bytes()); // external attributes
                 h.extend(offset.to_le_bytes());
             }
