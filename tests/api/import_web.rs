@@ -173,8 +173,12 @@ async fn upload_and_start(app: &TestApp, user: &TestUser, zip: &[u8]) -> String 
 /// ended.
 async fn follow(app: &TestApp, user: &TestUser, id: &str) -> Vec<Value> {
     let mut ws = WsClient::connect(app, Some(&user.access)).await;
-    ws.subscribe("1", &format!("subscription($id: ID!) {{ importUpdated(id: $id) {IMPORT_FIELDS} }}"), json!({ "id": id }))
-        .await;
+    ws.subscribe(
+        "1",
+        &format!("subscription($id: ID!) {{ importUpdated(id: $id) {IMPORT_FIELDS} }}"),
+        json!({ "id": id }),
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = Vec::new();
     loop {
@@ -411,7 +415,9 @@ async fn another_user_can_neither_see_nor_follow_nor_start_an_import() {
     let done = follow(&app, &ann, &id).await.pop().unwrap();
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
 
-    let r = app.gql(Some(&eve.access), "query($id: ID!) { import(id: $id) { id } imports { id } }", json!({ "id": id })).await;
+    let r = app
+        .gql(Some(&eve.access), "query($id: ID!) { import(id: $id) { id } imports { id } }", json!({ "id": id }))
+        .await;
     assert_eq!(r["data"]["import"], Value::Null, "{r}");
     assert_eq!(r["data"]["imports"], json!([]), "{r}");
     // Eve's subscription to Ann's import sends nothing, not even its current state.

@@ -80,7 +80,11 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
         Err(e) => return refuse(format!("the upload is not a readable zip archive ({e})")),
     };
     if archive.len() > limits.max_entries {
-        return refuse(format!("the archive has {} entries, more than the {} allowed", archive.len(), limits.max_entries));
+        return refuse(format!(
+            "the archive has {} entries, more than the {} allowed",
+            archive.len(),
+            limits.max_entries
+        ));
     }
     // What the headers declare, before anything is written.
     let mut declared_total = 0u64;

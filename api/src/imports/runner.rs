@@ -99,7 +99,7 @@ impl std::fmt::Debug for ImportRunner {
 /// Why an import failed, for its owner, and the report so far.
 struct Failure {
     message: String,
-    report: Option<Report>,
+    report: Option<Box<Report>>,
 }
 
 impl Failure {
@@ -363,9 +363,10 @@ impl ImportRunner {
             }
         };
         if !Kind::ALL.iter().any(|k| unpacked.root.join(k.file()).is_file()) {
-            let mut report = Report { folder: row.file_name.clone(), rejected: unpacked.rejected, ..Default::default() };
+            let mut report =
+                Report { folder: row.file_name.clone(), rejected: unpacked.rejected, ..Default::default() };
             report.stopped = Some(no_files());
-            return Err(Failure { message: no_files(), report: Some(report) });
+            return Err(Failure { message: no_files(), report: Some(Box::new(report)) });
         }
         let importer = Importer {
             pool: &self.deps.pool,
@@ -386,13 +387,13 @@ impl ImportRunner {
                 rejected.append(&mut report.rejected);
                 report.rejected = rejected;
                 if let Some(why) = report.stopped.clone() {
-                    return Err(Failure { message: why, report: Some(report) });
+                    return Err(Failure { message: why, report: Some(Box::new(report)) });
                 }
                 if report.interrupted {
                     return Err(Failure {
                         message: "the import was stopped between two batches; start it again to import what is missing"
                             .into(),
-                        report: Some(report),
+                        report: Some(Box::new(report)),
                     });
                 }
                 Ok(report)
@@ -421,7 +422,7 @@ fn no_files() -> String {
 fn outcome(result: Result<Report, Failure>) -> Outcome {
     let (status, report, error) = match result {
         Ok(report) => ("succeeded", Some(report), None),
-        Err(Failure { message, report }) => ("failed", report, Some(message)),
+        Err(Failure { message, report }) => ("failed", report.map(|r| *r), Some(message)),
     };
     let counts = report.as_ref().map(|r| json!(r.files)).unwrap_or_else(|| json!([]));
     let rejected = report.as_ref().map(|r| r.rejected.len()).unwrap_or(0).min(i32::MAX as usize) as i32;

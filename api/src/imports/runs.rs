@@ -161,7 +161,12 @@ pub async fn list(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Vec<Imp
 /// (already taken, or gone).
 ///
 /// Errors: INTERNAL (database).
-pub async fn claim(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid, lease: Duration) -> AppResult<Option<ImportRow>> {
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    lease: Duration,
+) -> AppResult<Option<ImportRow>> {
     let row = db
         .query_one(stmt(
             format!(

@@ -396,8 +396,6 @@ impl Importer<'_> {
         Ok(claims_of(user_id, e.map_err(AppError::into_anyhow)?))
     }
 
-
-
     fn tx(&self, principal: &Principal) -> RequestTx {
         RequestTx::new(self.pool, principal.clone(), RequestMeta::internal("import"), self.statement_timeout_ms)
     }
