@@ -201,7 +201,10 @@ fn database_error(err: &DbErr) -> Option<&dyn sea_orm::sqlx::error::DatabaseErro
 }
 
 /// Client-facing messages for unique constraints, by constraint name.
-const UNIQUE_MESSAGES: &[(&str, &str)] = &[("users_email_key", "an account with this e-mail already exists")];
+const UNIQUE_MESSAGES: &[(&str, &str)] = &[
+    ("users_email_key", "an account with this e-mail already exists"),
+    ("imports_one_active", "an import of this account is already queued or running: wait for it to end"),
+];
 
 impl From<anyhow::Error> for AppError {
     fn from(err: anyhow::Error) -> Self {

@@ -61,6 +61,13 @@ pub enum Event {
         /// Whether that message is a staff-only note (never routed to the owner).
         internal: bool,
     },
+    /// A web import's state or progress changed (`importUpdated`).
+    ImportChanged {
+        /// Its owner.
+        user_id: Uuid,
+        /// The import.
+        import_id: Uuid,
+    },
     /// An API token was revoked: every instance refuses it from now on.
     ApiTokenRevoked {
         /// Revocation id of its authority block.

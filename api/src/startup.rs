@@ -145,6 +145,8 @@ pub struct Services {
     pub delivery: Arc<Delivery>,
     /// GDPR exports and account erasure.
     pub privacy: Arc<Privacy>,
+    /// The web app's imports.
+    pub imports: Arc<crate::imports::runner::ImportRunner>,
     /// The database's setup, kept to stop the embedded cluster at the end.
     pub database: DatabaseSetup,
 }
@@ -227,6 +229,20 @@ impl Services {
             config: config.accounts.clone(),
             statement_timeout_ms: config.database.statement_timeout_ms,
         }));
+        let imports = Arc::new(crate::imports::runner::ImportRunner::new(crate::imports::runner::RunnerDeps {
+            pool: pool.clone(),
+            statement_timeout_ms: config.database.statement_timeout_ms,
+            catalog: catalog.clone(),
+            photos: photos.clone(),
+            sealer: sealer.clone(),
+            storage: storage.clone(),
+            bus: bus.clone(),
+            work_dir: config.base.data_dir.join("imports"),
+            max_zip_bytes: config.storage.max_import_bytes,
+            limits: crate::imports::archive::Limits::default(),
+            lease: config.jobs.lease,
+            batch_size: crate::imports::service::DEFAULT_BATCH,
+        }));
         revocations::load(&pool, &tokens, config.database.statement_timeout_ms).await?;
         tokio::spawn(revocations::follow(
             bus.clone(),
@@ -268,6 +284,7 @@ impl Services {
             redis,
             delivery,
             privacy,
+            imports,
             database,
         })
     }
@@ -441,6 +458,7 @@ impl Application {
             .data(services.bus.clone())
             .data(services.billing.clone())
             .data(services.privacy.clone())
+            .data(services.imports.clone())
             .data(services.tokens.clone())
             .data(services.catalog.clone())
             .data(LiveSource {
@@ -500,6 +518,12 @@ impl Application {
             }
             .task(config.support.reply_mail_sweep),
             accounts::tasks::build_exports(services.privacy.clone(), config.accounts.sweep),
+            crate::imports::tasks::fail_stale(
+                services.pool.clone(),
+                services.bus.clone(),
+                config.jobs.sweep,
+                config.database.statement_timeout_ms,
+            ),
             accounts::tasks::sweep_exports(services.privacy.clone(), config.accounts.sweep),
             accounts::tasks::erase_due_accounts(services.privacy.clone(), config.accounts.sweep),
             crate::email::sequences::task(

@@ -268,6 +268,7 @@ async fn each_event_is_checked_against_the_subscribers_rights_before_it_is_sent(
 /// Which API scope each subscription field needs (None: no API token may follow it).
 /// A new subscription field fails the sweep until it is listed here.
 const SUBSCRIPTION_SCOPES: &[(&str, &str, Option<&str>)] = &[
+    ("importUpdated", "subscription { importUpdated(id: \"00000000-0000-7000-8000-000000000000\") { id } }", None),
     ("jobQueued", "subscription { jobQueued(kinds: [SCAN]) { jobId } }", None),
     ("jobUpdated", "subscription { jobUpdated { id } }", Some("jobs:read")),
     ("notificationAdded", "subscription { notificationAdded { id } }", None),

@@ -30,7 +30,7 @@ fn write_lines(dir: &Path, file: &str, lines: &[Value]) {
     std::fs::write(dir.join(file), body).unwrap();
 }
 
-fn draft(id: &str, title: &str) -> Value {
+pub(crate) fn draft(id: &str, title: &str) -> Value {
     json!({ "id": id, "title": title, "status": "READY", "priceCents": 1500, "currency": "EUR",
             "createdAt": "2024-03-01T10:00:00Z", "updatedAt": "2024-03-02T10:00:00Z" })
 }
@@ -53,7 +53,7 @@ fn file<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["files"].as_array().unwrap().iter().find(|f| f["file"] == name).unwrap()
 }
 
-async fn count_for(app: &TestApp, table: &str, user: Uuid) -> i64 {
+pub(crate) async fn count_for(app: &TestApp, table: &str, user: Uuid) -> i64 {
     sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE user_id = $1"))
         .bind(user)
         .fetch_one(&app.db)
@@ -62,7 +62,7 @@ async fn count_for(app: &TestApp, table: &str, user: Uuid) -> i64 {
 }
 
 /// Rows of `user` in a form two accounts can be compared in: no ids of this database.
-async fn comparable(app: &TestApp, user: Uuid) -> Vec<String> {
+pub(crate) async fn comparable(app: &TestApp, user: Uuid) -> Vec<String> {
     let queries = [
         "SELECT jsonb_build_object('t', title, 'd', description, 'p', price_cents, 'c', currency, 'b', brand,
                 'st', status, 'del', deleted_at, 'cr', created_at, 'up', updated_at)::text FROM drafts
@@ -90,7 +90,7 @@ async fn comparable(app: &TestApp, user: Uuid) -> Vec<String> {
 }
 
 /// The bytes of every confirmed photo object of `user`, by checksum.
-async fn objects(app: &TestApp, user: Uuid) -> Vec<(String, Vec<u8>)> {
+pub(crate) async fn objects(app: &TestApp, user: Uuid) -> Vec<(String, Vec<u8>)> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT encode(sha256, 'hex'), object_key FROM photos WHERE user_id = $1 AND status = 'ready' ORDER BY 1",
     )

@@ -254,6 +254,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
         ("expired_ticket_attachments", "plinth_system"),
         ("expired_uploads", "plinth_system"),
         ("forget_ticket_attachment", "plinth_system"),
+        ("imports_fail_stale", "plinth_system"),
         ("job_queue_stats", "plinth_system"),
         ("login_lookup", "plinth_anon"),
         ("metrics_caller_is_admin", "plinth_metrics"),

@@ -623,6 +623,17 @@ async fn furnish(app: &TestApp, user: &TestUser, title: &str) -> (String, String
         .execute(&app.db)
         .await
         .unwrap();
+    // What an import from the web app leaves: its run (imports), ended.
+    sqlx::query(
+        "INSERT INTO imports (user_id, id, upload_id, file_name, byte_size, status, report, finished_at)
+         VALUES ($1, $2, $3, 'history.zip', 10, 'succeeded', '{}', now())",
+    )
+    .bind(user.id)
+    .bind(Uuid::now_v7())
+    .bind(Uuid::now_v7())
+    .execute(&app.db)
+    .await
+    .unwrap();
     (draft, photo["id"].as_str().unwrap().to_owned())
 }
 
@@ -694,6 +705,8 @@ async fn no_id_taking_field_reaches_another_users_rows() {
         "support_access_grants.id",
         "support_access_log.id",
         "data_exports.id",
+        "imports.id",
+        "imports.upload_id",
     ] {
         assert!(ann_ids.iter().any(|(l, _)| l == table), "no {table} among {ann_ids:?}");
     }

@@ -20,6 +20,7 @@ mod faults;
 mod gdpr;
 mod identity;
 mod import;
+mod import_web;
 mod isolation;
 mod isolation_model;
 mod isolation_sweep;

@@ -142,6 +142,20 @@ const KINDS: &[Kind] = &[
               FROM marketplace_accounts WHERE user_id = $1 ORDER BY created_at, id",
     },
     Kind {
+        file: "imports.jsonl",
+        sql: "SELECT jsonb_build_object('id', id, 'fileName', file_name, 'byteSize', byte_size,
+                'status', upper(status), 'recordsDone', records_done, 'recordsTotal', records_total,
+                'files', counts, 'rejected', rejected, 'error', error, 'report', report,
+                'createdAt', created_at, 'startedAt', started_at, 'finishedAt', finished_at) AS line
+              FROM imports WHERE user_id = $1 ORDER BY created_at, id",
+    },
+    Kind {
+        file: "import_records.jsonl",
+        sql: "SELECT jsonb_build_object('kind', kind, 'originalId', original_id, 'newId', new_id,
+                'createdAt', created_at) AS line
+              FROM import_records WHERE user_id = $1 ORDER BY created_at, kind, original_id",
+    },
+    Kind {
         file: "notifications.jsonl",
         sql: "SELECT jsonb_build_object('id', id, 'kind', kind, 'title', title, 'body', body, 'data', data,
                 'readAt', read_at, 'createdAt', created_at) AS line

@@ -11,6 +11,8 @@ pub struct StorageConfig {
     pub s3: Option<S3Settings>,
     /// `PLINTH_MAX_UPLOAD_BYTES`: largest photo accepted (20 MiB).
     pub max_upload_bytes: u64,
+    /// `PLINTH_MAX_IMPORT_BYTES`: largest zip the web app's import accepts (512 MiB).
+    pub max_import_bytes: u64,
     /// `PLINTH_CREDENTIALS_KEY`: 64 hex digits sealing marketplace credentials; None:
     /// the data dir's, generated on first start (development only).
     pub credentials_key: Option<SecretString>,
@@ -24,6 +26,7 @@ impl StorageConfig {
         Ok(StorageConfig {
             s3: s3_settings(v)?,
             max_upload_bytes: v.parse("PLINTH_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)?,
+            max_import_bytes: v.parse("PLINTH_MAX_IMPORT_BYTES", 512 * 1024 * 1024)?,
             credentials_key: v.secret("PLINTH_CREDENTIALS_KEY"),
             upload_sweep: std::time::Duration::from_secs(v.parse("PLINTH_UPLOAD_SWEEP_SECS", 60)?.max(1)),
         })

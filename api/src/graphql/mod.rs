@@ -17,6 +17,7 @@ use crate::{
     email::graphql::{EmailMutation, EmailQuery},
     experiments::graphql::{ExperimentsMutation, ExperimentsQuery},
     feedback::graphql::{FeedbackMutation, FeedbackQuery},
+    imports::graphql::{ImportsMutation, ImportsQuery, ImportsSubscription},
     jobs::graphql::{JobsMutation, JobsQuery, JobsSubscription, LogsByJob},
     marketplace::graphql::{MarketplaceMutation, MarketplaceQuery},
     notifications::graphql::{NotificationsMutation, NotificationsQuery, NotificationsSubscription},
@@ -53,6 +54,7 @@ pub struct Query(
     SupportToolsQuery,
     ExperimentsQuery,
     FeedbackQuery,
+    ImportsQuery,
 );
 
 /// Every domain's mutations.
@@ -71,11 +73,12 @@ pub struct Mutation(
     SupportToolsMutation,
     ExperimentsMutation,
     FeedbackMutation,
+    ImportsMutation,
 );
 
 /// Every domain's subscriptions.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(JobsSubscription, NotificationsSubscription, SupportSubscription);
+pub struct Subscription(JobsSubscription, NotificationsSubscription, SupportSubscription, ImportsSubscription);
 
 /// The API's schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

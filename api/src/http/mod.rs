@@ -71,8 +71,13 @@ pub struct RequestId(pub String);
 
 /// Every route of the server.
 pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
-    let limits =
-        BodyLimits { api: state.config.server.max_body_bytes, upload: state.config.storage.max_upload_bytes as usize };
+    // The store's PUT route takes photos and the imports' zips; each URL's signed size
+    // bounds what it reads.
+    let sizes = &state.config.storage;
+    let limits = BodyLimits {
+        api: state.config.server.max_body_bytes,
+        upload: sizes.max_upload_bytes.max(sizes.max_import_bytes) as usize,
+    };
     let metrics = state.metrics.clone();
     let origins = state.config.server.cors_origins.clone();
     let route = Route::new()

@@ -221,6 +221,37 @@ impl Importer<'_> {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> anyhow::Result<Report> {
         let (user_id, principal) = self.account(email).await?;
+        self.run_as(user_id, principal, email, dir, options, stop, progress).await
+    }
+
+    /// [`Importer::run`] for the account `user_id` (the web app's imports: the signed-in
+    /// user), named `label` in the report.
+    ///
+    /// Errors: as [`Importer::run`].
+    pub async fn run_for(
+        &self,
+        user_id: Uuid,
+        label: &str,
+        dir: &Path,
+        options: Options,
+        stop: &AtomicBool,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> anyhow::Result<Report> {
+        let principal = self.principal_for(user_id).await?;
+        self.run_as(user_id, principal, label, dir, options, stop, progress).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_as(
+        &self,
+        user_id: Uuid,
+        principal: Principal,
+        email: &str,
+        dir: &Path,
+        options: Options,
+        stop: &AtomicBool,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> anyhow::Result<Report> {
         if principal.claims().is_some_and(|c| c.account_state == AccountState::Suspended) {
             anyhow::bail!("{email}'s subscription is inactive: nothing can be imported until it is paid");
         }
@@ -348,19 +379,21 @@ impl Importer<'_> {
             .await?
             .ok_or_else(|| anyhow::anyhow!("no account has the address {}", email.as_str()))?;
         let e = e.expect("entitlements read");
-        let now = Utc::now();
-        let principal = Principal::User(UserClaims {
-            user_id,
-            role: Role::User,
-            session_id: Uuid::nil(),
-            expires_at: now + chrono::Duration::days(1),
-            issued_at: now,
-            plan: e.plan,
-            account_state: e.state,
-            quotas: e.limits,
-            api: None,
-        });
-        Ok((user_id, principal))
+        Ok((user_id, claims_of(user_id, e)))
+    }
+
+    /// A principal acting for the account `user_id` with its plan's limits now.
+    async fn principal_for(&self, user_id: Uuid) -> anyhow::Result<Principal> {
+        let tx =
+            RequestTx::begin(self.pool, Principal::System, RequestMeta::internal("import"), self.statement_timeout_ms)
+                .await?;
+        let e: AppResult<_> = async {
+            tx.act_for_system(DbRole::User, user_id).await?;
+            entitlements::current(&tx, self.catalog, user_id).await
+        }
+        .await;
+        tx.rollback().await;
+        Ok(claims_of(user_id, e.map_err(AppError::into_anyhow)?))
     }
 
     fn tx(&self, principal: &Principal) -> RequestTx {
@@ -656,6 +689,23 @@ impl Importer<'_> {
         let written = jobs::insert_imported(&tx, Vec::new(), rows).await;
         self.finish(tx, written, user_id, Kind::JobLog, pairs).await
     }
+}
+
+/// The account in the user role with its plan's limits now (as a session token would
+/// carry them).
+fn claims_of(user_id: Uuid, e: entitlements::Entitlements) -> Principal {
+    let now = Utc::now();
+    Principal::User(UserClaims {
+        user_id,
+        role: Role::User,
+        session_id: Uuid::nil(),
+        expires_at: now + chrono::Duration::days(1),
+        issued_at: now,
+        plan: e.plan,
+        account_state: e.state,
+        quotas: e.limits,
+        api: None,
+    })
 }
 
 fn pairs<T>(user_id: Uuid, kind: Kind, batch: &[&Record<T>]) -> Vec<(String, Uuid)> {

@@ -26,6 +26,7 @@ const BY_EXTENSION: Record<string, string> = {
   webp: 'image/webp',
   heic: 'image/heic',
   pdf: 'application/pdf',
+  zip: 'application/zip',
 };
 
 /** The file's MIME type: the browser's, or from its extension when the browser has none (HEIC). */

@@ -15,6 +15,9 @@ export const onboardingText = {
     toOverview: 'Aller à la vue d’ensemble',
     next: 'Continuer',
     back: 'Étape précédente',
+    importTitle: 'Vous venez de la version mono-utilisateur ?',
+    importLead: 'Importez vos données : brouillons, photos, tâches et comptes de plateformes, depuis une archive zip. Facultatif.',
+    importLink: 'Importer mes données',
   },
   en: {
     title: 'Get started',
@@ -30,5 +33,8 @@ export const onboardingText = {
     toOverview: 'Go to the overview',
     next: 'Continue',
     back: 'Previous step',
+    importTitle: 'Coming from the single-user version?',
+    importLead: 'Import your data: drafts, photos, jobs and marketplace accounts, from a zip archive. Optional.',
+    importLink: 'Import my data',
   },
 };
