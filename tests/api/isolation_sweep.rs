@@ -644,10 +644,13 @@ async fn me(app: &TestApp, user: &TestUser) -> Value {
 #[tokio::test]
 async fn no_id_taking_field_reaches_another_users_rows() {
     let started = Instant::now();
-    // The export builder idles (exports stay pending), so the victim's rows hold still.
+    // The export builder idles (exports stay pending) and the onboarding sequence runs
+    // only at start (not again 5 minutes later, within a slow sweep), so the victim's
+    // rows hold still.
     let app = TestApp::builder()
         .with_env("PLINTH_GRAPHQL_INTROSPECTION", "true")
         .with_env("PLINTH_ACCOUNT_SWEEP_SECS", "3600")
+        .with_env("PLINTH_MAIL_SEQUENCES_SECS", "86400")
         .spawn()
         .await;
     let ann = app.register("ann").await;
