@@ -85,7 +85,7 @@ pub async fn run(
                 let user = &users[next_user.fetch_add(1, Ordering::Relaxed) % users.len()];
                 let write = match step {
                     Step::Write => true,
-                    Step::Mixed => n % 10 == 0,
+                    Step::Mixed => n.is_multiple_of(10),
                     _ => false,
                 };
                 n += 1;
