@@ -144,32 +144,33 @@ impl OpenTx {
         let waiting = crate::metrics::PoolWait::start();
         let acquired = pool.get_postgres_connection_pool().acquire().await;
         drop(waiting);
-        let mut conn = acquired.map_err(|e| match e {
+        let conn = acquired.map_err(|e| match e {
             sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
             sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
             e => DbErr::Conn(RuntimeErr::SqlxError(e)),
         })?;
+        // Held by the transaction before the first await: a future dropped while BEGIN is
+        // in flight (a client gone, a budget spent) closes the connection (`Drop`) rather
+        // than returning it to the pool with the transaction begun.
+        let mut tx = OpenTx { conn: tokio::sync::Mutex::new(Some(conn)) };
         let sql = super::begin_sql(id.role, id.user_id, id.worker_id, statement_timeout_ms);
         super::STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = sqlx::Executor::execute(&mut *conn, sql.as_str()).await {
-            conn.close_on_drop();
-            return Err(DbErr::Exec(RuntimeErr::SqlxError(e)));
-        }
-        Ok(OpenTx { conn: tokio::sync::Mutex::new(Some(conn)) })
+        let conn = tx.conn.get_mut().as_mut().expect("just set");
+        sqlx::Executor::execute(&mut **conn, sql.as_str()).await.map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e)))?;
+        Ok(tx)
     }
 
     /// Ends the transaction with `sql` (COMMIT or ROLLBACK) and gives the connection
     /// back to the pool; on failure it is closed instead.
-    async fn finish(self, sql: &'static str) -> Result<(), DbErr> {
-        let mut slot = self.conn.lock().await;
-        let Some(mut conn) = slot.take() else { return Err(finished()) };
-        match sqlx::Executor::execute(&mut *conn, sql).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                conn.close_on_drop();
-                Err(DbErr::Exec(RuntimeErr::SqlxError(e)))
-            }
-        }
+    async fn finish(mut self, sql: &'static str) -> Result<(), DbErr> {
+        let slot = self.conn.get_mut();
+        let conn = slot.as_mut().ok_or_else(finished)?;
+        // The connection stays in `self` until the answer is read: dropped meanwhile, it
+        // is closed (`Drop`), never returned mid-COMMIT.
+        sqlx::Executor::execute(&mut **conn, sql).await.map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e)))?;
+        // Finished: back to the pool.
+        drop(slot.take());
+        Ok(())
     }
 
     /// The connection, for one statement (counted in `plinth_db_statements_total`).

@@ -68,8 +68,13 @@ pub fn check(request: &mut async_graphql::Request, limits: &Limits) -> Result<Sh
         ShapeKey { query: request.query.clone(), operation_name: request.operation_name.clone(), limits: *limits };
     let cached = SHAPES.lock().expect("shape cache").get(&key).cloned();
     let Some(shape) = cached else {
-        let shape = check_document(request, limits)?;
-        if key.query.len() <= CACHED_DOCUMENT_BYTES {
+        let (shape, fields) = check_document(request, limits)?;
+        // Only documents that passed every check, small in text and in fields (what their
+        // parse weighs), are kept: a client cannot fill the caches with heavy parses.
+        if key.query.len() <= CACHED_DOCUMENT_BYTES && fields <= CACHED_DOCUMENT_FIELDS {
+            if let Ok(doc) = request.parsed_query() {
+                DOCUMENTS.lock().expect("document cache").put(key.query.clone(), doc.clone());
+            }
             SHAPES.lock().expect("shape cache").put(key, shape.clone());
         }
         return Ok(shape);
@@ -84,23 +89,16 @@ pub fn check(request: &mut async_graphql::Request, limits: &Limits) -> Result<Sh
     checked.map(|()| shape)
 }
 
-/// `request`'s parsed document, parsed at most once per request and, for a text seen
-/// recently, not at all (a copy of the cached parse).
+/// `request`'s parsed document, parsed at most once per request and, for a text that
+/// passed [`check`] recently, not at all (a copy of the cached parse).
 ///
 /// Errors: GRAPHQL_PARSE_FAILED.
 pub fn parse(request: &mut async_graphql::Request) -> Result<&ExecutableDocument, AppError> {
     if !request.data.contains_key(&std::any::TypeId::of::<Parsed>()) {
         request.data.insert(Parsed);
         let cached = DOCUMENTS.lock().expect("document cache").get(&request.query).cloned();
-        match cached {
-            Some(doc) => request.set_parsed_query(doc),
-            None if request.query.len() <= CACHED_DOCUMENT_BYTES => {
-                let query = request.query.clone();
-                if let Ok(doc) = request.parsed_query() {
-                    DOCUMENTS.lock().expect("document cache").put(query, doc.clone());
-                }
-            }
-            None => {}
+        if let Some(doc) = cached {
+            request.set_parsed_query(doc);
         }
     }
     request.parsed_query().map_err(|e| AppError::GraphqlParseFailed(e.message))
@@ -109,11 +107,16 @@ pub fn parse(request: &mut async_graphql::Request) -> Result<&ExecutableDocument
 /// Marks a request whose document [`parse`] has looked up.
 struct Parsed;
 
-/// Documents up to this size are kept parsed, and their shapes (each cache holds at
-/// most [`CACHED_DOCUMENTS`]: a few MiB, whatever clients send).
-const CACHED_DOCUMENT_BYTES: usize = 8 * 1024;
+/// Documents up to this size and [`CACHED_DOCUMENT_FIELDS`] fields (expanded) are kept
+/// parsed, with their shapes. A parse weighs a few hundred bytes per field: the caches
+/// hold at most [`CACHED_DOCUMENTS`] × 256 fields, some 20 MiB, whatever clients send
+/// (a security review filled 512 MiB with 8 KiB documents of 4,000 fields when every
+/// parse was kept).
+const CACHED_DOCUMENT_BYTES: usize = 4 * 1024;
+/// Most fields (fragments expanded) of a cached document.
+const CACHED_DOCUMENT_FIELDS: u64 = 256;
 /// Documents kept.
-const CACHED_DOCUMENTS: usize = 512;
+const CACHED_DOCUMENTS: usize = 256;
 
 /// Parsed documents by their text: clients send the same few documents again and
 /// again, and parsing (a PEG parser) is the costliest step before execution.
@@ -132,8 +135,8 @@ struct ShapeKey {
     limits: Limits,
 }
 
-/// [`check`] without the cache.
-fn check_document(request: &mut async_graphql::Request, limits: &Limits) -> Result<Shape, AppError> {
+/// [`check`] without the cache: the shape and the document's expanded field count.
+fn check_document(request: &mut async_graphql::Request, limits: &Limits) -> Result<(Shape, u64), AppError> {
     let variables = request.variables.clone();
     let operation_name = request.operation_name.clone();
     let doc = parse(request)?;
@@ -165,7 +168,7 @@ fn check_document(request: &mut async_graphql::Request, limits: &Limits) -> Resu
         }
     }
     check_texts(&variables, op, doc, limits)?;
-    Ok(Shape { operation: op.ty, root_fields: roots.len() as u64 })
+    Ok((Shape { operation: op.ty, root_fields: roots.len() as u64 }, expanded))
 }
 
 fn select_operation<'a>(
