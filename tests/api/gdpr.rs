@@ -629,7 +629,7 @@ async fn an_account_being_erased_is_locked_until_the_erasure_finishes() {
 
 /// The erasure deletes the account's folders whole, so objects no row of the user's
 /// lists go too (a staff attachment hidden from the user's role, an upload that landed
-/// after the rows were read), on S3; another account's objects stay.
+/// after the rows were read, an import zip), on S3; another account's objects stay.
 #[tokio::test]
 async fn the_erasure_deletes_objects_no_row_lists_and_nobody_elses() {
     let app = TestApp::builder().with_s3().with_env("PLINTH_ACCOUNT_SWEEP_SECS", "1").spawn().await;
@@ -640,8 +640,10 @@ async fn the_erasure_deletes_objects_no_row_lists_and_nobody_elses() {
         format!("u/{}/tc/{}", ann.id, Uuid::new_v4()),
         format!("u/{}/p/{}", ann.id, Uuid::new_v4()),
         format!("x/{}/{}", ann.id, Uuid::new_v4()),
+        // An import zip (never started, or failed): it may hold marketplace credentials.
+        format!("i/{}/{}", ann.id, Uuid::new_v4()),
     ];
-    let kept = format!("u/{}/p/{}", bob.id, Uuid::new_v4());
+    let kept = format!("i/{}/{}", bob.id, Uuid::new_v4());
     for key in strays.iter().chain([&kept]) {
         store.put(key, "image/png", &png(8, 8)).await.unwrap();
     }

@@ -450,8 +450,8 @@ impl Privacy {
         }
         // Then the account's folders whole: objects no row of the user's lists (a staff
         // attachment on its ticket, hidden from the user's role; an upload that landed
-        // after the list was read).
-        for prefix in [format!("u/{user_id}"), format!("x/{user_id}")] {
+        // after the list was read; import zips, which may hold marketplace credentials).
+        for prefix in [format!("u/{user_id}"), format!("x/{user_id}"), format!("i/{user_id}")] {
             self.deps.storage.delete_prefix(&prefix).await?;
         }
         let tx = self.begin("accounts.erase_due").await?;
