@@ -7,6 +7,7 @@
 # queued) to its "claimed" log line, so the same script measures any build of the worker.
 # Usage: bench/job_claim.sh [jobs] [pause seconds]
 #   BIN=path/to/plinth  the binary to run (default: build and run the release binary)
+#   LISTEN=false        the worker polls only (every second), as before `jobQueued`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS="${1:-100}"
@@ -39,7 +40,7 @@ psql "$PG/postgres" -qc "CREATE DATABASE $DB"
 sed -e 's/^scans = 20$/scans = 1000000/' -e 's/^api_requests_per_minute = 60$/api_requests_per_minute = 100000000/' \
   plans.toml > "$DATA/plans.toml"
 DATABASE_URL="$PG/$DB" PLINTH_ADDR="127.0.0.1:$PORT" PLINTH_DATA_DIR="$DATA" RUST_LOG=warn \
-  PLINTH_PLANS_FILE="$DATA/plans.toml" PLINTH_ARGON2_MEMORY_KIB=1024 PLINTH_IN_PROCESS_WORKER=true \
+  PLINTH_PLANS_FILE="$DATA/plans.toml" PLINTH_ARGON2_MEMORY_KIB=1024 PLINTH_IN_PROCESS_WORKER=true PLINTH_WORKER_LISTEN="${LISTEN:-true}" \
   "$BIN" serve >"$DATA/serve.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 1 600); do
@@ -68,7 +69,7 @@ for i in $(seq 1 "$JOBS"); do
   sleep "$PAUSE"
 done
 
-echo "queue-to-claim over $JOBS SCAN jobs ($BIN):"
+echo "queue-to-claim over $JOBS SCAN jobs ($BIN, PLINTH_WORKER_LISTEN=${LISTEN:-true}):"
 psql "$PG/$DB" -qAt -F ' ' -c "
   WITH waits AS (
     SELECT extract(epoch FROM min(l.created_at) - j.run_after) * 1000 AS ms

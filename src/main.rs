@@ -568,6 +568,7 @@ async fn work(config: WorkerConfig, kinds: Vec<String>) -> anyhow::Result<()> {
         token: config.token,
         kinds: kinds.iter().map(|k| k.trim().to_uppercase()).collect(),
         idle_poll: std::time::Duration::from_secs(1),
+        listen: config.listen,
     };
     Worker::new(settings)?.run(startup::shutdown_signal()).await
 }

@@ -524,6 +524,12 @@ impl Application {
                 config.jobs.sweep,
                 config.database.statement_timeout_ms,
             ),
+            crate::imports::tasks::sweep_uploads(
+                services.pool.clone(),
+                services.storage.clone(),
+                config.storage.upload_sweep,
+                config.database.statement_timeout_ms,
+            ),
             accounts::tasks::sweep_exports(services.privacy.clone(), config.accounts.sweep),
             accounts::tasks::erase_due_accounts(services.privacy.clone(), config.accounts.sweep),
             crate::email::sequences::task(
@@ -560,7 +566,7 @@ impl Application {
         }
         loops.extend(chatwoot);
         let worker = if config.in_process_worker() {
-            Some(start_in_process_worker(&services.tokens, addr, stopping)?)
+            Some(start_in_process_worker(&services.tokens, addr, config.jobs.worker_listen, stopping)?)
         } else {
             None
         };
@@ -706,6 +712,7 @@ impl Application {
 fn start_in_process_worker(
     tokens: &TokenService,
     addr: SocketAddr,
+    listen: bool,
     mut stop: crate::tasks::Stop,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use crate::model::JobKind;
@@ -718,6 +725,7 @@ fn start_in_process_worker(
         token: token.into(),
         kinds: kinds.iter().map(|k| k.as_str().to_uppercase()).collect(),
         idle_poll: Duration::from_secs(1),
+        listen,
     })?;
     tracing::info!("the reference worker runs in this process (development; PLINTH_IN_PROCESS_WORKER=false stops it)");
     Ok(tokio::spawn(async move {

@@ -51,6 +51,7 @@ mod m20261204_000301_create_import_records;
 mod m20261204_000401_staff_read_ticket_csat;
 mod m20261205_000100_audit_operator_commands;
 mod m20261205_000200_create_imports;
+mod m20261206_000100_create_import_uploads;
 pub mod normalize;
 pub mod rls;
 
@@ -111,6 +112,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000401_staff_read_ticket_csat::Migration),
             Box::new(m20261205_000100_audit_operator_commands::Migration),
             Box::new(m20261205_000200_create_imports::Migration),
+            Box::new(m20261206_000100_create_import_uploads::Migration),
         ]
     }
 }

@@ -228,6 +228,9 @@ async fn an_uploaded_zip_imports_followed_live_and_a_second_import_brings_nothin
     let done = seen.last().unwrap();
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(done["progress"], 1.0);
+    // The last progress is recorded even when the import ends before any progress write.
+    assert!(done["recordsTotal"].as_i64().unwrap() >= 4, "{done}");
+    assert_eq!(done["recordsDone"], done["recordsTotal"], "{done}");
     assert_eq!(done["fileName"], "history.zip");
     assert_eq!(done["byteSize"], zip.len());
     assert_eq!(done["rejected"], 0, "{done}");
@@ -434,4 +437,64 @@ async fn another_user_can_neither_see_nor_follow_nor_start_an_import() {
     let r = app.gql(None, "{ imports { id } }", json!({})).await;
     assert_eq!(code(&r), "UNAUTHENTICATED", "{r}");
     assert_eq!(count_for(&app, "imports", eve.id).await, 0);
+}
+
+/// An account holds at most 3 uploads; an imported upload goes at once, and the sweeper
+/// removes, objects first, uploads nothing happened to for a day: never started, or
+/// whose import failed a day ago (one that failed just now stays, to be started again).
+#[tokio::test]
+async fn uploads_are_bounded_removed_once_imported_and_swept_when_left() {
+    let app = TestApp::builder().with_env("PLINTH_UPLOAD_SWEEP_SECS", "1").spawn().await;
+    let bob = app.register("bob").await;
+    let zip = zip_of(&[("drafts.jsonl", format!("{}\n", draft("d1", "Blue jacket")).as_bytes())]);
+    let imported = upload(&app, &bob, &zip).await;
+    let left = upload(&app, &bob, &zip).await;
+    let broken = upload(&app, &bob, b"not a zip").await;
+    let r = app.gql(Some(&bob.access), "mutation { createImportUpload(byteSize: 10) { uploadId } }", json!({})).await;
+    assert_eq!(code(&r), "CONFLICT", "a fourth upload: {r}");
+    let object = |id: &str| app.data_dir.join("objects").join(format!("i/{}/{id}", bob.id));
+    let gone = |n: i64| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count_for(&app, "import_uploads", bob.id).await != n {
+            assert!(Instant::now() < deadline, "uploads did not come down to {n}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert!(object(&imported).exists() && object(&left).exists() && object(&broken).exists());
+
+    let id = start(&app, &bob, &imported).await["data"]["startImport"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(follow(&app, &bob, &id).await.pop().unwrap()["status"], "SUCCEEDED");
+    let id = start(&app, &bob, &broken).await["data"]["startImport"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(follow(&app, &bob, &id).await.pop().unwrap()["status"], "FAILED");
+    gone(2).await;
+    assert!(!object(&imported).exists(), "an imported upload is removed once imported");
+    let r = app.gql(Some(&bob.access), "mutation { createImportUpload(byteSize: 10) { uploadId } }", json!({})).await;
+    assert!(r["errors"].is_null(), "room for one more: {r}");
+    sqlx::query(
+        "DELETE FROM import_uploads WHERE user_id = $1 AND created_at > now() - interval '1 minute' AND id <> ALL($2)",
+    )
+    .bind(bob.id)
+    .bind(vec![Uuid::parse_str(&left).unwrap(), Uuid::parse_str(&broken).unwrap()])
+    .execute(&app.db)
+    .await
+    .unwrap();
+
+    // A day later: the never-started upload goes; the one whose import failed just now stays.
+    sqlx::query("UPDATE import_uploads SET created_at = now() - interval '25 hours' WHERE user_id = $1")
+        .bind(bob.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    gone(1).await;
+    assert!(!object(&left).exists(), "its object went first");
+    assert!(object(&broken).exists(), "a failed import's upload stays a day after it failed");
+    let r = start(&app, &bob, &left).await;
+    assert_eq!(code(&r), "NOT_FOUND", "a swept upload cannot be started: {r}");
+    sqlx::query("UPDATE imports SET finished_at = now() - interval '25 hours' WHERE user_id = $1")
+        .bind(bob.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    gone(0).await;
+    assert!(!object(&broken).exists());
 }

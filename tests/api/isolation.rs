@@ -251,6 +251,7 @@ async fn cross_tenant_functions_are_narrow_and_private() {
         ("email_reminders_run", "plinth_system"),
         ("email_sequences_run", "plinth_system"),
         ("erase_account", "plinth_system"),
+        ("expired_import_uploads", "plinth_system"),
         ("expired_ticket_attachments", "plinth_system"),
         ("expired_uploads", "plinth_system"),
         ("forget_ticket_attachment", "plinth_system"),

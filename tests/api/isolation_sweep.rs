@@ -623,7 +623,8 @@ async fn furnish(app: &TestApp, user: &TestUser, title: &str) -> (String, String
         .execute(&app.db)
         .await
         .unwrap();
-    // What an import from the web app leaves: its run (imports), ended.
+    // What an import from the web app leaves: its run (imports), ended, and an upload
+    // waiting (import_uploads).
     sqlx::query(
         "INSERT INTO imports (user_id, id, upload_id, file_name, byte_size, status, report, finished_at)
          VALUES ($1, $2, $3, 'history.zip', 10, 'succeeded', '{}', now())",
@@ -634,6 +635,12 @@ async fn furnish(app: &TestApp, user: &TestUser, title: &str) -> (String, String
     .execute(&app.db)
     .await
     .unwrap();
+    sqlx::query("INSERT INTO import_uploads (user_id, id, byte_size) VALUES ($1, $2, 10)")
+        .bind(user.id)
+        .bind(Uuid::now_v7())
+        .execute(&app.db)
+        .await
+        .unwrap();
     (draft, photo["id"].as_str().unwrap().to_owned())
 }
 

@@ -401,6 +401,7 @@ async fn an_idle_worker_claims_a_queued_job_when_told_not_at_its_next_poll() {
         token: token.into(),
         kinds: vec!["SCAN".into()],
         idle_poll: Duration::from_secs(60),
+        listen: true,
     })
     .unwrap();
     let mut listening = worker.listening();

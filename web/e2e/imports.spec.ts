@@ -32,7 +32,7 @@ const imp = (over: Record<string, unknown> = {}) => ({
 });
 const succeeded = imp({ status: 'SUCCEEDED', recordsDone: 659, recordsTotal: 659, progress: 1, rejected: 3, files: files(1000), finishedAt: now });
 const earlier = imp({ id: 'i0', fileName: 'essai.zip', status: 'FAILED', error: 'entry photos/big.png unpacks to more than the 1000 bytes it declares: refused as a zip bomb', createdAt: '2026-11-19T09:00:00Z' });
-const reportText = 'plinth import: import of historique.zip into account u1\nrejected records (3):\n  drafts.jsonl:4 (id d4): status: "SOLD" is not one of DRAFT, READY, PUBLISHED, ARCHIVED\n  ../evil:0: zip entry: its path leaves the folder (absolute, or with ..)\n';
+const reportText = 'plinth import: import of historique.zip into account u1\nrejected records (3):\n  drafts.jsonl:4 (id d4): status: "SOLD" is not one of DRAFT, READY, PUBLISHED, ARCHIVED\n  drafts.jsonl:9 (id d9): title: holds the control character U+0007\n  ../evil:0: zip entry: its path leaves the folder (absolute, or with ..)\n';
 
 function answers(list: unknown[]): Record<string, Answer> {
   return {

@@ -150,6 +150,11 @@ const KINDS: &[Kind] = &[
               FROM imports WHERE user_id = $1 ORDER BY created_at, id",
     },
     Kind {
+        file: "import_uploads.jsonl",
+        sql: "SELECT jsonb_build_object('id', id, 'byteSize', byte_size, 'createdAt', created_at) AS line
+              FROM import_uploads WHERE user_id = $1 ORDER BY created_at, id",
+    },
+    Kind {
         file: "import_records.jsonl",
         sql: "SELECT jsonb_build_object('kind', kind, 'originalId', original_id, 'newId', new_id,
                 'createdAt', created_at) AS line

@@ -14,6 +14,9 @@ pub struct JobsConfig {
     /// finishes with nothing else to start. None (unset): on in development, off in
     /// production, where `true` is refused (workers are their own process group there).
     pub in_process_worker: Option<bool>,
+    /// `PLINTH_WORKER_LISTEN`: whether the in-process worker listens for `jobQueued`
+    /// (true) or only polls every second (false: how workers claimed before the event).
+    pub worker_listen: bool,
 }
 
 impl JobsConfig {
@@ -25,6 +28,7 @@ impl JobsConfig {
                 .get("PLINTH_IN_PROCESS_WORKER")
                 .map(|_| v.parse("PLINTH_IN_PROCESS_WORKER", false))
                 .transpose()?,
+            worker_listen: v.parse("PLINTH_WORKER_LISTEN", true)?,
         })
     }
 }

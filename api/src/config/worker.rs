@@ -14,6 +14,9 @@ pub struct WorkerConfig {
     pub api_url: String,
     /// `PLINTH_LOG_FORMAT`: `pretty` or `json`.
     pub log_format: LogFormat,
+    /// `PLINTH_WORKER_LISTEN`: whether the worker listens for `jobQueued` over
+    /// WebSocket (true); false polls only (a proxy that refuses WebSockets).
+    pub listen: bool,
 }
 
 impl WorkerConfig {
@@ -42,7 +45,7 @@ impl WorkerConfig {
                 format!("http://{addr}/graphql")
             }
         };
-        Ok(WorkerConfig { token, api_url, log_format: log_format(&v)? })
+        Ok(WorkerConfig { token, api_url, log_format: log_format(&v)?, listen: v.parse("PLINTH_WORKER_LISTEN", true)? })
     }
 }
 
@@ -67,6 +70,7 @@ mod tests {
         assert_eq!(c.token.expose_secret(), "tok");
         assert_eq!(c.api_url, "http://127.0.0.1:8080/graphql");
         assert_eq!(c.log_format, LogFormat::Pretty);
+        assert!(c.listen);
     }
 
     #[test]

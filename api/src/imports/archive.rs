@@ -3,24 +3,34 @@
 //!
 //! Synchronous (the caller runs it on a blocking thread, `spawn_blocking`). A zip is
 //! hostile until unpacked, so:
+//! - only what an import reads is unpacked: the format's files ([`Kind::file`]) and what
+//!   is under `photos/`, at the archive's top or in its only top folder (a zip of the
+//!   folder rather than of its contents); anything else is never written: the export's
+//!   other files (`README.json`, `notifications.jsonl`, ...: any `.json` or `.jsonl` at
+//!   the top) and what operating systems add (`__MACOSX/`, `.DS_Store`, `Thumbs.db`)
+//!   silently, the rest counted in one report line;
 //! - an entry whose path leaves the folder (absolute, `..`, a drive or a backslash path:
 //!   what `zip`'s `enclosed_name` refuses), a symbolic link, an entry that repeats an
-//!   earlier one's path, or one that cannot be read (encrypted, an unsupported method,
-//!   a corrupt stream) is **rejected**: skipped, with its reason in the report;
+//!   earlier one's path, one that cannot be read (encrypted, an unsupported method, a
+//!   corrupt stream) or cannot be written where it says (a name too long for the file
+//!   system, a path through a file) is **rejected**: skipped, with its reason in the
+//!   report;
 //! - a zip bomb **refuses the whole archive** before anything is imported: more entries
 //!   than [`Limits::max_entries`], more bytes declared or actually unpacked than
 //!   [`Limits::max_unpacked_bytes`], an entry that unpacks to more than it declares, or
-//!   one that expands more than [`Limits::max_ratio`] times (declared or actual; entries
-//!   under [`RATIO_FLOOR`] bytes are exempt: tiny files compress oddly). Sizes are
-//!   checked while reading, chunk by chunk, never trusting the headers alone.
-use super::format::Rejection;
+//!   an entry or the unpacked entries together expanding more than
+//!   [`Limits::max_ratio`] times (declared or actual) once past [`RATIO_FLOOR`] bytes.
+//!   Sizes are checked while reading, chunk by chunk, never trusting the headers alone;
+//!   so at most `max(RATIO_FLOOR, max_ratio × compressed bytes)` is ever written.
+use super::format::{Kind, Rejection};
 use std::{
     fs,
     io::{self, Read, Write},
-    path::{Path, PathBuf},
+    path::{Component, Path, PathBuf},
 };
 
-/// Entries this small are never refused for their ratio.
+/// Below this many unpacked bytes (an entry's, or all entries' together) no ratio is
+/// refused: tiny files compress oddly.
 pub const RATIO_FLOOR: u64 = 1024 * 1024;
 /// Chunk read at a time while unpacking.
 const CHUNK: usize = 64 * 1024;
@@ -32,7 +42,8 @@ pub struct Limits {
     pub max_entries: usize,
     /// Bytes unpacked, all entries together, at most.
     pub max_unpacked_bytes: u64,
-    /// Unpacked bytes per compressed byte of one entry, at most (over [`RATIO_FLOOR`]).
+    /// Unpacked bytes per compressed byte, of one entry and of all unpacked entries
+    /// together, at most (past [`RATIO_FLOOR`]).
     pub max_ratio: u64,
 }
 
@@ -50,7 +61,7 @@ pub enum Refused {
     /// The archive breaks a limit or is no zip at all: the message says which.
     #[error("{0}")]
     Archive(String),
-    /// The working folder could not be written.
+    /// The working folder could not be written (the disk, not the archive).
     #[error("unpacking the archive: {0}")]
     Io(#[from] io::Error),
 }
@@ -58,8 +69,7 @@ pub enum Refused {
 /// The archive, unpacked.
 #[derive(Debug)]
 pub struct Unpacked {
-    /// The import folder: the working folder, or its only subfolder when the files are
-    /// in one (a zip of the folder rather than of its contents).
+    /// The import folder (the working folder: a top folder's files are moved up).
     pub root: PathBuf,
     /// Entries skipped, with their reasons (`line` 0: an entry, not a line).
     pub rejected: Vec<Rejection>,
@@ -69,10 +79,21 @@ pub struct Unpacked {
     pub bytes: u64,
 }
 
+/// What the first look at an entry's header found.
+struct Header {
+    /// The path inside the import folder, when the entry is one an import reads.
+    wanted: Option<PathBuf>,
+    /// Not an import's file and not worth a report line (another file of an export, OS
+    /// litter).
+    silent: bool,
+    name: String,
+}
+
 /// Unpacks the zip `bytes` into `dest` (created; it must not exist), within `limits`.
 ///
 /// Errors: [`Refused::Archive`] (not a zip, a limit broken: nothing is imported; what was
-/// written is left for the caller to remove with `dest`), [`Refused::Io`].
+/// written is left for the caller to remove with `dest`), [`Refused::Io`] (writing
+/// failed for a reason not the entry's own, such as a full disk).
 pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Refused> {
     let refuse = |m: String| Err(Refused::Archive(m));
     let mut archive = match zip::ZipArchive::new(io::Cursor::new(bytes)) {
@@ -86,14 +107,33 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
             limits.max_entries
         ));
     }
-    // What the headers declare, before anything is written.
-    let mut declared_total = 0u64;
+    // The headers, before anything is written: which entries an import reads, and what
+    // they declare.
+    let mut paths = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
-        let Ok(f) = archive.by_index_raw(i) else { continue };
-        declared_total = declared_total.saturating_add(f.size());
-        if let Some(why) = over_ratio(f.size(), f.compressed_size(), limits.max_ratio) {
-            return refuse(format!("entry {} {why} (declared): refused as a zip bomb", shown(f.name())));
+        let path = archive
+            .by_index_raw(i)
+            .ok()
+            .and_then(|f| f.enclosed_name().filter(|p| !f.is_dir() && !p.as_os_str().is_empty()));
+        paths.push(path);
+    }
+    let top = top_folder(paths.iter().flatten());
+    let mut headers = Vec::with_capacity(archive.len());
+    let (mut declared_total, mut compressed_total) = (0u64, 0u64);
+    for (i, path) in paths.iter().enumerate() {
+        let name = archive.name_for_index(i).map(shown).unwrap_or_else(|| format!("entry {}", i + 1));
+        let wanted = path.as_deref().and_then(|p| wanted(p, top.as_deref()));
+        let silent = path.as_deref().is_some_and(|p| is_litter(p) || is_export_file(p, top.as_deref()));
+        if wanted.is_some() {
+            if let Ok(f) = archive.by_index_raw(i) {
+                declared_total = declared_total.saturating_add(f.size());
+                compressed_total = compressed_total.saturating_add(f.compressed_size());
+                if let Some(why) = over_ratio(f.size(), f.compressed_size(), limits.max_ratio) {
+                    return refuse(format!("entry {name} {why} (declared): refused as a zip bomb"));
+                }
+            }
         }
+        headers.push(Header { wanted, silent, name });
     }
     if declared_total > limits.max_unpacked_bytes {
         return refuse(format!(
@@ -101,11 +141,16 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
             limits.max_unpacked_bytes
         ));
     }
+    if let Some(why) = over_ratio(declared_total, compressed_total, limits.max_ratio) {
+        return refuse(format!("the archive's files together {why} (declared): refused as a zip bomb"));
+    }
     fs::create_dir_all(dest)?;
     let mut out = Unpacked { root: dest.to_owned(), rejected: Vec::new(), files: 0, bytes: 0 };
+    let (mut ignored, mut first_ignored) = (0usize, None);
+    let mut compressed_read = 0u64;
     let mut buf = vec![0u8; CHUNK];
-    for i in 0..archive.len() {
-        let name = archive.name_for_index(i).map(shown).unwrap_or_else(|| format!("entry {}", i + 1));
+    for (i, header) in headers.into_iter().enumerate() {
+        let Header { wanted, silent, name } = header;
         let mut f = match archive.by_index(i) {
             Ok(f) => f,
             Err(e) => {
@@ -117,27 +162,40 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
             out.rejected.push(rejection(&name, "is a symbolic link: links are not unpacked".into()));
             continue;
         }
-        let Some(rel) = f.enclosed_name().filter(|p| !p.as_os_str().is_empty()) else {
+        if f.enclosed_name().filter(|p| !p.as_os_str().is_empty()).is_none() {
             out.rejected.push(rejection(&name, "its path leaves the folder (absolute, or with ..)".into()));
+            continue;
+        }
+        if f.is_dir() {
+            continue; // folders are made for the files in them
+        }
+        let Some(rel) = wanted else {
+            if !silent {
+                ignored += 1;
+                first_ignored.get_or_insert(name);
+            }
             continue;
         };
         let path = dest.join(&rel);
-        if f.is_dir() {
-            fs::create_dir_all(&path)?;
-            continue;
+        let created = match path.parent() {
+            Some(parent) => fs::create_dir_all(parent),
+            None => Ok(()),
         }
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        let mut file = match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        .and_then(|()| fs::OpenOptions::new().write(true).create_new(true).open(&path));
+        let mut file = match created {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_file() => {
                 out.rejected.push(rejection(&name, "repeats the path of an earlier entry".into()));
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) if disk_full(&e) => return Err(e.into()),
+            Err(e) => {
+                out.rejected.push(rejection(&name, format!("cannot be written at its path ({e})")));
+                continue;
+            }
         };
         let (declared, compressed) = (f.size(), f.compressed_size());
+        compressed_read = compressed_read.saturating_add(compressed);
         let mut written = 0u64;
         let failed = loop {
             let n = match f.read(&mut buf) {
@@ -160,6 +218,9 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
             if let Some(why) = over_ratio(written, compressed, limits.max_ratio) {
                 return refuse(format!("entry {name} {why}: refused as a zip bomb"));
             }
+            if let Some(why) = over_ratio(out.bytes + written, compressed_read, limits.max_ratio) {
+                return refuse(format!("the archive's files together {why}: refused as a zip bomb"));
+            }
             file.write_all(&buf[..n as usize])?;
         };
         if let Some(reason) = failed {
@@ -171,35 +232,75 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
         out.files += 1;
         out.bytes += written;
     }
-    out.root = folder_root(dest)?;
+    if let Some(first) = first_ignored {
+        let more = if ignored > 1 { format!(" and {} more", ignored - 1) } else { String::new() };
+        out.rejected.push(rejection(
+            &first,
+            format!(
+                "is not a file of the import format (docs/import.md: {}, photos/){more}: not unpacked",
+                Kind::ALL.map(|k| k.file()).join(", ")
+            ),
+        ));
+    }
     Ok(out)
+}
+
+/// The archive's only top folder, when its files are all in one and none of the
+/// format's is at its top (a zip made of the folder itself).
+fn top_folder<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Option<PathBuf> {
+    let mut top: Option<&std::ffi::OsStr> = None;
+    for path in paths.filter(|p| !is_litter(p)) {
+        let mut parts = path.components();
+        let (Some(Component::Normal(first)), Some(_)) = (parts.next(), parts.next()) else {
+            return None; // a file at the top
+        };
+        if first == "photos" || top.is_some_and(|t| t != first) {
+            return None;
+        }
+        top = Some(first);
+    }
+    top.map(PathBuf::from)
+}
+
+/// Where an entry at `path` goes inside the import folder, when an import reads it.
+fn wanted(path: &Path, top: Option<&Path>) -> Option<PathBuf> {
+    let rel = match top {
+        Some(top) => path.strip_prefix(top).ok()?,
+        None => path,
+    };
+    let parts: Vec<_> = rel.components().collect();
+    match parts.as_slice() {
+        [Component::Normal(file)] if Kind::ALL.iter().any(|k| *file == k.file()) => Some(rel.to_owned()),
+        [Component::Normal(dir), rest @ ..] if *dir == "photos" && !rest.is_empty() => Some(rel.to_owned()),
+        _ => None,
+    }
+}
+
+/// Another file of an export (docs/export.md) at the folder's top: JSON the import does
+/// not read.
+fn is_export_file(path: &Path, top: Option<&Path>) -> bool {
+    let rel = match top {
+        Some(top) => path.strip_prefix(top).unwrap_or(path),
+        None => path,
+    };
+    rel.components().count() == 1 && rel.extension().is_some_and(|e| e == "json" || e == "jsonl")
+}
+
+/// Files operating systems add beside people's own (not worth a report line).
+fn is_litter(path: &Path) -> bool {
+    path.components().next().is_some_and(|c| c.as_os_str() == "__MACOSX")
+        || path.file_name().is_some_and(|n| n == ".DS_Store" || n == "Thumbs.db")
+}
+
+/// The disk, not the entry: the import cannot go on.
+fn disk_full(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
 }
 
 /// Why `unpacked` bytes from `compressed` ones expand too much, if they do.
 fn over_ratio(unpacked: u64, compressed: u64, max_ratio: u64) -> Option<String> {
     (unpacked > RATIO_FLOOR && unpacked / compressed.max(1) > max_ratio)
-        .then(|| format!("expands {} times, more than {max_ratio}", unpacked / compressed.max(1)))
-}
-
-/// `dest`, or its only subfolder when `dest` holds no file of its own (a zip made of
-/// the folder itself).
-fn folder_root(dest: &Path) -> io::Result<PathBuf> {
-    let mut dirs = Vec::new();
-    for entry in fs::read_dir(dest)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            // macOS's Finder adds its own folder beside the files.
-            if entry.file_name() != "__MACOSX" {
-                dirs.push(entry.path());
-            }
-        } else {
-            return Ok(dest.to_owned());
-        }
-    }
-    match dirs.as_slice() {
-        [only] if !only.ends_with("photos") => Ok(only.clone()),
-        _ => Ok(dest.to_owned()),
-    }
+        .then(|| format!("expand {} times, more than {max_ratio}", unpacked / compressed.max(1)))
 }
 
 /// An entry's name as the report shows it: control characters replaced, at most 200
@@ -248,12 +349,69 @@ mod tests {
     }
 
     #[test]
-    fn a_zip_of_the_folder_itself_is_read_from_its_subfolder() {
-        let bytes = zip_of(&[("export/drafts.jsonl", b"{}\n"), ("export/photos/a.png", b"x")]);
+    fn a_zip_of_the_folder_itself_is_unpacked_as_the_folder() {
+        let bytes = zip_of(&[
+            ("export/drafts.jsonl", b"{}\n"),
+            ("export/photos/a.png", b"x"),
+            ("__MACOSX/export/._drafts.jsonl", b"x"),
+        ]);
         let d = dest();
         let u = unpack(&bytes, &d, Limits::default()).unwrap();
-        assert_eq!(u.root, d.join("export"));
+        assert_eq!((u.root.as_path(), u.files), (d.as_path(), 2));
+        assert!(d.join("drafts.jsonl").is_file() && d.join("photos/a.png").is_file());
+        assert!(u.rejected.is_empty(), "OS litter is not reported: {:?}", u.rejected);
         fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn only_the_formats_files_and_photos_are_unpacked() {
+        let bytes = zip_of(&[
+            ("drafts.jsonl", b"{}\n"),
+            ("photos/a.jpg", b"x"),
+            ("notes.txt", b"x"),
+            ("big/blob.bin", b"x"),
+            ("photos", b"x"),
+            (".DS_Store", b"x"),
+            ("README.json", b"{}"),
+            ("notifications.jsonl", b"{}\n"),
+        ]);
+        let d = dest();
+        let u = unpack(&bytes, &d, Limits::default()).unwrap();
+        assert_eq!(u.files, 2);
+        assert!(!d.join("notes.txt").exists() && !d.join("big").exists());
+        assert_eq!(u.rejected.len(), 1, "one line for the 3 others: {:?}", u.rejected);
+        assert!(
+            u.rejected[0].reason.contains("not a file of the import format") && u.rejected[0].reason.contains("2 more")
+        );
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn an_entry_that_cannot_be_written_is_rejected_and_the_rest_unpacked() {
+        let long = format!("photos/{}.jpg", "n".repeat(5000));
+        let bytes =
+            zip_of(&[("photos/a", b"x"), ("photos/a/b.jpg", b"x"), (long.as_str(), b"x"), ("drafts.jsonl", b"{}\n")]);
+        let d = dest();
+        let u = unpack(&bytes, &d, Limits::default()).unwrap();
+        assert_eq!(u.files, 2, "{:?}", u.rejected);
+        assert_eq!(u.rejected.len(), 2, "{:?}", u.rejected);
+        assert!(u.rejected.iter().all(|r| r.reason.contains("cannot be written")), "{:?}", u.rejected);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn many_small_entries_expanding_together_refuse_the_archive() {
+        // Each under the floor alone; together far past the ratio.
+        let zeros = vec![0u8; 512 << 10];
+        let names: Vec<String> = (0..64).map(|i| format!("photos/{i}.jpg")).collect();
+        let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), zeros.as_slice())).collect();
+        let d = dest();
+        let e = unpack(&zip_of(&entries), &d, Limits::default()).unwrap_err();
+        assert!(e.to_string().contains("together"), "{e}");
+        let written: u64 =
+            fs::read_dir(d.join("photos")).map(|r| r.flatten().map(|f| f.metadata().unwrap().len()).sum()).unwrap_or(0);
+        assert!(written <= 2 * RATIO_FLOOR, "{written} bytes written before the refusal");
+        let _ = fs::remove_dir_all(d);
     }
 
     #[test]

@@ -49,6 +49,12 @@ use uuid::Uuid;
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(30 * 60);
 /// The content type an upload is signed for.
 pub const ZIP: &str = "application/zip";
+/// Uploads an account holds at once (handed out and not yet removed): each is up to
+/// `PLINTH_MAX_IMPORT_BYTES` in the store, outside the plan's storage gauge.
+pub const MAX_UPLOADS: i64 = 3;
+/// How long an upload is kept once nothing happens to it (never started, or its last
+/// import failed): then the sweeper removes it ([`super::tasks::sweep_uploads`]).
+pub const UPLOAD_KEPT: Duration = Duration::from_secs(24 * 3600);
 /// Shortest pause between two progress writes.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -132,10 +138,13 @@ impl ImportRunner {
     }
 
     /// A URL to upload a zip of `byte_size` bytes (`application/zip`) to, and the
-    /// upload's id for [`ImportRunner::start`]. Nothing is written.
+    /// upload's id for [`ImportRunner::start`]. The upload is recorded: an account holds
+    /// at most [`MAX_UPLOADS`]; one is removed when its import succeeds, or
+    /// [`UPLOAD_KEPT`] after nothing more happened to it.
     ///
     /// Errors: UNAUTHENTICATED; SUBSCRIPTION_INACTIVE; BAD_USER_INPUT (`byteSize` not
-    /// 1 to `PLINTH_MAX_IMPORT_BYTES`); INTERNAL (signing).
+    /// 1 to `PLINTH_MAX_IMPORT_BYTES`); CONFLICT (the account already holds
+    /// [`MAX_UPLOADS`] uploads); INTERNAL (signing).
     pub async fn create_upload(&self, tx: &RequestTx, byte_size: i64) -> AppResult<(Uuid, PresignedPut)> {
         let user_id = tx.active_user_id()?;
         if byte_size <= 0 || byte_size as u64 > self.deps.max_zip_bytes {
@@ -145,6 +154,11 @@ impl ImportRunner {
             ));
         }
         let upload_id = Uuid::now_v7();
+        if !runs::reserve_upload(tx, user_id, upload_id, byte_size, MAX_UPLOADS).await? {
+            return Err(AppError::Conflict(format!(
+                "{MAX_UPLOADS} uploads are waiting: start one of them, or wait a day for the unused ones to be removed"
+            )));
+        }
         let key = upload_key(user_id, upload_id);
         let put = self.deps.storage.presign_put(&key, ZIP, byte_size as u64, UPLOAD_URL_TTL).await?;
         Ok((upload_id, put))
@@ -162,6 +176,9 @@ impl ImportRunner {
     pub async fn start(self: &Arc<Self>, tx: &RequestTx, upload_id: Uuid, name: Option<&str>) -> AppResult<ImportRow> {
         let user_id = tx.active_user_id()?;
         let name = file_name(name)?;
+        if !runs::upload_exists(tx, user_id, upload_id).await? {
+            return Err(AppError::NotFound("no such upload: upload the zip first (createImportUpload)".into()));
+        }
         let key = upload_key(user_id, upload_id);
         // The store is asked holding no connection (PITFALLS 14).
         let info = tx
@@ -237,6 +254,7 @@ impl ImportRunner {
         let started = std::time::Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         let (progress_tx, progress_rx) = tokio::sync::watch::channel((0usize, 0usize));
+        let last_progress = progress_rx.clone();
         let keeper = tokio::spawn(self.clone().keep(user_id, id, progress_rx, stop.clone()));
         let dir = self.deps.work_dir.join(id.to_string());
         // The importer's batches (streams of futures over borrowed records, as `plinth
@@ -261,7 +279,8 @@ impl ImportRunner {
                 tracing::warn!(import_id = %id, error = %e, "removing an import's working folder");
             }
         }
-        let outcome = outcome(result);
+        let (done, total) = *last_progress.borrow();
+        let outcome = outcome(result, (clamp_i32(done), clamp_i32(total)));
         let succeeded = outcome.status == "succeeded";
         tracing::info!(
             import_id = %id,
@@ -280,10 +299,18 @@ impl ImportRunner {
         if let Err(e) = ended {
             tracing::error!(import_id = %id, error = format!("{e:#}"), "recording an import's end failed");
         }
-        // A failed import's upload stays, so it can be started again.
+        // A failed import's upload stays, so it can be started again (the sweeper
+        // removes it a day later); an imported one goes, object first.
         if succeeded {
-            if let Err(e) = self.deps.storage.delete(&upload_key(user_id, row.upload_id)).await {
-                tracing::warn!(import_id = %id, error = %e, "removing an imported upload");
+            let upload_id = row.upload_id;
+            let removed = match self.deps.storage.delete(&upload_key(user_id, upload_id)).await {
+                Ok(()) => {
+                    self.write(user_id, |tx| async move { runs::forget_upload(&tx, user_id, upload_id).await }).await
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = removed {
+                tracing::warn!(import_id = %id, error = format!("{e:#}"), "removing an imported upload (the sweeper will)");
             }
         }
     }
@@ -304,7 +331,7 @@ impl ImportRunner {
                 return;
             }
             let (done, total) = *rx.borrow_and_update();
-            let (done, total) = (done.min(i32::MAX as usize) as i32, total.min(i32::MAX as usize) as i32);
+            let (done, total) = (clamp_i32(done), clamp_i32(total));
             let written = self
                 .write(user_id, |tx| async move {
                     let running = runs::progress(&tx, user_id, id, done, total, lease).await?;
@@ -418,8 +445,12 @@ fn no_files() -> String {
     format!("the archive holds none of {}", Kind::ALL.map(|k| k.file()).join(", "))
 }
 
-/// How the import ended, for its row.
-fn outcome(result: Result<Report, Failure>) -> Outcome {
+fn clamp_i32(n: usize) -> i32 {
+    n.min(i32::MAX as usize) as i32
+}
+
+/// How the import ended, for its row, with the last progress reported.
+fn outcome(result: Result<Report, Failure>, records: (i32, i32)) -> Outcome {
     let (status, report, error) = match result {
         Ok(report) => ("succeeded", Some(report), None),
         Err(Failure { message, report }) => ("failed", report.map(|r| *r), Some(message)),
@@ -438,5 +469,5 @@ fn outcome(result: Result<Report, Failure>) -> Outcome {
     let report_json: Option<Value> = report.as_ref().and_then(|r| serde_json::to_value(r).ok());
     let report_text = report_text.or_else(|| error.as_ref().map(|e| format!("failed: {e}\n")));
     let report_json = report_json.or_else(|| error.as_ref().map(|e| json!({ "error": e })));
-    Outcome { status, counts, rejected, report: report_json, report_text, error }
+    Outcome { status, counts, rejected, report: report_json, report_text, error, records }
 }

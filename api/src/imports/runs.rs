@@ -131,6 +131,60 @@ pub async fn insert(
     import_row(&row)
 }
 
+/// Records an upload URL handed out to `user_id` (`import_uploads`), unless the account
+/// already holds `max` uploads: then `Ok(false)`, nothing written. Concurrent calls of one
+/// account are serialised (an advisory lock per account, held to the transaction's end).
+///
+/// Errors: INTERNAL (database).
+pub async fn reserve_upload(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    upload_id: Uuid,
+    byte_size: i64,
+    max: i64,
+) -> AppResult<bool> {
+    db.execute(stmt(
+        "SELECT pg_advisory_xact_lock(hashtextextended('import_uploads:' || $1::text, 0))".into(),
+        vec![user_id.into()],
+    ))
+    .await?;
+    Ok(db
+        .execute(stmt(
+            "INSERT INTO import_uploads (user_id, id, byte_size)
+             SELECT $1, $2, $3 WHERE (SELECT count(*) FROM import_uploads WHERE user_id = $1) < $4"
+                .into(),
+            vec![user_id.into(), upload_id.into(), byte_size.into(), max.into()],
+        ))
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+/// Whether `user_id` holds the upload `upload_id` (handed out and not yet removed).
+///
+/// Errors: INTERNAL (database).
+pub async fn upload_exists(db: &impl ConnectionTrait, user_id: Uuid, upload_id: Uuid) -> AppResult<bool> {
+    Ok(db
+        .query_one(stmt(
+            "SELECT 1 AS one FROM import_uploads WHERE user_id = $1 AND id = $2".into(),
+            vec![user_id.into(), upload_id.into()],
+        ))
+        .await?
+        .is_some())
+}
+
+/// Forgets the upload `upload_id` (its object is gone).
+///
+/// Errors: INTERNAL (database).
+pub async fn forget_upload(db: &impl ConnectionTrait, user_id: Uuid, upload_id: Uuid) -> AppResult<()> {
+    db.execute(stmt(
+        "DELETE FROM import_uploads WHERE user_id = $1 AND id = $2".into(),
+        vec![user_id.into(), upload_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// One of the user's imports.
 ///
 /// Errors: INTERNAL (database).
@@ -220,9 +274,12 @@ pub struct Outcome {
     pub report_text: Option<String>,
     /// Why it failed.
     pub error: Option<String>,
+    /// The last progress the importer reported: records handled, records to handle (a
+    /// short import ends before any progress write).
+    pub records: (i32, i32),
 }
 
-/// Ends a queued or running import.
+/// Ends a queued or running import, with its last progress.
 ///
 /// Errors: INTERNAL (database).
 pub async fn finish(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid, o: Outcome) -> AppResult<bool> {
@@ -230,7 +287,9 @@ pub async fn finish(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid, o: Outco
         .execute(stmt(
             "UPDATE imports SET status = $3, counts = $4, rejected = $5, report = $6, report_text = $7,
                     error = left($8, 2000), leased_until = NULL, updated_at = now(), finished_at = now(),
-                    records_done = CASE WHEN $3 = 'succeeded' THEN records_total ELSE records_done END
+                    records_total = greatest(records_total, $10),
+                    records_done = CASE WHEN $3 = 'succeeded' THEN greatest(records_total, $10)
+                                        ELSE greatest(records_done, $9) END
               WHERE user_id = $1 AND id = $2 AND status IN ('queued', 'running')"
                 .into(),
             vec![
@@ -242,6 +301,8 @@ pub async fn finish(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid, o: Outco
                 o.report.into(),
                 o.report_text.into(),
                 o.error.into(),
+                o.records.0.into(),
+                o.records.1.into(),
             ],
         ))
         .await?

@@ -1,11 +1,15 @@
-//! The imports' background loop: imports whose server went away (their lease lapsed)
+//! The imports' background loops: imports whose server went away (their lease lapsed)
 //! are marked failed, so they can be started again, and their owners' subscriptions
-//! hear it.
+//! hear it; uploads nothing happened to for [`UPLOAD_KEPT`] (never started, or their
+//! last import failed that long ago) are removed, object first.
+use super::runner::{upload_key, UPLOAD_KEPT};
 use crate::{
     db::{RequestMeta, RequestTx},
     events::{Event, EventBus},
+    model::DbRole,
     principal::Principal,
-    tasks::{Runs, Task},
+    storage::Storage,
+    tasks::{delete_expired_reservation_objects, Runs, Task},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use std::{sync::Arc, time::Duration};
@@ -37,6 +41,39 @@ pub fn fail_stale(pool: DatabaseConnection, bus: Arc<EventBus>, every: Duration,
             }
             tx.commit(&bus).await?;
             Ok(rows.len())
+        }
+    })
+}
+
+/// Removes the uploads nothing happened to for [`UPLOAD_KEPT`], every `every`, on one
+/// instance per interval: their objects (`i/<user>/<upload>`), then their rows as their
+/// owners. A store failure leaves the rows for the next run.
+pub fn sweep_uploads(pool: DatabaseConnection, storage: Arc<Storage>, every: Duration, timeout_ms: u64) -> Task {
+    Task::new("imports.sweep_uploads", every, Runs::OneInstance, move || {
+        let (pool, storage) = (pool.clone(), storage.clone());
+        async move {
+            let meta = || RequestMeta::internal("imports.sweep_uploads");
+            let older_than = UPLOAD_KEPT.as_secs() as i32;
+            let expired = delete_expired_reservation_objects(
+                &pool,
+                &storage,
+                meta(),
+                "priv.expired_import_uploads",
+                older_than,
+                timeout_ms,
+                upload_key,
+            )
+            .await?;
+            if expired.is_empty() {
+                return Ok(0);
+            }
+            let tx = RequestTx::begin(&pool, Principal::System, meta(), timeout_ms).await?;
+            for &(user_id, id) in &expired {
+                tx.act_for_system(DbRole::User, user_id).await?;
+                super::runs::forget_upload(&tx, user_id, id).await?;
+            }
+            tx.commit_without_events().await?;
+            Ok(expired.len())
         }
     })
 }

@@ -34,6 +34,8 @@ pub struct WorkerSettings {
     pub kinds: Vec<String>,
     /// Pause between claims when the queue is empty and no `jobQueued` event came.
     pub idle_poll: Duration,
+    /// Whether to listen for `jobQueued` over WebSocket; false: poll only.
+    pub listen: bool,
 }
 
 /// A worker's connection to the API.
@@ -66,9 +68,10 @@ impl Worker {
     /// its end (completed or failed, so its lease is released) before this returns: a
     /// drain does not leave it to its lease's expiry.
     pub async fn run(&self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        let listener = tokio::spawn(listen::listen(self.settings.clone(), self.wake.clone(), self.listening.clone()));
         // The listener ends with the worker, whichever way `run` returns.
-        let _listener = AbortOnDrop(listener);
+        let _listener = self.settings.listen.then(|| {
+            AbortOnDrop(tokio::spawn(listen::listen(self.settings.clone(), self.wake.clone(), self.listening.clone())))
+        });
         tokio::pin!(stop);
         let mut stopping = false;
         loop {

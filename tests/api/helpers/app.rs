@@ -451,6 +451,7 @@ impl TestApp {
             token: token.to_owned().into(),
             kinds: kinds.iter().map(|k| k.to_uppercase()).collect(),
             idle_poll: std::time::Duration::from_millis(100),
+            listen: true,
         })
         .unwrap()
     }
