@@ -4,6 +4,7 @@
 //! last import failed that long ago) are removed, object first.
 use super::runner::{upload_key, UPLOAD_KEPT};
 use crate::{
+    error::AppError,
     db::{RequestMeta, RequestTx},
     events::{Event, EventBus},
     model::DbRole,
@@ -70,7 +71,7 @@ pub fn sweep_uploads(pool: DatabaseConnection, storage: Arc<Storage>, every: Dur
             let tx = RequestTx::begin(&pool, Principal::System, meta(), timeout_ms).await?;
             for &(user_id, id) in &expired {
                 tx.act_for_system(DbRole::User, user_id).await?;
-                super::runs::forget_upload(&tx, user_id, id).await?;
+                super::runs::forget_upload(&tx, user_id, id).await.map_err(AppError::into_anyhow)?;
             }
             tx.commit_without_events().await?;
             Ok(expired.len())
