@@ -19,6 +19,7 @@
 //!
 //! Usage: `cargo run -p bench --release -- fanout --users 10 --subscribers 1000
 //! --events 200 [--redis]` (the bench starts the server; `--external --url` targets one).
+use crate::dist::{self, ms};
 use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -184,13 +185,6 @@ impl Client {
     }
 }
 
-/// The server's resident set size in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// One subscriber: connects, authenticates, subscribes, then reports every frame.
 async fn subscriber(
     idx: usize,
@@ -306,35 +300,6 @@ async fn subscriber(
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
 }
 
-/// Nearest-rank percentile of sorted samples.
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn print_dist(label: &str, samples: &mut [Duration]) {
-    samples.sort_unstable();
-    if samples.is_empty() {
-        println!("{label:<44} no samples");
-        return;
-    }
-    println!(
-        "{label:<44} p50 {:>8.2}  p90 {:>8.2}  p99 {:>8.2}  max {:>8.2} ms  (n={})",
-        ms(pct(samples, 50.0)),
-        ms(pct(samples, 90.0)),
-        ms(pct(samples, 99.0)),
-        ms(pct(samples, 100.0)),
-        samples.len()
-    );
-}
-
 /// Runs the benchmark with `args`; the process exit code (0: every check passed).
 pub async fn main(args: Args) -> i32 {
     if args.users == 0 || args.subscribers == 0 {
@@ -396,7 +361,7 @@ async fn run(args: Args) -> i32 {
         }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_before = args.server_pid.and_then(rss_kib);
+    let rss_before = args.server_pid.and_then(crate::server::rss_kib);
 
     // Subscribers, in two halves: the RSS between them gives the marginal cost of a
     // subscriber as a cross-check of (after - before) / S, which also carries whatever
@@ -429,11 +394,11 @@ async fn run(args: Args) -> i32 {
         let idle_until = Instant::now() + IDLE_BEFORE_RSS;
         drain_until(&mut state, &mut rx, idle_until, |_| false).await;
         if to == half {
-            rss_half = args.server_pid.and_then(rss_kib);
+            rss_half = args.server_pid.and_then(crate::server::rss_kib);
         }
     }
     drop(tx);
-    let rss_idle = args.server_pid.and_then(rss_kib);
+    let rss_idle = args.server_pid.and_then(crate::server::rss_kib);
     println!(
         "{} of {} subscriptions acknowledged and sent in {:.2}s ({} failed)",
         state.ready.len(),
@@ -508,7 +473,7 @@ async fn run(args: Args) -> i32 {
     let grace = (Instant::now() + Duration::from_millis(args.event_timeout_ms)).min(deadline + Duration::from_secs(5));
     let target: usize = sent.iter().map(|m| state.ready.iter().filter(|&&r| r % users == m.owner).count()).sum();
     drain_until(&mut state, &mut rx, grace, |s| delivered(s, &mut sent.iter().map(|m| &m.job)) >= target).await;
-    let rss_after_events = args.server_pid.and_then(rss_kib);
+    let rss_after_events = args.server_pid.and_then(crate::server::rss_kib);
 
     // Stop the subscribers.
     let _ = stop_tx.send(true);
@@ -573,11 +538,11 @@ async fn run(args: Args) -> i32 {
         timed_out_events,
         expected - received
     );
-    print_dist("latency from the createJob response", &mut since_response);
-    print_dist("latency from sending createJob", &mut since_request);
-    print_dist("latency from the job's updatedAt (wall)", &mut since_updated_at);
-    print_dist("createJob round trip", &mut round_trips);
-    print_dist("event fully fanned out (slowest subscriber)", &mut fanout_complete);
+    dist::print("latency from the createJob response", 44, &mut since_response);
+    dist::print("latency from sending createJob", 44, &mut since_request);
+    dist::print("latency from the job's updatedAt (wall)", 44, &mut since_updated_at);
+    dist::print("createJob round trip", 44, &mut round_trips);
+    dist::print("event fully fanned out (slowest subscriber)", 44, &mut fanout_complete);
     slowest_events.sort_unstable_by(|a, b| b.cmp(a));
     let top: Vec<String> =
         slowest_events.iter().take(3).map(|(d, n)| format!("#{} ({:.1} ms)", n + 1, ms(*d))).collect();

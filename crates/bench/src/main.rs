@@ -14,6 +14,7 @@
 //! memory per idle subscriber) and `webhook` (signed Stripe events with redeliveries)
 //! have options of their own and print their own report.
 mod ceiling;
+mod dist;
 mod fanout;
 mod http;
 mod load;

@@ -35,6 +35,7 @@
 //! Usage: `cargo run -p bench --release -- webhook [--users 64 --events 20000
 //! --concurrency 16 --redeliveries 5000]` (the bench starts the server with its Stripe
 //! settings and picks the fake's port; `--external --url` targets a running one).
+use crate::dist;
 use api::billing::signature::sign;
 use futures::StreamExt;
 use poem::{
@@ -346,35 +347,6 @@ impl Tally {
     }
 }
 
-/// Nearest-rank percentile of sorted samples.
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn print_dist(label: &str, mut samples: Vec<Duration>) {
-    samples.sort_unstable();
-    if samples.is_empty() {
-        println!("{label:<34} no samples");
-        return;
-    }
-    println!(
-        "{label:<34} p50 {:>7.2}  p90 {:>7.2}  p99 {:>7.2}  max {:>7.2} ms  (n={})",
-        ms(pct(&samples, 50.0)),
-        ms(pct(&samples, 90.0)),
-        ms(pct(&samples, 99.0)),
-        ms(pct(&samples, 100.0)),
-        samples.len()
-    );
-}
-
 // ---------------------------------------------------------------- GraphQL set-up
 
 struct Gql {
@@ -543,10 +515,10 @@ async fn run(args: Args) -> i32 {
         mt.applied as f64 / m_time.as_secs_f64(),
         m.len() as f64 / m_time.as_secs_f64()
     );
-    print_dist("latency, all", m.iter().map(|o| o.latency).collect());
+    dist::print("latency, all", 34, &mut m.iter().map(|o| o.latency).collect::<Vec<_>>());
     let of_kind = |k: Kind| m.iter().filter(|o| events[o.idx].kind == k).map(|o| o.latency).collect::<Vec<_>>();
-    print_dist("  customer.subscription.updated", of_kind(Kind::Subscription));
-    print_dist("  invoice.paid", of_kind(Kind::Invoice));
+    dist::print("  customer.subscription.updated", 34, &mut of_kind(Kind::Subscription));
+    dist::print("  invoice.paid", 34, &mut of_kind(Kind::Invoice));
 
     // Redeliveries of applied events, spread evenly over them.
     let mut applied: Vec<usize> = m.iter().filter(|o| o.answer == Answer::Applied).map(|o| o.idx).collect();
@@ -564,7 +536,7 @@ async fn run(args: Args) -> i32 {
     if !r.is_empty() {
         println!("throughput: {:.0} duplicates/s", rt.duplicate as f64 / r_time.as_secs_f64());
     }
-    print_dist("latency, redeliveries", r.iter().map(|o| o.latency).collect());
+    dist::print("latency, redeliveries", 34, &mut r.iter().map(|o| o.latency).collect::<Vec<_>>());
 
     // What was written.
     let mut written_ok = true;
