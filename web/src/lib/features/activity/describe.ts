@@ -63,8 +63,12 @@ export const LABELLED_ACTIONS: readonly string[] = Object.keys(ACTIONS);
 
 /** A readable label for an activity verb; unknown verbs are shown as they are. */
 export function describeAction(action: string, locale: Locale): string {
-  const pair = ACTIONS[action];
-  return pair ? pair[locale === 'fr' ? 0 : 1] : action;
+  return label(ACTIONS, action, locale);
+}
+
+function label(table: Record<string, [string, string]>, key: string, locale: Locale): string {
+  const pair = table[key];
+  return pair ? pair[locale === 'fr' ? 0 : 1] : key;
 }
 
 // The kinds of object an entry names (its `subjectType`).
@@ -83,6 +87,5 @@ const SUBJECTS: Record<string, [string, string]> = {
 
 /** A readable name for the kind of object acted on; unknown kinds are shown as they are. */
 export function describeSubject(subjectType: string, locale: Locale): string {
-  const pair = SUBJECTS[subjectType];
-  return pair ? pair[locale === 'fr' ? 0 : 1] : subjectType;
+  return label(SUBJECTS, subjectType, locale);
 }
