@@ -62,6 +62,20 @@ test('jobs: the socket carries the token and progress arrives live; QUOTA_EXCEED
   await expect(alert.getByRole('link', { name: 'Changer d’offre' })).toHaveAttribute('href', '/app/billing');
 });
 
+test('jobs: cancelling a running job asks the server and shows the request until the job stops', async ({ page }) => {
+  const rec = await mockApi(page, { signedIn: true, answers: { CancelJob: (v) => ({ data: { cancelJob: sampleJob({ id: v.id, cancelRequested: true, updatedAt: new Date().toISOString() }) } }) } });
+  await page.goto('/app/jobs');
+  const job = page.getByRole('list', { name: 'Liste des tâches' }).getByRole('listitem');
+  await job.getByRole('button', { name: 'Annuler' }).click();
+  await expect(job.getByText('(annulation demandée)')).toBeVisible();
+  await expect(job.getByRole('button', { name: 'Annuler' })).toHaveCount(0);
+  expect(rec.graphql.find((g) => g.operationName === 'CancelJob')?.variables).toEqual({ id: 'j1' });
+  await expect.poll(() => [...rec.subs.values()]).toContain('JobUpdated');
+  pushNext(rec, 'JobUpdated', { jobUpdated: sampleJob({ status: 'CANCELED', cancelRequested: true, finishedAt: new Date().toISOString(), updatedAt: new Date(Date.now() + 1000).toISOString() }) });
+  await expect(job.getByText('Annulée')).toBeVisible();
+  await expect(job.getByText('(annulation demandée)')).toHaveCount(0);
+});
+
 test('an expired token is refreshed once and the request retried; a second refusal signs out', async ({ page }) => {
   const rec = await mockApi(page, {
     signedIn: true,
@@ -119,13 +133,19 @@ const SHOTS: Shot[] = [
   { path: '/signup?plan=pro&interval=year', name: 'signup', signedIn: false, h1: /Créer un compte/ },
   { path: '/en/signup', name: 'signup-en', signedIn: false, h1: /Create an account/ },
   { path: '/forgot-password', name: 'forgot-password', signedIn: false, h1: /Mot de passe oublié/ },
+  { path: '/en/forgot-password', name: 'forgot-password-en', signedIn: false, h1: /Forgot password/ },
   { path: '/reset-password?token=abc', name: 'reset-password', signedIn: false, h1: /Nouveau mot de passe/ },
   { path: '/en/reset-password', name: 'reset-password-no-token-en', signedIn: false, h1: /New password/ },
   { path: '/verify-email?token=abc', name: 'verify-email', signedIn: false, h1: /Confirmation/ },
+  { path: '/en/verify-email?token=abc', name: 'verify-email-en', signedIn: false, h1: /Address confirmation/ },
   { path: '/app', name: 'app-overview', signedIn: true, h1: /Vue d’ensemble/ },
+  { path: '/app', name: 'app-overview-en', signedIn: true, h1: /Overview/, locale: 'en' },
   { path: '/app/drafts', name: 'app-drafts', signedIn: true, h1: /Brouillons/ },
+  { path: '/app/drafts', name: 'app-drafts-en', signedIn: true, h1: /Drafts/, locale: 'en' },
   { path: '/app/jobs', name: 'app-jobs', signedIn: true, h1: /Tâches/ },
+  { path: '/app/jobs', name: 'app-jobs-en', signedIn: true, h1: /Jobs/, locale: 'en' },
   { path: '/app/usage', name: 'app-usage', signedIn: true, h1: /Consommation/ },
+  { path: '/app/usage', name: 'app-usage-en', signedIn: true, h1: /Usage/, locale: 'en' },
 ];
 
 screens(SHOTS, { VerifyEmail: { data: { verifyEmail: true } } });

@@ -86,6 +86,44 @@ test('draft editor: a refused upload (storage quota) says what to do; a draft wi
   await expect(item.getByRole('button', { name: 'Try again' })).toBeVisible();
 });
 
+test('draft editor: edit the fields; a bad price is refused in the browser, a field the server refuses is marked', async ({ page }) => {
+  const rec = await mockApi(page, {
+    signedIn: true,
+    answers: {
+      ...answers,
+      UpdateDraft: (v, n) =>
+        n === 1
+          ? { data: null, errors: [{ message: 'brand is too long for this marketplace', extensions: { code: 'BAD_USER_INPUT', field: 'input.brand' } }] }
+          : { data: { updateDraft: { ...draft([]), ...(v.input as object) } } },
+    },
+  });
+  await page.goto('/app/drafts/d1');
+  await expect(page.getByLabel('Titre')).toHaveValue('Veste en jean Levi’s');
+  await page.getByLabel('Titre').fill('Veste en jean Levi’s 501');
+  await page.getByLabel('Description').fill('');
+  await page.getByLabel('Prix (€)').fill('12,345');
+  await page.getByLabel('Taille').fill('L');
+  await page.getByLabel('Catégorie').fill('');
+  await page.getByLabel('État').selectOption('GOOD');
+  await page.getByLabel('Statut').selectOption('PUBLISHED');
+  await page.getByRole('button', { name: 'Enregistrer' }).click();
+  await expect(page.getByText('Prix invalide : un nombre avec au plus deux décimales.')).toBeVisible();
+  expect(rec.graphql.filter((g) => g.operationName === 'UpdateDraft')).toHaveLength(0);
+
+  await page.getByLabel('Prix (€)').fill('29,9');
+  await page.getByRole('button', { name: 'Enregistrer' }).click();
+  await expect(page.getByText('brand is too long for this marketplace')).toBeVisible();
+  await expect(page.getByLabel('Marque')).toHaveAttribute('aria-invalid', 'true');
+  await page.getByRole('button', { name: 'Enregistrer' }).click();
+  await expect(page.getByText('Modifications enregistrées.')).toBeVisible();
+  expect(rec.graphql.filter((g) => g.operationName === 'UpdateDraft').map((g) => g.variables)).toEqual(
+    Array(2).fill({
+      id: 'd1',
+      input: { title: 'Veste en jean Levi’s 501', description: null, priceCents: 2990, brand: 'Levi’s', size: 'L', category: null, condition: 'GOOD', status: 'PUBLISHED' },
+    }),
+  );
+});
+
 screens(
   [
     { path: '/app/drafts/d1', name: 'app-draft', signedIn: true, h1: /Modifier le brouillon/, ready: async (p) => void (await p.getByRole('img', { name: 'Photo 2' }).waitFor()) },

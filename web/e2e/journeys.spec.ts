@@ -1,21 +1,10 @@
 import { expect, test } from '@playwright/test';
-import { mockApi } from './mock-api';
+import { billing, mockApi } from './mock-api';
 
 // Whole journeys through the account pages and the app, keyboard and labels only, against
 // the mocked API.
 
 const now = new Date().toISOString();
-const billing = (plan: string, state: string) => ({
-  data: {
-    billing: { plan, state, subscriptionStatus: null, interval: null, currentPeriodEnd: null, trialEnd: null, graceUntil: null, cancelAtPeriodEnd: false, trialAvailable: true },
-    plans: [
-      { code: 'FREE', name: 'Free', monthlyPriceCents: 0, yearlyPriceCents: 0, currency: 'EUR', trialDays: 0 },
-      { code: 'STARTER', name: 'Starter', monthlyPriceCents: 1900, yearlyPriceCents: 19000, currency: 'EUR', trialDays: 14 },
-      { code: 'PRO', name: 'Pro', monthlyPriceCents: 4900, yearlyPriceCents: 49000, currency: 'EUR', trialDays: 14 },
-      { code: 'SCALE', name: 'Scale', monthlyPriceCents: 14900, yearlyPriceCents: 149000, currency: 'EUR', trialDays: 14 },
-    ],
-  },
-});
 
 test('sign up for Pro yearly from pricing, then continue to checkout', async ({ page }) => {
   const rec = await mockApi(page, {
@@ -48,6 +37,15 @@ test('back from Checkout, the page says the plan is being activated until the we
   await expect(page.getByRole('status').filter({ hasText: 'Votre offre Pro est active. Merci !' })).toBeVisible({ timeout: 15_000 });
   await expect(activating).toHaveCount(0);
   expect(rec.graphql.filter((g) => g.operationName === 'Billing')).toHaveLength(2);
+});
+
+test('the payment portal button opens the portal session the server returns', async ({ page }) => {
+  const rec = await mockApi(page, { signedIn: true, answers: { OpenBillingPortal: { data: { openBillingPortal: { url: 'https://billing.stripe.com/p/session/test_portal' } } } } });
+  await page.route('https://billing.stripe.com/**', (r) => r.fulfill({ contentType: 'text/html', body: '<title>Stripe portal</title>' }));
+  await page.goto('/app/billing');
+  await page.getByRole('button', { name: 'Gérer le paiement et les factures' }).click();
+  await expect(page).toHaveURL('https://billing.stripe.com/p/session/test_portal');
+  expect(rec.graphql.find((g) => g.operationName === 'OpenBillingPortal')?.variables).toEqual({});
 });
 
 test('an address already taken offers to sign in', async ({ page }) => {

@@ -2,6 +2,7 @@
 // operation name, and the graphql-transport-ws socket. Used until these tests run against
 // the real server (the lead wires `vite preview` → `cargo run`).
 import type { Page, WebSocketRoute } from '@playwright/test';
+import { connection } from './support-fixtures';
 
 export const user = { id: 'u1', email: 'lea@example.com', role: 'USER', plan: 'FREE' };
 
@@ -47,6 +48,44 @@ export const emptyDashboard = {
   recentActivity: [],
 };
 
+/** The billing page's answer for a plan in a state (the catalog is the same for all). */
+export const billing = (plan: string, state: string, over: Record<string, unknown> = {}) => ({
+  data: {
+    billing: { plan, state, subscriptionStatus: null, interval: null, currentPeriodEnd: null, trialEnd: null, graceUntil: null, cancelAtPeriodEnd: false, trialAvailable: true, ...over },
+    plans: [
+      { code: 'FREE', name: 'Free', monthlyPriceCents: 0, yearlyPriceCents: 0, currency: 'EUR', trialDays: 0 },
+      { code: 'STARTER', name: 'Starter', monthlyPriceCents: 1900, yearlyPriceCents: 19000, currency: 'EUR', trialDays: 14 },
+      { code: 'PRO', name: 'Pro', monthlyPriceCents: 4900, yearlyPriceCents: 49000, currency: 'EUR', trialDays: 14 },
+      { code: 'SCALE', name: 'Scale', monthlyPriceCents: 14900, yearlyPriceCents: 149000, currency: 'EUR', trialDays: 14 },
+    ],
+  },
+});
+
+const invoice = (n: number, over: Record<string, unknown> = {}) => ({
+  id: `in${n}`,
+  number: `PL-000${n}`,
+  status: 'paid',
+  currency: 'eur',
+  totalCents: 5880,
+  taxCents: 980,
+  amountDueCents: 0,
+  hostedInvoiceUrl: `https://invoice.stripe.com/i/acct_test/in${n}`,
+  invoicePdf: `https://pay.stripe.com/invoice/acct_test/in${n}/pdf`,
+  periodStart: '2026-10-20T00:00:00Z',
+  periodEnd: '2026-11-20T00:00:00Z',
+  createdAt: now,
+  ...over,
+});
+
+/** 53 activity entries, newest first: the page asks for 50, then the rest. */
+export const activityEntries = Array.from({ length: 53 }, (_, i) => ({
+  id: `ac${i}`,
+  action: ['draft.create', 'job.create', 'draft.update', 'session.login'][i % 4],
+  subjectType: ['draft', 'job', 'draft', null][i % 4],
+  subjectId: i % 4 === 3 ? null : `s${i}`,
+  createdAt: new Date(Date.parse(now) - i * 3_600_000).toISOString(),
+}));
+
 export const defaults: Record<string, Answer> = {
   BillingState: { data: { billing: { plan: 'FREE', state: 'FREE', graceUntil: null } } },
   Notifications: { data: { notifications: [] } },
@@ -63,6 +102,21 @@ export const defaults: Record<string, Answer> = {
           { id: 'a2', action: 'job.create', subjectType: 'job', createdAt: now },
         ],
       },
+    },
+  },
+  Billing: billing('PRO', 'ACTIVE', { subscriptionStatus: 'active', interval: 'MONTH', currentPeriodEnd: '2026-12-20T00:00:00Z' }),
+  Invoices: { data: { invoices: connection([invoice(2, { status: 'open', amountDueCents: 5880, createdAt: '2026-11-20T10:00:00Z' }), invoice(1, { hostedInvoiceUrl: null, periodStart: null, periodEnd: null })]) } },
+  Activity: (v) => {
+    const from = v.after ? Number(String(v.after).slice(1)) + 1 : 0;
+    const nodes = activityEntries.slice(from, from + Number(v.first ?? 50));
+    return { data: { activity: { edges: nodes.map((node, i) => ({ cursor: `c${from + i}`, node })), pageInfo: { hasNextPage: from + nodes.length < activityEntries.length, endCursor: `c${from + nodes.length - 1}` } } } };
+  },
+  ApiTokens: {
+    data: {
+      apiTokens: [
+        { id: 't1', name: 'Export comptable', scopes: ['drafts:read', 'jobs:read'], createdAt: now, lastUsedAt: now, expiresAt: '2027-02-18T10:00:00Z', revokedAt: null },
+        { id: 't2', name: 'Ancien script', scopes: ['drafts:write'], createdAt: '2026-09-01T10:00:00Z', lastUsedAt: null, expiresAt: '2026-12-01T10:00:00Z', revokedAt: '2026-10-01T10:00:00Z' },
+      ],
     },
   },
   Jobs: { data: { jobs: { edges: [{ cursor: 'c1', node: job() }], pageInfo: { hasNextPage: false, endCursor: 'c1' } } } },

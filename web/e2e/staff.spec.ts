@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test, type Page } from '@playwright/test';
 import { mockApi, pushNext, type Answer } from './mock-api';
 import { screens } from './screens';
 import { at, connection, message, ticket } from './support-fixtures';
@@ -232,6 +232,7 @@ test('a customer sees no staff entry and the console says it is not theirs', asy
   expect(rec.graphql.filter((g) => g.operationName === 'SupportInbox')).toHaveLength(0);
 });
 
+const accountReady = async (p: Page) => void (await p.getByText('lea@example.com').first().waitFor());
 screens(
   [
     { path: '/app/staff', name: 'app-staff-inbox', signedIn: true, h1: /File des tickets/, user: staff },
@@ -239,6 +240,9 @@ screens(
     { path: '/app/staff/tickets/tk1', name: 'app-staff-ticket', signedIn: true, h1: /Mon analyse/, user: staff },
     { path: '/app/staff/tickets/tk1', name: 'app-staff-ticket-en', signedIn: true, h1: /Mon analyse/, user: admin, locale: 'en' },
     { path: '/app/staff/canned', name: 'app-staff-canned', signedIn: true, h1: /Réponses types/, user: admin },
+    { path: '/app/staff/canned', name: 'app-staff-canned-en', signedIn: true, h1: /Canned replies/, user: admin, locale: 'en' },
+    { path: '/app/staff/accounts/u1', name: 'app-staff-account', signedIn: true, h1: /Compte/, user: admin, ready: accountReady },
+    { path: '/app/staff/accounts/u1', name: 'app-staff-account-en', signedIn: true, h1: /Account/, user: admin, locale: 'en', ready: accountReady },
   ],
   staffAnswers,
 );

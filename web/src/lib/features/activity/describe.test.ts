@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeAction, LABELLED_ACTIONS } from './describe';
+import { describeAction, describeSubject, LABELLED_ACTIONS } from './describe';
 
 // The server's sources that write activity entries, and the action literals in them.
 const API = join(__dirname, '../../../../../api/src');
@@ -37,5 +37,13 @@ describe('activity labels', () => {
   });
   it('show an unknown action as it is', () => {
     expect(describeAction('something.new', 'en')).toBe('something.new');
+  });
+});
+
+describe('activity subjects', () => {
+  it('names the known kinds in both languages and shows others as they are', () => {
+    expect(describeSubject('draft', 'fr')).toBe('Brouillon');
+    expect(describeSubject('api_token', 'en')).toBe('API token');
+    expect(describeSubject('something_new', 'fr')).toBe('something_new');
   });
 });

@@ -63,6 +63,29 @@ export const LABELLED_ACTIONS: readonly string[] = Object.keys(ACTIONS);
 
 /** A readable label for an activity verb; unknown verbs are shown as they are. */
 export function describeAction(action: string, locale: Locale): string {
-  const pair = ACTIONS[action];
-  return pair ? pair[locale === 'fr' ? 0 : 1] : action;
+  return label(ACTIONS, action, locale);
+}
+
+function label(table: Record<string, [string, string]>, key: string, locale: Locale): string {
+  const pair = table[key];
+  return pair ? pair[locale === 'fr' ? 0 : 1] : key;
+}
+
+// The kinds of object an entry names (its `subjectType`).
+const SUBJECTS: Record<string, [string, string]> = {
+  draft: ['Brouillon', 'Draft'],
+  job: ['Tâche', 'Job'],
+  photo: ['Photo', 'Photo'],
+  ticket: ['Demande de support', 'Support ticket'],
+  session: ['Session', 'Session'],
+  api_token: ['Jeton d’API', 'API token'],
+  marketplace_account: ['Compte de plateforme', 'Marketplace account'],
+  import: ['Import', 'Import'],
+  data_export: ['Export de données', 'Data export'],
+  user: ['Compte', 'Account'],
+};
+
+/** A readable name for the kind of object acted on; unknown kinds are shown as they are. */
+export function describeSubject(subjectType: string, locale: Locale): string {
+  return label(SUBJECTS, subjectType, locale);
 }

@@ -22,7 +22,7 @@ const LABELS: Record<(typeof SCOPES)[number], [string, string]> = {
   'accounts:write': ['Gérer les comptes connectés', 'Manage connected accounts'],
   'usage:read': ['Lire la consommation', 'Read usage'],
   'billing:read': ['Lire la facturation', 'Read billing'],
-  'activity:read': ["Lire l'historique et le tableau de bord", 'Read activity and the dashboard'],
+  'activity:read': ['Lire l’historique et le tableau de bord', 'Read activity and the dashboard'],
 };
 
 export function scopeLabel(scope: string, locale: Locale): string {
