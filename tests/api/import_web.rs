@@ -439,9 +439,11 @@ async fn another_user_can_neither_see_nor_follow_nor_start_an_import() {
     assert_eq!(count_for(&app, "imports", eve.id).await, 0);
 }
 
-/// An account holds at most 3 uploads; an imported upload goes at once, and the sweeper
-/// removes, objects first, uploads nothing happened to for a day: never started, or
-/// whose import failed a day ago (one that failed just now stays, to be started again).
+/// An account holds at most 3 uploads. An imported upload's zip goes at once and the
+/// upload once its URL expired (a PUT meanwhile brings no zip nothing knows of); the
+/// sweeper removes, objects first, uploads nothing happened to for a day: never
+/// started, or whose import failed a day ago (one that failed just now stays, to be
+/// started again).
 #[tokio::test]
 async fn uploads_are_bounded_removed_once_imported_and_swept_when_left() {
     let app = TestApp::builder().with_env("PLINTH_UPLOAD_SWEEP_SECS", "1").spawn().await;
@@ -450,51 +452,52 @@ async fn uploads_are_bounded_removed_once_imported_and_swept_when_left() {
     let imported = upload(&app, &bob, &zip).await;
     let left = upload(&app, &bob, &zip).await;
     let broken = upload(&app, &bob, b"not a zip").await;
-    let r = app.gql(Some(&bob.access), "mutation { createImportUpload(byteSize: 10) { uploadId } }", json!({})).await;
+    let fourth = || app.gql(Some(&bob.access), "mutation { createImportUpload(byteSize: 10) { uploadId } }", json!({}));
+    let r = fourth().await;
     assert_eq!(code(&r), "CONFLICT", "a fourth upload: {r}");
     let object = |id: &str| app.data_dir.join("objects").join(format!("i/{}/{id}", bob.id));
-    let gone = |n: i64| async move {
+    assert!(object(&imported).exists() && object(&left).exists() && object(&broken).exists());
+    let uploads = || count_for(&app, "import_uploads", bob.id);
+    let until = |n: i64| async move {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while count_for(&app, "import_uploads", bob.id).await != n {
+        while uploads().await != n {
             assert!(Instant::now() < deadline, "uploads did not come down to {n}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    assert!(object(&imported).exists() && object(&left).exists() && object(&broken).exists());
+    let backdate = |sql: &'static str| async move {
+        sqlx::query(sql).bind(bob.id).execute(&app.db).await.unwrap();
+    };
 
     let id = start(&app, &bob, &imported).await["data"]["startImport"]["id"].as_str().unwrap().to_owned();
     assert_eq!(follow(&app, &bob, &id).await.pop().unwrap()["status"], "SUCCEEDED");
     let id = start(&app, &bob, &broken).await["data"]["startImport"]["id"].as_str().unwrap().to_owned();
     assert_eq!(follow(&app, &bob, &id).await.pop().unwrap()["status"], "FAILED");
-    gone(2).await;
-    assert!(!object(&imported).exists(), "an imported upload is removed once imported");
-    let r = app.gql(Some(&bob.access), "mutation { createImportUpload(byteSize: 10) { uploadId } }", json!({})).await;
-    assert!(r["errors"].is_null(), "room for one more: {r}");
-    sqlx::query(
-        "DELETE FROM import_uploads WHERE user_id = $1 AND created_at > now() - interval '1 minute' AND id <> ALL($2)",
-    )
-    .bind(bob.id)
-    .bind(vec![Uuid::parse_str(&left).unwrap(), Uuid::parse_str(&broken).unwrap()])
-    .execute(&app.db)
-    .await
-    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while object(&imported).exists() {
+        assert!(Instant::now() < deadline, "an imported upload's zip is removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = start(&app, &bob, &imported).await;
+    assert_eq!(code(&r), "NOT_FOUND", "an imported upload cannot be started again: {r}");
+    assert_eq!(uploads().await, 3, "its row stays while its URL works");
+    assert_eq!(code(&fourth().await), "CONFLICT");
+
+    // Its URL expired (30 minutes, and a grace): the imported upload goes; the others
+    // are younger than a day.
+    backdate("UPDATE import_uploads SET created_at = now() - interval '46 minutes' WHERE user_id = $1").await;
+    until(2).await;
+    assert!(fourth().await["errors"].is_null(), "room for one more");
+    backdate("DELETE FROM import_uploads WHERE user_id = $1 AND created_at > now() - interval '1 minute'").await;
 
     // A day later: the never-started upload goes; the one whose import failed just now stays.
-    sqlx::query("UPDATE import_uploads SET created_at = now() - interval '25 hours' WHERE user_id = $1")
-        .bind(bob.id)
-        .execute(&app.db)
-        .await
-        .unwrap();
-    gone(1).await;
+    backdate("UPDATE import_uploads SET created_at = now() - interval '25 hours' WHERE user_id = $1").await;
+    until(1).await;
     assert!(!object(&left).exists(), "its object went first");
     assert!(object(&broken).exists(), "a failed import's upload stays a day after it failed");
     let r = start(&app, &bob, &left).await;
     assert_eq!(code(&r), "NOT_FOUND", "a swept upload cannot be started: {r}");
-    sqlx::query("UPDATE imports SET finished_at = now() - interval '25 hours' WHERE user_id = $1")
-        .bind(bob.id)
-        .execute(&app.db)
-        .await
-        .unwrap();
-    gone(0).await;
+    backdate("UPDATE imports SET finished_at = now() - interval '25 hours' WHERE user_id = $1").await;
+    until(0).await;
     assert!(!object(&broken).exists());
 }

@@ -15,13 +15,18 @@
 //!   corrupt stream) or cannot be written where it says (a name too long for the file
 //!   system, a path through a file) is **rejected**: skipped, with its reason in the
 //!   report;
+//! - an entry whose path holds a `.` or `..` component, even one that stays inside
+//!   (`export/photos/../../x` would leave the folder once its top folder is dropped), is
+//!   **rejected** too;
 //! - a zip bomb **refuses the whole archive** before anything is imported: more entries
 //!   than [`Limits::max_entries`], more bytes declared or actually unpacked than
 //!   [`Limits::max_unpacked_bytes`], an entry that unpacks to more than it declares, or
 //!   an entry or the unpacked entries together expanding more than
 //!   [`Limits::max_ratio`] times (declared or actual) once past [`RATIO_FLOOR`] bytes.
-//!   Sizes are checked while reading, chunk by chunk, never trusting the headers alone;
-//!   so at most `max(RATIO_FLOOR, max_ratio × compressed bytes)` is ever written.
+//!   Ratios are taken over the upload's real size (an entry's declared compressed size
+//!   is the uploader's word, and entries may share one stream), and sizes are checked
+//!   while reading, chunk by chunk; so at most `max(RATIO_FLOOR, max_ratio × the
+//!   upload's bytes)` is ever written.
 use super::format::{Kind, Rejection};
 use std::{
     fs,
@@ -109,17 +114,20 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
     }
     // The headers, before anything is written: which entries an import reads, and what
     // they declare.
+    // What the upload really weighs bounds every ratio: a header's compressed size is
+    // the uploader's word, and entries may point at one shared stream.
+    let upload = bytes.len() as u64;
     let mut paths = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
         let path = archive
             .by_index_raw(i)
             .ok()
-            .and_then(|f| f.enclosed_name().filter(|p| !f.is_dir() && !p.as_os_str().is_empty()));
+            .and_then(|f| f.enclosed_name().filter(|p| !f.is_dir() && !p.as_os_str().is_empty() && plain(p)));
         paths.push(path);
     }
     let top = top_folder(paths.iter().flatten());
     let mut headers = Vec::with_capacity(archive.len());
-    let (mut declared_total, mut compressed_total) = (0u64, 0u64);
+    let mut declared_total = 0u64;
     for (i, path) in paths.iter().enumerate() {
         let name = archive.name_for_index(i).map(shown).unwrap_or_else(|| format!("entry {}", i + 1));
         let wanted = path.as_deref().and_then(|p| wanted(p, top.as_deref()));
@@ -127,8 +135,7 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
         if wanted.is_some() {
             if let Ok(f) = archive.by_index_raw(i) {
                 declared_total = declared_total.saturating_add(f.size());
-                compressed_total = compressed_total.saturating_add(f.compressed_size());
-                if let Some(why) = over_ratio(f.size(), f.compressed_size(), limits.max_ratio) {
+                if let Some(why) = over_ratio(f.size(), f.compressed_size().min(upload), limits.max_ratio) {
                     return refuse(format!("entry {name} {why} (declared): refused as a zip bomb"));
                 }
             }
@@ -141,13 +148,12 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
             limits.max_unpacked_bytes
         ));
     }
-    if let Some(why) = over_ratio(declared_total, compressed_total, limits.max_ratio) {
+    if let Some(why) = over_ratio(declared_total, upload, limits.max_ratio) {
         return refuse(format!("the archive's files together {why} (declared): refused as a zip bomb"));
     }
     fs::create_dir_all(dest)?;
     let mut out = Unpacked { root: dest.to_owned(), rejected: Vec::new(), files: 0, bytes: 0 };
     let (mut ignored, mut first_ignored) = (0usize, None);
-    let mut compressed_read = 0u64;
     let mut buf = vec![0u8; CHUNK];
     for (i, header) in headers.into_iter().enumerate() {
         let Header { wanted, silent, name } = header;
@@ -162,8 +168,12 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
             out.rejected.push(rejection(&name, "is a symbolic link: links are not unpacked".into()));
             continue;
         }
-        if f.enclosed_name().filter(|p| !p.as_os_str().is_empty()).is_none() {
+        let Some(enclosed) = f.enclosed_name().filter(|p| !p.as_os_str().is_empty()) else {
             out.rejected.push(rejection(&name, "its path leaves the folder (absolute, or with ..)".into()));
+            continue;
+        };
+        if !plain(&enclosed) {
+            out.rejected.push(rejection(&name, "its path holds . or .. components".into()));
             continue;
         }
         if f.is_dir() {
@@ -194,8 +204,7 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
                 continue;
             }
         };
-        let (declared, compressed) = (f.size(), f.compressed_size());
-        compressed_read = compressed_read.saturating_add(compressed);
+        let (declared, compressed) = (f.size(), f.compressed_size().min(upload));
         let mut written = 0u64;
         let failed = loop {
             let n = match f.read(&mut buf) {
@@ -218,7 +227,7 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
             if let Some(why) = over_ratio(written, compressed, limits.max_ratio) {
                 return refuse(format!("entry {name} {why}: refused as a zip bomb"));
             }
-            if let Some(why) = over_ratio(out.bytes + written, compressed_read, limits.max_ratio) {
+            if let Some(why) = over_ratio(out.bytes + written, upload, limits.max_ratio) {
                 return refuse(format!("the archive's files together {why}: refused as a zip bomb"));
             }
             file.write_all(&buf[..n as usize])?;
@@ -262,7 +271,13 @@ fn top_folder<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Option<PathBuf> {
     top.map(PathBuf::from)
 }
 
-/// Where an entry at `path` goes inside the import folder, when an import reads it.
+/// Whether `path` is made of names only (no root, `.` or `..`).
+fn plain(path: &Path) -> bool {
+    path.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Where an entry at `path` (a [`plain`] one) goes inside the import folder, when an
+/// import reads it.
 fn wanted(path: &Path, top: Option<&Path>) -> Option<PathBuf> {
     let rel = match top {
         Some(top) => path.strip_prefix(top).ok()?,
@@ -407,11 +422,43 @@ mod tests {
         let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), zeros.as_slice())).collect();
         let d = dest();
         let e = unpack(&zip_of(&entries), &d, Limits::default()).unwrap_err();
-        assert!(e.to_string().contains("together"), "{e}");
-        let written: u64 =
-            fs::read_dir(d.join("photos")).map(|r| r.flatten().map(|f| f.metadata().unwrap().len()).sum()).unwrap_or(0);
-        assert!(written <= 2 * RATIO_FLOOR, "{written} bytes written before the refusal");
+        assert!(e.to_string().contains("together") && e.to_string().contains("(declared)"), "{e}");
+        assert!(!d.exists(), "refused before anything is written");
+    }
+
+    /// Patches the compressed size every central directory header declares.
+    fn lie_about_compressed_size(zip: &mut [u8], size: u32) {
+        let mut at = 0;
+        while let Some(i) = zip[at..].windows(4).position(|w| w == b"PK\x01\x02") {
+            let h = at + i;
+            zip[h + 20..h + 24].copy_from_slice(&size.to_le_bytes());
+            at = h + 4;
+        }
+    }
+
+    #[test]
+    fn a_compressed_size_that_lies_does_not_lift_the_bound() {
+        // 8 MiB of zeros deflate to ~8 KiB; the header claims 4 GiB of compressed bytes.
+        let zeros = vec![0u8; 8 << 20];
+        let mut bytes = zip_of(&[("photos/a.jpg", zeros.as_slice())]);
+        lie_about_compressed_size(&mut bytes, u32::MAX - 1);
+        let d = dest();
+        let e = unpack(&bytes, &d, Limits::default()).unwrap_err();
+        assert!(e.to_string().contains("zip bomb"), "{e}");
+        assert!(!d.join("photos/a.jpg").exists(), "nothing written");
         let _ = fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn dot_dot_inside_a_top_folder_is_rejected() {
+        let bytes = zip_of(&[("export/drafts.jsonl", b"{}\n"), ("export/photos/../../x", b"x"), ("photos/../y", b"x")]);
+        let d = dest();
+        let u = unpack(&bytes, &d, Limits::default()).unwrap();
+        assert_eq!(u.files, 1, "{:?}", u.rejected);
+        assert_eq!(u.rejected.len(), 2, "{:?}", u.rejected);
+        assert!(u.rejected.iter().all(|r| r.reason.contains(". or ..")), "{:?}", u.rejected);
+        assert!(!d.parent().unwrap().join("x").exists() && !d.join("x").exists() && !d.join("y").exists());
+        fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -422,7 +469,7 @@ mod tests {
         assert!(e.to_string().contains("zip bomb"), "{e}");
         let many: Vec<(String, &[u8])> = (0..5).map(|i| (format!("f{i}"), &b"x"[..])).collect();
         let many: Vec<(&str, &[u8])> = many.iter().map(|(n, b)| (n.as_str(), *b)).collect();
-        let e = unpack(&zip_of(&many), &dest(), Limits { max_entries: 4, ..Limits::default() }).unwrap_err();
+        let e = unpack(&zip_of(&many), &d, Limits { max_entries: 4, ..Limits::default() }).unwrap_err();
         assert!(e.to_string().contains("5 entries"), "{e}");
         let _ = fs::remove_dir_all(d);
     }

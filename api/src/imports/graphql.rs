@@ -197,7 +197,9 @@ impl ImportsMutation {
     /// `byteSize` bytes, as `application/zip`; then `startImport(uploadId)`.
     ///
     /// Errors: UNAUTHENTICATED; FORBIDDEN (API tokens); SUBSCRIPTION_INACTIVE;
-    /// BAD_USER_INPUT (`byteSize` not 1 to `PLINTH_MAX_IMPORT_BYTES`).
+    /// BAD_USER_INPUT (`byteSize` not 1 to `PLINTH_MAX_IMPORT_BYTES`); CONFLICT (the
+    /// account already holds 3 uploads: start one, or wait a day for unused ones to be
+    /// removed).
     #[graphql(guard = "NoApiTokens.and(SignedIn)")]
     async fn create_import_upload(&self, ctx: &Context<'_>, byte_size: i64) -> Result<ImportUpload> {
         let tx = data::<RequestTx>(ctx)?;
@@ -216,8 +218,10 @@ impl ImportsMutation {
     /// upload whose import failed may be started again: what was imported is skipped.
     ///
     /// Errors: UNAUTHENTICATED; FORBIDDEN (API tokens); SUBSCRIPTION_INACTIVE;
-    /// NOT_FOUND (no such upload of yours); BAD_USER_INPUT (`fileName`); CONFLICT
-    /// (another import of the account is queued or running).
+    /// NOT_FOUND (no such upload of yours, or it was imported or removed);
+    /// BAD_USER_INPUT (`fileName`; the upload larger than `PLINTH_MAX_IMPORT_BYTES`);
+    /// CONFLICT (another import of the account is queued or running);
+    /// SERVICE_UNAVAILABLE (the object store did not answer: retry).
     #[graphql(guard = "NoApiTokens.and(SignedIn)")]
     async fn start_import(&self, ctx: &Context<'_>, upload_id: ID, file_name: Option<String>) -> Result<Import> {
         let tx = data::<RequestTx>(ctx)?;

@@ -139,8 +139,8 @@ impl ImportRunner {
 
     /// A URL to upload a zip of `byte_size` bytes (`application/zip`) to, and the
     /// upload's id for [`ImportRunner::start`]. The upload is recorded: an account holds
-    /// at most [`MAX_UPLOADS`]; one is removed when its import succeeds, or
-    /// [`UPLOAD_KEPT`] after nothing more happened to it.
+    /// at most [`MAX_UPLOADS`]; one is removed once its import succeeded and its URL
+    /// expired, or [`UPLOAD_KEPT`] after nothing more happened to it.
     ///
     /// Errors: UNAUTHENTICATED; SUBSCRIPTION_INACTIVE; BAD_USER_INPUT (`byteSize` not
     /// 1 to `PLINTH_MAX_IMPORT_BYTES`); CONFLICT (the account already holds
@@ -300,17 +300,12 @@ impl ImportRunner {
             tracing::error!(import_id = %id, error = format!("{e:#}"), "recording an import's end failed");
         }
         // A failed import's upload stays, so it can be started again (the sweeper
-        // removes it a day later); an imported one goes, object first.
+        // removes it a day later). An imported one's zip goes now; its row stays until
+        // its upload URL expired (the sweeper then deletes the object once more: a PUT
+        // to the URL meanwhile would otherwise leave a zip nothing knows of).
         if succeeded {
-            let upload_id = row.upload_id;
-            let removed = match self.deps.storage.delete(&upload_key(user_id, upload_id)).await {
-                Ok(()) => {
-                    self.write(user_id, |tx| async move { runs::forget_upload(&tx, user_id, upload_id).await }).await
-                }
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = removed {
-                tracing::warn!(import_id = %id, error = format!("{e:#}"), "removing an imported upload (the sweeper will)");
+            if let Err(e) = self.deps.storage.delete(&upload_key(user_id, row.upload_id)).await {
+                tracing::warn!(import_id = %id, error = %e, "removing an imported upload (the sweeper will)");
             }
         }
     }

@@ -4,8 +4,8 @@
 //! last import failed that long ago) are removed, object first.
 use super::runner::{upload_key, UPLOAD_KEPT};
 use crate::{
-    error::AppError,
     db::{RequestMeta, RequestTx},
+    error::AppError,
     events::{Event, EventBus},
     model::DbRole,
     principal::Principal,
