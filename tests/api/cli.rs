@@ -2,8 +2,8 @@
 //! output is one JSON document with `--json`, its logs go to standard error, neither
 //! carries terminal escape codes when not on a terminal; without `--json` standard output
 //! is the result's values alone (`TOKEN=$(plinth admin worker-token --kinds scan)`); the
-//! operator's user commands act through the staff tools and leave the staff audit,
-//! naming who ran them.
+//! completion scripts parse in their shells (those installed); the operator's user
+//! commands act through the staff tools and leave the staff audit, naming who ran them.
 use crate::{
     helpers::{code, TestApp, TestUser},
     support::make_staff,
@@ -134,6 +134,27 @@ async fn data_commands_print_one_json_document_and_log_on_stderr() {
         let out = run(&app, &["completions", shell]).await;
         let script = String::from_utf8(out.stdout).unwrap();
         assert!(out.status.success() && script.contains("grant-credit"), "{shell}: {script:.200}");
+        parses_in(shell, &script, &app.data_dir.join(format!("plinth.{shell}")));
+    }
+}
+
+/// Checks that `script` parses in `shell` (written to `path`, checked without running
+/// it: `bash -n`, `zsh -n`, `fish --no-execute`), when that shell is installed; says so
+/// and skips when it is not.
+fn parses_in(shell: &str, script: &str, path: &std::path::Path) {
+    std::fs::write(path, script).unwrap();
+    let check = if shell == "fish" { "--no-execute" } else { "-n" };
+    match std::process::Command::new(shell).arg(check).arg(path).output() {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{shell} {check}: the completion script does not parse:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert_ne!(shell, "bash", "bash is needed to check the bash completions");
+            println!("skipped: {shell} is not installed, so its completion script's syntax is not checked");
+        }
+        Err(e) => panic!("running {shell}: {e}"),
     }
 }
 
