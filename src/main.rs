@@ -113,7 +113,7 @@ enum ServerCommand {
     },
     /// Development only: create a demo account with something in every section (drafts
     /// with photos, jobs in every status, notifications, invoices, a marketplace account,
-    /// a support ticket) and say how to sign in: its password alone on
+    /// a support ticket, an API token) and say how to sign in: its password alone on
     /// standard output, once, the address on standard error. Refused
     /// when PLINTH_ENV=production; refused when the address has an account already.
     Demo {
@@ -121,7 +121,7 @@ enum ServerCommand {
         #[arg(long, default_value = api::demo::DEFAULT_EMAIL)]
         email: String,
         /// Print {url, userId, email, password, drafts, photos, jobs, invoices,
-        /// marketplaceAccounts, ticketId} as JSON.
+        /// marketplaceAccounts, ticketId, apiTokenId} as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -772,10 +772,11 @@ async fn demo(config: Config, email: String, json: bool) -> anyhow::Result<()> {
             "invoices": d.invoices,
             "marketplaceAccounts": d.marketplace_accounts,
             "ticketId": d.ticket_id,
+            "apiTokenId": d.api_token_id,
         }));
     }
     eprintln!(
-        "plinth demo: demo account created: {} drafts, {} photos, {} jobs, {} invoices, 1 ticket",
+        "plinth demo: demo account created: {} drafts, {} photos, {} jobs, {} invoices, 1 ticket, 1 API token",
         d.drafts,
         d.photos,
         d.jobs.len(),
