@@ -600,7 +600,11 @@ async fn worker_token(
                     print_json(&json!({ "id": id, "kinds": names, "expiresAt": expires_at, "token": token }))?;
                 } else {
                     // The token alone on standard output: `TOKEN=$(plinth admin worker-token ...)`.
-                    eprintln!("plinth admin worker-token: worker {id} may claim {}; its token (shown once) is on standard output", names.join(", "));
+                    eprintln!(
+                        "plinth admin worker-token: worker {id} may claim {}; its token (shown once) is on \
+                         standard output",
+                        names.join(", ")
+                    );
                     println!("{token}");
                 }
             }
