@@ -1,11 +1,13 @@
 //! `plinth`: the command line over the `api` library.
 //!
-//! Standard output carries a command's result only (with `--json`, one JSON document);
-//! logs and progress go to standard error, in colour only on a terminal without
-//! `NO_COLOR`. The long-running processes (`serve`, `mailer`, `worker`) print no result:
-//! their logs are their output and go to standard output, as a twelve-factor process's
-//! event stream does (and as `plinth serve`'s readers, the end-to-end setup among them,
-//! expect: they read the listen address from its `listening` line).
+//! Standard output carries a command's result only (with `--json`, one JSON document;
+//! without, the values alone: a token, a password, a count, a row per item), so
+//! `TOKEN=$(plinth admin worker-token --kinds scan)` captures the token. Logs, progress and
+//! the sentences that explain a result go to standard error, in colour only when it is a
+//! terminal without `NO_COLOR`. Every command logs there, the long-running processes
+//! (`serve`, `mailer`, `worker`) too: they print no result, and their readers (the
+//! end-to-end setup among them) read the listen address from the `listening` log line
+//! on standard error.
 use api::{
     auth::workers,
     config::{Base, Config, ConfigError, DatabaseConfig, LogFormat, Section, WorkerConfig},
@@ -111,14 +113,15 @@ enum ServerCommand {
     },
     /// Development only: create a demo account with something in every section (drafts
     /// with photos, jobs in every status, notifications, invoices, a marketplace account,
-    /// a support ticket) and print how to sign in; its password is printed once. Refused
+    /// a support ticket, an API token) and say how to sign in: its password alone on
+    /// standard output, once, the address on standard error. Refused
     /// when PLINTH_ENV=production; refused when the address has an account already.
     Demo {
         /// The demo account's address.
         #[arg(long, default_value = api::demo::DEFAULT_EMAIL)]
         email: String,
         /// Print {url, userId, email, password, drafts, photos, jobs, invoices,
-        /// marketplaceAccounts, ticketId} as JSON.
+        /// marketplaceAccounts, ticketId, apiTokenId} as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -410,10 +413,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        // The long-running processes log to standard output (see the module's docs).
-        Command::Worker { kinds } => {
-            with_logs(WorkerConfig::from_env(), |c| c.log_format, telemetry::init, |c| work(c, kinds))
-        }
+        Command::Worker { kinds } => with(WorkerConfig::from_env(), |c| c.log_format, |c| work(c, kinds)),
         Command::Server(ServerCommand::Migrate) => {
             let sections = Base::from_env().and_then(|b| Ok((b, DatabaseConfig::from_env()?)));
             with(sections, |(b, _)| b.log_format, |(b, d)| migrate(b, d))
@@ -432,9 +432,7 @@ fn main() -> ExitCode {
             }
             Err(e) => config_error(e),
         },
-        Command::Server(ServerCommand::Mailer) => {
-            with_logs(Config::from_env(), |c| c.base.log_format, telemetry::init, mailer)
-        }
+        Command::Server(ServerCommand::Mailer) => with(Config::from_env(), |c| c.base.log_format, mailer),
         Command::Server(ServerCommand::Mail { command: MailCommand::Test { to, locale, json } }) => {
             with(Config::from_env(), |c| c.base.log_format, |c| mail_test(c, to, locale, json))
         }
@@ -477,7 +475,13 @@ fn with<C, F: std::future::Future<Output = anyhow::Result<()>>>(
     log_format: impl FnOnce(&C) -> LogFormat,
     command: impl FnOnce(C) -> F,
 ) -> ExitCode {
-    with_logs(config, log_format, telemetry::init_to_stderr, command)
+    match config {
+        Ok(c) => {
+            telemetry::init(log_format(&c));
+            execute(command(c))
+        }
+        Err(e) => config_error(e),
+    }
 }
 
 /// Writes `value` as pretty JSON and a newline to standard output.
@@ -487,22 +491,6 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
     out.flush()?;
     Ok(())
-}
-
-/// [`with`], its logs installed by `logs`.
-fn with_logs<C, F: std::future::Future<Output = anyhow::Result<()>>>(
-    config: Result<C, ConfigError>,
-    log_format: impl FnOnce(&C) -> LogFormat,
-    logs: fn(LogFormat),
-    command: impl FnOnce(C) -> F,
-) -> ExitCode {
-    match config {
-        Ok(c) => {
-            logs(log_format(&c));
-            execute(command(c))
-        }
-        Err(e) => config_error(e),
-    }
 }
 
 fn config_error(e: ConfigError) -> ExitCode {
@@ -532,7 +520,7 @@ fn execute(command: impl std::future::Future<Output = anyhow::Result<()>>) -> Ex
 /// `plinth doctor`: every check on standard output (logs on standard error), whatever
 /// the configuration holds; exit 1 when a check fails.
 fn doctor(json: bool) -> ExitCode {
-    telemetry::init_to_stderr(LogFormat::Pretty);
+    telemetry::init(LogFormat::Pretty);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -579,7 +567,7 @@ async fn migrate(base: Base, database: DatabaseConfig) -> anyhow::Result<()> {
     let migrated = setup.migrate().await;
     setup.shutdown().await?;
     migrated?;
-    println!("migrations applied");
+    eprintln!("plinth migrate: migrations applied");
     Ok(())
 }
 
@@ -612,7 +600,12 @@ async fn worker_token(
                     let expires_at = services.tokens.verify(&token).ok().and_then(|p| p.worker().map(|w| w.expires_at));
                     print_json(&json!({ "id": id, "kinds": names, "expiresAt": expires_at, "token": token }))?;
                 } else {
-                    println!("worker {id} may claim {}; token (shown once):", names.join(", "));
+                    // The token alone on standard output: `TOKEN=$(plinth admin worker-token ...)`.
+                    eprintln!(
+                        "plinth admin worker-token: worker {id} may claim {}; its token (shown once) is on \
+                         standard output",
+                        names.join(", ")
+                    );
                     println!("{token}");
                 }
             }
@@ -654,7 +647,7 @@ async fn worker_token(
                 if json {
                     print_json(&json!({ "id": id, "revoked": true }))?;
                 } else {
-                    println!("worker token {id} revoked");
+                    eprintln!("plinth admin worker-token: worker token {id} revoked");
                 }
             }
         }
@@ -706,7 +699,15 @@ async fn mail_test(config: Config, to: String, locale: String, json: bool) -> an
     if json {
         return print_json(&json!({ "provider": services.delivery.provider_name(), "providerId": id }));
     }
-    println!("sent through {} (provider id {})", services.delivery.provider_name(), id.unwrap_or_default());
+    let provider = services.delivery.provider_name();
+    match id {
+        // The provider's message id alone on standard output.
+        Some(id) => {
+            eprintln!("plinth mail test: sent through {provider}, provider id {id}");
+            println!("{id}");
+        }
+        None => eprintln!("plinth mail test: sent through {provider} (no provider id)"),
+    }
     Ok(())
 }
 
@@ -728,7 +729,8 @@ async fn mail_remind(config: Config, at: Option<String>, json: bool) -> anyhow::
     if json {
         return print_json(&json!({ "queued": queued }));
     }
-    println!("{queued} reminders queued");
+    eprintln!("plinth mail remind: {queued} reminders queued");
+    println!("{queued}");
     Ok(())
 }
 
@@ -742,8 +744,11 @@ async fn create_admin(config: Config, email: String, json: bool) -> anyhow::Resu
     if json {
         return print_json(&json!({ "id": user.id, "email": user.email, "password": password }));
     }
-    println!("admin {} created with id {}", user.email, user.id);
-    println!("password (shown once): {password}");
+    eprintln!(
+        "plinth admin create: admin {} created with id {}; its password (shown once) is on standard output",
+        user.email, user.id
+    );
+    println!("{password}");
     Ok(())
 }
 
@@ -772,18 +777,18 @@ async fn demo(config: Config, email: String, json: bool) -> anyhow::Result<()> {
             "invoices": d.invoices,
             "marketplaceAccounts": d.marketplace_accounts,
             "ticketId": d.ticket_id,
+            "apiTokenId": d.api_token_id,
         }));
     }
-    println!(
-        "demo account created: {} drafts, {} photos, {} jobs, {} invoices, 1 ticket",
+    eprintln!(
+        "plinth demo: demo account created: {} drafts, {} photos, {} jobs, {} invoices, 1 ticket, 1 API token",
         d.drafts,
         d.photos,
         d.jobs.len(),
         d.invoices
     );
-    println!("sign in at {}", d.url);
-    println!("e-mail: {}", d.email);
-    println!("password (shown once): {}", d.password);
+    eprintln!("plinth demo: sign in at {} as {} with the password on standard output (shown once)", d.url, d.email);
+    println!("{}", d.password);
     Ok(())
 }
 
@@ -800,7 +805,7 @@ async fn reconcile(config: Config, json: bool) -> anyhow::Result<()> {
     for line in &changes {
         println!("{line}");
     }
-    println!("reconciled: {} change(s)", changes.len());
+    eprintln!("plinth billing reconcile: reconciled: {} change(s)", changes.len());
     Ok(())
 }
 
@@ -930,7 +935,7 @@ async fn export_folder(config: Config, user: String, out: std::path::PathBuf, js
     if json {
         return print_json(&json!({ "user": user, "out": out, "counts": manifest["counts"] }));
     }
-    println!("exported {user} to {}: {}", out.display(), manifest["counts"]);
+    eprintln!("plinth export: exported {user} to {}: {}", out.display(), manifest["counts"]);
     Ok(())
 }
 
@@ -977,11 +982,12 @@ async fn user_command(config: Config, args: UserArgs) -> anyhow::Result<()> {
                 if args.json {
                     print_json(&result)?;
                 } else {
-                    println!(
-                        "{}: {} session(s) ended",
+                    eprintln!(
+                        "plinth user revoke-sessions: {}: {} session(s) ended",
                         result["email"].as_str().unwrap_or(""),
                         result["sessionsEnded"]
                     );
+                    println!("{}", result["sessionsEnded"]);
                 }
             }
             UserCommand::GrantCredit { user, metric, amount, reason } => {
@@ -991,13 +997,14 @@ async fn user_command(config: Config, args: UserArgs) -> anyhow::Result<()> {
                 if args.json {
                     print_json(&result)?;
                 } else {
-                    println!(
-                        "{}: {} {} credited; credit this period {}",
+                    eprintln!(
+                        "plinth user grant-credit: {}: {} {} credited; credit this period {}",
                         result["email"].as_str().unwrap_or(""),
                         amount,
                         metric.as_str(),
                         result["creditThisPeriod"]
                     );
+                    println!("{}", result["creditThisPeriod"]);
                 }
             }
             UserCommand::SetRole { user, role, reason } => {

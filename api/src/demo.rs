@@ -3,12 +3,15 @@
 //! registers like a visitor, connects a marketplace account, writes drafts, uploads
 //! photos (PNGs drawn here) through the upload path, runs jobs to every status through
 //! the worker's own steps (a worker token issued for the run, then revoked), opens a
-//! support ticket, and receives invoices as the Stripe webhook stores them.
+//! support ticket, creates an API token (its secret discarded: the web app lists it, as
+//! an integration would have it), and receives invoices as the Stripe webhook stores
+//! them.
 //!
 //! Refused in production ([`create`]). Run twice, it refuses: the address has an
 //! account (CONFLICT), and the message says how to get another one.
 use crate::{
     accounts::service::SignedIn,
+    api_tokens::service as api_tokens,
     auth::workers,
     billing::{events::StripeInvoice, store as billing},
     db::{RequestMeta, RequestTx},
@@ -62,7 +65,13 @@ pub struct Demo {
     pub marketplace_accounts: usize,
     /// The support ticket opened.
     pub ticket_id: Uuid,
+    /// The API token created (listed in the web app; its secret was not kept).
+    pub api_token_id: Uuid,
 }
+
+/// The demo API token's name, and its scopes (read-only).
+pub const API_TOKEN_NAME: &str = "Demo integration";
+const API_TOKEN_SCOPES: [&str; 3] = ["drafts:read", "jobs:read", "usage:read"];
 
 /// The drafts: title, description, price in cents, brand, size, condition.
 const DRAFTS: [(&str, &str, i64, &str, &str, Condition); 4] = [
@@ -188,7 +197,14 @@ pub async fn create(services: &Services, email: &str, url: String) -> anyhow::Re
     .await;
     let ticket_id = finish(&tx, services, opened).await.map_err(step("opening the support ticket"))?;
 
-    // 6. Invoices, stored as the Stripe webhook stores `invoice.paid` (billing role,
+    // 6. An API token, created as the web app's tokens page does (its secret, shown once
+    //    there, is not kept: the account lists it, as an integration would have it).
+    let tx = begin(me.clone());
+    let scopes: Vec<String> = API_TOKEN_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+    let created = api_tokens::create(&tx, &services.tokens, API_TOKEN_NAME, &scopes, None).await;
+    let (_, api_token) = finish(&tx, services, created).await.map_err(step("creating the API token"))?;
+
+    // 7. Invoices, stored as the Stripe webhook stores `invoice.paid` (billing role,
     //    acting for the account), each with its receipt notification.
     let months = 3;
     for m in 0..months {
@@ -230,6 +246,7 @@ pub async fn create(services: &Services, email: &str, url: String) -> anyhow::Re
         invoices: months as usize,
         marketplace_accounts: 1,
         ticket_id,
+        api_token_id: api_token.id,
     })
 }
 

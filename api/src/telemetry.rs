@@ -1,7 +1,9 @@
 //! Structured logs with tracing-subscriber: pretty in development, JSON lines when
-//! `PLINTH_LOG_FORMAT=json`. The filter comes from `RUST_LOG`. Colours (pretty format
-//! only) only when the stream the logs go to is a terminal and `NO_COLOR` is unset or
-//! empty (no-color.org), so a pipe, a file or a log collector never gets escape codes.
+//! `PLINTH_LOG_FORMAT=json`, always on standard error (standard output is a command's
+//! result; the long-running `serve`, `mailer` and `worker` print none). The filter comes
+//! from `RUST_LOG`. Colours (pretty format only) only when standard error is a terminal
+//! and `NO_COLOR` is unset or empty (no-color.org), so a pipe, a file or a log collector
+//! never gets escape codes.
 //!
 //! Optionally, spans are exported with OpenTelemetry (OTLP over HTTP, protobuf) when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set ([`crate::config::TraceExport`]): one trace per
@@ -36,18 +38,16 @@ pub const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3
 /// Whether spans are exported (names worth computing).
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
-/// Installs the global subscriber once, logging to standard output; later calls are
-/// no-ops (tests start many apps).
+/// Installs the global subscriber once, logging to standard error (every command's:
+/// standard output carries a command's result only); later calls are no-ops (tests
+/// start many apps).
 pub fn init(format: LogFormat) {
-    let colour = colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR"));
-    install(format, colour, std::io::stdout, None);
+    install(format, None);
 }
 
-/// [`init`], logging to standard error: for commands whose standard output is their
-/// result (`plinth metrics export` writes CSV there).
-pub fn init_to_stderr(format: LogFormat) {
-    let colour = colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"));
-    install(format, colour, std::io::stderr, None);
+/// Whether the logs, on standard error, may carry colours.
+fn stderr_colour() -> bool {
+    colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"))
 }
 
 /// Whether logs to a stream may carry colours: a terminal, and `NO_COLOR` unset or
@@ -59,8 +59,7 @@ fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
 /// [`init`], and exporting spans to `traces` when set (`plinth serve`). Call
 /// [`shutdown`] at the end.
 pub fn init_with_traces(format: LogFormat, traces: Option<&TraceExport>) {
-    let colour = colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR"));
-    install(format, colour, std::io::stdout, traces);
+    install(format, traces);
 }
 
 /// Whether spans are exported: a span's name worth formatting (`otel.name`).
@@ -80,19 +79,16 @@ pub fn shutdown() {
     }
 }
 
-fn install<W>(format: LogFormat, colour: bool, writer: W, traces: Option<&TraceExport>)
-where
-    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
-{
+fn install(format: LogFormat, traces: Option<&TraceExport>) {
     let logs = match format {
         LogFormat::Json => fmt::layer()
             .json()
             .with_ansi(false)
             .with_current_span(true)
             .with_span_list(false)
-            .with_writer(writer)
+            .with_writer(std::io::stderr)
             .boxed(),
-        LogFormat::Pretty => fmt::layer().compact().with_ansi(colour).with_writer(writer).boxed(),
+        LogFormat::Pretty => fmt::layer().compact().with_ansi(stderr_colour()).with_writer(std::io::stderr).boxed(),
     }
     .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER)));
     let export = match traces.map(exporter) {

@@ -1,7 +1,9 @@
 //! The command line as scripts use it (issue 20): each data-printing command's standard
 //! output is one JSON document with `--json`, its logs go to standard error, neither
-//! carries terminal escape codes when not on a terminal; the operator's user commands
-//! act through the staff tools and leave the staff audit, naming who ran them.
+//! carries terminal escape codes when not on a terminal; without `--json` standard output
+//! is the result's values alone (`TOKEN=$(plinth admin worker-token --kinds scan)`); the
+//! completion scripts parse in their shells (those installed); the operator's user
+//! commands act through the staff tools and leave the staff audit, naming who ran them.
 use crate::{
     helpers::{code, TestApp, TestUser},
     support::make_staff,
@@ -132,6 +134,27 @@ async fn data_commands_print_one_json_document_and_log_on_stderr() {
         let out = run(&app, &["completions", shell]).await;
         let script = String::from_utf8(out.stdout).unwrap();
         assert!(out.status.success() && script.contains("grant-credit"), "{shell}: {script:.200}");
+        parses_in(shell, &script, &app.data_dir.join(format!("plinth.{shell}")));
+    }
+}
+
+/// Checks that `script` parses in `shell` (written to `path`, checked without running
+/// it: `bash -n`, `zsh -n`, `fish --no-execute`), when that shell is installed; says so
+/// and skips when it is not.
+fn parses_in(shell: &str, script: &str, path: &std::path::Path) {
+    std::fs::write(path, script).unwrap();
+    let check = if shell == "fish" { "--no-execute" } else { "-n" };
+    match std::process::Command::new(shell).arg(check).arg(path).output() {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{shell} {check}: the completion script does not parse:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert_ne!(shell, "bash", "bash is needed to check the bash completions");
+            println!("skipped: {shell} is not installed, so its completion script's syntax is not checked");
+        }
+        Err(e) => panic!("running {shell}: {e}"),
     }
 }
 
@@ -150,10 +173,49 @@ async fn colours_never_reach_a_pipe_even_with_pretty_logs() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stdout.contains(ESC) && !stderr.contains(ESC), "{stdout:?} {stderr:?}");
     assert!(!stdout.contains("INFO"), "no log on stdout: {stdout:?}");
-    // The plain output is unchanged: a sentence, then the token alone on its line.
+    // `TOKEN=$(plinth admin worker-token --kinds scan)`: standard output is one line, the
+    // token; the sentence that explains it is on standard error.
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout:?}");
-    assert!(lines[0].starts_with("worker ") && lines[0].ends_with("token (shown once):"));
+    assert_eq!(lines.len(), 1, "{stdout:?}");
+    let token = lines[0];
+    assert!(token.len() > 20 && !token.contains(char::is_whitespace), "{stdout:?}");
+    assert!(stderr.contains("may claim scan") && !stderr.contains(token), "{stderr:?}");
+    // The token works: a worker claims with it (nothing queued, no error).
+    let claimed = app.gql(Some(token), "mutation { claimJob(kinds: [SCAN]) { id } }", json!({})).await;
+    assert!(claimed.get("errors").is_none() && claimed["data"]["claimJob"].is_null(), "{claimed}");
+}
+
+/// Runs `args`, which must succeed; (standard output, standard error).
+async fn plain(app: &TestApp, args: &[&str]) -> (String, String) {
+    let out = run(app, args).await;
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    (String::from_utf8(out.stdout).unwrap(), stderr)
+}
+
+/// Without `--json`, standard output holds the result's values alone (a password, a
+/// count, rows), never a sentence: those go to standard error.
+#[tokio::test]
+async fn plain_output_is_the_result_alone() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let (password, err) = plain(&app, &["admin", "create", "--email", "root@example.com"]).await;
+    assert_eq!(password.lines().count(), 1, "{password:?}");
+    assert!(err.contains("root@example.com") && !err.contains(password.trim()), "{err}");
+    let r = app
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { user { role } } }",
+            json!({ "i": { "email": "root@example.com", "password": password.trim() } }),
+        )
+        .await;
+    assert_eq!(r["data"]["login"]["user"]["role"], "ADMIN", "{r}");
+    let (queued, err) = plain(&app, &["mail", "remind"]).await;
+    assert!(queued.trim().parse::<u64>().is_ok() && err.contains("reminders queued"), "{queued:?} {err}");
+    let out = run(&app, &["user", "revoke-sessions", &ann.email]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim().parse::<u64>().ok(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("session(s) ended"));
 }
 
 #[tokio::test]

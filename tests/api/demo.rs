@@ -1,7 +1,9 @@
 //! `plinth demo` (issue 20, item 4): on a fresh database and data dir it makes an
-//! account whose user signs in with the printed credentials and finds every section
-//! filled; a second run refuses (the address has an account) and says what to do;
-//! production refuses it before connecting anywhere.
+//! account whose user signs in with the printed credentials and finds every section of
+//! the web app's `/app` filled (the GraphQL fields each page of web/src/routes/app reads);
+//! a second run refuses (the address has an account) and says what to do; production
+//! refuses it before connecting anywhere. Without `--json`, standard output is the
+//! password alone.
 use crate::helpers::TestApp;
 use serde_json::{json, Value};
 
@@ -29,15 +31,35 @@ async fn demo_account_signs_in_and_every_section_is_filled() {
         )
         .await;
     let token = login["data"]["login"]["accessToken"].as_str().unwrap_or_else(|| panic!("{login}")).to_owned();
+    // Every page of /app a user sees (the staff and admin pages are not theirs), by the
+    // fields it reads: overview (dashboard), onboarding (me, marketplaceAccounts, drafts,
+    // jobs), drafts, jobs, marketplaces, usage, activity, notifications, invoices, billing
+    // (billing, plans), tokens (apiTokens), support (tickets), sessions, settings (me,
+    // emailPreferences). Left empty on purpose: imports (a demo has imported nothing),
+    // settings' data exports (none asked for) and support's access log (no ticket
+    // granted staff access).
     let r = app
         .gql(
             Some(&token),
-            "{ drafts(first: 50) { nodes { title description priceCents photos { url contentType width } } }
+            "{ me { email emailVerified }
+               dashboard { drafts { total } jobs { queued running succeeded failed canceled }
+                           photoCount storageBytes connectedAccounts recentActivity { action } }
+               drafts(first: 50) { nodes { title description priceCents photos { url contentType width } } }
                jobs(first: 50) { nodes { status logs { message } } }
                notifications { id }
                invoices(first: 50) { nodes { number status } }
                marketplaceAccounts { id }
-               tickets(first: 10) { nodes { subject messages { body } } } }",
+               tickets(first: 10) { nodes { subject messages { body } } }
+               usage { metric used limit }
+               activity(first: 50) { edges { node { action } } }
+               billing { plan state }
+               plans { code }
+               sessions { id current }
+               apiTokens { name scopes revokedAt }
+               emailPreferences { onboarding }
+               imports { id }
+               dataExports { id }
+               supportAccessLog(first: 10) { edges { node { id } } } }",
             json!({}),
         )
         .await;
@@ -74,15 +96,70 @@ async fn demo_account_signs_in_and_every_section_is_filled() {
     let tickets = d["tickets"]["nodes"].as_array().unwrap();
     assert!(tickets.len() == 1 && tickets[0]["messages"].as_array().unwrap().len() >= 2, "{r}");
 
+    // The overview: every count and the recent activity.
+    let dash = &d["dashboard"];
+    assert!(dash["drafts"]["total"].as_i64() >= Some(3), "{dash}");
+    for status in ["queued", "running", "succeeded", "failed", "canceled"] {
+        assert!(dash["jobs"][status].as_i64() >= Some(1), "no {status} job on the dashboard: {dash}");
+    }
+    assert!(dash["photoCount"].as_i64() >= Some(1) && dash["storageBytes"].as_i64() > Some(0), "{dash}");
+    assert!(dash["connectedAccounts"].as_i64() >= Some(1), "{dash}");
+    assert!(!dash["recentActivity"].as_array().unwrap().is_empty(), "{dash}");
+    // Usage: the connected account and the photos' bytes count against the plan.
+    let usage = d["usage"].as_array().unwrap();
+    let used = |metric: &str| usage.iter().find(|u| u["metric"] == metric).and_then(|u| u["used"].as_i64());
+    assert!(used("CONNECTED_ACCOUNTS") >= Some(1) && used("STORAGE_BYTES") > Some(0), "{r}");
+    // The activity log holds the demo's steps, the API token's creation among them.
+    let actions: Vec<&str> =
+        d["activity"]["edges"].as_array().unwrap().iter().filter_map(|e| e["node"]["action"].as_str()).collect();
+    assert!(actions.contains(&"api_token.create"), "{actions:?}");
+    // Billing: a plan and a state, and the plans to choose from.
+    assert!(d["billing"]["plan"].is_string() && d["billing"]["state"].is_string(), "{r}");
+    assert!(!d["plans"].as_array().unwrap().is_empty(), "{r}");
+    // Sessions: the demo's registration and this sign-in.
+    let sessions = d["sessions"].as_array().unwrap();
+    assert!(sessions.len() >= 2 && sessions.iter().any(|s| s["current"] == true), "{r}");
+    // API tokens: the demo's integration, live.
+    let tokens = d["apiTokens"].as_array().unwrap();
+    assert!(
+        tokens.len() == 1
+            && tokens[0]["name"] == "Demo integration"
+            && !tokens[0]["scopes"].as_array().unwrap().is_empty()
+            && tokens[0]["revokedAt"].is_null(),
+        "{r}"
+    );
+    assert!(made["apiTokenId"].is_string(), "{made}");
+    // Settings: the profile and the e-mail preferences.
+    assert_eq!(d["me"]["email"], made["email"], "{r}");
+    assert!(d["emailPreferences"]["onboarding"].is_boolean(), "{r}");
+    // Empty on purpose (see above).
+    assert_eq!(d["imports"], json!([]), "{r}");
+    assert_eq!(d["dataExports"], json!([]), "{r}");
+    assert_eq!(d["supportAccessLog"]["edges"], json!([]), "{r}");
+
     // Run again: refused, nothing on stdout, the message says what to do.
     let again = app.cli(&["demo", "--json"]).output().await.unwrap();
     let err = String::from_utf8(again.stderr).unwrap();
     assert_eq!(again.status.code(), Some(1), "{err}");
     assert!(again.stdout.is_empty());
     assert!(err.contains("has an account already") && err.contains("--email"), "{err}");
-    // Another address makes another demo account.
-    let other = app.cli(&["demo", "--email", "demo2@example.com", "--json"]).output().await.unwrap();
-    assert!(other.status.success(), "{}", String::from_utf8_lossy(&other.stderr));
+    // Another address makes another demo account; without --json, standard output is
+    // its password alone (how to sign in on standard error), and it signs in.
+    let other = app.cli(&["demo", "--email", "demo2@example.com"]).output().await.unwrap();
+    let err = String::from_utf8(other.stderr).unwrap();
+    assert!(other.status.success(), "{err}");
+    let stdout = String::from_utf8(other.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout:?}");
+    assert!(err.contains("demo2@example.com") && err.contains("sign in at"), "{err}");
+    let login = app
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+            json!({ "i": { "email": "demo2@example.com", "password": lines[0] } }),
+        )
+        .await;
+    assert!(login["data"]["login"]["accessToken"].is_string(), "{login}");
 }
 
 #[tokio::test]

@@ -621,17 +621,19 @@ const CLAIM: &str = "mutation { claimJob(kinds: [SCAN]) { id } }";
 async fn worker_tokens_are_listed_and_revoked_on_every_instance_with_their_sockets() {
     let one = TestApp::builder().with_redis().spawn().await;
     let two = one.another_instance().await;
+    // Standard output is the token alone; its id is the list's one row.
     let (ok, out) = worker_token_cli(&one, &["--kinds", "scan"]).await;
     assert!(ok, "{out}");
-    let mut lines = out.lines();
-    let id = lines.next().unwrap().split_whitespace().nth(1).unwrap().to_owned();
-    let token = lines.next().unwrap().trim().to_owned();
+    let token = out.trim().to_owned();
+    assert_eq!(out.lines().count(), 1, "{out:?}");
     assert!(two.gql(Some(&token), CLAIM, json!({})).await.get("errors").is_none());
     let mut ws = WsClient::connect(&two, Some(&token)).await;
 
     let (ok, list) = worker_token_cli(&one, &["list"]).await;
     assert!(ok);
-    let row = list.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(list.lines().count(), 1, "{list}");
+    let row = list.lines().next().unwrap();
+    let id = row.split('\t').next().unwrap().to_owned();
     assert!(row.contains("\tscan\t") && row.ends_with("revoked -"), "{row}");
     assert!(!list.contains(&token), "the token itself is never stored");
 

@@ -1,6 +1,7 @@
 //! `plinth serve` as an operator runs it: nothing configured, the embedded database,
-//! another command beside it on the same cluster, a real signal to stop. Its logs never
-//! carry the secrets that passed through it.
+//! another command beside it on the same cluster, a real signal to stop. Its logs, on
+//! standard error (its standard output stays empty), never carry the secrets that
+//! passed through it.
 use serde_json::{json, Value};
 use std::{process::Stdio, time::Duration};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -20,7 +21,8 @@ async fn serve_with_nothing_configured_then_stop_on_sigterm() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut logs = String::new();
     let addr = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -78,8 +80,7 @@ async fn serve_with_nothing_configured_then_stop_on_sigterm() {
         .await
         .unwrap();
     assert!(admin.status.success(), "admin create beside serve: {}", String::from_utf8_lossy(&admin.stderr));
-    let stdout = String::from_utf8(admin.stdout).unwrap();
-    let admin_password = stdout.lines().find_map(|l| l.strip_prefix("password (shown once): ")).unwrap().to_owned();
+    let admin_password = String::from_utf8(admin.stdout).unwrap().trim().to_owned();
     let login: Value = http
         .post(&url)
         .json(&json!({
@@ -103,6 +104,9 @@ async fn serve_with_nothing_configured_then_stop_on_sigterm() {
         logs.push('\n');
     }
     assert!(status.success(), "exit {status}:\n{logs}");
+    let mut printed = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut printed).await.unwrap();
+    assert_eq!(printed, "", "the server prints nothing on standard output");
     // The embedded cluster stopped with the server.
     assert!(!dir.join("postgres/data/postmaster.pid").exists(), "postgres still running");
     for secret in [password, access.as_str(), refresh.as_str(), admin_password.as_str()] {

@@ -16,7 +16,8 @@ function binary(): string {
   return join(target, 'debug', 'plinth');
 }
 
-/** The operator's `plinth admin create`: the admin's password, printed once. */
+/** The operator's `plinth admin create`: the admin's password, printed once and alone on
+ * standard output (the sentence naming the admin goes to standard error). */
 function createAdmin(bin: string, env: NodeJS.ProcessEnv, email: string, log: NodeJS.WritableStream): Promise<string> {
   return new Promise((done, failed) => {
     const cli = spawn(bin, ['admin', 'create', '--email', email], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -24,7 +25,8 @@ function createAdmin(bin: string, env: NodeJS.ProcessEnv, email: string, log: No
     cli.stdout.on('data', (b: Buffer) => (out += b.toString()));
     cli.stderr.pipe(log, { end: false });
     cli.once('exit', (code) => {
-      const password = out.match(/password \(shown once\): (\S+)/)?.[1];
+      const lines = out.split('\n').filter((l) => l.trim() !== '');
+      const password = lines.length === 1 ? lines[0].trim() : undefined;
       if (code === 0 && password) done(password);
       else failed(new Error(`plinth admin create exited (${code}) without a password`));
     });
@@ -67,13 +69,14 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     PLINTH_SIGNUP_LIMIT_PER_IP: '100',
     RUST_LOG: 'info',
   };
+  // Every plinth command logs to standard error; `serve` prints nothing on standard output.
   const server = spawn(bin, ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  server.stderr.pipe(log, { end: false });
+  server.stdout.pipe(log, { end: false });
   const exited = new Promise<number | null>((done) => server.once('exit', (code) => done(code)));
   const addr = await new Promise<string>((found, failed) => {
     const timer = setTimeout(() => failed(new Error(`plinth serve did not listen within 180 s; see ${logFile}`)), 180_000);
     void exited.then((code) => failed(new Error(`plinth serve exited (${code}) before listening; see ${logFile}`)));
-    createInterface({ input: server.stdout }).on('line', (line) => {
+    createInterface({ input: server.stderr }).on('line', (line) => {
       log.write(line + '\n');
       try {
         const a = (JSON.parse(line) as { fields?: { addr?: string } }).fields?.addr;
