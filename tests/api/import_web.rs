@@ -446,8 +446,8 @@ async fn another_user_can_neither_see_nor_follow_nor_start_an_import() {
 /// started again).
 #[tokio::test]
 async fn uploads_are_bounded_removed_once_imported_and_swept_when_left() {
-    let app = TestApp::builder().with_env("PLINTH_UPLOAD_SWEEP_SECS", "1").spawn().await;
-    let bob = app.register("bob").await;
+    let app = &TestApp::builder().with_env("PLINTH_UPLOAD_SWEEP_SECS", "1").spawn().await;
+    let bob = &app.register("bob").await;
     let zip = zip_of(&[("drafts.jsonl", format!("{}\n", draft("d1", "Blue jacket")).as_bytes())]);
     let imported = upload(&app, &bob, &zip).await;
     let left = upload(&app, &bob, &zip).await;
