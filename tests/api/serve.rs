@@ -41,6 +41,12 @@ async fn serve_with_nothing_configured_then_stop_on_sigterm() {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let url = format!("http://{addr}/graphql");
     assert_eq!(http.get(format!("http://{addr}/readyz")).send().await.unwrap().status(), 200);
+    // The web app comes with the binary: the landing page, prerendered.
+    let landing = http.get(format!("http://{addr}/")).send().await.unwrap();
+    assert_eq!(landing.status(), 200);
+    assert!(landing.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = landing.text().await.unwrap();
+    assert!(html.contains("<h1") && html.contains("/pricing"), "the landing page: {html:.300}");
     assert!(http.get(&url).send().await.unwrap().text().await.unwrap().contains("graphiql"));
     let password = "a very secret passphrase";
     let r: Value = http
