@@ -299,6 +299,9 @@ async fn pool_waits_show_in_the_pool_metrics_with_one_connection_and_concurrent_
         "mutation($i: CreateDraftInput!) { createDraft(input: $i) { id } }",
         json!({ "i": { "title": "held" } }),
     );
+    // The reads are sent once the createDraft waits on the lock (holding the connection);
+    // the lock is released 500 ms after they were sent and seen waiting.
+    let sent = std::sync::atomic::AtomicBool::new(false);
     let reads = async {
         for _ in 0..200 {
             let (n,): (i64,) = sqlx::query_as(
@@ -312,23 +315,28 @@ async fn pool_waits_show_in_the_pool_metrics_with_one_connection_and_concurrent_
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        futures::future::join_all((0..3).map(|_| app.gql(Some(&ann.access), "{ me { id } }", json!({})))).await
+        let reads = futures::future::join_all((0..3).map(|_| app.gql(Some(&ann.access), "{ me { id } }", json!({}))));
+        sent.store(true, std::sync::atomic::Ordering::SeqCst);
+        reads.await
     };
     let release = async {
+        while !sent.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let during = scrape_until(&app, |t| waiting(t) >= 3.0).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         lock.commit().await.unwrap();
         during
     };
     let (held, reads, during) = tokio::join!(holder, reads, release);
+    assert!(waiting(&during) >= 3.0, "three reads waiting for the one connection: {during}");
     assert!(held["data"]["createDraft"]["id"].is_string(), "{held}");
     for r in &reads {
         assert_eq!(r["data"]["me"]["id"], ann.id.to_string(), "{r}");
     }
-    assert!(waiting(&during) >= 3.0, "three reads waiting for the one connection: {during}");
     let after = scrape_until(&app, |t| waiting(t) == 0.0).await;
     assert_eq!(waiting(&after), 0.0, "{after}");
     assert!(count(&after) >= count(&before) + 4.0, "four acquisitions: {} then {}", count(&before), count(&after));
-    // The reads waited past the held transaction's 300 ms: slower than the 0.25 s bucket.
+    // The reads waited past the lock's 500 ms: slower than the 0.25 s bucket.
     assert!(count(&after) - fast(&after) >= count(&before) - fast(&before) + 3.0, "three waits over 0.25 s: {after}");
 }
