@@ -4,7 +4,9 @@ the keys Fly documents for an app's configuration (the fly.toml reference; flyct
 internal/appconfig types, whose TOML tags are those keys), failing on an unknown key or a
 value of the wrong kind; then checks what Plinth relies on (the release command, the
 process groups, the readiness check's timeout against the handler's, the metrics port kept
-off the public services, the stop signal against the Dockerfile's, no secret in [env]).
+off the public services, the stop signal against the Dockerfile's, no secret in [env]);
+then that what its comments point at is there (repository files, and `cargo run -p <package>
+-- <subcommand>` lines naming a workspace package and one of its subcommands).
 
     ops/check-fly-toml.py [fly.toml] [--dockerfile Dockerfile] [--health api/src/http/health.rs]
     ops/check-fly-toml.py --self-test     # shows that each kind of mistake is caught
@@ -274,16 +276,69 @@ def check_plinth(conf, problems, dockerfile, health_rs):
             problems.append(f"vm[{i}].size: {size!r} is not a Fly machine preset")
 
 
-def check(conf, dockerfile, health_rs):
+# ------------------------------------------------------------------ what the comments point at
+# A repository path (bench/load.sh, api/src/http/health.rs ...), not part of a URL or an
+# absolute path.
+REPO_PATH = re.compile(r"(?<![\w./:-])((?:bench|ops|scripts|docs|api|crates|src|tests|migration|web)/[\w./-]*[\w])")
+CARGO_RUN = re.compile(r"cargo run -p ([\w-]+)(?: --release)? -- ([\w-]+)")
+
+
+def workspace_packages(root):
+    """The workspace's packages: name -> directory."""
+    with open(root / "Cargo.toml", "rb") as f:
+        members = tomllib.load(f).get("workspace", {}).get("members", [])
+    packages = {}
+    for member in members:
+        try:
+            with open(root / member / "Cargo.toml", "rb") as f:
+                name = tomllib.load(f).get("package", {}).get("name")
+        except OSError:
+            continue
+        if name:
+            packages[name] = root / member
+    return packages
+
+
+def subcommands(package_dir):
+    """The clap subcommands of a package's binary (`enum Command` in src/main.rs), as
+    typed on the command line (kebab-case)."""
+    try:
+        src = (package_dir / "src" / "main.rs").read_text()
+    except OSError:
+        return set()
+    m = re.search(r"enum Command \{(.*?)\n\}", src, re.S)
+    if not m:
+        return set()
+    variants = re.findall(r"^\s*([A-Z]\w*)\s*[({,]", m.group(1), re.M)
+    return {re.sub(r"(?<!^)(?=[A-Z])", "-", v).lower() for v in variants}
+
+
+def check_references(text, root, problems):
+    """Every repository path and `cargo run -p ... -- <subcommand>` in fly.toml's text exists."""
+    for path in sorted(set(REPO_PATH.findall(text))):
+        if not (root / path).exists():
+            problems.append(f"mentions {path}, which is not in the repository")
+    packages = None
+    for package, sub in CARGO_RUN.findall(text):
+        packages = packages if packages is not None else workspace_packages(root)
+        if package not in packages:
+            problems.append(f"mentions `cargo run -p {package}`, which is not a workspace package")
+        elif sub not in subcommands(packages[package]):
+            problems.append(f"mentions `cargo run -p {package} -- {sub}`, which is not a subcommand of {package}")
+
+
+def check(conf, dockerfile, health_rs, text=None, root=ROOT):
     problems = []
     check_value("fly.toml", FLY_SCHEMA, conf, problems)
     if not problems:
         check_plinth(conf, problems, dockerfile, health_rs)
+    if text is not None:
+        check_references(text, root, problems)
     return problems
 
 
 # ------------------------------------------------------------------ self-test
-def self_test(conf, dockerfile, health_rs):
+def self_test(conf, dockerfile, health_rs, text):
     """Each mutation of the (passing) file must be caught."""
     mutations = {
         "unknown top-level key": lambda c: c.update(regions=["cdg"]),
@@ -307,6 +362,22 @@ def self_test(conf, dockerfile, health_rs):
         caught = check(mutated, dockerfile, health_rs)
         print(f"{'caught' if caught else 'MISSED'}  {name}" + (f": {caught[0]}" if caught else ""))
         failures += not caught
+    # Mutations of the text (comments): each replaces something the file says.
+    text_mutations = {
+        "a removed script in a comment": ("cargo run -p bench --release -- read", "bench/load.sh"),
+        "an unknown bench subcommand": ("-- fanout", "-- ws-fanout"),
+        "an unknown package": ("cargo run -p bench", "cargo run -p benches"),
+        "a missing source file": ("api/src/http/health.rs", "api/src/health.rs"),
+    }
+    for name, (before, after) in text_mutations.items():
+        if before not in text:
+            print(f"MISSED  {name}: the file no longer says {before!r}")
+            failures += 1
+            continue
+        mutated = text.replace(before, after, 1)
+        caught = check(tomllib.loads(mutated), dockerfile, health_rs, mutated)
+        print(f"{'caught' if caught else 'MISSED'}  {name}" + (f": {caught[0]}" if caught else ""))
+        failures += not caught
     return failures
 
 
@@ -318,18 +389,18 @@ def main():
     p.add_argument("--self-test", action="store_true")
     args = p.parse_args()
     try:
-        with open(args.file, "rb") as f:
-            conf = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        text = Path(args.file).read_text()
+        conf = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         print(f"{args.file}: {e}")
         return 1
     dockerfile, health_rs = Path(args.dockerfile), Path(args.health)
-    problems = check(conf, dockerfile, health_rs)
+    problems = check(conf, dockerfile, health_rs, text)
     if problems:
         print("\n".join(f"{args.file}: {p}" for p in problems))
         return 1
     if args.self_test:
-        missed = self_test(conf, dockerfile, health_rs)
+        missed = self_test(conf, dockerfile, health_rs, text)
         if missed:
             print(f"self-test: {missed} mutation(s) not caught")
             return 1

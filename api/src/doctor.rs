@@ -13,6 +13,7 @@ use crate::{
     secretbox::SecretBox,
     storage::Storage,
 };
+use anyhow::Context;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use secrecy::ExposeSecret;
 use std::{collections::HashMap, time::Duration};
@@ -132,8 +133,9 @@ fn token_key(config: &Config) -> anyhow::Result<String> {
 }
 
 fn credentials_key(config: &Config) -> anyhow::Result<String> {
-    let key = config.storage.credentials_key.as_ref().ok_or_else(|| anyhow::anyhow!("not set"))?;
-    SecretBox::from_hex(key.expose_secret())?;
+    let key =
+        config.storage.credentials_key.as_ref().ok_or_else(|| anyhow::anyhow!("PLINTH_CREDENTIALS_KEY is not set"))?;
+    SecretBox::from_hex(key.expose_secret()).context("PLINTH_CREDENTIALS_KEY")?;
     Ok("PLINTH_CREDENTIALS_KEY is 32 bytes of hex".into())
 }
 

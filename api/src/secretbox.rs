@@ -27,8 +27,10 @@ impl SecretBox {
     ///
     /// Errors: not 64 hex digits.
     pub fn from_hex(hex_key: &str) -> anyhow::Result<Self> {
-        let bytes = hex::decode(hex_key.trim()).context("expected 64 hex digits")?;
-        anyhow::ensure!(bytes.len() == 32, "expected 64 hex digits (32 bytes)");
+        // hex's own error names the offending character: a piece of the key, not shown.
+        let bytes = hex::decode(hex_key.trim())
+            .map_err(|_| anyhow::anyhow!("expected 64 hex digits, found a non-hex character or an odd count"))?;
+        anyhow::ensure!(bytes.len() == 32, "expected 64 hex digits (32 bytes), found {}", hex_key.trim().len());
         let mac = {
             use hmac::Mac;
             let mut m = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&bytes).context("MAC key")?;
@@ -121,6 +123,9 @@ mod tests {
         assert!(b.open(&sealed, b"row-2").is_err());
         assert!(SecretBox::from_hex(&"22".repeat(32)).unwrap().open(&sealed, b"row-1").is_err());
         assert!(SecretBox::from_hex("abcd").is_err());
+        // The error never carries a piece of the key.
+        let e = format!("{:#}", SecretBox::from_hex(&format!("{}q{}", "1".repeat(40), "1".repeat(23))).err().unwrap());
+        assert!(!e.contains('q'), "{e}");
     }
 
     #[test]

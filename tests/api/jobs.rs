@@ -227,6 +227,9 @@ async fn expired_leases_are_retried_then_failed() {
     let r = app.gql(Some(&ann.access), CREATE_JOB, json!({ "i": { "kind": "SCAN", "maxAttempts": 2 } })).await;
     let id = r["data"]["createJob"]["id"].as_str().unwrap().to_owned();
     let token = app.worker_token(&["scan"]);
+    // Each expiry counts in plinth_job_lease_expiries_total (counted once its sweep committed).
+    let expiries = |t: &str| crate::observability::value(t, "plinth_job_lease_expiries_total").unwrap_or(0.0);
+    let before = expiries(&app.scrape().await);
     let claim = "mutation { claimJob(kinds: [SCAN]) { id attempts } }";
     assert_eq!(app.gql(Some(&token), claim, json!({})).await["data"]["claimJob"]["attempts"], 1);
     // The worker goes silent: the sweeper returns the job to the queue with backoff.
@@ -240,6 +243,8 @@ async fn expired_leases_are_retried_then_failed() {
     }
     assert_eq!(j["status"], "QUEUED", "{j}");
     assert!(j["error"].as_str().unwrap().contains("lease expired"));
+    let text = crate::observability::scrape_until(&app, |t| expiries(t) >= before + 1.0).await;
+    assert!(expiries(&text) >= before + 1.0, "the requeue is not counted: {before} then {}", expiries(&text));
     assert_eq!(app.gql(Some(&token), claim, json!({})).await["data"]["claimJob"], Value::Null, "backoff holds it");
     sqlx::query("UPDATE jobs SET run_after = now()").execute(&app.db).await.unwrap();
     assert_eq!(app.gql(Some(&token), claim, json!({})).await["data"]["claimJob"]["attempts"], 2);
@@ -251,6 +256,8 @@ async fn expired_leases_are_retried_then_failed() {
         }
     }
     assert_eq!(j["status"], "FAILED", "out of attempts: {j}");
+    let text = crate::observability::scrape_until(&app, |t| expiries(t) >= before + 2.0).await;
+    assert!(expiries(&text) >= before + 2.0, "the last expiry is not counted: {before} then {}", expiries(&text));
 }
 
 #[tokio::test]

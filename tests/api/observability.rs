@@ -112,13 +112,13 @@ async fn production_keeps_metrics_graphiql_and_introspection_off_the_public_list
 }
 
 /// The value of the series `series` (name and labels, as printed) in a scrape.
-fn value(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn value(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Scrapes until `ready` holds (background loops and mail delivery run on their own
 /// time), up to 30 s; the last scrape.
-async fn scrape_until(app: &TestApp, ready: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn scrape_until(app: &TestApp, ready: impl Fn(&str) -> bool) -> String {
     for _ in 0..300 {
         let text = app.scrape().await;
         if ready(&text) {
@@ -275,4 +275,68 @@ async fn each_request_logs_one_info_line_with_status_duration_operation_and_user
     let requests: Vec<&str> = all.lines().filter(|l| l.contains("request done")).collect();
     assert!(requests.len() >= 3, "sign-up, query, health: {requests:?}");
     assert!(requests.iter().all(|l| !l.contains(&ann.email)), "an e-mail address in a request line");
+}
+
+#[tokio::test]
+async fn pool_waits_show_in_the_pool_metrics_with_one_connection_and_concurrent_requests() {
+    let app = TestApp::builder()
+        .with_env("PLINTH_DB_POOL_SIZE", "1")
+        .with_env("PLINTH_DB_ACQUIRE_TIMEOUT_MS", "10000")
+        .spawn()
+        .await;
+    let ann = app.register("ann").await;
+    let count = |t: &str| value(t, "plinth_db_pool_acquire_duration_seconds_count").unwrap_or(0.0);
+    let fast = |t: &str| value(t, "plinth_db_pool_acquire_duration_seconds_bucket{le=\"0.25\"}").unwrap_or(0.0);
+    let waiting = |t: &str| value(t, "plinth_db_pool_waiting").unwrap_or(0.0);
+    let before = app.scrape().await;
+
+    // The one connection is held: a createDraft waits on a lock the test holds, inside
+    // its transaction. Three reads then wait for the connection.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE drafts IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+    let holder = app.gql(
+        Some(&ann.access),
+        "mutation($i: CreateDraftInput!) { createDraft(input: $i) { id } }",
+        json!({ "i": { "title": "held" } }),
+    );
+    // The reads are sent once the createDraft waits on the lock (holding the connection);
+    // the lock is released 500 ms after they were sent and seen waiting.
+    let sent = std::sync::atomic::AtomicBool::new(false);
+    let reads = async {
+        for _ in 0..200 {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+            if n > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let reads = futures::future::join_all((0..3).map(|_| app.gql(Some(&ann.access), "{ me { id } }", json!({}))));
+        sent.store(true, std::sync::atomic::Ordering::SeqCst);
+        reads.await
+    };
+    let release = async {
+        while !sent.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let during = scrape_until(&app, |t| waiting(t) >= 3.0).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        lock.commit().await.unwrap();
+        during
+    };
+    let (held, reads, during) = tokio::join!(holder, reads, release);
+    assert!(waiting(&during) >= 3.0, "three reads waiting for the one connection: {during}");
+    assert!(held["data"]["createDraft"]["id"].is_string(), "{held}");
+    for r in &reads {
+        assert_eq!(r["data"]["me"]["id"], ann.id.to_string(), "{r}");
+    }
+    let after = scrape_until(&app, |t| waiting(t) == 0.0).await;
+    assert_eq!(waiting(&after), 0.0, "{after}");
+    assert!(count(&after) >= count(&before) + 4.0, "four acquisitions: {} then {}", count(&before), count(&after));
+    // The reads waited past the lock's 500 ms: slower than the 0.25 s bucket.
+    assert!(count(&after) - fast(&after) >= count(&before) - fast(&before) + 3.0, "three waits over 0.25 s: {after}");
 }

@@ -271,8 +271,13 @@ async fn doctor_passes_a_sound_production_configuration_and_names_each_broken_se
     }
 
     // Each broken setting fails its own check, and the exit status.
-    let broken: [(&str, &str, &str); 5] = [
+    let bad_token_key = format!("ed25519-private/{}", "zz".repeat(32));
+    let bad_credentials_key = format!("{}g{}", "0a".repeat(20), "b".repeat(23));
+    let broken: [(&str, &str, &str); 7] = [
         ("PLINTH_SENDGRID_API_KEY", "SG.revoked-key", "mail"),
+        // Keys present but malformed: not an Ed25519 key, not 64 hex digits.
+        ("PLINTH_TOKEN_KEY", &bad_token_key, "keys.token"),
+        ("PLINTH_CREDENTIALS_KEY", &bad_credentials_key, "keys.credentials"),
         ("PLINTH_PLANS_FILE", &placeholders, "stripe.prices"),
         // The superuser as the runtime role: row-level security would not apply.
         ("PLINTH_APP_DATABASE_URL", &crate::helpers::admin_url(&app.database), "database.role"),
@@ -285,6 +290,15 @@ async fn doctor_passes_a_sound_production_configuration_and_names_each_broken_se
         let (ok, checks) = doctor_checks(&env).await;
         assert!(!ok, "{var} broken, yet doctor exited 0: {checks:?}");
         assert_eq!(failed(&checks), vec![check], "{var} broken: {checks:?}");
+        if check.starts_with("keys.") {
+            // A clear line: the variable named, and nothing of its value.
+            let detail = &checks.iter().find(|c| c.0 == check).unwrap().2;
+            assert!(detail.contains(var), "{check}: {detail}");
+            assert!(!detail.contains(&value[value.len() - 12..]) && !detail.contains("'g'"), "{check}: {detail}");
+            let (_, text) = doctor(&env, false).await;
+            let line = text.lines().find(|l| l.contains(check)).unwrap_or_else(|| panic!("no {check} line: {text}"));
+            assert!(!line.starts_with("ok ") && line.contains(var), "{line}");
+        }
     }
     // A missing variable is named, and stops the checks that need the configuration.
     let mut env_missing = env.clone();
@@ -324,6 +338,14 @@ async fn sigterm_drains_a_request_in_flight_closes_sockets_to_reconnect_and_exit
     let in_flight = tokio::spawn(request);
     hold.arrived().await;
 
+    // A new connection (a client without a pooled one) is answered before SIGTERM...
+    let fresh = || async {
+        let client =
+            reqwest::Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(2)).build().unwrap();
+        client.get(app.url("/healthz")).send().await
+    };
+    assert_eq!(fresh().await.expect("a new connection before SIGTERM").status(), 200);
+
     let pid = app.pid().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     // The socket is told to reconnect (1012, service restart), while the request waits.
@@ -331,6 +353,21 @@ async fn sigterm_drains_a_request_in_flight_closes_sockets_to_reconnect_and_exit
         WsEvent::Closed(code) => assert_eq!(code, 1012, "close code"),
         other => panic!("the socket got {other:?} instead of its close"),
     }
+    // ...and refused once the drain started (the listener is closed), while the request
+    // in flight still waits: the server stopped accepting.
+    // (A connection made just as the listener closes may be reset instead: tried again.)
+    let mut answered = Vec::new();
+    let refused = loop {
+        match fresh().await {
+            Err(e) if e.is_connect() => break true,
+            _ if answered.len() >= 50 => break false,
+            other => {
+                answered.push(other.map(|r| r.status().to_string()).unwrap_or_else(|e| format!("{e}")));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(refused, "new connections still accepted during the drain: {answered:?}");
     assert!(!in_flight.is_finished(), "the request in flight ended before Stripe answered");
     assert!(app.wait_exit(Duration::from_millis(1)).await.is_none(), "the process left a request in flight");
     hold.release();
