@@ -449,15 +449,15 @@ async fn uploads_are_bounded_removed_once_imported_and_swept_when_left() {
     let app = &TestApp::builder().with_env("PLINTH_UPLOAD_SWEEP_SECS", "1").spawn().await;
     let bob = &app.register("bob").await;
     let zip = zip_of(&[("drafts.jsonl", format!("{}\n", draft("d1", "Blue jacket")).as_bytes())]);
-    let imported = upload(&app, &bob, &zip).await;
-    let left = upload(&app, &bob, &zip).await;
-    let broken = upload(&app, &bob, b"not a zip").await;
+    let imported = upload(app, bob, &zip).await;
+    let left = upload(app, bob, &zip).await;
+    let broken = upload(app, bob, b"not a zip").await;
     let fourth = || app.gql(Some(&bob.access), "mutation { createImportUpload(byteSize: 10) { uploadId } }", json!({}));
     let r = fourth().await;
     assert_eq!(code(&r), "CONFLICT", "a fourth upload: {r}");
     let object = |id: &str| app.data_dir.join("objects").join(format!("i/{}/{id}", bob.id));
     assert!(object(&imported).exists() && object(&left).exists() && object(&broken).exists());
-    let uploads = || count_for(&app, "import_uploads", bob.id);
+    let uploads = || count_for(app, "import_uploads", bob.id);
     let until = |n: i64| async move {
         let deadline = Instant::now() + Duration::from_secs(20);
         while uploads().await != n {
@@ -469,16 +469,16 @@ async fn uploads_are_bounded_removed_once_imported_and_swept_when_left() {
         sqlx::query(sql).bind(bob.id).execute(&app.db).await.unwrap();
     };
 
-    let id = start(&app, &bob, &imported).await["data"]["startImport"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(follow(&app, &bob, &id).await.pop().unwrap()["status"], "SUCCEEDED");
-    let id = start(&app, &bob, &broken).await["data"]["startImport"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(follow(&app, &bob, &id).await.pop().unwrap()["status"], "FAILED");
+    let id = start(app, bob, &imported).await["data"]["startImport"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(follow(app, bob, &id).await.pop().unwrap()["status"], "SUCCEEDED");
+    let id = start(app, bob, &broken).await["data"]["startImport"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(follow(app, bob, &id).await.pop().unwrap()["status"], "FAILED");
     let deadline = Instant::now() + Duration::from_secs(20);
     while object(&imported).exists() {
         assert!(Instant::now() < deadline, "an imported upload's zip is removed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let r = start(&app, &bob, &imported).await;
+    let r = start(app, bob, &imported).await;
     assert_eq!(code(&r), "NOT_FOUND", "an imported upload cannot be started again: {r}");
     assert_eq!(uploads().await, 3, "its row stays while its URL works");
     assert_eq!(code(&fourth().await), "CONFLICT");
@@ -495,7 +495,7 @@ async fn uploads_are_bounded_removed_once_imported_and_swept_when_left() {
     until(1).await;
     assert!(!object(&left).exists(), "its object went first");
     assert!(object(&broken).exists(), "a failed import's upload stays a day after it failed");
-    let r = start(&app, &bob, &left).await;
+    let r = start(app, bob, &left).await;
     assert_eq!(code(&r), "NOT_FOUND", "a swept upload cannot be started: {r}");
     backdate("UPDATE imports SET finished_at = now() - interval '25 hours' WHERE user_id = $1").await;
     until(0).await;
