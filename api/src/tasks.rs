@@ -387,11 +387,13 @@ pub fn backoff(attempts: i32, base: Duration, max: Duration, retry_after: Option
 /// Reservations an expired-reservation sweep handles per run.
 const RESERVATION_BATCH: i32 = 200;
 
-/// The first half of an expired-reservation sweep (photos, ticket attachments): lists
+/// The first half of an expired-reservation sweep (photos, ticket attachments, import
+/// uploads): lists
 /// `(user_id, id, object_key)` from `listing` (a `priv` function called with the age in
 /// seconds and [`RESERVATION_BATCH`]) in a committed system transaction of its own, then
-/// deletes each reservation's objects (its upload key and the sealed key `sealed` names,
-/// which a rolled-back confirmation may have left) holding no transaction. Returns the
+/// deletes each reservation's objects (its upload key and, when `sealed` is given, the
+/// sealed key it names, which a rolled-back confirmation may have left) holding no
+/// transaction. Returns the
 /// reservations whose objects are gone; the caller forgets their rows. A store failure
 /// stops the run before any row is forgotten, so nothing is lost.
 ///
@@ -403,7 +405,7 @@ pub async fn delete_expired_reservation_objects(
     listing: &str,
     older_than_secs: i32,
     timeout_ms: u64,
-    sealed: impl Fn(Uuid, Uuid) -> String,
+    sealed: Option<fn(Uuid, Uuid) -> String>,
 ) -> anyhow::Result<Vec<(Uuid, Uuid)>> {
     let tx = RequestTx::begin(pool, Principal::System, meta, timeout_ms).await?;
     let rows = tx
@@ -419,7 +421,9 @@ pub async fn delete_expired_reservation_objects(
         let (user_id, id, key): (Uuid, Uuid, String) =
             (row.try_get("", "user_id")?, row.try_get("", "id")?, row.try_get("", "object_key")?);
         storage.delete(&key).await?;
-        storage.delete(&sealed(user_id, id)).await?;
+        if let Some(sealed) = sealed {
+            storage.delete(&sealed(user_id, id)).await?;
+        }
         expired.push((user_id, id));
     }
     Ok(expired)

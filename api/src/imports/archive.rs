@@ -113,29 +113,33 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Unpacked, Ref
         ));
     }
     // The headers, before anything is written: which entries an import reads, and what
-    // they declare.
-    // What the upload really weighs bounds every ratio: a header's compressed size is
-    // the uploader's word, and entries may point at one shared stream.
+    // they declare. What the upload really weighs bounds every ratio: a header's
+    // compressed size is the uploader's word, and entries may point at one shared stream.
     let upload = bytes.len() as u64;
-    let mut paths = Vec::with_capacity(archive.len());
+    let mut files = Vec::with_capacity(archive.len()); // (path, size, compressed size)
     for i in 0..archive.len() {
-        let path = archive
-            .by_index_raw(i)
-            .ok()
-            .and_then(|f| f.enclosed_name().filter(|p| !f.is_dir() && !p.as_os_str().is_empty() && plain(p)));
-        paths.push(path);
+        files.push(archive.by_index_raw(i).ok().and_then(|f| {
+            let path = f.enclosed_name().filter(|p| !f.is_dir() && !p.as_os_str().is_empty() && plain(p))?;
+            Some((path, f.size(), f.compressed_size()))
+        }));
     }
-    let top = top_folder(paths.iter().flatten());
+    let top = top_folder(files.iter().flatten().map(|(path, ..)| path));
     let mut headers = Vec::with_capacity(archive.len());
     let mut declared_total = 0u64;
-    for (i, path) in paths.iter().enumerate() {
+    for (i, file) in files.iter().enumerate() {
         let name = archive.name_for_index(i).map(shown).unwrap_or_else(|| format!("entry {}", i + 1));
-        let wanted = path.as_deref().and_then(|p| wanted(p, top.as_deref()));
-        let silent = path.as_deref().is_some_and(|p| is_litter(p) || is_export_file(p, top.as_deref()));
-        if wanted.is_some() {
-            if let Ok(f) = archive.by_index_raw(i) {
-                declared_total = declared_total.saturating_add(f.size());
-                if let Some(why) = over_ratio(f.size(), f.compressed_size().min(upload), limits.max_ratio) {
+        let (mut wanted, mut silent) = (None, false);
+        if let Some((path, size, compressed)) = file {
+            // Inside the import folder (None: outside the top folder).
+            let rel = match top.as_deref() {
+                Some(top) => path.strip_prefix(top).ok(),
+                None => Some(path.as_path()),
+            };
+            wanted = rel.and_then(wanted_at);
+            silent = is_litter(path) || is_export_file(rel.unwrap_or(path));
+            if wanted.is_some() {
+                declared_total = declared_total.saturating_add(*size);
+                if let Some(why) = over_ratio(*size, (*compressed).min(upload), limits.max_ratio) {
                     return refuse(format!("entry {name} {why} (declared): refused as a zip bomb"));
                 }
             }
@@ -276,13 +280,9 @@ fn plain(path: &Path) -> bool {
     path.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
-/// Where an entry at `path` (a [`plain`] one) goes inside the import folder, when an
-/// import reads it.
-fn wanted(path: &Path, top: Option<&Path>) -> Option<PathBuf> {
-    let rel = match top {
-        Some(top) => path.strip_prefix(top).ok()?,
-        None => path,
-    };
+/// Where an entry at `rel` (a [`plain`] path inside the import folder) is written, when
+/// an import reads it.
+fn wanted_at(rel: &Path) -> Option<PathBuf> {
     let parts: Vec<_> = rel.components().collect();
     match parts.as_slice() {
         [Component::Normal(file)] if Kind::ALL.iter().any(|k| *file == k.file()) => Some(rel.to_owned()),
@@ -291,13 +291,9 @@ fn wanted(path: &Path, top: Option<&Path>) -> Option<PathBuf> {
     }
 }
 
-/// Another file of an export (docs/export.md) at the folder's top: JSON the import does
-/// not read.
-fn is_export_file(path: &Path, top: Option<&Path>) -> bool {
-    let rel = match top {
-        Some(top) => path.strip_prefix(top).unwrap_or(path),
-        None => path,
-    };
+/// Another file of an export (docs/export.md) at the folder's top (`rel`, inside the
+/// import folder): JSON the import does not read.
+fn is_export_file(rel: &Path) -> bool {
     rel.components().count() == 1 && rel.extension().is_some_and(|e| e == "json" || e == "jsonl")
 }
 

@@ -2,7 +2,7 @@
 //! are marked failed, so they can be started again, and their owners' subscriptions
 //! hear it; uploads nothing happened to for [`UPLOAD_KEPT`] (never started, or their
 //! last import failed that long ago) are removed, object first.
-use super::runner::{upload_key, UPLOAD_KEPT};
+use super::runner::UPLOAD_KEPT;
 use crate::{
     db::{RequestMeta, RequestTx},
     error::AppError,
@@ -62,7 +62,7 @@ pub fn sweep_uploads(pool: DatabaseConnection, storage: Arc<Storage>, every: Dur
                 "priv.expired_import_uploads",
                 older_than,
                 timeout_ms,
-                upload_key,
+                None,
             )
             .await?;
             if expired.is_empty() {

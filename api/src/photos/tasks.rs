@@ -39,7 +39,7 @@ async fn sweep(pool: &DatabaseConnection, storage: &Storage, timeout_ms: u64) ->
         "priv.expired_uploads",
         older_than,
         timeout_ms,
-        confirmed_key,
+        Some(confirmed_key),
     )
     .await?;
     if expired.is_empty() {

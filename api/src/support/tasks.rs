@@ -47,7 +47,7 @@ pub async fn sweep(
         "priv.expired_ticket_attachments",
         older_than_secs,
         timeout_ms,
-        sealed_key,
+        Some(sealed_key),
     )
     .await?;
     if expired.is_empty() {

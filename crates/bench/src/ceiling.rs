@@ -9,7 +9,6 @@
 //! 3. `COMMIT`.
 use crate::{load::Measured, seed::User};
 use anyhow::Context;
-use hdrhistogram::Histogram;
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -49,8 +48,7 @@ pub async fn run(
             let (client, conn) = tokio_postgres::connect(&url, NoTls).await.context("connecting for the ceiling")?;
             tokio::spawn(conn);
             let select = client.prepare(SELECT).await?;
-            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-            let mut ok = 0u64;
+            let mut m = Measured::empty(Duration::ZERO)?;
             while Instant::now() < until {
                 let user = &users[next_user.fetch_add(1, Ordering::Relaxed) % users.len()];
                 let t = Instant::now();
@@ -67,24 +65,16 @@ pub async fn run(
                 client.batch_execute("COMMIT").await?;
                 anyhow::ensure!(!rows.is_empty(), "the ceiling's select returned no row for {}", user.id);
                 if Instant::now() >= measure_from {
-                    ok += 1;
-                    latency.record(t.elapsed().as_micros().max(1) as u64)?;
+                    m.ok += 1;
+                    m.latency.record(t.elapsed().as_micros().max(1) as u64)?;
                 }
             }
-            Ok::<_, anyhow::Error>((ok, latency))
+            Ok::<_, anyhow::Error>(m)
         }));
     }
-    let mut total = Measured {
-        ok: 0,
-        errors: 0,
-        first_error: None,
-        latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-        elapsed: duration,
-    };
+    let mut total = Measured::empty(duration)?;
     for t in tasks {
-        let (ok, latency) = t.await??;
-        total.ok += ok;
-        total.latency.add(&latency)?;
+        total.absorb(t.await??)?;
     }
     total.elapsed = Instant::now().saturating_duration_since(measure_from);
     Ok(total)

@@ -55,6 +55,29 @@ pub struct Measured {
     pub elapsed: Duration,
 }
 
+impl Measured {
+    /// Nothing measured yet (latencies from 1 µs to 60 s, 3 significant digits), over
+    /// `elapsed`.
+    pub fn empty(elapsed: Duration) -> anyhow::Result<Self> {
+        Ok(Measured {
+            ok: 0,
+            errors: 0,
+            first_error: None,
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            elapsed,
+        })
+    }
+
+    /// Adds what another connection measured.
+    pub fn absorb(&mut self, other: Measured) -> anyhow::Result<()> {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.latency.add(&other.latency)?;
+        Ok(())
+    }
+}
+
 /// Runs `step` over `connections` connections: `warmup`, then `duration` measured.
 pub async fn run(
     addr: SocketAddr,
@@ -73,13 +96,7 @@ pub async fn run(
         let (users, next_user) = (users.clone(), next_user.clone());
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::connect(addr).await?;
-            let mut m = Measured {
-                ok: 0,
-                errors: 0,
-                first_error: None,
-                latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-                elapsed: Duration::ZERO,
-            };
+            let mut m = Measured::empty(Duration::ZERO)?;
             let mut n = c as u64;
             while Instant::now() < until {
                 let user = &users[next_user.fetch_add(1, Ordering::Relaxed) % users.len()];
@@ -125,19 +142,9 @@ pub async fn run(
             Ok::<_, anyhow::Error>(m)
         }));
     }
-    let mut total = Measured {
-        ok: 0,
-        errors: 0,
-        first_error: None,
-        latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-        elapsed: duration,
-    };
+    let mut total = Measured::empty(duration)?;
     for t in tasks {
-        let m = t.await??;
-        total.ok += m.ok;
-        total.errors += m.errors;
-        total.first_error = total.first_error.or(m.first_error);
-        total.latency.add(&m.latency)?;
+        total.absorb(t.await??)?;
     }
     total.elapsed = Instant::now().saturating_duration_since(measure_from).min(duration + Duration::from_secs(60));
     Ok(total)

@@ -165,6 +165,16 @@ struct Row {
     ratio_to_ceiling: Option<f64>,
 }
 
+/// Whatever happens, the program ends: after `secs` seconds a thread of its own exits
+/// with code 3, saying that `scenario` gave up.
+fn exit_after(scenario: &'static str, secs: u64) {
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+        eprintln!("{scenario}: still running after {secs}s; giving up");
+        std::process::exit(3);
+    });
+}
+
 fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{s}: expected NAME=value"))
 }

@@ -393,13 +393,7 @@ pub async fn main(args: Args) -> i32 {
         eprintln!("webhook: --max-secs is at most {MAX_RUN_SECS}");
         return 2;
     }
-    // Whatever happens, the program ends.
-    let hard_limit = args.max_secs + 30;
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(hard_limit));
-        eprintln!("webhook: still running after {hard_limit}s; giving up");
-        std::process::exit(3);
-    });
+    crate::exit_after("webhook", args.max_secs + 30);
     run(args).await
 }
 
