@@ -176,7 +176,7 @@ async fn runtime_connection(config: &Config) -> anyhow::Result<(DatabaseConnecti
         }
         (None, None) => anyhow::bail!("no database URL (PLINTH_APP_DATABASE_URL)"),
     };
-    let pool = db::connect_runtime(&url, 1, TIMEOUT).await?;
+    let pool = db::connect_direct(&url, TIMEOUT).await?;
     let row = pool
         .query_one(Statement::from_string(DbBackend::Postgres, "SELECT current_user::text AS role"))
         .await?

@@ -1,6 +1,7 @@
 //! Builds the application — database (configured or embedded), migrations, Redis,
 //! services, schema, routes, background tasks — and runs it. `main` and the black-box
 //! tests start the server through exactly this code.
+use crate::db::RuntimePool;
 use crate::{
     accounts::{
         self,
@@ -43,7 +44,6 @@ use poem::{
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
     EndpointExt, Server,
 };
-use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -118,7 +118,7 @@ pub struct Services {
     /// Configuration.
     pub config: Arc<Config>,
     /// The runtime pool.
-    pub pool: DatabaseConnection,
+    pub pool: RuntimePool,
     /// Access tokens.
     pub tokens: Arc<TokenService>,
     /// Accounts.
@@ -168,7 +168,11 @@ impl Services {
         }
         let acquire = Duration::from_millis(config.database.acquire_timeout_ms);
         let pool = db::connect_runtime(&database.runtime_url, config.database.pool_size, acquire).await?;
-        db::ensure_schema_current(&pool).await?;
+        // The check reads the migration history through sea-orm on a connection of its own.
+        let check = db::connect_direct(&database.runtime_url, acquire).await?;
+        let current = db::ensure_schema_current(&check).await;
+        check.close().await.ok();
+        current?;
         // Redis is optional at run time: an instance starts degraded without it.
         let redis = match &config.redis_url {
             Some(url) => {
@@ -738,7 +742,7 @@ fn start_in_process_worker(
 fn billing_service(
     config: &Config,
     public_url: &str,
-    pool: DatabaseConnection,
+    pool: RuntimePool,
     bus: Arc<EventBus>,
     catalog: Arc<Catalog>,
 ) -> anyhow::Result<BillingService> {

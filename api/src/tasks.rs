@@ -20,6 +20,7 @@
 //! connection gone but not yet noticed, or a new leader ticking at once) cannot run one
 //! interval twice. Work safe in parallel (mail delivery, rows taken with SKIP LOCKED)
 //! stays [`Runs::EveryInstance`].
+use crate::db::RuntimePool;
 use crate::{
     db::{RequestMeta, RequestTx},
     metrics::Metrics,
@@ -27,7 +28,7 @@ use crate::{
     storage::Storage,
 };
 use futures_util::future::BoxFuture;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -194,7 +195,7 @@ impl Supervisor {
     /// Starts one loop per task; the [`Runs::OneInstance`] ones run while `leadership`
     /// says this instance leads.
     pub fn start(
-        pool: DatabaseConnection,
+        pool: RuntimePool,
         metrics: Metrics,
         statement_timeout_ms: u64,
         leadership: Leadership,
@@ -238,13 +239,7 @@ impl Drop for Supervisor {
 
 /// Runs `task` on its interval (the first run at once) until `leader`, when given, says
 /// this instance no longer leads; a run under way then finishes.
-async fn run_loop(
-    pool: &DatabaseConnection,
-    metrics: &Metrics,
-    timeout_ms: u64,
-    task: &Task,
-    mut leader: Option<Leadership>,
-) {
+async fn run_loop(pool: &RuntimePool, metrics: &Metrics, timeout_ms: u64, task: &Task, mut leader: Option<Leadership>) {
     let mut tick = tokio::time::interval(task.every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -288,7 +283,7 @@ async fn run_loop(
 
 /// Claims this interval of `task` for this instance: true when no instance started it
 /// within the last 90% of its interval (the slack absorbs clock jitter between ticks).
-async fn claim_interval(pool: &DatabaseConnection, timeout_ms: u64, task: &Task) -> anyhow::Result<bool> {
+async fn claim_interval(pool: &RuntimePool, timeout_ms: u64, task: &Task) -> anyhow::Result<bool> {
     let tx = RequestTx::begin(pool, Principal::System, RequestMeta::internal(task.name), timeout_ms).await?;
     let slack_ms = (task.every.as_millis() as i64).saturating_mul(9) / 10;
     let claimed = tx
@@ -362,7 +357,7 @@ pub async fn run_woken<F, Fut>(
 ///
 /// Errors: the database's.
 pub async fn run_system(
-    pool: &DatabaseConnection,
+    pool: &RuntimePool,
     source: &str,
     timeout_ms: u64,
     sql: &str,
@@ -399,7 +394,7 @@ const RESERVATION_BATCH: i32 = 200;
 ///
 /// Errors: the database's, the store's.
 pub async fn delete_expired_reservation_objects(
-    pool: &DatabaseConnection,
+    pool: &RuntimePool,
     storage: &Storage,
     meta: RequestMeta,
     listing: &str,

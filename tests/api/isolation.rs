@@ -401,17 +401,19 @@ async fn a_transaction_dropped_unfinished_is_never_reused() {
     let runtime = api::db::runtime_url(&crate::helpers::admin_url(&app.database), None).unwrap();
     let pool = api::db::connect_runtime(&runtime, 1, std::time::Duration::from_secs(5)).await.unwrap();
     let probe = "SELECT current_setting('role') AS role, current_setting('plinth.user_id', true) AS user_id, \
-                 current_setting('plinth.marker', true) AS marker, now() AS began";
+                 current_setting('plinth.marker', true) AS marker, now() AS began, \
+                 pg_backend_pid() AS pid";
     let read = |tx: RequestTx| async move {
         let row = tx.query_one(Statement::from_string(DbBackend::Postgres, probe)).await.unwrap().unwrap();
         let get = |c: &str| row.try_get::<Option<String>>("", c).unwrap().unwrap_or_default();
-        (get("role"), get("user_id"), get("marker"), row.try_get::<chrono::DateTime<chrono::Utc>>("", "began").unwrap())
+        let began = row.try_get::<chrono::DateTime<chrono::Utc>>("", "began").unwrap();
+        (get("role"), get("user_id"), get("marker"), began, row.try_get::<i32>("", "pid").unwrap())
     };
     for finish in ["dropped", "rolled back", "committed"] {
         let first = RequestTx::begin(&pool, Principal::System, RequestMeta::internal("test"), 5_000).await.unwrap();
         first.act_for_system(DbRole::User, ann.id).await.unwrap();
         first.execute_unprepared("SELECT set_config('plinth.marker', 'first', true)").await.unwrap();
-        let (role, user, marker, began_first) = read(first.clone()).await;
+        let (role, user, marker, began_first, pid_first) = read(first.clone()).await;
         assert_eq!(
             (role.as_str(), user.as_str(), marker.as_str()),
             ("plinth_user", ann.id.to_string().as_str(), "first")
@@ -423,13 +425,16 @@ async fn a_transaction_dropped_unfinished_is_never_reused() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let next = RequestTx::begin(&pool, Principal::System, RequestMeta::internal("test"), 5_000).await.unwrap();
-        let (role, user, marker, began_next) = read(next.clone()).await;
+        let (role, user, marker, began_next, pid_next) = read(next.clone()).await;
         assert_eq!(
             (role.as_str(), user.as_str(), marker.as_str()),
             ("plinth_system", "", ""),
             "after the first was {finish}"
         );
         assert!(began_next > began_first, "a fresh transaction after the first was {finish}");
+        // Finished cleanly, the connection is lent again (the pool's one); dropped
+        // unfinished, it was closed and the next one is a new server process.
+        assert_eq!(pid_next == pid_first, finish != "dropped", "the same connection after the first was {finish}");
         next.rollback().await;
     }
 }

@@ -17,6 +17,7 @@
 //! (PITFALLS 14): rows are read in one short transaction acting as the owner, the
 //! calls follow, and the writes come in another.
 use super::export;
+use crate::db::RuntimePool;
 use crate::{
     config::AccountsConfig,
     db::{RequestMeta, RequestTx},
@@ -31,7 +32,7 @@ use crate::{
     storage::Storage,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 use serde_json::Value;
 use std::{sync::Arc, time::Duration};
 use uuid::Uuid;
@@ -103,7 +104,7 @@ pub type CancelSubscription =
 /// What [`Privacy::new`] is built from.
 pub struct PrivacyDeps {
     /// The runtime pool (background work begins its own transactions).
-    pub pool: DatabaseConnection,
+    pub pool: RuntimePool,
     /// The object store.
     pub storage: Arc<Storage>,
     /// Live events.

@@ -11,6 +11,7 @@ use super::{
     domain::{EmailAddress, NewPassword},
     store,
 };
+use crate::db::RuntimePool;
 use crate::{
     activity::service::{self as activity, Entry},
     auth::{
@@ -33,7 +34,7 @@ use crate::{
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::users;
 use rand::{distributions::Alphanumeric, Rng};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 use secrecy::SecretString;
 use serde_json::json;
 use std::sync::Arc;
@@ -71,7 +72,7 @@ pub struct SignedIn {
 /// What `AccountService::new` is built from.
 pub struct AccountDeps {
     /// The runtime pool (for revocations that must commit on their own).
-    pub pool: DatabaseConnection,
+    pub pool: RuntimePool,
     /// Password hashing.
     pub passwords: Passwords,
     /// Access tokens.
@@ -93,7 +94,7 @@ pub struct AccountDeps {
 
 /// Everything account operations need besides the request's transaction.
 pub struct AccountService {
-    pool: DatabaseConnection,
+    pool: RuntimePool,
     passwords: Passwords,
     tokens: Arc<TokenService>,
     limiter: Arc<RateLimiter>,

@@ -2,6 +2,7 @@
 //! tokens, loaded by every instance at start, and applied by every instance as the
 //! events arrive.
 use super::{store, tokens::TokenService};
+use crate::db::RuntimePool;
 use crate::{
     db::{RequestMeta, RequestTx},
     error::AppResult,
@@ -9,7 +10,6 @@ use crate::{
     principal::Principal,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -27,7 +27,7 @@ pub async fn revoke_user_tokens(tx: &RequestTx, user_id: Uuid, before: DateTime<
 /// Loads the revocations still relevant (younger than a token's lifetime) into `tokens`.
 ///
 /// Errors: the database's.
-pub async fn load(pool: &DatabaseConnection, tokens: &TokenService, statement_timeout_ms: u64) -> anyhow::Result<()> {
+pub async fn load(pool: &RuntimePool, tokens: &TokenService, statement_timeout_ms: u64) -> anyhow::Result<()> {
     let tx = RequestTx::begin(pool, Principal::System, RequestMeta::internal("startup"), statement_timeout_ms).await?;
     let since = Utc::now() - chrono::Duration::from_std(tokens.ttl())?;
     let users = store::user_revocations(&tx, since).await.map_err(|e| e.into_anyhow())?;
@@ -50,12 +50,7 @@ pub async fn load(pool: &DatabaseConnection, tokens: &TokenService, statement_ti
 /// Applies revocations announced on the bus by any instance, until the bus closes; and
 /// each time this instance subscribes to Redis again after an outage (when revocations
 /// other instances published meanwhile were missed), reloads them from Postgres.
-pub async fn follow(
-    bus: Arc<EventBus>,
-    tokens: Arc<TokenService>,
-    pool: DatabaseConnection,
-    statement_timeout_ms: u64,
-) {
+pub async fn follow(bus: Arc<EventBus>, tokens: Arc<TokenService>, pool: RuntimePool, statement_timeout_ms: u64) {
     let mut rx = bus.subscribe();
     let mut subscriptions = bus.resubscriptions();
     let mut seen = *subscriptions.borrow_and_update();

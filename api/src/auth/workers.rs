@@ -4,6 +4,7 @@
 //! revocation (the bus now, Postgres at start and after a Redis outage) and which closes
 //! the worker's sockets.
 use super::tokens::TokenService;
+use crate::db::RuntimePool;
 use crate::{
     db::{RequestMeta, RequestTx},
     error::AppError,
@@ -12,7 +13,7 @@ use crate::{
     principal::Principal,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
 /// A recorded worker token (never the token itself).
@@ -32,7 +33,7 @@ pub struct WorkerToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-async fn begin(pool: &DatabaseConnection, statement_timeout_ms: u64) -> anyhow::Result<RequestTx> {
+async fn begin(pool: &RuntimePool, statement_timeout_ms: u64) -> anyhow::Result<RequestTx> {
     Ok(RequestTx::begin(pool, Principal::System, RequestMeta::internal("cli"), statement_timeout_ms).await?)
 }
 
@@ -41,7 +42,7 @@ async fn begin(pool: &DatabaseConnection, statement_timeout_ms: u64) -> anyhow::
 ///
 /// Errors: the database's; a token that cannot be built (a bug).
 pub async fn issue(
-    pool: &DatabaseConnection,
+    pool: &RuntimePool,
     tokens: &TokenService,
     statement_timeout_ms: u64,
     kinds: &[JobKind],
@@ -73,7 +74,7 @@ pub async fn issue(
 /// Every recorded worker token, newest first.
 ///
 /// Errors: the database's.
-pub async fn list(pool: &DatabaseConnection, statement_timeout_ms: u64) -> anyhow::Result<Vec<WorkerToken>> {
+pub async fn list(pool: &RuntimePool, statement_timeout_ms: u64) -> anyhow::Result<Vec<WorkerToken>> {
     let tx = begin(pool, statement_timeout_ms).await?;
     let rows = tx
         .query_all(Statement::from_string(
@@ -102,12 +103,7 @@ pub async fn list(pool: &DatabaseConnection, statement_timeout_ms: u64) -> anyho
 /// such token or it was already revoked.
 ///
 /// Errors: the database's.
-pub async fn revoke(
-    pool: &DatabaseConnection,
-    bus: &EventBus,
-    statement_timeout_ms: u64,
-    id: Uuid,
-) -> Result<bool, AppError> {
+pub async fn revoke(pool: &RuntimePool, bus: &EventBus, statement_timeout_ms: u64, id: Uuid) -> Result<bool, AppError> {
     let tx = RequestTx::begin(pool, Principal::System, RequestMeta::internal("cli"), statement_timeout_ms).await?;
     let row = tx
         .query_one(Statement::from_sql_and_values(

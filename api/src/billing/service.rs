@@ -7,6 +7,7 @@ use super::{
     store::{self, Account, TaxIdRow},
     stripe::{CustomerState, StripeApi},
 };
+use crate::db::RuntimePool;
 use crate::{
     activity::service::{self as activity, Entry},
     auth::revocations,
@@ -22,7 +23,7 @@ use crate::{
 };
 use chrono::Utc;
 use entity::invoices::{self, Column};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -48,7 +49,7 @@ pub struct BillingSettings {
 
 /// The billing service.
 pub struct BillingService {
-    pub(super) pool: DatabaseConnection,
+    pub(super) pool: RuntimePool,
     pub(super) catalog: Arc<Catalog>,
     pub(super) stripe: Option<StripeApi>,
     pub(super) settings: BillingSettings,
@@ -64,7 +65,7 @@ impl std::fmt::Debug for BillingService {
 impl BillingService {
     /// Wires the service; `stripe` None disables checkout, the portal and reconcile.
     pub fn new(
-        pool: DatabaseConnection,
+        pool: RuntimePool,
         catalog: Arc<Catalog>,
         stripe: Option<StripeApi>,
         settings: BillingSettings,

@@ -2,13 +2,13 @@
 //! for the subscriber is read again in the subscriber's own row-level-secured
 //! transaction before anything is sent, so a misrouted event leaks nothing.
 use super::{RequestMeta, RequestTx};
+use crate::db::RuntimePool;
 use crate::{
     error::AppError,
     events::{Event, EventBus},
     principal::Principal,
 };
 use futures_util::Stream;
-use sea_orm::DatabaseConnection;
 use std::future::Future;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use uuid::Uuid;
 #[derive(Clone, Debug)]
 pub struct LiveSource {
     /// The runtime pool.
-    pub pool: DatabaseConnection,
+    pub pool: RuntimePool,
     /// Statement timeout of each read.
     pub statement_timeout_ms: u64,
 }
@@ -37,7 +37,7 @@ impl LiveSource {
 #[derive(Clone)]
 pub struct Reader {
     /// The runtime pool.
-    pub pool: DatabaseConnection,
+    pub pool: RuntimePool,
     /// The subscriber.
     pub principal: Principal,
     /// Statement timeout of each read.

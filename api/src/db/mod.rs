@@ -2,6 +2,7 @@
 //! row-level security is keyed to (`RequestTx`). The embedded development cluster is
 //! the `embedded-pg` crate.
 pub mod live;
+pub mod pool;
 pub mod request;
 
 /// Identifies the schema the migrations build: their names and a hash of their sources,
@@ -15,6 +16,7 @@ pub fn schema_fingerprint() -> String {
     }
     hex::encode(&h.finalize()[..8])
 }
+pub use pool::RuntimePool;
 pub use request::{data, RequestMeta, RequestTx};
 
 use crate::model::DbRole;
@@ -34,29 +36,33 @@ const MIGRATION_LOCK: i64 = 0x706c_696e_7468; // "plinth"
 /// Statements sent by the runtime pool since start (`plinth_db_statements_total`).
 pub static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Opens the runtime pool. No ping on acquire: it is a hidden round trip per request,
-/// and a dead connection fails its first statement just as clearly. Waiting for a
-/// connection (and opening one) is bounded by `acquire_timeout`, so an unreachable
-/// database answers fast.
+/// Opens the runtime pool (`pool::RuntimePool`) and one of its connections, so an
+/// unreachable database or a refused login fails here, at start. No ping when a
+/// connection is lent nor when it comes back: a dead connection fails its first
+/// statement just as clearly. Waiting for a connection (and opening one) is bounded by
+/// `acquire_timeout`, so an unreachable database answers fast.
 ///
 /// Errors: the database refused or could not be reached.
-pub async fn connect_runtime(
-    url: &str,
-    pool_size: u32,
-    acquire_timeout: Duration,
-) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect_runtime(url: &str, pool_size: u32, acquire_timeout: Duration) -> anyhow::Result<RuntimePool> {
+    let pool = RuntimePool::new(url, pool_size, acquire_timeout).context("the runtime database URL")?;
+    let conn = pool.acquire().await.context("connecting the runtime pool to the database")?;
+    conn.release();
+    Ok(pool)
+}
+
+/// One sea-orm connection as `url`'s role, outside any request (the schema check at
+/// start, `plinth doctor`); close it when done.
+///
+/// Errors: the database refused or could not be reached.
+pub async fn connect_direct(url: &str, timeout: Duration) -> anyhow::Result<DatabaseConnection> {
     let mut opts = ConnectOptions::new(url.to_owned());
-    opts.max_connections(pool_size)
+    opts.max_connections(1)
         .min_connections(1)
-        .acquire_timeout(acquire_timeout)
-        .connect_timeout(acquire_timeout)
+        .acquire_timeout(timeout)
+        .connect_timeout(timeout)
         .test_before_acquire(false)
         .sqlx_logging(false);
-    let mut db = Database::connect(opts).await.context("connecting the runtime pool to the database")?;
-    db.set_metric_callback(|_| {
-        STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    });
-    Ok(db)
+    Database::connect(opts).await.context("connecting to the database")
 }
 
 /// Runs pending migrations as the owner, under an advisory lock so two instances
@@ -140,11 +146,15 @@ pub fn sqlstate(err: &DbErr) -> Option<String> {
     }
 }
 
-/// Whether the database answers (`SELECT 1` on the pool).
+/// Whether the database answers (`SELECT 1` on a connection of the pool).
 ///
 /// Errors: the pool's or the database's.
-pub async fn ping(pool: &DatabaseConnection) -> Result<(), DbErr> {
-    pool.execute_unprepared("SELECT 1").await.map(|_| ())
+pub async fn ping(pool: &RuntimePool) -> Result<(), DbErr> {
+    use sea_orm::{sqlx, RuntimeErr};
+    let mut conn = pool.acquire().await.map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e)))?;
+    sqlx::Executor::execute(&mut *conn, "SELECT 1").await.map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e)))?;
+    conn.release();
+    Ok(())
 }
 
 /// The runtime URL derived from the owner's: same host and database, the app role.

@@ -12,6 +12,7 @@
 //! touches no table (`plans`, `__typename`, introspection, a refused one) takes no
 //! connection at all, and work done before the first statement (a rate check, an object
 //! store's answer) holds none. `RequestTx::begin` opens it at once.
+use super::pool::{Lent, RuntimePool};
 use crate::{
     error::AppError,
     events::{Event, EventBus},
@@ -19,9 +20,8 @@ use crate::{
     principal::{Principal, WorkerClaims},
 };
 use sea_orm::{
-    sqlx::{self, pool::PoolConnection, Postgres},
-    ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
-    Statement,
+    sqlx::{self, Postgres},
+    ConnAcquireErr, ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr, Statement,
 };
 use std::sync::{Arc, Mutex};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -67,7 +67,7 @@ pub struct RequestTx {
 
 struct Inner {
     slot: RwLock<Slot>,
-    pool: DatabaseConnection,
+    pool: RuntimePool,
     statement_timeout_ms: u64,
     principal: Principal,
     meta: RequestMeta,
@@ -118,31 +118,23 @@ enum Slot {
     Done,
 }
 
-/// A begun transaction on a pooled connection of the runtime pool. Statements run on
+/// A begun transaction on a connection lent by the runtime pool. Statements run on
 /// the connection as sea-orm runs them (prepared, cached per connection, values bound
 /// by sea-orm's own binder), one at a time.
 ///
 /// Dropped unfinished (a request cancelled or out of time mid-statement), the
-/// connection is closed rather than returned to the pool: the server ends the
+/// connection is closed rather than given back (`Lent`'s drop): the server ends the
 /// transaction with the session, and no later request can ever run inside it.
 struct OpenTx {
-    conn: tokio::sync::Mutex<Option<PoolConnection<Postgres>>>,
-}
-
-impl Drop for OpenTx {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.get_mut().as_mut() {
-            conn.close_on_drop();
-        }
-    }
+    conn: tokio::sync::Mutex<Option<Lent>>,
 }
 
 impl OpenTx {
     /// Takes a connection and begins the transaction switched to `id` in one round trip
     /// (`db::begin_sql`).
-    async fn begin(pool: &DatabaseConnection, id: Identity, statement_timeout_ms: u64) -> Result<Self, DbErr> {
+    async fn begin(pool: &RuntimePool, id: Identity, statement_timeout_ms: u64) -> Result<Self, DbErr> {
         let waiting = crate::metrics::PoolWait::start();
-        let acquired = pool.get_postgres_connection_pool().acquire().await;
+        let acquired = pool.acquire().await;
         drop(waiting);
         let conn = acquired.map_err(|e| match e {
             sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
@@ -150,8 +142,8 @@ impl OpenTx {
             e => DbErr::Conn(RuntimeErr::SqlxError(e)),
         })?;
         // Held by the transaction before the first await: a future dropped while BEGIN is
-        // in flight (a client gone, a budget spent) closes the connection (`Drop`) rather
-        // than returning it to the pool with the transaction begun.
+        // in flight (a client gone, a budget spent) closes the connection (`Lent`'s drop)
+        // rather than giving it back with the transaction begun.
         let mut tx = OpenTx { conn: tokio::sync::Mutex::new(Some(conn)) };
         let sql = super::begin_sql(id.role, id.user_id, id.worker_id, statement_timeout_ms);
         super::STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -161,20 +153,23 @@ impl OpenTx {
     }
 
     /// Ends the transaction with `sql` (COMMIT or ROLLBACK) and gives the connection
-    /// back to the pool; on failure it is closed instead.
+    /// back to the pool, idle, with no further round trip; on failure it is closed
+    /// instead.
     async fn finish(mut self, sql: &'static str) -> Result<(), DbErr> {
         let slot = self.conn.get_mut();
         let conn = slot.as_mut().ok_or_else(finished)?;
         // The connection stays in `self` until the answer is read: dropped meanwhile, it
         // is closed (`Drop`), never returned mid-COMMIT.
         sqlx::Executor::execute(&mut **conn, sql).await.map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e)))?;
-        // Finished: back to the pool.
-        drop(slot.take());
+        // Finished, its answer read: back to the pool.
+        if let Some(conn) = slot.take() {
+            conn.release();
+        }
         Ok(())
     }
 
     /// The connection, for one statement (counted in `plinth_db_statements_total`).
-    async fn lock(&self) -> Result<tokio::sync::MappedMutexGuard<'_, PoolConnection<Postgres>>, DbErr> {
+    async fn lock(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Lent>, DbErr> {
         let slot = self.conn.lock().await;
         let conn = tokio::sync::MutexGuard::try_map(slot, Option::as_mut).map_err(|_| finished())?;
         super::STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -231,7 +226,7 @@ impl RequestTx {
     /// A transaction for `principal` on `pool`, begun at its first statement: then, in
     /// one statement, it is switched to the principal's database role and user (and
     /// worker) and its statements' time is bounded (`statement_timeout_ms`).
-    pub fn new(pool: &DatabaseConnection, principal: Principal, meta: RequestMeta, statement_timeout_ms: u64) -> Self {
+    pub fn new(pool: &RuntimePool, principal: Principal, meta: RequestMeta, statement_timeout_ms: u64) -> Self {
         RequestTx {
             inner: Arc::new(Inner {
                 slot: RwLock::new(Slot::Pending),
@@ -253,7 +248,7 @@ impl RequestTx {
     ///
     /// Errors: the pool's (no connection, database down) as `DbErr`.
     pub async fn begin(
-        pool: &DatabaseConnection,
+        pool: &RuntimePool,
         principal: Principal,
         meta: RequestMeta,
         statement_timeout_ms: u64,

@@ -21,6 +21,7 @@ use super::{
     provider::{Outgoing, Provider, SendError},
     render::Renderer,
 };
+use crate::db::RuntimePool;
 use crate::{
     db::{RequestMeta, RequestTx},
     metrics::Metrics,
@@ -29,7 +30,7 @@ use crate::{
     secretbox::SecretBox,
 };
 use futures_util::StreamExt;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
 use std::{sync::Arc, time::Duration};
 use tokio::sync::Notify;
@@ -56,7 +57,7 @@ pub struct DeliverySettings {
 
 /// One worker's dependencies (cheap to share between several loops).
 pub struct Delivery {
-    pool: DatabaseConnection,
+    pool: RuntimePool,
     provider: Arc<dyn Provider>,
     renderer: Arc<Renderer>,
     sealer: Arc<SecretBox>,
@@ -88,7 +89,7 @@ enum Outcome {
 impl Delivery {
     /// Wires a worker.
     pub fn new(
-        pool: DatabaseConnection,
+        pool: RuntimePool,
         provider: Arc<dyn Provider>,
         renderer: Arc<Renderer>,
         sealer: Arc<SecretBox>,

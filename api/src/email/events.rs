@@ -2,13 +2,14 @@
 //! timestamp header followed by the raw body, base64 DER in
 //! `X-Twilio-Email-Event-Webhook-Signature`. A verified batch goes to
 //! `priv.email_provider_events` in one transaction.
+use crate::db::RuntimePool;
 use crate::{
     db::{RequestMeta, RequestTx},
     principal::Principal,
 };
 use base64::Engine;
 use p256::ecdsa::{signature::Verifier, Signature, VerifyingKey};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 /// Why a delivery was refused (400, nothing written).
 #[derive(Debug, PartialEq, Eq)]
@@ -47,7 +48,7 @@ pub fn verify(
 /// Applies verified events; how many changed something.
 ///
 /// Errors: the database's.
-pub async fn apply(pool: &DatabaseConnection, events: serde_json::Value, timeout_ms: u64) -> anyhow::Result<i32> {
+pub async fn apply(pool: &RuntimePool, events: serde_json::Value, timeout_ms: u64) -> anyhow::Result<i32> {
     let tx = RequestTx::begin(pool, Principal::System, RequestMeta::internal("webhooks.sendgrid"), timeout_ms).await?;
     let changed = tx
         .query_one(Statement::from_sql_and_values(

@@ -8,6 +8,7 @@
 //! same transaction (a failure rolls the record back with it, and the next run tries
 //! again).
 use super::{service as outbox, templates};
+use crate::db::RuntimePool;
 use crate::{
     auth::opaque::{self, Kind},
     db::{RequestMeta, RequestTx},
@@ -18,7 +19,7 @@ use crate::{
     tasks::{Runs, Task},
 };
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::{sync::Arc, time::Duration};
 use uuid::Uuid;
 
@@ -26,7 +27,7 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct Reminders {
     /// The runtime pool.
-    pub pool: DatabaseConnection,
+    pub pool: RuntimePool,
     /// Seals the verification links.
     pub sealer: Arc<SecretBox>,
     /// Base of the links in mail.

@@ -8,6 +8,7 @@ use super::{
     limits::{self, Limits},
     with_request, AppSchema, MAX_COMPLEXITY, MAX_INTROSPECTION_DEPTH,
 };
+use crate::db::RuntimePool;
 use crate::{
     api_tokens::service as api_tokens,
     auth::{self, entitlements, ratelimit, tokens::TokenService},
@@ -19,7 +20,6 @@ use crate::{
 };
 use async_graphql::{parser::types::OperationType, ServerError, Value};
 use futures_util::{stream::BoxStream, StreamExt};
-use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
 /// What executing a request needs.
@@ -30,7 +30,7 @@ pub struct Executor {
     /// Verifies access tokens.
     pub tokens: Arc<TokenService>,
     /// The runtime pool.
-    pub pool: DatabaseConnection,
+    pub pool: RuntimePool,
     /// Where committed events go.
     pub bus: Arc<EventBus>,
     /// Request rates.

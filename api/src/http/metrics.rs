@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// The Prometheus text exposition.
 #[handler]
 pub async fn metrics(Data(state): Data<&Arc<HttpState>>) -> impl IntoResponse {
-    let pool = state.pool.get_postgres_connection_pool();
+    let pool = &state.pool;
     state.metrics.pool_size.set(i64::from(pool.size()));
     state.metrics.pool_idle.set(pool.num_idle() as i64);
     state.metrics.sync_statements(crate::db::STATEMENTS.load(std::sync::atomic::Ordering::Relaxed));

@@ -13,6 +13,7 @@ pub mod webapp;
 pub mod webhooks;
 pub mod ws;
 
+use crate::db::RuntimePool;
 use crate::{
     auth::tokens::TokenService, config::Config, graphql::execute::Executor, metrics::Metrics, storage::Storage,
 };
@@ -21,7 +22,6 @@ use poem::{
     http::{HeaderValue, StatusCode},
     put, Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
 };
-use sea_orm::DatabaseConnection;
 use std::{sync::Arc, time::Instant};
 use tracing::Instrument;
 
@@ -32,7 +32,7 @@ pub struct HttpState {
     /// Verifies access tokens (WebSocket `connection_init`).
     pub tokens: Arc<TokenService>,
     /// The runtime pool (readiness, pool metrics).
-    pub pool: DatabaseConnection,
+    pub pool: RuntimePool,
     /// Configuration.
     pub config: Arc<Config>,
     /// Prometheus metrics.

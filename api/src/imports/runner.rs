@@ -22,6 +22,7 @@ use super::{
     runs::{self, ImportRow, Outcome},
     service::{Importer, Options, Progress, Report},
 };
+use crate::db::RuntimePool;
 use crate::{
     catalog::Catalog,
     db::{RequestMeta, RequestTx},
@@ -33,7 +34,6 @@ use crate::{
     secretbox::SecretBox,
     storage::{PresignedPut, Storage},
 };
-use sea_orm::DatabaseConnection;
 use serde_json::{json, Value};
 use std::{
     path::PathBuf,
@@ -66,7 +66,7 @@ pub fn upload_key(user_id: Uuid, upload_id: Uuid) -> String {
 /// What the runner is built from.
 pub struct RunnerDeps {
     /// The runtime pool (the task begins its own transactions).
-    pub pool: DatabaseConnection,
+    pub pool: RuntimePool,
     /// Per-transaction statement timeout.
     pub statement_timeout_ms: u64,
     /// The plans (the account's limits).

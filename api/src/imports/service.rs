@@ -14,6 +14,7 @@ use super::{
     format::{self, FileCounts, Kind, Record, Rejection},
     store,
 };
+use crate::db::RuntimePool;
 use crate::{
     accounts::{domain::EmailAddress, export, store as accounts},
     activity::service::{self as activity, Entry},
@@ -33,7 +34,6 @@ use crate::{
 };
 use chrono::Utc;
 use futures_util::{stream, StreamExt};
-use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use serde_json::json;
 use std::{
@@ -52,7 +52,7 @@ const PHOTO_CONCURRENCY: usize = 8;
 #[derive(Clone, Copy)]
 pub struct Importer<'a> {
     /// The runtime pool.
-    pub pool: &'a DatabaseConnection,
+    pub pool: &'a RuntimePool,
     /// Bound on each statement.
     pub statement_timeout_ms: u64,
     /// The plans (the account's limits).
@@ -716,7 +716,7 @@ fn pairs<T>(user_id: Uuid, kind: Kind, batch: &[&Record<T>]) -> Vec<(String, Uui
 /// uses (as the anonymous role), then, with `catalog`, reads its entitlements acting as
 /// it. None when no account has the address.
 async fn find_account(
-    pool: &DatabaseConnection,
+    pool: &RuntimePool,
     statement_timeout_ms: u64,
     catalog: Option<&Catalog>,
     email: &str,
@@ -746,7 +746,7 @@ async fn find_account(
 ///
 /// Errors: no such account; `out` not empty or not writable; the database's, the store's.
 pub async fn export_folder(
-    pool: &DatabaseConnection,
+    pool: &RuntimePool,
     statement_timeout_ms: u64,
     storage: &Storage,
     email: &str,

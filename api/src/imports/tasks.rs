@@ -3,6 +3,7 @@
 //! hear it; uploads nothing happened to for [`UPLOAD_KEPT`] (never started, or their
 //! last import failed that long ago) are removed, object first.
 use super::runner::UPLOAD_KEPT;
+use crate::db::RuntimePool;
 use crate::{
     db::{RequestMeta, RequestTx},
     error::AppError,
@@ -12,7 +13,7 @@ use crate::{
     storage::Storage,
     tasks::{delete_expired_reservation_objects, Runs, Task},
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::{sync::Arc, time::Duration};
 use uuid::Uuid;
 
@@ -21,7 +22,7 @@ const BATCH: i32 = 500;
 
 /// Fails the imports whose lease lapsed, every `every`, on the leader
 /// (`priv.imports_fail_stale` takes rows with SKIP LOCKED, so an overlap is harmless).
-pub fn fail_stale(pool: DatabaseConnection, bus: Arc<EventBus>, every: Duration, timeout_ms: u64) -> Task {
+pub fn fail_stale(pool: RuntimePool, bus: Arc<EventBus>, every: Duration, timeout_ms: u64) -> Task {
     Task::new("imports.fail_stale", every, Runs::OneInstance, move || {
         let (pool, bus) = (pool.clone(), bus.clone());
         async move {
@@ -49,7 +50,7 @@ pub fn fail_stale(pool: DatabaseConnection, bus: Arc<EventBus>, every: Duration,
 /// Removes the uploads nothing happened to for [`UPLOAD_KEPT`], every `every`, on one
 /// instance per interval: their objects (`i/<user>/<upload>`), then their rows as their
 /// owners. A store failure leaves the rows for the next run.
-pub fn sweep_uploads(pool: DatabaseConnection, storage: Arc<Storage>, every: Duration, timeout_ms: u64) -> Task {
+pub fn sweep_uploads(pool: RuntimePool, storage: Arc<Storage>, every: Duration, timeout_ms: u64) -> Task {
     Task::new("imports.sweep_uploads", every, Runs::OneInstance, move || {
         let (pool, storage) = (pool.clone(), storage.clone());
         async move {

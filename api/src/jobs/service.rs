@@ -372,7 +372,7 @@ pub async fn requeue_expired(tx: &RequestTx) -> AppResult<Vec<(Uuid, Uuid)>> {
 ///
 /// Errors: the database's.
 pub async fn queue_stats(
-    pool: &sea_orm::DatabaseConnection,
+    pool: &crate::db::RuntimePool,
     statement_timeout_ms: u64,
 ) -> anyhow::Result<Vec<(String, i64, i64, i64)>> {
     use sea_orm::{DbBackend, Statement};

@@ -3,6 +3,7 @@
 //! key, and the sealed key a rolled-back confirmation may have left), then its row, as
 //! its owner; a failure leaves the row for the next run, so nothing is forgotten.
 use super::service::{confirmed_key, UPLOAD_URL_TTL};
+use crate::db::RuntimePool;
 use crate::{
     db::{RequestMeta, RequestTx},
     model::DbRole,
@@ -10,26 +11,21 @@ use crate::{
     storage::Storage,
     tasks::{delete_expired_reservation_objects, Runs, Task},
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::{sync::Arc, time::Duration};
 
 /// How long after its URL expires a reservation is kept (a confirmation in flight).
 pub const RESERVATION_GRACE: Duration = Duration::from_secs(15 * 60);
 
 /// Sweeps expired reservations every `every`, on one instance per interval.
-pub fn sweep_expired_uploads(
-    pool: DatabaseConnection,
-    storage: Arc<Storage>,
-    every: Duration,
-    timeout_ms: u64,
-) -> Task {
+pub fn sweep_expired_uploads(pool: RuntimePool, storage: Arc<Storage>, every: Duration, timeout_ms: u64) -> Task {
     Task::new("photos.sweep_expired_uploads", every, Runs::OneInstance, move || {
         let (pool, storage) = (pool.clone(), storage.clone());
         async move { sweep(&pool, &storage, timeout_ms).await }
     })
 }
 
-async fn sweep(pool: &DatabaseConnection, storage: &Storage, timeout_ms: u64) -> anyhow::Result<usize> {
+async fn sweep(pool: &RuntimePool, storage: &Storage, timeout_ms: u64) -> anyhow::Result<usize> {
     let meta = || RequestMeta::internal("upload-sweeper");
     let older_than = (UPLOAD_URL_TTL + RESERVATION_GRACE).as_secs() as i32;
     let expired = delete_expired_reservation_objects(

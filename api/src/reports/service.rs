@@ -10,6 +10,7 @@
 //! CSAT comments stay in GraphQL), and every text cell is a name the server chose or
 //! validated (plans, experiment keys, variants, goals), so no cell can start a
 //! spreadsheet formula.
+use crate::db::RuntimePool;
 use crate::{
     accounts::{domain::EmailAddress, store as accounts},
     billing::store as billing,
@@ -23,7 +24,6 @@ use crate::{
     principal::{Limits, Principal, UserClaims},
 };
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 /// A metric that can be exported.
@@ -578,7 +578,7 @@ async fn table(tx: &RequestTx, catalog: &Catalog, metric: Metric, params: &Param
 ///
 /// Errors: no such administrator; [`export`]'s, with their code.
 pub async fn export_as_operator(
-    pool: &DatabaseConnection,
+    pool: &RuntimePool,
     statement_timeout_ms: u64,
     catalog: &Catalog,
     email: Option<&str>,
@@ -602,11 +602,7 @@ pub async fn export_as_operator(
 /// `plinth_metrics` for it, exactly as for the administrator over HTTP.
 ///
 /// Errors: no such administrator, or the database.
-pub async fn operator(
-    pool: &DatabaseConnection,
-    statement_timeout_ms: u64,
-    email: Option<&str>,
-) -> anyhow::Result<Principal> {
+pub async fn operator(pool: &RuntimePool, statement_timeout_ms: u64, email: Option<&str>) -> anyhow::Result<Principal> {
     let meta = RequestMeta::internal("metrics.export");
     let tx = RequestTx::begin(pool, Principal::System, meta, statement_timeout_ms).await?;
     let found: AppResult<Option<Uuid>> = async {

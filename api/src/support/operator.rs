@@ -8,6 +8,7 @@
 //! request id is that same label. Events (sessions ended, sockets to close) reach every
 //! instance through the bus after the commit.
 use super::tools::{self, AccountRow, AccountSummary};
+use crate::db::RuntimePool;
 use crate::{
     db::{RequestMeta, RequestTx},
     error::AppError,
@@ -16,7 +17,6 @@ use crate::{
     principal::Principal,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -88,7 +88,7 @@ impl Target {
 /// The administrator a command acts as, and where it writes.
 pub struct Operator<'a> {
     /// The database.
-    pub pool: &'a DatabaseConnection,
+    pub pool: &'a RuntimePool,
     /// The bus that tells every instance (sessions ended, sockets to close).
     pub bus: &'a EventBus,
     /// Per statement.

@@ -4,13 +4,14 @@
 //! then their rows through `priv.forget_ticket_attachment`; a store failure leaves the
 //! row for the next run.
 use super::attachments::{sealed_key, UPLOAD_URL_TTL};
+use crate::db::RuntimePool;
 use crate::{
     db::{RequestMeta, RequestTx},
     principal::Principal,
     storage::Storage,
     tasks::{delete_expired_reservation_objects, run_system, Runs, Task},
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::{sync::Arc, time::Duration};
 use uuid::Uuid;
 
@@ -18,12 +19,7 @@ use uuid::Uuid;
 pub const RESERVATION_GRACE: Duration = Duration::from_secs(15 * 60);
 
 /// Sweeps expired attachment reservations every `every`, on one instance per interval.
-pub fn sweep_expired_attachments(
-    pool: DatabaseConnection,
-    storage: Arc<Storage>,
-    every: Duration,
-    timeout_ms: u64,
-) -> Task {
+pub fn sweep_expired_attachments(pool: RuntimePool, storage: Arc<Storage>, every: Duration, timeout_ms: u64) -> Task {
     Task::new("support.sweep_expired_attachments", every, Runs::OneInstance, move || {
         let (pool, storage) = (pool.clone(), storage.clone());
         async move { sweep(&pool, &storage, (UPLOAD_URL_TTL + RESERVATION_GRACE).as_secs() as i32, timeout_ms).await }
@@ -34,7 +30,7 @@ pub fn sweep_expired_attachments(
 ///
 /// Errors: the database's, the store's.
 pub async fn sweep(
-    pool: &DatabaseConnection,
+    pool: &RuntimePool,
     storage: &Storage,
     older_than_secs: i32,
     timeout_ms: u64,
@@ -79,7 +75,7 @@ const MAIL_BATCH: i32 = 200;
 #[derive(Clone)]
 pub struct ReplyMails {
     /// The runtime pool.
-    pub pool: DatabaseConnection,
+    pub pool: RuntimePool,
     /// Base of the ticket link in the mail.
     pub public_url: String,
     /// The statement timeout of its transaction.
@@ -158,7 +154,7 @@ const TRIAL_LEASE: Duration = Duration::from_secs(120);
 /// (`priv.trial_extensions_record`): done; retried with backoff when Stripe did not
 /// answer; failed when Stripe refused, or after `TRIAL_MAX_ATTEMPTS`.
 pub fn extend_trials(
-    pool: DatabaseConnection,
+    pool: RuntimePool,
     stripe: Option<crate::billing::stripe::StripeApi>,
     every: Duration,
     timeout_ms: u64,
@@ -179,7 +175,7 @@ pub fn extend_trials(
 ///
 /// Errors: the database's (claimed requests are taken again after their lease).
 pub async fn send_trial_extensions(
-    pool: &DatabaseConnection,
+    pool: &RuntimePool,
     stripe: &crate::billing::stripe::StripeApi,
     timeout_ms: u64,
 ) -> anyhow::Result<usize> {

@@ -11,12 +11,13 @@
 //! Chatwoot's answer and the record sends the row again once its lease ends: at most
 //! one duplicate, which carries the same `source_id`.
 use super::client::{CallError, ChatwootClient, OutgoingMessage};
+use crate::db::RuntimePool;
 use crate::{
     config::ChatwootConfig,
     tasks::{backoff, run_system, run_woken},
 };
 use futures_util::StreamExt;
-use sea_orm::{DatabaseConnection, QueryResult, Value};
+use sea_orm::{QueryResult, Value};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -102,7 +103,7 @@ impl From<CallError> for Outcome {
 
 /// The bridge's delivery side: one loop per instance (claims skip each other's rows).
 pub struct Delivery {
-    pool: DatabaseConnection,
+    pool: RuntimePool,
     client: ChatwootClient,
     lease: Duration,
     max_attempts: i32,
@@ -116,7 +117,7 @@ impl Delivery {
     /// A loop for the configured Chatwoot.
     ///
     /// Errors: the HTTP client cannot be built.
-    pub fn new(pool: DatabaseConnection, config: &ChatwootConfig, statement_timeout_ms: u64) -> anyhow::Result<Self> {
+    pub fn new(pool: RuntimePool, config: &ChatwootConfig, statement_timeout_ms: u64) -> anyhow::Result<Self> {
         Ok(Delivery {
             pool,
             client: ChatwootClient::new(config)?,

@@ -16,6 +16,7 @@
 //! `content_attributes.plinth_message_id` is the echo of one Plinth sent. Each Chatwoot
 //! message id is taken in once, whatever the redeliveries.
 use super::client::SOURCE_PREFIX;
+use crate::db::RuntimePool;
 use crate::{
     billing::signature::timestamped_mac,
     db::{RequestMeta, RequestTx},
@@ -25,7 +26,7 @@ use crate::{
     support::{domain::BODY_MAX, service::ticket_link},
 };
 use hmac::Mac;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -186,7 +187,7 @@ pub enum Applied {
 ///
 /// Errors: the database's (the caller answers 500; a Chatwoot that retries redelivers).
 pub async fn apply(
-    pool: &DatabaseConnection,
+    pool: &RuntimePool,
     bus: &EventBus,
     statement_timeout_ms: u64,
     reply_mail_delay_secs: i64,
