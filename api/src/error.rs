@@ -60,6 +60,12 @@ pub enum AppError {
         /// The largest answer, in bytes.
         max: u64,
     },
+    /// A persisted query's hash (`extensions.persistedQuery.sha256Hash`) this server
+    /// does not know: send the query text with the hash (Apollo's automatic persisted
+    /// queries). The message is `PersistedQueryNotFound`, which Apollo clients look for.
+    PersistedQueryNotFound,
+    /// A query text sent with a persisted query hash that is not the text's SHA-256.
+    PersistedQueryHashMismatch,
     /// The query text is not GraphQL.
     GraphqlParseFailed(String),
     /// The query does not validate against the schema (an unknown field or operation, a
@@ -94,6 +100,8 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             AppError::QueryTooComplex { .. } => "QUERY_TOO_COMPLEX",
             AppError::ResponseTooLarge { .. } => "RESPONSE_TOO_LARGE",
+            AppError::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            AppError::PersistedQueryHashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",
             AppError::GraphqlParseFailed(_) => "GRAPHQL_PARSE_FAILED",
             AppError::GraphqlValidationFailed(_) => "GRAPHQL_VALIDATION_FAILED",
             AppError::Internal(_) => "INTERNAL",
@@ -116,6 +124,10 @@ impl AppError {
             }
             AppError::ResponseTooLarge { max } => {
                 format!("the answer would exceed {max} bytes; ask for fewer items (first) or fewer fields")
+            }
+            AppError::PersistedQueryNotFound => "PersistedQueryNotFound".into(),
+            AppError::PersistedQueryHashMismatch => {
+                "provided sha does not match query: sha256Hash must be the SHA-256 of the query text".into()
             }
             AppError::BadUserInput { field, message } => format!("{field}: {message}"),
             AppError::RateLimited { retry_after_secs } => {
@@ -288,6 +300,8 @@ mod tests {
             AppError::UnsupportedMediaType(String::new()),
             AppError::QueryTooComplex { limit: "depth", max: 1 },
             AppError::ResponseTooLarge { max: 1 },
+            AppError::PersistedQueryNotFound,
+            AppError::PersistedQueryHashMismatch,
             AppError::GraphqlParseFailed(String::new()),
             AppError::GraphqlValidationFailed(String::new()),
             AppError::Internal(anyhow::anyhow!("x")),
@@ -308,6 +322,8 @@ mod tests {
                 | AppError::UnsupportedMediaType(_)
                 | AppError::QueryTooComplex { .. }
                 | AppError::ResponseTooLarge { .. }
+                | AppError::PersistedQueryNotFound
+                | AppError::PersistedQueryHashMismatch
                 | AppError::GraphqlParseFailed(_)
                 | AppError::GraphqlValidationFailed(_)
                 | AppError::Internal(_) => {}

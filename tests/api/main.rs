@@ -29,6 +29,7 @@ mod marketplace;
 mod metrics;
 mod observability;
 mod ops;
+mod persisted;
 mod photos;
 mod quotas;
 mod release;

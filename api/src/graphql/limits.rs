@@ -56,11 +56,23 @@ fn too_complex(limit: &'static str, max: u64) -> AppError {
 }
 
 /// Parses `request`'s query (keeping the parse for execution) and checks it against
-/// `limits`.
+/// `limits`. A persisted query (`extensions.persistedQuery`, [`super::persisted`]) is
+/// resolved to its text first, and a text sent with its hash is kept once it passed.
 ///
 /// Errors: QUERY_TOO_COMPLEX (with the limit exceeded), GRAPHQL_PARSE_FAILED,
-/// BAD_USER_INPUT (a text input with NUL or control characters, or too long, naming it).
+/// BAD_USER_INPUT (a text input with NUL or control characters, or too long, naming it),
+/// PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_HASH_MISMATCH.
 pub fn check(request: &mut async_graphql::Request, limits: &Limits) -> Result<Shape, AppError> {
+    let registration = super::persisted::resolve(request)?;
+    let shape = check_text_of(request, limits)?;
+    if let Some(registration) = registration {
+        super::persisted::register(registration, &request.query);
+    }
+    Ok(shape)
+}
+
+/// [`check`] of the request's text.
+fn check_text_of(request: &mut async_graphql::Request, limits: &Limits) -> Result<Shape, AppError> {
     if request.query.len() > limits.max_document_bytes {
         return Err(too_complex("documentBytes", limits.max_document_bytes as u64));
     }
@@ -94,7 +106,9 @@ pub fn check(request: &mut async_graphql::Request, limits: &Limits) -> Result<Sh
 ///
 /// Errors: GRAPHQL_PARSE_FAILED.
 pub fn parse(request: &mut async_graphql::Request) -> Result<&ExecutableDocument, AppError> {
-    if !request.data.contains_key(&std::any::TypeId::of::<Parsed>()) {
+    // An empty text (a persisted query not resolved yet) is not marked: once resolved,
+    // its text is looked up.
+    if !request.query.is_empty() && !request.data.contains_key(&std::any::TypeId::of::<Parsed>()) {
         request.data.insert(Parsed);
         let cached = DOCUMENTS.lock().expect("document cache").get(&request.query).cloned();
         if let Some(doc) = cached {

@@ -4,6 +4,7 @@
 
 pub mod execute;
 pub mod limits;
+pub mod persisted;
 
 use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},

@@ -15,7 +15,9 @@ impl TestApp {
         self.post_graphql(token, json!({ "query": document, "operationName": name, "variables": variables })).await
     }
 
-    async fn post_graphql(&self, token: Option<&str>, body: Value) -> Value {
+    /// POSTs `body` as it is (a request with `extensions`, or without `query`) as
+    /// `token`; returns the whole JSON response, as [`TestApp::gql`].
+    pub async fn post_graphql(&self, token: Option<&str>, body: Value) -> Value {
         let mut req = self.client.post(self.url("/graphql")).json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
