@@ -310,7 +310,8 @@ impl JobsSubscription {
             _ => None,
         };
         let read = |tx: RequestTx, id| async move { service::get(&tx, id).await.map(|j| j.map(Job::from)) };
-        Ok(live::follow_from(data::<Arc<EventBus>>(ctx)?, user_id.map(Topic::User), reader, only, route, read).map(|r| r.map_err(Into::into)))
+        Ok(live::follow_from(data::<Arc<EventBus>>(ctx)?, user_id.map(Topic::User), reader, only, route, read)
+            .map(|r| r.map_err(Into::into)))
     }
 
     /// Workers: tells the worker to claim (`claimJob`) as soon as a job of `kinds`

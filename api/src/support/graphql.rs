@@ -840,6 +840,7 @@ impl SupportSubscription {
                 updated_at: t.updated_at,
             }))
         };
-        Ok(live::follow(data::<Arc<EventBus>>(ctx)?, Some(Topic::Tickets), reader, route, read).map(|r| r.map_err(Into::into)))
+        Ok(live::follow(data::<Arc<EventBus>>(ctx)?, Some(Topic::Tickets), reader, route, read)
+            .map(|r| r.map_err(Into::into)))
     }
 }
