@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::{
     collections::{HashMap, VecDeque},
-    hash::{BuildHasher, Hash},
+    hash::BuildHasher,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -195,9 +195,12 @@ impl Inbox {
     }
 }
 
+/// One shard of the registry: the subscribers of each topic it holds.
+type Shard = Mutex<HashMap<Topic, Vec<Arc<Inbox>>>>;
+
 /// This instance's subscribers by topic; a topic without subscribers has no entry.
 struct Router {
-    shards: Box<[Mutex<HashMap<Topic, Vec<Arc<Inbox>>>>]>,
+    shards: Box<[Shard]>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -206,10 +209,8 @@ impl Router {
         Router { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), hasher: Default::default() }
     }
 
-    fn shard(&self, topic: &Topic) -> &Mutex<HashMap<Topic, Vec<Arc<Inbox>>>> {
-        let mut h = self.hasher.build_hasher();
-        topic.hash(&mut h);
-        &self.shards[(std::hash::Hasher::finish(&h) as usize) % SHARDS]
+    fn shard(&self, topic: &Topic) -> &Shard {
+        &self.shards[(self.hasher.hash_one(topic) as usize) % SHARDS]
     }
 
     /// Hands `event` to the subscribers of its topics on this instance.
