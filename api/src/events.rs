@@ -1,18 +1,32 @@
 //! The live-event bus. Events are published after commit; every instance receives
 //! every event through Redis pub/sub (or, with no Redis or while it is unavailable, an
-//! in-process broadcast) and hands it to its local subscribers. Events carry ids only: a subscriber re-reads the
+//! in-process delivery) and hands it to its local subscribers of the event's
+//! [`Topic`]s only: an event of one user wakes that user's subscribers, not every socket
+//! of the instance. Events carry ids only: a subscriber re-reads the
 //! object in its own row-level-secured transaction, so a misrouted event leaks nothing.
 use crate::shared_redis::SharedRedis;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::{sync::Arc, time::Duration};
-use tokio::sync::{broadcast, watch};
+use std::{
+    collections::{HashMap, VecDeque},
+    hash::BuildHasher,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::sync::{watch, Notify};
 use uuid::Uuid;
+
+pub use tokio::sync::broadcast::error::RecvError;
 
 /// Redis channel all instances share.
 const CHANNEL: &str = "plinth:events";
-/// Events buffered per local subscriber before it counts as too slow and is dropped.
+/// Events buffered per local subscriber before it counts as too slow: it then hears
+/// `RecvError::Lagged` with the number of events it missed (the oldest). The buffer
+/// grows only while events wait, so an idle subscriber holds none.
 pub const SUBSCRIBER_BUFFER: usize = 1024;
+/// Locks the subscriber registry is split over, so subscribing and publishing for
+/// different users rarely wait for each other.
+const SHARDS: usize = 16;
 
 /// Something that changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,11 +118,191 @@ impl Event {
                 | Event::SessionsRevoked { .. }
         )
     }
+
+    /// The topics whose subscribers hear this event (one or two).
+    pub fn topics(&self) -> [Option<Topic>; 2] {
+        match self {
+            Event::JobChanged { user_id, .. }
+            | Event::NotificationAdded { user_id, .. }
+            | Event::ImportChanged { user_id, .. } => [Some(Topic::User(*user_id)), None],
+            Event::TicketChanged { user_id, .. } => [Some(Topic::User(*user_id)), Some(Topic::Tickets)],
+            Event::JobQueued { .. } => [Some(Topic::JobsQueued), None],
+            Event::TokensRevoked { user_id, .. } | Event::SessionsRevoked { user_id, .. } => {
+                [Some(Topic::Access(*user_id)), Some(Topic::Revocations)]
+            }
+            Event::ApiTokenRevoked { revocation_id } | Event::WorkerTokenRevoked { revocation_id } => {
+                [Some(Topic::Token(revocation_id.clone())), Some(Topic::Revocations)]
+            }
+        }
+    }
+}
+
+/// What a local subscriber listens to: it hears exactly the events whose
+/// [`Event::topics`] include it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Changes of one user's objects (`JobChanged`, `NotificationAdded`,
+    /// `TicketChanged`, `ImportChanged`): that user's live subscriptions.
+    User(Uuid),
+    /// Revocations of one user's sessions or access tokens (`TokensRevoked`,
+    /// `SessionsRevoked`): the sockets that user's session tokens opened.
+    Access(Uuid),
+    /// The revocation of one API or worker token, by revocation id (`ApiTokenRevoked`,
+    /// `WorkerTokenRevoked`): the sockets that token opened.
+    Token(String),
+    /// Every `JobQueued`: workers, across tenants (the event names no owner).
+    JobsQueued,
+    /// Every `TicketChanged`: the support inbox (staff).
+    Tickets,
+    /// Every revocation: the instance's revocation list.
+    Revocations,
+}
+
+/// One subscriber's waiting events.
+#[derive(Default)]
+struct Inbox {
+    queue: Mutex<Queue>,
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<Event>,
+    /// Events dropped (the oldest) since the subscriber last heard `Lagged`.
+    missed: u64,
+    closed: bool,
+}
+
+impl Inbox {
+    fn push(&self, event: &Event) {
+        {
+            let mut queue = self.queue.lock().expect("inbox");
+            if queue.closed {
+                return;
+            }
+            if queue.events.len() >= SUBSCRIBER_BUFFER {
+                queue.events.pop_front();
+                queue.missed += 1;
+            }
+            queue.events.push_back(event.clone());
+        }
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.queue.lock().expect("inbox").closed = true;
+        self.ready.notify_one();
+    }
+}
+
+/// One shard of the registry: the subscribers of each topic it holds.
+type Shard = Mutex<HashMap<Topic, Vec<Arc<Inbox>>>>;
+
+/// This instance's subscribers by topic; a topic without subscribers has no entry.
+struct Router {
+    shards: Box<[Shard]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Router {
+    fn new() -> Self {
+        Router { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), hasher: Default::default() }
+    }
+
+    fn shard(&self, topic: &Topic) -> &Shard {
+        &self.shards[(self.hasher.hash_one(topic) as usize) % SHARDS]
+    }
+
+    /// Hands `event` to the subscribers of its topics on this instance.
+    fn deliver(&self, event: &Event) {
+        for topic in event.topics().iter().flatten() {
+            let shard = self.shard(topic).lock().expect("event router");
+            for inbox in shard.get(topic).into_iter().flatten() {
+                inbox.push(event);
+            }
+        }
+    }
+
+    fn add(&self, topic: &Topic, inbox: Arc<Inbox>) {
+        self.shard(topic).lock().expect("event router").entry(topic.clone()).or_default().push(inbox);
+    }
+
+    fn remove(&self, topic: &Topic, inbox: &Arc<Inbox>) {
+        let mut shard = self.shard(topic).lock().expect("event router");
+        if let Some(inboxes) = shard.get_mut(topic) {
+            inboxes.retain(|i| !Arc::ptr_eq(i, inbox));
+            if inboxes.is_empty() {
+                shard.remove(topic);
+            }
+        }
+    }
+
+    fn close(&self) {
+        for shard in self.shards.iter() {
+            for inbox in shard.lock().expect("event router").values().flatten() {
+                inbox.close();
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn topics(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
+    }
+}
+
+/// A local subscriber of one topic: it hears the topic's events published from the
+/// moment it subscribed, in order; it stops being registered when dropped.
+pub struct Receiver {
+    inbox: Arc<Inbox>,
+    registered: Option<(Arc<Router>, Topic)>,
+}
+
+impl Receiver {
+    /// The next event; `Lagged(n)` after the subscriber fell `SUBSCRIBER_BUFFER` events
+    /// behind (the `n` oldest were dropped; the next calls return the rest), `Closed`
+    /// once the bus is gone. Cancel-safe: an event is taken only when returned.
+    pub async fn recv(&mut self) -> Result<Event, RecvError> {
+        loop {
+            {
+                let mut queue = self.inbox.queue.lock().expect("inbox");
+                if queue.missed > 0 {
+                    return Err(RecvError::Lagged(std::mem::take(&mut queue.missed)));
+                }
+                if let Some(event) = queue.events.pop_front() {
+                    if queue.events.is_empty() && queue.events.capacity() > 8 {
+                        // A burst is over: an idle subscriber keeps no buffer.
+                        queue.events = VecDeque::new();
+                    }
+                    return Ok(event);
+                }
+                if queue.closed {
+                    return Err(RecvError::Closed);
+                }
+            }
+            // A push after the check above left a permit: this returns at once then.
+            self.inbox.ready.notified().await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some((router, topic)) = &self.registered {
+            router.remove(topic, &self.inbox);
+        }
+    }
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver").field("topic", &self.registered.as_ref().map(|(_, t)| t)).finish()
+    }
 }
 
 /// Publishes and fans out events.
 pub struct EventBus {
-    local: broadcast::Sender<Event>,
+    local: Arc<Router>,
     redis: Option<Arc<SharedRedis>>,
     resubscribed: watch::Sender<u64>,
     /// Revocations this instance could only apply locally (Redis was away): published
@@ -125,7 +319,7 @@ impl std::fmt::Debug for EventBus {
 impl EventBus {
     /// An in-process bus (one instance, no Redis).
     pub fn in_process() -> Self {
-        let (local, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+        let local = Arc::new(Router::new());
         let (resubscribed, _) = watch::channel(0);
         EventBus { local, redis: None, resubscribed, unsent: Default::default() }
     }
@@ -134,7 +328,7 @@ impl EventBus {
     /// so nothing published after start is missed; when Redis is down it starts without
     /// (events stay on this instance) and subscribes when Redis comes back.
     pub async fn redis(link: Arc<SharedRedis>, wait: Duration) -> Self {
-        let (local, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+        let local = Arc::new(Router::new());
         let (resubscribed, _) = watch::channel(0);
         let mut subscribed = resubscribed.subscribe();
         let unsent: Arc<std::sync::Mutex<Vec<Event>>> = Default::default();
@@ -156,7 +350,7 @@ impl EventBus {
             if !sent {
                 // Subscribers on this instance still hear it; other instances hear a
                 // revocation when Redis answers again.
-                let _ = self.local.send(event.clone());
+                self.local.deliver(event);
                 if self.redis.is_some() && event.is_revocation() {
                     let mut unsent = self.unsent.lock().expect("unsent revocations");
                     if unsent.len() < UNSENT_REVOCATIONS {
@@ -181,15 +375,20 @@ impl EventBus {
                 None => false,
             };
             if !sent {
-                let _ = local.send(event);
+                local.deliver(&event);
             }
         });
     }
 
-    /// A receiver of every event from now on; it lags (and should be dropped) when its
-    /// consumer falls `SUBSCRIBER_BUFFER` events behind.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.local.subscribe()
+    /// A receiver of `topic`'s events from now on (see [`Receiver::recv`] for a consumer
+    /// that falls behind); with no topic, one that hears nothing until the bus closes.
+    pub fn subscribe(&self, topic: Option<Topic>) -> Receiver {
+        let inbox = Arc::new(Inbox::default());
+        let registered = topic.map(|topic| {
+            self.local.add(&topic, inbox.clone());
+            (self.local.clone(), topic)
+        });
+        Receiver { inbox, registered }
     }
 
     /// Counts this instance's subscriptions to Redis: each change after the first means
@@ -197,6 +396,13 @@ impl EventBus {
     /// them, such as revocations, reloads what it needs from Postgres).
     pub fn resubscriptions(&self) -> watch::Receiver<u64> {
         self.resubscribed.subscribe()
+    }
+}
+
+impl Drop for EventBus {
+    /// Ends every local subscription (`RecvError::Closed`).
+    fn drop(&mut self) {
+        self.local.close();
     }
 }
 
@@ -222,7 +428,7 @@ async fn publish_one(link: &SharedRedis, event: &Event) -> bool {
 /// subscribed, publishes the revocations that could only be applied locally meanwhile.
 async fn forward(
     link: Arc<SharedRedis>,
-    local: broadcast::Sender<Event>,
+    local: Arc<Router>,
     resubscribed: watch::Sender<u64>,
     unsent: Arc<std::sync::Mutex<Vec<Event>>>,
 ) {
@@ -254,9 +460,7 @@ async fn forward(
                             Some(msg) => {
                                 let Ok(payload) = msg.get_payload::<String>() else { continue };
                                 match serde_json::from_str::<Event>(&payload) {
-                                    Ok(event) => {
-                                        let _ = local.send(event);
-                                    }
+                                    Ok(event) => local.deliver(&event),
                                     Err(e) => tracing::warn!(error = %e, "an event from Redis could not be read"),
                                 }
                             }
@@ -277,5 +481,100 @@ async fn forward(
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(user_id: Uuid) -> Event {
+        Event::JobChanged { user_id, job_id: Uuid::new_v4() }
+    }
+
+    /// The events `rx` holds now, without waiting.
+    fn waiting(rx: &mut Receiver) -> Vec<Result<Event, RecvError>> {
+        let mut got = Vec::new();
+        while let Some(r) = futures_util::FutureExt::now_or_never(rx.recv()) {
+            got.push(r);
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn an_event_of_one_user_reaches_only_that_users_subscribers() {
+        let bus = EventBus::in_process();
+        let (ann, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut ann_rx = bus.subscribe(Some(Topic::User(ann)));
+        let mut bob_rx = bus.subscribe(Some(Topic::User(bob)));
+        let mut bob_socket = bus.subscribe(Some(Topic::Access(bob)));
+        let mut revocations = bus.subscribe(Some(Topic::Revocations));
+        let events: Vec<Event> = (0..3).map(|_| job(ann)).collect();
+        bus.publish(&events).await;
+        bus.publish(&[Event::SessionsRevoked { user_id: ann, session_id: None }]).await;
+        let got: Vec<Event> = waiting(&mut ann_rx).into_iter().map(Result::unwrap).collect();
+        assert_eq!(got, events, "ann hears her events, in order");
+        assert!(waiting(&mut bob_rx).is_empty(), "bob's subscription is not woken by ann's events");
+        assert!(waiting(&mut bob_socket).is_empty(), "nor is bob's socket by ann's revocation");
+        assert_eq!(waiting(&mut revocations).len(), 1, "the revocation list hears every revocation");
+        bus.publish(&[job(bob)]).await;
+        assert_eq!(waiting(&mut bob_rx).len(), 1);
+        assert!(waiting(&mut ann_rx).is_empty());
+    }
+
+    #[tokio::test]
+    async fn each_event_reaches_the_topics_that_need_it() {
+        let bus = EventBus::in_process();
+        let ann = Uuid::new_v4();
+        let mut queued = bus.subscribe(Some(Topic::JobsQueued));
+        let mut inbox = bus.subscribe(Some(Topic::Tickets));
+        let mut token = bus.subscribe(Some(Topic::Token("ab".into())));
+        let mut other_token = bus.subscribe(Some(Topic::Token("cd".into())));
+        let mut nothing = bus.subscribe(None);
+        bus.publish(&[
+            Event::JobQueued { job_id: Uuid::new_v4(), kind: "scan".into() },
+            Event::TicketChanged { user_id: ann, ticket_id: Uuid::new_v4(), message_id: None, internal: true },
+            Event::WorkerTokenRevoked { revocation_id: "ab".into() },
+            job(ann),
+        ])
+        .await;
+        assert_eq!(waiting(&mut queued).len(), 1, "workers hear JobQueued of every tenant");
+        assert_eq!(waiting(&mut inbox).len(), 1, "staff hear every ticket change");
+        assert_eq!(waiting(&mut token).len(), 1);
+        assert!(waiting(&mut other_token).is_empty());
+        assert!(waiting(&mut nothing).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_lags_and_an_idle_topic_costs_nothing() {
+        let bus = EventBus::in_process();
+        let ann = Uuid::new_v4();
+        let mut rx = bus.subscribe(Some(Topic::User(ann)));
+        let second = bus.subscribe(Some(Topic::User(ann)));
+        let events: Vec<Event> = (0..SUBSCRIBER_BUFFER + 2).map(|_| job(ann)).collect();
+        bus.publish(&events).await;
+        assert_eq!(rx.recv().await, Err(RecvError::Lagged(2)), "the two oldest were dropped");
+        assert_eq!(rx.recv().await, Ok(events[2].clone()), "then the rest, in order");
+        assert_eq!(bus.local.topics(), 1);
+        drop(second);
+        assert_eq!(bus.local.topics(), 1, "a topic stays while one subscriber listens");
+        drop(rx);
+        assert_eq!(bus.local.topics(), 0, "the last subscriber gone, the topic is gone");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_subscriber_wakes_on_its_event_and_ends_with_the_bus() {
+        let bus = EventBus::in_process();
+        let ann = Uuid::new_v4();
+        let mut rx = bus.subscribe(Some(Topic::User(ann)));
+        let waiter = tokio::spawn(async move { (rx.recv().await, rx.recv().await) });
+        tokio::task::yield_now().await;
+        let event = job(ann);
+        bus.publish(std::slice::from_ref(&event)).await;
+        tokio::task::yield_now().await;
+        drop(bus);
+        let (first, second) = waiter.await.unwrap();
+        assert_eq!(first, Ok(event));
+        assert_eq!(second, Err(RecvError::Closed));
     }
 }

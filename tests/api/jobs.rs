@@ -465,6 +465,23 @@ async fn only_workers_hear_of_queued_jobs_and_only_of_their_kinds() {
 }
 
 #[tokio::test]
+async fn a_worker_hears_the_queued_jobs_of_every_tenant_from_every_instance() {
+    // Events are routed per user; JobQueued names no user and must still reach workers,
+    // whichever instance published it.
+    let one = TestApp::builder().with_redis().spawn().await;
+    let two = one.another_instance().await;
+    let ann = one.register("ann").await;
+    let bob = one.register("bob").await;
+    let mut ws = WsClient::connect(&two, Some(&one.worker_token(&["scan"]))).await;
+    ws.subscribe("q", QUEUED_SUB, json!({ "k": ["SCAN"] })).await;
+    assert!(next_queued(&mut ws).await["jobId"].is_null());
+    for (app, user) in [(&one, &ann), (&two, &bob), (&one, &bob)] {
+        let id = create_job(app, &user.access, "SCAN", None).await;
+        assert_eq!(next_queued(&mut ws).await["jobId"], id.as_str());
+    }
+}
+
+#[tokio::test]
 async fn a_failed_attempt_is_announced_again_when_its_backoff_ends() {
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;

@@ -6,7 +6,7 @@ use crate::db::RuntimePool;
 use crate::{
     db::{RequestMeta, RequestTx},
     error::AppResult,
-    events::{Event, EventBus},
+    events::{Event, EventBus, RecvError, Topic},
     principal::Principal,
 };
 use chrono::{DateTime, Utc};
@@ -51,7 +51,7 @@ pub async fn load(pool: &RuntimePool, tokens: &TokenService, statement_timeout_m
 /// each time this instance subscribes to Redis again after an outage (when revocations
 /// other instances published meanwhile were missed), reloads them from Postgres.
 pub async fn follow(bus: Arc<EventBus>, tokens: Arc<TokenService>, pool: RuntimePool, statement_timeout_ms: u64) {
-    let mut rx = bus.subscribe();
+    let mut rx = bus.subscribe(Some(Topic::Revocations));
     let mut subscriptions = bus.resubscriptions();
     let mut seen = *subscriptions.borrow_and_update();
     loop {
@@ -64,8 +64,8 @@ pub async fn follow(bus: Arc<EventBus>, tokens: Arc<TokenService>, pool: Runtime
                 // (Every session at once, `session_id: None`, is billing closing a
                 // suspended account's sockets: its tokens go through TokensRevoked.)
                 Ok(Event::SessionsRevoked { session_id: Some(session_id), .. }) => tokens.revoke_session(session_id),
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
             },
             changed = subscriptions.changed() => {
                 if changed.is_err() {
@@ -83,6 +83,19 @@ pub async fn follow(bus: Arc<EventBus>, tokens: Arc<TokenService>, pool: Runtime
                 seen = now;
             }
         }
+    }
+}
+
+/// The topic a socket opened by `principal` listens to for [`ends`]: every event that
+/// ends it is published to this topic (none for a caller no revocation ends).
+pub fn topic(principal: &Principal) -> Option<Topic> {
+    match principal {
+        Principal::User(c) => Some(match &c.api {
+            Some(api) => Topic::Token(api.revocation_id.clone()),
+            None => Topic::Access(c.user_id),
+        }),
+        Principal::Worker(w) => Some(Topic::Token(w.revocation_id.clone())),
+        Principal::Anonymous | Principal::System => None,
     }
 }
 
@@ -151,5 +164,48 @@ mod tests {
         assert!(!ends(&Event::WorkerTokenRevoked { revocation_id: "cd".into() }, &worker));
         assert!(!ends(&Event::ApiTokenRevoked { revocation_id: "ab".into() }, &worker));
         assert!(!ends(&Event::JobChanged { user_id: ann, job_id: s1 }, &p));
+    }
+
+    #[test]
+    fn whatever_ends_a_socket_is_published_to_its_topic() {
+        let (ann, s1) = (Uuid::new_v4(), Uuid::new_v4());
+        let now = Utc::now();
+        let later = now + chrono::Duration::seconds(1);
+        let p = session(ann, s1, now);
+        let mut api = session(ann, s1, now);
+        if let Principal::User(c) = &mut api {
+            let biscuit = biscuit_auth::Biscuit::builder().build(&biscuit_auth::KeyPair::new()).expect("a biscuit");
+            c.api = Some(crate::principal::ApiAuth {
+                token_id: Uuid::new_v4(),
+                revocation_id: "ab".into(),
+                biscuit: Arc::new(biscuit),
+            });
+        }
+        let worker = Principal::Worker(WorkerClaims {
+            worker_id: Uuid::new_v4(),
+            kinds: vec![],
+            expires_at: later,
+            revocation_id: "cd".into(),
+        });
+        let events = [
+            Event::SessionsRevoked { user_id: ann, session_id: Some(s1) },
+            Event::SessionsRevoked { user_id: ann, session_id: None },
+            Event::TokensRevoked { user_id: ann, before: later },
+            Event::ApiTokenRevoked { revocation_id: "ab".into() },
+            Event::WorkerTokenRevoked { revocation_id: "cd".into() },
+        ];
+        let mut ended = 0;
+        for principal in [&p, &api, &worker] {
+            let topic = topic(principal).expect("a topic");
+            for event in &events {
+                if ends(event, principal) {
+                    ended += 1;
+                    assert!(event.topics().contains(&Some(topic.clone())), "{event:?} reaches {topic:?}");
+                }
+                assert!(event.topics().contains(&Some(Topic::Revocations)), "the revocation list hears {event:?}");
+            }
+        }
+        assert_eq!(ended, 5);
+        assert_eq!(topic(&Principal::Anonymous), None);
     }
 }

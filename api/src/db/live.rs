@@ -5,12 +5,11 @@ use super::{RequestMeta, RequestTx};
 use crate::db::RuntimePool;
 use crate::{
     error::AppError,
-    events::{Event, EventBus},
+    events::{Event, EventBus, RecvError, Topic},
     principal::Principal,
 };
-use futures_util::Stream;
+use futures_util::{stream::BoxStream, StreamExt};
 use std::future::Future;
-use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 /// Where live reads run (schema-wide data of the GraphQL schema).
@@ -46,7 +45,8 @@ pub struct Reader {
     pub recheck: Recheck,
 }
 
-/// A stream of the objects `route` picks out of the bus's events, each read by `read`
+/// A stream of the objects `route` picks out of the events of `topic` (none: no
+/// event), each read by `read`
 /// in a fresh read-only transaction as the subscriber. `route` returns the object's id
 /// for events meant for this subscriber; `read` returns None for an object the
 /// subscriber cannot see (skipped).
@@ -59,17 +59,18 @@ pub struct Reader {
 /// bus's buffer behind (it should resubscribe), or the read's error.
 pub fn follow<T, R, F, Fut>(
     bus: &EventBus,
+    topic: Option<Topic>,
     reader: Reader,
     route: R,
     read: F,
-) -> impl Stream<Item = Result<T, AppError>> + Send + 'static
+) -> BoxStream<'static, Result<T, AppError>>
 where
     T: Send + 'static,
     R: Fn(&Event) -> Option<Uuid> + Send + Sync + 'static,
     F: Fn(RequestTx, Uuid) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Option<T>, AppError>> + Send,
 {
-    follow_from(bus, reader, None, route, read)
+    follow_from(bus, topic, reader, None, route, read)
 }
 
 /// [`follow`], sending first the current state of `current` (when given and visible):
@@ -79,11 +80,12 @@ where
 /// it just started) needs no separate query to catch up.
 pub fn follow_from<T, R, F, Fut>(
     bus: &EventBus,
+    topic: Option<Topic>,
     reader: Reader,
     current: Option<Uuid>,
     route: R,
     read: F,
-) -> impl Stream<Item = Result<T, AppError>> + Send + 'static
+) -> BoxStream<'static, Result<T, AppError>>
 where
     T: Send + 'static,
     R: Fn(&Event) -> Option<Uuid> + Send + Sync + 'static,
@@ -91,7 +93,7 @@ where
     Fut: Future<Output = Result<Option<T>, AppError>> + Send,
 {
     // Subscribed here, when the resolver runs: before the first read below.
-    let state = (bus.subscribe(), reader, route, read, current, false);
+    let state = (bus.subscribe(topic), reader, route, read, current, false);
     futures_util::stream::unfold(state, |(mut rx, reader, route, read, mut first, done)| async move {
         if done {
             return None;
@@ -112,13 +114,18 @@ where
                     Err(RecvError::Closed) => return None,
                 },
             };
-            match read_once(&reader, &read, id).await {
+            // Boxed: an idle subscriber's stream holds only its receiver's wait, not the
+            // space of a whole read (a transaction and its query).
+            match Box::pin(read_once(&reader, &read, id)).await {
                 Ok(Some(item)) => return Some((Ok(item), (rx, reader, route, read, None, false))),
                 Ok(None) => continue,
                 Err(e) => return Some((Err(e), (rx, reader, route, read, None, true))),
             }
         }
     })
+    // Boxed: the resolver's future, which async-graphql keeps for the subscription's
+    // life, holds a pointer rather than the stream.
+    .boxed()
 }
 
 /// One read in a fresh transaction, bounded by the statement timeout (and a second for

@@ -264,7 +264,9 @@ impl async_graphql::Executor for SocketExecutor {
                 })
                 .boxed()
         };
-        futures_util::stream::once(first).flatten().boxed()
+        // Boxed: once the first step is done only the subscription's stream stays, not
+        // the space of the step's largest state (a whole query's execution).
+        futures_util::stream::once(Box::pin(first)).flatten().boxed()
     }
 }
 

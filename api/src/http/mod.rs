@@ -82,7 +82,7 @@ pub fn routes(state: Arc<HttpState>) -> impl Endpoint {
     let origins = state.config.server.cors_origins.clone();
     let route = Route::new()
         .at("/graphql", get(graphql::graphiql).post(graphql::graphql_post))
-        .at("/graphql/ws", get(ws::graphql_ws))
+        .at("/graphql/ws", get(ws::endpoint()))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/admin/metrics/:file", get(reports::export))

@@ -21,6 +21,7 @@ use super::HttpState;
 use crate::{
     auth::{authenticate, revocations, tokens::TokenService},
     db::RequestMeta,
+    events::RecvError,
     graphql::execute::SocketExecutor,
     principal::Principal,
 };
@@ -41,7 +42,7 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
-use tokio::sync::{broadcast::error::RecvError, watch};
+use tokio::sync::watch;
 
 /// The close of a draining instance: 1012, "Service Restart" (IANA's registry), which
 /// clients treat as "reconnect".
@@ -52,6 +53,25 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Outgoing messages buffered per socket; a client that reads slower than its
 /// subscriptions produce is dropped instead of buffered without bound.
 const OUTGOING_BUFFER: usize = 64;
+
+/// GET /graphql/ws: [`graphql_ws`] on header values of its own.
+pub fn endpoint() -> impl poem::Endpoint {
+    use poem::EndpointExt;
+    graphql_ws.before(own_upgrade_headers)
+}
+
+/// Copies the upgrade headers poem's `WebSocket` keeps for the socket's whole life (the
+/// key and the protocols) out of the request: hyper's parsed header values share the
+/// connection's 8 KiB read buffer, which every idle socket would otherwise hold.
+async fn own_upgrade_headers(mut req: Request) -> poem::Result<Request> {
+    for name in [header::SEC_WEBSOCKET_KEY, header::SEC_WEBSOCKET_PROTOCOL] {
+        let owned = req.headers().get(&name).and_then(|v| header::HeaderValue::from_bytes(v.as_bytes()).ok());
+        if let Some(owned) = owned {
+            req.headers_mut().insert(name, owned);
+        }
+    }
+    Ok(req)
+}
 
 /// Upgrades to a GraphQL WebSocket for the caller named in `connection_init`.
 #[handler]
@@ -127,7 +147,9 @@ pub async fn graphql_ws(
 
         // Every message from the client proves it alive; a malformed one ends the socket.
         let last_heard = Arc::new(Mutex::new(Instant::now()));
-        let (malformed_tx, mut malformed_rx) = tokio::sync::mpsc::channel::<String>(1);
+        // (A oneshot, not an mpsc channel: that allocates a block of 32 slots per socket.)
+        let (malformed_tx, mut malformed_rx) = tokio::sync::oneshot::channel::<String>();
+        let mut malformed_tx = Some(malformed_tx);
         let heard = last_heard.clone();
         let incoming = futures_util::stream::once(async move { Ok(first) }).chain(stream).take_while(move |msg| {
             *heard.lock().unwrap() = Instant::now();
@@ -138,7 +160,9 @@ pub async fn graphql_ws(
             let go_on = match verdict {
                 Ok(()) => true,
                 Err(why) => {
-                    let _ = malformed_tx.try_send(why);
+                    if let Some(tx) = malformed_tx.take() {
+                        let _ = tx.send(why);
+                    }
                     false
                 }
             };
@@ -156,13 +180,16 @@ pub async fn graphql_ws(
             })
             .serve();
         tokio::pin!(serve);
-        let mut events = state.bus.subscribe();
+        // Only the events that could revoke this socket's token wake it.
+        let mut events = state.bus.subscribe(revocations::topic(&authenticated));
         let mut served = false;
         let mut keepalive_tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         let mut ping_sent: Option<Instant> = None;
         // The protocol's side holds the expiry's sender (in-band renewal): once it ended,
         // no renewal can come, and the socket ends through `out_rx` with its close code.
         let mut renewals_over = false;
+        // The incoming side ended without a malformed message.
+        let mut malformed_over = false;
         let verdict = loop {
             let deadline = *expiry_rx.borrow();
             let until_expiry = async move {
@@ -180,7 +207,10 @@ pub async fn graphql_ws(
                 },
                 _ = until_expiry => break Some((4401, "Unauthorized: the token expired".to_owned())),
                 _ = drain.started() => break Some((RESTART.0, RESTART.1.to_owned())),
-                Some(why) = malformed_rx.recv() => break Some((4400, why)),
+                why = &mut malformed_rx, if !malformed_over => match why {
+                    Ok(why) => break Some((4400, why)),
+                    Err(_) => malformed_over = true,
+                },
                 _ = keepalive_tick.tick() => {
                     // A revocation this instance learnt without an event (reloaded from
                     // Postgres after a Redis outage) closes the socket by the next tick.

@@ -11,7 +11,7 @@ use crate::{
     },
     db::{data, live, RequestTx},
     error::{parse_id, AppError},
-    events::{Event, EventBus},
+    events::{Event, EventBus, Topic},
     photos::graphql::HttpHeader,
     principal::Principal,
 };
@@ -255,7 +255,7 @@ impl ImportsSubscription {
             _ => None,
         };
         let read = |tx: RequestTx, id| async move { runs::get(&tx, tx.user_id()?, id).await.map(|r| r.map(Import)) };
-        Ok(live::follow_from(data::<Arc<EventBus>>(ctx)?, reader, Some(only), route, read)
+        Ok(live::follow_from(data::<Arc<EventBus>>(ctx)?, user_id.map(Topic::User), reader, Some(only), route, read)
             .map(|r| r.map_err(Into::into)))
     }
 }

@@ -8,7 +8,7 @@ use crate::{
     },
     db::{data, live, RequestTx},
     error::{parse_id, AppError},
-    events::{Event, EventBus},
+    events::{Event, EventBus, RecvError, Topic},
     model::{ApiScope, JobKind, JobStatus},
     pagination::PageRequest,
     photos::service::PhotoService,
@@ -310,7 +310,8 @@ impl JobsSubscription {
             _ => None,
         };
         let read = |tx: RequestTx, id| async move { service::get(&tx, id).await.map(|j| j.map(Job::from)) };
-        Ok(live::follow_from(data::<Arc<EventBus>>(ctx)?, reader, only, route, read).map(|r| r.map_err(Into::into)))
+        Ok(live::follow_from(data::<Arc<EventBus>>(ctx)?, user_id.map(Topic::User), reader, only, route, read)
+            .map(|r| r.map_err(Into::into)))
     }
 
     /// Workers: tells the worker to claim (`claimJob`) as soon as a job of `kinds`
@@ -341,10 +342,9 @@ impl JobsSubscription {
         }
         let recheck = live_check(data::<Arc<TokenService>>(ctx)?.clone(), ApiRule::NoApiTokens, "jobQueued");
         // Subscribed here, before the first item is sent: nothing queued after it is missed.
-        let rx = data::<Arc<EventBus>>(ctx)?.subscribe();
+        let rx = data::<Arc<EventBus>>(ctx)?.subscribe(Some(Topic::JobsQueued));
         let state = (rx, principal, allowed, recheck, Some(JobQueued::backlog()), false);
         Ok(futures_util::stream::unfold(state, |(mut rx, principal, allowed, recheck, mut first, done)| async move {
-            use tokio::sync::broadcast::error::RecvError;
             if done {
                 return None;
             }
@@ -372,6 +372,7 @@ impl JobsSubscription {
                 Err(e) => (Err(e.into()), true),
             };
             Some((item, (rx, principal, allowed, recheck, None, done)))
-        }))
+        })
+        .boxed())
     }
 }

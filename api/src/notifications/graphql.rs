@@ -8,7 +8,7 @@ use crate::{
     },
     db::{data, live, RequestTx},
     error::parse_id,
-    events::{Event, EventBus},
+    events::{Event, EventBus, Topic},
     principal::Principal,
 };
 use async_graphql::{Context, Object, Result, SimpleObject, Subscription, ID};
@@ -100,6 +100,7 @@ impl NotificationsSubscription {
             _ => None,
         };
         let read = |tx: RequestTx, id| async move { store::get(&tx, id).await.map(|n| n.map(Notification::from)) };
-        Ok(live::follow(data::<Arc<EventBus>>(ctx)?, reader, route, read).map(|r| r.map_err(Into::into)))
+        Ok(live::follow(data::<Arc<EventBus>>(ctx)?, user_id.map(Topic::User), reader, route, read)
+            .map(|r| r.map_err(Into::into)))
     }
 }

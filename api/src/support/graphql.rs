@@ -14,7 +14,7 @@ use crate::{
     },
     db::{data, live, RequestMeta, RequestTx},
     error::{parse_id, AppError},
-    events::{Event, EventBus},
+    events::{Event, EventBus, Topic},
     model::Role,
     pagination::{page_cost, Cursor, PageRequest},
     photos::graphql::HttpHeader,
@@ -763,6 +763,8 @@ impl SupportSubscription {
         let staff = is_staff(&principal);
         let only = id.map(|i| parse_id("id", &i)).transpose()?;
         let source = data::<live::LiveSource>(ctx)?;
+        // Whose events to hear: the caller's, or the owner's of the ticket followed.
+        let mut owner = me;
         if let Some(ticket_id) = only {
             // The ticket must be visible now; staff's following is a logged read.
             let tx = RequestTx::new(
@@ -771,7 +773,9 @@ impl SupportSubscription {
                 RequestMeta::internal("subscription"),
                 source.statement_timeout_ms,
             );
-            let found = async {
+            // Boxed, as the commit below: async-graphql keeps this resolver's future for
+            // the subscription's life, and an inline read would stay in it.
+            let found = Box::pin(async {
                 let t = service::peek(&tx, ticket_id)
                     .await?
                     .ok_or_else(|| AppError::NotFound("ticket not found".into()))?;
@@ -781,13 +785,16 @@ impl SupportSubscription {
                     }
                     service::log_access(&tx, t.user_id, "ticket.follow", Some(t.id), None).await?;
                 }
-                Ok::<_, AppError>(())
-            }
+                Ok::<_, AppError>(t.user_id)
+            })
             .await;
             match found {
-                Ok(()) => tx.commit_without_events().await.map_err(AppError::from)?,
+                Ok(ticket_owner) => {
+                    Box::pin(tx.commit_without_events()).await.map_err(AppError::from)?;
+                    owner = Some(ticket_owner);
+                }
                 Err(e) => {
-                    tx.rollback().await;
+                    Box::pin(tx.rollback()).await;
                     return Err(e.into());
                 }
             }
@@ -806,7 +813,8 @@ impl SupportSubscription {
         let read = |tx: RequestTx, id| async move {
             Ok(read_update(tx, id).await?.map(|(t, m)| TicketUpdate { ticket: t.into(), message: m }))
         };
-        Ok(live::follow(data::<Arc<EventBus>>(ctx)?, reader, route, read).map(|r| r.map_err(Into::into)))
+        let topic = owner.map(Topic::User);
+        Ok(live::follow(data::<Arc<EventBus>>(ctx)?, topic, reader, route, read).map(|r| r.map_err(Into::into)))
     }
 
     /// Every change in the support inbox (staff): ids and state, no user content.
@@ -832,6 +840,7 @@ impl SupportSubscription {
                 updated_at: t.updated_at,
             }))
         };
-        Ok(live::follow(data::<Arc<EventBus>>(ctx)?, reader, route, read).map(|r| r.map_err(Into::into)))
+        Ok(live::follow(data::<Arc<EventBus>>(ctx)?, Some(Topic::Tickets), reader, route, read)
+            .map(|r| r.map_err(Into::into)))
     }
 }
