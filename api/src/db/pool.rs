@@ -11,8 +11,9 @@
 //!
 //! Connections are lent last-in first-out (the warmest: its statement cache and the
 //! server's backend hot), opened on demand up to `max_size`, closed after
-//! [`MAX_LIFETIME`] or [`IDLE_TIMEOUT`] idle (the oldest idle one is checked at each
-//! release, every idle one when lent). Waiting for one, and opening one, is bounded by
+//! [`MAX_LIFETIME`] or [`IDLE_TIMEOUT`] idle (checked for the oldest idle one at each
+//! release, and for each one about to be lent). With no traffic at all, idle
+//! connections stay open until the next request. Waiting for one, and opening one, is bounded by
 //! `acquire_timeout`.
 use sea_orm::sqlx::{
     self,
@@ -173,6 +174,12 @@ impl Lent {
         }
         let now = Instant::now();
         let mut idle = self.pool.idle.lock().expect("idle connections");
+        if self.pool.permits.is_closed() {
+            // Closed meanwhile (`close` empties the list under this lock).
+            drop(idle);
+            self.pool.retire(conn);
+            return;
+        }
         let stale = idle.first().is_some_and(|oldest| now.duration_since(oldest.since) >= IDLE_TIMEOUT);
         let stale = stale.then(|| idle.remove(0));
         idle.push(Idle { conn, opened: self.opened, since: now });

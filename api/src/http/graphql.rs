@@ -113,7 +113,10 @@ pub async fn graphql_post(
     state.metrics.graphql_errors(&resp.errors);
     let resp = with_request_id(resp, &request_id);
     let logged = super::RequestLog { operation, user_id };
-    let status = if wants_graphql_json && resp.data == Value::Null && resp.errors.iter().any(|e| e.path.is_empty()) {
+    // An unknown persisted-query hash stays a 200: Apollo's persisted-query link takes a
+    // 400 (or 500) as "this server has no persisted queries" and stops sending hashes.
+    let refused = resp.errors.iter().any(|e| e.path.is_empty() && !is_code(e, "PERSISTED_QUERY_NOT_FOUND"));
+    let status = if wants_graphql_json && resp.data == Value::Null && refused {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -172,7 +175,11 @@ pub(super) fn with_request_id(mut resp: async_graphql::Response, request_id: &st
 }
 
 fn is_internal(err: &ServerError) -> bool {
-    err.extensions.as_ref().and_then(|e| e.get("code")) == Some(&Value::from("INTERNAL"))
+    is_code(err, "INTERNAL")
+}
+
+fn is_code(err: &ServerError, code: &str) -> bool {
+    err.extensions.as_ref().and_then(|e| e.get("code")) == Some(&Value::from(code))
 }
 
 /// The client's address: the trusted proxy's header when one is configured, else the
