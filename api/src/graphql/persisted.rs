@@ -169,10 +169,12 @@ mod tests {
         }
         assert_eq!((store.texts.len(), store.bytes), (3, 30));
         assert!(store.get(&[0; 32]).is_none() && store.get(&[4; 32]).is_some());
+        // 30 + 90 > 100: the two least recently used go, the newest 10 stays (100 ≤ 100).
         store.put([9; 32], &"y".repeat(90));
-        assert_eq!((store.texts.len(), store.bytes), (1, 90), "older texts make room");
+        assert_eq!((store.texts.len(), store.bytes), (2, 100), "older texts make room");
+        assert!(store.get(&[3; 32]).is_none() && store.get(&[4; 32]).is_some());
         store.put([8; 32], &"z".repeat(101));
         assert!(store.get(&[8; 32]).is_none(), "larger than the whole store: not kept");
-        assert_eq!(store.bytes, 90);
+        assert_eq!(store.bytes, 100);
     }
 }
