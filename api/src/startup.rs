@@ -1,7 +1,6 @@
 //! Builds the application — database (configured or embedded), migrations, Redis,
 //! services, schema, routes, background tasks — and runs it. `main` and the black-box
 //! tests start the server through exactly this code.
-use crate::db::RuntimePool;
 use crate::{
     accounts::{
         self,
@@ -21,7 +20,7 @@ use crate::{
     },
     catalog::Catalog,
     config::{AuthConfig, Base, Config, DatabaseConfig},
-    db::{self, live::LiveSource},
+    db::{self, live::LiveSource, RuntimePool},
     email::{
         delivery::{Delivery, DeliverySettings},
         provider::{self, Provider},

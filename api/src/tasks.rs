@@ -20,9 +20,8 @@
 //! connection gone but not yet noticed, or a new leader ticking at once) cannot run one
 //! interval twice. Work safe in parallel (mail delivery, rows taken with SKIP LOCKED)
 //! stays [`Runs::EveryInstance`].
-use crate::db::RuntimePool;
 use crate::{
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     metrics::Metrics,
     principal::Principal,
     storage::Storage,

@@ -17,10 +17,9 @@
 //! (PITFALLS 14): rows are read in one short transaction acting as the owner, the
 //! calls follow, and the writes come in another.
 use super::export;
-use crate::db::RuntimePool;
 use crate::{
     config::AccountsConfig,
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     email::templates,
     error::{AppError, AppResult},
     events::{Event, EventBus},

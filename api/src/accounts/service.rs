@@ -11,7 +11,6 @@ use super::{
     domain::{EmailAddress, NewPassword},
     store,
 };
-use crate::db::RuntimePool;
 use crate::{
     activity::service::{self as activity, Entry},
     auth::{
@@ -23,7 +22,7 @@ use crate::{
     },
     catalog::Catalog,
     config::Config,
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     email::{service as outbox, templates},
     error::{AppError, AppResult},
     events::{Event, EventBus},

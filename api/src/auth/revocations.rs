@@ -2,9 +2,8 @@
 //! tokens, loaded by every instance at start, and applied by every instance as the
 //! events arrive.
 use super::{store, tokens::TokenService};
-use crate::db::RuntimePool;
 use crate::{
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     error::AppResult,
     events::{Event, EventBus, RecvError, Topic},
     principal::Principal,

@@ -4,9 +4,8 @@
 //! revocation (the bus now, Postgres at start and after a Redis outage) and which closes
 //! the worker's sockets.
 use super::tokens::TokenService;
-use crate::db::RuntimePool;
 use crate::{
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     error::AppError,
     events::{Event, EventBus},
     model::JobKind,

@@ -7,12 +7,11 @@ use super::{
     store::{self, Account, TaxIdRow},
     stripe::{CustomerState, StripeApi},
 };
-use crate::db::RuntimePool;
 use crate::{
     activity::service::{self as activity, Entry},
     auth::revocations,
     catalog::Catalog,
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     email::templates,
     error::{AppError, AppResult},
     events::{Event, EventBus},

@@ -2,8 +2,8 @@
 //! for the subscriber is read again in the subscriber's own row-level-secured
 //! transaction before anything is sent, so a misrouted event leaks nothing.
 use super::{RequestMeta, RequestTx};
-use crate::db::RuntimePool;
 use crate::{
+    db::RuntimePool,
     error::AppError,
     events::{Event, EventBus, RecvError, Topic},
     principal::Principal,

@@ -21,9 +21,8 @@ use super::{
     provider::{Outgoing, Provider, SendError},
     render::Renderer,
 };
-use crate::db::RuntimePool;
 use crate::{
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     metrics::Metrics,
     model::{EmailTemplate, Locale},
     principal::Principal,

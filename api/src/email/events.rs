@@ -2,9 +2,8 @@
 //! timestamp header followed by the raw body, base64 DER in
 //! `X-Twilio-Email-Event-Webhook-Signature`. A verified batch goes to
 //! `priv.email_provider_events` in one transaction.
-use crate::db::RuntimePool;
 use crate::{
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     principal::Principal,
 };
 use base64::Engine;

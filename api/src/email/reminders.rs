@@ -8,10 +8,9 @@
 //! same transaction (a failure rolls the record back with it, and the next run tries
 //! again).
 use super::{service as outbox, templates};
-use crate::db::RuntimePool;
 use crate::{
     auth::opaque::{self, Kind},
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     error::AppResult,
     model::Role,
     principal::Principal,

@@ -3,9 +3,8 @@
 //! records each step once per user in one statement, so even two runs at once (a
 //! leadership handover) neither skip nor repeat a step; the task runs on the leader
 //! (`Runs::OneInstance`).
-use crate::db::RuntimePool;
 use crate::{
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     principal::Principal,
     tasks::{Runs, Task},
 };

@@ -13,9 +13,9 @@ pub mod webapp;
 pub mod webhooks;
 pub mod ws;
 
-use crate::db::RuntimePool;
 use crate::{
-    auth::tokens::TokenService, config::Config, graphql::execute::Executor, metrics::Metrics, storage::Storage,
+    auth::tokens::TokenService, config::Config, db::RuntimePool, graphql::execute::Executor, metrics::Metrics,
+    storage::Storage,
 };
 use poem::{
     get,

@@ -22,10 +22,9 @@ use super::{
     runs::{self, ImportRow, Outcome},
     service::{Importer, Options, Progress, Report},
 };
-use crate::db::RuntimePool;
 use crate::{
     catalog::Catalog,
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     error::{AppError, AppResult},
     events::{Event, EventBus},
     model::DbRole,

@@ -14,13 +14,12 @@ use super::{
     format::{self, FileCounts, Kind, Record, Rejection},
     store,
 };
-use crate::db::RuntimePool;
 use crate::{
     accounts::{domain::EmailAddress, export, store as accounts},
     activity::service::{self as activity, Entry},
     auth::entitlements,
     catalog::Catalog,
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     drafts::service as drafts,
     error::{AppError, AppResult},
     jobs::service as jobs,

@@ -3,9 +3,8 @@
 //! hear it; uploads nothing happened to for [`UPLOAD_KEPT`] (never started, or their
 //! last import failed that long ago) are removed, object first.
 use super::runner::UPLOAD_KEPT;
-use crate::db::RuntimePool;
 use crate::{
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     error::AppError,
     events::{Event, EventBus},
     model::DbRole,

@@ -1,9 +1,8 @@
 //! The queue's background loops: jobs whose worker stopped reporting go back to the
 //! queue, and their owners' subscriptions hear it; the queue's gauges are refreshed.
 use super::service;
-use crate::db::RuntimePool;
 use crate::{
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     events::EventBus,
     principal::Principal,
     tasks::{Runs, Task},

@@ -3,9 +3,8 @@
 //! key, and the sealed key a rolled-back confirmation may have left), then its row, as
 //! its owner; a failure leaves the row for the next run, so nothing is forgotten.
 use super::service::{confirmed_key, UPLOAD_URL_TTL};
-use crate::db::RuntimePool;
 use crate::{
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     model::DbRole,
     principal::Principal,
     storage::Storage,

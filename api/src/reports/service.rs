@@ -10,13 +10,12 @@
 //! CSAT comments stay in GraphQL), and every text cell is a name the server chose or
 //! validated (plans, experiment keys, variants, goals), so no cell can start a
 //! spreadsheet formula.
-use crate::db::RuntimePool;
 use crate::{
     accounts::{domain::EmailAddress, store as accounts},
     billing::store as billing,
     business::service::{self as business, CohortMetric, Step},
     catalog::Catalog,
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     error::{AppError, AppResult},
     experiments::service as experiments,
     feedback::service as feedback,

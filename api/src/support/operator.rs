@@ -8,9 +8,8 @@
 //! request id is that same label. Events (sessions ended, sockets to close) reach every
 //! instance through the bus after the commit.
 use super::tools::{self, AccountRow, AccountSummary};
-use crate::db::RuntimePool;
 use crate::{
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     error::AppError,
     events::EventBus,
     model::{QuotaMetric, Role},

@@ -4,9 +4,8 @@
 //! then their rows through `priv.forget_ticket_attachment`; a store failure leaves the
 //! row for the next run.
 use super::attachments::{sealed_key, UPLOAD_URL_TTL};
-use crate::db::RuntimePool;
 use crate::{
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     principal::Principal,
     storage::Storage,
     tasks::{delete_expired_reservation_objects, run_system, Runs, Task},

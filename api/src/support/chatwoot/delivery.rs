@@ -11,9 +11,9 @@
 //! Chatwoot's answer and the record sends the row again once its lease ends: at most
 //! one duplicate, which carries the same `source_id`.
 use super::client::{CallError, ChatwootClient, OutgoingMessage};
-use crate::db::RuntimePool;
 use crate::{
     config::ChatwootConfig,
+    db::RuntimePool,
     tasks::{backoff, run_system, run_woken},
 };
 use futures_util::StreamExt;

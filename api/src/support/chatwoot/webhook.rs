@@ -16,10 +16,9 @@
 //! `content_attributes.plinth_message_id` is the echo of one Plinth sent. Each Chatwoot
 //! message id is taken in once, whatever the redeliveries.
 use super::client::SOURCE_PREFIX;
-use crate::db::RuntimePool;
 use crate::{
     billing::signature::timestamped_mac,
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     email::templates,
     events::{Event, EventBus},
     principal::Principal,
