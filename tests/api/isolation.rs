@@ -438,3 +438,59 @@ async fn a_transaction_dropped_unfinished_is_never_reused() {
         next.rollback().await;
     }
 }
+
+/// A statement the database refused aborts the transaction, and PostgreSQL answers the
+/// COMMIT that follows with ROLLBACK and no error. A caller that ignored the failure
+/// must not see its request reported committed nor its events published.
+#[tokio::test]
+async fn a_commit_after_a_refused_statement_fails_and_publishes_nothing() {
+    use api::{
+        db::{RequestMeta, RequestTx},
+        events::{Event, EventBus, Topic},
+        model::DbRole,
+        principal::Principal,
+    };
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann").await;
+    let runtime = api::db::runtime_url(&crate::helpers::admin_url(&app.database), None).unwrap();
+    let pool = api::db::connect_runtime(&runtime, 1, std::time::Duration::from_secs(5)).await.unwrap();
+    let bus = EventBus::in_process();
+    let mut heard = bus.subscribe(Some(Topic::User(ann.id)));
+    let count = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM notifications WHERE user_id = $1 AND kind = 'probe'")
+            .bind(ann.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        n
+    };
+    for refused in [true, false] {
+        let tx = RequestTx::begin(&pool, Principal::System, RequestMeta::internal("test"), 5_000).await.unwrap();
+        tx.act_for_system(DbRole::User, ann.id).await.unwrap();
+        let id = uuid::Uuid::now_v7();
+        tx.execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO notifications (id, user_id, kind, title, body) VALUES ($1, $2, 'probe', 't', 'b')",
+            [id.into(), ann.id.into()],
+        ))
+        .await
+        .unwrap();
+        tx.emit(Event::NotificationAdded { user_id: ann.id, notification_id: id });
+        if refused {
+            // Refused by the database, and the error ignored.
+            assert!(tx.execute_unprepared("SELECT 1 / 0").await.is_err());
+            assert!(tx.commit(&bus).await.is_err(), "a COMMIT after a refused statement fails");
+            assert_eq!(count().await, 0, "nothing was written");
+            let nothing = tokio::time::timeout(std::time::Duration::from_millis(200), heard.recv()).await;
+            assert!(nothing.is_err(), "no event is published: {nothing:?}");
+        } else {
+            // The same work without the refusal commits and publishes, on the same
+            // (single) connection, which the failed COMMIT gave back clean.
+            tx.commit(&bus).await.unwrap();
+            assert_eq!(count().await, 1);
+            let event = tokio::time::timeout(std::time::Duration::from_secs(5), heard.recv()).await.unwrap().unwrap();
+            assert_eq!(event, Event::NotificationAdded { user_id: ann.id, notification_id: id });
+        }
+    }
+}

@@ -55,14 +55,16 @@ pub async fn connect_runtime(url: &str, pool_size: u32, acquire_timeout: Duratio
 ///
 /// Errors: the database refused or could not be reached.
 pub async fn connect_direct(url: &str, timeout: Duration) -> anyhow::Result<DatabaseConnection> {
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.max_connections(1)
-        .min_connections(1)
-        .acquire_timeout(timeout)
-        .connect_timeout(timeout)
-        .test_before_acquire(false)
-        .sqlx_logging(false);
+    let mut opts = one_connection(url);
+    opts.acquire_timeout(timeout).connect_timeout(timeout).test_before_acquire(false);
     Database::connect(opts).await.context("connecting to the database")
+}
+
+/// sea-orm's options for one connection to `url`, its statements not logged.
+fn one_connection(url: &str) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(1).min_connections(1).sqlx_logging(false);
+    opts
 }
 
 /// Runs pending migrations as the owner, under an advisory lock so two instances
@@ -70,9 +72,7 @@ pub async fn connect_direct(url: &str, timeout: Duration) -> anyhow::Result<Data
 ///
 /// Errors: the owner connection, the lock, or a migration failed.
 pub async fn migrate(owner_url: &str, app_password: Option<&str>) -> anyhow::Result<()> {
-    let mut opts = ConnectOptions::new(owner_url.to_owned());
-    opts.max_connections(1).min_connections(1).sqlx_logging(false);
-    let db = Database::connect(opts).await.context("connecting to the database as its owner")?;
+    let db = Database::connect(one_connection(owner_url)).await.context("connecting to the database as its owner")?;
     db.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
     let result = migration::Migrator::up(&db, None).await.context("running migrations");
     db.execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await?;
@@ -150,9 +150,8 @@ pub fn sqlstate(err: &DbErr) -> Option<String> {
 ///
 /// Errors: the pool's or the database's.
 pub async fn ping(pool: &RuntimePool) -> Result<(), DbErr> {
-    use sea_orm::{sqlx, RuntimeErr};
-    let mut conn = pool.acquire().await.map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e)))?;
-    sqlx::Executor::execute(&mut *conn, "SELECT 1").await.map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e)))?;
+    let mut conn = pool.acquire().await.map_err(request::acquire_err)?;
+    sea_orm::sqlx::Executor::execute(&mut *conn, "SELECT 1").await.map_err(request::exec_err)?;
     conn.release();
     Ok(())
 }

@@ -125,8 +125,15 @@ enum Slot {
 /// Dropped unfinished (a request cancelled or out of time mid-statement), the
 /// connection is closed rather than given back (`Lent`'s drop): the server ends the
 /// transaction with the session, and no later request can ever run inside it.
+///
+/// A statement the database refused aborts the transaction: PostgreSQL then answers
+/// COMMIT with ROLLBACK and no error. `aborted` remembers it, so a caller that ignored
+/// the failure cannot have its request reported committed (and its events published).
+/// (No savepoints are used: one would have to clear it on `ROLLBACK TO SAVEPOINT`.)
 struct OpenTx {
     conn: tokio::sync::Mutex<Option<Lent>>,
+    /// The SQLSTATE of the first statement the database refused, if any.
+    aborted: std::sync::OnceLock<String>,
 }
 
 impl OpenTx {
@@ -136,36 +143,52 @@ impl OpenTx {
         let waiting = crate::metrics::PoolWait::start();
         let acquired = pool.acquire().await;
         drop(waiting);
-        let conn = acquired.map_err(|e| match e {
-            sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
-            sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
-            e => DbErr::Conn(RuntimeErr::SqlxError(e)),
-        })?;
+        let conn = acquired.map_err(acquire_err)?;
         // Held by the transaction before the first await: a future dropped while BEGIN is
         // in flight (a client gone, a budget spent) closes the connection (`Lent`'s drop)
         // rather than giving it back with the transaction begun.
-        let mut tx = OpenTx { conn: tokio::sync::Mutex::new(Some(conn)) };
+        let mut tx = OpenTx { conn: tokio::sync::Mutex::new(Some(conn)), aborted: Default::default() };
         let sql = super::begin_sql(id.role, id.user_id, id.worker_id, statement_timeout_ms);
         super::STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let conn = tx.conn.get_mut().as_mut().expect("just set");
-        sqlx::Executor::execute(&mut **conn, sql.as_str()).await.map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e)))?;
+        sqlx::Executor::execute(&mut **conn, sql.as_str()).await.map_err(exec_err)?;
         Ok(tx)
     }
 
     /// Ends the transaction with `sql` (COMMIT or ROLLBACK) and gives the connection
     /// back to the pool, idle, with no further round trip; on failure it is closed
     /// instead.
+    ///
+    /// Errors: the database's; a COMMIT of a transaction a statement aborted rolls back
+    /// and fails (`DbErr::Custom`, INTERNAL to the client): nothing was written.
     async fn finish(mut self, sql: &'static str) -> Result<(), DbErr> {
+        let aborted = if sql == "COMMIT" { self.aborted.take() } else { None };
+        let sql = if aborted.is_some() { "ROLLBACK" } else { sql };
         let slot = self.conn.get_mut();
         let conn = slot.as_mut().ok_or_else(finished)?;
         // The connection stays in `self` until the answer is read: dropped meanwhile, it
         // is closed (`Drop`), never returned mid-COMMIT.
-        sqlx::Executor::execute(&mut **conn, sql).await.map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e)))?;
+        sqlx::Executor::execute(&mut **conn, sql).await.map_err(exec_err)?;
         // Finished, its answer read: back to the pool.
         if let Some(conn) = slot.take() {
             conn.release();
         }
+        if let Some(sqlstate) = aborted {
+            return Err(DbErr::Custom(format!(
+                "COMMIT of a transaction an earlier statement's error (SQLSTATE {sqlstate}) aborted, \
+                 though the error was not returned: rolled back, nothing was written"
+            )));
+        }
         Ok(())
+    }
+
+    /// Passes a statement's result through, remembering a refusal by the database (which
+    /// aborted the transaction).
+    fn watch<T>(&self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        if let Err(sqlx::Error::Database(e)) = &result {
+            let _ = self.aborted.set(e.code().map(|c| c.into_owned()).unwrap_or_default());
+        }
+        result
     }
 
     /// The connection, for one statement (counted in `plinth_db_statements_total`).
@@ -175,6 +198,21 @@ impl OpenTx {
         super::STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(conn)
     }
+}
+
+/// The pool's error as sea-orm's: a wait that timed out or a closed pool as
+/// `ConnectionAcquire`, a connection that could not be opened as `Conn`.
+pub(crate) fn acquire_err(e: sqlx::Error) -> DbErr {
+    match e {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        e => DbErr::Conn(RuntimeErr::SqlxError(e)),
+    }
+}
+
+/// A statement's error as sea-orm's.
+pub(crate) fn exec_err(e: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(e))
 }
 
 /// sea-orm's statement as sqlx's query (sea-orm's own conversion).
@@ -191,23 +229,23 @@ impl ConnectionTrait for OpenTx {
 
     async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let mut c = self.lock().await?;
-        sqlx_query(&stmt).execute(&mut **c).await.map(Into::into).map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e)))
+        self.watch(sqlx_query(&stmt).execute(&mut **c).await).map(Into::into).map_err(exec_err)
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let mut c = self.lock().await?;
-        sqlx::Executor::execute(&mut **c, sql).await.map(Into::into).map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e)))
+        self.watch(sqlx::Executor::execute(&mut **c, sql).await).map(Into::into).map_err(exec_err)
     }
 
     async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let mut c = self.lock().await?;
-        let row = sqlx_query(&stmt).fetch_optional(&mut **c).await;
+        let row = self.watch(sqlx_query(&stmt).fetch_optional(&mut **c).await);
         row.map(|r| r.map(Into::into)).map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e)))
     }
 
     async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let mut c = self.lock().await?;
-        let rows = sqlx_query(&stmt).fetch_all(&mut **c).await;
+        let rows = self.watch(sqlx_query(&stmt).fetch_all(&mut **c).await);
         rows.map(|rows| rows.into_iter().map(Into::into).collect()).map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e)))
     }
 
@@ -512,7 +550,12 @@ impl RequestTx {
     /// Errors: the commit's, as `DbErr` (nothing is published then).
     pub async fn commit(&self, bus: &EventBus) -> Result<(), DbErr> {
         match std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done) {
-            Slot::Open(tx) => tx.finish("COMMIT").instrument(statement_span("COMMIT")).await?,
+            Slot::Open(tx) => {
+                if let Err(e) = tx.finish("COMMIT").instrument(statement_span("COMMIT")).await {
+                    self.discard_pending();
+                    return Err(e);
+                }
+            }
             Slot::Pending => {}
             Slot::Done => return Ok(()),
         }
@@ -531,7 +574,10 @@ impl RequestTx {
     /// Errors: the commit's, as `DbErr`.
     pub async fn commit_without_events(&self) -> Result<(), DbErr> {
         if let Slot::Open(tx) = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done) {
-            tx.finish("COMMIT").instrument(statement_span("COMMIT")).await?;
+            if let Err(e) = tx.finish("COMMIT").instrument(statement_span("COMMIT")).await {
+                self.discard_pending();
+                return Err(e);
+            }
         }
         self.run_after_commit();
         let mut dropped = std::mem::take(&mut *self.inner.events.lock().expect("pending events"));
@@ -544,12 +590,17 @@ impl RequestTx {
         Ok(())
     }
 
-    /// Rolls back; the pending events are dropped. Idempotent.
-    pub async fn rollback(&self) {
-        let slot = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done);
+    /// Drops the events and after-commit work of a transaction that will not commit.
+    fn discard_pending(&self) {
         self.inner.events.lock().expect("pending events").clear();
         self.inner.after_commit.lock().expect("after-commit work").clear();
         self.inner.delayed.lock().expect("delayed events").clear();
+    }
+
+    /// Rolls back; the pending events are dropped. Idempotent.
+    pub async fn rollback(&self) {
+        let slot = std::mem::replace(&mut *self.inner.slot.write().await, Slot::Done);
+        self.discard_pending();
         if let Slot::Open(tx) = slot {
             if let Err(e) = tx.finish("ROLLBACK").instrument(statement_span("ROLLBACK")).await {
                 tracing::warn!(error = %e, "rollback failed");
