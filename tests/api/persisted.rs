@@ -73,6 +73,47 @@ async fn a_hash_runs_once_its_text_was_sent_and_a_wrong_hash_is_refused() {
         WsEvent::Next(payload) => assert_eq!(payload, sent),
         other => panic!("expected the answer, got {other:?}"),
     }
+    // A query registered over the socket, then run by its hash over HTTP.
+    let over_ws = format!("{{ me {{ id email }} }} # {}", uuid::Uuid::new_v4());
+    ws.send(
+        json!({ "id": "2", "type": "subscribe", "payload": { "query": over_ws, "extensions": extension(&over_ws) } }),
+    )
+    .await;
+    // (The first operation's `complete` may come first.)
+    let answered = loop {
+        match ws.next(Duration::from_secs(10)).await {
+            WsEvent::Next(payload) => break payload,
+            WsEvent::Other(_) => continue,
+            other => panic!("expected the answer, got {other:?}"),
+        }
+    };
+    assert_eq!(answered["data"]["me"]["id"], ann.id.to_string(), "{answered}");
+    assert_eq!(by_hash(&app, Some(&ann.access), &over_ws, json!({})).await, answered);
+    // A subscription is kept once it starts waiting for its first event (none comes).
+    let live = format!("subscription {{ jobUpdated {{ id }} }} # {}", uuid::Uuid::new_v4());
+    ws.send(json!({ "id": "3", "type": "subscribe", "payload": { "query": live, "extensions": extension(&live) } }))
+        .await;
+    let mut other = WsClient::connect(&app, Some(&ann.access)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        other.send(json!({ "id": "4", "type": "subscribe", "payload": { "extensions": extension(&live) } })).await;
+        match other.next(Duration::from_millis(500)).await {
+            WsEvent::Next(payload) if code(&payload) == "PERSISTED_QUERY_NOT_FOUND" => {
+                assert!(tokio::time::Instant::now() < deadline, "the subscription's text was never kept");
+                // Its `complete`, before the id is used again.
+                assert!(matches!(other.next(Duration::from_secs(5)).await, WsEvent::Other(_)));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Running, by its hash alone: no answer until an event.
+            WsEvent::Timeout => break,
+            other => panic!("expected the subscription to run, got {other:?}"),
+        }
+    }
+    // Anonymous callers keep nothing (they could push everyone's texts out).
+    let anonymous = format!("{{ plans {{ code }} }} # {}", uuid::Uuid::new_v4());
+    let r = registering(&app, None, &anonymous, json!({})).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    assert_eq!(code(&by_hash(&app, Some(&ann.access), &anonymous, json!({})).await), "PERSISTED_QUERY_NOT_FOUND");
 }
 
 #[tokio::test]
@@ -121,4 +162,14 @@ async fn a_persisted_text_runs_under_the_limits_the_rate_and_the_callers_rows() 
     assert!(r.get("errors").is_none(), "{r}");
     let r = by_hash(&app, Some(&bob.access), &many, json!({})).await;
     assert_eq!(code(&r), "RATE_LIMITED", "{r}");
+    // A text whose request was not admitted (over the rate) is not kept...
+    let refused = format!("{{ me {{ id email }} }} # {run}");
+    let r = registering(&app, Some(&bob.access), &refused, json!({})).await;
+    assert_eq!(code(&r), "RATE_LIMITED", "{r}");
+    assert_eq!(code(&by_hash(&app, Some(&ann.access), &refused, json!({})).await), "PERSISTED_QUERY_NOT_FOUND");
+    // ...nor one that does not validate against the schema.
+    let invalid = format!("{{ me {{ id noSuchField }} }} # {run}");
+    let r = registering(&app, Some(&ann.access), &invalid, json!({})).await;
+    assert_eq!(code(&r), "GRAPHQL_VALIDATION_FAILED", "{r}");
+    assert_eq!(code(&by_hash(&app, Some(&ann.access), &invalid, json!({})).await), "PERSISTED_QUERY_NOT_FOUND");
 }

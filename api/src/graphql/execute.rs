@@ -8,12 +8,11 @@ use super::{
     limits::{self, Limits},
     with_request, AppSchema, MAX_COMPLEXITY, MAX_INTROSPECTION_DEPTH,
 };
-use crate::db::RuntimePool;
 use crate::{
     api_tokens::service as api_tokens,
     auth::{self, entitlements, ratelimit, tokens::TokenService},
     catalog::Catalog,
-    db::{RequestMeta, RequestTx},
+    db::{RequestMeta, RequestTx, RuntimePool},
     error::AppError,
     events::EventBus,
     principal::Principal,
@@ -138,9 +137,12 @@ impl Executor {
         mut request: async_graphql::Request,
     ) -> Result<async_graphql::Response, AppError> {
         let shape = limits::check(&mut request, &self.limits)?;
+        let persisted = persisted_text(&shape, &principal, &request);
         let tx = self.open(principal, meta, shape.root_fields).await?;
+        // Admitted: a text sent with its hash is kept once it validated.
         let mut resp = self.schema.execute(with_request(request, tx.clone())).await;
         coded(&mut resp);
+        keep_if_valid(persisted, &resp);
         if !resp.errors.is_empty() {
             tx.rollback().await;
             return Ok(resp);
@@ -256,13 +258,26 @@ impl async_graphql::Executor for SocketExecutor {
             }
             let metrics = this.metrics.clone();
             metrics.graphql_operation(operation_name(&mut request).as_deref(), true);
-            async_graphql::Executor::execute_stream(&this.executor.schema, request, session_data)
+            // Admitted: a text sent with its hash is kept once it validated, which a
+            // subscription shows by its first poll: an error answer at once, or nothing
+            // yet (waiting for its first event).
+            let mut persisted = persisted_text(&shape, &this.principal, &request);
+            let mut answers = async_graphql::Executor::execute_stream(&this.executor.schema, request, session_data)
                 .map(move |mut resp| {
                     coded(&mut resp);
                     metrics.graphql_errors(&resp.errors);
                     resp
-                })
-                .boxed()
+                });
+            futures_util::stream::poll_fn(move |cx| {
+                let polled = answers.poll_next_unpin(cx);
+                match &polled {
+                    std::task::Poll::Ready(Some(resp)) => keep_if_valid(persisted.take(), resp),
+                    std::task::Poll::Pending => keep_if_valid(persisted.take(), &Default::default()),
+                    std::task::Poll::Ready(None) => {}
+                }
+                polled
+            })
+            .boxed()
         };
         // Boxed: once the first step is done only the subscription's stream stays, not
         // the space of the step's largest state (a whole query's execution).
@@ -325,6 +340,33 @@ fn operation_type(request: &mut async_graphql::Request) -> &'static str {
 /// A stream of one response.
 fn one(resp: async_graphql::Response) -> BoxStream<'static, async_graphql::Response> {
     futures_util::stream::once(std::future::ready(resp)).boxed()
+}
+
+/// The text `request` sent with its persisted-query hash, to keep once the request is
+/// admitted and valid ([`keep_if_valid`]): a signed-in caller's only, so anonymous
+/// requests cannot push other clients' texts out of the store.
+fn persisted_text(
+    shape: &limits::Shape,
+    principal: &Principal,
+    request: &async_graphql::Request,
+) -> Option<(super::persisted::Registration, String)> {
+    let registration = shape.persisted.clone().filter(|_| !matches!(principal, Principal::Anonymous))?;
+    Some((registration, request.query.clone()))
+}
+
+/// Keeps a persisted query's text (`persisted::register`) unless `resp` shows the
+/// document itself was refused before anything ran: an error without a path coded
+/// GRAPHQL_VALIDATION_FAILED or QUERY_TOO_COMPLEX (after [`coded`]).
+fn keep_if_valid(persisted: Option<(super::persisted::Registration, String)>, resp: &async_graphql::Response) {
+    let Some((registration, text)) = persisted else { return };
+    let refused = resp.errors.iter().filter(|e| e.path.is_empty()).any(|e| {
+        e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(
+            |c| matches!(c, Value::String(c) if c == "GRAPHQL_VALIDATION_FAILED" || c == "QUERY_TOO_COMPLEX"),
+        )
+    });
+    if !refused {
+        super::persisted::register(registration, &text);
+    }
 }
 
 /// Gives every error async-graphql raised itself (validation, complexity, depth,

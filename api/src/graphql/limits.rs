@@ -44,6 +44,9 @@ pub struct Shape {
     pub operation: OperationType,
     /// The root fields it runs, aliases counted apart (what the rate budget counts).
     pub root_fields: u64,
+    /// A text sent with its persisted-query hash, to keep once the request is admitted
+    /// and validated (`persisted::register`).
+    pub persisted: Option<super::persisted::Registration>,
 }
 
 /// Fields that sign in or create credentials: at most one of each per document.
@@ -57,7 +60,8 @@ fn too_complex(limit: &'static str, max: u64) -> AppError {
 
 /// Parses `request`'s query (keeping the parse for execution) and checks it against
 /// `limits`. A persisted query (`extensions.persistedQuery`, [`super::persisted`]) is
-/// resolved to its text first, and a text sent with its hash is kept once it passed.
+/// resolved to its text first; a text sent with its hash comes back in
+/// [`Shape::persisted`], for the caller to keep once the request is admitted.
 ///
 /// Errors: QUERY_TOO_COMPLEX (with the limit exceeded), GRAPHQL_PARSE_FAILED,
 /// BAD_USER_INPUT (a text input with NUL or control characters, or too long, naming it),
@@ -65,10 +69,7 @@ fn too_complex(limit: &'static str, max: u64) -> AppError {
 pub fn check(request: &mut async_graphql::Request, limits: &Limits) -> Result<Shape, AppError> {
     let registration = super::persisted::resolve(request)?;
     let shape = check_text_of(request, limits)?;
-    if let Some(registration) = registration {
-        super::persisted::register(registration, &request.query);
-    }
-    Ok(shape)
+    Ok(Shape { persisted: registration, ..shape })
 }
 
 /// [`check`] of the request's text.
@@ -182,7 +183,7 @@ fn check_document(request: &mut async_graphql::Request, limits: &Limits) -> Resu
         }
     }
     check_texts(&variables, op, doc, limits)?;
-    Ok((Shape { operation: op.ty, root_fields: roots.len() as u64 }, expanded))
+    Ok((Shape { operation: op.ty, root_fields: roots.len() as u64, persisted: None }, expanded))
 }
 
 fn select_operation<'a>(

@@ -7,8 +7,10 @@
 //!
 //! The lookup happens in [`super::limits::check`], before anything else reads the
 //! document: a persisted document is bounded by exactly the same limits, parsed through
-//! the same document cache and counted against the same rate as a sent one, and only a
-//! text that passed every check is kept. The store keeps texts only (no parse, no data:
+//! the same document cache and counted against the same rate as a sent one. A text
+//! sent with its hash is kept only once it passed the limits, its request was admitted
+//! (authenticated, within its rate) and it validated against the schema
+//! (`execute::Executor`, [`register`]). The store keeps texts only (no parse, no data:
 //! a hash another user registered runs under the caller's own row-level security),
 //! at most [`PERSISTED_QUERIES`] of them and [`PERSISTED_BYTES`] in all, the least
 //! recently used dropped first.
@@ -34,21 +36,22 @@ const PERSISTED_BYTES: usize = 4 * 1024 * 1024;
 const EXTENSION: &str = "persistedQuery";
 
 /// A text to keep under its hash once it has passed every check.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registration([u8; 32]);
 
 /// Resolves `request`'s persisted query, if it names one: a hash alone becomes the
 /// stored text; a text with its hash is checked against it and returned as a
-/// [`Registration`] for [`register`] once the text has passed the limits. The
-/// `persistedQuery` extension is taken out of the request, so a second call does nothing.
+/// [`Registration`] for [`register`] once the request was admitted. The extension stays
+/// in the request: a second call (a query over the WebSocket is checked twice) finds
+/// the text and its hash, and registers the same text again.
 ///
 /// Errors: PERSISTED_QUERY_NOT_FOUND (an unknown hash, the message
 /// `PersistedQueryNotFound`), PERSISTED_QUERY_HASH_MISMATCH (the text's SHA-256 is not
 /// the hash), BAD_USER_INPUT with field `extensions.persistedQuery` (a version other than
 /// 1, or a hash that is not 64 hex digits).
 pub fn resolve(request: &mut async_graphql::Request) -> Result<Option<Registration>, AppError> {
-    let Some(extension) = request.extensions.remove(EXTENSION) else { return Ok(None) };
-    let hash = requested_hash(&extension)?;
+    let Some(extension) = request.extensions.get(EXTENSION) else { return Ok(None) };
+    let hash = requested_hash(extension)?;
     if request.query.is_empty() {
         let text = STORE.lock().expect("persisted queries").get(&hash);
         return match text {
@@ -150,7 +153,8 @@ mod tests {
         assert!(matches!(resolve(&mut wrong), Err(AppError::PersistedQueryHashMismatch)));
         let mut both = request(text, json!({ "version": 1, "sha256Hash": sha(text).to_uppercase() }));
         let registration = resolve(&mut both).unwrap().expect("a registration");
-        assert!(both.extensions.is_empty(), "taken out of the request");
+        // Resolved again (a query over the WebSocket is checked twice): the same.
+        assert_eq!(resolve(&mut both).unwrap(), Some(registration.clone()));
         register(registration, text);
         let mut hash_only = request("", json!({ "version": 1, "sha256Hash": sha(text) }));
         assert!(resolve(&mut hash_only).unwrap().is_none());
