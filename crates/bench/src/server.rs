@@ -197,7 +197,22 @@ async fn build_server() -> anyhow::Result<PathBuf> {
     let profile_dir = exe.parent().context("the bench binary's directory")?;
     let target_dir = profile_dir.parent().context("the target directory")?;
     let binary = profile_dir.join("plinth");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // Under `cargo run`, the bench's environment holds the variables cargo sets for the
+    // program it runs (`CARGO_PKG_*`, `CARGO_MANIFEST_*`, ...). Some build scripts watch
+    // them (ring's `rerun-if-env-changed=CARGO_PKG_VERSION_PRE`): passed on, they would
+    // make this build rerun ring's script and recompile everything above it, and the
+    // next `cargo build` from a shell do it all again.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(&*name, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR")
+        {
+            cargo.env_remove(&*name);
+        }
+    }
+    let status = cargo
         .args(["build", "--release", "--quiet", "--bin", "plinth", "--target-dir"])
         .arg(target_dir)
         .current_dir(WORKSPACE)
