@@ -4,6 +4,12 @@
 //! so a table added later is covered without editing this file.
 
 use crate::helpers::TestApp;
+use api::{
+    db::{RequestMeta, RequestTx},
+    model::DbRole,
+    principal::Principal,
+};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sqlx::{Connection, Executor, PgConnection, Postgres, Row, Transaction};
 use uuid::Uuid;
 
@@ -384,22 +390,22 @@ async fn confirming_a_change_of_address_works_only_for_the_links_own_account() {
     tx.rollback().await.ok();
 }
 
+/// A runtime pool of one connection to `app`'s database: a transaction that reached it
+/// again runs on the same server session, unless the first one's connection was closed.
+async fn one_connection_pool(app: &TestApp) -> api::db::RuntimePool {
+    let runtime = api::db::runtime_url(&crate::helpers::admin_url(&app.database), None).unwrap();
+    api::db::connect_runtime(&runtime, 1, std::time::Duration::from_secs(5)).await.unwrap()
+}
+
 /// A request's transaction dropped unfinished (a request cancelled or out of time
 /// mid-statement) never lends its open transaction, nor its role and user, to the next
 /// request on the same pool: its connection is closed, not returned. With one pooled
 /// connection the next transaction would otherwise run inside the first one.
 #[tokio::test]
 async fn a_transaction_dropped_unfinished_is_never_reused() {
-    use api::{
-        db::{RequestMeta, RequestTx},
-        model::DbRole,
-        principal::Principal,
-    };
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
-    let runtime = api::db::runtime_url(&crate::helpers::admin_url(&app.database), None).unwrap();
-    let pool = api::db::connect_runtime(&runtime, 1, std::time::Duration::from_secs(5)).await.unwrap();
+    let pool = one_connection_pool(&app).await;
     let probe = "SELECT current_setting('role') AS role, current_setting('plinth.user_id', true) AS user_id, \
                  current_setting('plinth.marker', true) AS marker, now() AS began, \
                  pg_backend_pid() AS pid";
@@ -444,17 +450,10 @@ async fn a_transaction_dropped_unfinished_is_never_reused() {
 /// must not see its request reported committed nor its events published.
 #[tokio::test]
 async fn a_commit_after_a_refused_statement_fails_and_publishes_nothing() {
-    use api::{
-        db::{RequestMeta, RequestTx},
-        events::{Event, EventBus, Topic},
-        model::DbRole,
-        principal::Principal,
-    };
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use api::events::{Event, EventBus, Topic};
     let app = TestApp::spawn().await;
     let ann = app.register("ann").await;
-    let runtime = api::db::runtime_url(&crate::helpers::admin_url(&app.database), None).unwrap();
-    let pool = api::db::connect_runtime(&runtime, 1, std::time::Duration::from_secs(5)).await.unwrap();
+    let pool = one_connection_pool(&app).await;
     let bus = EventBus::in_process();
     let mut heard = bus.subscribe(Some(Topic::User(ann.id)));
     let count = || async {
