@@ -93,7 +93,8 @@ test('a visitor signs up from pricing, verifies the address, and onboards: conne
   const img = draft.getByRole('img', { name: 'Photo 1' });
   await expect(img).toBeVisible();
   await expect(img).toHaveAttribute('width', '64');
-  expect(await img.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)).toBe(64);
+  // Visible is not loaded: wait until the browser has decoded the served JPEG.
+  await expect.poll(() => img.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)).toBe(64);
   await shot(page, 'onboarding-draft');
   clock.lap('prepared draft shown with its photo');
 
