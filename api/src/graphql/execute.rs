@@ -359,14 +359,18 @@ fn persisted_text(
 /// GRAPHQL_VALIDATION_FAILED or QUERY_TOO_COMPLEX (after [`coded`]).
 fn keep_if_valid(persisted: Option<(super::persisted::Registration, String)>, resp: &async_graphql::Response) {
     let Some((registration, text)) = persisted else { return };
-    let refused = resp.errors.iter().filter(|e| e.path.is_empty()).any(|e| {
-        e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(
-            |c| matches!(c, Value::String(c) if c == "GRAPHQL_VALIDATION_FAILED" || c == "QUERY_TOO_COMPLEX"),
-        )
-    });
+    let refused = resp
+        .errors
+        .iter()
+        .any(|e| e.path.is_empty() && (is_code(e, "GRAPHQL_VALIDATION_FAILED") || is_code(e, "QUERY_TOO_COMPLEX")));
     if !refused {
         super::persisted::register(registration, &text);
     }
+}
+
+/// Whether `err` carries `extensions.code` = `code`.
+pub fn is_code(err: &ServerError, code: &str) -> bool {
+    err.extensions.as_ref().and_then(|e| e.get("code")) == Some(&Value::from(code))
 }
 
 /// Gives every error async-graphql raised itself (validation, complexity, depth,

@@ -41,9 +41,10 @@ pub struct Registration([u8; 32]);
 
 /// Resolves `request`'s persisted query, if it names one: a hash alone becomes the
 /// stored text; a text with its hash is checked against it and returned as a
-/// [`Registration`] for [`register`] once the request was admitted. The extension stays
-/// in the request: a second call (a query over the WebSocket is checked twice) finds
-/// the text and its hash, and registers the same text again.
+/// [`Registration`] for [`register`] once the request was admitted. A text with its hash
+/// keeps the extension in the request: a second call (a query over the WebSocket is
+/// checked twice) finds both and returns the registration again; a resolved hash is
+/// taken out, so a second call does nothing.
 ///
 /// Errors: PERSISTED_QUERY_NOT_FOUND (an unknown hash, the message
 /// `PersistedQueryNotFound`), PERSISTED_QUERY_HASH_MISMATCH (the text's SHA-256 is not
@@ -57,6 +58,9 @@ pub fn resolve(request: &mut async_graphql::Request) -> Result<Option<Registrati
         return match text {
             Some(text) => {
                 request.query = text.to_string();
+                // Resolved: nothing to keep, so a second check (a query over the
+                // WebSocket) takes it as a plain text rather than hashing it again.
+                request.extensions.remove(EXTENSION);
                 Ok(None)
             }
             None => Err(AppError::PersistedQueryNotFound),
@@ -159,6 +163,7 @@ mod tests {
         let mut hash_only = request("", json!({ "version": 1, "sha256Hash": sha(text) }));
         assert!(resolve(&mut hash_only).unwrap().is_none());
         assert_eq!(hash_only.query, text);
+        assert!(hash_only.extensions.is_empty(), "a resolved hash is taken out of the request");
         for bad in [json!({ "version": 2, "sha256Hash": sha(text) }), json!({ "version": 1, "sha256Hash": "abc" })] {
             let err = resolve(&mut request("", bad)).unwrap_err();
             assert!(matches!(err, AppError::BadUserInput { ref field, .. } if field == "extensions.persistedQuery"));

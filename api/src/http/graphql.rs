@@ -3,7 +3,11 @@
 //! into HTTP (GraphQL-over-HTTP content types and status codes, the request id on
 //! INTERNAL errors, `Retry-After` for RATE_LIMITED).
 use super::{HttpState, RequestId};
-use crate::{db::RequestMeta, error::AppError, graphql::execute::error_response};
+use crate::{
+    db::RequestMeta,
+    error::AppError,
+    graphql::execute::{error_response, is_code},
+};
 use async_graphql::{ServerError, Value};
 use async_graphql_poem::GraphQLRequest;
 use poem::{
@@ -176,10 +180,6 @@ pub(super) fn with_request_id(mut resp: async_graphql::Response, request_id: &st
 
 fn is_internal(err: &ServerError) -> bool {
     is_code(err, "INTERNAL")
-}
-
-fn is_code(err: &ServerError, code: &str) -> bool {
-    err.extensions.as_ref().and_then(|e| e.get("code")) == Some(&Value::from(code))
 }
 
 /// The client's address: the trusted proxy's header when one is configured, else the
